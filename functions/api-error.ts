@@ -1,0 +1,60 @@
+/**
+ * API errors: every error leaves as `{"error": {"code", "message", ...}}` with a 4xx/5xx status.
+ * Domain errors from lib/ are mapped here, in one place.
+ */
+import { ConflictError, FencedError, TableExistsError } from '../lib/catalog/catalog.ts';
+import { JsonSyntaxError } from '../lib/schema/exact-json.ts';
+import { SchemaError } from '../lib/schema/table-schema.ts';
+import { InvalidTransactionError } from '../lib/schema/transaction.ts';
+
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export const notFound = (what: string): ApiError => new ApiError(404, 'not_found', `${what} not found`);
+export const badRequest = (message: string, details?: Record<string, unknown>): ApiError =>
+  new ApiError(400, 'invalid_request', message, details);
+
+/** Maps any thrown value to an ApiError (unknown errors become a 500 without internals). */
+export function toApiError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  if (e instanceof JsonSyntaxError) return new ApiError(400, 'malformed_json', e.message);
+  if (e instanceof InvalidTransactionError) {
+    return new ApiError(400, 'invalid_request', e.message, e.index === undefined ? {} : { index: e.index });
+  }
+  if (e instanceof SchemaError) return new ApiError(400, 'invalid_schema', e.message);
+  if (e instanceof TableExistsError) return new ApiError(409, 'table_exists', e.message);
+  if (e instanceof FencedError)
+    return new ApiError(
+      503,
+      'writer_moved',
+      'the table is moving to another writer; retry',
+      {},
+      { 'Retry-After': '1' },
+    );
+  if (e instanceof ConflictError) return new ApiError(409, 'conflict', e.message);
+  if (e instanceof RangeError && /LSN/.test(e.message))
+    return new ApiError(400, 'invalid_request', e.message);
+  const status = (e as { statusCode?: number }).statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const message = (e as Error).message || 'request failed';
+    return new ApiError(
+      status,
+      status === 404 ? 'not_found' : status === 413 ? 'payload_too_large' : 'invalid_request',
+      message,
+    );
+  }
+  return new ApiError(500, 'internal', 'internal error');
+}
+
+export function errorBody(e: ApiError): string {
+  return JSON.stringify({ error: { code: e.code, message: e.message, ...e.details } });
+}

@@ -1,0 +1,64 @@
+/**
+ * The public API as one middy handler over API Gateway v2 events (see DESIGN.md "Public API").
+ * Lambda entry points (functions/lambda/) and the local HTTP adapter both call it, so there is
+ * one implementation of every route.
+ */
+import httpRouterHandler, { type Route } from '@middy/http-router';
+import type { Context } from 'aws-lambda';
+import type { HttpEvent, HttpResult } from './http.ts';
+import { json } from './http.ts';
+import { apiMiddleware } from './middleware.ts';
+import { fileRoute } from './routes/files.ts';
+import { flushRoute } from './routes/flush.ts';
+import { writeRowsRoute } from './routes/rows.ts';
+import { scanRoute } from './routes/scan.ts';
+import { releaseLeaseRoute, snapshotRoute } from './routes/snapshot.ts';
+import { createTableRoute, describeTableRoute, dropTableRoute, listTablesRoute } from './routes/tables.ts';
+import type { Services } from './services.ts';
+
+type RouteFn = (event: HttpEvent, s: Services) => Promise<HttpResult>;
+
+export interface RouteSpec {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  fn: RouteFn;
+}
+
+/** Every route, named by the function group that serves it on AWS. */
+export const ROUTES: Record<'ingest' | 'tables' | 'read' | 'flush' | 'health' | 'files', RouteSpec[]> = {
+  health: [{ method: 'GET', path: '/health', fn: async () => json(200, { status: 'ok' }) }],
+  tables: [
+    { method: 'POST', path: '/tables', fn: createTableRoute },
+    { method: 'GET', path: '/tables', fn: listTablesRoute },
+    { method: 'GET', path: '/tables/{name}', fn: describeTableRoute },
+    { method: 'DELETE', path: '/tables/{name}', fn: dropTableRoute },
+  ],
+  ingest: [{ method: 'POST', path: '/tables/{name}/rows', fn: writeRowsRoute }],
+  read: [
+    { method: 'GET', path: '/tables/{name}/snapshot', fn: snapshotRoute },
+    { method: 'GET', path: '/tables/{name}/rows', fn: scanRoute },
+    { method: 'DELETE', path: '/leases/{id}', fn: releaseLeaseRoute },
+  ],
+  flush: [{ method: 'POST', path: '/tables/{name}/flush', fn: flushRoute }],
+  files: [{ method: 'GET', path: '/files/{proxy+}', fn: fileRoute }],
+};
+
+export type ApiHandler = (event: HttpEvent, context: Context) => Promise<HttpResult>;
+
+/** A handler serving the given route groups with these services. */
+export function createApiHandler(services: Services, groups: (keyof typeof ROUTES)[]): ApiHandler {
+  const routes: Route<HttpEvent, HttpResult>[] = groups.flatMap((g) =>
+    ROUTES[g].map((r) => ({
+      method: r.method,
+      path: r.path,
+      handler: (event: HttpEvent) => r.fn(event, services),
+    })),
+  );
+  const router = httpRouterHandler<HttpEvent, HttpResult>(routes);
+  const handler = apiMiddleware(
+    router as unknown as (e: HttpEvent, c: Context) => Promise<HttpResult>,
+    services.limits,
+    services.logger,
+  );
+  return (event, context) => handler(event, context);
+}

@@ -1,0 +1,66 @@
+/** Small helpers for API Gateway v2 events and responses. */
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { parseLsn } from '../lib/lsn.ts';
+import { TABLE_NAME_PATTERN } from '../lib/schema/table-schema.ts';
+import { ApiError, badRequest } from './api-error.ts';
+
+export type HttpEvent = APIGatewayProxyEventV2;
+export type HttpResult = APIGatewayProxyStructuredResultV2;
+
+/** A JSON response from already-serialized text (so exact numbers survive). */
+export function jsonText(statusCode: number, body: string, headers: Record<string, string> = {}): HttpResult {
+  return { statusCode, headers: { 'content-type': 'application/json', ...headers }, body };
+}
+
+export function json(statusCode: number, value: unknown): HttpResult {
+  return jsonText(
+    statusCode,
+    JSON.stringify(value, (_k, v) =>
+      typeof v === 'bigint' ? (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()) : v,
+    ),
+  );
+}
+
+export function noContent(): HttpResult {
+  return { statusCode: 204, headers: {}, body: '' };
+}
+
+export function tableParam(event: HttpEvent): string {
+  const name = event.pathParameters?.name;
+  if (!name || !TABLE_NAME_PATTERN.test(name)) {
+    throw new ApiError(400, 'invalid_table_name', `invalid table name ${JSON.stringify(name ?? '')}`);
+  }
+  return name;
+}
+
+export function query(event: HttpEvent, key: string): string | undefined {
+  return event.queryStringParameters?.[key];
+}
+
+export function lsnParam(event: HttpEvent, key: string): bigint {
+  try {
+    return parseLsn(query(event, key)) ?? 0n;
+  } catch (e) {
+    throw badRequest(`${key}: ${(e as Error).message}`);
+  }
+}
+
+export function intParam(event: HttpEvent, key: string, dflt: number, min: number, max: number): number {
+  const v = query(event, key);
+  if (v === undefined || v === '') return dflt;
+  if (!/^\d+$/.test(v)) throw badRequest(`${key} must be a non-negative integer`);
+  const n = Number(v);
+  if (n < min || n > max) throw badRequest(`${key} must be between ${min} and ${max}`);
+  return n;
+}
+
+export function bodyText(event: HttpEvent): string {
+  if (event.body === undefined || event.body === null || event.body === '')
+    throw badRequest('request body is empty');
+  return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+}
+
+export function header(event: HttpEvent, name: string): string | undefined {
+  const h = event.headers ?? {};
+  return h[name] ?? h[name.toLowerCase()];
+}

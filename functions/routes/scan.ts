@@ -1,0 +1,159 @@
+/**
+ * `GET /tables/{name}/rows`: rows of a leased snapshot with deletion vectors applied, for
+ * clients with no engine. `columns` projects, `limit` pages, `cursor` continues (the cursor
+ * keeps the snapshot's lease alive; the lease is released after the last page). JSON by
+ * default; Arrow IPC stream with `Accept: application/vnd.apache.arrow.stream`.
+ */
+import type * as arrow from 'apache-arrow';
+import type { Lease } from '../../lib/catalog/catalog.ts';
+import { lsnToJson } from '../../lib/lsn.ts';
+import {
+  arrowSchemaFor,
+  buildData,
+  buildRecordBatch,
+  readData,
+  tableToIpc,
+} from '../../lib/parquet/arrow-convert.ts';
+import type { NestedField } from '../../lib/schema/iceberg-type.ts';
+import { fieldEncoder, type Value } from '../../lib/schema/values.ts';
+import { ApiError, badRequest, notFound } from '../api-error.ts';
+import {
+  type HttpEvent,
+  type HttpResult,
+  header,
+  intParam,
+  jsonText,
+  lsnParam,
+  query,
+  tableParam,
+} from '../http.ts';
+import type { Services } from '../services.ts';
+import { leaseSnapshot } from '../snapshot-lease.ts';
+
+interface Cursor {
+  l: string; // lease id
+  s: string; // snapshot key
+  f: number; // file index
+  r: number; // row position within the file
+}
+
+function encodeCursor(c: Cursor): string {
+  return Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+function decodeCursor(text: string, table: string): Cursor {
+  try {
+    const c = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Cursor;
+    if (
+      typeof c.l === 'string' &&
+      typeof c.s === 'string' &&
+      Number.isInteger(c.f) &&
+      Number.isInteger(c.r) &&
+      c.l.startsWith(`${table}.`)
+    ) {
+      return c;
+    }
+  } catch {
+    // fall through
+  }
+  throw badRequest('invalid cursor');
+}
+
+const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
+
+export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
+  const name = tableParam(event);
+  const def = await s.tables.get(name);
+  if (!def) throw notFound(`table "${name}"`);
+  const limit = intParam(event, 'limit', s.limits.defaultScanLimit, 1, s.limits.maxScanLimit);
+  const fields = def.schema.fields;
+  const columnsParam = query(event, 'columns');
+  let projection = fields.map((_, i) => i);
+  if (columnsParam) {
+    projection = columnsParam.split(',').map((c) => {
+      const i = fields.findIndex((f) => f.name === c.trim());
+      if (i < 0) throw badRequest(`unknown column "${c.trim()}" in columns`);
+      return i;
+    });
+  }
+  const cursorText = query(event, 'cursor');
+  let cursor: Cursor;
+  let lease: Lease;
+  if (cursorText) {
+    cursor = decodeCursor(cursorText, name);
+    const held = await s.catalog.getLease(cursor.l);
+    if (!held || held.expiresAt < Date.now() || held.snapshotKey !== cursor.s) {
+      throw new ApiError(410, 'cursor_expired', "the cursor's snapshot lease expired; start the scan again");
+    }
+    lease = { ...held, expiresAt: Date.now() + s.limits.leaseTtlMs };
+    await s.catalog.putLease(lease);
+  } else {
+    const leased = await leaseSnapshot(s, name, lsnParam(event, 'minLsn'));
+    lease = leased.lease;
+    cursor = { l: lease.leaseId, s: lease.snapshotKey, f: 0, r: 0 };
+  }
+  const manifest = await s.reader.manifest(cursor.s);
+  const picked: Value[][] = projection.map(() => []);
+  let count = 0;
+  let f = cursor.f;
+  let r = cursor.r;
+  while (f < manifest.files.length && count < limit) {
+    const { table, deleted } = await s.reader.file(manifest.files[f]);
+    let pos = 0;
+    for (const batch of table.batches) {
+      if (pos + batch.numRows <= r) {
+        pos += batch.numRows;
+        continue;
+      }
+      const cols = projection.map((c) => readData(fields[c].type, batch.data.children[c]));
+      for (let i = 0; i < batch.numRows && count < limit; i++, pos++) {
+        if (pos < r || deleted?.has(pos)) continue;
+        for (let k = 0; k < projection.length; k++) picked[k].push(cols[k][i]);
+        count++;
+      }
+      if (count >= limit) break;
+    }
+    if (count >= limit && pos < table.numRows) {
+      r = pos;
+      break;
+    }
+    f++;
+    r = 0;
+  }
+  const done = f >= manifest.files.length;
+  const next = done ? undefined : encodeCursor({ l: cursor.l, s: cursor.s, f, r });
+  if (done) await s.catalog.deleteLease(cursor.l).catch(() => undefined);
+  const projected: NestedField[] = projection.map((c) => fields[c]);
+  const accept = header(event, 'accept') ?? '';
+  if (accept.includes(ARROW_STREAM)) {
+    const batch = buildRecordBatch(
+      arrowSchemaFor(projected),
+      projected.map((field, k) => buildData(field.type, picked[k])),
+    );
+    const ipc = tableToIpc(batch as arrow.RecordBatch);
+    return {
+      statusCode: 200,
+      headers: {
+        'content-type': ARROW_STREAM,
+        'x-moonlink-lsn': manifest.lsn,
+        ...(next ? { 'x-moonlink-next-cursor': next } : {}),
+      },
+      body: Buffer.from(ipc).toString('base64'),
+      isBase64Encoded: true,
+    };
+  }
+  const encoders = projected.map(fieldEncoder);
+  const names = projected.map((p) => JSON.stringify(p.name));
+  const rows: string[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    let row = '{';
+    for (let k = 0; k < projected.length; k++)
+      row += `${k > 0 ? ',' : ''}${names[k]}:${encoders[k](picked[k][i])}`;
+    rows[i] = `${row}}`;
+  }
+  const lsn = JSON.stringify(lsnToJson(BigInt(manifest.lsn)));
+  return jsonText(
+    200,
+    `{"lsn":${lsn},"rows":[${rows.join(',')}]${next ? `,"nextCursor":${JSON.stringify(next)}` : ''}}`,
+  );
+}

@@ -1,0 +1,79 @@
+/** Table routes: create, list, describe, drop. */
+
+import { lsnToJson } from '../../lib/lsn.ts';
+import { parseExactJson } from '../../lib/schema/exact-json.ts';
+import { describeColumns, type TableDefinition } from '../../lib/schema/table-schema.ts';
+import { createTable, definitionFromBody } from '../../lib/table-admin.ts';
+import { notFound } from '../api-error.ts';
+import { bodyText, type HttpEvent, type HttpResult, json, noContent, tableParam } from '../http.ts';
+import type { Services } from '../services.ts';
+
+function summary(def: TableDefinition): Record<string, unknown> {
+  return {
+    name: def.name,
+    columns: describeColumns(def.schema),
+    primaryKey: def.schema.primaryKey,
+    formatVersion: def.formatVersion,
+    createdAt: def.createdAt,
+    ...(def.source ? { source: { postgres: { table: def.source.postgres.table } } } : {}),
+  };
+}
+
+export async function createTableRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
+  const def = definitionFromBody(parseExactJson(bodyText(event)));
+  const iceberg = await createTable(s.store, s.catalog, def);
+  s.tables.invalidate(def.name);
+  await s.writer.tableCreated(def.name);
+  return json(201, { ...summary(def), metadataLocation: iceberg.metadataLocation() });
+}
+
+export async function listTablesRoute(_event: HttpEvent, s: Services): Promise<HttpResult> {
+  const defs = await s.catalog.listTables();
+  return json(200, { tables: defs.map(summary) });
+}
+
+export async function describeTableRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
+  const name = tableParam(event);
+  const def = await s.catalog.getTable(name);
+  if (!def) throw notFound(`table "${name}"`);
+  const pointer = await s.catalog.getPointer(name);
+  let files = 0;
+  let rows = 0;
+  let dataFiles: unknown[] = [];
+  if (pointer?.snapshotKey) {
+    const m = await s.reader.manifest(pointer.snapshotKey);
+    for (const f of m.files) {
+      if (f.kind === 'data') files++;
+      rows += f.rowCount - (f.deletes?.cardinality ?? 0);
+    }
+    dataFiles = m.files
+      .filter((f) => f.kind === 'data')
+      .map((f) => ({
+        path: s.store.uri(f.path),
+        rowCount: f.rowCount,
+        sizeBytes: f.sizeBytes,
+        deletedRows: f.deletes?.cardinality ?? 0,
+      }));
+  }
+  const writer = (await s.writer.status?.(name).catch(() => undefined)) ?? undefined;
+  return json(200, {
+    ...summary(def),
+    lsn: lsnToJson(BigInt(pointer?.lsn ?? '0')),
+    committedLsn: lsnToJson(BigInt(pointer?.committedLsn ?? '0')),
+    metadataLocation: pointer?.metadataLocation ?? null,
+    files,
+    rows,
+    dataFiles,
+    checkpoints: pointer?.checkpoints ?? {},
+    ...(writer ? { writer } : {}),
+  });
+}
+
+export async function dropTableRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
+  const name = tableParam(event);
+  const def = await s.catalog.getTable(name);
+  if (!def) throw notFound(`table "${name}"`);
+  await s.writer.tableDropped(name);
+  s.tables.invalidate(name);
+  return noContent();
+}

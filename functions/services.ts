@@ -1,0 +1,93 @@
+/**
+ * What the API handlers need, behind interfaces, so the same handlers run in the embedded
+ * service (local folder, file catalog, local log, the writer in-process) and on AWS (S3,
+ * DynamoDB, Kinesis, the writer reached over its internal HTTP port).
+ */
+import type { Catalog } from '../lib/catalog/catalog.ts';
+import type { DurableLog } from '../lib/log/durable-log.ts';
+import type { Lsn } from '../lib/lsn.ts';
+import type { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
+import type { SnapshotReader } from '../lib/read/snapshot-reader.ts';
+import type { TableDefinition } from '../lib/schema/table-schema.ts';
+import type { ObjectStore } from '../lib/store/object-store.ts';
+import type { Logger } from '../lib/util/logger.ts';
+
+/** How the API reaches the writer (never its memory: only requests it to act). */
+export interface WriterLink {
+  /** Asks for a read snapshot covering `minLsn` now, instead of at the next interval. Best effort. */
+  requestSnapshot(table: string, minLsn: Lsn): Promise<void>;
+  /** Flushes and commits everything acknowledged; resolves when durable. */
+  flush(table: string): Promise<{ lsn: Lsn; metadataLocation: string | undefined }>;
+  /** A table was created; the writer starts owning it. */
+  tableCreated(table: string): Promise<void>;
+  /** A table is being dropped; the writer stops and deletes its data and log. */
+  tableDropped(table: string): Promise<void>;
+  /** Writer-side figures for describe, when the writer is reachable. */
+  status?(table: string): Promise<Record<string, unknown> | undefined>;
+}
+
+export interface ApiLimits {
+  /** Largest accepted request body. */
+  maxBodyBytes: number;
+  /** Most operations in one write. */
+  maxOpsPerRequest: number;
+  /** Requests per second per client address (0 = unlimited). */
+  rateLimitPerSecond: number;
+  /** Longest a read waits for a snapshot to reach the asked LSN. */
+  maxWaitMs: number;
+  /** Default and largest page of the scan endpoint. */
+  defaultScanLimit: number;
+  maxScanLimit: number;
+  /** Read leases last this long. */
+  leaseTtlMs: number;
+  /** Readers must take their lease within this long after reading the pointer (half the GC grace). */
+  leaseWindowMs: number;
+}
+
+export const DEFAULT_LIMITS: ApiLimits = {
+  maxBodyBytes: 16 * 1024 * 1024,
+  maxOpsPerRequest: 100_000,
+  rateLimitPerSecond: 0,
+  maxWaitMs: 10_000,
+  defaultScanLimit: 1000,
+  maxScanLimit: 100_000,
+  leaseTtlMs: 5 * 60_000,
+  leaseWindowMs: 15_000,
+};
+
+export interface Services {
+  catalog: Catalog;
+  store: ObjectStore;
+  log: DurableLog;
+  writer: WriterLink;
+  limits: ApiLimits;
+  logger: Logger;
+  /** Parquet decoding for the scan endpoint (created lazily on Lambda). */
+  pool: () => ParquetWorkerPool;
+  /** Cached table definitions. */
+  tables: TableCache;
+  /** Snapshot manifests, files and deletion vectors, cached. */
+  reader: SnapshotReader;
+}
+
+/** Table definitions change rarely; cache them briefly so ingest does not read the catalog each time. */
+export class TableCache {
+  private readonly entries = new Map<string, { def: TableDefinition | undefined; at: number }>();
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly ttlMs = 5000,
+  ) {}
+
+  async get(name: string): Promise<TableDefinition | undefined> {
+    const e = this.entries.get(name);
+    if (e && Date.now() - e.at < this.ttlMs) return e.def;
+    const def = await this.catalog.getTable(name);
+    this.entries.set(name, { def, at: Date.now() });
+    return def;
+  }
+
+  invalidate(name: string): void {
+    this.entries.delete(name);
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Getting a leased read snapshot. The protocol with the garbage collector: read the pointer,
+ * then write a lease on the snapshot it names, both within `leaseWindowMs` (half the time the
+ * collector waits before deleting a file no snapshot refers to). If it took longer, the lease
+ * is dropped and the read starts over, so a reader never holds a snapshot whose files are gone.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Lease, TablePointer } from '../lib/catalog/catalog.ts';
+import type { SnapshotManifest } from '../lib/engine/snapshot-manifest.ts';
+import type { Lsn } from '../lib/lsn.ts';
+import { ApiError, notFound } from './api-error.ts';
+import type { Services } from './services.ts';
+
+export interface LeasedSnapshot {
+  pointer: TablePointer;
+  manifest: SnapshotManifest;
+  lease: Lease;
+}
+
+function pointerLsn(p: TablePointer | undefined): Lsn {
+  return p?.snapshotKey ? BigInt(p.lsn) : -1n;
+}
+
+/** Waits (bounded) until the table's read snapshot covers `minLsn`; returns the pointer. */
+export async function waitForSnapshot(
+  s: Services,
+  table: string,
+  minLsn: Lsn,
+  maxWaitMs = s.limits.maxWaitMs,
+): Promise<TablePointer> {
+  const deadline = Date.now() + maxWaitMs;
+  let p = await s.catalog.getPointer(table);
+  if (pointerLsn(p) >= minLsn && p?.snapshotKey) return p;
+  const asked = s.writer
+    .requestSnapshot(table, minLsn)
+    .catch((e) => s.logger.debug('snapshot request failed', { error: e }));
+  let delay = 2;
+  for (;;) {
+    await Promise.race([asked, new Promise((r) => setTimeout(r, delay))]);
+    p = await s.catalog.getPointer(table);
+    if (pointerLsn(p) >= minLsn && p?.snapshotKey) return p;
+    if (Date.now() > deadline) {
+      if (!p && !(await s.catalog.getTable(table))) throw notFound(`table "${table}"`);
+      throw new ApiError(
+        504,
+        'snapshot_timeout',
+        `no snapshot covers LSN ${minLsn} after ${maxWaitMs} ms; retry`,
+        { lsn: String(minLsn) },
+        { 'Retry-After': '1' },
+      );
+    }
+    delay = Math.min(delay * 2, 50);
+  }
+}
+
+export function newLeaseId(table: string): string {
+  return `${table}.${randomBytes(12).toString('base64url')}`;
+}
+
+export async function leaseSnapshot(s: Services, table: string, minLsn: Lsn): Promise<LeasedSnapshot> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const pointer = await waitForSnapshot(s, table, minLsn);
+    // waitForSnapshot returns right after reading the pointer.
+    const pointerReadAt = Date.now();
+    const lease: Lease = {
+      leaseId: newLeaseId(table),
+      table,
+      snapshotKey: pointer.snapshotKey!,
+      expiresAt: Date.now() + s.limits.leaseTtlMs,
+    };
+    await s.catalog.putLease(lease);
+    if (Date.now() - pointerReadAt > s.limits.leaseWindowMs) {
+      await s.catalog.deleteLease(lease.leaseId).catch(() => undefined);
+      continue;
+    }
+    const manifest = await s.reader.manifest(lease.snapshotKey);
+    return { pointer, manifest, lease };
+  }
+  throw new ApiError(
+    503,
+    'lease_unavailable',
+    'could not lease a snapshot in time; retry',
+    {},
+    { 'Retry-After': '1' },
+  );
+}

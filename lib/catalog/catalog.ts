@@ -1,0 +1,98 @@
+/**
+ * The catalog: per table its definition, the writer's fencing epoch, the pointer to the current
+ * read snapshot and Iceberg metadata (updated only by compare-and-swap on version and epoch),
+ * source checkpoints, and the leases readers hold on snapshots.
+ */
+import type { TableDefinition } from '../schema/table-schema.ts';
+
+export interface TablePointer {
+  table: string;
+  /** Increments on every update; the compare-and-swap token. */
+  version: number;
+  /** Fencing epoch of the writer that owns the table. */
+  epoch: number;
+  /** Object-store key of the current read snapshot manifest. */
+  snapshotKey?: string;
+  /** LSN the read snapshot covers (decimal string: LSNs can exceed 2^53). */
+  lsn: string;
+  /** Current Iceberg metadata file (absolute location and store key). */
+  metadataLocation?: string;
+  metadataKey?: string;
+  /** LSN covered by the last Iceberg commit. */
+  committedLsn: string;
+  /** Source positions committed with the Iceberg snapshot (e.g. Kinesis shard sequence numbers). */
+  checkpoints?: Record<string, string>;
+  updatedAt: string;
+}
+
+export type PointerUpdate = Omit<TablePointer, 'table' | 'version' | 'epoch' | 'updatedAt'>;
+
+export interface Lease {
+  /** `<table>.<random>`, so a lease can be found from its id alone. */
+  leaseId: string;
+  table: string;
+  snapshotKey: string;
+  /** Milliseconds since the epoch. The garbage collector checks this itself. */
+  expiresAt: number;
+}
+
+export interface Catalog {
+  readonly description: string;
+  /** Throws {@link TableExistsError}. */
+  createTable(def: TableDefinition): Promise<void>;
+  getTable(name: string): Promise<TableDefinition | undefined>;
+  listTables(): Promise<TableDefinition[]>;
+  /** Removes the definition, pointer and leases of a table. */
+  dropTable(name: string): Promise<void>;
+
+  /** Takes ownership of a table: a new epoch, so an older writer's next update fails. */
+  acquireEpoch(table: string): Promise<number>;
+  getPointer(table: string): Promise<TablePointer | undefined>;
+  /**
+   * Compare-and-swap: succeeds only if the stored version is `expectedVersion` (0 = no pointer
+   * yet) and the stored epoch is `epoch`. Throws {@link FencedError} when another writer has a
+   * newer epoch, {@link ConflictError} on a version mismatch.
+   */
+  updatePointer(
+    table: string,
+    expectedVersion: number,
+    epoch: number,
+    update: PointerUpdate,
+  ): Promise<TablePointer>;
+
+  putLease(lease: Lease): Promise<void>;
+  getLease(leaseId: string): Promise<Lease | undefined>;
+  /** Returns false when no such lease exists. */
+  deleteLease(leaseId: string): Promise<boolean>;
+  /** Leases of a table, expired ones included (callers compare `expiresAt`). */
+  listLeases(table: string): Promise<Lease[]>;
+
+  close(): Promise<void>;
+}
+
+export class TableExistsError extends Error {
+  readonly code = 'table_exists';
+  constructor(readonly table: string) {
+    super(`table "${table}" already exists`);
+  }
+}
+
+export class ConflictError extends Error {
+  readonly code = 'conflict';
+}
+
+export class FencedError extends Error {
+  readonly code = 'fenced';
+  constructor(
+    readonly table: string,
+    readonly epoch: number,
+    readonly currentEpoch: number,
+  ) {
+    super(`writer for table "${table}" with epoch ${epoch} was fenced by epoch ${currentEpoch}`);
+  }
+}
+
+export function tableOfLease(leaseId: string): string | undefined {
+  const dot = leaseId.lastIndexOf('.');
+  return dot > 0 ? leaseId.slice(0, dot) : undefined;
+}

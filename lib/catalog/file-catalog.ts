@@ -1,0 +1,163 @@
+/**
+ * The embedded default catalog: state in memory, persisted to one JSON file in the data folder
+ * with group commit (a burst of lease and pointer updates costs one fsync). One process owns
+ * the folder at a time (see lib/util/dir-lock.ts); within it, updates are compare-and-swap like
+ * the DynamoDB catalog's, so the engine sees the same behaviour on both.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { TableDefinition } from '../schema/table-schema.ts';
+import { writeFileAtomic } from '../util/fs-atomic.ts';
+import { GroupCommit } from '../util/group-commit.ts';
+import {
+  type Catalog,
+  ConflictError,
+  FencedError,
+  type Lease,
+  type PointerUpdate,
+  TableExistsError,
+  type TablePointer,
+  tableOfLease,
+} from './catalog.ts';
+
+interface TableEntry {
+  def: TableDefinition;
+  epoch: number;
+  pointer?: TablePointer;
+  leases: Record<string, Lease>;
+}
+
+interface CatalogFile {
+  version: 1;
+  tables: Record<string, TableEntry>;
+}
+
+export class FileCatalog implements Catalog {
+  readonly description: string;
+  private state: CatalogFile = { version: 1, tables: {} };
+  private readonly commit: GroupCommit;
+
+  private constructor(readonly file: string) {
+    this.description = `file:${file}`;
+    this.commit = new GroupCommit(() => writeFileAtomic(this.file, JSON.stringify(this.state)));
+  }
+
+  static async open(file: string): Promise<FileCatalog> {
+    const c = new FileCatalog(path.resolve(file));
+    try {
+      const parsed = JSON.parse(await fs.readFile(c.file, 'utf8')) as CatalogFile;
+      if (parsed.version !== 1) throw new Error(`${c.file}: unsupported catalog version ${parsed.version}`);
+      c.state = parsed;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    return c;
+  }
+
+  private entry(table: string): TableEntry | undefined {
+    return Object.hasOwn(this.state.tables, table) ? this.state.tables[table] : undefined;
+  }
+
+  async createTable(def: TableDefinition): Promise<void> {
+    if (this.entry(def.name)) throw new TableExistsError(def.name);
+    this.state.tables[def.name] = { def: structuredClone(def), epoch: 0, leases: {} };
+    await this.commit.sync();
+  }
+
+  async getTable(name: string): Promise<TableDefinition | undefined> {
+    const e = this.entry(name);
+    return e ? structuredClone(e.def) : undefined;
+  }
+
+  async listTables(): Promise<TableDefinition[]> {
+    return Object.values(this.state.tables)
+      .map((e) => structuredClone(e.def))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  async dropTable(name: string): Promise<void> {
+    if (!this.entry(name)) return;
+    delete this.state.tables[name];
+    await this.commit.sync();
+  }
+
+  async acquireEpoch(table: string): Promise<number> {
+    const e = this.entry(table);
+    if (!e) throw new Error(`table "${table}" does not exist`);
+    e.epoch += 1;
+    await this.commit.sync();
+    return e.epoch;
+  }
+
+  async getPointer(table: string): Promise<TablePointer | undefined> {
+    const p = this.entry(table)?.pointer;
+    return p ? { ...p } : undefined;
+  }
+
+  async updatePointer(
+    table: string,
+    expectedVersion: number,
+    epoch: number,
+    update: PointerUpdate,
+  ): Promise<TablePointer> {
+    const e = this.entry(table);
+    if (!e) throw new ConflictError(`table "${table}" does not exist`);
+    if (e.epoch !== epoch) throw new FencedError(table, epoch, e.epoch);
+    const current = e.pointer?.version ?? 0;
+    if (current !== expectedVersion) {
+      throw new ConflictError(`pointer of "${table}" is at version ${current}, expected ${expectedVersion}`);
+    }
+    const next: TablePointer = {
+      ...update,
+      table,
+      version: current + 1,
+      epoch,
+      updatedAt: new Date().toISOString(),
+    };
+    e.pointer = next;
+    await this.commit.sync();
+    return { ...next };
+  }
+
+  async putLease(lease: Lease): Promise<void> {
+    const e = this.entry(lease.table);
+    if (!e) throw new ConflictError(`table "${lease.table}" does not exist`);
+    e.leases[lease.leaseId] = { ...lease };
+    await this.commit.sync();
+  }
+
+  async getLease(leaseId: string): Promise<Lease | undefined> {
+    const table = tableOfLease(leaseId);
+    const l = table ? this.entry(table)?.leases[leaseId] : undefined;
+    return l ? { ...l } : undefined;
+  }
+
+  async deleteLease(leaseId: string): Promise<boolean> {
+    const table = tableOfLease(leaseId);
+    const e = table ? this.entry(table) : undefined;
+    if (!e || !Object.hasOwn(e.leases, leaseId)) return false;
+    delete e.leases[leaseId];
+    await this.commit.sync();
+    return true;
+  }
+
+  async listLeases(table: string): Promise<Lease[]> {
+    const e = this.entry(table);
+    if (!e) return [];
+    // Expired leases are tidied here (the DynamoDB catalog leaves that to TTL).
+    const now = Date.now();
+    let removed = false;
+    for (const [id, l] of Object.entries(e.leases)) {
+      if (l.expiresAt < now - 60_000) {
+        delete e.leases[id];
+        removed = true;
+      }
+    }
+    if (removed) void this.commit.sync().catch(() => undefined);
+    return Object.values(e.leases).map((l) => ({ ...l }));
+  }
+
+  async close(): Promise<void> {
+    await this.commit.sync();
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The embedded service (`npm start`): the whole system in one process on a laptop. A local
+ * folder is the object store, a JSON file the catalog, append-only files the durable log; the
+ * writer runs in-process and the public API is served by the same handlers Lambda runs.
+ */
+import path from 'node:path';
+import { type ApiHandler, createApiHandler } from '../../functions/api.ts';
+import { type LocalServer, startLocalServer } from '../../functions/local-adapter.ts';
+import { type Services, TableCache, type WriterLink } from '../../functions/services.ts';
+import { FileCatalog } from '../catalog/file-catalog.ts';
+import type { ServiceConfig } from '../config.ts';
+import { Writer } from '../engine/writer.ts';
+import { LocalLog } from '../log/local-log.ts';
+import { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import { SnapshotReader } from '../read/snapshot-reader.ts';
+import { LocalObjectStore } from '../store/local-object-store.ts';
+import { lockDir } from '../util/dir-lock.ts';
+import { JsonLogger, type Logger } from '../util/logger.ts';
+
+export interface EmbeddedService {
+  url: string;
+  port: number;
+  writer: Writer;
+  services: Services;
+  handler: ApiHandler;
+  /** Stops serving, then (by default) flushes every table. */
+  close(options?: { flush?: boolean }): Promise<void>;
+}
+
+/** The WriterLink of the embedded service: direct calls into the in-process writer. */
+export function inProcessWriterLink(writer: Writer): WriterLink {
+  return {
+    requestSnapshot: async (table, minLsn) => {
+      await writer.snapshotAtLeast(table, minLsn);
+    },
+    flush: async (table) => {
+      const r = await writer.flush(table);
+      return { lsn: r.lsn, metadataLocation: r.metadataLocation };
+    },
+    tableCreated: async (table) => {
+      await writer.open(table);
+    },
+    tableDropped: (table) => writer.drop(table),
+    status: async (table) => {
+      const s = (await writer.open(table)).status();
+      return {
+        appliedLsn: s.lsn.toString(),
+        memRows: s.memRows,
+        memBytes: s.memBytes,
+        flushing: s.flushing,
+        indexEntries: s.indexEntries,
+        indexRuns: s.indexRuns,
+        indexMemoryBytes: s.indexMemoryBytes,
+      };
+    },
+  };
+}
+
+export async function startEmbedded(
+  config: ServiceConfig,
+  logger: Logger = new JsonLogger(),
+): Promise<EmbeddedService> {
+  const dataDir = path.resolve(config.dataDir);
+  const unlock = await lockDir(dataDir);
+  const store = new LocalObjectStore(path.join(dataDir, 'objects'));
+  const catalog = await FileCatalog.open(path.join(dataDir, 'catalog.json'));
+  const log = new LocalLog(path.join(dataDir, 'log'));
+  const pool = new ParquetWorkerPool();
+  const writer = new Writer({
+    store,
+    catalog,
+    log,
+    pool,
+    options: config.engine,
+    logger,
+    spillDir: path.join(dataDir, 'index-spill'),
+  });
+  await writer.start();
+  const services: Services = {
+    catalog,
+    store,
+    log,
+    writer: inProcessWriterLink(writer),
+    limits: config.limits,
+    logger,
+    pool: () => pool,
+    tables: new TableCache(catalog, 1000),
+    reader: new SnapshotReader(store, () => pool),
+  };
+  const handler = createApiHandler(services, ['health', 'tables', 'ingest', 'read', 'flush', 'files']);
+  let server: LocalServer;
+  try {
+    server = await startLocalServer(handler, {
+      port: config.port,
+      host: config.host,
+      maxBodyBytes: config.limits.maxBodyBytes,
+    });
+  } catch (e) {
+    await writer.close();
+    await unlock();
+    throw e;
+  }
+  store.readUrlBase = `${server.url}/files`;
+  logger.info('moonlink serving', { url: server.url, dataDir, tables: writer.tableNames().length });
+  let closing: Promise<void> | undefined;
+  return {
+    url: server.url,
+    port: server.port,
+    writer,
+    services,
+    handler,
+    close: (options = {}) => {
+      closing ??= (async () => {
+        await server.close();
+        await writer.close({ flush: options.flush ?? true });
+        await log.close();
+        await catalog.close();
+        await pool.close();
+        await unlock();
+        logger.info('moonlink stopped');
+      })();
+      return closing;
+    },
+  };
+}

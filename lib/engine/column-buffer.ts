@@ -1,0 +1,161 @@
+/**
+ * Growable in-memory columns for the MemSlice. Fixed-width types live in typed arrays (8 bytes
+ * per long, no boxing); strings, binary, decimals and nested values in plain arrays. A column
+ * turns any subset of its rows into Arrow data for a tail or data file.
+ */
+import * as arrow from 'apache-arrow';
+import { arrowTypeFor, buildData } from '../parquet/arrow-convert.ts';
+import type { IcebergType } from '../schema/iceberg-type.ts';
+import type { Value } from '../schema/values.ts';
+
+export interface ColumnBuffer {
+  readonly length: number;
+  push(v: Value): void;
+  get(i: number): Value;
+  /** Arrow data for the given rows, in that order. */
+  toData(rows: ArrayLike<number>): arrow.Data;
+  /** Approximate bytes held. */
+  readonly byteSize: number;
+}
+
+type Typed = Int32Array | Float32Array | Float64Array | BigInt64Array | Uint8Array;
+type TypedCtor = { new (n: number): Typed };
+
+class TypedColumn implements ColumnBuffer {
+  private values: Typed;
+  private validity: Uint8Array | undefined;
+  length = 0;
+  private readonly arrowType: arrow.DataType;
+
+  constructor(
+    private readonly type: IcebergType,
+    private readonly ctor: TypedCtor,
+    private readonly zero: number | bigint,
+  ) {
+    this.values = new ctor(1024);
+    this.arrowType = arrowTypeFor(type);
+  }
+
+  get byteSize(): number {
+    return this.length * this.values.BYTES_PER_ELEMENT + (this.validity ? this.length : 0);
+  }
+
+  push(v: Value): void {
+    if (this.length === this.values.length) {
+      const next = new this.ctor(this.values.length * 2);
+      next.set(this.values as never);
+      this.values = next;
+      if (this.validity) {
+        const nv = new Uint8Array(next.length);
+        nv.set(this.validity);
+        this.validity = nv;
+      }
+    }
+    if (v === null || v === undefined) {
+      if (!this.validity) {
+        this.validity = new Uint8Array(this.values.length);
+        this.validity.fill(1, 0, this.length);
+      }
+      this.values[this.length] = this.zero as never;
+    } else {
+      if (this.validity) this.validity[this.length] = 1;
+      this.values[this.length] = (this.type.kind === 'boolean' ? (v ? 1 : 0) : v) as never;
+    }
+    this.length++;
+  }
+
+  get(i: number): Value {
+    if (this.validity && this.validity[i] === 0) return null;
+    const v = this.values[i];
+    return this.type.kind === 'boolean' ? v === 1 : v;
+  }
+
+  toData(rows: ArrayLike<number>): arrow.Data {
+    const n = rows.length;
+    let bitmap: Uint8Array | undefined;
+    let nullCount = 0;
+    if (this.validity) {
+      bitmap = new Uint8Array((n + 7) >> 3);
+      for (let i = 0; i < n; i++) {
+        if (this.validity[rows[i]]) bitmap[i >> 3] |= 1 << (i & 7);
+        else nullCount++;
+      }
+      if (nullCount === 0) bitmap = undefined;
+    }
+    if (this.type.kind === 'boolean') {
+      const bits = new Uint8Array((n + 7) >> 3);
+      for (let i = 0; i < n; i++) if (this.values[rows[i]]) bits[i >> 3] |= 1 << (i & 7);
+      return arrow.makeData({
+        type: this.arrowType as arrow.Bool,
+        length: n,
+        nullCount,
+        nullBitmap: bitmap,
+        data: bits,
+      });
+    }
+    const out = new this.ctor(n);
+    const src = this.values;
+    for (let i = 0; i < n; i++) out[i] = src[rows[i]];
+    return arrow.makeData({
+      type: this.arrowType as arrow.Int32,
+      length: n,
+      nullCount,
+      nullBitmap: bitmap,
+      data: out as Int32Array,
+    });
+  }
+}
+
+class ArrayColumn implements ColumnBuffer {
+  private readonly values: Value[] = [];
+  private bytes = 0;
+
+  constructor(private readonly type: IcebergType) {}
+
+  get length(): number {
+    return this.values.length;
+  }
+
+  get byteSize(): number {
+    return this.bytes + this.values.length * 8;
+  }
+
+  push(v: Value): void {
+    this.values.push(v);
+    if (typeof v === 'string') this.bytes += v.length + 16;
+    else if (v instanceof Uint8Array) this.bytes += v.length + 64;
+    else if (v !== null) this.bytes += 32;
+  }
+
+  get(i: number): Value {
+    return this.values[i];
+  }
+
+  toData(rows: ArrayLike<number>): arrow.Data {
+    const n = rows.length;
+    const picked: Value[] = new Array(n);
+    for (let i = 0; i < n; i++) picked[i] = this.values[rows[i]];
+    return buildData(this.type, picked);
+  }
+}
+
+export function columnBufferFor(type: IcebergType): ColumnBuffer {
+  switch (type.kind) {
+    case 'int':
+    case 'date':
+      return new TypedColumn(type, Int32Array, 0);
+    case 'float':
+      return new TypedColumn(type, Float32Array, 0);
+    case 'double':
+      return new TypedColumn(type, Float64Array, 0);
+    case 'long':
+    case 'time':
+    case 'timestamp':
+    case 'timestamptz':
+      return new TypedColumn(type, BigInt64Array, 0n);
+    case 'boolean':
+      return new TypedColumn(type, Uint8Array, 0);
+    default:
+      return new ArrayColumn(type);
+  }
+}

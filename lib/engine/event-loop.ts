@@ -1,0 +1,105 @@
+/**
+ * One ordered event loop per table. Events are handled one at a time, synchronously, in the
+ * order they were posted; slow work is started by a handler and comes back later as another
+ * event. Transaction events can be held back (`pauseData`) while a commit waits for async work,
+ * without holding back the completion events that work produces.
+ */
+
+export interface LoopEvent {
+  type: string;
+}
+
+/** FIFO with O(1) push and shift. */
+class Queue<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  push(v: T): void {
+    this.items.push(v);
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const v = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return v;
+  }
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+}
+
+export class EventLoop<E extends LoopEvent> {
+  private readonly data = new Queue<E>();
+  private readonly control = new Queue<E>();
+  private draining = false;
+  private scheduled = false;
+  private paused = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly handle: (e: E) => void,
+    private readonly isData: (e: E) => boolean,
+    private readonly onError: (e: unknown, event: E) => void,
+  ) {}
+
+  post(e: E): void {
+    if (this.stopped) return;
+    (this.isData(e) ? this.data : this.control).push(e);
+    this.schedule();
+  }
+
+  /** Holds data events until {@link resumeData}. Nests. */
+  pauseData(): void {
+    this.paused++;
+  }
+
+  resumeData(): void {
+    this.paused--;
+    this.schedule();
+  }
+
+  get pendingData(): number {
+    return this.data.length;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.data.clear();
+    this.control.clear();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.draining) return;
+    this.scheduled = true;
+    setImmediate(() => this.drain());
+  }
+
+  private drain(): void {
+    this.scheduled = false;
+    this.draining = true;
+    try {
+      // Bounded so I/O callbacks of other tables get a turn.
+      for (let n = 0; n < 10_000 && !this.stopped; n++) {
+        const e =
+          this.control.length > 0 ? this.control.shift() : this.paused === 0 ? this.data.shift() : undefined;
+        if (!e) break;
+        try {
+          this.handle(e);
+        } catch (err) {
+          this.onError(err, e);
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+    if (!this.stopped && (this.control.length > 0 || (this.paused === 0 && this.data.length > 0)))
+      this.schedule();
+  }
+}

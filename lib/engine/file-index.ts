@@ -1,0 +1,109 @@
+/**
+ * The index of flushed files: key hash → (file id, row position), as a set of {@link IndexRun}s.
+ * Lookups ask every run (newest first) and let the caller skip entries that are stale (the row
+ * was deleted, or its file compacted away). Memory is bounded: past `memoryBudgetBytes`, the
+ * largest resident runs are spilled to local disk and read back by block on lookup.
+ */
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { IndexRun } from './index-run.ts';
+
+export interface FileIndexOptions {
+  /** Bytes of index entries kept in memory before runs spill to disk. */
+  memoryBudgetBytes: number;
+  /** Local folder for spilled runs (created by the caller). */
+  spillDir: string;
+  /** More runs than this are merged. */
+  maxRuns: number;
+}
+
+let spillSeq = 0;
+
+export class FileIndex {
+  private runs: IndexRun[] = [];
+
+  constructor(private readonly options: FileIndexOptions) {}
+
+  get runCount(): number {
+    return this.runs.length;
+  }
+
+  allRuns(): readonly IndexRun[] {
+    return this.runs;
+  }
+
+  get entryCount(): number {
+    return this.runs.reduce((s, r) => s + r.count, 0);
+  }
+
+  get memoryBytes(): number {
+    return this.runs.reduce((s, r) => s + r.memoryBytes, 0);
+  }
+
+  add(run: IndexRun): void {
+    this.runs.push(run);
+    this.enforceBudget();
+  }
+
+  /** Visits candidate locations for a hash, newest run first, until `cb` returns true. */
+  find(hi: number, lo: number, cb: (fileId: number, pos: number) => boolean): boolean {
+    for (let i = this.runs.length - 1; i >= 0; i--) {
+      if (this.runs[i].find(hi, lo, cb)) return true;
+    }
+    return false;
+  }
+
+  /** Runs that should be merged now (the smaller half once there are too many), or undefined. */
+  mergeCandidates(): IndexRun[] | undefined {
+    if (this.runs.length <= this.options.maxRuns) return undefined;
+    const bySize = [...this.runs].sort((a, b) => a.count - b.count);
+    return bySize.slice(0, Math.max(2, Math.ceil(this.runs.length / 2)));
+  }
+
+  /** Merges the candidate runs now, dropping entries `keep` rejects. */
+  mergeNow(keep: (fileId: number, pos: number) => boolean): boolean {
+    const inputs = this.mergeCandidates();
+    if (!inputs) return false;
+    this.replace(inputs, IndexRun.merge(inputs, keep));
+    return true;
+  }
+
+  /** Replaces runs by one merged run (placed where the newest input was). */
+  replace(inputs: IndexRun[], merged: IndexRun): void {
+    const set = new Set(inputs);
+    let at = -1;
+    this.runs.forEach((r, i) => {
+      if (set.has(r)) at = i;
+    });
+    const kept = this.runs.filter((r) => !set.has(r));
+    const insertAt = this.runs.slice(0, at + 1).filter((r) => !set.has(r)).length;
+    kept.splice(insertAt, 0, merged);
+    this.runs = kept;
+    for (const r of inputs) release(r);
+    this.enforceBudget();
+  }
+
+  /** Drops every run (table dropped or reloaded). */
+  clear(): void {
+    for (const r of this.runs) release(r);
+    this.runs = [];
+  }
+
+  private enforceBudget(): void {
+    let mem = this.memoryBytes;
+    if (mem <= this.options.memoryBudgetBytes) return;
+    const resident = this.runs.filter((r) => r.resident).sort((a, b) => b.count - a.count);
+    for (const r of resident) {
+      if (mem <= this.options.memoryBudgetBytes) break;
+      const before = r.memoryBytes;
+      r.spillTo(path.join(this.options.spillDir, `run-${process.pid}-${++spillSeq}.idx`));
+      mem -= before - r.memoryBytes;
+    }
+  }
+}
+
+function release(r: IndexRun): void {
+  r.close();
+  const p = r.spillPath;
+  if (p) rmSync(p, { force: true });
+}

@@ -1,0 +1,136 @@
+/**
+ * Iceberg commits. `buildCommit` runs on the table's loop and fixes what a commit at LSN C
+ * contains: data files holding transactions up to C, and for each file the deletes with LSN ≤ C
+ * (later deletes wait for the next commit, so the Iceberg snapshot is exactly the table at C).
+ * `runCommit` persists new index runs, writes the Iceberg snapshot and moves the catalog
+ * pointer's metadata location, off the loop.
+ */
+import type { IcebergTable } from '../iceberg/iceberg-table.ts';
+import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
+import type { Lsn } from '../lsn.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import type { DataFile, PendingDeletes } from './data-file.ts';
+import type { FileIndex } from './file-index.ts';
+import type { IndexRun } from './index-run.ts';
+import type { PointerKeeper } from './pointer-keeper.ts';
+
+export interface CommitPlan {
+  lsn: Lsn;
+  /** Every data file in the Iceberg snapshot after this commit. */
+  included: DataFile[];
+  /** Files new to Iceberg. */
+  added: DataFile[];
+  /** Keys of Iceberg data files compaction replaced. */
+  removedKeys: string[];
+  /** New committed deletion vector per file whose deletes changed. */
+  committedDeletes: Map<number, RoaringBitmap64>;
+  checkpoints: Record<string, string>;
+  /** Index runs to persist (not yet in the store) and all runs to list in the summary. */
+  runsToPersist: IndexRun[];
+  runs: IndexRun[];
+}
+
+export interface CommitOutcome {
+  metadataLocation: string;
+  metadataKey: string;
+  snapshotId: number;
+  obsoleteKeys: string[];
+}
+
+export const SUMMARY_LSN = 'moonlink.lsn';
+export const SUMMARY_CHECKPOINTS = 'moonlink.checkpoints';
+export const SUMMARY_INDEX = 'moonlink.index';
+export const SUMMARY_NEXT_FILE_ID = 'moonlink.next-file-id';
+
+export function buildCommit(input: {
+  lsn: Lsn;
+  files: DataFile[];
+  pendingDeletes: PendingDeletes;
+  removedKeys: string[];
+  checkpoints: Record<string, string>;
+  index: FileIndex;
+}): CommitPlan {
+  const included = input.files.filter((f) => f.addedLsn <= input.lsn);
+  const added = included.filter((f) => !f.inIceberg);
+  const byId = new Map(included.map((f) => [f.fileId, f]));
+  // Pending deletes up to the commit LSN, without consuming them (the commit may still fail).
+  const snapshot = new Map<number, number[]>();
+  input.pendingDeletes.forEachThrough(input.lsn, (fileId, pos) => {
+    const list = snapshot.get(fileId);
+    if (list) list.push(pos);
+    else snapshot.set(fileId, [pos]);
+  });
+  const committedDeletes = new Map<number, RoaringBitmap64>();
+  for (const [fileId, positions] of snapshot) {
+    const f = byId.get(fileId);
+    if (!f) continue;
+    const next = f.committedDeletes.clone();
+    for (const p of positions) next.add(p);
+    committedDeletes.set(fileId, next);
+  }
+  const runs = [...input.index.allRuns()];
+  return {
+    lsn: input.lsn,
+    included,
+    added,
+    removedKeys: [...input.removedKeys],
+    committedDeletes,
+    checkpoints: { ...input.checkpoints },
+    runsToPersist: runs.filter((r) => r.persistedKey === undefined),
+    runs,
+  };
+}
+
+export async function runCommit(
+  plan: CommitPlan,
+  deps: {
+    store: ObjectStore;
+    iceberg: IcebergTable;
+    pointer: PointerKeeper;
+    tableRoot: string;
+    nextFileId: number;
+  },
+): Promise<CommitOutcome> {
+  const { store } = deps;
+  for (const run of plan.runsToPersist) {
+    const key = `${deps.tableRoot}/index/${crypto.randomUUID()}.idx`;
+    await store.put(key, run.serialize());
+    run.persistedKey = key;
+  }
+  const deletes = new Map<string, RoaringBitmap64 | null>();
+  for (const f of plan.included) {
+    const d = plan.committedDeletes.get(f.fileId);
+    if (d) deletes.set(f.key, d.isEmpty() ? null : d);
+  }
+  const result = await deps.iceberg.commit({
+    addedDataFiles: plan.added.map((f) => ({
+      key: f.key,
+      recordCount: f.rowCount,
+      fileSizeBytes: f.sizeBytes,
+      columnStats: f.stats,
+    })),
+    removedDataFiles: plan.removedKeys,
+    deletes,
+    summary: {
+      [SUMMARY_LSN]: plan.lsn.toString(),
+      [SUMMARY_CHECKPOINTS]: JSON.stringify(plan.checkpoints),
+      [SUMMARY_INDEX]: JSON.stringify(plan.runs.map((r) => r.persistedKey)),
+      [SUMMARY_NEXT_FILE_ID]: String(deps.nextFileId),
+    },
+    operation:
+      plan.removedKeys.length > 0 ? 'replace' : plan.committedDeletes.size > 0 ? 'overwrite' : 'append',
+  });
+  await deps.pointer.update((p) => ({
+    ...p,
+    metadataLocation: result.metadataLocation,
+    metadataKey: result.metadataKey,
+    committedLsn: plan.lsn.toString(),
+    checkpoints: plan.checkpoints,
+  }));
+  return {
+    metadataLocation: result.metadataLocation,
+    metadataKey: result.metadataKey,
+    snapshotId: result.snapshotId,
+    obsoleteKeys: result.obsoleteKeys,
+  };
+}

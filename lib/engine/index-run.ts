@@ -1,0 +1,348 @@
+/**
+ * An index run: an immutable, hash-sorted list of (key hash → data file id, row position)
+ * entries with a Bloom filter in front. Runs are built when a file is flushed, merged in the
+ * background, persisted to the object store for recovery, and spilled to local disk (only the
+ * Bloom filter and a sparse block directory stay in memory) when the index outgrows its budget.
+ */
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+
+export const RUN_MAGIC = 0x584c4d49; // "IMLX" little-endian
+const RUN_VERSION = 1;
+const BLOCK_ENTRIES = 512;
+const BLOOM_BITS_PER_KEY = 10;
+const BLOOM_HASHES = 7;
+
+function bloomBits(count: number): number {
+  let bits = 64;
+  while (bits < count * BLOOM_BITS_PER_KEY) bits *= 2;
+  return bits;
+}
+
+/** Sorts entries by (hi, lo) with a 4-pass LSD radix sort on 16-bit digits; returns the order. */
+export function sortByHash(his: Uint32Array, los: Uint32Array): Uint32Array {
+  const n = his.length;
+  let order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  let tmp = new Uint32Array(n);
+  const counts = new Uint32Array(65537);
+  for (let pass = 0; pass < 4; pass++) {
+    const src = pass < 2 ? los : his;
+    const shift = (pass & 1) * 16;
+    counts.fill(0);
+    for (let i = 0; i < n; i++) counts[((src[order[i]] >>> shift) & 0xffff) + 1]++;
+    for (let d = 0; d < 65536; d++) counts[d + 1] += counts[d];
+    for (let i = 0; i < n; i++) {
+      const e = order[i];
+      tmp[counts[(src[e] >>> shift) & 0xffff]++] = e;
+    }
+    const t = order;
+    order = tmp;
+    tmp = t;
+  }
+  return order;
+}
+
+interface Spill {
+  path: string;
+  fd: number;
+  /** (hi, lo) of the first entry of each block. */
+  directory: Uint32Array;
+}
+
+const blockBuf = new Uint32Array(BLOCK_ENTRIES * 4);
+const blockBytes = new Uint8Array(blockBuf.buffer);
+
+export class IndexRun {
+  /** Interleaved [hi, lo] per entry, sorted; undefined once spilled. */
+  private hashes: Uint32Array | undefined;
+  /** Interleaved [fileId, pos] per entry; undefined once spilled. */
+  private locs: Uint32Array | undefined;
+  private readonly bloom: Uint32Array;
+  private readonly bloomMask: number;
+  private spill: Spill | undefined;
+  /** Object-store key once persisted. */
+  persistedKey: string | undefined;
+
+  private constructor(
+    readonly count: number,
+    hashes: Uint32Array,
+    locs: Uint32Array,
+    readonly fileIds: Uint32Array,
+    bloom?: Uint32Array,
+  ) {
+    this.hashes = hashes;
+    this.locs = locs;
+    if (bloom) {
+      this.bloom = bloom;
+    } else {
+      this.bloom = new Uint32Array(bloomBits(count) / 32);
+      for (let i = 0; i < count; i++) this.bloomAdd(hashes[2 * i], hashes[2 * i + 1]);
+    }
+    this.bloomMask = this.bloom.length * 32 - 1;
+  }
+
+  /** A run from unsorted entries (e.g. one flushed file: hash of each row's key → fileId, pos). */
+  static fromEntries(
+    his: Uint32Array,
+    los: Uint32Array,
+    fileIds: Uint32Array,
+    positions: Uint32Array,
+  ): IndexRun {
+    const n = his.length;
+    const order = sortByHash(his, los);
+    const hashes = new Uint32Array(2 * n);
+    const locs = new Uint32Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      const e = order[i];
+      hashes[2 * i] = his[e];
+      hashes[2 * i + 1] = los[e];
+      locs[2 * i] = fileIds[e];
+      locs[2 * i + 1] = positions[e];
+    }
+    return new IndexRun(n, hashes, locs, distinct(fileIds));
+  }
+
+  /**
+   * Merges runs into one, dropping entries `keep` rejects (rows in files that no longer exist, or
+   * rows already deleted). Spilled runs are read back block by block.
+   */
+  static merge(runs: IndexRun[], keep: (fileId: number, pos: number) => boolean): IndexRun {
+    const total = runs.reduce((s, r) => s + r.count, 0);
+    const hashes = new Uint32Array(2 * total);
+    const locs = new Uint32Array(2 * total);
+    const cursors = runs.map((r) => r.cursor());
+    let n = 0;
+    const heads = cursors.map((c) => c.next());
+    for (;;) {
+      let best = -1;
+      for (let k = 0; k < heads.length; k++) {
+        const h = heads[k];
+        if (!h) continue;
+        if (best < 0) {
+          best = k;
+          continue;
+        }
+        const b = heads[best]!;
+        if (h[0] < b[0] || (h[0] === b[0] && h[1] < b[1])) best = k;
+      }
+      if (best < 0) break;
+      const h = heads[best]!;
+      if (keep(h[2], h[3])) {
+        hashes[2 * n] = h[0];
+        hashes[2 * n + 1] = h[1];
+        locs[2 * n] = h[2];
+        locs[2 * n + 1] = h[3];
+        n++;
+      }
+      heads[best] = cursors[best].next();
+    }
+    const fileIdList = new Uint32Array(n);
+    for (let i = 0; i < n; i++) fileIdList[i] = locs[2 * i];
+    return new IndexRun(n, hashes.slice(0, 2 * n), locs.slice(0, 2 * n), distinct(fileIdList));
+  }
+
+  /** Iterates entries in hash order as [hi, lo, fileId, pos] (the tuple is reused). */
+  private cursor(): { next(): [number, number, number, number] | undefined } {
+    let i = 0;
+    const t: [number, number, number, number] = [0, 0, 0, 0];
+    let block: Uint32Array | undefined;
+    let blockStart = -1;
+    return {
+      next: () => {
+        if (i >= this.count) return undefined;
+        if (this.hashes && this.locs) {
+          t[0] = this.hashes[2 * i];
+          t[1] = this.hashes[2 * i + 1];
+          t[2] = this.locs[2 * i];
+          t[3] = this.locs[2 * i + 1];
+        } else {
+          const b = Math.floor(i / BLOCK_ENTRIES);
+          if (blockStart !== b) {
+            block = this.readBlock(b).slice();
+            blockStart = b;
+          }
+          const j = i - b * BLOCK_ENTRIES;
+          t[0] = block![4 * j];
+          t[1] = block![4 * j + 1];
+          t[2] = block![4 * j + 2];
+          t[3] = block![4 * j + 3];
+        }
+        i++;
+        return t;
+      },
+    };
+  }
+
+  private bloomAdd(hi: number, lo: number): void {
+    const mask = this.bloom.length * 32 - 1;
+    for (let k = 0; k < BLOOM_HASHES; k++) {
+      const bit = (hi + Math.imul(k, lo | 1)) & mask;
+      this.bloom[bit >>> 5] |= 1 << (bit & 31);
+    }
+  }
+
+  mayContain(hi: number, lo: number): boolean {
+    for (let k = 0; k < BLOOM_HASHES; k++) {
+      const bit = (hi + Math.imul(k, lo | 1)) & this.bloomMask;
+      if ((this.bloom[bit >>> 5] & (1 << (bit & 31))) === 0) return false;
+    }
+    return true;
+  }
+
+  /** Calls `cb` for each entry with this hash; stops early when `cb` returns true. */
+  find(hi: number, lo: number, cb: (fileId: number, pos: number) => boolean): boolean {
+    if (this.count === 0 || !this.mayContain(hi, lo)) return false;
+    if (this.hashes && this.locs) return scan(this.hashes, this.locs, 0, this.count, hi, lo, cb);
+    const dir = this.spill!.directory;
+    const blocks = dir.length / 2;
+    // Last block whose first entry is ≤ (hi, lo); equal hashes may straddle into the next block.
+    let a = 0;
+    let b = blocks - 1;
+    while (a < b) {
+      const m = (a + b + 1) >>> 1;
+      if (dir[2 * m] < hi || (dir[2 * m] === hi && dir[2 * m + 1] < lo)) a = m;
+      else b = m - 1;
+    }
+    for (let blk = a; blk < blocks; blk++) {
+      if (dir[2 * blk] > hi || (dir[2 * blk] === hi && dir[2 * blk + 1] > lo)) break;
+      const data = this.readBlock(blk);
+      const n = Math.min(BLOCK_ENTRIES, this.count - blk * BLOCK_ENTRIES);
+      for (let j = 0; j < n; j++) {
+        const h = data[4 * j];
+        const l = data[4 * j + 1];
+        if (h === hi && l === lo) {
+          if (cb(data[4 * j + 2], data[4 * j + 3])) return true;
+        } else if (h > hi || (h === hi && l > lo)) return false;
+      }
+    }
+    return false;
+  }
+
+  private readBlock(blk: number): Uint32Array {
+    const s = this.spill!;
+    const n = Math.min(BLOCK_ENTRIES, this.count - blk * BLOCK_ENTRIES);
+    readSync(s.fd, blockBytes, 0, n * 16, blk * BLOCK_ENTRIES * 16);
+    return blockBuf;
+  }
+
+  get resident(): boolean {
+    return this.hashes !== undefined;
+  }
+
+  /** Bytes held in memory. */
+  get memoryBytes(): number {
+    return (
+      this.bloom.byteLength +
+      (this.hashes ? this.hashes.byteLength + this.locs!.byteLength : 0) +
+      (this.spill?.directory.byteLength ?? 0)
+    );
+  }
+
+  /** Moves the entries to a local file; keeps the Bloom filter and a block directory in memory. */
+  spillTo(path: string): void {
+    if (!this.hashes || !this.locs) return;
+    const fd = openSync(path, 'w+');
+    const blocks = Math.ceil(this.count / BLOCK_ENTRIES);
+    const directory = new Uint32Array(blocks * 2);
+    const buf = new Uint32Array(BLOCK_ENTRIES * 4);
+    for (let blk = 0; blk < blocks; blk++) {
+      const start = blk * BLOCK_ENTRIES;
+      const n = Math.min(BLOCK_ENTRIES, this.count - start);
+      for (let j = 0; j < n; j++) {
+        buf[4 * j] = this.hashes[2 * (start + j)];
+        buf[4 * j + 1] = this.hashes[2 * (start + j) + 1];
+        buf[4 * j + 2] = this.locs[2 * (start + j)];
+        buf[4 * j + 3] = this.locs[2 * (start + j) + 1];
+      }
+      directory[2 * blk] = buf[0];
+      directory[2 * blk + 1] = buf[1];
+      writeSync(fd, new Uint8Array(buf.buffer, 0, n * 16), 0, n * 16, start * 16);
+    }
+    this.spill = { path, fd, directory };
+    this.hashes = undefined;
+    this.locs = undefined;
+  }
+
+  /** Releases the spill file handle (the caller removes the file). */
+  close(): void {
+    if (this.spill) {
+      closeSync(this.spill.fd);
+    }
+  }
+
+  get spillPath(): string | undefined {
+    return this.spill?.path;
+  }
+
+  /** Serialized form for the object store: header, file ids, entries, Bloom filter. */
+  serialize(): Uint8Array {
+    const headerWords = 4;
+    const words = headerWords + this.fileIds.length + this.count * 4 + this.bloom.length;
+    const out = new Uint32Array(words);
+    out[0] = RUN_MAGIC;
+    out[1] = RUN_VERSION;
+    out[2] = this.count;
+    out[3] = this.fileIds.length;
+    out.set(this.fileIds, headerWords);
+    let at = headerWords + this.fileIds.length;
+    const c = this.cursor();
+    for (let e = c.next(); e; e = c.next()) {
+      out[at++] = e[0];
+      out[at++] = e[1];
+      out[at++] = e[2];
+      out[at++] = e[3];
+    }
+    out.set(this.bloom, at);
+    return new Uint8Array(out.buffer);
+  }
+
+  static deserialize(bytes: Uint8Array, name = 'index run'): IndexRun {
+    if (bytes.byteLength % 4 !== 0 || bytes.byteLength < 16) throw new Error(`${name}: truncated index run`);
+    const words = new Uint32Array(bytes.slice().buffer);
+    if (words[0] !== RUN_MAGIC || words[1] !== RUN_VERSION)
+      throw new Error(`${name}: not an index run (bad magic or version)`);
+    const count = words[2];
+    const nFiles = words[3];
+    const bloomWords = bloomBits(count) / 32;
+    if (words.length !== 4 + nFiles + count * 4 + bloomWords)
+      throw new Error(`${name}: index run has the wrong length`);
+    const fileIds = words.slice(4, 4 + nFiles);
+    const hashes = new Uint32Array(2 * count);
+    const locs = new Uint32Array(2 * count);
+    let at = 4 + nFiles;
+    for (let i = 0; i < count; i++) {
+      hashes[2 * i] = words[at++];
+      hashes[2 * i + 1] = words[at++];
+      locs[2 * i] = words[at++];
+      locs[2 * i + 1] = words[at++];
+    }
+    return new IndexRun(count, hashes, locs, fileIds, words.slice(at, at + bloomWords));
+  }
+}
+
+function scan(
+  hashes: Uint32Array,
+  locs: Uint32Array,
+  from: number,
+  to: number,
+  hi: number,
+  lo: number,
+  cb: (fileId: number, pos: number) => boolean,
+): boolean {
+  let a = from;
+  let b = to;
+  while (a < b) {
+    const m = (a + b) >>> 1;
+    const h = hashes[2 * m];
+    if (h < hi || (h === hi && hashes[2 * m + 1] < lo)) a = m + 1;
+    else b = m;
+  }
+  for (let i = a; i < to && hashes[2 * i] === hi && hashes[2 * i + 1] === lo; i++) {
+    if (cb(locs[2 * i], locs[2 * i + 1])) return true;
+  }
+  return false;
+}
+
+function distinct(ids: Uint32Array): Uint32Array {
+  return Uint32Array.from(new Set(ids)).sort();
+}

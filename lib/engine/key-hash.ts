@@ -1,0 +1,61 @@
+/**
+ * 64-bit hashes of primary-key strings for the file index. Two independent 32-bit MurmurHash3-
+ * style mixes over the UTF-16 code units. With 10^7 keys the chance that any two distinct keys
+ * share a 64-bit hash is about 3·10^-6 (n²/2^65); see README "Index" for what that would mean.
+ */
+
+let hi = 0;
+let lo = 0;
+
+function mix(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+function fmix(h: number, len: number): number {
+  h ^= len;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Hashes `key`; read the result from {@link hashHi} and {@link hashLo} (no allocation). */
+export function hashKey(key: string): void {
+  let h1 = 0x9747b28c;
+  let h2 = 0x5bd1e995;
+  const n = key.length;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const k = key.charCodeAt(i) | (key.charCodeAt(i + 1) << 16);
+    h1 = mix(h1, k);
+    h2 = mix(h2, k ^ 0x27d4eb2f);
+  }
+  if (i < n) {
+    const k = key.charCodeAt(i);
+    h1 = mix(h1, k);
+    h2 = mix(h2, k ^ 0x27d4eb2f);
+  }
+  hi = fmix(h1, n);
+  lo = fmix(h2 ^ hi, n);
+}
+
+export function hashHi(): number {
+  return hi;
+}
+
+export function hashLo(): number {
+  return lo;
+}
+
+/** The hash as a pair (allocates; for tests and cold paths). */
+export function hash64(key: string): [number, number] {
+  hashKey(key);
+  return [hi, lo];
+}

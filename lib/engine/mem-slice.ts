@@ -1,0 +1,177 @@
+/**
+ * The MemSlice: a table's most recent rows, in columns, with a key → row map and a deleted flag
+ * per row. Snapshots seal the rows added since the previous snapshot into a *tail segment*
+ * that becomes a small Parquet tail file; later deletes of those rows become deletion-vector
+ * bits on that tail file. When the slice grows past its threshold it is frozen and flushed to a
+ * data file, while a fresh slice takes new rows.
+ */
+import type * as arrow from 'apache-arrow';
+import type { Lsn } from '../lsn.ts';
+import { arrowSchemaFor, buildRecordBatch } from '../parquet/arrow-convert.ts';
+import type { NestedField } from '../schema/iceberg-type.ts';
+import type { Value } from '../schema/values.ts';
+import { type ColumnBuffer, columnBufferFor } from './column-buffer.ts';
+
+/** Rows [start, end) of a slice, published as one tail file. */
+export interface TailSegment {
+  start: number;
+  end: number;
+  /** Object-store key of the tail file, once a snapshot has assigned one. */
+  key?: string;
+  sizeBytes?: number;
+  /** Deleted rows in the segment, counted as they happen. */
+  deletedCount: number;
+  /** A delete happened since the segment's deletion vector was last written. */
+  dvDirty: boolean;
+  /** The deletion vector blob a published snapshot points to. */
+  dvRef?: DeletionVectorRef;
+}
+
+export interface DeletionVectorRef {
+  key: string;
+  offset: number;
+  length: number;
+  cardinality: number;
+}
+
+let sliceSeq = 0;
+
+export class MemSlice {
+  readonly id = ++sliceSeq;
+  columns: ColumnBuffer[];
+  rowCount = 0;
+  liveCount = 0;
+  private deleted = new Uint8Array(1024);
+  /** Key of each row (primary-key tables), used for the index when the slice is flushed. */
+  readonly rowKeys: string[] = [];
+  private readonly keys: Map<string, number> | undefined;
+  readonly segments: TailSegment[] = [];
+  /** Rows [0, sealedRows) belong to segments. */
+  sealedRows = 0;
+  /** Set once the slice is frozen for flushing: the LSN it holds rows up to. */
+  frozenAt: Lsn | undefined;
+  /** Deletes that happen while a frozen slice is being flushed, to carry over to its data file. */
+  readonly deletesAfterFreeze: { row: number; lsn: Lsn }[] = [];
+  private fixedBytes = 0;
+
+  constructor(
+    readonly fields: NestedField[],
+    hasKey: boolean,
+  ) {
+    this.columns = fields.map((f) => columnBufferFor(f.type));
+    this.keys = hasKey ? new Map() : undefined;
+  }
+
+  /** Appends a row; returns its row number. The caller has removed any older row with the key. */
+  append(values: Value[], key: string | undefined): number {
+    const row = this.rowCount;
+    for (let c = 0; c < this.columns.length; c++) this.columns[c].push(values[c]);
+    if (row === this.deleted.length) {
+      const next = new Uint8Array(this.deleted.length * 2);
+      next.set(this.deleted);
+      this.deleted = next;
+    }
+    if (key !== undefined) {
+      this.keys!.set(key, row);
+      this.rowKeys.push(key);
+      this.fixedBytes += key.length * 2 + 48;
+    }
+    this.rowCount++;
+    this.liveCount++;
+    return row;
+  }
+
+  lookup(key: string): number | undefined {
+    return this.keys?.get(key);
+  }
+
+  isDeleted(row: number): boolean {
+    return this.deleted[row] === 1;
+  }
+
+  delete(row: number, lsn: Lsn): void {
+    if (this.deleted[row] === 1) return;
+    this.deleted[row] = 1;
+    this.liveCount--;
+    if (this.keys) this.keys.delete(this.rowKeys[row]);
+    if (row < this.sealedRows) {
+      const seg = this.segmentOf(row);
+      seg.deletedCount++;
+      seg.dvDirty = true;
+    }
+    if (this.frozenAt !== undefined) this.deletesAfterFreeze.push({ row, lsn });
+  }
+
+  private segmentOf(row: number): TailSegment {
+    let a = 0;
+    let b = this.segments.length - 1;
+    while (a < b) {
+      const m = (a + b + 1) >>> 1;
+      if (this.segments[m].start <= row) a = m;
+      else b = m - 1;
+    }
+    return this.segments[a];
+  }
+
+  /** Seals rows added since the last seal into a new tail segment (if any). */
+  seal(): TailSegment | undefined {
+    if (this.sealedRows === this.rowCount) return undefined;
+    let deletedCount = 0;
+    for (let r = this.sealedRows; r < this.rowCount; r++) deletedCount += this.deleted[r];
+    const seg: TailSegment = {
+      start: this.sealedRows,
+      end: this.rowCount,
+      deletedCount,
+      dvDirty: deletedCount > 0,
+    };
+    this.segments.push(seg);
+    this.sealedRows = this.rowCount;
+    return seg;
+  }
+
+  /** Deleted positions within a segment, relative to its start. */
+  segmentDeletes(seg: TailSegment): number[] {
+    const out: number[] = [];
+    for (let r = seg.start; r < seg.end; r++) if (this.deleted[r] === 1) out.push(r - seg.start);
+    return out;
+  }
+
+  /** Row numbers that are not deleted, in order. */
+  liveRows(): Uint32Array {
+    const out = new Uint32Array(this.liveCount);
+    let n = 0;
+    for (let r = 0; r < this.rowCount; r++) if (this.deleted[r] === 0) out[n++] = r;
+    return out;
+  }
+
+  /** An Arrow record batch of the given rows. */
+  batch(rows: ArrayLike<number>): arrow.RecordBatch {
+    const schema = arrowSchemaFor(this.fields);
+    return buildRecordBatch(
+      schema,
+      this.columns.map((c) => c.toData(rows)),
+    );
+  }
+
+  rangeRows(start: number, end: number): Uint32Array {
+    const rows = new Uint32Array(end - start);
+    for (let i = 0; i < rows.length; i++) rows[i] = start + i;
+    return rows;
+  }
+
+  /** Approximate bytes held in memory (columns plus keys). */
+  get byteSize(): number {
+    let s = this.fixedBytes + this.rowCount;
+    for (const c of this.columns) s += c.byteSize;
+    return s;
+  }
+
+  /** Drops the column data once the rows are in a file (keys and deleted flags stay). */
+  releaseColumns(): void {
+    this.columns = [];
+  }
+
+  get(row: number): Value[] {
+    return this.columns.map((c) => c.get(row));
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Publishing a read snapshot, the async half. The table's loop captures what the snapshot
+ * holds (file list, new tail segments, changed deletion vectors as bytes); this writes the tail
+ * files, one Puffin file with the changed deletion vectors, the manifest, and then moves the
+ * catalog pointer. The loop learns the outcome as a `snapshot-done` event.
+ */
+import { randomUUID } from 'node:crypto';
+import { writePuffin } from '../iceberg/puffin.ts';
+import type { Lsn } from '../lsn.ts';
+import { tableToIpc } from '../parquet/arrow-convert.ts';
+import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import type { DeletionVectorRef, MemSlice, TailSegment } from './mem-slice.ts';
+import { SNAPSHOT_FORMAT, type SnapshotFile, type SnapshotManifest } from './snapshot-manifest.ts';
+
+/** Iceberg's reserved field id of the row position (`_pos`), which deletion vectors refer to. */
+export const ROW_POSITION_FIELD_ID = 2147483545;
+
+export type DvSource =
+  | { kind: 'none' }
+  | { kind: 'keep'; ref: DeletionVectorRef }
+  | { kind: 'new'; blob: number };
+
+export interface CapturedFile {
+  kind: 'data' | 'tail';
+  key: string;
+  rowCount: number;
+  sizeBytes: number;
+  dv: DvSource;
+}
+
+export interface CapturedTail {
+  slice: MemSlice;
+  segment: TailSegment;
+}
+
+export interface CapturedBlob {
+  /** Key of the data or tail file the vector belongs to. */
+  fileKey: string;
+  blob: Uint8Array;
+  cardinality: number;
+}
+
+export interface SnapshotCapture {
+  lsn: Lsn;
+  seq: number;
+  stateVersion: number;
+  /** Tail files (and their sizes) are filled in as they are written. */
+  files: CapturedFile[];
+  tails: CapturedTail[];
+  blobs: CapturedBlob[];
+}
+
+export interface SnapshotWritten {
+  manifestKey: string;
+  manifest: SnapshotManifest;
+  /** Reference of each captured blob, by index. */
+  blobRefs: DeletionVectorRef[];
+  tailSizes: Map<TailSegment, number>;
+}
+
+export interface SnapshotWriterDeps {
+  table: string;
+  tableRoot: string;
+  schemaId: number;
+  store: ObjectStore;
+  pool: ParquetWorkerPool;
+}
+
+export async function writeSnapshot(c: SnapshotCapture, deps: SnapshotWriterDeps): Promise<SnapshotWritten> {
+  const { store, pool } = deps;
+  const tailSizes = new Map<TailSegment, number>();
+  await Promise.all(
+    c.tails.map(async ({ slice, segment }) => {
+      const ipc = tableToIpc(slice.batch(slice.rangeRows(segment.start, segment.end)));
+      const bytes = await pool.encode(ipc, { compression: 'lz4' });
+      await store.put(segment.key!, bytes, { ephemeral: true });
+      tailSizes.set(segment, bytes.length);
+    }),
+  );
+  let blobRefs: DeletionVectorRef[] = [];
+  if (c.blobs.length > 0) {
+    const key = `${deps.tableRoot}/dv/${randomUUID()}.puffin`;
+    const { bytes, blobs } = writePuffin(
+      c.blobs.map((b) => ({
+        type: 'deletion-vector-v1',
+        fields: [ROW_POSITION_FIELD_ID],
+        snapshotId: -1,
+        sequenceNumber: -1,
+        properties: { 'referenced-data-file': store.uri(b.fileKey), cardinality: String(b.cardinality) },
+        data: b.blob,
+      })),
+    );
+    await store.put(key, bytes, { ephemeral: true });
+    blobRefs = blobs.map((m, i) => ({
+      key,
+      offset: m.offset,
+      length: m.length,
+      cardinality: c.blobs[i].cardinality,
+    }));
+  }
+  const files: SnapshotFile[] = c.files.map((f) => {
+    const out: SnapshotFile = { path: f.key, kind: f.kind, rowCount: f.rowCount, sizeBytes: f.sizeBytes };
+    if (f.dv.kind === 'keep') out.deletes = f.dv.ref;
+    else if (f.dv.kind === 'new') out.deletes = blobRefs[f.dv.blob];
+    return out;
+  });
+  for (const t of c.tails) {
+    const f = files.find((x) => x.path === t.segment.key);
+    if (f) f.sizeBytes = tailSizes.get(t.segment) ?? 0;
+  }
+  const manifest: SnapshotManifest = {
+    format: SNAPSHOT_FORMAT,
+    table: deps.table,
+    lsn: c.lsn.toString(),
+    seq: c.seq,
+    createdAt: new Date().toISOString(),
+    schemaId: deps.schemaId,
+    files,
+  };
+  const manifestKey = `${deps.tableRoot}/snapshots/${c.lsn.toString().padStart(20, '0')}-${c.seq}-${randomUUID().slice(0, 8)}.json`;
+  await store.put(manifestKey, new TextEncoder().encode(JSON.stringify(manifest)), { ephemeral: true });
+  return { manifestKey, manifest, blobRefs, tailSizes };
+}

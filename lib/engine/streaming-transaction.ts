@@ -1,0 +1,76 @@
+/**
+ * A transaction that arrives in pieces (Postgres streaming of in-progress transactions): its
+ * rows collect in a private MemSlice that no snapshot sees; past the size threshold the slice
+ * is flushed to a private Parquet file. At commit its deletes apply to the table and its rows
+ * and files join it; at abort everything it wrote is discarded.
+ */
+
+import type { NestedField } from '../schema/iceberg-type.ts';
+import type { DecodedOp } from '../schema/transaction.ts';
+import type { FlushResult } from './flusher.ts';
+import { MemSlice } from './mem-slice.ts';
+
+/** A private slice that was frozen for flushing; `result` arrives when its file is written. */
+export interface SpilledSlice {
+  slice: MemSlice;
+  rows: Uint32Array;
+  fileId: number;
+  key: string;
+  result?: FlushResult;
+  failed?: unknown;
+  /** Set when the transaction committed while this file was still being written. */
+  adopted?: boolean;
+}
+
+export class StreamingTransaction {
+  active: MemSlice;
+  readonly spilled: SpilledSlice[] = [];
+  /** Keys whose row in the table (if any) the transaction deletes or replaces. */
+  readonly deletedTableKeys = new Set<string>();
+  opCount = 0;
+  state: 'open' | 'committed' | 'aborted' = 'open';
+
+  constructor(
+    readonly xid: string,
+    private readonly fields: NestedField[],
+    private readonly hasKey: boolean,
+  ) {
+    this.active = new MemSlice(fields, hasKey);
+  }
+
+  apply(op: DecodedOp): void {
+    this.opCount++;
+    if (op.key !== undefined) {
+      this.removePrivate(op.key);
+      this.deletedTableKeys.add(op.key);
+    }
+    if (op.op !== 'delete') this.active.append(op.values, op.key);
+  }
+
+  /** Removes the transaction's own row for a key, wherever it is. */
+  private removePrivate(key: string): void {
+    const row = this.active.lookup(key);
+    if (row !== undefined) {
+      this.active.delete(row, 0n);
+      return;
+    }
+    for (let i = this.spilled.length - 1; i >= 0; i--) {
+      const s = this.spilled[i].slice;
+      const r = s.lookup(key);
+      if (r !== undefined) {
+        s.delete(r, 0n);
+        return;
+      }
+    }
+  }
+
+  /** Freezes the private slice for flushing; the caller starts the file write. */
+  spill(fileId: number, key: string): SpilledSlice {
+    const slice = this.active;
+    slice.frozenAt = 0n;
+    const s: SpilledSlice = { slice, rows: slice.liveRows(), fileId, key };
+    this.spilled.push(s);
+    this.active = new MemSlice(this.fields, this.hasKey);
+    return s;
+  }
+}

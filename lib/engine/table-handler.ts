@@ -1,0 +1,1083 @@
+/**
+ * TableHandler: the writer's state for one table and the event loop that changes it.
+ *
+ * Write path, top to bottom:
+ *   transaction (from the durable log) → `apply`: each op looks its key up in the index
+ *   (MemSlice key maps, then the file index); an old row in memory is marked deleted there, an
+ *   old row in a data file becomes a bit in that file's deletion vector; new rows append to the
+ *   active MemSlice → past the threshold the slice is frozen and flushed to Parquet (async,
+ *   `flush-done`) → read snapshots publish the state every second or on demand (async,
+ *   `snapshot-done`) → Iceberg commits every 30 s or on flush (async, `commit-done`) →
+ *   compaction and garbage collection keep files few and storage clean.
+ *
+ * Every handler below is synchronous; nothing awaits on the loop.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Catalog } from '../catalog/catalog.ts';
+import { encodeDeletionVector } from '../iceberg/deletion-vector.ts';
+import type { IcebergTable } from '../iceberg/iceberg-table.ts';
+import { RoaringBitmap64 } from '../iceberg/roaring.ts';
+import { type Lsn, maxLsn } from '../lsn.ts';
+import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import type { TableDefinition } from '../schema/table-schema.ts';
+import { type DecodedOp, type RowCodec, rowCodec } from '../schema/transaction.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import type { Logger } from '../util/logger.ts';
+import { type CompactionPlan, type CompactionResult, planCompaction, runCompaction } from './compactor.ts';
+import { type DataFile, dataFileKey, liveRowCount, newDataFile, PendingDeletes } from './data-file.ts';
+import { EventLoop } from './event-loop.ts';
+import { FileIndex } from './file-index.ts';
+import { type FlushResult, writeSliceToFile } from './flusher.ts';
+import { GarbageCollector } from './garbage-collector.ts';
+import { buildCommit, type CommitOutcome, type CommitPlan, runCommit } from './iceberg-committer.ts';
+import { hashHi, hashKey, hashLo } from './key-hash.ts';
+import { MemSlice, type TailSegment } from './mem-slice.ts';
+import type { EngineOptions } from './options.ts';
+import type { PointerKeeper } from './pointer-keeper.ts';
+import { snapshotObjectKeys } from './snapshot-manifest.ts';
+import {
+  type CapturedBlob,
+  type CapturedFile,
+  type CapturedTail,
+  type SnapshotCapture,
+  type SnapshotWritten,
+  writeSnapshot,
+} from './snapshot-writer.ts';
+import { type SpilledSlice, StreamingTransaction } from './streaming-transaction.ts';
+
+type TableEvent =
+  | { type: 'apply'; lsn: Lsn; ops: DecodedOp[]; checkpoint?: [string, string] }
+  | { type: 'stream-op'; xid: string; op: DecodedOp }
+  | { type: 'stream-commit'; xid: string; lsn: Lsn; checkpoint?: [string, string] }
+  | { type: 'stream-abort'; xid: string }
+  | { type: 'advance'; lsn: Lsn; checkpoint?: [string, string] }
+  | {
+      type: 'flush-done';
+      slice: MemSlice;
+      fileId: number;
+      rows: Uint32Array;
+      result?: FlushResult;
+      error?: unknown;
+    }
+  | {
+      type: 'spill-done';
+      txn: StreamingTransaction;
+      spilled: SpilledSlice;
+      result?: FlushResult;
+      error?: unknown;
+    }
+  | { type: 'snapshot'; minLsn?: Lsn }
+  | { type: 'snapshot-done'; capture: SnapshotCapture; written?: SnapshotWritten; error?: unknown }
+  | { type: 'read'; minLsn: Lsn; waiter: SnapshotWaiter }
+  | { type: 'commit'; waiter?: CommitWaiter }
+  | { type: 'commit-done'; plan: CommitPlan; outcome?: CommitOutcome; error?: unknown }
+  | { type: 'compact' }
+  | { type: 'compaction-done'; plan: CompactionPlan; result?: CompactionResult; error?: unknown };
+
+const DATA_EVENTS = new Set(['apply', 'stream-op', 'stream-commit', 'stream-abort', 'advance']);
+
+export interface PublishedSnapshot {
+  lsn: Lsn;
+  key: string;
+  seq: number;
+}
+
+interface SnapshotWaiter {
+  minLsn: Lsn;
+  resolve: (s: PublishedSnapshot) => void;
+  reject: (e: unknown) => void;
+}
+
+export interface CommitInfo {
+  lsn: Lsn;
+  metadataLocation: string | undefined;
+  snapshotId: number | undefined;
+}
+
+interface CommitWaiter {
+  resolve: (c: CommitInfo) => void;
+  reject: (e: unknown) => void;
+}
+
+export interface TableHandlerDeps {
+  def: TableDefinition;
+  store: ObjectStore;
+  catalog: Catalog;
+  pool: ParquetWorkerPool;
+  options: EngineOptions;
+  logger: Logger;
+  spillDir: string;
+  pointer: PointerKeeper;
+  iceberg: IcebergTable;
+  /** Called once when the handler stops because another writer took the table. */
+  onFenced?: (e: Error) => void;
+  /** Called after each Iceberg commit with the LSN it covers (the log may drop up to it). */
+  onCommitted?: (lsn: Lsn, checkpoints: Record<string, string>) => void;
+}
+
+/** Initial state from recovery (see table-loader.ts). */
+export interface RecoveredState {
+  files: DataFile[];
+  runs: import('./index-run.ts').IndexRun[];
+  nextFileId: number;
+  lsn: Lsn;
+  checkpoints: Record<string, string>;
+}
+
+export interface TableStatus {
+  lsn: Lsn;
+  snapshotLsn: Lsn;
+  committedLsn: Lsn;
+  dataFiles: number;
+  dataFileBytes: number;
+  rows: number;
+  memRows: number;
+  memBytes: number;
+  flushing: number;
+  indexEntries: number;
+  indexRuns: number;
+  indexMemoryBytes: number;
+  pendingDeletes: number;
+  metadataLocation: string | undefined;
+  checkpoints: Record<string, string>;
+}
+
+export class TableHandler {
+  readonly name: string;
+  readonly tableRoot: string;
+  readonly def: TableDefinition;
+  private readonly codec: RowCodec;
+  private readonly hasKey: boolean;
+  private readonly loop: EventLoop<TableEvent>;
+  private readonly log: Logger;
+
+  // ---- table state (changed only by event handlers) ----
+  private active: MemSlice;
+  /** Slices frozen for flushing, oldest first. */
+  private frozen: MemSlice[] = [];
+  private readonly files = new Map<number, DataFile>();
+  private nextFileId: number;
+  private readonly index: FileIndex;
+  private readonly pendingDeletes = new PendingDeletes();
+  private readonly streams = new Map<string, StreamingTransaction>();
+  private appliedLsn: Lsn;
+  private checkpoints: Record<string, string>;
+  /** Bumped on every change a read snapshot would show. */
+  private stateVersion = 0;
+
+  // ---- read snapshots ----
+  private published: (PublishedSnapshot & { stateVersion: number; keys: Set<string> }) | undefined;
+  private snapshotSeq = 0;
+  private snapshotInFlight = false;
+  private snapshotWanted = false;
+  private readonly waiters: SnapshotWaiter[] = [];
+  private inFlightKeys = new Set<string>();
+
+  // ---- Iceberg commits and compaction: one at a time ----
+  private maintenance: 'idle' | 'committing' | 'compacting' = 'idle';
+  private commitWaiters: CommitWaiter[] = [];
+  private commitRequested = false;
+  private commitFlushTarget: Lsn | undefined;
+  private committedLsn: Lsn;
+  private metadataLocation: string | undefined;
+  private lastSnapshotId: number | undefined;
+  /** Index runs the last Iceberg commit lists (recovery reads them). */
+  private committedIndexKeys: string[] = [];
+  /** Keys of Iceberg data files that compaction replaced since the last commit. */
+  private removedSinceCommit: string[] = [];
+  private changedSinceCommit = false;
+  private flushesInFlight = 0;
+  private flushRetryMs = 100;
+
+  private readonly gc: GarbageCollector;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+  private fenced: Error | undefined;
+
+  constructor(
+    private readonly deps: TableHandlerDeps,
+    recovered: RecoveredState,
+  ) {
+    this.def = deps.def;
+    this.name = deps.def.name;
+    this.tableRoot = `tables/${this.name}`;
+    this.codec = rowCodec(deps.def.schema);
+    this.hasKey = this.codec.keyColumns.length > 0;
+    this.log = deps.logger.child({ table: this.name });
+    this.active = this.newSlice();
+    this.index = new FileIndex({
+      memoryBudgetBytes: deps.options.indexMemoryBytes,
+      spillDir: deps.spillDir,
+      maxRuns: deps.options.indexMaxRuns,
+    });
+    for (const f of recovered.files) this.files.set(f.fileId, f);
+    for (const r of recovered.runs) this.index.add(r);
+    this.nextFileId = recovered.nextFileId;
+    this.committedIndexKeys = recovered.runs.map((r) => r.persistedKey!).filter(Boolean);
+    this.appliedLsn = recovered.lsn;
+    this.committedLsn = recovered.lsn;
+    this.checkpoints = { ...recovered.checkpoints };
+    this.metadataLocation = deps.iceberg.metadataLocation();
+    this.lastSnapshotId = deps.iceberg.currentSnapshot()?.['snapshot-id'];
+    this.gc = new GarbageCollector({
+      table: this.name,
+      tableRoot: this.tableRoot,
+      store: deps.store,
+      catalog: deps.catalog,
+      logger: this.log,
+      orphanGraceMs: deps.options.orphanGraceMs,
+      candidateGraceMs: deps.options.candidateGraceMs,
+      inUse: () => this.keysInUse(),
+      icebergKeys: () => deps.iceberg.referencedKeys(),
+    });
+    this.loop = new EventLoop<TableEvent>(
+      (e) => this.handle(e),
+      (e) => DATA_EVENTS.has(e.type),
+      (err, e) => this.log.error('event handler failed', { event: e.type, error: err }),
+    );
+  }
+
+  /** Starts the periodic snapshot, commit, compaction and GC work. */
+  start(): void {
+    const o = this.deps.options;
+    const every = (ms: number, fn: () => void): void => {
+      if (ms <= 0) return;
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(o.snapshotIntervalMs, () => this.loop.post({ type: 'snapshot' }));
+    every(o.commitIntervalMs, () => this.loop.post({ type: 'commit' }));
+    if (o.compaction)
+      every(Math.max(1000, o.commitIntervalMs / 3), () => this.loop.post({ type: 'compact' }));
+    every(o.gcIntervalMs, () => void this.collectGarbage());
+    this.loop.post({ type: 'snapshot' });
+  }
+
+  private newSlice(): MemSlice {
+    return new MemSlice(this.def.schema.fields, this.hasKey);
+  }
+
+  // =========================================================================================
+  // Public API (posts events; promises settle when the loop has done the work)
+
+  /** Applies a whole transaction from the log. */
+  apply(lsn: Lsn, ops: DecodedOp[], checkpoint?: [string, string]): void {
+    this.loop.post({ type: 'apply', lsn, ops, checkpoint });
+  }
+
+  /** Records that the source moved to `lsn` without a change to this table (e.g. another table's transaction). */
+  advance(lsn: Lsn, checkpoint?: [string, string]): void {
+    this.loop.post({ type: 'advance', lsn, checkpoint });
+  }
+
+  streamOp(xid: string, op: DecodedOp): void {
+    this.loop.post({ type: 'stream-op', xid, op });
+  }
+
+  streamCommit(xid: string, lsn: Lsn, checkpoint?: [string, string]): void {
+    this.loop.post({ type: 'stream-commit', xid, lsn, checkpoint });
+  }
+
+  streamAbort(xid: string): void {
+    this.loop.post({ type: 'stream-abort', xid });
+  }
+
+  /** Resolves with a published read snapshot covering at least `minLsn` (publishing one if needed). */
+  snapshotAtLeast(minLsn: Lsn): Promise<PublishedSnapshot> {
+    if (this.fenced) return Promise.reject(this.fenced);
+    return new Promise((resolve, reject) =>
+      this.loop.post({ type: 'read', minLsn, waiter: { minLsn, resolve, reject } }),
+    );
+  }
+
+  /** Makes everything applied so far durable as Parquet and commits it to Iceberg. */
+  flush(): Promise<CommitInfo> {
+    if (this.fenced) return Promise.reject(this.fenced);
+    return new Promise((resolve, reject) => this.loop.post({ type: 'commit', waiter: { resolve, reject } }));
+  }
+
+  /** Asks for a compaction pass now (tests and operators). */
+  compactNow(): void {
+    this.loop.post({ type: 'compact' });
+  }
+
+  get lsn(): Lsn {
+    return this.appliedLsn;
+  }
+
+  get isFenced(): boolean {
+    return this.fenced !== undefined;
+  }
+
+  status(): TableStatus {
+    let rows = 0;
+    let bytes = 0;
+    for (const f of this.files.values()) {
+      rows += liveRowCount(f);
+      bytes += f.sizeBytes;
+    }
+    let memRows = this.active.liveCount;
+    let memBytes = this.active.byteSize;
+    for (const s of this.frozen) {
+      memRows += s.liveCount;
+      memBytes += s.byteSize;
+    }
+    return {
+      lsn: this.appliedLsn,
+      snapshotLsn: this.published?.lsn ?? 0n,
+      committedLsn: this.committedLsn,
+      dataFiles: this.files.size,
+      dataFileBytes: bytes,
+      rows: rows + memRows,
+      memRows,
+      memBytes,
+      flushing: this.flushesInFlight,
+      indexEntries: this.index.entryCount,
+      indexRuns: this.index.runCount,
+      indexMemoryBytes: this.index.memoryBytes,
+      pendingDeletes: this.pendingDeletes.size,
+      metadataLocation: this.metadataLocation,
+      checkpoints: { ...this.checkpoints },
+    };
+  }
+
+  /** Data files now (for tests and describe). */
+  dataFiles(): { key: string; rowCount: number; liveRows: number; sizeBytes: number; inIceberg: boolean }[] {
+    return [...this.files.values()].map((f) => ({
+      key: f.key,
+      rowCount: f.rowCount,
+      liveRows: liveRowCount(f),
+      sizeBytes: f.sizeBytes,
+      inIceberg: f.inIceberg,
+    }));
+  }
+
+  /** Stops timers and the loop. With `flush`, first commits everything applied. */
+  async close(options: { flush?: boolean } = {}): Promise<void> {
+    if (this.stopped) return;
+    if (options.flush && !this.fenced) {
+      try {
+        await this.flush();
+      } catch (e) {
+        this.log.warn('final flush failed', { error: e });
+      }
+    }
+    this.stopTimers();
+    this.stopped = true;
+    this.loop.stop();
+    const err = new Error(`table "${this.name}" is closed`);
+    for (const w of this.waiters.splice(0)) w.reject(err);
+    for (const w of this.commitWaiters.splice(0)) w.reject(err);
+    this.index.clear();
+  }
+
+  private stopTimers(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers.length = 0;
+  }
+
+  // =========================================================================================
+  // The loop
+
+  private handle(e: TableEvent): void {
+    if (this.stopped) return;
+    switch (e.type) {
+      case 'apply':
+        return this.onApply(e.lsn, e.ops, e.checkpoint);
+      case 'advance':
+        return this.onAdvance(e.lsn, e.checkpoint);
+      case 'stream-op':
+        return this.onStreamOp(e.xid, e.op);
+      case 'stream-commit':
+        return this.onStreamCommit(e.xid, e.lsn, e.checkpoint);
+      case 'stream-abort':
+        return this.onStreamAbort(e.xid);
+      case 'flush-done':
+        return this.onFlushDone(e);
+      case 'spill-done':
+        return this.onSpillDone(e);
+      case 'snapshot':
+        return this.onSnapshot();
+      case 'snapshot-done':
+        return this.onSnapshotDone(e.capture, e.written, e.error);
+      case 'read':
+        return this.onRead(e.waiter);
+      case 'commit':
+        return this.onCommit(e.waiter);
+      case 'commit-done':
+        return this.onCommitDone(e.plan, e.outcome, e.error);
+      case 'compact':
+        return this.onCompact();
+      case 'compaction-done':
+        return this.onCompactionDone(e.plan, e.result, e.error);
+    }
+  }
+
+  // ---- transactions ----
+
+  private onApply(lsn: Lsn, ops: DecodedOp[], checkpoint?: [string, string]): void {
+    if (lsn <= this.appliedLsn) return; // already applied before a restart: exactly once
+    for (const op of ops) {
+      if (op.key !== undefined) this.deleteKey(op.key, lsn);
+      if (op.op !== 'delete') {
+        this.active.append(op.values, op.key);
+        this.maybeFreeze(lsn);
+      }
+    }
+    this.advanceTo(lsn, checkpoint);
+  }
+
+  private onAdvance(lsn: Lsn, checkpoint?: [string, string]): void {
+    if (lsn <= this.appliedLsn) return;
+    this.advanceTo(lsn, checkpoint);
+  }
+
+  private advanceTo(lsn: Lsn, checkpoint?: [string, string]): void {
+    this.appliedLsn = lsn;
+    if (checkpoint) this.checkpoints[checkpoint[0]] = checkpoint[1];
+    this.stateVersion++;
+    this.changedSinceCommit = true;
+    this.serveWaiters();
+  }
+
+  /** Deletes the live row with this key, wherever it is; a missing key is a no-op. */
+  private deleteKey(key: string, lsn: Lsn): void {
+    const row = this.active.lookup(key);
+    if (row !== undefined) {
+      this.active.delete(row, lsn);
+      return;
+    }
+    for (let i = this.frozen.length - 1; i >= 0; i--) {
+      const r = this.frozen[i].lookup(key);
+      if (r !== undefined) {
+        this.frozen[i].delete(r, lsn);
+        return;
+      }
+    }
+    const loc = this.findInFiles(key);
+    if (loc) {
+      loc.file.deletes.add(loc.pos);
+      loc.file.dvDirty = true;
+      this.pendingDeletes.add(lsn, loc.file.fileId, loc.pos);
+    }
+  }
+
+  private findInFiles(key: string): { file: DataFile; pos: number } | undefined {
+    hashKey(key);
+    let found: { file: DataFile; pos: number } | undefined;
+    this.index.find(hashHi(), hashLo(), (fileId, pos) => {
+      const file = this.files.get(fileId);
+      if (!file || file.deletes.has(pos)) return false;
+      found = { file, pos };
+      return true;
+    });
+    return found;
+  }
+
+  private maybeFreeze(lsn: Lsn): void {
+    const o = this.deps.options;
+    if (this.active.rowCount >= o.memSliceMaxRows || this.active.byteSize >= o.memSliceMaxBytes)
+      this.freezeActive(lsn);
+  }
+
+  /** Freezes the active slice and starts flushing it. */
+  private freezeActive(lsn: Lsn): void {
+    const slice = this.active;
+    if (slice.rowCount === 0) return;
+    this.active = this.newSlice();
+    slice.frozenAt = lsn;
+    slice.seal();
+    const rows = slice.liveRows();
+    if (rows.length === 0 && slice.segments.every((s) => s.key === undefined)) {
+      // Nothing live and nothing published: the slice simply disappears.
+      this.stateVersion++;
+      return;
+    }
+    this.frozen.push(slice);
+    this.startFlush(slice, rows, this.nextFileId++);
+  }
+
+  private startFlush(slice: MemSlice, rows: Uint32Array, fileId: number): void {
+    this.flushesInFlight++;
+    const key = dataFileKey(this.tableRoot, fileId, randomUUID());
+    writeSliceToFile(
+      { slice, rows, fileId, key, compression: this.deps.options.dataCompression },
+      this.deps.store,
+      this.deps.pool,
+    ).then(
+      (result) => this.loop.post({ type: 'flush-done', slice, fileId, rows, result }),
+      (error) => this.loop.post({ type: 'flush-done', slice, fileId, rows, error }),
+    );
+  }
+
+  private onFlushDone(e: Extract<TableEvent, { type: 'flush-done' }>): void {
+    this.flushesInFlight--;
+    if (e.error || !e.result) {
+      this.log.warn('flush failed; retrying', { error: e.error, retryInMs: this.flushRetryMs });
+      this.flushesInFlight++;
+      const delay = this.flushRetryMs;
+      this.flushRetryMs = Math.min(this.flushRetryMs * 2, 30_000);
+      setTimeout(() => {
+        this.flushesInFlight--;
+        if (!this.stopped) this.startFlush(e.slice, e.rows, e.fileId);
+      }, delay).unref();
+      return;
+    }
+    this.flushRetryMs = 100;
+    this.installFile(e.slice, e.fileId, e.rows, e.result, e.slice.frozenAt!);
+    this.frozen.splice(this.frozen.indexOf(e.slice), 1);
+    this.stateVersion++;
+    this.maybeMergeIndex();
+    this.continueCommit();
+  }
+
+  /** A flushed slice becomes a data file: deletes made during the flush move to its deletion vector. */
+  private installFile(
+    slice: MemSlice,
+    fileId: number,
+    rows: Uint32Array,
+    result: FlushResult,
+    addedLsn: Lsn,
+  ): DataFile {
+    const file = newDataFile({
+      fileId,
+      key: result.key,
+      rowCount: result.rowCount,
+      sizeBytes: result.sizeBytes,
+      addedLsn,
+      stats: result.stats,
+    });
+    if (slice.deletesAfterFreeze.length > 0) {
+      const posOf = new Int32Array(slice.rowCount).fill(-1);
+      for (let i = 0; i < rows.length; i++) posOf[rows[i]] = i;
+      for (const d of slice.deletesAfterFreeze) {
+        const pos = posOf[d.row];
+        if (pos < 0) continue;
+        file.deletes.add(pos);
+        this.pendingDeletes.add(d.lsn, fileId, pos);
+      }
+      file.dvDirty = !file.deletes.isEmpty();
+    }
+    this.files.set(fileId, file);
+    if (result.run) this.index.add(result.run);
+    this.changedSinceCommit = true;
+    return file;
+  }
+
+  private maybeMergeIndex(): void {
+    // A commit in flight may be persisting the current runs; merge after it.
+    if (this.maintenance === 'committing') return;
+    this.index.mergeNow((fileId, pos) => {
+      const f = this.files.get(fileId);
+      return f !== undefined && !f.deletes.has(pos);
+    });
+  }
+
+  // ---- streaming transactions ----
+
+  private stream(xid: string): StreamingTransaction {
+    let t = this.streams.get(xid);
+    if (!t) {
+      t = new StreamingTransaction(xid, this.def.schema.fields, this.hasKey);
+      this.streams.set(xid, t);
+    }
+    return t;
+  }
+
+  private onStreamOp(xid: string, op: DecodedOp): void {
+    const t = this.stream(xid);
+    t.apply(op);
+    const o = this.deps.options;
+    if (t.active.rowCount >= o.memSliceMaxRows || t.active.byteSize >= o.memSliceMaxBytes) {
+      const fileId = this.nextFileId++;
+      const spilled = t.spill(fileId, dataFileKey(this.tableRoot, fileId, randomUUID()));
+      writeSliceToFile(
+        {
+          slice: spilled.slice,
+          rows: spilled.rows,
+          fileId,
+          key: spilled.key,
+          compression: o.dataCompression,
+        },
+        this.deps.store,
+        this.deps.pool,
+      ).then(
+        (result) => this.loop.post({ type: 'spill-done', txn: t, spilled, result }),
+        (error) => this.loop.post({ type: 'spill-done', txn: t, spilled, error }),
+      );
+    }
+  }
+
+  private onSpillDone(e: Extract<TableEvent, { type: 'spill-done' }>): void {
+    const { txn, spilled } = e;
+    if (spilled.adopted) {
+      // The transaction committed meanwhile: this is now an ordinary flush of a table slice.
+      this.onFlushDone({
+        type: 'flush-done',
+        slice: spilled.slice,
+        fileId: spilled.fileId,
+        rows: spilled.rows,
+        result: e.result,
+        error: e.error,
+      });
+      return;
+    }
+    if (txn.state === 'aborted') {
+      if (e.result) this.gc.addCandidates([e.result.key]);
+      return;
+    }
+    if (e.error || !e.result) {
+      spilled.failed = e.error ?? new Error('spill failed');
+      this.log.warn('spilling a streamed transaction failed; it is written again at commit', {
+        xid: txn.xid,
+        error: e.error,
+      });
+    } else {
+      spilled.result = e.result;
+      spilled.slice.releaseColumns();
+    }
+  }
+
+  private onStreamCommit(xid: string, lsn: Lsn, checkpoint?: [string, string]): void {
+    const t = this.streams.get(xid);
+    this.streams.delete(xid);
+    if (lsn <= this.appliedLsn) return;
+    if (t) {
+      t.state = 'committed';
+      for (const key of t.deletedTableKeys) this.deleteKey(key, lsn);
+      for (const s of t.spilled) this.adoptSpilled(s, lsn);
+      // The private active slice's rows join the table's active slice.
+      const live = t.active.liveRows();
+      for (let i = 0; i < live.length; i++) {
+        const row = live[i];
+        this.active.append(t.active.get(row), this.hasKey ? t.active.rowKeys[row] : undefined);
+        this.maybeFreeze(lsn);
+      }
+    }
+    this.advanceTo(lsn, checkpoint);
+  }
+
+  /** A spilled slice of a committed streaming transaction joins the table. */
+  private adoptSpilled(s: SpilledSlice, lsn: Lsn): void {
+    for (const d of s.slice.deletesAfterFreeze) d.lsn = lsn;
+    if (s.result) {
+      this.installFile(s.slice, s.fileId, s.rows, s.result, lsn);
+      this.stateVersion++;
+      return;
+    }
+    if (s.failed) {
+      // Its write failed: flush again, now as a table slice.
+      s.slice.frozenAt = lsn;
+      this.frozen.push(s.slice);
+      this.startFlush(s.slice, s.rows, s.fileId);
+      return;
+    }
+    // Still being written: it becomes a frozen slice; its spill-done counts as a flush-done.
+    s.slice.frozenAt = lsn;
+    s.adopted = true;
+    this.frozen.push(s.slice);
+    this.flushesInFlight++;
+  }
+
+  private onStreamAbort(xid: string): void {
+    const t = this.streams.get(xid);
+    this.streams.delete(xid);
+    if (!t) return;
+    t.state = 'aborted';
+    this.gc.addCandidates(t.spilled.filter((s) => s.result).map((s) => s.result!.key));
+  }
+
+  // ---- read snapshots ----
+
+  private onRead(w: SnapshotWaiter): void {
+    if (this.fenced) return w.reject(this.fenced);
+    if (this.published && this.published.lsn >= w.minLsn) return w.resolve(this.publicSnapshot());
+    this.waiters.push(w);
+    this.serveWaiters();
+  }
+
+  private publicSnapshot(): PublishedSnapshot {
+    const p = this.published!;
+    return { lsn: p.lsn, key: p.key, seq: p.seq };
+  }
+
+  /** Resolves waiters a published snapshot covers; asks for a snapshot when one is needed now. */
+  private serveWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const p = this.published;
+    let needed = false;
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i];
+      if (p && p.lsn >= w.minLsn) {
+        this.waiters.splice(i, 1);
+        w.resolve(this.publicSnapshot());
+      } else if (this.appliedLsn >= w.minLsn) needed = true;
+    }
+    if (needed) this.onSnapshot();
+  }
+
+  private onSnapshot(): void {
+    if (this.fenced) return;
+    if (this.snapshotInFlight) {
+      this.snapshotWanted = true;
+      return;
+    }
+    if (this.published && this.published.stateVersion === this.stateVersion) return;
+    this.snapshotWanted = false;
+    const capture = this.captureSnapshot();
+    this.snapshotInFlight = true;
+    const deps = this.deps;
+    writeSnapshot(capture, {
+      table: this.name,
+      tableRoot: this.tableRoot,
+      schemaId: this.def.schema.schemaId,
+      store: deps.store,
+      pool: deps.pool,
+    })
+      .then(async (written) => {
+        await deps.pointer.update((p) => ({
+          ...p,
+          snapshotKey: written.manifestKey,
+          lsn: capture.lsn.toString(),
+        }));
+        return written;
+      })
+      .then(
+        (written) => this.loop.post({ type: 'snapshot-done', capture, written }),
+        (error) => this.loop.post({ type: 'snapshot-done', capture, error }),
+      );
+  }
+
+  /** What the next read snapshot holds; deletion vectors that changed are serialized now. */
+  private captureSnapshot(): SnapshotCapture {
+    const files: CapturedFile[] = [];
+    const tails: CapturedTail[] = [];
+    const blobs: CapturedBlob[] = [];
+    for (const f of this.files.values()) {
+      let dv: CapturedFile['dv'] = { kind: 'none' };
+      if (!f.deletes.isEmpty()) {
+        if (f.dvDirty || !f.dvRef) {
+          blobs.push({ fileKey: f.key, blob: encodeDeletionVector(f.deletes), cardinality: f.deletes.size });
+          dv = { kind: 'new', blob: blobs.length - 1 };
+          f.dvDirty = false;
+        } else dv = { kind: 'keep', ref: f.dvRef };
+      }
+      files.push({ kind: 'data', key: f.key, rowCount: f.rowCount, sizeBytes: f.sizeBytes, dv });
+    }
+    this.active.seal();
+    for (const slice of [...this.frozen, this.active]) {
+      for (const seg of slice.segments) {
+        if (seg.key === undefined) {
+          seg.key = `${this.tableRoot}/tail/${randomUUID()}.parquet`;
+          tails.push({ slice, segment: seg });
+        }
+        let dv: CapturedFile['dv'] = { kind: 'none' };
+        if (seg.deletedCount === seg.end - seg.start) continue; // every row deleted: leave it out
+        if (seg.deletedCount > 0) {
+          if (seg.dvDirty || !seg.dvRef) {
+            const bm = new RoaringBitmap64();
+            for (const p of slice.segmentDeletes(seg)) bm.add(p);
+            blobs.push({ fileKey: seg.key, blob: encodeDeletionVector(bm), cardinality: bm.size });
+            dv = { kind: 'new', blob: blobs.length - 1 };
+            seg.dvDirty = false;
+          } else dv = { kind: 'keep', ref: seg.dvRef };
+        }
+        files.push({
+          kind: 'tail',
+          key: seg.key,
+          rowCount: seg.end - seg.start,
+          sizeBytes: seg.sizeBytes ?? 0,
+          dv,
+        });
+      }
+    }
+    const capture: SnapshotCapture = {
+      lsn: this.appliedLsn,
+      seq: ++this.snapshotSeq,
+      stateVersion: this.stateVersion,
+      files,
+      tails,
+      blobs,
+    };
+    for (const f of files) this.inFlightKeys.add(f.key);
+    return capture;
+  }
+
+  private onSnapshotDone(
+    capture: SnapshotCapture,
+    written: SnapshotWritten | undefined,
+    error: unknown,
+  ): void {
+    this.snapshotInFlight = false;
+    this.inFlightKeys = new Set();
+    if (error || !written) {
+      if (this.deps.pointer.fencedBy) return this.fence(this.deps.pointer.fencedBy);
+      this.log.warn('publishing a read snapshot failed; will retry', { error });
+      this.markDvDirtyAgain(capture);
+      setTimeout(() => this.loop.post({ type: 'snapshot' }), 200).unref();
+      return;
+    }
+    // Remember where each deletion vector now lives, so the next snapshot can point to it.
+    const byKey = new Map<string, (typeof written.manifest.files)[number]>();
+    for (const f of written.manifest.files) byKey.set(f.path, f);
+    for (const f of this.files.values()) {
+      const m = byKey.get(f.key);
+      if (m?.deletes && !f.dvDirty) f.dvRef = m.deletes;
+    }
+    for (const slice of [...this.frozen, this.active]) {
+      for (const seg of slice.segments) {
+        const m = seg.key ? byKey.get(seg.key) : undefined;
+        if (m?.deletes && !seg.dvDirty) seg.dvRef = m.deletes;
+        const size = written.tailSizes.get(seg);
+        if (size !== undefined) seg.sizeBytes = size;
+      }
+    }
+    const keys = new Set(snapshotObjectKeys(written.manifest));
+    keys.add(written.manifestKey);
+    const previous = this.published;
+    this.published = {
+      lsn: capture.lsn,
+      key: written.manifestKey,
+      seq: capture.seq,
+      stateVersion: capture.stateVersion,
+      keys,
+    };
+    if (previous) this.gc.addCandidates([...previous.keys].filter((k) => !keys.has(k)));
+    this.serveWaiters();
+    if (this.snapshotWanted) this.onSnapshot();
+  }
+
+  private markDvDirtyAgain(capture: SnapshotCapture): void {
+    const blobKeys = new Set(capture.blobs.map((b) => b.fileKey));
+    for (const f of this.files.values()) if (blobKeys.has(f.key)) f.dvDirty = true;
+    for (const slice of [...this.frozen, this.active]) {
+      for (const seg of slice.segments) {
+        if (seg.key && blobKeys.has(seg.key)) seg.dvDirty = true;
+        // A tail that was never written gets a new key next time.
+        if (capture.tails.some((t) => t.segment === seg)) seg.key = undefined;
+      }
+    }
+  }
+
+  // ---- Iceberg commits ----
+
+  private onCommit(waiter?: CommitWaiter): void {
+    if (this.fenced) {
+      waiter?.reject(this.fenced);
+      return;
+    }
+    if (waiter) this.commitWaiters.push(waiter);
+    if (this.maintenance !== 'idle') {
+      this.commitRequested = true;
+      return;
+    }
+    this.commitRequested = false;
+    if (!this.changedSinceCommit && this.frozen.length === 0) {
+      // Nothing new since the last commit.
+      this.resolveCommitWaiters();
+      return;
+    }
+    this.maintenance = 'committing';
+    this.commitFlushTarget = this.appliedLsn;
+    this.freezeActive(this.appliedLsn);
+    this.continueCommit();
+  }
+
+  /** Once every slice frozen at or before the commit LSN is flushed, builds and runs the commit. */
+  private continueCommit(): void {
+    if (this.maintenance !== 'committing' || this.commitFlushTarget === undefined) return;
+    const target = this.commitFlushTarget;
+    if (this.frozen.some((s) => s.frozenAt! <= target)) return;
+    this.commitFlushTarget = undefined;
+    const plan = buildCommit({
+      lsn: target,
+      files: [...this.files.values()],
+      pendingDeletes: this.pendingDeletes,
+      removedKeys: this.removedSinceCommit,
+      checkpoints: this.checkpoints,
+      index: this.index,
+    });
+    runCommit(plan, {
+      store: this.deps.store,
+      iceberg: this.deps.iceberg,
+      pointer: this.deps.pointer,
+      tableRoot: this.tableRoot,
+      nextFileId: this.nextFileId,
+    }).then(
+      (outcome) => this.loop.post({ type: 'commit-done', plan, outcome }),
+      (error) => this.loop.post({ type: 'commit-done', plan, error }),
+    );
+  }
+
+  private onCommitDone(plan: CommitPlan, outcome: CommitOutcome | undefined, error: unknown): void {
+    this.maintenance = 'idle';
+    if (error || !outcome) {
+      if (this.deps.pointer.fencedBy) return this.fence(this.deps.pointer.fencedBy);
+      this.log.error('Iceberg commit failed', { error, lsn: plan.lsn });
+      for (const w of this.commitWaiters.splice(0)) w.reject(error);
+      this.afterMaintenance();
+      return;
+    }
+    for (const f of plan.included) f.inIceberg = true;
+    for (const [fileId, committed] of plan.committedDeletes) {
+      const f = this.files.get(fileId);
+      if (f) f.committedDeletes = committed;
+    }
+    this.pendingDeletes.takeThrough(plan.lsn);
+    this.removedSinceCommit = this.removedSinceCommit.filter((k) => !plan.removedKeys.includes(k));
+    this.committedLsn = plan.lsn;
+    this.committedIndexKeys = plan.runs.map((r) => r.persistedKey!).filter(Boolean);
+    this.metadataLocation = outcome.metadataLocation;
+    this.lastSnapshotId = outcome.snapshotId;
+    this.changedSinceCommit =
+      this.appliedLsn > plan.lsn ||
+      this.removedSinceCommit.length > 0 ||
+      [...this.files.values()].some((f) => !f.inIceberg);
+    this.gc.addCandidates(outcome.obsoleteKeys);
+    this.log.info('committed to Iceberg', {
+      lsn: plan.lsn,
+      snapshotId: outcome.snapshotId,
+      addedFiles: plan.added.length,
+      deleteFilesChanged: plan.committedDeletes.size,
+    });
+    this.deps.onCommitted?.(plan.lsn, plan.checkpoints);
+    this.resolveCommitWaiters(plan.lsn);
+    this.afterMaintenance();
+  }
+
+  private resolveCommitWaiters(lsn: Lsn = this.committedLsn): void {
+    const info: CommitInfo = {
+      lsn: maxLsn(lsn, this.committedLsn),
+      metadataLocation: this.metadataLocation,
+      snapshotId: this.lastSnapshotId,
+    };
+    const waiters = this.commitWaiters.splice(0);
+    // Waiters that arrived after the commit's LSN was fixed need another round.
+    if (this.appliedLsn > info.lsn && waiters.length > 0) {
+      this.commitWaiters.push(...waiters);
+      this.commitRequested = true;
+      return;
+    }
+    for (const w of waiters) w.resolve(info);
+  }
+
+  private afterMaintenance(): void {
+    if (this.commitRequested || this.commitWaiters.length > 0) this.loop.post({ type: 'commit' });
+  }
+
+  // ---- compaction ----
+
+  private onCompact(): void {
+    if (this.maintenance !== 'idle' || this.fenced) return;
+    const o = this.deps.options;
+    const plan = planCompaction([...this.files.values()], {
+      targetFileBytes: o.targetFileBytes,
+      deletedRatio: o.compactDeletedRatio,
+      minSmallFiles: o.compactMinSmallFiles,
+      nextFileId: () => this.nextFileId++,
+      keyFor: (fileId) => dataFileKey(this.tableRoot, fileId, randomUUID()),
+      startLsn: this.appliedLsn,
+    });
+    if (!plan) return;
+    this.maintenance = 'compacting';
+    this.log.info('compaction started', { inputs: plan.inputs.length, outputs: plan.outputs.length });
+    runCompaction(plan, {
+      store: this.deps.store,
+      pool: this.deps.pool,
+      fields: this.def.schema.fields,
+      keyColumns: this.codec.keyColumns,
+      compression: o.dataCompression,
+    }).then(
+      (result) => this.loop.post({ type: 'compaction-done', plan, result }),
+      (error) => this.loop.post({ type: 'compaction-done', plan, error }),
+    );
+  }
+
+  private onCompactionDone(plan: CompactionPlan, result: CompactionResult | undefined, error: unknown): void {
+    this.maintenance = 'idle';
+    if (error || !result) {
+      this.log.warn('compaction failed', { error });
+      this.gc.addCandidates(plan.outputs.map((o) => o.key));
+      this.afterMaintenance();
+      return;
+    }
+    // Outputs in, inputs out; deletes that happened during compaction move to the outputs.
+    const outputs = result.outputs.map((o) => {
+      const f = newDataFile({
+        fileId: o.fileId,
+        key: o.key,
+        rowCount: o.rowCount,
+        sizeBytes: o.sizeBytes,
+        addedLsn: plan.startLsn,
+        stats: o.stats,
+      });
+      this.files.set(f.fileId, f);
+      if (o.run) this.index.add(o.run);
+      return f;
+    });
+    const inputIds = new Set(plan.inputs.map((i) => i.fileId));
+    for (const input of plan.inputs) {
+      const f = this.files.get(input.fileId)!;
+      const mapping = result.mapping.get(input.fileId)!;
+      for (const pos of f.deletes) {
+        const k = mapping.outIndex[pos];
+        if (k < 0) continue; // deleted before compaction started: the row is not in the output
+        outputs[k].deletes.add(mapping.outPos[pos]);
+        outputs[k].dvDirty = true;
+      }
+      this.files.delete(input.fileId);
+      if (f.inIceberg) this.removedSinceCommit.push(f.key);
+    }
+    this.pendingDeletes.remap((fileId, pos) => {
+      if (!inputIds.has(fileId)) return [fileId, pos];
+      const m = result.mapping.get(fileId)!;
+      const k = m.outIndex[pos];
+      return k < 0 ? undefined : [outputs[k].fileId, m.outPos[pos]];
+    });
+    this.stateVersion++;
+    this.changedSinceCommit = true;
+    this.log.info('compaction done', {
+      inputs: plan.inputs.length,
+      outputs: outputs.map((o) => ({ key: o.key, rows: o.rowCount, bytes: o.sizeBytes })),
+    });
+    this.maybeMergeIndex();
+    this.afterMaintenance();
+    this.loop.post({ type: 'snapshot' });
+  }
+
+  // ---- garbage collection ----
+
+  /** Keys the writer may still publish or is publishing (never collected). */
+  private keysInUse(): Set<string> {
+    const keys = new Set<string>(this.inFlightKeys);
+    for (const k of this.published?.keys ?? []) keys.add(k);
+    for (const f of this.files.values()) keys.add(f.key);
+    for (const slice of [...this.frozen, this.active])
+      for (const s of slice.segments) if (s.key) keys.add(s.key);
+    for (const r of this.index.allRuns()) if (r.persistedKey) keys.add(r.persistedKey);
+    for (const k of this.committedIndexKeys) keys.add(k);
+    return keys;
+  }
+
+  /** One garbage-collection pass (also run by the timer). */
+  async collectGarbage(options: { orphans?: boolean } = {}): Promise<{ deleted: number }> {
+    if (this.stopped) return { deleted: 0 };
+    return this.gc.collect(options);
+  }
+
+  // ---- fencing ----
+
+  private fence(e: Error): void {
+    if (this.fenced) return;
+    this.fenced = e;
+    this.log.warn('another writer took this table; stopping', { error: e.message });
+    this.stopTimers();
+    for (const w of this.waiters.splice(0)) w.reject(e);
+    for (const w of this.commitWaiters.splice(0)) w.reject(e);
+    this.loop.stop();
+    this.deps.onFenced?.(e);
+  }
+}
+
+export type { TailSegment };

@@ -1,0 +1,157 @@
+/**
+ * Opening a table for writing, which is also recovery: take a new fencing epoch, load the last
+ * Iceberg snapshot the catalog points to (schema, data files, deletion vectors, the LSN it
+ * covers, source checkpoints), load the persisted index runs it lists (rebuilding the index
+ * only for files no run covers), and hand the state to a new TableHandler. The caller then
+ * replays the durable log after that LSN.
+ */
+
+import type { Catalog } from '../catalog/catalog.ts';
+import { IcebergTable } from '../iceberg/iceberg-table.ts';
+import { RoaringBitmap64 } from '../iceberg/roaring.ts';
+import type { Lsn } from '../lsn.ts';
+import { readColumn, tableFromIpc } from '../parquet/arrow-convert.ts';
+import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import type { TableDefinition } from '../schema/table-schema.ts';
+import { rowCodec } from '../schema/transaction.ts';
+import { keyString } from '../schema/values.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import type { Logger } from '../util/logger.ts';
+import { type DataFile, fileIdFromKey } from './data-file.ts';
+import { indexRunFor } from './flusher.ts';
+import {
+  SUMMARY_CHECKPOINTS,
+  SUMMARY_INDEX,
+  SUMMARY_LSN,
+  SUMMARY_NEXT_FILE_ID,
+} from './iceberg-committer.ts';
+import { IndexRun } from './index-run.ts';
+import type { EngineOptions } from './options.ts';
+import { PointerKeeper } from './pointer-keeper.ts';
+import { type RecoveredState, TableHandler, type TableHandlerDeps } from './table-handler.ts';
+
+export interface OpenTableDeps {
+  def: TableDefinition;
+  store: ObjectStore;
+  catalog: Catalog;
+  pool: ParquetWorkerPool;
+  options: EngineOptions;
+  logger: Logger;
+  spillDir: string;
+  onFenced?: TableHandlerDeps['onFenced'];
+  onCommitted?: TableHandlerDeps['onCommitted'];
+}
+
+export function tableRootOf(name: string): string {
+  return `tables/${name}`;
+}
+
+/** Loads the Iceberg table the catalog points to, creating it if it was never committed. */
+export async function loadIceberg(
+  store: ObjectStore,
+  catalog: Catalog,
+  def: TableDefinition,
+): Promise<IcebergTable> {
+  const pointer = await catalog.getPointer(def.name);
+  const root = tableRootOf(def.name);
+  if (pointer?.metadataKey) return IcebergTable.load(store, pointer.metadataKey);
+  return (await IcebergTable.loadLatest(store, root)) ?? IcebergTable.create(store, root, def);
+}
+
+export async function openTable(deps: OpenTableDeps): Promise<TableHandler> {
+  const { def, store, catalog, logger } = deps;
+  const started = Date.now();
+  const epoch = await catalog.acquireEpoch(def.name);
+  const pointer = await catalog.getPointer(def.name);
+  const iceberg = await loadIceberg(store, catalog, def);
+  const keeper = new PointerKeeper(catalog, def.name, epoch, pointer);
+  if (!pointer?.metadataKey) {
+    await keeper.update((p) => ({
+      ...p,
+      metadataKey: iceberg.metadataKey,
+      metadataLocation: iceberg.metadataLocation(),
+    }));
+  }
+  const recovered = await recoverState(iceberg, def, store, deps.pool);
+  logger.info('table opened', {
+    table: def.name,
+    epoch,
+    lsn: recovered.lsn,
+    dataFiles: recovered.files.length,
+    indexRuns: recovered.runs.length,
+    ms: Date.now() - started,
+  });
+  return new TableHandler(
+    {
+      def,
+      store,
+      catalog,
+      pool: deps.pool,
+      options: deps.options,
+      logger,
+      spillDir: deps.spillDir,
+      pointer: keeper,
+      iceberg,
+      onFenced: deps.onFenced,
+      onCommitted: deps.onCommitted,
+    },
+    recovered,
+  );
+}
+
+export async function recoverState(
+  iceberg: IcebergTable,
+  def: TableDefinition,
+  store: ObjectStore,
+  pool: ParquetWorkerPool,
+): Promise<RecoveredState> {
+  const state = await iceberg.currentState();
+  const summary = state.summary ?? {};
+  const lsn: Lsn = summary[SUMMARY_LSN] ? BigInt(summary[SUMMARY_LSN]) : 0n;
+  const files: DataFile[] = [];
+  let maxId = 0;
+  for (const d of state.dataFiles) {
+    const fileId = fileIdFromKey(d.key);
+    if (fileId === undefined) throw new Error(`${d.key}: data file name does not carry a file id`);
+    maxId = Math.max(maxId, fileId);
+    const deletes = state.deletes.get(d.key) ?? new RoaringBitmap64();
+    files.push({
+      fileId,
+      key: d.key,
+      rowCount: d.recordCount,
+      sizeBytes: d.fileSizeBytes,
+      addedLsn: lsn,
+      stats: d.columnStats,
+      deletes,
+      committedDeletes: deletes.clone(),
+      dvDirty: !deletes.isEmpty(),
+      inIceberg: true,
+    });
+  }
+  const runs: IndexRun[] = [];
+  const codec = rowCodec(def.schema);
+  if (codec.keyColumns.length > 0) {
+    const keys = summary[SUMMARY_INDEX] ? (JSON.parse(summary[SUMMARY_INDEX]) as (string | null)[]) : [];
+    const covered = new Set<number>();
+    for (const key of keys) {
+      if (!key) continue;
+      const run = IndexRun.deserialize(await store.get(key), key);
+      run.persistedKey = key;
+      runs.push(run);
+      for (const id of run.fileIds) covered.add(id);
+    }
+    // Files no persisted run covers: rebuild their entries from the key columns.
+    for (const f of files) {
+      if (covered.has(f.fileId)) continue;
+      const names = codec.keyColumns.map((c) => def.schema.fields[c].name);
+      const table = tableFromIpc(await pool.decode(await store.get(f.key), names));
+      const cols = codec.keyColumns.map((c, i) => readColumn(def.schema.fields[c].type, table, i));
+      runs.push(indexRunFor(f.fileId, table.numRows, (i) => keyString(cols.map((col) => col[i]))));
+    }
+  }
+  const checkpoints = summary[SUMMARY_CHECKPOINTS]
+    ? (JSON.parse(summary[SUMMARY_CHECKPOINTS]) as Record<string, string>)
+    : {};
+  const nextFileId = Math.max(maxId + 1, Number(summary[SUMMARY_NEXT_FILE_ID] ?? '1'));
+  return { files, runs, nextFileId, lsn, checkpoints };
+}

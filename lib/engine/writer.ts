@@ -1,0 +1,226 @@
+/**
+ * The writer service: owns every table's TableHandler, opens (recovers) tables, feeds each one
+ * its durable log in LSN order, and lets the log drop what an Iceberg commit made durable.
+ * Log records that cannot be decoded (a producer writing straight to the stream) go to a
+ * dead-letter location with the reason, and the table moves on.
+ */
+import { mkdirSync } from 'node:fs';
+import type { Catalog } from '../catalog/catalog.ts';
+import type { DurableLog, LogEntry, LogSubscription } from '../log/durable-log.ts';
+import type { Lsn } from '../lsn.ts';
+import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import { parseExactJson } from '../schema/exact-json.ts';
+import type { TableDefinition } from '../schema/table-schema.ts';
+import { type DecodedOp, decodeTransaction } from '../schema/transaction.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import { deletePrefix } from '../table-admin.ts';
+import type { Logger } from '../util/logger.ts';
+import type { EngineOptions } from './options.ts';
+import type { CommitInfo, PublishedSnapshot, TableHandler } from './table-handler.ts';
+import { openTable, tableRootOf } from './table-loader.ts';
+
+export interface WriterDeps {
+  store: ObjectStore;
+  catalog: Catalog;
+  log: DurableLog;
+  pool: ParquetWorkerPool;
+  options: EngineOptions;
+  logger: Logger;
+  /** Local folder for spilled index runs. */
+  spillDir: string;
+}
+
+/** A source other than the durable log (e.g. Postgres replication) that feeds a table. */
+export interface TableSource {
+  stop(): Promise<void>;
+  /** Called when the table is dropped (e.g. drop the replication slot). */
+  drop?(): Promise<void>;
+}
+
+export type SourceFactory = (
+  def: TableDefinition,
+  handler: TableHandler,
+  writer: Writer,
+) => Promise<TableSource>;
+
+interface Owned {
+  handler: TableHandler;
+  feed: LogSubscription | TableSource | undefined;
+}
+
+export class Writer {
+  private readonly tables = new Map<string, Owned>();
+  private readonly opening = new Map<string, Promise<TableHandler>>();
+  private readonly sourceFactories = new Map<string, SourceFactory>();
+  private closed = false;
+  deadLettered = 0;
+
+  constructor(readonly deps: WriterDeps) {
+    mkdirSync(deps.spillDir, { recursive: true });
+  }
+
+  /** Registers how tables with a `source` of this kind (e.g. "postgres") are fed. */
+  registerSource(kind: string, factory: SourceFactory): void {
+    this.sourceFactories.set(kind, factory);
+  }
+
+  /** Opens every table in the catalog. */
+  async start(): Promise<void> {
+    const defs = await this.deps.catalog.listTables();
+    await Promise.all(
+      defs.map((d) =>
+        this.open(d.name).catch((e) =>
+          this.deps.logger.error('could not open table', { table: d.name, error: e }),
+        ),
+      ),
+    );
+  }
+
+  tableNames(): string[] {
+    return [...this.tables.keys()];
+  }
+
+  /** The table's handler, opening (recovering) it first if needed. */
+  open(name: string): Promise<TableHandler> {
+    const owned = this.tables.get(name);
+    if (owned && !owned.handler.isFenced) return Promise.resolve(owned.handler);
+    let p = this.opening.get(name);
+    if (!p) {
+      p = this.doOpen(name).finally(() => this.opening.delete(name));
+      this.opening.set(name, p);
+    }
+    return p;
+  }
+
+  private async doOpen(name: string): Promise<TableHandler> {
+    if (this.closed) throw new Error('writer is closed');
+    const def = await this.deps.catalog.getTable(name);
+    if (!def) throw new Error(`table "${name}" does not exist`);
+    const handler = await openTable({
+      def,
+      store: this.deps.store,
+      catalog: this.deps.catalog,
+      pool: this.deps.pool,
+      options: this.deps.options,
+      logger: this.deps.logger,
+      spillDir: this.deps.spillDir,
+      onFenced: () => {
+        const owned = this.tables.get(name);
+        if (owned?.handler === handler) {
+          this.tables.delete(name);
+          void stopFeed(owned.feed);
+        }
+      },
+      onCommitted: (lsn) => {
+        if (!def.source) {
+          this.deps.log
+            .truncate(name, lsn)
+            .catch((e) => this.deps.logger.warn('log truncation failed', { table: name, error: e }));
+        }
+      },
+    });
+    const owned: Owned = { handler, feed: undefined };
+    this.tables.set(name, owned);
+    if (def.source) {
+      const kind = Object.keys(def.source)[0];
+      const factory = this.sourceFactories.get(kind);
+      if (!factory)
+        throw new Error(`table "${name}" has a ${kind} source, but this writer has no ${kind} support`);
+      owned.feed = await factory(def, handler, this);
+    } else {
+      owned.feed = await this.deps.log.subscribe(name, handler.lsn, (entry) =>
+        this.deliver(def, handler, entry),
+      );
+    }
+    handler.start();
+    return handler;
+  }
+
+  private deliver(def: TableDefinition, handler: TableHandler, entry: LogEntry): void {
+    let ops: DecodedOp[];
+    try {
+      ops =
+        (entry.decoded as DecodedOp[] | undefined) ??
+        decodeTransaction(def.schema, parseExactJson(new TextDecoder().decode(entry.payload)));
+    } catch (e) {
+      this.deadLetter(def.name, entry, (e as Error).message);
+      handler.advance(entry.lsn);
+      return;
+    }
+    handler.apply(entry.lsn, ops);
+  }
+
+  private deadLetter(table: string, entry: LogEntry, reason: string): void {
+    this.deadLettered++;
+    const key = `deadletter/${table}/${entry.lsn.toString().padStart(20, '0')}.json`;
+    const body = JSON.stringify({
+      table,
+      lsn: entry.lsn.toString(),
+      reason,
+      record: new TextDecoder().decode(entry.payload),
+    });
+    this.deps.logger.warn('log record moved to dead-letter location', { table, lsn: entry.lsn, reason, key });
+    this.deps.store
+      .put(key, new TextEncoder().encode(body))
+      .catch((e) => this.deps.logger.error('dead-letter write failed', { key, error: e }));
+  }
+
+  async snapshotAtLeast(name: string, minLsn: Lsn): Promise<PublishedSnapshot> {
+    return (await this.open(name)).snapshotAtLeast(minLsn);
+  }
+
+  async flush(name: string): Promise<CommitInfo> {
+    return (await this.open(name)).flush();
+  }
+
+  /** Stops a table's handler and feed, deletes its data and log, and removes it from the catalog. */
+  async drop(name: string): Promise<void> {
+    await this.opening.get(name)?.catch(() => undefined);
+    const owned = this.tables.get(name);
+    this.tables.delete(name);
+    if (owned) {
+      await stopFeed(owned.feed);
+      if (owned.feed && 'drop' in owned.feed && owned.feed.drop) {
+        await owned.feed
+          .drop()
+          .catch((e) => this.deps.logger.warn('dropping the source failed', { table: name, error: e }));
+      }
+      await owned.handler.close();
+    }
+    await this.deps.catalog.dropTable(name);
+    await this.deps.log.dropTable(name);
+    const removed = await deletePrefix(this.deps.store, `${tableRootOf(name)}/`);
+    this.deps.logger.info('table dropped', { table: name, objectsDeleted: removed });
+  }
+
+  /**
+   * Stops every table. With `flush`, each table first applies everything its log has
+   * acknowledged and commits it, so a restart has nothing to replay.
+   */
+  async close(options: { flush?: boolean } = {}): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.opening.values()].map((p) => p.catch(() => undefined)));
+    const owned = [...this.tables.entries()];
+    this.tables.clear();
+    await Promise.all(
+      owned.map(async ([name, o]) => {
+        if (options.flush && !o.handler.isFenced) {
+          try {
+            if (o.feed && !('drop' in o.feed))
+              await o.handler.snapshotAtLeast(await this.deps.log.lastLsn(name));
+          } catch (e) {
+            this.deps.logger.warn('could not catch up before shutdown', { table: name, error: e });
+          }
+        }
+        await o.handler.close({ flush: options.flush });
+        await stopFeed(o.feed);
+      }),
+    );
+  }
+}
+
+async function stopFeed(feed: LogSubscription | TableSource | undefined): Promise<void> {
+  if (!feed) return;
+  const r = feed.stop();
+  if (r instanceof Promise) await r.catch(() => undefined);
+}

@@ -1,0 +1,35 @@
+/**
+ * The durable log: a write is acknowledged only once it is here. Each table's transactions get
+ * increasing LSNs; the writer subscribes and applies them in order, and after an Iceberg commit
+ * covering LSN L the log may drop everything up to L.
+ */
+import type { Lsn } from '../lsn.ts';
+
+export interface LogEntry {
+  lsn: Lsn;
+  /** The transaction as stored (JSON text of `{"ops":[...]}`). */
+  payload: Uint8Array;
+  /** The validated transaction when the entry was appended by this process (saves a re-parse). */
+  decoded?: unknown;
+}
+
+export interface LogSubscription {
+  stop(): void;
+}
+
+export interface DurableLog {
+  readonly description: string;
+  /** Appends one transaction; resolves with its LSN once durable. */
+  append(table: string, payload: Uint8Array, decoded?: unknown): Promise<Lsn>;
+  /**
+   * Delivers every entry with LSN > `afterLsn` in LSN order: first what is stored, then new
+   * entries as they become durable.
+   */
+  subscribe(table: string, afterLsn: Lsn, onEntry: (entry: LogEntry) => void): Promise<LogSubscription>;
+  /** The newest durable LSN of a table (0 when empty). */
+  lastLsn(table: string): Promise<Lsn>;
+  /** Allows the log to drop entries with LSN ≤ `throughLsn`. */
+  truncate(table: string, throughLsn: Lsn): Promise<void>;
+  dropTable(table: string): Promise<void>;
+  close(): Promise<void>;
+}

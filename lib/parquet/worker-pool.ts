@@ -1,0 +1,131 @@
+/**
+ * A small pool of worker threads running parquet-wasm. Encoding and decoding are synchronous
+ * and CPU-bound, so they never run on a table's event loop; callers await the result.
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+
+interface Pending {
+  resolve: (bytes: Uint8Array) => void;
+  reject: (e: Error) => void;
+}
+
+type Job = { op: 'encode' | 'decode'; payload: Record<string, unknown>; transfer: ArrayBuffer[] };
+
+export class ParquetWorkerPool {
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly queue: { job: Job; pending: Pending }[] = [];
+  private readonly inFlight = new Map<Worker, { id: number; pending: Pending }>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(readonly size = Math.max(1, Math.min(4, os.availableParallelism() - 1 || 1))) {}
+
+  private spawn(): Worker {
+    const w = new Worker(new URL('./parquet-worker.mjs', import.meta.url));
+    w.unref();
+    w.on('message', (msg: { id: number; ok: boolean; bytes?: Uint8Array; error?: string }) => {
+      const cur = this.inFlight.get(w);
+      this.inFlight.delete(w);
+      if (cur) {
+        if (msg.ok) cur.pending.resolve(msg.bytes!);
+        else cur.pending.reject(new Error(`parquet worker: ${msg.error}`));
+      }
+      // Keep the process alive only while work is in flight.
+      w.unref();
+      this.release(w);
+    });
+    w.on('error', (e) => {
+      const cur = this.inFlight.get(w);
+      this.inFlight.delete(w);
+      cur?.pending.reject(e);
+      this.workers.splice(this.workers.indexOf(w), 1);
+      this.pump();
+    });
+    this.workers.push(w);
+    return w;
+  }
+
+  private release(w: Worker): void {
+    this.idle.push(w);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      let w = this.idle.pop();
+      if (!w && this.workers.length < this.size) w = this.spawn();
+      if (!w) return;
+      const { job, pending } = this.queue.shift()!;
+      const id = this.nextId++;
+      this.inFlight.set(w, { id, pending });
+      w.ref();
+      w.postMessage({ id, op: job.op, ...job.payload }, job.transfer);
+    }
+  }
+
+  private run(job: Job): Promise<Uint8Array> {
+    if (this.closed) return Promise.reject(new Error('parquet worker pool is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ job, pending: { resolve, reject } });
+      this.pump();
+    });
+  }
+
+  /** Arrow IPC stream bytes → Parquet bytes. The input buffer is transferred (unusable after). */
+  encode(
+    ipc: Uint8Array,
+    options: {
+      compression?: 'zstd' | 'snappy' | 'lz4' | 'none';
+      rowGroupSize?: number;
+      keyValue?: Record<string, string>;
+    } = {},
+  ): Promise<Uint8Array> {
+    const own = ownBuffer(ipc);
+    return this.run({
+      op: 'encode',
+      payload: { ipc: own, ...options },
+      transfer: [own.buffer as ArrayBuffer],
+    });
+  }
+
+  /** Parquet bytes → Arrow IPC stream bytes, optionally only some columns. The input is copied. */
+  decode(parquet: Uint8Array, columns?: string[]): Promise<Uint8Array> {
+    const own = parquet.slice();
+    return this.run({
+      op: 'decode',
+      payload: { parquet: own, columns },
+      transfer: [own.buffer as ArrayBuffer],
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const { pending } of this.queue.splice(0))
+      pending.reject(new Error('parquet worker pool is closed'));
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers.length = 0;
+    this.idle.length = 0;
+  }
+}
+
+/** A copy when the view does not own its whole buffer, so it can be transferred safely. */
+function ownBuffer(bytes: Uint8Array): Uint8Array {
+  if (
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength &&
+    !(bytes.buffer instanceof SharedArrayBuffer)
+  ) {
+    return bytes;
+  }
+  return bytes.slice();
+}
+
+let shared: ParquetWorkerPool | undefined;
+
+/** The process-wide pool (sized to the machine). */
+export function parquetPool(): ParquetWorkerPool {
+  shared ??= new ParquetWorkerPool();
+  return shared;
+}

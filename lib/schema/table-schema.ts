@@ -1,0 +1,153 @@
+/**
+ * A table's definition: name, columns with Iceberg types and field ids, primary key, format
+ * version. Built from the `POST /tables` body with validation errors a user can act on.
+ */
+import { z } from 'zod';
+import {
+  assignFieldIds,
+  fieldFromIcebergJson,
+  fieldToIcebergJson,
+  highestFieldId,
+  type IcebergType,
+  isPrimitive,
+  type NestedField,
+  parseType,
+  TypeParseError,
+  typeName,
+} from './iceberg-type.ts';
+
+export const TABLE_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+export const COLUMN_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+export const MAX_COLUMNS = 1000;
+
+export interface TableSchema {
+  schemaId: number;
+  fields: NestedField[];
+  /** Names of the primary-key columns, in key order; empty for an append-only table. */
+  primaryKey: string[];
+}
+
+export type FormatVersion = 2 | 3;
+
+export interface PostgresSource {
+  postgres: { connection: string; table: string; publication?: string; slot?: string };
+}
+
+export interface TableDefinition {
+  name: string;
+  tableUuid: string;
+  schema: TableSchema;
+  formatVersion: FormatVersion;
+  createdAt: string;
+  /** Where the rows come from when not written over HTTP/Kinesis. */
+  source?: PostgresSource;
+}
+
+export class SchemaError extends Error {
+  readonly code = 'invalid_schema';
+}
+
+export function validateTableName(name: unknown): string {
+  if (typeof name !== 'string' || !TABLE_NAME_PATTERN.test(name)) {
+    throw new SchemaError(
+      `invalid table name ${JSON.stringify(name)}: use 1-128 letters, digits and underscores, not starting with a digit`,
+    );
+  }
+  return name;
+}
+
+const columnSchema = z.object({
+  name: z.string(),
+  type: z.string(),
+  nullable: z.boolean().optional(),
+});
+
+export const createTableBody = z.object({
+  name: z.string(),
+  columns: z.array(columnSchema).min(1).max(MAX_COLUMNS),
+  primaryKey: z.array(z.string()).max(16).optional(),
+  formatVersion: z.union([z.literal(2), z.literal(3)]).optional(),
+});
+
+export type CreateTableBody = z.infer<typeof createTableBody>;
+
+/** Builds a schema from API columns, assigning field ids. Throws {@link SchemaError}. */
+export function buildSchema(
+  columns: { name: string; type: string; nullable?: boolean }[],
+  primaryKey: string[] = [],
+): TableSchema {
+  const seen = new Set<string>();
+  const fields: NestedField[] = columns.map((c, i) => {
+    if (!COLUMN_NAME_PATTERN.test(c.name)) {
+      throw new SchemaError(
+        `columns[${i}]: invalid column name ${JSON.stringify(c.name)}: use letters, digits and underscores, not starting with a digit`,
+      );
+    }
+    if (seen.has(c.name)) throw new SchemaError(`columns[${i}]: duplicate column "${c.name}"`);
+    seen.add(c.name);
+    let type: IcebergType;
+    try {
+      type = parseType(c.type);
+    } catch (e) {
+      if (e instanceof TypeParseError) throw new SchemaError(`column "${c.name}": ${e.message}`);
+      throw e;
+    }
+    const inKey = primaryKey.includes(c.name);
+    if (inKey && c.nullable === true) {
+      throw new SchemaError(`column "${c.name}" is in the primary key and cannot be nullable`);
+    }
+    return { id: 0, name: c.name, required: inKey || c.nullable === false, type };
+  });
+  const keySeen = new Set<string>();
+  for (const k of primaryKey) {
+    const f = fields.find((x) => x.name === k);
+    if (!f) throw new SchemaError(`primary key column "${k}" is not a column`);
+    if (keySeen.has(k)) throw new SchemaError(`primary key column "${k}" is listed twice`);
+    keySeen.add(k);
+    if (!isPrimitive(f.type) || f.type.kind === 'float' || f.type.kind === 'double') {
+      throw new SchemaError(
+        `primary key column "${k}" has type ${typeName(f.type)}; keys must be primitive and not float/double`,
+      );
+    }
+  }
+  assignFieldIds(fields);
+  return { schemaId: 0, fields, primaryKey: [...primaryKey] };
+}
+
+export function identifierFieldIds(schema: TableSchema): number[] {
+  return schema.primaryKey.map((k) => schema.fields.find((f) => f.name === k)!.id);
+}
+
+/** The schema as Iceberg metadata JSON (`schemas[]` entry). */
+export function schemaToIcebergJson(schema: TableSchema): Record<string, unknown> {
+  const json: Record<string, unknown> = {
+    type: 'struct',
+    'schema-id': schema.schemaId,
+    fields: schema.fields.map(fieldToIcebergJson),
+  };
+  if (schema.primaryKey.length > 0) json['identifier-field-ids'] = identifierFieldIds(schema);
+  return json;
+}
+
+export function schemaFromIcebergJson(json: Record<string, unknown>): TableSchema {
+  const fields = (json.fields as Record<string, unknown>[]).map(fieldFromIcebergJson);
+  const ids = (json['identifier-field-ids'] as number[] | undefined) ?? [];
+  return {
+    schemaId: (json['schema-id'] as number) ?? 0,
+    fields,
+    primaryKey: ids.map((id) => {
+      const f = fields.find((x) => x.id === id);
+      if (!f) throw new SchemaError(`identifier field id ${id} is not a top-level column`);
+      return f.name;
+    }),
+  };
+}
+
+export function lastColumnId(schema: TableSchema): number {
+  return highestFieldId(schema.fields);
+}
+
+/** The API form of the columns (what `GET /tables/{name}` shows). */
+export function describeColumns(schema: TableSchema): { name: string; type: string; nullable: boolean }[] {
+  return schema.fields.map((f) => ({ name: f.name, type: typeName(f.type), nullable: !f.required }));
+}

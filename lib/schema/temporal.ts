@@ -1,0 +1,133 @@
+/**
+ * Exact calendar arithmetic for Iceberg's temporal types at microsecond precision
+ * (JavaScript's Date stops at milliseconds, so it is not used for values).
+ */
+
+const MICROS_PER_DAY = 86_400_000_000n;
+
+/** Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+export function daysFromCivil(y: number, m: number, d: number): number {
+  y -= m <= 2 ? 1 : 0;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+
+export function civilFromDays(z: number): [number, number, number] {
+  z += 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365,
+  );
+  const y = yoe + era * 400;
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp + (mp < 10 ? 3 : -9);
+  return [m <= 2 ? y + 1 : y, m, d];
+}
+
+function daysInMonth(y: number, m: number): number {
+  if (m === 2) return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
+  return [4, 6, 9, 11].includes(m) ? 30 : 31;
+}
+
+const DATE_RE = /^([+-]?\d{4,6})-(\d{2})-(\d{2})$/;
+const TIME_RE = /^(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?$/;
+const TS_RE =
+  /^([+-]?\d{4,6})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
+
+/** Parses `YYYY-MM-DD`; returns days since epoch or an error message. */
+export function parseDate(s: string): number | string {
+  const m = DATE_RE.exec(s);
+  if (!m) return `"${s}" is not a date (YYYY-MM-DD)`;
+  const y = Number(m[1]);
+  const mo = Number(m[2]);
+  const d = Number(m[3]);
+  if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo)) return `"${s}" is not a valid calendar date`;
+  return daysFromCivil(y, mo, d);
+}
+
+function fractionMicros(frac: string | undefined): bigint | string {
+  if (!frac) return 0n;
+  if (frac.length > 6 && /[1-9]/.test(frac.slice(6))) return 'has more precision than microseconds';
+  return BigInt(frac.slice(0, 6).padEnd(6, '0'));
+}
+
+/** Parses `HH:MM[:SS[.ffffff]]`; returns microseconds since midnight or an error message. */
+export function parseTime(s: string): bigint | string {
+  const m = TIME_RE.exec(s);
+  if (!m) return `"${s}" is not a time (HH:MM:SS[.ffffff])`;
+  const h = Number(m[1]);
+  const mi = Number(m[2]);
+  const sec = Number(m[3] ?? '0');
+  if (h > 23 || mi > 59 || sec > 59) return `"${s}" is not a valid time of day`;
+  const frac = fractionMicros(m[4]);
+  if (typeof frac === 'string') return `"${s}" ${frac}`;
+  return BigInt((h * 3600 + mi * 60 + sec) * 1_000_000) + frac;
+}
+
+/**
+ * Parses an ISO-8601 timestamp to microseconds since the epoch. With `withZone`, an offset or Z
+ * is required and the result is UTC; without, an offset is refused (a `timestamp` has no zone).
+ */
+export function parseTimestamp(s: string, withZone: boolean): bigint | string {
+  const m = TS_RE.exec(s);
+  if (!m) return `"${s}" is not an ISO-8601 timestamp`;
+  const y = Number(m[1]);
+  const mo = Number(m[2]);
+  const d = Number(m[3]);
+  if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo)) return `"${s}" is not a valid calendar date`;
+  const h = Number(m[4] ?? '0');
+  const mi = Number(m[5] ?? '0');
+  const sec = Number(m[6] ?? '0');
+  if (h > 23 || mi > 59 || sec > 59) return `"${s}" is not a valid time of day`;
+  const frac = fractionMicros(m[7]);
+  if (typeof frac === 'string') return `"${s}" ${frac}`;
+  const zone = m[8];
+  let offsetMinutes = 0;
+  if (zone && zone !== 'Z' && zone !== 'z') {
+    if (!withZone) return `"${s}" has a UTC offset but the column is timestamp without time zone`;
+    const z = /^([+-])(\d{2}):?(\d{2})?$/.exec(zone)!;
+    offsetMinutes = (z[1] === '-' ? -1 : 1) * (Number(z[2]) * 60 + Number(z[3] ?? '0'));
+  } else if (zone && !withZone) {
+    return `"${s}" has a UTC offset but the column is timestamp without time zone`;
+  } else if (!zone && withZone) {
+    return `"${s}" has no UTC offset; timestamptz needs one (e.g. "Z" or "+02:00")`;
+  }
+  const days = BigInt(daysFromCivil(y, mo, d));
+  const secs = BigInt(h * 3600 + mi * 60 + sec - offsetMinutes * 60);
+  return days * MICROS_PER_DAY + secs * 1_000_000n + frac;
+}
+
+function pad(n: number, w: number): string {
+  const s = String(Math.abs(n)).padStart(w, '0');
+  return n < 0 ? `-${s}` : s;
+}
+
+export function formatDate(days: number): string {
+  const [y, m, d] = civilFromDays(days);
+  return `${y > 9999 ? `+${y}` : pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)}`;
+}
+
+export function formatTime(micros: bigint): string {
+  const total = Number(micros / 1_000_000n);
+  const frac = Number(micros % 1_000_000n);
+  const h = Math.floor(total / 3600);
+  const mi = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  return `${pad(h, 2)}:${pad(mi, 2)}:${pad(s, 2)}.${pad(frac, 6)}`;
+}
+
+export function formatTimestamp(micros: bigint, withZone: boolean): string {
+  let days = micros / MICROS_PER_DAY;
+  let rem = micros % MICROS_PER_DAY;
+  if (rem < 0n) {
+    rem += MICROS_PER_DAY;
+    days -= 1n;
+  }
+  return `${formatDate(Number(days))}T${formatTime(rem)}${withZone ? 'Z' : ''}`;
+}

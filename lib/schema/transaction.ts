@@ -1,0 +1,138 @@
+/**
+ * A write request is one transaction: `{"ops":[{"op":"insert"|"upsert"|"delete","row":{...}}]}`.
+ * It is decoded and validated against the table's schema as a whole before anything is
+ * accepted; the first bad operation is reported by index and column.
+ */
+import type { TableSchema } from './table-schema.ts';
+import { type Decoder, fieldDecoder, keyString, type Value, ValueError } from './values.ts';
+
+export type OpKind = 'insert' | 'upsert' | 'delete';
+
+export interface DecodedOp {
+  op: OpKind;
+  /** One value per column in schema order; for deletes only key columns are set. */
+  values: Value[];
+  /** Primary-key string; undefined for tables without a primary key. */
+  key: string | undefined;
+}
+
+export class InvalidTransactionError extends Error {
+  readonly code = 'invalid_request';
+  constructor(
+    message: string,
+    readonly index?: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface RowCodec {
+  readonly schema: TableSchema;
+  readonly columnIndex: Map<string, number>;
+  readonly decoders: Decoder[];
+  readonly keyColumns: number[];
+}
+
+const codecs = new WeakMap<TableSchema, RowCodec>();
+
+export function rowCodec(schema: TableSchema): RowCodec {
+  let c = codecs.get(schema);
+  if (!c) {
+    const columnIndex = new Map(schema.fields.map((f, i) => [f.name, i]));
+    c = {
+      schema,
+      columnIndex,
+      decoders: schema.fields.map(fieldDecoder),
+      keyColumns: schema.primaryKey.map((k) => columnIndex.get(k)!),
+    };
+    codecs.set(schema, c);
+  }
+  return c;
+}
+
+export const DEFAULT_MAX_OPS = 100_000;
+
+/** Decodes one row object; `keyOnly` decodes just the key columns (for deletes). */
+export function decodeRow(codec: RowCodec, row: unknown, path: string, keyOnly: boolean): Value[] {
+  if (row === null || typeof row !== 'object' || Array.isArray(row)) {
+    throw new ValueError(path, 'expected a JSON object with one property per column');
+  }
+  const obj = row as Record<string, unknown>;
+  const n = codec.decoders.length;
+  const values: Value[] = new Array(n).fill(null);
+  for (const name in obj) {
+    if (!codec.columnIndex.has(name)) throw new ValueError(`${path}.${name}`, 'unknown column');
+  }
+  if (keyOnly) {
+    for (const c of codec.keyColumns) {
+      const f = codec.schema.fields[c];
+      const v = obj[f.name];
+      if (v === undefined || v === null)
+        throw new ValueError(`${path}.${f.name}`, 'is part of the primary key and is required');
+      values[c] = codec.decoders[c](v, `${path}.${f.name}`);
+    }
+    return values;
+  }
+  const fields = codec.schema.fields;
+  for (let c = 0; c < n; c++) {
+    const v = obj[fields[c].name];
+    values[c] = codec.decoders[c](v === undefined ? null : v, `${path}.${fields[c].name}`);
+  }
+  return values;
+}
+
+export function keyOf(codec: RowCodec, values: Value[]): string | undefined {
+  if (codec.keyColumns.length === 0) return undefined;
+  if (codec.keyColumns.length === 1) return keyString([values[codec.keyColumns[0]]]);
+  return keyString(codec.keyColumns.map((c) => values[c]));
+}
+
+/** Validates and decodes a transaction body. Throws {@link InvalidTransactionError}. */
+export function decodeTransaction(schema: TableSchema, body: unknown, maxOps = DEFAULT_MAX_OPS): DecodedOp[] {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new InvalidTransactionError('body must be a JSON object {"ops":[...]}');
+  }
+  const ops = (body as { ops?: unknown }).ops;
+  for (const k of Object.keys(body)) {
+    if (k !== 'ops')
+      throw new InvalidTransactionError(`unknown property "${k}" in body; expected {"ops":[...]}`);
+  }
+  if (!Array.isArray(ops)) throw new InvalidTransactionError('"ops" must be an array of operations');
+  if (ops.length === 0) throw new InvalidTransactionError('"ops" is empty');
+  if (ops.length > maxOps)
+    throw new InvalidTransactionError(`too many operations: ${ops.length} > ${maxOps}`);
+  const codec = rowCodec(schema);
+  const hasKey = codec.keyColumns.length > 0;
+  const out: DecodedOp[] = new Array(ops.length);
+  for (let i = 0; i < ops.length; i++) {
+    const o = ops[i] as { op?: unknown; row?: unknown };
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) {
+      throw new InvalidTransactionError(`ops[${i}]: expected {"op": ..., "row": {...}}`, i);
+    }
+    for (const k of Object.keys(o)) {
+      if (k !== 'op' && k !== 'row')
+        throw new InvalidTransactionError(`ops[${i}]: unknown property "${k}"`, i);
+    }
+    const op = o.op;
+    if (op !== 'insert' && op !== 'upsert' && op !== 'delete') {
+      throw new InvalidTransactionError(
+        `ops[${i}].op: expected "insert", "upsert" or "delete", got ${JSON.stringify(op) ?? 'nothing'}`,
+        i,
+      );
+    }
+    if (!hasKey && op !== 'insert') {
+      throw new InvalidTransactionError(
+        `ops[${i}]: table has no primary key, so only "insert" is allowed (got "${op}")`,
+        i,
+      );
+    }
+    try {
+      const values = decodeRow(codec, o.row, `ops[${i}].row`, op === 'delete');
+      out[i] = { op, values, key: keyOf(codec, values) };
+    } catch (e) {
+      if (e instanceof ValueError) throw new InvalidTransactionError(e.message, i);
+      throw e;
+    }
+  }
+  return out;
+}

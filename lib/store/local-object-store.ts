@@ -1,0 +1,164 @@
+/**
+ * The embedded default object store: a folder on local disk. Writes go to a temporary file,
+ * are fsynced, and are renamed into place, so a reader never sees a partial object.
+ */
+import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import {
+  assertSafeKey,
+  NotFoundError,
+  type ObjectInfo,
+  type ObjectStore,
+  PreconditionFailedError,
+  type PutOptions,
+} from './object-store.ts';
+
+export interface LocalObjectStoreOptions {
+  /** Location prefix written into Iceberg metadata; defaults to the folder's `file://` URL. */
+  locationBase?: string;
+  /** Base URL of an HTTP server that serves this folder (the embedded service's `/files/`). */
+  readUrlBase?: string;
+}
+
+export class LocalObjectStore implements ObjectStore {
+  readonly root: string;
+  readonly description: string;
+  private readonly locationBase: string;
+  readUrlBase: string | undefined;
+
+  constructor(root: string, options: LocalObjectStoreOptions = {}) {
+    this.root = path.resolve(root);
+    this.description = `local:${this.root}`;
+    const base = options.locationBase ?? pathToFileURL(this.root).href;
+    this.locationBase = base.endsWith('/') ? base : `${base}/`;
+    this.readUrlBase = options.readUrlBase;
+  }
+
+  private file(key: string): string {
+    assertSafeKey(key);
+    return path.join(this.root, key);
+  }
+
+  async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
+    const file = this.file(key);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${randomUUID()}.tmp`;
+    const fh = await fs.open(tmp, 'w');
+    try {
+      await fh.writeFile(body);
+      if (!options.ephemeral) await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      if (options.ifNoneMatch) {
+        try {
+          await fs.link(tmp, file);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new PreconditionFailedError(key);
+          throw e;
+        }
+      } else {
+        await fs.rename(tmp, file);
+      }
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    try {
+      return new Uint8Array(await fs.readFile(this.file(key)));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(key);
+      throw e;
+    }
+  }
+
+  async getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(this.file(key), 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(key);
+      throw e;
+    }
+    try {
+      const buf = new Uint8Array(length);
+      let read = 0;
+      while (read < length) {
+        const { bytesRead } = await fh.read(buf, read, length - read, offset + read);
+        if (bytesRead === 0) break;
+        read += bytesRead;
+      }
+      return read === length ? buf : buf.subarray(0, read);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const st = await fs.stat(this.file(key));
+      return { key, size: st.size, lastModified: st.mtime };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await fs.rm(this.file(key), { force: true });
+  }
+
+  async deleteMany(keys: string[]): Promise<void> {
+    await Promise.all(keys.map((k) => this.delete(k)));
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk the deepest folder the prefix names, then filter by the full prefix.
+    const slash = prefix.lastIndexOf('/');
+    const dirKey = slash >= 0 ? prefix.slice(0, slash) : '';
+    const start = dirKey === '' ? this.root : this.file(dirKey);
+    const found: ObjectInfo[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw e;
+      }
+      for (const ent of entries) {
+        const full = path.join(dir, ent.name);
+        const key = path.relative(this.root, full).split(path.sep).join('/');
+        if (ent.isDirectory()) {
+          if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(full);
+        } else if (ent.isFile() && key.startsWith(prefix) && !ent.name.endsWith('.tmp')) {
+          const st = await fs.stat(full).catch(() => undefined);
+          if (st) found.push({ key, size: st.size, lastModified: st.mtime });
+        }
+      }
+    };
+    await walk(start);
+    found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    yield* found;
+  }
+
+  uri(key: string): string {
+    assertSafeKey(key);
+    return this.locationBase + key;
+  }
+
+  keyFromUri(uri: string): string | undefined {
+    return uri.startsWith(this.locationBase) ? uri.slice(this.locationBase.length) : undefined;
+  }
+
+  async readUrl(key: string): Promise<string> {
+    assertSafeKey(key);
+    if (this.readUrlBase) return `${this.readUrlBase.replace(/\/$/, '')}/${key}`;
+    return pathToFileURL(path.join(this.root, key)).href;
+  }
+}

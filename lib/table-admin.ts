@@ -1,0 +1,75 @@
+/**
+ * Creating and dropping tables, shared by the embedded service and the Lambda functions.
+ * Creation writes the table definition, the first Iceberg metadata file, and the catalog pointer
+ * to it (epoch 0: no writer yet); the writer then takes the table with a new epoch.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Catalog } from './catalog/catalog.ts';
+import { tableRootOf } from './engine/table-loader.ts';
+import { IcebergTable } from './iceberg/iceberg-table.ts';
+import {
+  buildSchema,
+  type CreateTableBody,
+  createTableBody,
+  SchemaError,
+  type TableDefinition,
+  validateTableName,
+} from './schema/table-schema.ts';
+import type { ObjectStore } from './store/object-store.ts';
+
+export function definitionFromBody(body: unknown): TableDefinition {
+  const parsed = createTableBody.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue.path.length > 0 ? issue.path.join('.') : 'body';
+    throw new SchemaError(`${where}: ${issue.message}`);
+  }
+  const b: CreateTableBody = parsed.data;
+  const name = validateTableName(b.name);
+  return {
+    name,
+    tableUuid: randomUUID(),
+    schema: buildSchema(b.columns, b.primaryKey ?? []),
+    formatVersion: b.formatVersion ?? 2,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+export async function createTable(
+  store: ObjectStore,
+  catalog: Catalog,
+  def: TableDefinition,
+): Promise<IcebergTable> {
+  await catalog.createTable(def);
+  try {
+    const root = tableRootOf(def.name);
+    // A dropped table of the same name may have left files behind: start clean.
+    await deletePrefix(store, `${root}/`);
+    const iceberg = await IcebergTable.create(store, root, def);
+    await catalog.updatePointer(def.name, 0, 0, {
+      lsn: '0',
+      committedLsn: '0',
+      metadataKey: iceberg.metadataKey,
+      metadataLocation: iceberg.metadataLocation(),
+    });
+    return iceberg;
+  } catch (e) {
+    await catalog.dropTable(def.name).catch(() => undefined);
+    throw e;
+  }
+}
+
+export async function deletePrefix(store: ObjectStore, prefix: string): Promise<number> {
+  let batch: string[] = [];
+  let n = 0;
+  for await (const o of store.list(prefix)) {
+    batch.push(o.key);
+    if (batch.length === 1000) {
+      await store.deleteMany(batch);
+      n += batch.length;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) await store.deleteMany(batch);
+  return n + batch.length;
+}
