@@ -1,5 +1,6 @@
 /**
- * The embedded default catalog: state in memory, persisted to one JSON file in the data folder
+ * The in-memory catalog and the embedded default built on it. `MemoryCatalog` keeps the state
+ * in memory (tests, simulations); `FileCatalog` persists it to one JSON file in the data folder
  * with group commit (a burst of lease and pointer updates costs one fsync). One process owns
  * the folder at a time (see lib/util/dir-lock.ts); within it, updates are compare-and-swap like
  * the DynamoDB catalog's, so the engine sees the same behaviour on both.
@@ -32,27 +33,10 @@ interface CatalogFile {
   tables: Record<string, TableEntry>;
 }
 
-export class FileCatalog implements Catalog {
-  readonly description: string;
-  private state: CatalogFile = { version: 1, tables: {} };
-  private readonly commit: GroupCommit;
-
-  private constructor(readonly file: string) {
-    this.description = `file:${file}`;
-    this.commit = new GroupCommit(() => writeFileAtomic(this.file, JSON.stringify(this.state)));
-  }
-
-  static async open(file: string): Promise<FileCatalog> {
-    const c = new FileCatalog(path.resolve(file));
-    try {
-      const parsed = JSON.parse(await fs.readFile(c.file, 'utf8')) as CatalogFile;
-      if (parsed.version !== 1) throw new Error(`${c.file}: unsupported catalog version ${parsed.version}`);
-      c.state = parsed;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    return c;
-  }
+export class MemoryCatalog implements Catalog {
+  readonly description: string = 'memory';
+  protected state: CatalogFile = { version: 1, tables: {} };
+  protected readonly commit: { sync(): Promise<void> } = { sync: async () => undefined };
 
   private entry(table: string): TableEntry | undefined {
     return Object.hasOwn(this.state.tables, table) ? this.state.tables[table] : undefined;
@@ -159,5 +143,28 @@ export class FileCatalog implements Catalog {
 
   async close(): Promise<void> {
     await this.commit.sync();
+  }
+}
+
+export class FileCatalog extends MemoryCatalog {
+  override readonly description: string;
+  protected override readonly commit: GroupCommit;
+
+  private constructor(readonly file: string) {
+    super();
+    this.description = `file:${file}`;
+    this.commit = new GroupCommit(() => writeFileAtomic(this.file, JSON.stringify(this.state)));
+  }
+
+  static async open(file: string): Promise<FileCatalog> {
+    const c = new FileCatalog(path.resolve(file));
+    try {
+      const parsed = JSON.parse(await fs.readFile(c.file, 'utf8')) as CatalogFile;
+      if (parsed.version !== 1) throw new Error(`${c.file}: unsupported catalog version ${parsed.version}`);
+      c.state = parsed;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    return c;
   }
 }

@@ -51,6 +51,7 @@ export function inProcessWriterLink(writer: Writer): WriterLink {
         indexEntries: s.indexEntries,
         indexRuns: s.indexRuns,
         indexMemoryBytes: s.indexMemoryBytes,
+        ...(writer.sourceStatus(table) ? { source: writer.sourceStatus(table) } : {}),
       };
     },
   };

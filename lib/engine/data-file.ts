@@ -25,6 +25,8 @@ export interface DataFile {
   dvRef?: DeletionVectorRef;
   /** The file is part of the current Iceberg snapshot. */
   inIceberg: boolean;
+  /** Set when a TRUNCATE at this LSN emptied the table; the file leaves at the next commit. */
+  removedLsn?: Lsn;
 }
 
 export function newDataFile(

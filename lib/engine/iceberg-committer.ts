@@ -50,8 +50,11 @@ export function buildCommit(input: {
   checkpoints: Record<string, string>;
   index: FileIndex;
 }): CommitPlan {
-  const included = input.files.filter((f) => f.addedLsn <= input.lsn);
+  const present = (f: DataFile): boolean => f.removedLsn === undefined || f.removedLsn > input.lsn;
+  const included = input.files.filter((f) => f.addedLsn <= input.lsn && present(f));
   const added = included.filter((f) => !f.inIceberg);
+  // Files a TRUNCATE at or before the commit LSN emptied leave Iceberg now.
+  const truncated = input.files.filter((f) => f.inIceberg && !present(f)).map((f) => f.key);
   const byId = new Map(included.map((f) => [f.fileId, f]));
   // Pending deletes up to the commit LSN, without consuming them (the commit may still fail).
   const snapshot = new Map<number, number[]>();
@@ -73,7 +76,7 @@ export function buildCommit(input: {
     lsn: input.lsn,
     included,
     added,
-    removedKeys: [...input.removedKeys],
+    removedKeys: [...input.removedKeys, ...truncated],
     committedDeletes,
     checkpoints: { ...input.checkpoints },
     runsToPersist: runs.filter((r) => r.persistedKey === undefined),

@@ -51,6 +51,7 @@ type TableEvent =
   | { type: 'stream-commit'; xid: string; lsn: Lsn; checkpoint?: [string, string] }
   | { type: 'stream-abort'; xid: string }
   | { type: 'advance'; lsn: Lsn; checkpoint?: [string, string] }
+  | { type: 'truncate'; lsn: Lsn; checkpoint?: [string, string] }
   | {
       type: 'flush-done';
       slice: MemSlice;
@@ -74,7 +75,7 @@ type TableEvent =
   | { type: 'compact' }
   | { type: 'compaction-done'; plan: CompactionPlan; result?: CompactionResult; error?: unknown };
 
-const DATA_EVENTS = new Set(['apply', 'stream-op', 'stream-commit', 'stream-abort', 'advance']);
+const DATA_EVENTS = new Set(['apply', 'stream-op', 'stream-commit', 'stream-abort', 'advance', 'truncate']);
 
 export interface PublishedSnapshot {
   lsn: Lsn;
@@ -271,6 +272,11 @@ export class TableHandler {
     this.loop.post({ type: 'advance', lsn, checkpoint });
   }
 
+  /** Empties the table at `lsn` (e.g. a Postgres TRUNCATE). */
+  truncate(lsn: Lsn, checkpoint?: [string, string]): void {
+    this.loop.post({ type: 'truncate', lsn, checkpoint });
+  }
+
   streamOp(xid: string, op: DecodedOp): void {
     this.loop.post({ type: 'stream-op', xid, op });
   }
@@ -387,6 +393,8 @@ export class TableHandler {
         return this.onApply(e.lsn, e.ops, e.checkpoint);
       case 'advance':
         return this.onAdvance(e.lsn, e.checkpoint);
+      case 'truncate':
+        return this.onTruncate(e.lsn, e.checkpoint);
       case 'stream-op':
         return this.onStreamOp(e.xid, e.op);
       case 'stream-commit':
@@ -433,6 +441,16 @@ export class TableHandler {
     this.advanceTo(lsn, checkpoint);
   }
 
+  private onTruncate(lsn: Lsn, checkpoint?: [string, string]): void {
+    if (lsn <= this.appliedLsn) return;
+    // Rows in memory are deleted; files are marked and leave at the next commit covering lsn.
+    for (const slice of [...this.frozen, this.active]) {
+      for (let r = 0; r < slice.rowCount; r++) slice.delete(r, lsn);
+    }
+    for (const f of this.files.values()) if (f.removedLsn === undefined) f.removedLsn = lsn;
+    this.advanceTo(lsn, checkpoint);
+  }
+
   private advanceTo(lsn: Lsn, checkpoint?: [string, string]): void {
     this.appliedLsn = lsn;
     if (checkpoint) this.checkpoints[checkpoint[0]] = checkpoint[1];
@@ -468,7 +486,7 @@ export class TableHandler {
     let found: { file: DataFile; pos: number } | undefined;
     this.index.find(hashHi(), hashLo(), (fileId, pos) => {
       const file = this.files.get(fileId);
-      if (!file || file.deletes.has(pos)) return false;
+      if (!file || file.removedLsn !== undefined || file.deletes.has(pos)) return false;
       found = { file, pos };
       return true;
     });
@@ -755,6 +773,7 @@ export class TableHandler {
     const tails: CapturedTail[] = [];
     const blobs: CapturedBlob[] = [];
     for (const f of this.files.values()) {
+      if (f.removedLsn !== undefined) continue;
       let dv: CapturedFile['dv'] = { kind: 'none' };
       if (!f.deletes.isEmpty()) {
         if (f.dvDirty || !f.dvRef) {
@@ -925,6 +944,12 @@ export class TableHandler {
       if (f) f.committedDeletes = committed;
     }
     this.pendingDeletes.takeThrough(plan.lsn);
+    for (const f of [...this.files.values()]) {
+      if (f.removedLsn !== undefined && f.removedLsn <= plan.lsn) {
+        this.files.delete(f.fileId);
+        this.stateVersion++;
+      }
+    }
     this.removedSinceCommit = this.removedSinceCommit.filter((k) => !plan.removedKeys.includes(k));
     this.committedLsn = plan.lsn;
     this.committedIndexKeys = plan.runs.map((r) => r.persistedKey!).filter(Boolean);
@@ -971,7 +996,7 @@ export class TableHandler {
   private onCompact(): void {
     if (this.maintenance !== 'idle' || this.fenced) return;
     const o = this.deps.options;
-    const plan = planCompaction([...this.files.values()], {
+    const plan = planCompaction([...this.files.values()].filter((f) => f.removedLsn === undefined), {
       targetFileBytes: o.targetFileBytes,
       deletedRatio: o.compactDeletedRatio,
       minSmallFiles: o.compactMinSmallFiles,

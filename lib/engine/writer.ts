@@ -35,6 +35,10 @@ export interface TableSource {
   stop(): Promise<void>;
   /** Called when the table is dropped (e.g. drop the replication slot). */
   drop?(): Promise<void>;
+  /** Called after each Iceberg commit with the LSN now durable (e.g. confirm it to Postgres). */
+  committed?(lsn: Lsn): void;
+  /** Figures for `GET /tables/{name}` (e.g. replication lag). */
+  status?(): Record<string, unknown>;
 }
 
 export type SourceFactory = (
@@ -163,6 +167,12 @@ export class Writer {
     this.deps.store
       .put(key, new TextEncoder().encode(body))
       .catch((e) => this.deps.logger.error('dead-letter write failed', { key, error: e }));
+  }
+
+  /** Source figures (e.g. replication lag) of a table fed by a source. */
+  sourceStatus(name: string): Record<string, unknown> | undefined {
+    const feed = this.tables.get(name)?.feed;
+    return feed && 'status' in feed ? feed.status?.() : undefined;
   }
 
   async snapshotAtLeast(name: string, minLsn: Lsn): Promise<PublishedSnapshot> {

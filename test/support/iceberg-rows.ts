@@ -1,0 +1,25 @@
+/** Reads the live rows of an Iceberg table's current snapshot with our own reader (tests). */
+import type { IcebergTable } from '../../lib/iceberg/iceberg-table.ts';
+import { readData, tableFromIpc } from '../../lib/parquet/arrow-convert.ts';
+import type { ParquetWorkerPool } from '../../lib/parquet/worker-pool.ts';
+import type { TableSchema } from '../../lib/schema/table-schema.ts';
+import type { Value } from '../../lib/schema/values.ts';
+import type { ObjectStore } from '../../lib/store/object-store.ts';
+
+export async function readIcebergRows(iceberg: IcebergTable, store: ObjectStore, pool: ParquetWorkerPool, schema: TableSchema): Promise<Value[][]> {
+  const state = await iceberg.currentState();
+  const rows: Value[][] = [];
+  for (const f of state.dataFiles) {
+    const table = tableFromIpc(await pool.decode(await store.get(f.key)));
+    const deleted = state.deletes.get(f.key);
+    let pos = 0;
+    for (const batch of table.batches) {
+      const cols = schema.fields.map((field, c) => readData(field.type, batch.data.children[c]));
+      for (let i = 0; i < batch.numRows; i++, pos++) {
+        if (deleted?.has(pos)) continue;
+        rows.push(cols.map((col) => col[i]));
+      }
+    }
+  }
+  return rows;
+}
