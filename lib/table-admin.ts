@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Catalog } from './catalog/catalog.ts';
-import { tableRootOf } from './engine/table-loader.ts';
+import { ephemeralRootOf, tableRootOf } from './engine/table-paths.ts';
 import { IcebergTable } from './iceberg/iceberg-table.ts';
 import {
   buildSchema,
@@ -45,6 +45,7 @@ export async function createTable(
     const root = tableRootOf(def.name);
     // A dropped table of the same name may have left files behind: start clean.
     await deletePrefix(store, `${root}/`);
+    await deletePrefix(store, `${ephemeralRootOf(def.name)}/`);
     const iceberg = await IcebergTable.create(store, root, def);
     await catalog.updatePointer(def.name, 0, 0, {
       lsn: '0',

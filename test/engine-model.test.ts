@@ -12,7 +12,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
-import { engineOptions, type EngineOptions } from '../lib/engine/options.ts';
+import { type EngineOptions, engineOptions } from '../lib/engine/options.ts';
 import type { TableHandler } from '../lib/engine/table-handler.ts';
 import { openTable } from '../lib/engine/table-loader.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
@@ -117,7 +117,11 @@ async function readSnapshot(h: Harness, minLsn: Lsn): Promise<{ lsn: Lsn; rows: 
   return { lsn: BigInt(m.lsn), rows };
 }
 
-async function runSequence(seed: number, options: Partial<EngineOptions>, steps: number): Promise<{ reads: number; commits: number }> {
+async function runSequence(
+  seed: number,
+  options: Partial<EngineOptions>,
+  steps: number,
+): Promise<{ reads: number; commits: number }> {
   const r = rng(seed);
   const h = await harness(options);
   const model = new ReferenceModel(schema);
@@ -159,7 +163,9 @@ async function runSequence(seed: number, options: Partial<EngineOptions>, steps:
         const c = await h.handler.flush();
         commits++;
         const iceberg = await IcebergTable.load(h.store, (await h.catalog.getPointer('m'))!.metadataKey!);
-        const rows = (await readIcebergRows(iceberg, h.store, pool, schema)).map((v) => model.rowText(v)).sort();
+        const rows = (await readIcebergRows(iceberg, h.store, pool, schema))
+          .map((v) => model.rowText(v))
+          .sort();
         expect(rows, `seed ${seed} step ${step}: Iceberg commit at LSN ${c.lsn}`).toEqual(model.at(c.lsn));
       } else if (x < 0.95) {
         h.handler.compactNow();
@@ -202,4 +208,3 @@ describe('engine against a reference model', () => {
     });
   }
 });
-

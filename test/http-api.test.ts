@@ -34,7 +34,11 @@ async function call(method: string, p: string, body?: unknown, headers: Record<s
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, body: text ? (parseExactJson(text) as Record<string, any>) : undefined, headers: res.headers };
+  return {
+    status: res.status,
+    body: text ? (parseExactJson(text) as Record<string, any>) : undefined,
+    headers: res.headers,
+  };
 }
 
 beforeAll(async () => {
@@ -70,7 +74,9 @@ describe('HTTP API (embedded service)', () => {
     expect((await call('POST', '/tables', orders)).status).toBe(409);
     const bad = await call('POST', '/tables', { name: 'x', columns: [{ name: 'a', type: 'varchar' }] });
     expect(bad).toMatchObject({ status: 400, body: { error: { code: 'invalid_schema' } } });
-    expect((await call('POST', '/tables', { name: '../etc', columns: [{ name: 'a', type: 'int' }] })).status).toBe(400);
+    expect(
+      (await call('POST', '/tables', { name: '../etc', columns: [{ name: 'a', type: 'int' }] })).status,
+    ).toBe(400);
     const list = await call('GET', '/tables');
     expect(list.body!.tables.map((t: { name: string }) => t.name)).toEqual(['orders']);
   });
@@ -79,7 +85,15 @@ describe('HTTP API (embedded service)', () => {
     const w = await call('POST', '/tables/orders/rows?wait=visible', {
       ops: [
         { op: 'insert', row: { id: 1, customer: 'ada', amount: '12.50', placed_at: '2024-05-01T10:00:00Z' } },
-        { op: 'insert', row: { id: '9007199254740993', customer: 'bob', amount: 3, placed_at: '2024-05-01T10:00:00.000001Z' } },
+        {
+          op: 'insert',
+          row: {
+            id: '9007199254740993',
+            customer: 'bob',
+            amount: 3,
+            placed_at: '2024-05-01T10:00:00.000001Z',
+          },
+        },
         { op: 'insert', row: { id: 3, customer: 'cy', amount: null, placed_at: null } },
       ],
     });
@@ -102,7 +116,9 @@ describe('HTTP API (embedded service)', () => {
 
     const scan = await call('GET', `/tables/orders/rows?minLsn=${lsn}`);
     expect(scan.status).toBe(200);
-    const rows = (scan.body!.rows as Record<string, unknown>[]).sort((a, b) => (BigInt(a.id as bigint) < BigInt(b.id as bigint) ? -1 : 1));
+    const rows = (scan.body!.rows as Record<string, unknown>[]).sort((a, b) =>
+      BigInt(a.id as bigint) < BigInt(b.id as bigint) ? -1 : 1,
+    );
     expect(rows).toEqual([
       { id: 1, customer: 'ada', amount: '12.50', placed_at: '2024-05-01T10:00:00.000000Z' },
       { id: 3, customer: 'cy', amount: null, placed_at: null },
@@ -124,7 +140,10 @@ describe('HTTP API (embedded service)', () => {
     let cursor: string | undefined;
     let pages = 0;
     do {
-      const page = await call('GET', `/tables/orders/rows?minLsn=${lsn}&limit=1&columns=id,amount${cursor ? `&cursor=${cursor}` : ''}`);
+      const page = await call(
+        'GET',
+        `/tables/orders/rows?minLsn=${lsn}&limit=1&columns=id,amount${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       expect(page.status).toBe(200);
       seen.push(...page.body!.rows);
       cursor = page.body!.nextCursor;
@@ -134,7 +153,9 @@ describe('HTTP API (embedded service)', () => {
     expect(seen).toHaveLength(3);
     expect(seen).toContainEqual({ id: 1, amount: '99.99' });
     expect(seen).not.toContainEqual(expect.objectContaining({ id: 3 }));
-    const res = await fetch(`${svc.url}/tables/orders/rows?minLsn=${lsn}&columns=id,customer`, { headers: { accept: 'application/vnd.apache.arrow.stream' } });
+    const res = await fetch(`${svc.url}/tables/orders/rows?minLsn=${lsn}&columns=id,customer`, {
+      headers: { accept: 'application/vnd.apache.arrow.stream' },
+    });
     expect(res.headers.get('content-type')).toBe('application/vnd.apache.arrow.stream');
     const table = arrow.tableFromIPC(new Uint8Array(await res.arrayBuffer()));
     expect(table.numRows).toBe(3);
@@ -145,11 +166,34 @@ describe('HTTP API (embedded service)', () => {
     const before = await call('GET', '/tables/orders');
     const cases: [string, string, unknown, number, string][] = [
       ['POST', '/tables/orders/rows', '{"ops": [', 400, 'malformed_json'],
-      ['POST', '/tables/orders/rows', { ops: [{ op: 'insert', row: { id: 7, customer: 'x' } }, { op: 'insert', row: { id: 8, nope: 1 } }] }, 400, 'invalid_request'],
-      ['POST', '/tables/orders/rows', { ops: [{ op: 'insert', row: { id: 'abc' } }] }, 400, 'invalid_request'],
+      [
+        'POST',
+        '/tables/orders/rows',
+        {
+          ops: [
+            { op: 'insert', row: { id: 7, customer: 'x' } },
+            { op: 'insert', row: { id: 8, nope: 1 } },
+          ],
+        },
+        400,
+        'invalid_request',
+      ],
+      [
+        'POST',
+        '/tables/orders/rows',
+        { ops: [{ op: 'insert', row: { id: 'abc' } }] },
+        400,
+        'invalid_request',
+      ],
       ['POST', '/tables/missing/rows', { ops: [{ op: 'insert', row: { id: 1 } }] }, 404, 'not_found'],
       ['POST', '/tables/bad%20name/rows', { ops: [] }, 400, 'invalid_table_name'],
-      ['POST', '/tables/orders/rows', { ops: [{ op: 'insert', row: { id: 1, customer: 'x'.repeat(300_000) } }] }, 413, 'payload_too_large'],
+      [
+        'POST',
+        '/tables/orders/rows',
+        { ops: [{ op: 'insert', row: { id: 1, customer: 'x'.repeat(300_000) } }] },
+        413,
+        'payload_too_large',
+      ],
       ['GET', '/tables/orders/snapshot?minLsn=-1', undefined, 400, 'invalid_request'],
       ['GET', '/nope', undefined, 404, 'not_found'],
     ];
@@ -158,8 +202,16 @@ describe('HTTP API (embedded service)', () => {
       expect(r.status, `${method} ${p}`).toBe(status);
       expect(r.body?.error?.code, `${method} ${p}`).toBe(code);
     }
-    const second = await call('POST', '/tables/orders/rows', { ops: [{ op: 'insert', row: { id: 7, customer: 'x' } }, { op: 'insert', row: { id: 8, nope: 1 } }] });
-    expect(second.body!.error).toMatchObject({ index: 1, message: expect.stringContaining('ops[1].row.nope: unknown column') });
+    const second = await call('POST', '/tables/orders/rows', {
+      ops: [
+        { op: 'insert', row: { id: 7, customer: 'x' } },
+        { op: 'insert', row: { id: 8, nope: 1 } },
+      ],
+    });
+    expect(second.body!.error).toMatchObject({
+      index: 1,
+      message: expect.stringContaining('ops[1].row.nope: unknown column'),
+    });
     const after = await call('GET', '/tables/orders');
     expect(after.body!.lsn).toEqual(before.body!.lsn);
     expect((await call('GET', '/health')).status).toBe(200);
@@ -168,7 +220,9 @@ describe('HTTP API (embedded service)', () => {
   it('flushes to Iceberg and describes the table', async () => {
     const f = await call('POST', '/tables/orders/flush');
     expect(f.status).toBe(200);
-    expect(String(f.body!.metadataLocation)).toMatch(/^file:\/\/.*\/tables\/orders\/metadata\/v\d+\.metadata\.json$/);
+    expect(String(f.body!.metadataLocation)).toMatch(
+      /^file:\/\/.*\/tables\/orders\/metadata\/v\d+\.metadata\.json$/,
+    );
     const metadataFile = new URL(String(f.body!.metadataLocation)).pathname;
     const metadata = JSON.parse(await fs.readFile(metadataFile, 'utf8'));
     expect(metadata['current-snapshot-id']).toBeTypeOf('number');
@@ -183,11 +237,15 @@ describe('HTTP API (embedded service)', () => {
   });
 
   it('keeps every acknowledged write across a restart', async () => {
-    const w = await call('POST', '/tables/orders/rows', { ops: [{ op: 'insert', row: { id: 5, customer: 'eve' } }] });
+    const w = await call('POST', '/tables/orders/rows', {
+      ops: [{ op: 'insert', row: { id: 5, customer: 'eve' } }],
+    });
     await svc.close({ flush: false });
     svc = await start();
     const scan = await call('GET', `/tables/orders/rows?minLsn=${w.body!.lsn}`);
-    expect(scan.body!.rows.map((r: { id: unknown }) => Number(r.id)).sort()).toEqual([1, 4, 5, 9007199254740993]);
+    expect(scan.body!.rows.map((r: { id: unknown }) => Number(r.id)).sort()).toEqual([
+      1, 4, 5, 9007199254740993,
+    ]);
   });
 
   it('drops tables', async () => {

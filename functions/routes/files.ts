@@ -14,7 +14,7 @@ export async function fileRoute(event: HttpEvent, s: Services): Promise<HttpResu
   } catch {
     throw notFound(`file "${key}"`);
   }
-  if (!key.startsWith('tables/')) throw notFound(`file "${key}"`);
+  if (!key.startsWith('tables/') && !key.startsWith('tmp/tables/')) throw notFound(`file "${key}"`);
   const info = await s.store.head(key);
   if (!info) throw notFound(`file "${key}"`);
   const range = /^bytes=(\d*)-(\d*)$/.exec(header(event, 'range') ?? '');

@@ -17,7 +17,8 @@ import { parseSnapshotManifest, snapshotObjectKeys } from './snapshot-manifest.t
 
 export interface GarbageCollectorDeps {
   table: string;
-  tableRoot: string;
+  /** Prefixes the orphan sweep lists. */
+  roots: string[];
   store: ObjectStore;
   catalog: Catalog;
   logger: Logger;
@@ -95,10 +96,12 @@ export class GarbageCollector {
     // Candidates that are in use again (e.g. a file a lease still holds) wait for the next pass.
     if (orphans) {
       const cutoff = Date.now() - this.deps.orphanGraceMs;
-      for await (const o of this.deps.store.list(`${this.deps.tableRoot}/`)) {
-        if (o.lastModified.getTime() >= cutoff) continue;
-        if (o.key.endsWith('/metadata/version-hint.text')) continue;
-        if (!keep(o.key) && !this.candidates.has(o.key)) doomed.push(o.key);
+      for (const root of this.deps.roots) {
+        for await (const o of this.deps.store.list(`${root}/`)) {
+          if (o.lastModified.getTime() >= cutoff) continue;
+          if (o.key.endsWith('/metadata/version-hint.text')) continue;
+          if (!keep(o.key) && !this.candidates.has(o.key)) doomed.push(o.key);
+        }
       }
     }
     // Check once more against what is in use right now (a snapshot may have published).

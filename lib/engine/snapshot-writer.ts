@@ -61,7 +61,8 @@ export interface SnapshotWritten {
 
 export interface SnapshotWriterDeps {
   table: string;
-  tableRoot: string;
+  /** Prefix for the snapshot's own objects (see ephemeralRootOf). */
+  ephemeralRoot: string;
   schemaId: number;
   store: ObjectStore;
   pool: ParquetWorkerPool;
@@ -80,7 +81,7 @@ export async function writeSnapshot(c: SnapshotCapture, deps: SnapshotWriterDeps
   );
   let blobRefs: DeletionVectorRef[] = [];
   if (c.blobs.length > 0) {
-    const key = `${deps.tableRoot}/dv/${randomUUID()}.puffin`;
+    const key = `${deps.ephemeralRoot}/dv/${randomUUID()}.puffin`;
     const { bytes, blobs } = writePuffin(
       c.blobs.map((b) => ({
         type: 'deletion-vector-v1',
@@ -118,7 +119,7 @@ export async function writeSnapshot(c: SnapshotCapture, deps: SnapshotWriterDeps
     schemaId: deps.schemaId,
     files,
   };
-  const manifestKey = `${deps.tableRoot}/snapshots/${c.lsn.toString().padStart(20, '0')}-${c.seq}-${randomUUID().slice(0, 8)}.json`;
+  const manifestKey = `${deps.ephemeralRoot}/snapshots/${c.lsn.toString().padStart(20, '0')}-${c.seq}-${randomUUID().slice(0, 8)}.json`;
   await store.put(manifestKey, new TextEncoder().encode(JSON.stringify(manifest)), { ephemeral: true });
   return { manifestKey, manifest, blobRefs, tailSizes };
 }

@@ -44,6 +44,7 @@ import {
   writeSnapshot,
 } from './snapshot-writer.ts';
 import { type SpilledSlice, StreamingTransaction } from './streaming-transaction.ts';
+import { ephemeralRootOf, tableRootOf } from './table-paths.ts';
 
 type TableEvent =
   | { type: 'apply'; lsn: Lsn; ops: DecodedOp[]; checkpoint?: [string, string] }
@@ -146,6 +147,7 @@ export interface TableStatus {
 export class TableHandler {
   readonly name: string;
   readonly tableRoot: string;
+  readonly ephemeralRoot: string;
   readonly def: TableDefinition;
   private readonly codec: RowCodec;
   private readonly hasKey: boolean;
@@ -201,7 +203,8 @@ export class TableHandler {
   ) {
     this.def = deps.def;
     this.name = deps.def.name;
-    this.tableRoot = `tables/${this.name}`;
+    this.tableRoot = tableRootOf(this.name);
+    this.ephemeralRoot = ephemeralRootOf(this.name);
     this.codec = rowCodec(deps.def.schema);
     this.hasKey = this.codec.keyColumns.length > 0;
     this.log = deps.logger.child({ table: this.name });
@@ -222,7 +225,7 @@ export class TableHandler {
     this.lastSnapshotId = deps.iceberg.currentSnapshot()?.['snapshot-id'];
     this.gc = new GarbageCollector({
       table: this.name,
-      tableRoot: this.tableRoot,
+      roots: [this.tableRoot, this.ephemeralRoot],
       store: deps.store,
       catalog: deps.catalog,
       logger: this.log,
@@ -748,7 +751,7 @@ export class TableHandler {
     const deps = this.deps;
     writeSnapshot(capture, {
       table: this.name,
-      tableRoot: this.tableRoot,
+      ephemeralRoot: this.ephemeralRoot,
       schemaId: this.def.schema.schemaId,
       store: deps.store,
       pool: deps.pool,
@@ -788,7 +791,7 @@ export class TableHandler {
     for (const slice of [...this.frozen, this.active]) {
       for (const seg of slice.segments) {
         if (seg.key === undefined) {
-          seg.key = `${this.tableRoot}/tail/${randomUUID()}.parquet`;
+          seg.key = `${this.ephemeralRoot}/tail/${randomUUID()}.parquet`;
           tails.push({ slice, segment: seg });
         }
         let dv: CapturedFile['dv'] = { kind: 'none' };
@@ -996,14 +999,17 @@ export class TableHandler {
   private onCompact(): void {
     if (this.maintenance !== 'idle' || this.fenced) return;
     const o = this.deps.options;
-    const plan = planCompaction([...this.files.values()].filter((f) => f.removedLsn === undefined), {
-      targetFileBytes: o.targetFileBytes,
-      deletedRatio: o.compactDeletedRatio,
-      minSmallFiles: o.compactMinSmallFiles,
-      nextFileId: () => this.nextFileId++,
-      keyFor: (fileId) => dataFileKey(this.tableRoot, fileId, randomUUID()),
-      startLsn: this.appliedLsn,
-    });
+    const plan = planCompaction(
+      [...this.files.values()].filter((f) => f.removedLsn === undefined),
+      {
+        targetFileBytes: o.targetFileBytes,
+        deletedRatio: o.compactDeletedRatio,
+        minSmallFiles: o.compactMinSmallFiles,
+        nextFileId: () => this.nextFileId++,
+        keyFor: (fileId) => dataFileKey(this.tableRoot, fileId, randomUUID()),
+        startLsn: this.appliedLsn,
+      },
+    );
     if (!plan) return;
     this.maintenance = 'compacting';
     this.log.info('compaction started', { inputs: plan.inputs.length, outputs: plan.outputs.length });

@@ -29,6 +29,7 @@ import { IndexRun } from './index-run.ts';
 import type { EngineOptions } from './options.ts';
 import { PointerKeeper } from './pointer-keeper.ts';
 import { type RecoveredState, TableHandler, type TableHandlerDeps } from './table-handler.ts';
+import { tableRootOf } from './table-paths.ts';
 
 export interface OpenTableDeps {
   def: TableDefinition;
@@ -42,9 +43,7 @@ export interface OpenTableDeps {
   onCommitted?: TableHandlerDeps['onCommitted'];
 }
 
-export function tableRootOf(name: string): string {
-  return `tables/${name}`;
-}
+export { ephemeralRootOf, tableRootOf } from './table-paths.ts';
 
 /** Loads the Iceberg table the catalog points to, creating it if it was never committed. */
 export async function loadIceberg(

@@ -17,7 +17,8 @@ import { deletePrefix } from '../table-admin.ts';
 import type { Logger } from '../util/logger.ts';
 import type { EngineOptions } from './options.ts';
 import type { CommitInfo, PublishedSnapshot, TableHandler } from './table-handler.ts';
-import { openTable, tableRootOf } from './table-loader.ts';
+import { openTable } from './table-loader.ts';
+import { ephemeralRootOf, tableRootOf } from './table-paths.ts';
 
 export interface WriterDeps {
   store: ObjectStore;
@@ -199,7 +200,9 @@ export class Writer {
     }
     await this.deps.catalog.dropTable(name);
     await this.deps.log.dropTable(name);
-    const removed = await deletePrefix(this.deps.store, `${tableRootOf(name)}/`);
+    const removed =
+      (await deletePrefix(this.deps.store, `${tableRootOf(name)}/`)) +
+      (await deletePrefix(this.deps.store, `${ephemeralRootOf(name)}/`));
     this.deps.logger.info('table dropped', { table: name, objectsDeleted: removed });
   }
 

@@ -1,9 +1,11 @@
 /**
  * A small pool of worker threads running parquet-wasm. Encoding and decoding are synchronous
  * and CPU-bound, so they never run on a table's event loop; callers await the result.
+ * A pool of size 0 runs them in the calling thread (for a Lambda serving one request at a time).
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { decodeParquet, encodeParquet } from './parquet-codec.mjs';
 
 interface Pending {
   resolve: (bytes: Uint8Array) => void;
@@ -67,6 +69,16 @@ export class ParquetWorkerPool {
 
   private run(job: Job): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new Error('parquet worker pool is closed'));
+    if (this.size === 0) {
+      try {
+        const p = job.payload as { ipc?: Uint8Array; parquet?: Uint8Array; columns?: string[] };
+        return Promise.resolve(
+          job.op === 'encode' ? encodeParquet(p.ipc!, job.payload) : decodeParquet(p.parquet!, p.columns),
+        );
+      } catch (e) {
+        return Promise.reject(new Error(`parquet: ${(e as Error).message}`));
+      }
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ job, pending: { resolve, reject } });
       this.pump();

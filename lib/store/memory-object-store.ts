@@ -4,8 +4,8 @@ import {
   NotFoundError,
   type ObjectInfo,
   type ObjectStore,
-  type PutOptions,
   PreconditionFailedError,
+  type PutOptions,
 } from './object-store.ts';
 
 export class MemoryObjectStore implements ObjectStore {

@@ -6,7 +6,12 @@ import type { TableSchema } from '../../lib/schema/table-schema.ts';
 import type { Value } from '../../lib/schema/values.ts';
 import type { ObjectStore } from '../../lib/store/object-store.ts';
 
-export async function readIcebergRows(iceberg: IcebergTable, store: ObjectStore, pool: ParquetWorkerPool, schema: TableSchema): Promise<Value[][]> {
+export async function readIcebergRows(
+  iceberg: IcebergTable,
+  store: ObjectStore,
+  pool: ParquetWorkerPool,
+  schema: TableSchema,
+): Promise<Value[][]> {
   const state = await iceberg.currentState();
   const rows: Value[][] = [];
   for (const f of state.dataFiles) {
