@@ -243,8 +243,11 @@ describe('HTTP API (embedded service)', () => {
     await svc.close({ flush: false });
     svc = await start();
     const scan = await call('GET', `/tables/orders/rows?minLsn=${w.body!.lsn}`);
-    expect(scan.body!.rows.map((r: { id: unknown }) => Number(r.id)).sort()).toEqual([
-      1, 4, 5, 9007199254740993,
+    expect(scan.body!.rows.map((r: { id: unknown }) => String(r.id)).sort()).toEqual([
+      '1',
+      '4',
+      '5',
+      '9007199254740993',
     ]);
   });
 
