@@ -1,0 +1,14 @@
+/** The CDK app: `npm run synth` (offline, no Docker), `npx cdk deploy` (see README "AWS deployment"). */
+import * as cdk from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { MoonlinkStack } from './moonlink-stack.ts';
+
+const app = new cdk.App();
+new MoonlinkStack(app, 'Moonlink', {
+  env: process.env.CDK_DEFAULT_ACCOUNT
+    ? { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION ?? 'us-east-1' }
+    : undefined,
+  writerGroups: Number(process.env.MOONLINK_WRITER_GROUPS ?? '1'),
+});
+cdk.Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+app.synth();

@@ -1,0 +1,327 @@
+/**
+ * The AWS deployment as one stack: storage (S3, DynamoDB, Kinesis), the writer on ECS Fargate,
+ * the read/ingest functions on Lambda behind an HTTP API with IAM authorization on every route,
+ * least-privilege IAM, log retention, and alarms on write lag and errors.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as cdk from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import * as authorizers from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import * as integrations from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
+import type { Construct } from 'constructs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface MoonlinkStackProps extends cdk.StackProps {
+  /** Writer services; tables are spread over them by a hash of their name. */
+  writerGroups?: number;
+  /** Kinesis shards (a table's records always go to one shard). */
+  shards?: number;
+  /** Writer task size. */
+  writerCpu?: number;
+  writerMemoryMiB?: number;
+  /** Days CloudWatch keeps logs. */
+  logRetention?: logs.RetentionDays;
+  /** Days before leftover temporary objects (tail files, read snapshots) expire. */
+  tmpExpirationDays?: number;
+}
+
+export const WRITER_PORT = 8081;
+
+export class MoonlinkStack extends cdk.Stack {
+  readonly bucket: s3.Bucket;
+  readonly catalogTable: dynamodb.Table;
+  readonly stream: kinesis.Stream;
+  readonly api: apigw.HttpApi;
+  readonly functions: Record<string, nodejs.NodejsFunction> = {};
+
+  constructor(scope: Construct, id: string, props: MoonlinkStackProps = {}) {
+    super(scope, id, props);
+    const groups = props.writerGroups ?? 1;
+    const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+
+    // ---------------------------------------------------------------- storage
+    const accessLogs = new s3.Bucket(this, 'AccessLogs', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      lifecycleRules: [{ expiration: cdk.Duration.days(90) }],
+      removalPolicy: cdk.RemovalPolicy.RETAIN,
+    });
+    this.bucket = new s3.Bucket(this, 'Data', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      versioned: false,
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: 'data/',
+      lifecycleRules: [
+        // Tail files and read snapshots are garbage-collected by the writer; this catches leftovers.
+        { prefix: 'tmp/', expiration: cdk.Duration.days(props.tmpExpirationDays ?? 2) },
+        { abortIncompleteMultipartUploadAfter: cdk.Duration.days(1) },
+      ],
+      removalPolicy: cdk.RemovalPolicy.RETAIN,
+    });
+    this.catalogTable = new dynamodb.Table(this, 'Catalog', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      timeToLiveAttribute: 'ttl',
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      removalPolicy: cdk.RemovalPolicy.RETAIN,
+    });
+    this.stream = new kinesis.Stream(this, 'Log', {
+      shardCount: props.shards ?? 2,
+      retentionPeriod: cdk.Duration.days(7),
+      encryption: kinesis.StreamEncryption.MANAGED,
+    });
+
+    // ---------------------------------------------------------------- network
+    const vpc = new ec2.Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      natGateways: 1,
+      subnetConfiguration: [
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC },
+        { name: 'private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      ],
+      gatewayEndpoints: {
+        s3: { service: ec2.GatewayVpcEndpointAwsService.S3 },
+        dynamodb: { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB },
+      },
+    });
+    vpc.addFlowLog('FlowLog', {
+      destination: ec2.FlowLogDestination.toCloudWatchLogs(
+        new logs.LogGroup(this, 'FlowLogs', { retention, removalPolicy: cdk.RemovalPolicy.DESTROY }),
+      ),
+    });
+    const namespace = new servicediscovery.PrivateDnsNamespace(this, 'Namespace', { name: 'moonlink.internal', vpc });
+    const writerSg = new ec2.SecurityGroup(this, 'WriterSg', { vpc, description: 'Moonlink writer: internal port from the functions only' });
+    const functionSg = new ec2.SecurityGroup(this, 'FunctionSg', { vpc, description: 'Moonlink functions' });
+    writerSg.addIngressRule(functionSg, ec2.Port.tcp(WRITER_PORT), 'functions ask the writer for snapshots and flushes');
+
+    const common: Record<string, string> = {
+      MOONLINK_BUCKET: this.bucket.bucketName,
+      MOONLINK_PREFIX: '',
+      MOONLINK_CATALOG_TABLE: this.catalogTable.tableName,
+      MOONLINK_STREAM: this.stream.streamName,
+      MOONLINK_WRITER_GROUPS: String(groups),
+      MOONLINK_WRITER_URL_TEMPLATE: `http://writer-{group}.moonlink.internal:${WRITER_PORT}`,
+    };
+
+    // ---------------------------------------------------------------- writer (ECS Fargate)
+    const cluster = new ecs.Cluster(this, 'Cluster', { vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
+    const image = ecs.ContainerImage.fromAsset(ROOT, { file: 'Dockerfile', exclude: ['node_modules', 'data', 'cdk.out', '.git'] });
+    const writerLogs = new logs.LogGroup(this, 'WriterLogs', { retention, removalPolicy: cdk.RemovalPolicy.DESTROY });
+    const writerServices: ecs.FargateService[] = [];
+    for (let g = 0; g < groups; g++) {
+      const task = new ecs.FargateTaskDefinition(this, `WriterTask${g}`, {
+        cpu: props.writerCpu ?? 1024,
+        memoryLimitMiB: props.writerMemoryMiB ?? 4096,
+        runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+        ephemeralStorageGiB: 40,
+      });
+      task.addContainer('writer', {
+        image,
+        logging: ecs.LogDrivers.awsLogs({ logGroup: writerLogs, streamPrefix: `writer-${g}` }),
+        environment: { ...common, MOONLINK_WRITER_GROUP: String(g), PORT: String(WRITER_PORT), HOST: '0.0.0.0', NODE_ENV: 'production' },
+        portMappings: [{ containerPort: WRITER_PORT }],
+        healthCheck: {
+          command: ['CMD', 'node', '-e', `fetch('http://127.0.0.1:${WRITER_PORT}/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`],
+          interval: cdk.Duration.seconds(15),
+          timeout: cdk.Duration.seconds(5),
+          retries: 3,
+          startPeriod: cdk.Duration.seconds(60),
+        },
+        // The writer flushes every table on SIGTERM; give it time to finish.
+        stopTimeout: cdk.Duration.seconds(120),
+      });
+      this.grantWriter(task.taskRole);
+      const service = new ecs.FargateService(this, `Writer${g}`, {
+        cluster,
+        taskDefinition: task,
+        desiredCount: 1,
+        // One writer per table group: stop the old task before starting the new one (fencing
+        // epochs make an overlap safe, but it would only cause churn).
+        minHealthyPercent: 0,
+        maxHealthyPercent: 100,
+        securityGroups: [writerSg],
+        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        cloudMapOptions: { cloudMapNamespace: namespace, name: `writer-${g}`, dnsRecordType: servicediscovery.DnsRecordType.A },
+        circuitBreaker: { rollback: true },
+      });
+      writerServices.push(service);
+    }
+
+    // ---------------------------------------------------------------- functions (Lambda)
+    const fnLogs = new logs.LogGroup(this, 'FunctionLogs', { retention, removalPolicy: cdk.RemovalPolicy.DESTROY });
+    const makeFunction = (name: string, entry: string, memorySize: number): nodejs.NodejsFunction => {
+      const fn = new nodejs.NodejsFunction(this, `${name}Function`, {
+        entry: path.join(ROOT, 'functions', 'lambda', entry),
+        handler: 'handler',
+        runtime: lambda.Runtime.NODEJS_22_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize,
+        timeout: cdk.Duration.seconds(30),
+        logGroup: fnLogs,
+        loggingFormat: lambda.LoggingFormat.JSON,
+        tracing: lambda.Tracing.ACTIVE,
+        vpc,
+        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        securityGroups: [functionSg],
+        environment: { ...common, POWERTOOLS_SERVICE_NAME: `moonlink-${name.toLowerCase()}`, NODE_OPTIONS: '--enable-source-maps' },
+        bundling: {
+          format: nodejs.OutputFormat.CJS,
+          target: 'node22',
+          minify: true,
+          sourceMap: true,
+          forceDockerBundling: false,
+          // parquet-wasm loads its .wasm file from beside the bundle.
+          commandHooks: {
+            beforeBundling: () => [],
+            beforeInstall: () => [],
+            afterBundling: (inputDir: string, outputDir: string) => [
+              `cp ${inputDir}/node_modules/parquet-wasm/node/parquet_wasm_bg.wasm ${outputDir}/`,
+            ],
+          },
+        },
+      });
+      this.functions[name] = fn;
+      return fn;
+    };
+    const ingest = makeFunction('Ingest', 'ingest.ts', 512);
+    const tables = makeFunction('Tables', 'tables.ts', 512);
+    const read = makeFunction('Read', 'read.ts', 1536);
+    const flush = makeFunction('Flush', 'flush.ts', 256);
+
+    this.stream.grantWrite(ingest);
+    this.catalogTable.grantReadData(ingest);
+    this.catalogTable.grantReadWriteData(tables);
+    this.bucket.grantReadWrite(tables);
+    this.bucket.grantDelete(tables);
+    this.catalogTable.grantReadWriteData(read);
+    this.bucket.grantRead(read);
+    this.catalogTable.grantReadData(flush);
+
+    // ---------------------------------------------------------------- HTTP API
+    const apiLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention, removalPolicy: cdk.RemovalPolicy.DESTROY });
+    this.api = new apigw.HttpApi(this, 'Api', {
+      description: 'Moonlink Serverless public API',
+      defaultAuthorizer: new authorizers.HttpIamAuthorizer(),
+      createDefaultStage: false,
+    });
+    const stage = new apigw.HttpStage(this, 'DefaultStage', {
+      httpApi: this.api,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: { rateLimit: 1000, burstLimit: 2000 },
+      accessLogSettings: { destination: new apigw.LogGroupLogDestination(apiLogs) },
+    });
+    const routes: [apigw.HttpMethod, string, nodejs.NodejsFunction][] = [
+      [apigw.HttpMethod.GET, '/health', tables],
+      [apigw.HttpMethod.POST, '/tables', tables],
+      [apigw.HttpMethod.GET, '/tables', tables],
+      [apigw.HttpMethod.GET, '/tables/{name}', tables],
+      [apigw.HttpMethod.DELETE, '/tables/{name}', tables],
+      [apigw.HttpMethod.POST, '/tables/{name}/rows', ingest],
+      [apigw.HttpMethod.GET, '/tables/{name}/snapshot', read],
+      [apigw.HttpMethod.GET, '/tables/{name}/rows', read],
+      [apigw.HttpMethod.DELETE, '/leases/{id}', read],
+      [apigw.HttpMethod.POST, '/tables/{name}/flush', flush],
+    ];
+    const integrationsByFn = new Map<nodejs.NodejsFunction, integrations.HttpLambdaIntegration>();
+    for (const [method, routePath, fn] of routes) {
+      let integration = integrationsByFn.get(fn);
+      if (!integration) {
+        integration = new integrations.HttpLambdaIntegration(`${fn.node.id}Integration`, fn);
+        integrationsByFn.set(fn, integration);
+      }
+      this.api.addRoutes({ path: routePath, methods: [method], integration });
+    }
+
+    // ---------------------------------------------------------------- alarms
+    const alarm = (id: string, metric: cloudwatch.IMetric, threshold: number, description: string): void => {
+      new cloudwatch.Alarm(this, id, {
+        metric,
+        threshold,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 2,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: description,
+      });
+    };
+    alarm(
+      'WriteLagAlarm',
+      this.stream.metricGetRecordsIteratorAgeMilliseconds({ statistic: 'Maximum', period: cdk.Duration.minutes(1) }),
+      60_000,
+      'The writer is more than a minute behind the write stream.',
+    );
+    for (const [name, fn] of Object.entries(this.functions)) {
+      alarm(`${name}ErrorsAlarm`, fn.metricErrors({ period: cdk.Duration.minutes(1) }), 5, `${name} function errors.`);
+    }
+    alarm(
+      'Api5xxAlarm',
+      new cloudwatch.Metric({
+        namespace: 'AWS/ApiGateway',
+        metricName: '5xx',
+        dimensionsMap: { ApiId: this.api.apiId, Stage: stage.stageName },
+        statistic: 'Sum',
+        period: cdk.Duration.minutes(1),
+      }),
+      10,
+      'The API returns server errors.',
+    );
+    for (const [g, service] of writerServices.entries()) {
+      alarm(
+        `Writer${g}CpuAlarm`,
+        service.metricCpuUtilization({ period: cdk.Duration.minutes(5) }),
+        90,
+        `Writer group ${g} is CPU-bound.`,
+      );
+    }
+
+    new cdk.CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint });
+    new cdk.CfnOutput(this, 'BucketName', { value: this.bucket.bucketName });
+    new cdk.CfnOutput(this, 'CatalogTableName', { value: this.catalogTable.tableName });
+    new cdk.CfnOutput(this, 'StreamName', { value: this.stream.streamName });
+
+    this.acknowledgeFindings();
+  }
+
+  /** The writer reads and writes the bucket, catalog and stream; nothing else. */
+  private grantWriter(role: iam.IRole): void {
+    this.bucket.grantReadWrite(role);
+    this.bucket.grantDelete(role);
+    this.catalogTable.grantReadWriteData(role);
+    this.stream.grantRead(role);
+    this.stream.grant(role, 'kinesis:ListShards');
+  }
+
+  /** cdk-nag findings this design accepts, each with its reason (see README "AWS deployment"). */
+  private acknowledgeFindings(): void {
+    const ack = (id: string, reason: string): void => cdk.Validations.of(this).acknowledge({ id, reason });
+    ack(
+      'AwsSolutions-IAM4',
+      'Only AWSLambdaBasicExecutionRole and AWSLambdaVPCAccessExecutionRole are attached: the AWS-managed minimum for Lambda logs and VPC network interfaces.',
+    );
+    ack(
+      'AwsSolutions-IAM5',
+      'Object-level wildcards (bucket/*) are inherent to a table store whose object keys are made at run time; DynamoDB index wildcards come from the grant helpers; X-Ray and ENI actions have no resource scoping.',
+    );
+    ack('AwsSolutions-L1', 'Functions run nodejs22.x, the runtime this project targets and tests; the rule flags anything but the newest runtime.');
+    ack('AwsSolutions-ECS2', 'Container environment variables hold only resource names (bucket, table, stream, group); no secrets.');
+  }
+}
