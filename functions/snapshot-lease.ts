@@ -69,7 +69,7 @@ export async function leaseSnapshot(s: Services, table: string, minLsn: Lsn): Pr
       expiresAt: Date.now() + s.limits.leaseTtlMs,
     };
     await s.catalog.putLease(lease);
-    if (Date.now() - pointerReadAt > s.limits.leaseWindowMs) {
+    if (s.limits.leaseWindowMs > 0 && Date.now() - pointerReadAt > s.limits.leaseWindowMs) {
       await s.catalog.deleteLease(lease.leaseId).catch(() => undefined);
       continue;
     }

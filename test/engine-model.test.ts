@@ -121,7 +121,7 @@ async function runSequence(
   seed: number,
   options: Partial<EngineOptions>,
   steps: number,
-): Promise<{ reads: number; commits: number }> {
+): Promise<{ reads: number; commits: number; compactions: number }> {
   const r = rng(seed);
   const h = await harness(options);
   const model = new ReferenceModel(schema);
@@ -131,20 +131,26 @@ async function runSequence(
   let commits = 0;
   const open = new Map<string, { ops: DecodedOp[] }>();
   let xid = 0;
+  const trace = process.env.MODEL_TRACE ? (msg: string) => console.log(`[${seed}] ${msg}`) : () => undefined;
   try {
     for (let step = 0; step < steps; step++) {
       const x = r();
+      trace(
+        `step ${step} x=${x.toFixed(3)} lsn=${lsn} status=${JSON.stringify(h.handler.status(), (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+      );
       if (x < 0.5) {
         const ops = randomOps(r, keys, 1 + Math.floor(r() * 12));
         lsn += BigInt(1 + Math.floor(r() * 3));
         h.handler.apply(lsn, ops);
         model.commit(lsn, ops);
+        trace(`apply ${lsn}: ${ops.map((o) => `${o.op}:${o.key}`).join(' ')}`);
       } else if (x < 0.62) {
         // Streamed transaction: ops arrive now; it commits or aborts in a later step.
         const id = `x${++xid}`;
         const ops = randomOps(r, keys, 1 + Math.floor(r() * 30));
         for (const op of ops) h.handler.streamOp(id, op);
         open.set(id, { ops });
+        trace(`stream ${id}: ${ops.map((o) => `${o.op}:${o.key}`).join(' ')}`);
       } else if (x < 0.7 && open.size > 0) {
         const [id, t] = [...open.entries()][Math.floor(r() * open.size)];
         open.delete(id);
@@ -152,11 +158,16 @@ async function runSequence(
           lsn += 1n;
           h.handler.streamCommit(id, lsn);
           model.commit(lsn, t.ops);
-        } else h.handler.streamAbort(id);
+          trace(`commit ${id} at ${lsn}`);
+        } else {
+          h.handler.streamAbort(id);
+          trace(`abort ${id}`);
+        }
       } else if (x < 0.85) {
         const at = BigInt(Math.floor(r() * Number(lsn + 1n)));
         const got = await readSnapshot(h, at);
         reads++;
+        trace(`read at ${at} → lsn ${got.lsn}: ${got.rows.length} rows (model ${model.at(got.lsn).length})`);
         expect(got.lsn, `seed ${seed}: snapshot older than asked`).toBeGreaterThanOrEqual(at);
         expect(got.rows, `seed ${seed} step ${step}: read at LSN ${got.lsn}`).toEqual(model.at(got.lsn));
       } else if (x < 0.9) {
@@ -169,13 +180,14 @@ async function runSequence(
         expect(rows, `seed ${seed} step ${step}: Iceberg commit at LSN ${c.lsn}`).toEqual(model.at(c.lsn));
       } else if (x < 0.95) {
         h.handler.compactNow();
+        trace('compact');
       } else {
         await new Promise((res) => setTimeout(res, Math.floor(r() * 5)));
       }
     }
     const last = await readSnapshot(h, lsn);
     expect(last.rows, `seed ${seed}: final read`).toEqual(model.at(last.lsn));
-    return { reads, commits };
+    return { reads, commits, compactions: h.handler.status().compactions };
   } finally {
     await h.handler.close();
   }
@@ -193,11 +205,13 @@ describe('engine against a reference model', () => {
       const seeds = ONLY_SEED !== undefined ? [ONLY_SEED] : Array.from({ length: RUNS }, (_, i) => 1000 + i);
       let reads = 0;
       let commits = 0;
+      let compactions = 0;
       for (const seed of seeds) {
         try {
           const r = await runSequence(seed, options, 60);
           reads += r.reads;
           commits += r.commits;
+          compactions += r.compactions;
         } catch (e) {
           console.error(`model test failed: replay with MODEL_SEED=${seed}`);
           throw e;
@@ -205,6 +219,10 @@ describe('engine against a reference model', () => {
       }
       expect(reads).toBeGreaterThan(seeds.length);
       expect(commits).toBeGreaterThan(0);
+      if (options === small && seeds.length >= 10) expect(compactions).toBeGreaterThan(0);
+      console.log(
+        `${mode}: ${seeds.length} sequences, ${reads} reads and ${commits} Iceberg commits checked, ${compactions} compactions`,
+      );
     });
   }
 });

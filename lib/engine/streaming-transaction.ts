@@ -64,6 +64,11 @@ export class StreamingTransaction {
     }
   }
 
+  /** Drops the private slice when every row in it was deleted again. */
+  discardActive(): void {
+    this.active = new MemSlice(this.fields, this.hasKey);
+  }
+
   /** Freezes the private slice for flushing; the caller starts the file write. */
   spill(fileId: number, key: string): SpilledSlice {
     const slice = this.active;

@@ -140,6 +140,7 @@ export interface TableStatus {
   indexRuns: number;
   indexMemoryBytes: number;
   pendingDeletes: number;
+  compactions: number;
   metadataLocation: string | undefined;
   checkpoints: Record<string, string>;
 }
@@ -190,6 +191,7 @@ export class TableHandler {
   private removedSinceCommit: string[] = [];
   private changedSinceCommit = false;
   private flushesInFlight = 0;
+  private compactions = 0;
   private flushRetryMs = 100;
 
   private readonly gc: GarbageCollector;
@@ -346,6 +348,7 @@ export class TableHandler {
       indexRuns: this.index.runCount,
       indexMemoryBytes: this.index.memoryBytes,
       pendingDeletes: this.pendingDeletes.size,
+      compactions: this.compactions,
       metadataLocation: this.metadataLocation,
       checkpoints: { ...this.checkpoints },
     };
@@ -510,8 +513,8 @@ export class TableHandler {
     slice.frozenAt = lsn;
     slice.seal();
     const rows = slice.liveRows();
-    if (rows.length === 0 && slice.segments.every((s) => s.key === undefined)) {
-      // Nothing live and nothing published: the slice simply disappears.
+    if (rows.length === 0) {
+      // Nothing live: no file to write; its tail files drop out of the next snapshot.
       this.stateVersion++;
       return;
     }
@@ -611,6 +614,10 @@ export class TableHandler {
     t.apply(op);
     const o = this.deps.options;
     if (t.active.rowCount >= o.memSliceMaxRows || t.active.byteSize >= o.memSliceMaxBytes) {
+      if (t.active.liveCount === 0) {
+        t.discardActive();
+        return;
+      }
       const fileId = this.nextFileId++;
       const spilled = t.spill(fileId, dataFileKey(this.tableRoot, fileId, randomUUID()));
       writeSliceToFile(
@@ -687,6 +694,8 @@ export class TableHandler {
       this.stateVersion++;
       return;
     }
+    // Until its file is in, the slice's rows are read from a tail file like any frozen slice.
+    s.slice.seal();
     if (s.failed) {
       // Its write failed: flush again, now as a table slice.
       s.slice.frozenAt = lsn;
@@ -1068,6 +1077,7 @@ export class TableHandler {
     });
     this.stateVersion++;
     this.changedSinceCommit = true;
+    this.compactions++;
     this.log.info('compaction done', {
       inputs: plan.inputs.length,
       outputs: outputs.map((o) => ({ key: o.key, rows: o.rowCount, bytes: o.sizeBytes })),

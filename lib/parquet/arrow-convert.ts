@@ -411,6 +411,7 @@ export function readData(t: IcebergType, d: arrow.Data): Value[] {
       return out;
     }
     case 'list': {
+      if (n === 0) return out;
       const offsets = d.valueOffsets as Int32Array;
       const child = readData(t.element, d.children[0]);
       for (let i = 0; i < n; i++)
@@ -418,6 +419,7 @@ export function readData(t: IcebergType, d: arrow.Data): Value[] {
       return out;
     }
     case 'map': {
+      if (n === 0) return out;
       const offsets = d.valueOffsets as Int32Array;
       const entries = d.children[0];
       const keys = readData(t.key, entries.children[0]);

@@ -43,9 +43,19 @@ export class LocalObjectStore implements ObjectStore {
 
   async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
     const file = this.file(key);
-    await fs.mkdir(path.dirname(file), { recursive: true });
     const tmp = `${file}.${randomUUID()}.tmp`;
-    const fh = await fs.open(tmp, 'w');
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(tmp, 'w');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      // The folder does not exist (or a delete just removed it as empty): create it and retry.
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      fh = await fs.open(tmp, 'w').catch(async () => {
+        await fs.mkdir(path.dirname(file), { recursive: true });
+        return fs.open(tmp, 'w');
+      });
+    }
     try {
       await fh.writeFile(body);
       if (!options.ephemeral) await fh.sync();
@@ -110,7 +120,18 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
-    await fs.rm(this.file(key), { force: true });
+    const file = this.file(key);
+    await fs.rm(file, { force: true });
+    // Remove folders left empty, up to the root (another writer may race: ignore failures).
+    let dir = path.dirname(file);
+    while (dir.startsWith(this.root) && dir !== this.root) {
+      try {
+        await fs.rmdir(dir);
+      } catch {
+        break;
+      }
+      dir = path.dirname(dir);
+    }
   }
 
   async deleteMany(keys: string[]): Promise<void> {

@@ -19,7 +19,20 @@ export async function readIcebergRows(
     const deleted = state.deletes.get(f.key);
     let pos = 0;
     for (const batch of table.batches) {
-      const cols = schema.fields.map((field, c) => readData(field.type, batch.data.children[c]));
+      if (batch.data.children.length !== schema.fields.length) {
+        throw new Error(
+          `${f.key}: ${batch.data.children.length} columns (${table.schema.fields.map((x) => x.name)}), expected ${schema.fields.length}`,
+        );
+      }
+      const cols = schema.fields.map((field, c) => {
+        try {
+          return readData(field.type, batch.data.children[c]);
+        } catch (e) {
+          throw new Error(
+            `${f.key} column ${field.name}: ${String(batch.data.children[c]?.type)} children=${batch.data.children[c]?.children?.length} rows=${batch.numRows}: ${(e as Error).message}`,
+          );
+        }
+      });
       for (let i = 0; i < batch.numRows; i++, pos++) {
         if (deleted?.has(pos)) continue;
         rows.push(cols.map((col) => col[i]));

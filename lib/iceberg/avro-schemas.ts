@@ -1,0 +1,181 @@
+/**
+ * Avro schemas of Iceberg manifests (`manifest_entry` with its `data_file`) and manifest lists
+ * (`manifest_file`), with the field ids of the Iceberg spec ("Manifests", "Manifest Lists").
+ * Tables here are unpartitioned, so `partition` is an empty record.
+ */
+import type { AvroSchemaJson } from './avro-file.ts';
+
+const opt = (type: unknown) => ['null', type];
+
+function intMap(
+  name: string,
+  fieldId: number,
+  keyId: number,
+  valueId: number,
+  valueType: string,
+): Record<string, unknown> {
+  return {
+    name,
+    type: opt({
+      type: 'array',
+      logicalType: 'map',
+      items: {
+        type: 'record',
+        name: `k${keyId}_v${valueId}`,
+        fields: [
+          { name: 'key', type: 'int', 'field-id': keyId },
+          { name: 'value', type: valueType, 'field-id': valueId },
+        ],
+      },
+    }),
+    default: null,
+    'field-id': fieldId,
+  };
+}
+
+function dataFileSchema(formatVersion: 2 | 3): AvroSchemaJson {
+  const fields: Record<string, unknown>[] = [
+    { name: 'content', type: 'int', 'field-id': 134 },
+    { name: 'file_path', type: 'string', 'field-id': 100 },
+    { name: 'file_format', type: 'string', 'field-id': 101 },
+    { name: 'partition', type: { type: 'record', name: 'r102', fields: [] }, 'field-id': 102 },
+    { name: 'record_count', type: 'long', 'field-id': 103 },
+    { name: 'file_size_in_bytes', type: 'long', 'field-id': 104 },
+    intMap('column_sizes', 108, 117, 118, 'long'),
+    intMap('value_counts', 109, 119, 120, 'long'),
+    intMap('null_value_counts', 110, 121, 122, 'long'),
+    intMap('nan_value_counts', 137, 138, 139, 'long'),
+    intMap('lower_bounds', 125, 126, 127, 'bytes'),
+    intMap('upper_bounds', 128, 129, 130, 'bytes'),
+    { name: 'key_metadata', type: opt('bytes'), default: null, 'field-id': 131 },
+    {
+      name: 'split_offsets',
+      type: opt({ type: 'array', items: 'long', 'element-id': 133 }),
+      default: null,
+      'field-id': 132,
+    },
+    {
+      name: 'equality_ids',
+      type: opt({ type: 'array', items: 'int', 'element-id': 136 }),
+      default: null,
+      'field-id': 135,
+    },
+    { name: 'sort_order_id', type: opt('int'), default: null, 'field-id': 140 },
+  ];
+  if (formatVersion >= 3)
+    fields.push({ name: 'first_row_id', type: opt('long'), default: null, 'field-id': 142 });
+  fields.push({ name: 'referenced_data_file', type: opt('string'), default: null, 'field-id': 143 });
+  if (formatVersion >= 3) {
+    fields.push({ name: 'content_offset', type: opt('long'), default: null, 'field-id': 144 });
+    fields.push({ name: 'content_size_in_bytes', type: opt('long'), default: null, 'field-id': 145 });
+  }
+  return { type: 'record', name: 'r2', fields };
+}
+
+export function manifestEntrySchema(formatVersion: 2 | 3): AvroSchemaJson {
+  return {
+    type: 'record',
+    name: 'manifest_entry',
+    fields: [
+      { name: 'status', type: 'int', 'field-id': 0 },
+      { name: 'snapshot_id', type: opt('long'), default: null, 'field-id': 1 },
+      { name: 'sequence_number', type: opt('long'), default: null, 'field-id': 3 },
+      { name: 'file_sequence_number', type: opt('long'), default: null, 'field-id': 4 },
+      { name: 'data_file', type: dataFileSchema(formatVersion), 'field-id': 2 },
+    ],
+  };
+}
+
+export function manifestFileSchema(formatVersion: 2 | 3): AvroSchemaJson {
+  const fields: Record<string, unknown>[] = [
+    { name: 'manifest_path', type: 'string', 'field-id': 500 },
+    { name: 'manifest_length', type: 'long', 'field-id': 501 },
+    { name: 'partition_spec_id', type: 'int', 'field-id': 502 },
+    { name: 'content', type: 'int', 'field-id': 517 },
+    { name: 'sequence_number', type: 'long', 'field-id': 515 },
+    { name: 'min_sequence_number', type: 'long', 'field-id': 516 },
+    { name: 'added_snapshot_id', type: 'long', 'field-id': 503 },
+    { name: 'added_files_count', type: 'int', 'field-id': 504 },
+    { name: 'existing_files_count', type: 'int', 'field-id': 505 },
+    { name: 'deleted_files_count', type: 'int', 'field-id': 506 },
+    { name: 'added_rows_count', type: 'long', 'field-id': 512 },
+    { name: 'existing_rows_count', type: 'long', 'field-id': 513 },
+    { name: 'deleted_rows_count', type: 'long', 'field-id': 514 },
+    {
+      name: 'partitions',
+      type: opt({
+        type: 'array',
+        'element-id': 508,
+        items: {
+          type: 'record',
+          name: 'r508',
+          fields: [
+            { name: 'contains_null', type: 'boolean', 'field-id': 509 },
+            { name: 'contains_nan', type: opt('boolean'), default: null, 'field-id': 518 },
+            { name: 'lower_bound', type: opt('bytes'), default: null, 'field-id': 510 },
+            { name: 'upper_bound', type: opt('bytes'), default: null, 'field-id': 511 },
+          ],
+        },
+      }),
+      default: null,
+      'field-id': 507,
+    },
+    { name: 'key_metadata', type: opt('bytes'), default: null, 'field-id': 519 },
+  ];
+  if (formatVersion >= 3)
+    fields.push({ name: 'first_row_id', type: opt('long'), default: null, 'field-id': 520 });
+  return { type: 'record', name: 'manifest_file', fields };
+}
+
+export const MANIFEST_STATUS = { EXISTING: 0, ADDED: 1, DELETED: 2 } as const;
+export const CONTENT = { DATA: 0, POSITION_DELETES: 1, EQUALITY_DELETES: 2 } as const;
+
+export interface AvroDataFile {
+  content: number;
+  file_path: string;
+  file_format: string;
+  partition: Record<string, never>;
+  record_count: number;
+  file_size_in_bytes: number;
+  column_sizes: { key: number; value: number }[] | null;
+  value_counts: { key: number; value: number }[] | null;
+  null_value_counts: { key: number; value: number }[] | null;
+  nan_value_counts: { key: number; value: number }[] | null;
+  lower_bounds: { key: number; value: Buffer }[] | null;
+  upper_bounds: { key: number; value: Buffer }[] | null;
+  key_metadata: Buffer | null;
+  split_offsets: number[] | null;
+  equality_ids: number[] | null;
+  sort_order_id: number | null;
+  first_row_id?: number | null;
+  referenced_data_file: string | null;
+  content_offset?: number | null;
+  content_size_in_bytes?: number | null;
+}
+
+export interface AvroManifestEntry {
+  status: number;
+  snapshot_id: number | null;
+  sequence_number: number | null;
+  file_sequence_number: number | null;
+  data_file: AvroDataFile;
+}
+
+export interface AvroManifestFile {
+  manifest_path: string;
+  manifest_length: number;
+  partition_spec_id: number;
+  content: number;
+  sequence_number: number;
+  min_sequence_number: number;
+  added_snapshot_id: number;
+  added_files_count: number;
+  existing_files_count: number;
+  deleted_files_count: number;
+  added_rows_count: number;
+  existing_rows_count: number;
+  deleted_rows_count: number;
+  partitions: null;
+  key_metadata: null;
+  first_row_id?: number | null;
+}
