@@ -458,7 +458,9 @@ export class RoaringBitmap64 {
   forEach(cb: (pos: number) => void): void {
     this.bitmaps.forEach((bm, key) => {
       const base = key * TWO_32;
-      bm.containers.forEach((c, i) => c.forEach(base + bm.keys[i] * 65536, cb));
+      bm.containers.forEach((c, i) => {
+        c.forEach(base + bm.keys[i] * 65536, cb);
+      });
     });
   }
 
@@ -468,7 +470,9 @@ export class RoaringBitmap64 {
 
   toArray(): number[] {
     const out: number[] = [];
-    this.forEach((p) => out.push(p));
+    this.forEach((p) => {
+      out.push(p);
+    });
     return out;
   }
 
@@ -485,7 +489,9 @@ export class RoaringBitmap64 {
   }
 
   orInPlace(other: RoaringBitmap64): void {
-    other.forEach((p) => this.add(p));
+    other.forEach((p) => {
+      this.add(p);
+    });
   }
 
   equals(other: RoaringBitmap64): boolean {
