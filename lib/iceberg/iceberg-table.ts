@@ -256,6 +256,13 @@ export class IcebergTable {
 
   // ------------------------------------------------------------------ state for recovery
 
+  /** Live manifest entries (data and delete files) of the current snapshot. */
+  async liveEntries(): Promise<AvroManifestEntry[]> {
+    const out: AvroManifestEntry[] = [];
+    for (const m of await this.manifestsOf(this.currentSnapshot())) for (const e of m.entries) if (isLive(e)) out.push(e);
+    return out;
+  }
+
   async currentState(): Promise<{
     dataFiles: (DataFileEntry & { firstRowId?: number })[];
     deletes: Map<string, RoaringBitmap64>;
