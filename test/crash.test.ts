@@ -48,21 +48,37 @@ afterAll(async () => {
 });
 
 async function post(url: string, body: unknown): Promise<{ status: number; json: Record<string, any> }> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: r.status, json: parseExactJson(await r.text()) as Record<string, any> };
 }
 
-async function scan(base: string, table: string, minLsn: bigint): Promise<{ lsn: bigint; rows: Record<string, unknown>[] }> {
+async function scan(
+  base: string,
+  table: string,
+  minLsn: bigint,
+): Promise<{ lsn: bigint; rows: Record<string, unknown>[] }> {
   const r = await fetch(`${base}/tables/${table}/rows?minLsn=${minLsn}&limit=100000`);
   const text = await r.text();
   if (r.status !== 200) throw new Error(`scan ${table}: ${r.status} ${text}`);
-  const j = parseExactJson(text) as { lsn: number | string; rows: Record<string, unknown>[]; nextCursor?: string };
+  const j = parseExactJson(text) as {
+    lsn: number | string;
+    rows: Record<string, unknown>[];
+    nextCursor?: string;
+  };
   expect(j.nextCursor).toBeUndefined();
   return { lsn: BigInt(j.lsn), rows: j.rows };
 }
 
 function kvText(model: ReferenceModel, row: Record<string, unknown>): string {
-  return model.rowText([BigInt(row.id as number), row.v ?? null, row.n === null || row.n === undefined ? null : BigInt(row.n as number)]);
+  return model.rowText([
+    BigInt(row.id as number),
+    row.v ?? null,
+    row.n === null || row.n === undefined ? null : BigInt(row.n as number),
+  ]);
 }
 
 describe('crash and restart', () => {
@@ -80,8 +96,20 @@ describe('crash and restart', () => {
     let inFlightSeen = 0;
 
     let svc: ServiceProcess = await startServiceProcess(env);
-    expect((await post(`${svc.url}/tables`, { name: 'kv', columns: kvColumns, primaryKey: ['id'] })).status).toBe(201);
-    expect((await post(`${svc.url}/tables`, { name: 'events', columns: [{ name: 'id', type: 'long' }, { name: 'payload', type: 'string' }] })).status).toBe(201);
+    expect(
+      (await post(`${svc.url}/tables`, { name: 'kv', columns: kvColumns, primaryKey: ['id'] })).status,
+    ).toBe(201);
+    expect(
+      (
+        await post(`${svc.url}/tables`, {
+          name: 'events',
+          columns: [
+            { name: 'id', type: 'long' },
+            { name: 'payload', type: 'string' },
+          ],
+        })
+      ).status,
+    ).toBe(201);
 
     for (let round = 0; round < ROUNDS; round++) {
       const killAt = Date.now() + 100 + Math.floor(r() * 900);
@@ -105,7 +133,15 @@ describe('crash and restart', () => {
               const id = Math.floor(r() * 500);
               const x = r();
               if (x < 0.2) body.ops.push({ op: 'delete', row: { id } });
-              else body.ops.push({ op: x < 0.6 ? 'upsert' : 'insert', row: { id, v: `r${round}-${requestNo}-${i}`, n: String(BigInt(requestNo) * 10_000_000_000n + BigInt(i)) } });
+              else
+                body.ops.push({
+                  op: x < 0.6 ? 'upsert' : 'insert',
+                  row: {
+                    id,
+                    v: `r${round}-${requestNo}-${i}`,
+                    n: String(BigInt(requestNo) * 10_000_000_000n + BigInt(i)),
+                  },
+                });
             }
             body.ops.push({ op: 'upsert', row: { id: marker, v: 'marker', n: null } });
             const ops = decodeTransaction(kvSchema, parseExactJson(JSON.stringify(body)));
@@ -128,7 +164,9 @@ describe('crash and restart', () => {
           } else {
             const ids = Array.from({ length: 1 + Math.floor(r() * 30) }, () => nextEventId++);
             pendingEvents = ids;
-            const res = await post(`${svc.url}/tables/events/rows`, { ops: ids.map((id) => ({ op: 'insert', row: { id, payload: `e${id}` } })) });
+            const res = await post(`${svc.url}/tables/events/rows`, {
+              ops: ids.map((id) => ({ op: 'insert', row: { id, payload: `e${id}` } })),
+            });
             expect(res.status).toBe(200);
             for (const id of ids) events.set(id, round);
             pendingEvents = undefined;

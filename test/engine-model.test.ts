@@ -201,28 +201,33 @@ describe('engine against a reference model', () => {
     ['small thresholds (rows cross into files constantly)', small],
     ['large thresholds (rows stay in memory)', large],
   ] as const) {
-    it(`${mode}: ${ONLY_SEED ?? RUNS} seeded sequences`, async () => {
-      const seeds = ONLY_SEED !== undefined ? [ONLY_SEED] : Array.from({ length: RUNS }, (_, i) => 1000 + i);
-      let reads = 0;
-      let commits = 0;
-      let compactions = 0;
-      for (const seed of seeds) {
-        try {
-          const r = await runSequence(seed, options, 60);
-          reads += r.reads;
-          commits += r.commits;
-          compactions += r.compactions;
-        } catch (e) {
-          console.error(`model test failed: replay with MODEL_SEED=${seed}`);
-          throw e;
+    it(
+      `${mode}: ${ONLY_SEED ?? RUNS} seeded sequences`,
+      async () => {
+        const seeds =
+          ONLY_SEED !== undefined ? [ONLY_SEED] : Array.from({ length: RUNS }, (_, i) => 1000 + i);
+        let reads = 0;
+        let commits = 0;
+        let compactions = 0;
+        for (const seed of seeds) {
+          try {
+            const r = await runSequence(seed, options, 60);
+            reads += r.reads;
+            commits += r.commits;
+            compactions += r.compactions;
+          } catch (e) {
+            console.error(`model test failed: replay with MODEL_SEED=${seed}`);
+            throw e;
+          }
         }
-      }
-      expect(reads).toBeGreaterThan(seeds.length);
-      expect(commits).toBeGreaterThan(0);
-      if (options === small && seeds.length >= 10) expect(compactions).toBeGreaterThan(0);
-      console.log(
-        `${mode}: ${seeds.length} sequences, ${reads} reads and ${commits} Iceberg commits checked, ${compactions} compactions`,
-      );
-    });
+        expect(reads).toBeGreaterThan(seeds.length);
+        expect(commits).toBeGreaterThan(0);
+        if (options === small && seeds.length >= 10) expect(compactions).toBeGreaterThan(0);
+        console.log(
+          `${mode}: ${seeds.length} sequences, ${reads} reads and ${commits} Iceberg commits checked, ${compactions} compactions`,
+        );
+      },
+      Math.max(120_000, RUNS * 250),
+    );
   }
 });

@@ -71,7 +71,7 @@ type TableEvent =
   | { type: 'snapshot'; minLsn?: Lsn }
   | { type: 'snapshot-done'; capture: SnapshotCapture; written?: SnapshotWritten; error?: unknown }
   | { type: 'read'; minLsn: Lsn; waiter: SnapshotWaiter }
-  | { type: 'commit'; waiter?: CommitWaiter }
+  | { type: 'commit'; waiter?: CommitWaiter; minLsn?: Lsn }
   | { type: 'commit-done'; plan: CommitPlan; outcome?: CommitOutcome; error?: unknown }
   | { type: 'compact' }
   | { type: 'compaction-done'; plan: CompactionPlan; result?: CompactionResult; error?: unknown };
@@ -181,6 +181,8 @@ export class TableHandler {
   private maintenance: 'idle' | 'committing' | 'compacting' = 'idle';
   private commitWaiters: CommitWaiter[] = [];
   private commitRequested = false;
+  /** Flush requests waiting for their LSN to be applied. */
+  private deferredCommits: Extract<TableEvent, { type: 'commit' }>[] = [];
   private commitFlushTarget: Lsn | undefined;
   private committedLsn: Lsn;
   private metadataLocation: string | undefined;
@@ -238,7 +240,8 @@ export class TableHandler {
     });
     this.loop = new EventLoop<TableEvent>(
       (e) => this.handle(e),
-      (e) => DATA_EVENTS.has(e.type),
+      // A requested commit is ordered after the transactions posted before it.
+      (e) => DATA_EVENTS.has(e.type) || (e.type === 'commit' && e.waiter !== undefined),
       (err, e) => this.log.error('event handler failed', { event: e.type, error: err }),
     );
   }
@@ -302,10 +305,15 @@ export class TableHandler {
     );
   }
 
-  /** Makes everything applied so far durable as Parquet and commits it to Iceberg. */
-  flush(): Promise<CommitInfo> {
+  /**
+   * Makes everything posted so far (and, with `minLsn`, everything up to that LSN once it has
+   * arrived) durable as Parquet and commits it to Iceberg.
+   */
+  flush(minLsn?: Lsn): Promise<CommitInfo> {
     if (this.fenced) return Promise.reject(this.fenced);
-    return new Promise((resolve, reject) => this.loop.post({ type: 'commit', waiter: { resolve, reject } }));
+    return new Promise((resolve, reject) =>
+      this.loop.post({ type: 'commit', waiter: { resolve, reject }, minLsn }),
+    );
   }
 
   /** Asks for a compaction pass now (tests and operators). */
@@ -381,6 +389,7 @@ export class TableHandler {
     const err = new Error(`table "${this.name}" is closed`);
     for (const w of this.waiters.splice(0)) w.reject(err);
     for (const w of this.commitWaiters.splice(0)) w.reject(err);
+    for (const c of this.deferredCommits.splice(0)) c.waiter?.reject(err);
     this.index.clear();
   }
 
@@ -418,6 +427,10 @@ export class TableHandler {
       case 'read':
         return this.onRead(e.waiter);
       case 'commit':
+        if (e.minLsn !== undefined && e.minLsn > this.appliedLsn) {
+          this.deferredCommits.push(e);
+          return;
+        }
         return this.onCommit(e.waiter);
       case 'commit-done':
         return this.onCommitDone(e.plan, e.outcome, e.error);
@@ -463,6 +476,11 @@ export class TableHandler {
     this.stateVersion++;
     this.changedSinceCommit = true;
     this.serveWaiters();
+    if (this.deferredCommits.length > 0) {
+      const ready = this.deferredCommits.filter((c) => c.minLsn! <= lsn);
+      this.deferredCommits = this.deferredCommits.filter((c) => c.minLsn! > lsn);
+      for (const c of ready) this.loop.post({ type: 'commit', waiter: c.waiter });
+    }
   }
 
   /** Deletes the live row with this key, wherever it is; a missing key is a no-op. */

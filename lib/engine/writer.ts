@@ -180,8 +180,12 @@ export class Writer {
     return (await this.open(name)).snapshotAtLeast(minLsn);
   }
 
+  /** Commits everything acknowledged so far: waits for the log's newest LSN to be applied. */
   async flush(name: string): Promise<CommitInfo> {
-    return (await this.open(name)).flush();
+    const handler = await this.open(name);
+    const def = handler.def;
+    const target = def.source ? undefined : await this.deps.log.lastLsn(name);
+    return handler.flush(target);
   }
 
   /** Stops a table's handler and feed, deletes its data and log, and removes it from the catalog. */

@@ -259,7 +259,8 @@ export class IcebergTable {
   /** Live manifest entries (data and delete files) of the current snapshot. */
   async liveEntries(): Promise<AvroManifestEntry[]> {
     const out: AvroManifestEntry[] = [];
-    for (const m of await this.manifestsOf(this.currentSnapshot())) for (const e of m.entries) if (isLive(e)) out.push(e);
+    for (const m of await this.manifestsOf(this.currentSnapshot()))
+      for (const e of m.entries) if (isLive(e)) out.push(e);
     return out;
   }
 

@@ -23,7 +23,10 @@ export interface ServiceProcess {
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
-export async function startServiceProcess(env: Record<string, string>, timeoutMs = 30_000): Promise<ServiceProcess> {
+export async function startServiceProcess(
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+): Promise<ServiceProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'lib', 'main.ts')], {
     cwd: ROOT,
