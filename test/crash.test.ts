@@ -209,5 +209,5 @@ describe('crash and restart', () => {
     console.log(
       `crash test: ${ROUNDS} SIGKILL restarts, ${acked} acknowledged transactions, ${readsChecked} reads checked, ${inFlightSeen} in-flight transactions found applied, ${events.size} events exactly once`,
     );
-  });
+  }, 60_000 + ROUNDS * 10_000);
 });

@@ -4,8 +4,7 @@
  * `?wait=visible` the answer waits until a read snapshot includes the write.
  */
 import { lsnToJson } from '../../lib/lsn.ts';
-import { parseExactJson } from '../../lib/schema/exact-json.ts';
-import { decodeTransaction } from '../../lib/schema/transaction.ts';
+import { decodeTransactionText } from '../../lib/schema/transaction.ts';
 import { ApiError, badRequest, notFound } from '../api-error.ts';
 import { bodyText, type HttpEvent, type HttpResult, json, query, tableParam } from '../http.ts';
 import type { Services } from '../services.ts';
@@ -25,7 +24,7 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
       `table "${name}" is fed by its ${Object.keys(def.source)[0]} source`,
     );
   const text = bodyText(event);
-  const ops = decodeTransaction(def.schema, parseExactJson(text), s.limits.maxOpsPerRequest);
+  const ops = decodeTransactionText(def.schema, text, s.limits.maxOpsPerRequest);
   const lsn = await s.log.append(name, new TextEncoder().encode(text), ops);
   if (wait === 'visible') await waitForSnapshot(s, name, lsn);
   return json(200, { lsn: lsnToJson(lsn), count: ops.length });

@@ -11,6 +11,8 @@ import { arrowSchemaFor, buildRecordBatch } from '../parquet/arrow-convert.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { Value } from '../schema/values.ts';
 import { type ColumnBuffer, columnBufferFor } from './column-buffer.ts';
+import { hashHi, hashKey, hashLo } from './key-hash.ts';
+import { KeyTable } from './key-table.ts';
 
 /** Rows [start, end) of a slice, published as one tail file. */
 export interface TailSegment {
@@ -44,7 +46,7 @@ export class MemSlice {
   private deleted = new Uint8Array(1024);
   /** Key of each row (primary-key tables), used for the index when the slice is flushed. */
   readonly rowKeys: string[] = [];
-  private readonly keys: Map<string, number> | undefined;
+  private readonly keys: KeyTable | undefined;
   readonly segments: TailSegment[] = [];
   /** Rows [0, sealedRows) belong to segments. */
   sealedRows = 0;
@@ -59,11 +61,14 @@ export class MemSlice {
     hasKey: boolean,
   ) {
     this.columns = fields.map((f) => columnBufferFor(f.type));
-    this.keys = hasKey ? new Map() : undefined;
+    this.keys = hasKey ? new KeyTable((row) => this.rowKeys[row]) : undefined;
   }
 
-  /** Appends a row; returns its row number. The caller has removed any older row with the key. */
-  append(values: Value[], key: string | undefined): number {
+  /**
+   * Appends a row; returns its row number. The caller has removed any older row with the key.
+   * `hi`/`lo` are the key's hash (key-hash.ts), computed once by the caller.
+   */
+  append(values: Value[], key: string | undefined, hi = 0, lo = 0): number {
     const row = this.rowCount;
     for (let c = 0; c < this.columns.length; c++) this.columns[c].push(values[c]);
     if (row === this.deleted.length) {
@@ -72,17 +77,26 @@ export class MemSlice {
       this.deleted = next;
     }
     if (key !== undefined) {
-      this.keys!.set(key, row);
       this.rowKeys.push(key);
-      this.fixedBytes += key.length * 2 + 48;
+      this.keys!.set(hi, lo, row);
+      this.fixedBytes += key.length * 2 + 40;
     }
     this.rowCount++;
     this.liveCount++;
     return row;
   }
 
-  lookup(key: string): number | undefined {
-    return this.keys?.get(key);
+  /** The live row with this key (hash given), or undefined. */
+  lookup(key: string, hi: number, lo: number): number | undefined {
+    if (!this.keys) return undefined;
+    const r = this.keys.get(key, hi, lo);
+    return r < 0 ? undefined : r;
+  }
+
+  /** Same, hashing the key here (cold paths). */
+  lookupKey(key: string): number | undefined {
+    hashKey(key);
+    return this.lookup(key, hashHi(), hashLo());
   }
 
   isDeleted(row: number): boolean {
@@ -93,7 +107,11 @@ export class MemSlice {
     if (this.deleted[row] === 1) return;
     this.deleted[row] = 1;
     this.liveCount--;
-    if (this.keys) this.keys.delete(this.rowKeys[row]);
+    if (this.keys) {
+      const key = this.rowKeys[row];
+      hashKey(key);
+      this.keys.delete(key, hashHi(), hashLo());
+    }
     if (row < this.sealedRows) {
       const seg = this.segmentOf(row);
       seg.deletedCount++;

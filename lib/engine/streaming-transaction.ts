@@ -8,6 +8,7 @@
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { DecodedOp } from '../schema/transaction.ts';
 import type { FlushResult } from './flusher.ts';
+import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import { MemSlice } from './mem-slice.ts';
 
 /** A private slice that was frozen for flushing; `result` arrives when its file is written. */
@@ -44,19 +45,28 @@ export class StreamingTransaction {
       this.removePrivate(op.key);
       this.deletedTableKeys.add(op.key);
     }
-    if (op.op !== 'delete') this.active.append(op.values, op.key);
+    if (op.op !== 'delete') {
+      if (op.key === undefined) this.active.append(op.values, undefined);
+      else {
+        hashKey(op.key);
+        this.active.append(op.values, op.key, hashHi(), hashLo());
+      }
+    }
   }
 
   /** Removes the transaction's own row for a key, wherever it is. */
   private removePrivate(key: string): void {
-    const row = this.active.lookup(key);
+    hashKey(key);
+    const hi = hashHi();
+    const lo = hashLo();
+    const row = this.active.lookup(key, hi, lo);
     if (row !== undefined) {
       this.active.delete(row, 0n);
       return;
     }
     for (let i = this.spilled.length - 1; i >= 0; i--) {
       const s = this.spilled[i].slice;
-      const r = s.lookup(key);
+      const r = s.lookup(key, hi, lo);
       if (r !== undefined) {
         s.delete(r, 0n);
         return;

@@ -445,14 +445,24 @@ export class TableHandler {
 
   private onApply(lsn: Lsn, ops: DecodedOp[], checkpoint?: [string, string]): void {
     if (lsn <= this.appliedLsn) return; // already applied before a restart: exactly once
-    for (const op of ops) {
-      if (op.key !== undefined) this.deleteKey(op.key, lsn);
-      if (op.op !== 'delete') {
-        this.active.append(op.values, op.key);
-        this.maybeFreeze(lsn);
-      }
-    }
+    for (const op of ops) this.applyOp(op, lsn);
     this.advanceTo(lsn, checkpoint);
+  }
+
+  /** One operation: the key's old row (if any) is deleted, a new row appended unless it is a delete. */
+  private applyOp(op: DecodedOp, lsn: Lsn): void {
+    const key = op.key;
+    if (key === undefined) {
+      this.active.append(op.values, undefined);
+    } else {
+      hashKey(key);
+      const hi = hashHi();
+      const lo = hashLo();
+      this.deleteKey(key, hi, lo, lsn);
+      if (op.op === 'delete') return;
+      this.active.append(op.values, key, hi, lo);
+    }
+    this.maybeFreeze(lsn);
   }
 
   private onAdvance(lsn: Lsn, checkpoint?: [string, string]): void {
@@ -483,21 +493,21 @@ export class TableHandler {
     }
   }
 
-  /** Deletes the live row with this key, wherever it is; a missing key is a no-op. */
-  private deleteKey(key: string, lsn: Lsn): void {
-    const row = this.active.lookup(key);
+  /** Deletes the live row with this key (hash hi/lo), wherever it is; a missing key is a no-op. */
+  private deleteKey(key: string, hi: number, lo: number, lsn: Lsn): void {
+    const row = this.active.lookup(key, hi, lo);
     if (row !== undefined) {
       this.active.delete(row, lsn);
       return;
     }
     for (let i = this.frozen.length - 1; i >= 0; i--) {
-      const r = this.frozen[i].lookup(key);
+      const r = this.frozen[i].lookup(key, hi, lo);
       if (r !== undefined) {
         this.frozen[i].delete(r, lsn);
         return;
       }
     }
-    const loc = this.findInFiles(key);
+    const loc = this.findInFiles(hi, lo);
     if (loc) {
       loc.file.deletes.add(loc.pos);
       loc.file.dvDirty = true;
@@ -505,10 +515,9 @@ export class TableHandler {
     }
   }
 
-  private findInFiles(key: string): { file: DataFile; pos: number } | undefined {
-    hashKey(key);
+  private findInFiles(hi: number, lo: number): { file: DataFile; pos: number } | undefined {
     let found: { file: DataFile; pos: number } | undefined;
-    this.index.find(hashHi(), hashLo(), (fileId, pos) => {
+    this.index.find(hi, lo, (fileId, pos) => {
       const file = this.files.get(fileId);
       if (!file || file.removedLsn !== undefined || file.deletes.has(pos)) return false;
       found = { file, pos };
@@ -691,14 +700,17 @@ export class TableHandler {
     if (lsn <= this.appliedLsn) return;
     if (t) {
       t.state = 'committed';
-      for (const key of t.deletedTableKeys) this.deleteKey(key, lsn);
+      for (const key of t.deletedTableKeys) {
+        hashKey(key);
+        this.deleteKey(key, hashHi(), hashLo(), lsn);
+      }
       for (const s of t.spilled) this.adoptSpilled(s, lsn);
       // The private active slice's rows join the table's active slice.
       const live = t.active.liveRows();
       for (let i = 0; i < live.length; i++) {
         const row = live[i];
-        this.active.append(t.active.get(row), this.hasKey ? t.active.rowKeys[row] : undefined);
-        this.maybeFreeze(lsn);
+        const key = this.hasKey ? t.active.rowKeys[row] : undefined;
+        this.applyOp({ op: 'insert', values: t.active.get(row), key }, lsn);
       }
     }
     this.advanceTo(lsn, checkpoint);

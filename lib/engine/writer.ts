@@ -9,9 +9,8 @@ import type { Catalog } from '../catalog/catalog.ts';
 import type { DurableLog, LogEntry, LogSubscription } from '../log/durable-log.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
-import { parseExactJson } from '../schema/exact-json.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
-import { type DecodedOp, decodeTransaction } from '../schema/transaction.ts';
+import { type DecodedOp, decodeTransactionText } from '../schema/transaction.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { deletePrefix } from '../table-admin.ts';
 import type { Logger } from '../util/logger.ts';
@@ -146,7 +145,7 @@ export class Writer {
     try {
       ops =
         (entry.decoded as DecodedOp[] | undefined) ??
-        decodeTransaction(def.schema, parseExactJson(new TextDecoder().decode(entry.payload)));
+        decodeTransactionText(def.schema, new TextDecoder().decode(entry.payload));
     } catch (e) {
       this.deadLetter(def.name, entry, (e as Error).message);
       handler.advance(entry.lsn);

@@ -23,6 +23,19 @@ function typeOf(schema: AvroSchemaJson): avro.Type {
   return t;
 }
 
+const readerTypes = new Map<string, avro.Type>();
+
+/** Parsed reader types by schema text (manifests of a table share a handful of schemas). */
+function readerTypeOf(text: string, schema: AvroSchemaJson): avro.Type {
+  let t = readerTypes.get(text);
+  if (!t) {
+    t = avro.Type.forSchema(schema as avro.Schema);
+    if (readerTypes.size > 64) readerTypes.clear();
+    readerTypes.set(text, t);
+  }
+  return t;
+}
+
 /** Encodes records as an Avro file; `meta` values are strings (Iceberg stores JSON and numbers as text). */
 export function encodeAvroFile(
   schema: AvroSchemaJson,
@@ -60,8 +73,10 @@ export function decodeAvroFile(bytes: Uint8Array, name = 'avro file'): AvroFile 
   for (const [k, v] of Object.entries(header)) meta[k] = v.toString('utf8');
   const codec = meta['avro.codec'] ?? 'null';
   if (codec !== 'null') throw new Error(`${name}: Avro codec "${codec}" is not supported (only null)`);
-  const schema = JSON.parse(meta['avro.schema']) as AvroSchemaJson;
-  const type = avro.Type.forSchema(schema as avro.Schema);
+  const schemaText = meta['avro.schema'];
+  if (schemaText === undefined) throw new Error(`${name}: Avro header has no schema`);
+  const schema = JSON.parse(schemaText) as AvroSchemaJson;
+  const type = readerTypeOf(schemaText, schema);
   let at = h.offset;
   const sync = buf.subarray(at, at + 16);
   at += 16;

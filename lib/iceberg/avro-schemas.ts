@@ -1,7 +1,13 @@
 /**
  * Avro schemas of Iceberg manifests (`manifest_entry` with its `data_file`) and manifest lists
- * (`manifest_file`), with the field ids of the Iceberg spec ("Manifests", "Manifest Lists").
- * Tables here are unpartitioned, so `partition` is an empty record.
+ * (`manifest_file`) for format v2 and v3, with the field ids of the Iceberg spec ("Manifests",
+ * "Manifest Lists") on every field, list element and map key/value, written the way the Java
+ * reference implementation writes them (maps with int keys as arrays of `k<id>_v<id>` records
+ * with logical type `map`, optional fields as `["null", T]` unions defaulting to null).
+ *
+ * Only unpartitioned tables are written here: the `data_file.partition` struct (field 102) is
+ * an empty record, manifests carry partition spec 0 (`[]`), and manifest lists carry no
+ * partition summaries. Deprecated fields (block_size_in_bytes, distinct_counts, ...) are omitted.
  */
 import type { AvroSchemaJson } from './avro-file.ts';
 

@@ -70,11 +70,74 @@ export function parseTime(s: string): bigint | string {
   return BigInt((h * 3600 + mi * 60 + sec) * 1_000_000) + frac;
 }
 
+function digit(s: string, i: number): number {
+  const c = s.charCodeAt(i) - 48;
+  return c >= 0 && c <= 9 ? c : -1000;
+}
+
+function two(s: string, i: number): number {
+  return digit(s, i) * 10 + digit(s, i + 1);
+}
+
+/**
+ * The common shape `YYYY-MM-DDTHH:MM:SS[.f…]Z` (or `±HH:MM`) without regular expressions or
+ * intermediate bigints; undefined when the text has another shape (the general parser decides).
+ */
+function fastTimestamp(s: string, withZone: boolean): bigint | undefined {
+  const n = s.length;
+  if (n < 19 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return undefined;
+  const t = s.charCodeAt(10);
+  if (t !== 84 && t !== 32) return undefined;
+  const y = two(s, 0) * 100 + two(s, 2);
+  const mo = two(s, 5);
+  const d = two(s, 8);
+  const h = two(s, 11);
+  const mi = two(s, 14);
+  const sec = two(s, 17);
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) {
+    return undefined;
+  }
+  let i = 19;
+  let frac = 0;
+  if (i < n && s.charCodeAt(i) === 46) {
+    i++;
+    let digits = 0;
+    while (i < n && digit(s, i) >= 0) {
+      if (digits < 6) frac = frac * 10 + digit(s, i);
+      else if (digit(s, i) !== 0) return undefined;
+      digits++;
+      i++;
+    }
+    if (digits === 0 || digits > 9) return undefined;
+    for (let k = digits; k < 6; k++) frac *= 10;
+  }
+  let offsetMinutes = 0;
+  if (i === n) {
+    if (withZone) return undefined;
+  } else {
+    if (!withZone) return undefined;
+    const z = s.charCodeAt(i);
+    if ((z === 90 || z === 122) && i + 1 === n) {
+      // Z
+    } else if ((z === 43 || z === 45) && i + 6 === n && s.charCodeAt(i + 3) === 58) {
+      const oh = two(s, i + 1);
+      const om = two(s, i + 4);
+      if (oh < 0 || om < 0) return undefined;
+      offsetMinutes = (z === 45 ? -1 : 1) * (oh * 60 + om);
+    } else return undefined;
+  }
+  const seconds = daysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offsetMinutes * 60;
+  const micros = seconds * 1_000_000 + frac;
+  return Number.isSafeInteger(micros) ? BigInt(micros) : BigInt(seconds) * 1_000_000n + BigInt(frac);
+}
+
 /**
  * Parses an ISO-8601 timestamp to microseconds since the epoch. With `withZone`, an offset or Z
  * is required and the result is UTC; without, an offset is refused (a `timestamp` has no zone).
  */
 export function parseTimestamp(s: string, withZone: boolean): bigint | string {
+  const fast = fastTimestamp(s, withZone);
+  if (fast !== undefined) return fast;
   const m = TS_RE.exec(s);
   if (!m) return `"${s}" is not an ISO-8601 timestamp`;
   const y = Number(m[1]);

@@ -3,8 +3,9 @@
  * It is decoded and validated against the table's schema as a whole before anything is
  * accepted; the first bad operation is reported by index and column.
  */
+import { parseExactJson, parseJson } from './exact-json.ts';
 import type { TableSchema } from './table-schema.ts';
-import { type Decoder, fieldDecoder, keyString, type Value, ValueError } from './values.ts';
+import { type Decoder, fieldDecoder, InexactNumberError, keyString, type Value, ValueError } from './values.ts';
 
 export type OpKind = 'insert' | 'upsert' | 'delete';
 
@@ -135,4 +136,14 @@ export function decodeTransaction(schema: TableSchema, body: unknown, maxOps = D
     }
   }
   return out;
+}
+
+/** Parses and decodes a request body, re-parsing exactly only when a number needs it. */
+export function decodeTransactionText(schema: TableSchema, text: string, maxOps = DEFAULT_MAX_OPS): DecodedOp[] {
+  try {
+    return decodeTransaction(schema, parseJson(text), maxOps);
+  } catch (e) {
+    if (!(e instanceof InexactNumberError)) throw e;
+    return decodeTransaction(schema, parseExactJson(text), maxOps);
+  }
 }

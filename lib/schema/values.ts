@@ -28,6 +28,23 @@ export class ExactNumber {
   }
 }
 
+/**
+ * A JSON number arrived as a double that may not be the number the client wrote (an integer
+ * beyond 2^53, a decimal with more than 15 significant digits). The request is parsed again
+ * keeping number text exactly (see exact-json.ts), which is slower and so only done then.
+ */
+export class InexactNumberError extends Error {
+  constructor(readonly path: string) {
+    super(`${path}: number may have lost digits in parsing`);
+  }
+}
+
+/** Significant digits of a double's shortest decimal form (at least what the client sent if ≤ 15). */
+function significantDigits(n: number): number {
+  const t = String(Math.abs(n)).replace(/e.*$/, '').replace('.', '').replace(/^0+/, '');
+  return t.length;
+}
+
 export class ValueError extends Error {
   constructor(
     readonly path: string,
@@ -146,9 +163,7 @@ export function decoderFor(type: IcebergType): Decoder {
       };
     case 'long':
       return (v, p) => {
-        if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) {
-          fail(p, type, v, 'beyond 2^53 a JSON number loses digits; send it as a string');
-        }
+        if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) throw new InexactNumberError(p);
         const b = toBigIntInteger(v);
         if (b === undefined) fail(p, type, v);
         if (b < INT64_MIN || b > INT64_MAX) fail(p, type, v, 'out of range for long');
@@ -173,6 +188,7 @@ export function decoderFor(type: IcebergType): Decoder {
       };
     case 'decimal':
       return (v, p) => {
+        if (typeof v === 'number' && (significantDigits(v) > 15 || /e/i.test(String(v)))) throw new InexactNumberError(p);
         const r = parseDecimal(v, type.precision, type.scale);
         if (typeof r === 'string') fail(p, type, v, r);
         return r;
@@ -202,6 +218,7 @@ export function decoderFor(type: IcebergType): Decoder {
           if (r < INT64_MIN || r > INT64_MAX) fail(p, type, v, 'out of range');
           return r;
         }
+        if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) throw new InexactNumberError(p);
         const b = toBigIntInteger(v);
         if (b === undefined) fail(p, type, v, 'use an ISO-8601 string or microseconds since the epoch');
         return b;

@@ -28,7 +28,8 @@ export async function startServiceProcess(
   timeoutMs = 30_000,
 ): Promise<ServiceProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'lib', 'main.ts')], {
+  const extra = (process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...extra, '--import', 'tsx', path.join(ROOT, 'lib', 'main.ts')], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'WARN', ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,325 @@
+/**
+ * `npm run bench [-- --quick]`: each scenario prints one JSON line, then a table, and the run is
+ * saved to bench/results/latest.json with a chart (bench/results/chart.svg).
+ *
+ * The service runs as a child process (`npm start`'s entry point) on loopback, written to over
+ * its public HTTP API in batches of 1,000 rows, so a figure includes JSON parsing, validation,
+ * the durable log's fsyncs, the index, flushing and the final Iceberg commit. Baselines are
+ * measured in the same run on the same rows (see workload.ts).
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
+import { engineOptions } from '../lib/engine/options.ts';
+import { openTable } from '../lib/engine/table-loader.ts';
+import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
+import type { TableDefinition } from '../lib/schema/table-schema.ts';
+import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
+import { createTable } from '../lib/table-admin.ts';
+import { silentLogger } from '../lib/util/logger.ts';
+import { type ServiceProcess, startServiceProcess } from '../test/support/service-process.ts';
+import { renderChart } from './chart.ts';
+import {
+  columns,
+  duckdbAppendRowsPerSec,
+  duckdbUpsertOpsPerSec,
+  floorRowsPerSec,
+  percentile,
+  rowJson,
+  schema,
+  timed,
+  tmpDir,
+  upsertOps,
+} from './workload.ts';
+
+const quick = process.argv.includes('--quick');
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const SIZES = quick
+  ? { append: Number(process.env.BENCH_APPEND_ROWS ?? 200_000), upserts: 200_000, keys: 50_000, freshSecs: 6, visibleWrites: 100, files: 200, memRows: 300_000 }
+  : { append: 5_000_000, upserts: 2_000_000, keys: 500_000, freshSecs: 30, visibleWrites: 400, files: 1000, memRows: 2_000_000 };
+const BATCH = 1000;
+const CONCURRENCY = 4;
+
+type Result = Record<string, number | string | boolean>;
+const results: Result[] = [];
+
+function report(r: Result): void {
+  results.push(r);
+  console.log(JSON.stringify(r));
+}
+
+async function service(env: Record<string, string> = {}): Promise<{ svc: ServiceProcess; dir: string }> {
+  const dir = await tmpDir('mlbench-');
+  const svc = await startServiceProcess({ MOONLINK_DATA_DIR: dir, LOG_LEVEL: 'ERROR', MOONLINK_MAX_BODY_BYTES: String(64 << 20), ...env }, 60_000);
+  return { svc, dir };
+}
+
+async function stop(s: { svc: ServiceProcess; dir: string }): Promise<void> {
+  // SIGTERM when profiling, so the CPU profile is written.
+  await s.svc.kill(process.env.SERVICE_NODE_ARGS?.includes('--cpu-prof') ? 'SIGTERM' : 'SIGKILL');
+  await fs.rm(s.dir, { recursive: true, force: true });
+}
+
+async function post(url: string, body: string): Promise<{ lsn: number | string }> {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const text = await r.text();
+  if (r.status !== 200) throw new Error(`${url}: ${r.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+async function createBenchTable(url: string, name: string): Promise<void> {
+  const r = await fetch(`${url}/tables`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name, columns, primaryKey: ['id'] }),
+  });
+  if (r.status !== 201) throw new Error(`create: ${r.status} ${await r.text()}`);
+}
+
+/** Sends `count` batches built by `body(b)` with a few requests in flight. */
+async function drive(url: string, count: number, body: (b: number) => string): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const b = next++;
+      await post(url, body(b));
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+}
+
+async function appendScenario(): Promise<void> {
+  const n = SIZES.append;
+  const s = await service();
+  await createBenchTable(s.svc.url, 'append');
+  const batches = Math.ceil(n / BATCH);
+  const secs = await timed(async () => {
+    await drive(`${s.svc.url}/tables/append/rows`, batches, (b) => {
+      let body = '{"ops":[';
+      for (let i = b * BATCH; i < Math.min(n, (b + 1) * BATCH); i++) body += `${i > b * BATCH ? ',' : ''}{"op":"insert","row":${rowJson(i)}}`;
+      return `${body}]}`;
+    });
+    await post(`${s.svc.url}/tables/append/flush`, '');
+  });
+  await stop(s);
+  const ours = n / secs;
+  const floor = await floorRowsPerSec(n);
+  const dir = await tmpDir('mlduck-');
+  const duck = await duckdbAppendRowsPerSec(n, dir);
+  await fs.rm(dir, { recursive: true, force: true });
+  report({
+    scenario: 'append',
+    rows: n,
+    rowsPerSec: Math.round(ours),
+    floorRowsPerSec: Math.round(floor),
+    duckdbRowsPerSec: Math.round(duck),
+    vsFloor: +(ours / floor).toFixed(3),
+    vsDuckdb: +(ours / duck).toFixed(3),
+  });
+}
+
+async function upsertScenario(): Promise<void> {
+  const ops = upsertOps(SIZES.upserts, SIZES.keys);
+  const s = await service();
+  await createBenchTable(s.svc.url, 'upserts');
+  const batches = Math.ceil(ops.length / BATCH);
+  const secs = await timed(async () => {
+    // Strictly in order, one batch at a time, like the DuckDB peer's transactions.
+    for (let b = 0; b < batches; b++) {
+      let body = '{"ops":[';
+      for (let i = b * BATCH; i < Math.min(ops.length, (b + 1) * BATCH); i++) {
+        const o = ops[i];
+        const row = o.op === 'delete' ? `{"id":${o.id}}` : rowJson(o.id, o.variant);
+        body += `${i > b * BATCH ? ',' : ''}{"op":"${o.op}","row":${row}}`;
+      }
+      await post(`${s.svc.url}/tables/upserts/rows`, `${body}]}`);
+    }
+    await post(`${s.svc.url}/tables/upserts/flush`, '');
+  });
+  await stop(s);
+  const ours = ops.length / secs;
+  const floor = await floorRowsPerSec(ops.length);
+  const dir = await tmpDir('mlduck-');
+  const duck = await duckdbUpsertOpsPerSec(ops, BATCH, dir);
+  await fs.rm(dir, { recursive: true, force: true });
+  report({
+    scenario: 'upsert',
+    operations: ops.length,
+    keys: SIZES.keys,
+    rowsPerSec: Math.round(ours),
+    floorRowsPerSec: Math.round(floor),
+    duckdbRowsPerSec: Math.round(duck),
+    vsFloor: +(ours / floor).toFixed(3),
+    vsDuckdb: +(ours / duck).toFixed(3),
+  });
+}
+
+async function freshnessScenario(): Promise<void> {
+  const s = await service();
+  await createBenchTable(s.svc.url, 'fresh');
+  const url = s.svc.url;
+  // (a) Periodic snapshots (default 1 s): ack → visible in the table's published snapshot.
+  const delays: number[] = [];
+  let id = 0;
+  let stopAt = Date.now() + SIZES.freshSecs * 1000;
+  const pending: { lsn: number; ackedAt: number }[] = [];
+  const writer = (async () => {
+    while (Date.now() < stopAt) {
+      let body = '{"ops":[';
+      for (let i = 0; i < 10; i++) body += `${i > 0 ? ',' : ''}{"op":"insert","row":${rowJson(id++)}}`;
+      const r = await post(`${url}/tables/fresh/rows`, `${body}]}`);
+      pending.push({ lsn: Number(r.lsn), ackedAt: performance.now() });
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  })();
+  const poller = (async () => {
+    while (Date.now() < stopAt + 2000 || pending.length > 0) {
+      const d = (await (await fetch(`${url}/tables/fresh`)).json()) as { lsn: number };
+      const now = performance.now();
+      while (pending.length > 0 && pending[0].lsn <= d.lsn) delays.push(now - pending.shift()!.ackedAt);
+      await new Promise((res) => setTimeout(res, 5));
+      if (Date.now() > stopAt + 10_000) break;
+    }
+  })();
+  await writer;
+  await poller;
+  delays.sort((a, b) => a - b);
+  // (b) ?wait=visible: the write returns once an on-demand snapshot includes it.
+  const visible: number[] = [];
+  for (let k = 0; k < SIZES.visibleWrites; k++) {
+    let body = '{"ops":[';
+    for (let i = 0; i < 10; i++) body += `${i > 0 ? ',' : ''}{"op":"insert","row":${rowJson(id++)}}`;
+    const t = performance.now();
+    await post(`${url}/tables/fresh/rows?wait=visible`, `${body}]}`);
+    visible.push(performance.now() - t);
+  }
+  visible.sort((a, b) => a - b);
+  stopAt = 0;
+  await stop(s);
+  report({
+    scenario: 'freshness',
+    writes: delays.length,
+    p50Ms: +percentile(delays, 50).toFixed(1),
+    p99Ms: +percentile(delays, 99).toFixed(1),
+    waitVisibleWrites: visible.length,
+    waitVisibleP50Ms: +percentile(visible, 50).toFixed(1),
+    waitVisibleP99Ms: +percentile(visible, 99).toFixed(1),
+  });
+}
+
+async function readPlanningScenario(): Promise<void> {
+  // Tiny MemSlices and no compaction: every 100 rows become a data file.
+  const s = await service({ MOONLINK_MEMSLICE_MAX_ROWS: '100', MOONLINK_COMPACTION: 'false' });
+  await createBenchTable(s.svc.url, 'files');
+  const url = s.svc.url;
+  let lsn: number | string = 0;
+  for (let b = 0; b < SIZES.files / 10; b++) {
+    let body = '{"ops":[';
+    for (let i = 0; i < 1000; i++) body += `${i > 0 ? ',' : ''}{"op":"insert","row":${rowJson(b * 1000 + i)}}`;
+    lsn = (await post(`${url}/tables/files/rows`, `${body}]}`)).lsn;
+  }
+  await post(`${url}/tables/files/flush`, '');
+  const described = (await (await fetch(`${url}/tables/files`)).json()) as { files: number };
+  const lat: number[] = [];
+  let fileCount = 0;
+  for (let k = 0; k < 300; k++) {
+    const t = performance.now();
+    const r = await fetch(`${url}/tables/files/snapshot?minLsn=${lsn}`);
+    const snap = (await r.json()) as { dataFiles: unknown[]; leaseId: string };
+    lat.push(performance.now() - t);
+    fileCount = snap.dataFiles.length;
+    await fetch(`${url}/leases/${snap.leaseId}`, { method: 'DELETE' });
+  }
+  await stop(s);
+  const warm = lat.slice(20).sort((a, b) => a - b);
+  report({
+    scenario: 'read-planning',
+    dataFiles: described.files,
+    filesInSnapshot: fileCount,
+    reads: warm.length,
+    p50Ms: +percentile(warm, 50).toFixed(2),
+    p99Ms: +percentile(warm, 99).toFixed(2),
+  });
+}
+
+async function memoryScenario(): Promise<void> {
+  const n = SIZES.memRows;
+  const pool = new ParquetWorkerPool(1);
+  const store = new MemoryObjectStore();
+  const catalog = new MemoryCatalog();
+  const def: TableDefinition = { name: 'mem', tableUuid: crypto.randomUUID(), schema, formatVersion: 2, createdAt: new Date().toISOString() };
+  await createTable(store, catalog, def);
+  const handler = await openTable({
+    def,
+    store,
+    catalog,
+    pool,
+    options: engineOptions({ snapshotIntervalMs: 0, commitIntervalMs: 0, gcIntervalMs: 0, memSliceMaxRows: 1e9, memSliceMaxBytes: 1e12 }),
+    logger: silentLogger,
+    spillDir: os.tmpdir(),
+  });
+  (globalThis as { gc?: () => void }).gc?.();
+  const before = process.memoryUsage().rss;
+  let peak = before;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 20);
+  const BASE_US = 1_700_000_000_000_000n;
+  let lsn = 0n;
+  for (let start = 0; start < n; start += BATCH) {
+    const ops = [];
+    for (let i = start; i < Math.min(n, start + BATCH); i++) {
+      ops.push({
+        op: 'insert' as const,
+        values: [BigInt(i), `customer-${String(i).padStart(11, '0')}`, ((i * 7919) % 100000) / 100, BASE_US + BigInt(i) * 1000n],
+        key: String(i),
+      });
+    }
+    handler.apply(++lsn, ops);
+    if (start % 100_000 === 0) await handler.snapshotAtLeast(lsn);
+  }
+  await handler.snapshotAtLeast(lsn);
+  peak = Math.max(peak, process.memoryUsage().rss);
+  clearInterval(sampler);
+  const status = handler.status();
+  await handler.close();
+  await pool.close();
+  report({
+    scenario: 'memory',
+    bufferedRows: status.memRows,
+    peakRssMbPerMillionRows: +(((peak - before) / 2 ** 20) * (1e6 / n)).toFixed(1),
+    estimatedMemSliceMbPerMillionRows: +((status.memBytes / 2 ** 20) * (1e6 / n)).toFixed(1),
+  });
+}
+
+const scenarios: [string, () => Promise<void>][] = [
+  ['append', appendScenario],
+  ['upsert', upsertScenario],
+  ['freshness', freshnessScenario],
+  ['read-planning', readPlanningScenario],
+  ['memory', memoryScenario],
+];
+
+const started = Date.now();
+for (const [name, fn] of scenarios) {
+  if (only && !only.split(',').includes(name)) continue;
+  await fn();
+}
+
+const machine = `${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+console.log(`\n${quick ? 'quick' : 'full'} run on ${machine}, ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+const table = results.map((r) => {
+  const { scenario, ...rest } = r;
+  return `| ${scenario} | ${Object.entries(rest)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ')} |`;
+});
+console.log(['| scenario | figures |', '| --- | --- |', ...table].join('\n'));
+if (!only) {
+  const outDir = path.join(import.meta.dirname, 'results');
+  await fs.mkdir(outDir, { recursive: true });
+  const file = quick ? 'latest-quick.json' : 'latest.json';
+  await fs.writeFile(path.join(outDir, file), `${JSON.stringify({ date: new Date().toISOString(), quick, machine, results }, null, 2)}\n`);
+  await fs.writeFile(path.join(outDir, quick ? 'chart-quick.svg' : 'chart.svg'), renderChart(results, machine));
+}
