@@ -13,7 +13,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
-import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -107,10 +107,20 @@ export class MoonlinkStack extends cdk.Stack {
         new logs.LogGroup(this, 'FlowLogs', { retention, removalPolicy: cdk.RemovalPolicy.DESTROY }),
       ),
     });
-    const namespace = new servicediscovery.PrivateDnsNamespace(this, 'Namespace', { name: 'moonlink.internal', vpc });
-    const writerSg = new ec2.SecurityGroup(this, 'WriterSg', { vpc, description: 'Moonlink writer: internal port from the functions only' });
+    const namespace = new servicediscovery.PrivateDnsNamespace(this, 'Namespace', {
+      name: 'moonlink.internal',
+      vpc,
+    });
+    const writerSg = new ec2.SecurityGroup(this, 'WriterSg', {
+      vpc,
+      description: 'Moonlink writer: internal port from the functions only',
+    });
     const functionSg = new ec2.SecurityGroup(this, 'FunctionSg', { vpc, description: 'Moonlink functions' });
-    writerSg.addIngressRule(functionSg, ec2.Port.tcp(WRITER_PORT), 'functions ask the writer for snapshots and flushes');
+    writerSg.addIngressRule(
+      functionSg,
+      ec2.Port.tcp(WRITER_PORT),
+      'functions ask the writer for snapshots and flushes',
+    );
 
     const common: Record<string, string> = {
       MOONLINK_BUCKET: this.bucket.bucketName,
@@ -122,24 +132,47 @@ export class MoonlinkStack extends cdk.Stack {
     };
 
     // ---------------------------------------------------------------- writer (ECS Fargate)
-    const cluster = new ecs.Cluster(this, 'Cluster', { vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
-    const image = ecs.ContainerImage.fromAsset(ROOT, { file: 'Dockerfile', exclude: ['node_modules', 'data', 'cdk.out', '.git'] });
-    const writerLogs = new logs.LogGroup(this, 'WriterLogs', { retention, removalPolicy: cdk.RemovalPolicy.DESTROY });
+    const cluster = new ecs.Cluster(this, 'Cluster', {
+      vpc,
+      containerInsightsV2: ecs.ContainerInsights.ENABLED,
+    });
+    const image = ecs.ContainerImage.fromAsset(ROOT, {
+      file: 'Dockerfile',
+      exclude: ['node_modules', 'data', 'cdk.out', '.git'],
+    });
+    const writerLogs = new logs.LogGroup(this, 'WriterLogs', {
+      retention,
+      removalPolicy: cdk.RemovalPolicy.DESTROY,
+    });
     const writerServices: ecs.FargateService[] = [];
     for (let g = 0; g < groups; g++) {
       const task = new ecs.FargateTaskDefinition(this, `WriterTask${g}`, {
         cpu: props.writerCpu ?? 1024,
         memoryLimitMiB: props.writerMemoryMiB ?? 4096,
-        runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+        runtimePlatform: {
+          cpuArchitecture: ecs.CpuArchitecture.ARM64,
+          operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+        },
         ephemeralStorageGiB: 40,
       });
       task.addContainer('writer', {
         image,
         logging: ecs.LogDrivers.awsLogs({ logGroup: writerLogs, streamPrefix: `writer-${g}` }),
-        environment: { ...common, MOONLINK_WRITER_GROUP: String(g), PORT: String(WRITER_PORT), HOST: '0.0.0.0', NODE_ENV: 'production' },
+        environment: {
+          ...common,
+          MOONLINK_WRITER_GROUP: String(g),
+          PORT: String(WRITER_PORT),
+          HOST: '0.0.0.0',
+          NODE_ENV: 'production',
+        },
         portMappings: [{ containerPort: WRITER_PORT }],
         healthCheck: {
-          command: ['CMD', 'node', '-e', `fetch('http://127.0.0.1:${WRITER_PORT}/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`],
+          command: [
+            'CMD',
+            'node',
+            '-e',
+            `fetch('http://127.0.0.1:${WRITER_PORT}/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`,
+          ],
           interval: cdk.Duration.seconds(15),
           timeout: cdk.Duration.seconds(5),
           retries: 3,
@@ -159,14 +192,21 @@ export class MoonlinkStack extends cdk.Stack {
         maxHealthyPercent: 100,
         securityGroups: [writerSg],
         vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-        cloudMapOptions: { cloudMapNamespace: namespace, name: `writer-${g}`, dnsRecordType: servicediscovery.DnsRecordType.A },
+        cloudMapOptions: {
+          cloudMapNamespace: namespace,
+          name: `writer-${g}`,
+          dnsRecordType: servicediscovery.DnsRecordType.A,
+        },
         circuitBreaker: { rollback: true },
       });
       writerServices.push(service);
     }
 
     // ---------------------------------------------------------------- functions (Lambda)
-    const fnLogs = new logs.LogGroup(this, 'FunctionLogs', { retention, removalPolicy: cdk.RemovalPolicy.DESTROY });
+    const fnLogs = new logs.LogGroup(this, 'FunctionLogs', {
+      retention,
+      removalPolicy: cdk.RemovalPolicy.DESTROY,
+    });
     const makeFunction = (name: string, entry: string, memorySize: number): nodejs.NodejsFunction => {
       const fn = new nodejs.NodejsFunction(this, `${name}Function`, {
         entry: path.join(ROOT, 'functions', 'lambda', entry),
@@ -181,7 +221,11 @@ export class MoonlinkStack extends cdk.Stack {
         vpc,
         vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
         securityGroups: [functionSg],
-        environment: { ...common, POWERTOOLS_SERVICE_NAME: `moonlink-${name.toLowerCase()}`, NODE_OPTIONS: '--enable-source-maps' },
+        environment: {
+          ...common,
+          POWERTOOLS_SERVICE_NAME: `moonlink-${name.toLowerCase()}`,
+          NODE_OPTIONS: '--enable-source-maps',
+        },
         bundling: {
           format: nodejs.OutputFormat.CJS,
           target: 'node22',
@@ -216,7 +260,10 @@ export class MoonlinkStack extends cdk.Stack {
     this.catalogTable.grantReadData(flush);
 
     // ---------------------------------------------------------------- HTTP API
-    const apiLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention, removalPolicy: cdk.RemovalPolicy.DESTROY });
+    const apiLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
+      retention,
+      removalPolicy: cdk.RemovalPolicy.DESTROY,
+    });
     this.api = new apigw.HttpApi(this, 'Api', {
       description: 'Moonlink Serverless public API',
       defaultAuthorizer: new authorizers.HttpIamAuthorizer(),
@@ -265,12 +312,20 @@ export class MoonlinkStack extends cdk.Stack {
     };
     alarm(
       'WriteLagAlarm',
-      this.stream.metricGetRecordsIteratorAgeMilliseconds({ statistic: 'Maximum', period: cdk.Duration.minutes(1) }),
+      this.stream.metricGetRecordsIteratorAgeMilliseconds({
+        statistic: 'Maximum',
+        period: cdk.Duration.minutes(1),
+      }),
       60_000,
       'The writer is more than a minute behind the write stream.',
     );
     for (const [name, fn] of Object.entries(this.functions)) {
-      alarm(`${name}ErrorsAlarm`, fn.metricErrors({ period: cdk.Duration.minutes(1) }), 5, `${name} function errors.`);
+      alarm(
+        `${name}ErrorsAlarm`,
+        fn.metricErrors({ period: cdk.Duration.minutes(1) }),
+        5,
+        `${name} function errors.`,
+      );
     }
     alarm(
       'Api5xxAlarm',
@@ -321,7 +376,13 @@ export class MoonlinkStack extends cdk.Stack {
       'AwsSolutions-IAM5',
       'Object-level wildcards (bucket/*) are inherent to a table store whose object keys are made at run time; DynamoDB index wildcards come from the grant helpers; X-Ray and ENI actions have no resource scoping.',
     );
-    ack('AwsSolutions-L1', 'Functions run nodejs22.x, the runtime this project targets and tests; the rule flags anything but the newest runtime.');
-    ack('AwsSolutions-ECS2', 'Container environment variables hold only resource names (bucket, table, stream, group); no secrets.');
+    ack(
+      'AwsSolutions-L1',
+      'Functions run nodejs22.x, the runtime this project targets and tests; the rule flags anything but the newest runtime.',
+    );
+    ack(
+      'AwsSolutions-ECS2',
+      'Container environment variables hold only resource names (bucket, table, stream, group); no secrets.',
+    );
   }
 }

@@ -35,7 +35,11 @@ export interface CommitOutcome {
   metadataKey: string;
   snapshotId: number;
   obsoleteKeys: string[];
+  /** False when the catalog pointer could not be moved yet (the log must keep its entries). */
+  pointerUpdated: boolean;
 }
+
+const POINTER_ATTEMPTS = 6;
 
 export const SUMMARY_LSN = 'moonlink.lsn';
 export const SUMMARY_CHECKPOINTS = 'moonlink.checkpoints';
@@ -123,17 +127,29 @@ export async function runCommit(
     operation:
       plan.removedKeys.length > 0 ? 'replace' : plan.committedDeletes.size > 0 ? 'overwrite' : 'append',
   });
-  await deps.pointer.update((p) => ({
-    ...p,
-    metadataLocation: result.metadataLocation,
-    metadataKey: result.metadataKey,
-    committedLsn: plan.lsn.toString(),
-    checkpoints: plan.checkpoints,
-  }));
+  // The Iceberg commit is done and must not be repeated; the pointer update is retried here. If
+  // it still fails, the next read-snapshot publish carries the commit to the pointer.
+  let pointerUpdated = false;
+  for (let attempt = 0; attempt < POINTER_ATTEMPTS && !pointerUpdated; attempt++) {
+    try {
+      await deps.pointer.update((p) => ({
+        ...p,
+        metadataLocation: result.metadataLocation,
+        metadataKey: result.metadataKey,
+        committedLsn: plan.lsn.toString(),
+        checkpoints: plan.checkpoints,
+      }));
+      pointerUpdated = true;
+    } catch (e) {
+      if (deps.pointer.fencedBy) throw e;
+      await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
+    }
+  }
   return {
     metadataLocation: result.metadataLocation,
     metadataKey: result.metadataKey,
     snapshotId: result.snapshotId,
     obsoleteKeys: result.obsoleteKeys,
+    pointerUpdated,
   };
 }

@@ -1,7 +1,9 @@
 /**
  * Keeps a table's catalog pointer: one update at a time, each a compare-and-swap on the
- * version this writer last saw and on its fencing epoch. A conflict or a newer epoch means
- * another writer owns the table; every later update fails with {@link FencedError}.
+ * version this writer last saw and on its fencing epoch. When the outcome of an update is
+ * unknown (an error after the request may have landed, e.g. a lost response), the stored pointer
+ * is read back: if it is exactly what we wrote, under our epoch, the update succeeded. If another
+ * writer moved it, this writer is fenced and every later update fails with {@link FencedError}.
  */
 import {
   type Catalog,
@@ -14,6 +16,8 @@ import {
 export class PointerKeeper {
   private chain: Promise<unknown> = Promise.resolve();
   private fenced: FencedError | undefined;
+  /** An update whose outcome is unknown (we could not read the pointer back after an error). */
+  private uncertain: PointerUpdate | undefined;
 
   constructor(
     private readonly catalog: Catalog,
@@ -34,17 +38,8 @@ export class PointerKeeper {
   update(change: (p: PointerUpdate) => PointerUpdate): Promise<TablePointer> {
     const run = this.chain.then(async () => {
       if (this.fenced) throw this.fenced;
-      const base: PointerUpdate = this.current
-        ? {
-            snapshotKey: this.current.snapshotKey,
-            lsn: this.current.lsn,
-            metadataLocation: this.current.metadataLocation,
-            metadataKey: this.current.metadataKey,
-            committedLsn: this.current.committedLsn,
-            checkpoints: this.current.checkpoints,
-          }
-        : { lsn: '0', committedLsn: '0' };
-      const next = change(base);
+      if (this.uncertain) await this.settle(this.uncertain);
+      const next = change(this.base());
       try {
         this.current = await this.catalog.updatePointer(
           this.table,
@@ -54,22 +49,56 @@ export class PointerKeeper {
         );
         return this.current;
       } catch (e) {
-        if (e instanceof FencedError) this.fenced = e;
-        else if (e instanceof ConflictError) {
-          // A retried request whose first attempt succeeded looks like a conflict: if the stored
-          // pointer is exactly what we wrote, under our epoch, it was ours.
-          const now = await this.catalog.getPointer(this.table);
-          if (now && now.epoch === this.epoch && samePointer(now, next)) {
-            this.current = now;
-            return now;
-          }
-          this.fenced = new FencedError(this.table, this.epoch, now?.epoch ?? this.epoch + 1);
+        if (e instanceof FencedError) {
+          this.fenced = e;
+          throw e;
         }
-        throw this.fenced ?? e;
+        const landed = await this.settle(next).catch(() => {
+          this.uncertain = next;
+          return false;
+        });
+        if (landed) return this.current!;
+        if (this.fenced) throw this.fenced;
+        if (e instanceof ConflictError) {
+          this.fenced = new FencedError(this.table, this.epoch, this.epoch + 1);
+          throw this.fenced;
+        }
+        throw e; // transient; nothing changed, the caller retries
       }
     });
     this.chain = run.catch(() => undefined);
     return run;
+  }
+
+  private base(): PointerUpdate {
+    const c = this.current;
+    return c
+      ? {
+          snapshotKey: c.snapshotKey,
+          lsn: c.lsn,
+          metadataLocation: c.metadataLocation,
+          metadataKey: c.metadataKey,
+          committedLsn: c.committedLsn,
+          checkpoints: c.checkpoints,
+        }
+      : { lsn: '0', committedLsn: '0' };
+  }
+
+  /**
+   * Reads the stored pointer after an update of unknown outcome. Returns true (and adopts it)
+   * when our update landed; false when nothing changed; fences when another writer moved it.
+   */
+  private async settle(attempted: PointerUpdate): Promise<boolean> {
+    const now = await this.catalog.getPointer(this.table);
+    this.uncertain = undefined;
+    const version = this.current?.version ?? 0;
+    if (now && now.epoch === this.epoch && now.version === version + 1 && samePointer(now, attempted)) {
+      this.current = now;
+      return true;
+    }
+    if ((now?.version ?? 0) === version && (now?.epoch ?? this.epoch) === this.epoch) return false;
+    this.fenced = new FencedError(this.table, this.epoch, now?.epoch ?? this.epoch + 1);
+    return false;
   }
 }
 

@@ -76,6 +76,9 @@ type TableEvent =
   | { type: 'compact' }
   | { type: 'compaction-done'; plan: CompactionPlan; result?: CompactionResult; error?: unknown };
 
+/** Attempts of an Iceberg commit before a flush request fails (transient store errors). */
+const MAX_COMMIT_RETRIES = 6;
+
 const DATA_EVENTS = new Set(['apply', 'stream-op', 'stream-commit', 'stream-abort', 'advance', 'truncate']);
 
 export interface PublishedSnapshot {
@@ -189,10 +192,15 @@ export class TableHandler {
   private lastSnapshotId: number | undefined;
   /** Index runs the last Iceberg commit lists (recovery reads them). */
   private committedIndexKeys: string[] = [];
+  private committedMetadataKey: string | undefined;
+  private committedCheckpoints: Record<string, string> = {};
+  /** The last Iceberg commit is not in the catalog pointer yet. */
+  private pointerBehind = false;
   /** Keys of Iceberg data files that compaction replaced since the last commit. */
   private removedSinceCommit: string[] = [];
   private changedSinceCommit = false;
   private flushesInFlight = 0;
+  private commitFailures = 0;
   private compactions = 0;
   private flushRetryMs = 100;
 
@@ -226,6 +234,8 @@ export class TableHandler {
     this.committedLsn = recovered.lsn;
     this.checkpoints = { ...recovered.checkpoints };
     this.metadataLocation = deps.iceberg.metadataLocation();
+    this.committedMetadataKey = deps.iceberg.metadataKey;
+    this.committedCheckpoints = { ...recovered.checkpoints };
     this.lastSnapshotId = deps.iceberg.currentSnapshot()?.['snapshot-id'];
     this.gc = new GarbageCollector({
       table: this.name,
@@ -259,7 +269,11 @@ export class TableHandler {
     every(o.commitIntervalMs, () => this.loop.post({ type: 'commit' }));
     if (o.compaction)
       every(Math.max(1000, o.commitIntervalMs / 3), () => this.loop.post({ type: 'compact' }));
-    every(o.gcIntervalMs, () => void this.collectGarbage());
+    every(o.gcIntervalMs, () => {
+      this.collectGarbage().catch((e) =>
+        this.log.warn('garbage collection failed; will retry', { error: e }),
+      );
+    });
     this.loop.post({ type: 'snapshot' });
   }
 
@@ -619,9 +633,11 @@ export class TableHandler {
   private maybeMergeIndex(): void {
     // A commit in flight may be persisting the current runs; merge after it.
     if (this.maintenance === 'committing') return;
+    // Drop only entries a recovery could never need: rows deleted as of the last Iceberg commit
+    // (a later commit's state includes those deletes) and files no longer in the table.
     this.index.mergeNow((fileId, pos) => {
       const f = this.files.get(fileId);
-      return f !== undefined && !f.deletes.has(pos);
+      return f !== undefined && !f.committedDeletes.has(pos);
     });
   }
 
@@ -796,10 +812,13 @@ export class TableHandler {
       pool: deps.pool,
     })
       .then(async (written) => {
+        // Each pointer update also carries the latest Iceberg commit, so a commit whose own
+        // pointer update failed reaches the catalog with the next snapshot.
         await deps.pointer.update((p) => ({
           ...p,
           snapshotKey: written.manifestKey,
           lsn: capture.lsn.toString(),
+          ...this.committedPointerFields(),
         }));
         return written;
       })
@@ -894,6 +913,10 @@ export class TableHandler {
         if (size !== undefined) seg.sizeBytes = size;
       }
     }
+    if (this.pointerBehind && this.deps.pointer.pointer?.committedLsn === this.committedLsn.toString()) {
+      this.pointerBehind = false;
+      this.deps.onCommitted?.(this.committedLsn, { ...this.committedCheckpoints });
+    }
     const keys = new Set(snapshotObjectKeys(written.manifest));
     keys.add(written.manifestKey);
     const previous = this.published;
@@ -975,11 +998,26 @@ export class TableHandler {
     this.maintenance = 'idle';
     if (error || !outcome) {
       if (this.deps.pointer.fencedBy) return this.fence(this.deps.pointer.fencedBy);
-      this.log.error('Iceberg commit failed', { error, lsn: plan.lsn });
+      this.commitFailures++;
+      if (this.commitFailures <= MAX_COMMIT_RETRIES) {
+        const delay = Math.min(100 * 2 ** this.commitFailures, 10_000);
+        this.log.warn('Iceberg commit failed; retrying', {
+          error,
+          lsn: plan.lsn,
+          attempt: this.commitFailures,
+          retryInMs: delay,
+        });
+        this.commitRequested = true;
+        setTimeout(() => this.loop.post({ type: 'commit' }), delay).unref();
+        return;
+      }
+      this.log.error('Iceberg commit failed', { error, lsn: plan.lsn, attempts: this.commitFailures });
+      this.commitFailures = 0;
       for (const w of this.commitWaiters.splice(0)) w.reject(error);
       this.afterMaintenance();
       return;
     }
+    this.commitFailures = 0;
     for (const f of plan.included) f.inIceberg = true;
     for (const [fileId, committed] of plan.committedDeletes) {
       const f = this.files.get(fileId);
@@ -1002,15 +1040,33 @@ export class TableHandler {
       this.removedSinceCommit.length > 0 ||
       [...this.files.values()].some((f) => !f.inIceberg);
     this.gc.addCandidates(outcome.obsoleteKeys);
+    this.committedMetadataKey = outcome.metadataKey;
+    this.committedCheckpoints = { ...plan.checkpoints };
+    this.pointerBehind = !outcome.pointerUpdated;
     this.log.info('committed to Iceberg', {
       lsn: plan.lsn,
       snapshotId: outcome.snapshotId,
       addedFiles: plan.added.length,
       deleteFilesChanged: plan.committedDeletes.size,
     });
-    this.deps.onCommitted?.(plan.lsn, plan.checkpoints);
+    if (outcome.pointerUpdated) this.deps.onCommitted?.(plan.lsn, plan.checkpoints);
     this.resolveCommitWaiters(plan.lsn);
     this.afterMaintenance();
+  }
+
+  private committedPointerFields(): {
+    metadataKey?: string;
+    metadataLocation?: string;
+    committedLsn: string;
+    checkpoints?: Record<string, string>;
+  } {
+    if (!this.committedMetadataKey) return { committedLsn: this.committedLsn.toString() };
+    return {
+      metadataKey: this.committedMetadataKey,
+      metadataLocation: this.metadataLocation,
+      committedLsn: this.committedLsn.toString(),
+      checkpoints: { ...this.committedCheckpoints },
+    };
   }
 
   private resolveCommitWaiters(lsn: Lsn = this.committedLsn): void {
