@@ -93,7 +93,12 @@ export function apiMiddleware(
           path: e.rawPath,
           status: err.statusCode,
           code: err.code,
-          error: err.statusCode >= 500 ? request.error : err.message,
+          // Client errors quote the offending value; keep row data out of the logs.
+          ...(err.statusCode >= 500
+            ? { error: request.error }
+            : err.details.index !== undefined
+              ? { index: err.details.index }
+              : {}),
           requestId: e.requestContext?.requestId,
         });
         request.response = {

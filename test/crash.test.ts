@@ -82,132 +82,136 @@ function kvText(model: ReferenceModel, row: Record<string, unknown>): string {
 }
 
 describe('crash and restart', () => {
-  it(`survives ${ROUNDS} SIGKILLs at random moments with nothing lost or doubled`, async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlcrash-'));
-    const env = { ...ENV, MOONLINK_DATA_DIR: dir };
-    const r = rng(SEED);
-    const kv = new ReferenceModel(kvSchema);
-    const events = new Map<number, number>(); // id → round it was acknowledged in
-    let nextEventId = 1;
-    let kvLsn = 0n;
-    let requestNo = 0;
-    let readsChecked = 0;
-    let acked = 0;
-    let inFlightSeen = 0;
+  it(
+    `survives ${ROUNDS} SIGKILLs at random moments with nothing lost or doubled`,
+    async () => {
+      dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlcrash-'));
+      const env = { ...ENV, MOONLINK_DATA_DIR: dir };
+      const r = rng(SEED);
+      const kv = new ReferenceModel(kvSchema);
+      const events = new Map<number, number>(); // id → round it was acknowledged in
+      let nextEventId = 1;
+      let kvLsn = 0n;
+      let requestNo = 0;
+      let readsChecked = 0;
+      let acked = 0;
+      let inFlightSeen = 0;
 
-    let svc: ServiceProcess = await startServiceProcess(env);
-    expect(
-      (await post(`${svc.url}/tables`, { name: 'kv', columns: kvColumns, primaryKey: ['id'] })).status,
-    ).toBe(201);
-    expect(
-      (
-        await post(`${svc.url}/tables`, {
-          name: 'events',
-          columns: [
-            { name: 'id', type: 'long' },
-            { name: 'payload', type: 'string' },
-          ],
-        })
-      ).status,
-    ).toBe(201);
+      let svc: ServiceProcess = await startServiceProcess(env);
+      expect(
+        (await post(`${svc.url}/tables`, { name: 'kv', columns: kvColumns, primaryKey: ['id'] })).status,
+      ).toBe(201);
+      expect(
+        (
+          await post(`${svc.url}/tables`, {
+            name: 'events',
+            columns: [
+              { name: 'id', type: 'long' },
+              { name: 'payload', type: 'string' },
+            ],
+          })
+        ).status,
+      ).toBe(201);
 
-    for (let round = 0; round < ROUNDS; round++) {
-      const killAt = Date.now() + 100 + Math.floor(r() * 900);
-      let pendingKv: { marker: number; ops: DecodedOp[] } | undefined;
-      let pendingEvents: number[] | undefined;
-      let killing = false;
-      const killer = (async () => {
-        await new Promise((res) => setTimeout(res, Math.max(0, killAt - Date.now())));
-        killing = true;
-        await svc.kill('SIGKILL');
-      })();
-      // Drive writes until the kill cuts a request.
-      for (;;) {
-        requestNo++;
-        try {
-          if (r() < 0.6) {
-            const marker = 1_000_000 + requestNo;
-            const body = { ops: [] as { op: string; row: Record<string, unknown> }[] };
-            const count = 1 + Math.floor(r() * (r() < 0.1 ? 300 : 20));
-            for (let i = 0; i < count; i++) {
-              const id = Math.floor(r() * 500);
-              const x = r();
-              if (x < 0.2) body.ops.push({ op: 'delete', row: { id } });
-              else
-                body.ops.push({
-                  op: x < 0.6 ? 'upsert' : 'insert',
-                  row: {
-                    id,
-                    v: `r${round}-${requestNo}-${i}`,
-                    n: String(BigInt(requestNo) * 10_000_000_000n + BigInt(i)),
-                  },
-                });
+      for (let round = 0; round < ROUNDS; round++) {
+        const killAt = Date.now() + 100 + Math.floor(r() * 900);
+        let pendingKv: { marker: number; ops: DecodedOp[] } | undefined;
+        let pendingEvents: number[] | undefined;
+        let killing = false;
+        const killer = (async () => {
+          await new Promise((res) => setTimeout(res, Math.max(0, killAt - Date.now())));
+          killing = true;
+          await svc.kill('SIGKILL');
+        })();
+        // Drive writes until the kill cuts a request.
+        for (;;) {
+          requestNo++;
+          try {
+            if (r() < 0.6) {
+              const marker = 1_000_000 + requestNo;
+              const body = { ops: [] as { op: string; row: Record<string, unknown> }[] };
+              const count = 1 + Math.floor(r() * (r() < 0.1 ? 300 : 20));
+              for (let i = 0; i < count; i++) {
+                const id = Math.floor(r() * 500);
+                const x = r();
+                if (x < 0.2) body.ops.push({ op: 'delete', row: { id } });
+                else
+                  body.ops.push({
+                    op: x < 0.6 ? 'upsert' : 'insert',
+                    row: {
+                      id,
+                      v: `r${round}-${requestNo}-${i}`,
+                      n: String(BigInt(requestNo) * 10_000_000_000n + BigInt(i)),
+                    },
+                  });
+              }
+              body.ops.push({ op: 'upsert', row: { id: marker, v: 'marker', n: null } });
+              const ops = decodeTransaction(kvSchema, parseExactJson(JSON.stringify(body)));
+              pendingKv = { marker, ops };
+              const res = await post(`${svc.url}/tables/kv/rows`, body);
+              expect(res.status, JSON.stringify(res.json)).toBe(200);
+              const lsn = BigInt(res.json.lsn);
+              expect(lsn).toBeGreaterThan(kvLsn);
+              kv.commit(lsn, ops);
+              kvLsn = lsn;
+              pendingKv = undefined;
+              acked++;
+              if (r() < 0.15) {
+                // A read at the returned LSN sees exactly the model at the snapshot's LSN.
+                const got = await scan(svc.url, 'kv', lsn);
+                expect(got.lsn).toBeGreaterThanOrEqual(lsn);
+                expect(got.rows.map((row) => kvText(kv, row)).sort()).toEqual(kv.at(got.lsn));
+                readsChecked++;
+              }
+            } else {
+              const ids = Array.from({ length: 1 + Math.floor(r() * 30) }, () => nextEventId++);
+              pendingEvents = ids;
+              const res = await post(`${svc.url}/tables/events/rows`, {
+                ops: ids.map((id) => ({ op: 'insert', row: { id, payload: `e${id}` } })),
+              });
+              expect(res.status).toBe(200);
+              for (const id of ids) events.set(id, round);
+              pendingEvents = undefined;
+              acked++;
             }
-            body.ops.push({ op: 'upsert', row: { id: marker, v: 'marker', n: null } });
-            const ops = decodeTransaction(kvSchema, parseExactJson(JSON.stringify(body)));
-            pendingKv = { marker, ops };
-            const res = await post(`${svc.url}/tables/kv/rows`, body);
-            expect(res.status, JSON.stringify(res.json)).toBe(200);
-            const lsn = BigInt(res.json.lsn);
-            expect(lsn).toBeGreaterThan(kvLsn);
-            kv.commit(lsn, ops);
-            kvLsn = lsn;
-            pendingKv = undefined;
-            acked++;
-            if (r() < 0.15) {
-              // A read at the returned LSN sees exactly the model at the snapshot's LSN.
-              const got = await scan(svc.url, 'kv', lsn);
-              expect(got.lsn).toBeGreaterThanOrEqual(lsn);
-              expect(got.rows.map((row) => kvText(kv, row)).sort()).toEqual(kv.at(got.lsn));
-              readsChecked++;
-            }
-          } else {
-            const ids = Array.from({ length: 1 + Math.floor(r() * 30) }, () => nextEventId++);
-            pendingEvents = ids;
-            const res = await post(`${svc.url}/tables/events/rows`, {
-              ops: ids.map((id) => ({ op: 'insert', row: { id, payload: `e${id}` } })),
-            });
-            expect(res.status).toBe(200);
-            for (const id of ids) events.set(id, round);
-            pendingEvents = undefined;
-            acked++;
+          } catch (e) {
+            if (!killing) throw e;
+            break; // killed mid-request
           }
-        } catch (e) {
-          if (!killing) throw e;
-          break; // killed mid-request
         }
-      }
-      await killer;
+        await killer;
 
-      svc = await startServiceProcess(env);
-      // kv: every acknowledged transaction, plus the in-flight one only if all of it landed.
-      const after = await scan(svc.url, 'kv', kvLsn);
-      const ids = new Set(after.rows.map((row) => Number(row.id)));
-      if (pendingKv && ids.has(pendingKv.marker)) {
-        kvLsn = after.lsn;
-        kv.commit(after.lsn, pendingKv.ops);
-        inFlightSeen++;
-      }
-      expect(after.rows.map((row) => kvText(kv, row)).sort(), `round ${round}`).toEqual(kv.at(after.lsn));
-      // events: each acknowledged id exactly once; the in-flight batch all or nothing.
-      const ev = await scan(svc.url, 'events', 0n);
-      const counts = new Map<number, number>();
-      for (const row of ev.rows) counts.set(Number(row.id), (counts.get(Number(row.id)) ?? 0) + 1);
-      for (const [id, c] of counts) expect(c, `event ${id} appears ${c} times`).toBe(1);
-      for (const id of events.keys()) expect(counts.has(id), `acknowledged event ${id} lost`).toBe(true);
-      if (pendingEvents) {
-        const present = pendingEvents.filter((id) => counts.has(id)).length;
-        expect([0, pendingEvents.length]).toContain(present);
-        if (present > 0) {
-          for (const id of pendingEvents) events.set(id, round);
+        svc = await startServiceProcess(env);
+        // kv: every acknowledged transaction, plus the in-flight one only if all of it landed.
+        const after = await scan(svc.url, 'kv', kvLsn);
+        const ids = new Set(after.rows.map((row) => Number(row.id)));
+        if (pendingKv && ids.has(pendingKv.marker)) {
+          kvLsn = after.lsn;
+          kv.commit(after.lsn, pendingKv.ops);
           inFlightSeen++;
         }
+        expect(after.rows.map((row) => kvText(kv, row)).sort(), `round ${round}`).toEqual(kv.at(after.lsn));
+        // events: each acknowledged id exactly once; the in-flight batch all or nothing.
+        const ev = await scan(svc.url, 'events', 0n);
+        const counts = new Map<number, number>();
+        for (const row of ev.rows) counts.set(Number(row.id), (counts.get(Number(row.id)) ?? 0) + 1);
+        for (const [id, c] of counts) expect(c, `event ${id} appears ${c} times`).toBe(1);
+        for (const id of events.keys()) expect(counts.has(id), `acknowledged event ${id} lost`).toBe(true);
+        if (pendingEvents) {
+          const present = pendingEvents.filter((id) => counts.has(id)).length;
+          expect([0, pendingEvents.length]).toContain(present);
+          if (present > 0) {
+            for (const id of pendingEvents) events.set(id, round);
+            inFlightSeen++;
+          }
+        }
+        expect(counts.size).toBe(events.size);
       }
-      expect(counts.size).toBe(events.size);
-    }
-    await svc.kill('SIGTERM');
-    console.log(
-      `crash test: ${ROUNDS} SIGKILL restarts, ${acked} acknowledged transactions, ${readsChecked} reads checked, ${inFlightSeen} in-flight transactions found applied, ${events.size} events exactly once`,
-    );
-  }, 60_000 + ROUNDS * 10_000);
+      await svc.kill('SIGTERM');
+      console.log(
+        `crash test: ${ROUNDS} SIGKILL restarts, ${acked} acknowledged transactions, ${readsChecked} reads checked, ${inFlightSeen} in-flight transactions found applied, ${events.size} events exactly once`,
+      );
+    },
+    60_000 + ROUNDS * 10_000,
+  );
 });

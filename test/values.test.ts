@@ -4,8 +4,19 @@ import { parseExactJson } from '../lib/schema/exact-json.ts';
 import { parseType, typeName } from '../lib/schema/iceberg-type.ts';
 import { buildSchema, SchemaError } from '../lib/schema/table-schema.ts';
 import { formatTimestamp, parseTimestamp } from '../lib/schema/temporal.ts';
-import { decodeTransaction, decodeTransactionText, type InvalidTransactionError } from '../lib/schema/transaction.ts';
-import { decoderFor, encoderFor, formatDecimal, InexactNumberError, parseDecimal, ValueError } from '../lib/schema/values.ts';
+import {
+  decodeTransaction,
+  decodeTransactionText,
+  type InvalidTransactionError,
+} from '../lib/schema/transaction.ts';
+import {
+  decoderFor,
+  encoderFor,
+  formatDecimal,
+  InexactNumberError,
+  parseDecimal,
+  ValueError,
+} from '../lib/schema/values.ts';
 
 const dec = (t: string) => decoderFor(parseType(t));
 const enc = (t: string) => encoderFor(parseType(t));
@@ -134,16 +145,33 @@ describe('exact JSON', () => {
   });
   it('refuses malformed and deeply nested JSON', () => {
     expect(() => parseExactJson('{"a": ')).toThrow(/malformed JSON/);
-    const schema = buildSchema([{ name: 'id', type: 'long' }, { name: 'tags', type: 'list<string>' }], ['id']);
+    const schema = buildSchema(
+      [
+        { name: 'id', type: 'long' },
+        { name: 'tags', type: 'list<string>' },
+      ],
+      ['id'],
+    );
     expect(() => decodeTransactionText(schema, '['.repeat(100_000))).toThrow(/malformed JSON/);
     const deep = `{"ops":[{"op":"insert","row":{"id":1,"tags":${'['.repeat(50_000)}${']'.repeat(50_000)}}}]}`;
-    expect(() => decodeTransactionText(schema, deep)).toThrow(/ops\[0\]\.row\.tags\[0\]: expected string, got an array/);
+    expect(() => decodeTransactionText(schema, deep)).toThrow(
+      /ops\[0\]\.row\.tags\[0\]: expected string, got an array/,
+    );
   });
   it('parses exactly only when a number needs it', () => {
-    const schema = buildSchema([{ name: 'id', type: 'long' }, { name: 'd', type: 'decimal(38,20)' }], ['id']);
+    const schema = buildSchema(
+      [
+        { name: 'id', type: 'long' },
+        { name: 'd', type: 'decimal(38,20)' },
+      ],
+      ['id'],
+    );
     const fast = decodeTransactionText(schema, '{"ops":[{"op":"insert","row":{"id":7,"d":1.5}}]}');
     expect(fast[0].values).toEqual([7n, 150000000000000000000n]);
-    const exact = decodeTransactionText(schema, '{"ops":[{"op":"insert","row":{"id":9223372036854775807,"d":0.12345678901234567890}}]}');
+    const exact = decodeTransactionText(
+      schema,
+      '{"ops":[{"op":"insert","row":{"id":9223372036854775807,"d":0.12345678901234567890}}]}',
+    );
     expect(exact[0].values).toEqual([9223372036854775807n, 12345678901234567890n]);
   });
 });

@@ -110,7 +110,13 @@ export class GarbageCollector {
     for (let i = 0; i < finalList.length; i += 1000)
       await this.deps.store.deleteMany(finalList.slice(i, i + 1000));
     for (const k of doomed) this.candidates.delete(k);
-    if (finalList.length > 0) this.deps.logger.debug('garbage collected', { deleted: finalList.length });
+    if (finalList.length > 0) {
+      this.deps.logger.debug('garbage collected', {
+        deleted: finalList.length,
+        keys: finalList,
+        leased: [...this.leasedSnapshots.keys()],
+      });
+    }
     this.totalDeleted += finalList.length;
     return { deleted: finalList.length };
   }

@@ -184,6 +184,7 @@ export class TableHandler {
   private maintenance: 'idle' | 'committing' | 'compacting' = 'idle';
   private commitWaiters: CommitWaiter[] = [];
   private commitRequested = false;
+  private compactRequested = false;
   /** Flush requests waiting for their LSN to be applied. */
   private deferredCommits: Extract<TableEvent, { type: 'commit' }>[] = [];
   private commitFlushTarget: Lsn | undefined;
@@ -1086,13 +1087,22 @@ export class TableHandler {
   }
 
   private afterMaintenance(): void {
-    if (this.commitRequested || this.commitWaiters.length > 0) this.loop.post({ type: 'commit' });
+    // A waiting compaction goes first unless someone is waiting for a commit.
+    if (this.compactRequested && this.commitWaiters.length === 0) this.loop.post({ type: 'compact' });
+    else if (this.commitRequested || this.commitWaiters.length > 0) this.loop.post({ type: 'commit' });
+    else if (this.compactRequested) this.loop.post({ type: 'compact' });
   }
 
   // ---- compaction ----
 
   private onCompact(): void {
-    if (this.maintenance !== 'idle' || this.fenced) return;
+    if (this.fenced) return;
+    if (this.maintenance !== 'idle') {
+      // Runs once the commit in progress is done (commits and compactions take turns).
+      this.compactRequested = true;
+      return;
+    }
+    this.compactRequested = false;
     const o = this.deps.options;
     const plan = planCompaction(
       [...this.files.values()].filter((f) => f.removedLsn === undefined),

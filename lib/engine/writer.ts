@@ -163,7 +163,13 @@ export class Writer {
       reason,
       record: new TextDecoder().decode(entry.payload),
     });
-    this.deps.logger.warn('log record moved to dead-letter location', { table, lsn: entry.lsn, reason, key });
+    // The reason may quote row data: it goes to the dead-letter object, the log gets where it failed.
+    this.deps.logger.warn('log record moved to dead-letter location', {
+      table,
+      lsn: entry.lsn,
+      at: reason.split(':')[0].slice(0, 80),
+      key,
+    });
     this.deps.store
       .put(key, new TextEncoder().encode(body))
       .catch((e) => this.deps.logger.error('dead-letter write failed', { key, error: e }));
