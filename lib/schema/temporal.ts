@@ -85,7 +85,14 @@ function two(s: string, i: number): number {
  */
 function fastTimestamp(s: string, withZone: boolean): bigint | undefined {
   const n = s.length;
-  if (n < 19 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return undefined;
+  if (
+    n < 19 ||
+    s.charCodeAt(4) !== 45 ||
+    s.charCodeAt(7) !== 45 ||
+    s.charCodeAt(13) !== 58 ||
+    s.charCodeAt(16) !== 58
+  )
+    return undefined;
   const t = s.charCodeAt(10);
   if (t !== 84 && t !== 32) return undefined;
   const y = two(s, 0) * 100 + two(s, 2);
@@ -94,7 +101,19 @@ function fastTimestamp(s: string, withZone: boolean): bigint | undefined {
   const h = two(s, 11);
   const mi = two(s, 14);
   const sec = two(s, 17);
-  if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) {
+  if (
+    y < 0 ||
+    mo < 1 ||
+    mo > 12 ||
+    d < 1 ||
+    d > daysInMonth(y, mo) ||
+    h < 0 ||
+    h > 23 ||
+    mi < 0 ||
+    mi > 59 ||
+    sec < 0 ||
+    sec > 59
+  ) {
     return undefined;
   }
   let i = 19;

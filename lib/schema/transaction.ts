@@ -5,7 +5,14 @@
  */
 import { parseExactJson, parseJson } from './exact-json.ts';
 import type { TableSchema } from './table-schema.ts';
-import { type Decoder, fieldDecoder, InexactNumberError, keyString, type Value, ValueError } from './values.ts';
+import {
+  type Decoder,
+  fieldDecoder,
+  InexactNumberError,
+  keyString,
+  type Value,
+  ValueError,
+} from './values.ts';
 
 export type OpKind = 'insert' | 'upsert' | 'delete';
 
@@ -139,7 +146,11 @@ export function decodeTransaction(schema: TableSchema, body: unknown, maxOps = D
 }
 
 /** Parses and decodes a request body, re-parsing exactly only when a number needs it. */
-export function decodeTransactionText(schema: TableSchema, text: string, maxOps = DEFAULT_MAX_OPS): DecodedOp[] {
+export function decodeTransactionText(
+  schema: TableSchema,
+  text: string,
+  maxOps = DEFAULT_MAX_OPS,
+): DecodedOp[] {
   try {
     return decodeTransaction(schema, parseJson(text), maxOps);
   } catch (e) {

@@ -163,7 +163,8 @@ export function decoderFor(type: IcebergType): Decoder {
       };
     case 'long':
       return (v, p) => {
-        if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) throw new InexactNumberError(p);
+        if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v))
+          throw new InexactNumberError(p);
         const b = toBigIntInteger(v);
         if (b === undefined) fail(p, type, v);
         if (b < INT64_MIN || b > INT64_MAX) fail(p, type, v, 'out of range for long');
@@ -188,7 +189,8 @@ export function decoderFor(type: IcebergType): Decoder {
       };
     case 'decimal':
       return (v, p) => {
-        if (typeof v === 'number' && (significantDigits(v) > 15 || /e/i.test(String(v)))) throw new InexactNumberError(p);
+        if (typeof v === 'number' && (significantDigits(v) > 15 || /e/i.test(String(v))))
+          throw new InexactNumberError(p);
         const r = parseDecimal(v, type.precision, type.scale);
         if (typeof r === 'string') fail(p, type, v, r);
         return r;
@@ -218,7 +220,8 @@ export function decoderFor(type: IcebergType): Decoder {
           if (r < INT64_MIN || r > INT64_MAX) fail(p, type, v, 'out of range');
           return r;
         }
-        if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) throw new InexactNumberError(p);
+        if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v))
+          throw new InexactNumberError(p);
         const b = toBigIntInteger(v);
         if (b === undefined) fail(p, type, v, 'use an ISO-8601 string or microseconds since the epoch');
         return b;
