@@ -63,6 +63,10 @@ export function engineOptionsFromEnv(env: Env = process.env): EngineOptions {
     candidateGraceMs: int(env, 'MOONLINK_GC_GRACE_MS', d.candidateGraceMs, 0),
     orphanGraceMs: int(env, 'MOONLINK_ORPHAN_GRACE_MS', d.orphanGraceMs, 0),
     keepSnapshots: int(env, 'MOONLINK_KEEP_SNAPSHOTS', d.keepSnapshots, 1),
+    maxSnapshotAgeMs: env.MOONLINK_MAX_SNAPSHOT_AGE_MS
+      ? int(env, 'MOONLINK_MAX_SNAPSHOT_AGE_MS', 0, 1)
+      : d.maxSnapshotAgeMs,
+    orphanSweepIntervalMs: int(env, 'MOONLINK_ORPHAN_SWEEP_INTERVAL_MS', d.orphanSweepIntervalMs, 0),
     dataCompression: compression as EngineOptions['dataCompression'],
     compaction: bool(env, 'MOONLINK_COMPACTION', d.compaction),
   };

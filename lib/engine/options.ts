@@ -32,6 +32,10 @@ export interface EngineOptions {
   orphanGraceMs: number;
   /** Iceberg snapshots kept (older ones expire, their files become garbage). */
   keepSnapshots: number;
+  /** Iceberg snapshots older than this expire too (the current one never does); undefined = no age limit. */
+  maxSnapshotAgeMs: number | undefined;
+  /** How often the garbage collector also sweeps for orphans (objects nothing refers to). */
+  orphanSweepIntervalMs: number;
   /** Compression of data files (tail files are always LZ4: they are short-lived). */
   dataCompression: 'zstd' | 'snappy' | 'lz4' | 'none';
   /** Background compaction on/off. */
@@ -53,6 +57,8 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   candidateGraceMs: 30_000,
   orphanGraceMs: 60 * 60_000,
   keepSnapshots: 20,
+  maxSnapshotAgeMs: undefined,
+  orphanSweepIntervalMs: 60 * 60_000,
   dataCompression: 'zstd',
   compaction: true,
 };

@@ -275,6 +275,17 @@ export class TableHandler {
         this.log.warn('garbage collection failed; will retry', { error: e }),
       );
     });
+    // Orphans (objects a crash left behind that nothing refers to): once soon after start, then periodically.
+    const sweep = (): void => {
+      this.collectGarbage({ orphans: true }).catch((e) =>
+        this.log.warn('orphan sweep failed; will retry', { error: e }),
+      );
+    };
+    if (o.gcIntervalMs > 0 && o.orphanSweepIntervalMs > 0) {
+      this.startupSweep = setTimeout(sweep, Math.min(o.orphanSweepIntervalMs, 60_000));
+      this.startupSweep.unref();
+      every(o.orphanSweepIntervalMs, sweep);
+    }
     this.loop.post({ type: 'snapshot' });
   }
 
@@ -408,7 +419,10 @@ export class TableHandler {
     this.index.clear();
   }
 
+  private startupSweep: NodeJS.Timeout | undefined;
+
   private stopTimers(): void {
+    if (this.startupSweep) clearTimeout(this.startupSweep);
     for (const t of this.timers) clearInterval(t);
     this.timers.length = 0;
   }
@@ -1194,6 +1208,7 @@ export class TableHandler {
       for (const s of slice.segments) if (s.key) keys.add(s.key);
     for (const r of this.index.allRuns()) if (r.persistedKey) keys.add(r.persistedKey);
     for (const k of this.committedIndexKeys) keys.add(k);
+    for (const t of this.streams.values()) for (const sp of t.spilled) keys.add(sp.key);
     return keys;
   }
 

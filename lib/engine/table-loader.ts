@@ -7,7 +7,7 @@
  */
 
 import type { Catalog } from '../catalog/catalog.ts';
-import { IcebergTable } from '../iceberg/iceberg-table.ts';
+import { type IcebergOptions, IcebergTable } from '../iceberg/iceberg-table.ts';
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
 import { readColumn, tableFromIpc } from '../parquet/arrow-convert.ts';
@@ -50,11 +50,14 @@ export async function loadIceberg(
   store: ObjectStore,
   catalog: Catalog,
   def: TableDefinition,
+  options: IcebergOptions = {},
 ): Promise<IcebergTable> {
   const pointer = await catalog.getPointer(def.name);
   const root = tableRootOf(def.name);
-  if (pointer?.metadataKey) return IcebergTable.load(store, pointer.metadataKey);
-  return (await IcebergTable.loadLatest(store, root)) ?? IcebergTable.create(store, root, def);
+  if (pointer?.metadataKey) return IcebergTable.load(store, pointer.metadataKey, options);
+  return (
+    (await IcebergTable.loadLatest(store, root, options)) ?? IcebergTable.create(store, root, def, options)
+  );
 }
 
 export async function openTable(deps: OpenTableDeps): Promise<TableHandler> {
@@ -62,7 +65,11 @@ export async function openTable(deps: OpenTableDeps): Promise<TableHandler> {
   const started = Date.now();
   const epoch = await catalog.acquireEpoch(def.name);
   const pointer = await catalog.getPointer(def.name);
-  const iceberg = await loadIceberg(store, catalog, def);
+  const iceberg = await loadIceberg(store, catalog, def, {
+    keepSnapshots: deps.options.keepSnapshots,
+    maxSnapshotAgeMs: deps.options.maxSnapshotAgeMs,
+    pool: deps.pool,
+  });
   const keeper = new PointerKeeper(catalog, def.name, epoch, pointer);
   if (!pointer?.metadataKey) {
     await keeper.update((p) => ({

@@ -1,0 +1,271 @@
+/** Unit tests of the engine's small parts: MemSlice, key table, event loop, pending deletes, catalogs, local store. */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConflictError, FencedError, TableExistsError } from '../lib/catalog/catalog.ts';
+import { FileCatalog, MemoryCatalog } from '../lib/catalog/file-catalog.ts';
+import { planCompaction } from '../lib/engine/compactor.ts';
+import { newDataFile, PendingDeletes } from '../lib/engine/data-file.ts';
+import { EventLoop } from '../lib/engine/event-loop.ts';
+import { hash64 } from '../lib/engine/key-hash.ts';
+import { KeyTable } from '../lib/engine/key-table.ts';
+import { MemSlice } from '../lib/engine/mem-slice.ts';
+import { PointerKeeper } from '../lib/engine/pointer-keeper.ts';
+import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
+import { LocalObjectStore } from '../lib/store/local-object-store.ts';
+import { NotFoundError, PreconditionFailedError } from '../lib/store/object-store.ts';
+
+const dirs: string[] = [];
+async function tmp(): Promise<string> {
+  const d = await fs.mkdtemp(path.join(os.tmpdir(), 'mlparts-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await fs.rm(d, { recursive: true, force: true });
+});
+
+const schema = buildSchema(
+  [
+    { name: 'id', type: 'long' },
+    { name: 'v', type: 'string' },
+  ],
+  ['id'],
+);
+const def: TableDefinition = { name: 't', tableUuid: 'u', schema, formatVersion: 2, createdAt: 'now' };
+
+describe('MemSlice', () => {
+  it('appends, looks keys up, deletes, and seals tail segments with their deletes', () => {
+    const s = new MemSlice(schema.fields, true);
+    const add = (id: number) => {
+      const [hi, lo] = hash64(String(id));
+      return s.append([BigInt(id), `v${id}`], String(id), hi, lo);
+    };
+    for (let i = 0; i < 10; i++) add(i);
+    expect(s.lookupKey('3')).toBe(3);
+    expect(s.lookupKey('99')).toBeUndefined();
+    const seg = s.seal()!;
+    expect(seg).toMatchObject({ start: 0, end: 10, deletedCount: 0 });
+    s.delete(3, 5n);
+    s.delete(3, 6n); // twice is once
+    expect(s.lookupKey('3')).toBeUndefined();
+    expect(s.liveCount).toBe(9);
+    expect(seg).toMatchObject({ deletedCount: 1, dvDirty: true });
+    expect(s.segmentDeletes(seg)).toEqual([3]);
+    add(3);
+    expect(s.lookupKey('3')).toBe(10);
+    expect(s.seal()).toMatchObject({ start: 10, end: 11 });
+    expect(s.seal()).toBeUndefined();
+    expect([...s.liveRows()]).toEqual([0, 1, 2, 4, 5, 6, 7, 8, 9, 10]);
+    const batch = s.batch(s.liveRows());
+    expect(batch.numRows).toBe(10);
+    s.frozenAt = 7n;
+    s.delete(0, 8n);
+    expect(s.deletesAfterFreeze).toEqual([{ row: 0, lsn: 8n }]);
+  });
+
+  it('key table survives growth and tombstones', () => {
+    const keys: string[] = [];
+    const t = new KeyTable((row) => keys[row], 4);
+    for (let i = 0; i < 5000; i++) {
+      keys.push(`k${i}`);
+      const [hi, lo] = hash64(`k${i}`);
+      t.set(hi, lo, i);
+      if (i % 3 === 0) expect(t.delete(`k${i}`, hi, lo)).toBe(true);
+    }
+    for (let i = 0; i < 5000; i++) {
+      const [hi, lo] = hash64(`k${i}`);
+      expect(t.get(`k${i}`, hi, lo)).toBe(i % 3 === 0 ? -1 : i);
+    }
+    expect(t.size).toBe(5000 - Math.ceil(5000 / 3));
+  });
+});
+
+describe('EventLoop', () => {
+  it('runs events in order, control before data, and holds data while paused', async () => {
+    const seen: string[] = [];
+    const loop = new EventLoop<{ type: string }>(
+      (e) => {
+        seen.push(e.type);
+      },
+      (e) => e.type.startsWith('d'),
+      () => undefined,
+    );
+    loop.post({ type: 'd1' });
+    loop.post({ type: 'c1' });
+    loop.post({ type: 'd2' });
+    await new Promise((r) => setTimeout(r, 5));
+    loop.pauseData();
+    expect(seen).toEqual(['c1', 'd1', 'd2']);
+    loop.post({ type: 'd3' });
+    loop.post({ type: 'c2' });
+    await new Promise((r) => setTimeout(r, 5));
+    expect(seen).toEqual(['c1', 'd1', 'd2', 'c2']);
+    loop.resumeData();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(seen.at(-1)).toBe('d3');
+  });
+
+  it('keeps going after a handler throws', async () => {
+    const errors: unknown[] = [];
+    const seen: number[] = [];
+    const loop = new EventLoop<{ type: string; n: number }>(
+      (e) => {
+        if (e.n === 1) throw new Error('boom');
+        seen.push(e.n);
+      },
+      () => true,
+      (err) => errors.push(err),
+    );
+    for (let n = 0; n < 3; n++) loop.post({ type: 'x', n });
+    await new Promise((r) => setTimeout(r, 5));
+    expect(seen).toEqual([0, 2]);
+    expect(errors).toHaveLength(1);
+  });
+});
+
+describe('PendingDeletes', () => {
+  it('splits by LSN and follows compacted rows', () => {
+    const p = new PendingDeletes();
+    p.add(1n, 7, 10);
+    p.add(2n, 7, 11);
+    p.add(3n, 8, 1);
+    const seen: [number, number][] = [];
+    p.forEachThrough(2n, (f, pos) => seen.push([f, pos]));
+    expect(seen).toEqual([
+      [7, 10],
+      [7, 11],
+    ]);
+    p.remap((f, pos) => (f === 7 ? (pos === 10 ? undefined : [9, pos - 11]) : [f, pos]));
+    expect(p.takeThrough(3n)).toEqual(
+      new Map([
+        [9, [0]],
+        [8, [1]],
+      ]),
+    );
+    expect(p.size).toBe(0);
+  });
+});
+
+describe('compaction planning', () => {
+  const file = (fileId: number, sizeBytes: number, rowCount: number, deleted: number) => {
+    const f = newDataFile({ fileId, key: `k${fileId}`, rowCount, sizeBytes, addedLsn: 1n, stats: new Map() });
+    for (let i = 0; i < deleted; i++) f.deletes.add(i);
+    return f;
+  };
+  const opts = {
+    targetFileBytes: 1000,
+    deletedRatio: 0.2,
+    minSmallFiles: 3,
+    nextFileId: (() => {
+      let n = 100;
+      return () => n++;
+    })(),
+    keyFor: (id: number) => `out${id}`,
+    startLsn: 5n,
+  };
+  it('merges enough small files, rewrites files with many deletes, and leaves the rest', () => {
+    expect(planCompaction([file(1, 100, 10, 0), file(2, 100, 10, 0)], opts)).toBeUndefined();
+    const plan = planCompaction(
+      [file(1, 100, 10, 0), file(2, 100, 10, 0), file(3, 100, 10, 0), file(4, 900, 90, 0)],
+      opts,
+    )!;
+    expect(plan.inputs.map((i) => i.fileId)).toEqual([1, 2, 3]);
+    expect(plan.outputs).toHaveLength(1);
+    const deletes = planCompaction([file(5, 900, 100, 30)], opts)!;
+    expect(deletes.inputs.map((i) => i.fileId)).toEqual([5]);
+    expect(deletes.inputs[0].deletesAtStart.size).toBe(30);
+    expect(planCompaction([file(6, 900, 100, 100)], opts)!.outputs).toHaveLength(0);
+  });
+});
+
+describe('catalogs', () => {
+  for (const [name, make] of [
+    ['memory', async () => new MemoryCatalog()],
+    ['file', async () => FileCatalog.open(path.join(await tmp(), 'catalog.json'))],
+  ] as const) {
+    it(`${name}: tables, epochs, compare-and-swap and leases`, async () => {
+      const c = await make();
+      await c.createTable(def);
+      await expect(c.createTable(def)).rejects.toBeInstanceOf(TableExistsError);
+      expect((await c.listTables()).map((d) => d.name)).toEqual(['t']);
+      const e1 = await c.acquireEpoch('t');
+      const p1 = await c.updatePointer('t', 0, e1, { lsn: '1', committedLsn: '0' });
+      expect(p1.version).toBe(1);
+      await expect(c.updatePointer('t', 0, e1, { lsn: '2', committedLsn: '0' })).rejects.toBeInstanceOf(
+        ConflictError,
+      );
+      const e2 = await c.acquireEpoch('t');
+      await expect(c.updatePointer('t', 1, e1, { lsn: '2', committedLsn: '0' })).rejects.toBeInstanceOf(
+        FencedError,
+      );
+      expect((await c.updatePointer('t', 1, e2, { lsn: '3', committedLsn: '0' })).lsn).toBe('3');
+      await c.putLease({ leaseId: 't.abc', table: 't', snapshotKey: 's', expiresAt: Date.now() + 1000 });
+      expect(await c.getLease('t.abc')).toMatchObject({ snapshotKey: 's' });
+      expect(await c.listLeases('t')).toHaveLength(1);
+      expect(await c.deleteLease('t.abc')).toBe(true);
+      expect(await c.deleteLease('t.abc')).toBe(false);
+      await c.dropTable('t');
+      expect(await c.getTable('t')).toBeUndefined();
+      await c.close();
+    });
+  }
+
+  it('file catalog persists across reopen', async () => {
+    const file = path.join(await tmp(), 'catalog.json');
+    const c = await FileCatalog.open(file);
+    await c.createTable(def);
+    await c.acquireEpoch('t');
+    await c.close();
+    const again = await FileCatalog.open(file);
+    expect(await again.getTable('t')).toMatchObject({ name: 't' });
+    expect(await again.acquireEpoch('t')).toBe(2);
+  });
+
+  it('a pointer update whose response was lost is recognised as our own', async () => {
+    const inner = new MemoryCatalog();
+    await inner.createTable(def);
+    const epoch = await inner.acquireEpoch('t');
+    let lose = true;
+    const lossy = Object.assign(Object.create(inner) as MemoryCatalog, {
+      updatePointer: async (...args: Parameters<MemoryCatalog['updatePointer']>) => {
+        const r = await inner.updatePointer(...args);
+        if (lose) {
+          lose = false;
+          throw new Error('socket hang up');
+        }
+        return r;
+      },
+    });
+    const keeper = new PointerKeeper(lossy, 't', epoch, undefined);
+    const p = await keeper.update((u) => ({ ...u, lsn: '5' }));
+    expect(p).toMatchObject({ version: 1, lsn: '5' });
+    expect((await keeper.update((u) => ({ ...u, lsn: '6' }))).version).toBe(2);
+    expect(keeper.fencedBy).toBeUndefined();
+  });
+});
+
+describe('LocalObjectStore', () => {
+  it('puts atomically, reads ranges, lists in order, refuses create-only overwrites and unsafe keys', async () => {
+    const root = await tmp();
+    const s = new LocalObjectStore(root);
+    await s.put('tables/a/x.bin', new Uint8Array([1, 2, 3, 4]));
+    await s.put('tables/a/b/y.bin', new Uint8Array([5]));
+    await s.put('tables/b/z.bin', new Uint8Array([6]));
+    expect(await s.getRange('tables/a/x.bin', 1, 2)).toEqual(new Uint8Array([2, 3]));
+    expect((await s.head('tables/a/x.bin'))?.size).toBe(4);
+    const keys: string[] = [];
+    for await (const o of s.list('tables/a/')) keys.push(o.key);
+    expect(keys).toEqual(['tables/a/b/y.bin', 'tables/a/x.bin']);
+    await expect(s.put('tables/a/x.bin', new Uint8Array([9]), { ifNoneMatch: true })).rejects.toBeInstanceOf(
+      PreconditionFailedError,
+    );
+    await expect(s.get('tables/nope')).rejects.toBeInstanceOf(NotFoundError);
+    for (const bad of ['../x', '/abs', 'a/../b', 'a//b', 'a b'])
+      await expect(s.put(bad, new Uint8Array())).rejects.toThrow(/unsafe object key/);
+    expect(s.keyFromUri(s.uri('tables/a/x.bin'))).toBe('tables/a/x.bin');
+    await s.deleteMany(['tables/a/x.bin', 'tables/a/b/y.bin']);
+    await expect(fs.readdir(path.join(root, 'tables', 'a'))).rejects.toThrow();
+  });
+});
