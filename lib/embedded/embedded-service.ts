@@ -10,6 +10,7 @@ import { type Services, TableCache, type WriterLink } from '../../functions/serv
 import { FileCatalog } from '../catalog/file-catalog.ts';
 import type { ServiceConfig } from '../config.ts';
 import { Writer } from '../engine/writer.ts';
+import { lsnToJson } from '../lsn.ts';
 import { LocalLog } from '../log/local-log.ts';
 import { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { SnapshotReader } from '../read/snapshot-reader.ts';
@@ -44,7 +45,7 @@ export function inProcessWriterLink(writer: Writer): WriterLink {
     status: async (table) => {
       const s = (await writer.open(table)).status();
       return {
-        appliedLsn: s.lsn.toString(),
+        appliedLsn: lsnToJson(s.lsn),
         memRows: s.memRows,
         memBytes: s.memBytes,
         flushing: s.flushing,

@@ -1067,6 +1067,8 @@ export class TableHandler {
     if (outcome.pointerUpdated) this.deps.onCommitted?.(plan.lsn, plan.checkpoints);
     this.resolveCommitWaiters(plan.lsn);
     this.afterMaintenance();
+    // Publish the flushed files (instead of tail files) without waiting for the interval.
+    this.loop.post({ type: 'snapshot' });
   }
 
   private committedPointerFields(): {
