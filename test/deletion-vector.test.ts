@@ -1,16 +1,24 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import * as zlib from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeDeletionVector, encodeDeletionVector } from '../lib/iceberg/deletion-vector.ts';
-import { readPuffinFooter, writePuffin } from '../lib/iceberg/puffin.ts';
+import {
+  crc32,
+  crc32Fallback,
+  DELETION_VECTOR_MAGIC,
+  decodeDeletionVector,
+  encodeDeletionVector,
+} from '../lib/iceberg/deletion-vector.ts';
 import { RoaringBitmap64 } from '../lib/iceberg/roaring.ts';
 
 const GOLDEN = path.resolve(process.cwd(), '../shared/conformance/iceberg-deletion-vectors');
 const C = 65_536;
 const B = 4_294_967_296;
 
-function bitmap(...parts: (number | [number, number])[]): RoaringBitmap64 {
+type Part = number | [number, number];
+
+function bitmap(...parts: Part[]): RoaringBitmap64 {
   const bm = new RoaringBitmap64();
   for (const p of parts) {
     if (typeof p === 'number') bm.add(p);
@@ -19,13 +27,27 @@ function bitmap(...parts: (number | [number, number])[]): RoaringBitmap64 {
   return bm;
 }
 
-const golden: [string, RoaringBitmap64, number][] = [
-  ['empty-position-index.bin', bitmap(), 0],
-  ['small-alternating-values-position-index.bin', bitmap(1, 3, 5, 7, 9), 5],
-  ['small-and-large-values-position-index.bin', bitmap(100, 101, 2147483747, 2147483748), 4],
+function expand(parts: Part[]): number[] {
+  const out: number[] = [];
+  for (const p of parts) {
+    if (typeof p === 'number') out.push(p);
+    else for (let x = p[0]; x < p[1]; x++) out.push(x);
+  }
+  return [...new Set(out)].sort((a, b) => a - b);
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const read = async (file: string): Promise<Uint8Array> =>
+  new Uint8Array(await fs.readFile(path.join(GOLDEN, file)));
+
+/** The README's table: file → deleted positions. */
+const GOLDEN_BLOBS: [string, Part[]][] = [
+  ['empty-position-index.bin', []],
+  ['small-alternating-values-position-index.bin', [1, 3, 5, 7, 9]],
+  ['small-and-large-values-position-index.bin', [100, 101, 2147483747, 2147483748]],
   [
     'all-container-types-position-index.bin',
-    bitmap(
+    [
       5,
       7,
       [C + 1, C + 1000],
@@ -34,147 +56,130 @@ const golden: [string, RoaringBitmap64, number][] = [
       B + 20,
       [B + C + 10, B + C + 500],
       [B + 2 * C + 1, B + 2 * C + 65535],
-    ),
-    132_561,
+    ],
   ],
 ];
 
-describe('deletion vectors match Apache Iceberg byte for byte', () => {
-  for (const [file, positions, cardinality] of golden) {
-    it(file, async () => {
-      const bytes = new Uint8Array(await fs.readFile(path.join(GOLDEN, file)));
-      expect(positions.size).toBe(cardinality);
-      expect(Buffer.from(encodeDeletionVector(positions)).toString('hex')).toBe(
-        Buffer.from(bytes).toString('hex'),
+describe('deletion-vector-v1 golden blobs from Apache Iceberg', () => {
+  for (const [file, parts] of GOLDEN_BLOBS) {
+    const positions = expand(parts);
+
+    it(`${file}: encoding the README's positions gives the file's bytes`, async () => {
+      const bytes = await read(file);
+      expect(hex(encodeDeletionVector(bitmap(...parts)))).toBe(hex(bytes));
+      // The same when every position is set one at a time, as Iceberg does.
+      const single = new RoaringBitmap64();
+      for (const p of positions) single.add(p);
+      expect(hex(encodeDeletionVector(single))).toBe(hex(bytes));
+    });
+
+    it(`${file}: decoding gives exactly the README's positions`, async () => {
+      const decoded = decodeDeletionVector(await read(file), file);
+      expect(decoded.size).toBe(positions.length);
+      expect(decoded.toArray()).toEqual(positions);
+      expect(decoded.equals(bitmap(...parts))).toBe(true);
+    });
+
+    it(`${file}: a corrupted CRC is refused with an error naming the file`, async () => {
+      const bytes = await read(file);
+      bytes[bytes.length - 1] ^= 0x01;
+      expect(() => decodeDeletionVector(bytes, file)).toThrow(
+        new RegExp(`^${file.replace(/[.]/g, '\\.')}: invalid CRC`),
       );
-      const decoded = decodeDeletionVector(bytes, file);
-      expect(decoded.size).toBe(cardinality);
-      expect(decoded.equals(positions)).toBe(true);
+      // A flipped bit in the bitmap is caught by the CRC too.
+      const body = await read(file);
+      body[body.length - 5] ^= 0x80;
+      expect(() => decodeDeletionVector(body, file)).toThrow(/invalid CRC/);
     });
   }
 
-  it('refuses a blob whose CRC does not match, naming the file', async () => {
-    const bytes = new Uint8Array(
-      await fs.readFile(path.join(GOLDEN, 'small-alternating-values-position-index.bin')),
-    );
-    bytes[bytes.length - 1] ^= 1;
-    expect(() => decodeDeletionVector(bytes, 'small-alternating-values-position-index.bin')).toThrow(
-      /small-alternating-values-position-index\.bin: invalid CRC/,
-    );
-    const bad = new Uint8Array(await fs.readFile(path.join(GOLDEN, 'empty-position-index.bin')));
-    bad[5] = 0;
-    expect(() => decodeDeletionVector(bad, 'x.bin')).toThrow(/x\.bin: not a deletion vector/);
+  it('the all-container-types blob holds array, run and (run-optimized) bitset containers', async () => {
+    const bytes = await read('all-container-types-position-index.bin');
+    // two 32-bit bitmaps, each with the run cookie and run flags on containers 1 and 2
+    expect(Buffer.from(bytes).readUInt32LE(8)).toBe(2);
+    expect(hex(bytes.subarray(20, 25))).toBe('3b30020006');
+    expect(decodeDeletionVector(bytes).size).toBe(2 + 999 + 65534 + 2 + 490 + 65534);
   });
 });
 
-describe('64-bit portable Roaring bitmaps', () => {
-  it('reads the official examples (written without run optimization) and round-trips them', async () => {
-    for (const [file, card] of [
-      ['64map32bitvals.bin', 10],
-      ['64mapempty.bin', 0],
-      ['64mapspreadvals.bin', 100],
-    ] as const) {
-      const bytes = new Uint8Array(await fs.readFile(path.join(GOLDEN, file)));
-      const bm = RoaringBitmap64.deserializePortable(bytes, file);
-      expect(bm.size, file).toBe(card);
-      // The examples keep array containers; Iceberg's writer run-optimizes, so bytes differ.
-      expect(RoaringBitmap64.deserializePortable(bm.serializePortable()).equals(bm), file).toBe(true);
-    }
-    const vals = RoaringBitmap64.deserializePortable(
-      new Uint8Array(await fs.readFile(path.join(GOLDEN, '64map32bitvals.bin'))),
-    );
-    expect(vals.toArray()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    const spread = RoaringBitmap64.deserializePortable(
-      new Uint8Array(await fs.readFile(path.join(GOLDEN, '64mapspreadvals.bin'))),
-    );
-    expect(spread.has(9 * B + 9)).toBe(true);
-    expect(spread.has(9 * B + 10)).toBe(false);
+describe('deletion-vector-v1 framing', () => {
+  it('lays out length, magic, bitmap and CRC as the spec says', () => {
+    const bm = bitmap(1, 2, 3, B + 7);
+    const blob = encodeDeletionVector(bm);
+    const bits = bm.serializePortable();
+    const view = Buffer.from(blob);
+    expect(view.readUInt32BE(0)).toBe(4 + bits.length);
+    expect(Array.from(blob.subarray(4, 8))).toEqual(Array.from(DELETION_VECTOR_MAGIC));
+    expect(Array.from(DELETION_VECTOR_MAGIC)).toEqual([0xd1, 0xd3, 0x39, 0x64]);
+    expect(hex(blob.subarray(8, 8 + bits.length))).toBe(hex(bits));
+    expect(view.readUInt32BE(blob.length - 4)).toBe(zlib.crc32(blob.subarray(4, blob.length - 4)));
+    expect(blob.length).toBe(12 + bm.serializedSizeInBytes());
   });
 
-  it('refuses keys beyond any row position with a clear error', async () => {
-    const bytes = new Uint8Array(await fs.readFile(path.join(GOLDEN, '64maphighvals.bin')));
-    expect(() => RoaringBitmap64.deserializePortable(bytes, '64maphighvals.bin')).toThrow(
-      /64maphighvals\.bin: bitmap key \d+ holds positions of 2\^53 and beyond/,
-    );
-  });
-
-  it('refuses truncated input', () => {
-    const bytes = bitmap(1, 2, 3, [C, C + 10000]).serializePortable();
-    for (const cut of [1, 9, 20, bytes.length - 1]) {
-      expect(() => RoaringBitmap64.deserializePortable(bytes.subarray(0, cut))).toThrow(
-        /truncated|not a Roaring/,
+  it('refuses a bad length, magic, truncation or a bad bitmap, naming the blob', async () => {
+    const good = await read('small-alternating-values-position-index.bin');
+    const badMagic = good.slice();
+    badMagic[5] = 0;
+    expect(() => decodeDeletionVector(badMagic, 'a.puffin')).toThrow(/^a\.puffin: not a deletion vector/);
+    const badLength = good.slice();
+    badLength[3] += 1;
+    expect(() => decodeDeletionVector(badLength, 'a.puffin')).toThrow(/^a\.puffin: deletion vector length/);
+    for (const cut of [0, 3, 11, 19, good.length - 1]) {
+      expect(() => decodeDeletionVector(good.subarray(0, cut), 'a.puffin'), `cut ${cut}`).toThrow(
+        /^a\.puffin: /,
       );
     }
+    // A blob with a valid frame and CRC around a broken bitmap.
+    const bits = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99, 0x99, 0, 0]);
+    const frame = new Uint8Array(4 + 4 + bits.length + 4);
+    const view = new DataView(frame.buffer);
+    view.setUint32(0, 4 + bits.length);
+    frame.set(DELETION_VECTOR_MAGIC, 4);
+    frame.set(bits, 8);
+    view.setUint32(frame.length - 4, zlib.crc32(frame.subarray(4, frame.length - 4)));
+    expect(() => decodeDeletionVector(frame, 'b.puffin')).toThrow(/^b\.puffin: invalid Roaring bitmap/);
   });
 
-  it('agrees with a plain Set and round-trips any set of positions', () => {
-    const position = fc.oneof(
-      fc.integer({ min: 0, max: 200 }),
-      fc.integer({ min: 0, max: 5 * C }),
-      fc.integer({ min: B - 10, max: B + 3 * C }),
-      fc.integer({ min: 0, max: 2 ** 40 }),
-    );
-    const range = fc
-      .tuple(fc.integer({ min: 0, max: 4 * C }), fc.integer({ min: 1, max: 9000 }))
-      .map(([s, n]) => [s, s + n] as [number, number]);
+  it('decodes a blob that is a view into a larger buffer', async () => {
+    const blob = await read('small-and-large-values-position-index.bin');
+    const big = new Uint8Array(blob.length + 10);
+    big.set(blob, 7);
+    expect(decodeDeletionVector(big.subarray(7, 7 + blob.length)).toArray()).toEqual([
+      100, 101, 2147483747, 2147483748,
+    ]);
+  });
+
+  it('the table-driven CRC-32 fallback agrees with zlib', () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(position, range), { maxLength: 40 }), (parts) => {
+      fc.property(fc.uint8Array({ maxLength: 300 }), (data) => {
+        expect(crc32Fallback(data)).toBe(zlib.crc32(data));
+        expect(crc32(data)).toBe(zlib.crc32(data));
+      }),
+    );
+    expect(crc32Fallback(new TextEncoder().encode('123456789'))).toBe(0xcbf43926);
+  });
+});
+
+describe('property: encode/decode round trip', () => {
+  const part: fc.Arbitrary<Part> = fc.oneof(
+    fc.integer({ min: 0, max: 300 }),
+    fc.integer({ min: 0, max: 6 * C }),
+    fc.integer({ min: B - 100, max: B + 2 * C }),
+    fc.integer({ min: 0, max: 2 ** 38 }),
+    fc
+      .tuple(fc.integer({ min: 0, max: 5 * C }), fc.integer({ min: 1, max: 12_000 }))
+      .map(([s, n]): Part => [s, s + n]),
+  );
+  it('decode(encode(x)) = x and re-encoding is byte-identical', () => {
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 40 }), (parts) => {
         const bm = bitmap(...parts);
-        const set = new Set<number>();
-        for (const p of parts) {
-          if (typeof p === 'number') set.add(p);
-          else for (let x = p[0]; x < p[1]; x++) set.add(x);
-        }
-        expect(bm.size).toBe(set.size);
-        const sorted = [...set].sort((a, b) => a - b);
-        expect(bm.toArray()).toEqual(sorted);
-        for (const p of sorted.slice(0, 50)) expect(bm.has(p)).toBe(true);
-        expect(bm.has(2 ** 41 + 1)).toBe(set.has(2 ** 41 + 1));
-        const back = decodeDeletionVector(encodeDeletionVector(bm));
-        expect(back.equals(bm)).toBe(true);
-        expect(Buffer.from(back.serializePortable()).equals(Buffer.from(bm.serializePortable()))).toBe(true);
-        expect(bm.serializedSizeInBytes()).toBe(bm.serializePortable().length);
+        const blob = encodeDeletionVector(bm);
+        const back = decodeDeletionVector(blob, 'prop');
+        expect(back.toArray()).toEqual(expand(parts));
+        expect(hex(encodeDeletionVector(back))).toBe(hex(blob));
       }),
       { numRuns: 150 },
     );
-  });
-});
-
-describe('Puffin', () => {
-  it('writes blobs and a footer that reads back', () => {
-    const dv = encodeDeletionVector(bitmap(1, 2, 3));
-    const { bytes, blobs } = writePuffin([
-      {
-        type: 'deletion-vector-v1',
-        fields: [2147483545],
-        snapshotId: -1,
-        sequenceNumber: -1,
-        properties: { 'referenced-data-file': 's3://b/data/a.parquet', cardinality: '3' },
-        data: dv,
-      },
-      {
-        type: 'apache-datasketches-theta-v1',
-        fields: [1],
-        snapshotId: 5,
-        sequenceNumber: 2,
-        data: new Uint8Array([9, 9]),
-      },
-    ]);
-    expect(new TextDecoder().decode(bytes.subarray(0, 4))).toBe('PFA1');
-    expect(new TextDecoder().decode(bytes.subarray(bytes.length - 4))).toBe('PFA1');
-    const footer = readPuffinFooter(bytes);
-    expect(footer.blobs).toEqual(blobs);
-    expect(footer.blobs[0]).toMatchObject({
-      offset: 4,
-      length: dv.length,
-      properties: { 'referenced-data-file': 's3://b/data/a.parquet', cardinality: '3' },
-    });
-    expect(footer.properties['created-by']).toBe('moonlink-serverless');
-    const b0 = footer.blobs[0];
-    expect(decodeDeletionVector(bytes.subarray(b0.offset, b0.offset + b0.length)).toArray()).toEqual([
-      1, 2, 3,
-    ]);
-    expect(Array.from(bytes.subarray(footer.blobs[1].offset, footer.blobs[1].offset + 2))).toEqual([9, 9]);
-    expect(() => readPuffinFooter(bytes.subarray(1))).toThrow(/not a Puffin file/);
   });
 });
