@@ -6,7 +6,10 @@
 import * as arrow from 'apache-arrow';
 import { arrowTypeFor, buildData } from '../parquet/arrow-convert.ts';
 import type { IcebergType } from '../schema/iceberg-type.ts';
+import { isPrimitive } from '../schema/iceberg-type.ts';
 import type { Value } from '../schema/values.ts';
+import { compareScalars } from '../schema/values.ts';
+import type { ColumnStats } from './column-stats.ts';
 
 export interface ColumnBuffer {
   readonly length: number;
@@ -16,6 +19,8 @@ export interface ColumnBuffer {
   toData(rows: ArrayLike<number>): arrow.Data;
   /** Approximate bytes held. */
   readonly byteSize: number;
+  /** Value/null/NaN counts and bounds over the given rows (bounds only for primitive types). */
+  stats(rows: ArrayLike<number>): ColumnStats;
 }
 
 type Typed = Int32Array | Float32Array | Float64Array | BigInt64Array | Uint8Array;
@@ -68,6 +73,38 @@ class TypedColumn implements ColumnBuffer {
     if (this.validity && this.validity[i] === 0) return null;
     const v = this.values[i];
     return this.type.kind === 'boolean' ? v === 1 : v;
+  }
+
+  stats(rows: ArrayLike<number>): ColumnStats {
+    const n = rows.length;
+    const floating = this.type.kind === 'float' || this.type.kind === 'double';
+    let nullCount = 0;
+    let nanCount = 0;
+    let lo: number | bigint | undefined;
+    let hi: number | bigint | undefined;
+    const v = this.values;
+    const valid = this.validity;
+    for (let i = 0; i < n; i++) {
+      const r = rows[i];
+      if (valid && valid[r] === 0) {
+        nullCount++;
+        continue;
+      }
+      const x = v[r];
+      if (floating && Number.isNaN(x)) {
+        nanCount++;
+        continue;
+      }
+      if (lo === undefined || x < lo) lo = x;
+      if (hi === undefined || x > hi) hi = x;
+    }
+    const s: ColumnStats = { valueCount: n, nullCount };
+    if (floating) s.nanCount = nanCount;
+    if (lo !== undefined) {
+      s.lower = this.type.kind === 'boolean' ? lo === 1 : lo;
+      s.upper = this.type.kind === 'boolean' ? hi === 1 : hi;
+    }
+    return s;
   }
 
   toData(rows: ArrayLike<number>): arrow.Data {
@@ -129,6 +166,30 @@ class ArrayColumn implements ColumnBuffer {
 
   get(i: number): Value {
     return this.values[i];
+  }
+
+  stats(rows: ArrayLike<number>): ColumnStats {
+    const n = rows.length;
+    let nullCount = 0;
+    let lo: Value;
+    let hi: Value;
+    const primitive = isPrimitive(this.type);
+    for (let i = 0; i < n; i++) {
+      const x = this.values[rows[i]];
+      if (x === null || x === undefined) {
+        nullCount++;
+        continue;
+      }
+      if (!primitive) continue;
+      if (lo === undefined || compareScalars(x, lo) < 0) lo = x;
+      if (hi === undefined || compareScalars(x, hi) > 0) hi = x;
+    }
+    const s: ColumnStats = { valueCount: n, nullCount };
+    if (lo !== undefined) {
+      s.lower = lo;
+      s.upper = hi;
+    }
+    return s;
   }
 
   toData(rows: ArrayLike<number>): arrow.Data {

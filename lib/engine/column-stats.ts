@@ -2,6 +2,8 @@
  * Column statistics of a data file, for Iceberg manifests (value/null/NaN counts, lower and upper
  * bounds), computed from the rows as they are written so no file is read back.
  */
+import type * as arrow from 'apache-arrow';
+import { readData } from '../parquet/arrow-convert.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import { isPrimitive } from '../schema/iceberg-type.ts';
 import { compareScalars, type Value } from '../schema/values.ts';
@@ -12,6 +14,19 @@ export interface ColumnStats {
   nanCount?: number;
   lower?: Value;
   upper?: Value;
+}
+
+/** Stats per top-level field id from MemSlice columns over the given rows (the flush path). */
+export function columnStats(
+  fields: NestedField[],
+  columns: { stats(rows: ArrayLike<number>): ColumnStats }[],
+  rows: ArrayLike<number>,
+): Map<number, ColumnStats> {
+  const out = new Map<number, ColumnStats>();
+  fields.forEach((f, c) => {
+    out.set(f.id, columns[c].stats(rows));
+  });
+  return out;
 }
 
 /** Stats per top-level field id; `get(column, i)` reads value i of a column. */
@@ -59,4 +74,55 @@ function countNulls(n: number, get: (i: number) => Value): number {
   let nulls = 0;
   for (let i = 0; i < n; i++) if (get(i) === null || get(i) === undefined) nulls++;
   return nulls;
+}
+
+const NUMERIC = new Set(['int', 'long', 'float', 'double', 'date', 'time', 'timestamp', 'timestamptz']);
+
+/** Stats of one column of Arrow data (compaction outputs); merge batches with {@link mergeStats}. */
+export function dataStats(f: NestedField, d: arrow.Data): ColumnStats {
+  if (!NUMERIC.has(f.type.kind)) {
+    // Strings, decimals, binary, nested: through JavaScript values, compared in Iceberg's order.
+    const values = readData(f.type, d);
+    return computeStats([f], d.length, (_c, i) => values[i]).get(f.id)!;
+  }
+  const floating = f.type.kind === 'float' || f.type.kind === 'double';
+  const v = d.values as Float64Array | BigInt64Array;
+  const bm = d.nullCount > 0 ? d.nullBitmap : undefined;
+  let nullCount = 0;
+  let nanCount = 0;
+  let lo: number | bigint | undefined;
+  let hi: number | bigint | undefined;
+  for (let i = 0; i < d.length; i++) {
+    const j = d.offset + i;
+    if (bm && (bm[j >> 3] & (1 << (j & 7))) === 0) {
+      nullCount++;
+      continue;
+    }
+    const x = v[j];
+    if (floating && Number.isNaN(x)) {
+      nanCount++;
+      continue;
+    }
+    if (lo === undefined || x < lo) lo = x;
+    if (hi === undefined || x > hi) hi = x;
+  }
+  const s: ColumnStats = { valueCount: d.length, nullCount };
+  if (floating) s.nanCount = nanCount;
+  if (lo !== undefined) {
+    s.lower = lo;
+    s.upper = hi;
+  }
+  return s;
+}
+
+export function mergeStats(a: ColumnStats | undefined, b: ColumnStats): ColumnStats {
+  if (!a) return { ...b };
+  const out: ColumnStats = { valueCount: a.valueCount + b.valueCount, nullCount: a.nullCount + b.nullCount };
+  if (a.nanCount !== undefined || b.nanCount !== undefined)
+    out.nanCount = (a.nanCount ?? 0) + (b.nanCount ?? 0);
+  const lo = [a.lower, b.lower].filter((x) => x !== undefined);
+  const hi = [a.upper, b.upper].filter((x) => x !== undefined);
+  if (lo.length > 0) out.lower = lo.reduce((x, y) => (compareScalars(y, x) < 0 ? y : x));
+  if (hi.length > 0) out.upper = hi.reduce((x, y) => (compareScalars(y, x) > 0 ? y : x));
+  return out;
 }

@@ -6,25 +6,25 @@
  */
 
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type * as arrow from 'apache-arrow';
+import * as arrow from 'apache-arrow';
 import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
 import {
   arrowSchemaFor,
-  buildData,
   buildRecordBatch,
   readData,
   tableFromIpc,
   tableToIpc,
+  takeData,
 } from '../parquet/arrow-convert.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
-import { keyString, type Value } from '../schema/values.ts';
+import { keyString } from '../schema/values.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { type ColumnStats, computeStats } from './column-stats.ts';
+import { type ColumnStats, dataStats, mergeStats } from './column-stats.ts';
 import type { DataFile } from './data-file.ts';
-import { indexRunFor } from './flusher.ts';
-import type { IndexRun } from './index-run.ts';
+import { IndexRun } from './index-run.ts';
+import { hashHi, hashKey, hashLo } from './key-hash.ts';
 
 export interface CompactionInput {
   fileId: number;
@@ -125,8 +125,12 @@ export interface CompactionDeps {
 
 export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps): Promise<CompactionResult> {
   const { fields } = deps;
-  // Gather live rows of every input, column by column, remembering where each came from.
-  const columns: Value[][] = fields.map(() => []);
+  const schema = arrowSchemaFor(fields);
+  // Live rows of every input, as Arrow batches taken row by row on raw buffers (no per-value
+  // objects), with the key hashes of those rows for the outputs' index runs.
+  const batches: arrow.RecordBatch[] = [];
+  const his: number[] = [];
+  const los: number[] = [];
   const mapping = new Map<number, RowMapping>();
   let total = 0;
   for (const input of plan.inputs) {
@@ -140,36 +144,71 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
     };
     let pos = 0;
     for (const batch of table.batches) {
-      const cols = fields.map((f, c) => readData(f.type, batch.data.children[c]));
+      const keep: number[] = [];
       for (let i = 0; i < batch.numRows; i++, pos++) {
         if (input.deletesAtStart.has(pos)) continue;
-        for (let c = 0; c < fields.length; c++) columns[c].push(cols[c][i]);
+        keep.push(i);
         m.outIndex[pos] = Math.floor(total / plan.rowsPerOutput);
         m.outPos[pos] = total % plan.rowsPerOutput;
         total++;
+      }
+      if (keep.length === 0) continue;
+      const taken = buildRecordBatch(
+        schema,
+        fields.map((f, c) => takeData(f.type, batch.data.children[c], keep)),
+      );
+      batches.push(taken);
+      if (deps.keyColumns.length > 0) {
+        const keyCols = deps.keyColumns.map((c) => readData(fields[c].type, taken.data.children[c]));
+        for (let i = 0; i < taken.numRows; i++) {
+          hashKey(keyString(keyCols.map((col) => col[i])));
+          his.push(hashHi());
+          los.push(hashLo());
+        }
       }
     }
     mapping.set(input.fileId, m);
     await yieldToLoop();
   }
-  const schema = arrowSchemaFor(fields);
+  // Cut the stream of batches into outputs of rowsPerOutput rows.
   const outputs: CompactionOutput[] = [];
+  let b = 0;
+  let bOffset = 0;
   for (let k = 0; k < plan.outputs.length; k++) {
     const start = k * plan.rowsPerOutput;
-    const end = Math.min(total, start + plan.rowsPerOutput);
-    const slices = columns.map((col) => col.slice(start, end));
-    const batch = buildRecordBatch(
-      schema,
-      fields.map((f, c) => buildData(f.type, slices[c])),
-    );
-    const bytes = await deps.pool.encode(tableToIpc(batch), { compression: deps.compression });
+    const n = Math.min(total, start + plan.rowsPerOutput) - start;
+    const parts: arrow.RecordBatch[] = [];
+    let need = n;
+    while (need > 0) {
+      const batch = batches[b];
+      const take = Math.min(need, batch.numRows - bOffset);
+      parts.push(bOffset === 0 && take === batch.numRows ? batch : batch.slice(bOffset, bOffset + take));
+      need -= take;
+      bOffset += take;
+      if (bOffset === batch.numRows) {
+        b++;
+        bOffset = 0;
+      }
+    }
+    const stats = new Map<number, ColumnStats>();
+    fields.forEach((f, c) => {
+      let st: ColumnStats | undefined;
+      for (const p of parts) st = mergeStats(st, dataStats(f, p.data.children[c]));
+      stats.set(f.id, st ?? { valueCount: 0, nullCount: 0 });
+    });
     const { fileId, key } = plan.outputs[k];
+    const bytes = await deps.pool.encode(tableToIpc(new arrow.Table(parts)), {
+      compression: deps.compression,
+    });
     await deps.store.put(key, bytes);
-    const n = end - start;
-    const stats = computeStats(fields, n, (c, i) => slices[c][i]);
     const run =
       deps.keyColumns.length > 0
-        ? indexRunFor(fileId, n, (i) => keyString(deps.keyColumns.map((c) => slices[c][i])))
+        ? IndexRun.fromEntries(
+            Uint32Array.from(his.slice(start, start + n)),
+            Uint32Array.from(los.slice(start, start + n)),
+            new Uint32Array(n).fill(fileId),
+            Uint32Array.from({ length: n }, (_, i) => i),
+          )
         : undefined;
     outputs.push({ fileId, key, rowCount: n, sizeBytes: bytes.length, stats, run });
     await yieldToLoop();

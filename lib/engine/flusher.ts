@@ -8,7 +8,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { tableToIpc } from '../parquet/arrow-convert.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { type ColumnStats, computeStats } from './column-stats.ts';
+import { type ColumnStats, columnStats } from './column-stats.ts';
 import { IndexRun } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import type { MemSlice } from './mem-slice.ts';
@@ -41,12 +41,18 @@ export async function writeSliceToFile(
   const ipc = tableToIpc(slice.batch(rows));
   const encoded = pool.encode(ipc, { compression: job.compression });
   await yieldToLoop();
-  const stats = computeStats(slice.fields, rows.length, (c, i) => slice.columns[c].get(rows[i]));
+  const stats = columnStats(slice.fields, slice.columns, rows);
   await yieldToLoop();
-  const run =
-    slice.rowKeys.length > 0
-      ? indexRunFor(job.fileId, rows.length, (i) => slice.rowKeys[rows[i]])
-      : undefined;
+  let run: IndexRun | undefined;
+  if (slice.rowKeys.length > 0) {
+    const { his, los } = slice.hashesOf(rows);
+    run = IndexRun.fromEntries(
+      his,
+      los,
+      new Uint32Array(rows.length).fill(job.fileId),
+      Uint32Array.from({ length: rows.length }, (_, i) => i),
+    );
+  }
   const bytes = await encoded;
   await store.put(job.key, bytes);
   return { key: job.key, sizeBytes: bytes.length, rowCount: rows.length, stats, run };

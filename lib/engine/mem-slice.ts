@@ -44,6 +44,9 @@ export class MemSlice {
   rowCount = 0;
   liveCount = 0;
   private deleted = new Uint8Array(1024);
+  /** Each row's key hash, kept so flushing and deleting never hash again. */
+  private rowHi = new Uint32Array(1024);
+  private rowLo = new Uint32Array(1024);
   /** Key of each row (primary-key tables), used for the index when the slice is flushed. */
   readonly rowKeys: string[] = [];
   private readonly keys: KeyTable | undefined;
@@ -75,9 +78,19 @@ export class MemSlice {
       const next = new Uint8Array(this.deleted.length * 2);
       next.set(this.deleted);
       this.deleted = next;
+      if (this.keys) {
+        const h = new Uint32Array(next.length);
+        h.set(this.rowHi);
+        this.rowHi = h;
+        const l = new Uint32Array(next.length);
+        l.set(this.rowLo);
+        this.rowLo = l;
+      }
     }
     if (key !== undefined) {
       this.rowKeys.push(key);
+      this.rowHi[row] = hi;
+      this.rowLo[row] = lo;
       this.keys!.set(hi, lo, row);
       this.fixedBytes += key.length * 2 + 40;
     }
@@ -107,11 +120,7 @@ export class MemSlice {
     if (this.deleted[row] === 1) return;
     this.deleted[row] = 1;
     this.liveCount--;
-    if (this.keys) {
-      const key = this.rowKeys[row];
-      hashKey(key);
-      this.keys.delete(key, hashHi(), hashLo());
-    }
+    if (this.keys) this.keys.delete(this.rowKeys[row], this.rowHi[row], this.rowLo[row]);
     if (row < this.sealedRows) {
       const seg = this.segmentOf(row);
       seg.deletedCount++;
@@ -152,6 +161,17 @@ export class MemSlice {
     const out: number[] = [];
     for (let r = seg.start; r < seg.end; r++) if (this.deleted[r] === 1) out.push(r - seg.start);
     return out;
+  }
+
+  /** The key hashes of the given rows (for the index run of a flushed file). */
+  hashesOf(rows: ArrayLike<number>): { his: Uint32Array; los: Uint32Array } {
+    const his = new Uint32Array(rows.length);
+    const los = new Uint32Array(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      his[i] = this.rowHi[rows[i]];
+      los[i] = this.rowLo[rows[i]];
+    }
+    return { his, los };
   }
 
   /** Row numbers that are not deleted, in order. */

@@ -461,3 +461,150 @@ export function tableToIpc(batch: arrow.RecordBatch | arrow.Table): Uint8Array {
 export function tableFromIpc(bytes: Uint8Array): arrow.Table {
   return arrow.tableFromIPC(bytes);
 }
+
+function takeValidity(
+  d: arrow.Data,
+  indices: ArrayLike<number>,
+): { bitmap: Uint8Array | undefined; nullCount: number } {
+  if (d.nullCount === 0 || !d.nullBitmap || d.nullBitmap.length === 0)
+    return { bitmap: undefined, nullCount: 0 };
+  const n = indices.length;
+  const bitmap = new Uint8Array((n + 7) >> 3);
+  let nullCount = 0;
+  for (let i = 0; i < n; i++) {
+    if (isValid(d, indices[i])) bitmap[i >> 3] |= 1 << (i & 7);
+    else nullCount++;
+  }
+  return { bitmap: nullCount > 0 ? bitmap : undefined, nullCount };
+}
+
+/**
+ * The rows `indices` of Arrow data, as new Arrow data, without turning values into JavaScript
+ * objects (compaction rewrites whole files this way).
+ */
+export function takeData(t: IcebergType, d: arrow.Data, indices: ArrayLike<number>): arrow.Data {
+  const n = indices.length;
+  const off = d.offset;
+  const { bitmap, nullCount } = takeValidity(d, indices);
+  switch (t.kind) {
+    case 'boolean': {
+      const src = d.values as Uint8Array;
+      const bits = new Uint8Array((n + 7) >> 3);
+      for (let i = 0; i < n; i++) {
+        const j = off + indices[i];
+        if (src[j >> 3] & (1 << (j & 7))) bits[i >> 3] |= 1 << (i & 7);
+      }
+      return arrow.makeData({
+        type: d.type as arrow.Bool,
+        length: n,
+        nullCount,
+        nullBitmap: bitmap,
+        data: bits,
+      });
+    }
+    case 'int':
+    case 'date':
+    case 'float':
+    case 'double':
+    case 'long':
+    case 'time':
+    case 'timestamp':
+    case 'timestamptz': {
+      const src = d.values as Int32Array;
+      const out = new (src.constructor as { new (n: number): Int32Array })(n);
+      for (let i = 0; i < n; i++) out[i] = src[off + indices[i]];
+      return arrow.makeData({
+        type: d.type as arrow.Int32,
+        length: n,
+        nullCount,
+        nullBitmap: bitmap,
+        data: out,
+      });
+    }
+    case 'decimal':
+    case 'uuid':
+    case 'fixed': {
+      const width = t.kind === 'decimal' ? 4 : t.kind === 'uuid' ? 16 : (t as FixedType).length;
+      const src = d.values as Uint8Array | Uint32Array;
+      const out = new (src.constructor as { new (n: number): Uint8Array })(n * width);
+      for (let i = 0; i < n; i++) {
+        const from = (off + indices[i]) * width;
+        out.set(src.subarray(from, from + width), i * width);
+      }
+      return arrow.makeData({
+        type: d.type as arrow.FixedSizeBinary,
+        length: n,
+        nullCount,
+        nullBitmap: bitmap,
+        data: out as Uint8Array,
+      });
+    }
+    case 'string':
+    case 'binary': {
+      const offsets = d.valueOffsets as Int32Array;
+      const src = d.values as Uint8Array;
+      const outOffsets = new Int32Array(n + 1);
+      let total = 0;
+      for (let i = 0; i < n; i++) {
+        const j = off + indices[i];
+        total += offsets[j + 1] - offsets[j];
+        outOffsets[i + 1] = total;
+      }
+      const out = new Uint8Array(total);
+      for (let i = 0; i < n; i++) {
+        const j = off + indices[i];
+        out.set(src.subarray(offsets[j], offsets[j + 1]), outOffsets[i]);
+      }
+      return arrow.makeData({
+        type: d.type as arrow.Binary,
+        length: n,
+        nullCount,
+        nullBitmap: bitmap,
+        valueOffsets: outOffsets,
+        data: out,
+      });
+    }
+    case 'list':
+    case 'map': {
+      const offsets = d.valueOffsets as Int32Array;
+      const outOffsets = new Int32Array(n + 1);
+      const childIdx: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const j = off + indices[i];
+        for (let k = offsets[j]; k < offsets[j + 1]; k++) childIdx.push(k);
+        outOffsets[i + 1] = childIdx.length;
+      }
+      const child = d.children[0];
+      let taken: arrow.Data;
+      if (t.kind === 'list') taken = takeData(t.element, child, childIdx);
+      else {
+        taken = arrow.makeData({
+          type: child.type as arrow.Struct,
+          length: childIdx.length,
+          nullCount: 0,
+          children: [
+            takeData(t.key, child.children[0], childIdx),
+            takeData(t.value, child.children[1], childIdx),
+          ],
+        });
+      }
+      return arrow.makeData({
+        type: d.type as arrow.List,
+        length: n,
+        nullCount,
+        nullBitmap: bitmap,
+        valueOffsets: outOffsets,
+        child: taken,
+      });
+    }
+    case 'struct':
+      // Children are positioned like their struct (Arrow slices them together).
+      return arrow.makeData({
+        type: d.type as arrow.Struct,
+        length: n,
+        nullCount,
+        nullBitmap: bitmap,
+        children: t.fields.map((f, c) => takeData(f.type, d.children[c], indices)),
+      });
+  }
+}
