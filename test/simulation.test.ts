@@ -30,7 +30,7 @@ import { FaultCounter, type FaultRates, FaultyCatalog, FaultyObjectStore } from 
 import { readIcebergRows } from './support/iceberg-rows.ts';
 import { ReferenceModel, rng } from './support/model.ts';
 
-const RUNS = Number(process.env.SIM_RUNS ?? 150);
+const RUNS = Number(process.env.SIM_RUNS ?? 120);
 const ONLY = process.env.SIM_SEED ? Number(process.env.SIM_SEED) : undefined;
 const pool = new ParquetWorkerPool(2);
 afterAll(() => pool.close());
@@ -147,7 +147,8 @@ async function simulate(
       } else if (x < 0.68) {
         await checkRead(BigInt(Math.floor(r() * Number(lsn + 1n))));
       } else if (x < 0.78) {
-        const c = await handler.flush();
+        // A client retries a flush that failed on store errors (the engine already retried inside).
+        const c = await retry(() => handler.flush(), 'flush', 5);
         const pointer = await innerCatalog.getPointer('sim');
         trace(`flush → lsn ${c.lsn}; pointer committedLsn ${pointer?.committedLsn} ${pointer?.metadataKey}`);
         const iceberg = await IcebergTable.load(inner, pointer!.metadataKey!);

@@ -5,8 +5,14 @@
  * `runCommit` persists new index runs, writes the Iceberg snapshot and moves the catalog
  * pointer's metadata location, off the loop.
  */
-import type { IcebergTable } from '../iceberg/iceberg-table.ts';
+import {
+  type CommitResult,
+  type IcebergCommitInput,
+  IcebergConflictError,
+  type IcebergTable,
+} from '../iceberg/iceberg-table.ts';
 import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
+import { metadataKeyFor, metadataVersion } from '../iceberg/table-metadata.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { DataFile, PendingDeletes } from './data-file.ts';
@@ -109,7 +115,7 @@ export async function runCommit(
     const d = plan.committedDeletes.get(f.fileId);
     if (d) deletes.set(f.key, d.isEmpty() ? null : d);
   }
-  const result = await deps.iceberg.commit({
+  const input: IcebergCommitInput = {
     addedDataFiles: plan.added.map((f) => ({
       key: f.key,
       recordCount: f.rowCount,
@@ -126,7 +132,8 @@ export async function runCommit(
     },
     operation:
       plan.removedKeys.length > 0 ? 'replace' : plan.committedDeletes.size > 0 ? 'overwrite' : 'append',
-  });
+  };
+  const result = await commitOnce(deps, input);
   // The Iceberg commit is done and must not be repeated; the pointer update is retried here. If
   // it still fails, the next read-snapshot publish carries the commit to the pointer.
   let pointerUpdated = false;
@@ -152,4 +159,25 @@ export async function runCommit(
     obsoleteKeys: result.obsoleteKeys,
     pointerUpdated,
   };
+}
+
+/**
+ * One Iceberg commit. If the next metadata version already exists while the catalog pointer
+ * still names our current metadata, that file is left over from an attempt whose response was
+ * lost (or from a fenced writer): nothing refers to it, so it is removed and the commit retried.
+ */
+async function commitOnce(
+  deps: { store: ObjectStore; iceberg: IcebergTable; pointer: PointerKeeper; tableRoot: string },
+  input: IcebergCommitInput,
+): Promise<CommitResult> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await deps.iceberg.commit(input);
+    } catch (e) {
+      if (!(e instanceof IcebergConflictError) || attempt >= 2) throw e;
+      if (deps.pointer.pointer?.metadataKey !== deps.iceberg.metadataKey) throw e;
+      const stray = metadataKeyFor(deps.tableRoot, (metadataVersion(deps.iceberg.metadataKey) ?? 0) + 1);
+      await deps.store.delete(stray);
+    }
+  }
 }

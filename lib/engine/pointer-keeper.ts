@@ -96,7 +96,9 @@ export class PointerKeeper {
       this.current = now;
       return true;
     }
-    if ((now?.version ?? 0) === version && (now?.epoch ?? this.epoch) === this.epoch) return false;
+    // Same version: our update did not land and no one else's did (the pointer's epoch is that
+    // of its last writer, which may be an earlier epoch of ours or our predecessor's).
+    if ((now?.version ?? 0) === version) return false;
     this.fenced = new FencedError(this.table, this.epoch, now?.epoch ?? this.epoch + 1);
     return false;
   }

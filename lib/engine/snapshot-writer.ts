@@ -49,6 +49,9 @@ export interface SnapshotCapture {
   files: CapturedFile[];
   tails: CapturedTail[];
   blobs: CapturedBlob[];
+  /** Keys of the manifest and of the Puffin file for changed deletion vectors. */
+  manifestKey: string;
+  dvKey: string;
 }
 
 export interface SnapshotWritten {
@@ -81,7 +84,7 @@ export async function writeSnapshot(c: SnapshotCapture, deps: SnapshotWriterDeps
   );
   let blobRefs: DeletionVectorRef[] = [];
   if (c.blobs.length > 0) {
-    const key = `${deps.ephemeralRoot}/dv/${randomUUID()}.puffin`;
+    const key = c.dvKey;
     const { bytes, blobs } = writePuffin(
       c.blobs.map((b) => ({
         type: 'deletion-vector-v1',
@@ -119,7 +122,7 @@ export async function writeSnapshot(c: SnapshotCapture, deps: SnapshotWriterDeps
     schemaId: deps.schemaId,
     files,
   };
-  const manifestKey = `${deps.ephemeralRoot}/snapshots/${c.lsn.toString().padStart(20, '0')}-${c.seq}-${randomUUID().slice(0, 8)}.json`;
+  const manifestKey = c.manifestKey;
   await store.put(manifestKey, new TextEncoder().encode(JSON.stringify(manifest)), { ephemeral: true });
   return { manifestKey, manifest, blobRefs, tailSizes };
 }

@@ -833,7 +833,8 @@ export class TableHandler {
           ...p,
           snapshotKey: written.manifestKey,
           lsn: capture.lsn.toString(),
-          ...this.committedPointerFields(),
+          // Never move the pointer's Iceberg fields back: a commit may have moved them first.
+          ...(BigInt(p.committedLsn) >= this.committedLsn ? {} : this.committedPointerFields()),
         }));
         return written;
       })
@@ -887,15 +888,21 @@ export class TableHandler {
         });
       }
     }
+    const seq = ++this.snapshotSeq;
     const capture: SnapshotCapture = {
       lsn: this.appliedLsn,
-      seq: ++this.snapshotSeq,
+      seq,
       stateVersion: this.stateVersion,
       files,
       tails,
       blobs,
+      // Named now, so the garbage collector knows them before they are published.
+      manifestKey: `${this.ephemeralRoot}/snapshots/${this.appliedLsn.toString().padStart(20, '0')}-${seq}-${randomUUID().slice(0, 8)}.json`,
+      dvKey: `${this.ephemeralRoot}/dv/${randomUUID()}.puffin`,
     };
     for (const f of files) this.inFlightKeys.add(f.key);
+    this.inFlightKeys.add(capture.manifestKey);
+    this.inFlightKeys.add(capture.dvKey);
     return capture;
   }
 

@@ -43,18 +43,45 @@ export function encodeAvroFile(
   meta: Record<string, string>,
 ): Uint8Array {
   const type = typeOf(schema);
+  return encodeAvroFileFromEncoded(
+    schema,
+    records.map((r) => type.toBuffer(r)),
+    records.length,
+    meta,
+  );
+}
+
+/**
+ * An Avro file from `count` records already in Avro binary encoding (`chunks` concatenated are
+ * the records' encodings, in order), in one block. The header's schema is written as given,
+ * attributes (Iceberg field ids) included.
+ */
+export function encodeAvroFileFromEncoded(
+  schema: AvroSchemaJson,
+  chunks: Uint8Array[],
+  count: number,
+  meta: Record<string, string>,
+): Uint8Array {
   const header: Record<string, Buffer> = {
     'avro.schema': Buffer.from(JSON.stringify(schema)),
     'avro.codec': Buffer.from('null'),
   };
   for (const [k, v] of Object.entries(meta)) header[k] = Buffer.from(v);
   const sync = randomBytes(16);
-  const parts: Buffer[] = [MAGIC, metaType.toBuffer(header), sync];
-  if (records.length > 0) {
-    const body = Buffer.concat(records.map((r) => type.toBuffer(r)));
-    parts.push(longType.toBuffer(records.length), longType.toBuffer(body.length), body, sync);
+  const parts: Uint8Array[] = [MAGIC, metaType.toBuffer(header), sync];
+  if (count > 0) {
+    let size = 0;
+    for (const c of chunks) size += c.length;
+    parts.push(longType.toBuffer(count), longType.toBuffer(size));
+    for (const c of chunks) parts.push(c);
+    parts.push(sync);
   }
   return new Uint8Array(Buffer.concat(parts));
+}
+
+/** The avsc type of a schema (cached per schema object), to encode records one at a time. */
+export function avroTypeOf(schema: AvroSchemaJson): avro.Type {
+  return typeOf(schema);
 }
 
 export interface AvroFile {

@@ -39,7 +39,7 @@ function intMap(
   };
 }
 
-function dataFileSchema(formatVersion: 2 | 3): AvroSchemaJson {
+function buildDataFileSchema(formatVersion: 2 | 3): AvroSchemaJson {
   const fields: Record<string, unknown>[] = [
     { name: 'content', type: 'int', 'field-id': 134 },
     { name: 'file_path', type: 'string', 'field-id': 100 },
@@ -78,7 +78,7 @@ function dataFileSchema(formatVersion: 2 | 3): AvroSchemaJson {
   return { type: 'record', name: 'r2', fields };
 }
 
-export function manifestEntrySchema(formatVersion: 2 | 3): AvroSchemaJson {
+function buildManifestEntrySchema(formatVersion: 2 | 3): AvroSchemaJson {
   return {
     type: 'record',
     name: 'manifest_entry',
@@ -92,7 +92,7 @@ export function manifestEntrySchema(formatVersion: 2 | 3): AvroSchemaJson {
   };
 }
 
-export function manifestFileSchema(formatVersion: 2 | 3): AvroSchemaJson {
+function buildManifestFileSchema(formatVersion: 2 | 3): AvroSchemaJson {
   const fields: Record<string, unknown>[] = [
     { name: 'manifest_path', type: 'string', 'field-id': 500 },
     { name: 'manifest_length', type: 'long', 'field-id': 501 },
@@ -132,6 +132,25 @@ export function manifestFileSchema(formatVersion: 2 | 3): AvroSchemaJson {
     fields.push({ name: 'first_row_id', type: opt('long'), default: null, 'field-id': 520 });
   return { type: 'record', name: 'manifest_file', fields };
 }
+
+function memo(build: (v: 2 | 3) => AvroSchemaJson): (v: 2 | 3) => AvroSchemaJson {
+  const byVersion = new Map<number, AvroSchemaJson>();
+  return (v) => {
+    let s = byVersion.get(v);
+    if (!s) {
+      s = build(v);
+      byVersion.set(v, s);
+    }
+    return s;
+  };
+}
+
+/** The `data_file` struct (field 2 of a manifest entry); one object per version, never mutate. */
+export const dataFileSchema = memo(buildDataFileSchema);
+/** `manifest_entry`, the record of a manifest file. */
+export const manifestEntrySchema = memo(buildManifestEntrySchema);
+/** `manifest_file`, the record of a manifest list. */
+export const manifestFileSchema = memo(buildManifestFileSchema);
 
 export const MANIFEST_STATUS = { EXISTING: 0, ADDED: 1, DELETED: 2 } as const;
 export const CONTENT = { DATA: 0, POSITION_DELETES: 1, EQUALITY_DELETES: 2 } as const;
@@ -181,7 +200,7 @@ export interface AvroManifestFile {
   added_rows_count: number;
   existing_rows_count: number;
   deleted_rows_count: number;
-  partitions: null;
-  key_metadata: null;
+  partitions: unknown[] | null;
+  key_metadata: Uint8Array | null;
   first_row_id?: number | null;
 }

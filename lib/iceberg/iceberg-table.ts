@@ -1,64 +1,98 @@
 /**
- * An Iceberg table on the object store, written the way a Hadoop-catalog table is laid out:
- * `metadata/vN.metadata.json` (written create-only) plus `metadata/version-hint.text`, Avro
- * manifests and manifest lists, Parquet data files, and delete files (v2: one Parquet
- * position-delete file per data file with deletes; v3: Puffin deletion vectors).
+ * An Iceberg table on the object store, laid out like a Hadoop-catalog table:
+ * `metadata/vN.metadata.json` (written create-only; the caller's catalog does the real
+ * compare-and-swap of the current location) plus `metadata/version-hint.text`, Avro manifests
+ * (`metadata/<uuid>-m<k>.avro`) and manifest lists (`metadata/snap-<id>-1-<uuid>.avro`),
+ * Parquet data files named by the caller, and delete files under `data/`:
+ * - format v2: one Parquet position-delete file per data file with deletes
+ *   (`data/delete-<uuid>.parquet`), replaced whole when that file's deletes change;
+ * - format v3: deletion vectors, one Puffin file per commit (`data/dv-<uuid>.puffin`) holding a
+ *   `deletion-vector-v1` blob per data file whose deletes changed, plus row lineage
+ *   (`first-row-id`/`added-rows` on snapshots, `first_row_id` on data files, `next-row-id`).
  *
- * A commit adds data files, removes data files (compaction), and replaces a data file's
- * deletes with its full new set. Manifests are carried forward, rewritten when a file in them
- * leaves, and merged past `maxManifests`, so metadata stays small however many commits come.
- * Old snapshots expire on each commit (`keepSnapshots`); the keys no retained snapshot needs
- * any more are returned for the caller's garbage collector (which checks reader leases).
+ * A commit adds data files, removes data files (compaction, truncation) and replaces a data
+ * file's deletes with its full new set. Data and delete manifests are separate. Manifests are
+ * carried forward, rewritten when an entry in them leaves (kept as DELETED for that snapshot),
+ * and merged by a size-tiered policy so a snapshot never lists more than `maxManifests`. Each
+ * commit expires old snapshots (`keepSnapshots`, `maxSnapshotAgeMs`) and trims the metadata log
+ * (`previousVersionsMax`), and returns the keys no retained snapshot or metadata file needs any
+ * more, for the caller's garbage collector (which checks reader leases before deleting).
+ *
+ * Unpartitioned tables only (partition spec 0 with no fields), unsorted (order 0).
  */
-import { randomUUID } from 'node:crypto';
-import type { ColumnStats } from '../engine/column-stats.ts';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { type ParquetWorkerPool, parquetPool } from '../parquet/worker-pool.ts';
-import { isPrimitive } from '../schema/iceberg-type.ts';
 import { schemaFromIcebergJson, type TableDefinition, type TableSchema } from '../schema/table-schema.ts';
 import { NotFoundError, type ObjectStore } from '../store/object-store.ts';
-import { decodeAvroFile, encodeAvroFile } from './avro-file.ts';
+import { type AvroDataFile, type AvroManifestFile, CONTENT, MANIFEST_STATUS } from './avro-schemas.ts';
 import {
-  type AvroDataFile,
-  type AvroManifestEntry,
-  type AvroManifestFile,
-  CONTENT,
-  MANIFEST_STATUS,
-  manifestEntrySchema,
-  manifestFileSchema,
-} from './avro-schemas.ts';
-import {
+  positionDeleteMetrics,
   readDeletionVectorBlob,
   readPositionDeletes,
   writeDeletionVectors,
   writePositionDeletes,
 } from './delete-files.ts';
-import type { RoaringBitmap64 } from './roaring.ts';
-import { lowerBound, upperBound } from './stats.ts';
 import {
+  decodeManifest,
+  decodeManifestList,
+  encodeManifest,
+  encodeManifestList,
+  inheritedRowCount,
+  type MaterializedEntry,
+  manifestFileRecord,
+  materializeAdded,
+} from './manifest-io.ts';
+import { planManifestMerges } from './manifest-merge.ts';
+import { type Content, ReferenceIndex } from './reference-index.ts';
+import type { RoaringBitmap64 } from './roaring.ts';
+import {
+  buildSummary,
+  type CommitChanges,
+  defaultOperation,
+  type Operation,
+  type Totals,
+  totalsAfter,
+  totalsOf,
+} from './snapshot-summary.ts';
+import { type ColumnStats, fileMetrics, statsFromMetrics } from './stats.ts';
+import {
+  currentSchemaJson,
   currentSnapshotOf,
   initialMetadata,
+  METADATA_DIR,
+  metadataKeyFor,
   metadataVersion,
+  parseTableMetadata,
   type SnapshotJson,
+  serializeTableMetadata,
   type TableMetadata,
+  versionHintKey,
 } from './table-metadata.ts';
 
-export type { ColumnStats };
+export type { ColumnStats, MaterializedEntry as ManifestEntry, Operation };
 
 export interface DataFileEntry {
+  /** Store key of the Parquet data file (written with Iceberg field ids by the caller). */
   key: string;
   recordCount: number;
   fileSizeBytes: number;
+  /** Statistics by top-level field id. */
   columnStats: Map<number, ColumnStats>;
 }
 
 export interface IcebergCommitInput {
   addedDataFiles: DataFileEntry[];
-  /** Keys of data files leaving the table (compaction, truncation). */
+  /** Keys of data files leaving the table (compaction, truncation); their deletes leave too. */
   removedDataFiles: string[];
-  /** Data file key → its full set of deleted positions now (null/empty: no deletes any more). */
+  /**
+   * Data file key → the file's FULL set of deleted positions now, for files whose deletes
+   * changed since the last commit (null or empty: the file has no deletes any more).
+   */
   deletes: Map<string, RoaringBitmap64 | null>;
+  /** Extra snapshot summary properties (`moonlink.lsn`, ...). */
   summary: Record<string, string>;
-  operation?: 'append' | 'overwrite' | 'replace' | 'delete';
+  /** Default: append, delete, overwrite, or replace (files swapped, no delete changes). */
+  operation?: Operation;
 }
 
 export interface CommitResult {
@@ -66,14 +100,34 @@ export interface CommitResult {
   metadataLocation: string;
   snapshotId: number;
   sequenceNumber: number;
+  /**
+   * Keys no retained snapshot or metadata file refers to any more (expired manifests and
+   * manifest lists, delete and data files, old metadata JSON): for the caller's garbage
+   * collector. Never a file a retained snapshot still needs.
+   */
   obsoleteKeys: string[];
 }
 
+export interface IcebergState {
+  dataFiles: (DataFileEntry & { firstRowId?: number })[];
+  /** Deleted positions by data file key (only files that have deletes). */
+  deletes: Map<string, RoaringBitmap64>;
+  summary: Record<string, string>;
+  snapshotId?: number;
+}
+
 export interface IcebergOptions {
+  /** Snapshots kept on each commit (at most), default 20. */
   keepSnapshots?: number;
+  /** Snapshots older than this expire on each commit too (the current one never does). */
   maxSnapshotAgeMs?: number;
+  /** Earlier metadata files listed in `metadata-log`, default 20. */
   previousVersionsMax?: number;
+  /** Manifests at or above this many live entries are merged only to respect `maxManifests`. */
+  targetManifestEntries?: number;
+  /** Most manifests a snapshot lists, data and delete manifests together (default 8, at least 2). */
   maxManifests?: number;
+  /** Parquet encoder for v2 position-delete files (default: the process-wide pool). */
   pool?: ParquetWorkerPool;
 }
 
@@ -81,28 +135,49 @@ export class IcebergConflictError extends Error {
   readonly code = 'iceberg_conflict';
 }
 
-interface Manifest {
+/** A manifest in memory with inherited values filled in, indexed for commits. */
+interface LoadedManifest {
+  /** Store key of the manifest file. */
+  key: string;
   file: AvroManifestFile;
-  entries: AvroManifestEntry[];
+  entries: MaterializedEntry[];
+  live: MaterializedEntry[];
+  /** Data manifests: live entries by file_path; delete manifests: by referenced_data_file. */
+  byPath: Map<string, MaterializedEntry>;
 }
 
-const METADATA_DIR = 'metadata';
+/** A manifest of the snapshot being built: carried over unchanged, or to be written. */
+type Candidate =
+  | { kind: 'kept'; content: number; manifest: LoadedManifest }
+  | { kind: 'new'; content: number; entries: MaterializedEntry[] };
+type NewCandidate = Extract<Candidate, { kind: 'new' }>;
 
-function randomSnapshotId(): number {
-  return Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1)) + 1;
-}
+const DEFAULTS = {
+  keepSnapshots: 20,
+  previousVersionsMax: 20,
+  targetManifestEntries: 16384,
+  maxManifests: 8,
+};
 
-function isLive(e: AvroManifestEntry): boolean {
+const SNAPSHOT_ID_RANGE = 2n ** 53n - 1n;
+
+function isLive(e: { status: number }): boolean {
   return e.status !== MANIFEST_STATUS.DELETED;
 }
 
+/** Size a delete entry adds to the table: its blob for a deletion vector, else the file. */
+function contentSize(f: AvroDataFile): number {
+  return f.content_size_in_bytes ?? f.file_size_in_bytes;
+}
+
 export class IcebergTable {
-  private readonly manifestCache = new Map<string, Manifest>();
+  private readonly manifestCache = new Map<string, LoadedManifest>();
   private readonly listCache = new Map<string, AvroManifestFile[]>();
-  private readonly opts: Required<Omit<IcebergOptions, 'maxSnapshotAgeMs' | 'pool'>> &
-    Pick<IcebergOptions, 'maxSnapshotAgeMs'>;
+  private readonly opts: typeof DEFAULTS & { maxSnapshotAgeMs?: number };
   private readonly pool: ParquetWorkerPool;
+  private index: ReferenceIndex | undefined;
   private schemaCache: TableSchema | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly store: ObjectStore,
@@ -112,10 +187,11 @@ export class IcebergTable {
     options: IcebergOptions,
   ) {
     this.opts = {
-      keepSnapshots: options.keepSnapshots ?? 20,
+      keepSnapshots: Math.max(1, options.keepSnapshots ?? DEFAULTS.keepSnapshots),
+      previousVersionsMax: Math.max(0, options.previousVersionsMax ?? DEFAULTS.previousVersionsMax),
+      targetManifestEntries: Math.max(2, options.targetManifestEntries ?? DEFAULTS.targetManifestEntries),
+      maxManifests: Math.max(2, options.maxManifests ?? DEFAULTS.maxManifests),
       maxSnapshotAgeMs: options.maxSnapshotAgeMs,
-      previousVersionsMax: options.previousVersionsMax ?? 20,
-      maxManifests: options.maxManifests ?? 8,
     };
     this.pool = options.pool ?? parquetPool();
   }
@@ -128,6 +204,10 @@ export class IcebergTable {
     return this.key;
   }
 
+  get formatVersion(): 2 | 3 {
+    return this.meta['format-version'];
+  }
+
   metadataLocation(): string {
     return this.store.uri(this.key);
   }
@@ -137,29 +217,23 @@ export class IcebergTable {
   }
 
   schema(): TableSchema {
-    this.schemaCache ??= schemaFromIcebergJson(
-      this.meta.schemas.find((s) => s['schema-id'] === this.meta['current-schema-id']) ??
-        this.meta.schemas[0],
-    );
+    this.schemaCache ??= schemaFromIcebergJson(currentSchemaJson(this.meta));
     return this.schemaCache;
   }
 
   // ------------------------------------------------------------------ create / load
 
+  /** Writes `metadata/v1.metadata.json` (no snapshot) and the version hint. */
   static async create(
     store: ObjectStore,
     tableRoot: string,
     def: TableDefinition,
     options: IcebergOptions = {},
   ): Promise<IcebergTable> {
-    const meta = initialMetadata(def, store.uri(tableRoot));
-    const t = new IcebergTable(
-      store,
-      tableRoot,
-      meta,
-      `${tableRoot}/${METADATA_DIR}/v1.metadata.json`,
-      options,
-    );
+    const meta = initialMetadata(def, store.uri(tableRoot), {
+      previousVersionsMax: options.previousVersionsMax ?? DEFAULTS.previousVersionsMax,
+    });
+    const t = new IcebergTable(store, tableRoot, meta, metadataKeyFor(tableRoot, 1), options);
     await t.writeMetadata(t.key, meta);
     return t;
   }
@@ -169,12 +243,13 @@ export class IcebergTable {
     metadataKey: string,
     options: IcebergOptions = {},
   ): Promise<IcebergTable> {
-    const meta = JSON.parse(new TextDecoder().decode(await store.get(metadataKey))) as TableMetadata;
-    const root = metadataKey.slice(0, metadataKey.lastIndexOf(`/${METADATA_DIR}/`));
-    return new IcebergTable(store, root, meta, metadataKey, options);
+    const meta = parseTableMetadata(new TextDecoder().decode(await store.get(metadataKey)), metadataKey);
+    const at = metadataKey.lastIndexOf(`/${METADATA_DIR}/`);
+    if (at <= 0) throw new Error(`${metadataKey}: a metadata file lives in <table root>/${METADATA_DIR}/`);
+    return new IcebergTable(store, metadataKey.slice(0, at), meta, metadataKey, options);
   }
 
-  /** The newest metadata file: from version-hint.text, else the highest vN found by listing. */
+  /** The newest metadata file: the highest of version-hint.text and the vN files listed. */
   static async loadLatest(
     store: ObjectStore,
     tableRoot: string,
@@ -182,10 +257,10 @@ export class IcebergTable {
   ): Promise<IcebergTable | undefined> {
     let best: number | undefined;
     try {
-      const hint = Number(
-        new TextDecoder().decode(await store.get(`${tableRoot}/${METADATA_DIR}/version-hint.text`)).trim(),
-      );
-      if (Number.isInteger(hint) && hint > 0) best = hint;
+      const hint = Number(new TextDecoder().decode(await store.get(versionHintKey(tableRoot))).trim());
+      if (Number.isInteger(hint) && hint > 0 && (await store.head(metadataKeyFor(tableRoot, hint)))) {
+        best = hint;
+      }
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
     }
@@ -194,622 +269,733 @@ export class IcebergTable {
       if (v !== undefined && (best === undefined || v > best)) best = v;
     }
     if (best === undefined) return undefined;
-    return IcebergTable.load(store, `${tableRoot}/${METADATA_DIR}/v${best}.metadata.json`, options);
+    return IcebergTable.load(store, metadataKeyFor(tableRoot, best), options);
   }
 
   private async writeMetadata(key: string, meta: TableMetadata): Promise<void> {
     try {
-      await this.store.put(key, new TextEncoder().encode(JSON.stringify(meta, null, 1)), {
+      await this.store.put(key, serializeTableMetadata(meta), {
         ifNoneMatch: true,
         contentType: 'application/json',
       });
     } catch (e) {
       if ((e as { code?: string }).code === 'precondition_failed') {
-        throw new IcebergConflictError(`${key} already exists: another writer committed to this table`);
+        throw new IcebergConflictError(
+          `${key} already exists: another writer committed to this table; reload it and retry`,
+        );
       }
       throw e;
     }
     const v = metadataVersion(key);
-    if (v !== undefined) {
-      await this.store.put(
-        `${this.tableRoot}/${METADATA_DIR}/version-hint.text`,
-        new TextEncoder().encode(String(v)),
-      );
+    if (v === undefined) return;
+    try {
+      await this.store.put(versionHintKey(this.tableRoot), new TextEncoder().encode(String(v)));
+    } catch {
+      // The hint only speeds up finding the newest version; loadLatest also lists metadata/.
     }
   }
 
   // ------------------------------------------------------------------ reading manifests
 
+  private keyOf(location: string): string {
+    const k = this.store.keyFromUri(location);
+    if (k === undefined) {
+      throw new Error(`${location} is outside this table's object store (${this.store.description})`);
+    }
+    return k;
+  }
+
+  /** What a live entry holds, for the reference index: a file, or one DV blob in a Puffin file. */
+  private contentOf(e: MaterializedEntry): Content {
+    const key = this.keyOf(e.data_file.file_path);
+    const offset = e.data_file.content_offset;
+    return { id: offset === null || offset === undefined ? key : `${key}#${offset}`, key };
+  }
+
   private async manifestList(location: string): Promise<AvroManifestFile[]> {
     let l = this.listCache.get(location);
     if (!l) {
       const key = this.keyOf(location);
-      l = decodeAvroFile(await this.store.get(key), key).records as unknown as AvroManifestFile[];
+      l = decodeManifestList(await this.store.get(key), key);
       this.listCache.set(location, l);
     }
     return l;
   }
 
-  private async manifest(file: AvroManifestFile): Promise<Manifest> {
+  private loaded(key: string, file: AvroManifestFile, entries: MaterializedEntry[]): LoadedManifest {
+    const live = entries.filter(isLive);
+    const byPath = new Map<string, MaterializedEntry>();
+    const data = file.content === CONTENT.DATA;
+    for (const e of live) {
+      const path = data ? e.data_file.file_path : e.data_file.referenced_data_file;
+      if (path) byPath.set(path, e);
+    }
+    return { key, file, entries, live, byPath };
+  }
+
+  private async manifest(file: AvroManifestFile): Promise<LoadedManifest> {
     let m = this.manifestCache.get(file.manifest_path);
     if (!m) {
       const key = this.keyOf(file.manifest_path);
-      const entries = decodeAvroFile(await this.store.get(key), key)
-        .records as unknown as AvroManifestEntry[];
-      m = { file, entries };
+      m = this.loaded(key, file, decodeManifest(await this.store.get(key), file, key));
       this.manifestCache.set(file.manifest_path, m);
     }
     return m;
   }
 
-  private keyOf(location: string): string {
-    const k = this.store.keyFromUri(location);
-    if (k === undefined)
-      throw new Error(`${location} is outside this table's object store (${this.store.description})`);
-    return k;
-  }
-
-  private async manifestsOf(s: SnapshotJson | undefined): Promise<Manifest[]> {
+  private async manifestsOf(s: SnapshotJson | undefined): Promise<LoadedManifest[]> {
     if (!s) return [];
-    return Promise.all((await this.manifestList(s['manifest-list'])).map((f) => this.manifest(f)));
-  }
-
-  // ------------------------------------------------------------------ state for recovery
-
-  /** Live manifest entries (data and delete files) of the current snapshot. */
-  async liveEntries(): Promise<AvroManifestEntry[]> {
-    const out: AvroManifestEntry[] = [];
-    for (const m of await this.manifestsOf(this.currentSnapshot()))
-      for (const e of m.entries) if (isLive(e)) out.push(e);
+    const files = await this.manifestList(s['manifest-list']);
+    const out: LoadedManifest[] = [];
+    for (let i = 0; i < files.length; i += 16) {
+      out.push(...(await Promise.all(files.slice(i, i + 16).map((f) => this.manifest(f)))));
+    }
     return out;
   }
 
-  async currentState(): Promise<{
-    dataFiles: (DataFileEntry & { firstRowId?: number })[];
-    deletes: Map<string, RoaringBitmap64>;
-    summary: Record<string, string>;
-    snapshotId?: number;
-  }> {
-    const s = this.currentSnapshot();
-    const dataFiles: (DataFileEntry & { firstRowId?: number })[] = [];
-    const deletes = new Map<string, RoaringBitmap64>();
-    for (const m of await this.manifestsOf(s)) {
-      for (const e of m.entries) {
-        if (!isLive(e)) continue;
-        const d = e.data_file;
-        if (d.content === CONTENT.DATA) {
-          dataFiles.push({
-            key: this.keyOf(d.file_path),
-            recordCount: d.record_count,
-            fileSizeBytes: d.file_size_in_bytes,
-            columnStats: new Map(),
-            ...(d.first_row_id != null ? { firstRowId: d.first_row_id } : {}),
-          });
-        } else if (d.content === CONTENT.POSITION_DELETES) {
-          const key = this.keyOf(d.file_path);
-          if (d.file_format === 'PUFFIN') {
-            const blob = await this.store.getRange(key, d.content_offset!, d.content_size_in_bytes!);
-            const target = this.keyOf(d.referenced_data_file!);
-            mergeInto(deletes, target, readDeletionVectorBlob(blob, key));
-          } else {
-            for (const [path, bm] of await readPositionDeletes(this.pool, await this.store.get(key))) {
-              mergeInto(deletes, this.keyOf(path), bm);
-            }
-          }
+  /** The reference index of the retained snapshots, built from their manifests on first use. */
+  private async ensureIndex(): Promise<ReferenceIndex> {
+    if (this.index) return this.index;
+    const snapshots = [...this.meta.snapshots].sort((a, b) => a['sequence-number'] - b['sequence-number']);
+    const live = new Map<string, Content>();
+    const indexed = [];
+    for (const s of snapshots) {
+      const id = s['snapshot-id'];
+      const manifests = await this.manifestsOf(s);
+      const deleted: Content[] = [];
+      for (const m of manifests) {
+        for (const e of m.live) {
+          const c = this.contentOf(e);
+          live.set(c.id, c);
+        }
+        if (m.file.added_snapshot_id !== id) continue;
+        for (const e of m.entries) {
+          if (e.status === MANIFEST_STATUS.DELETED && e.snapshot_id === id) deleted.push(this.contentOf(e));
         }
       }
+      indexed.push({
+        id,
+        listKey: this.keyOf(s['manifest-list']),
+        manifestKeys: manifests.map((m) => m.key),
+        added: [],
+        deleted,
+      });
+    }
+    this.index = ReferenceIndex.build(indexed, live.values());
+    return this.index;
+  }
+
+  /** Live manifest entries (data and delete files) of the current snapshot, materialized. */
+  async liveEntries(): Promise<MaterializedEntry[]> {
+    const out: MaterializedEntry[] = [];
+    for (const m of await this.manifestsOf(this.currentSnapshot())) out.push(...m.live);
+    return out;
+  }
+
+  /** The current snapshot's live data files and their deletes (recovery). */
+  async currentState(): Promise<IcebergState> {
+    const s = this.currentSnapshot();
+    const fields = this.schema().fields;
+    const dataFiles: (DataFileEntry & { firstRowId?: number })[] = [];
+    const dataSeq = new Map<string, number>();
+    const deleteEntries: MaterializedEntry[] = [];
+    for (const m of await this.manifestsOf(s)) {
+      for (const e of m.live) {
+        const d = e.data_file;
+        if (d.content !== CONTENT.DATA) {
+          if (d.content === CONTENT.POSITION_DELETES) deleteEntries.push(e);
+          continue;
+        }
+        dataSeq.set(d.file_path, e.sequence_number);
+        const f: DataFileEntry & { firstRowId?: number } = {
+          key: this.keyOf(d.file_path),
+          recordCount: d.record_count,
+          fileSizeBytes: d.file_size_in_bytes,
+          columnStats: statsFromMetrics(fields, d),
+        };
+        if (d.first_row_id !== null && d.first_row_id !== undefined) f.firstRowId = d.first_row_id;
+        dataFiles.push(f);
+      }
+    }
+    const deletes = new Map<string, RoaringBitmap64>();
+    const apply = (dataUri: string, bm: RoaringBitmap64, deleteSeq: number): void => {
+      const seq = dataSeq.get(dataUri);
+      // A position delete applies to data files whose data sequence number is ≤ its own.
+      if (seq === undefined || seq > deleteSeq || bm.isEmpty()) return;
+      const k = this.keyOf(dataUri);
+      const cur = deletes.get(k);
+      if (cur) cur.orInPlace(bm);
+      else deletes.set(k, bm);
+    };
+    for (let i = 0; i < deleteEntries.length; i += 16) {
+      await Promise.all(
+        deleteEntries.slice(i, i + 16).map(async (e) => {
+          const d = e.data_file;
+          const key = this.keyOf(d.file_path);
+          if (d.file_format.toUpperCase() === 'PUFFIN') {
+            const offset = d.content_offset;
+            const size = d.content_size_in_bytes;
+            if (offset === null || offset === undefined || !size || !d.referenced_data_file) {
+              throw new Error(`${key}: a deletion vector entry needs content_offset, size and data file`);
+            }
+            const blob = await this.store.getRange(key, offset, size);
+            apply(d.referenced_data_file, readDeletionVectorBlob(blob, key), e.sequence_number);
+          } else {
+            const bytes = await this.store.get(key);
+            for (const [path, bm] of await readPositionDeletes(this.pool, bytes, key)) {
+              apply(path, bm, e.sequence_number);
+            }
+          }
+        }),
+      );
     }
     return { dataFiles, deletes, summary: s?.summary ?? {}, snapshotId: s?.['snapshot-id'] };
   }
 
   // ------------------------------------------------------------------ referenced keys
 
-  private async keysOf(meta: TableMetadata, metadataKey: string): Promise<Set<string>> {
-    const keys = new Set<string>([metadataKey, `${this.tableRoot}/${METADATA_DIR}/version-hint.text`]);
+  private metadataKeys(meta: TableMetadata, metadataKey: string): Set<string> {
+    const keys = new Set<string>([metadataKey]);
     for (const l of meta['metadata-log']) {
       const k = this.store.keyFromUri(l['metadata-file']);
       if (k) keys.add(k);
     }
-    for (const s of meta.snapshots) {
-      keys.add(this.keyOf(s['manifest-list']));
-      for (const m of await this.manifestsOf(s)) {
-        keys.add(this.keyOf(m.file.manifest_path));
-        for (const e of m.entries) if (isLive(e)) keys.add(this.keyOf(e.data_file.file_path));
-      }
-    }
     return keys;
   }
 
-  /** Every object any retained snapshot or metadata file refers to. */
+  /**
+   * Every object key the current metadata file or a retained snapshot refers to: metadata files
+   * (current and metadata-log), the version hint, manifest lists, manifests, and the data and
+   * delete files live in any retained snapshot. Anything else under the table root is an orphan.
+   */
   referencedKeys(): Promise<Set<string>> {
-    return this.keysOf(this.meta, this.key);
+    return this.exclusive(async () => {
+      const keys = (await this.ensureIndex()).keys();
+      for (const k of this.metadataKeys(this.meta, this.key)) keys.add(k);
+      keys.add(versionHintKey(this.tableRoot));
+      return keys;
+    });
   }
 
   // ------------------------------------------------------------------ commit
 
-  async commit(input: IcebergCommitInput): Promise<CommitResult> {
-    const before = await this.referencedKeys();
+  /** Commits one snapshot. Throws {@link IcebergConflictError} when the next metadata version exists. */
+  commit(input: IcebergCommitInput): Promise<CommitResult> {
+    return this.exclusive(() => this.commitNow(input));
+  }
+
+  /** Commits and expirations run one at a time. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private newSnapshotId(): number {
+    const taken = new Set(this.meta.snapshots.map((s) => s['snapshot-id']));
+    for (;;) {
+      const id = Number((randomBytes(8).readBigUInt64BE(0) % SNAPSHOT_ID_RANGE) + 1n);
+      if (!taken.has(id)) return id;
+    }
+  }
+
+  private async commitNow(input: IcebergCommitInput): Promise<CommitResult> {
     const prev = this.meta;
-    const now = Date.now();
-    const v3 = prev['format-version'] >= 3;
-    const seq = prev['last-sequence-number'] + 1;
-    const snapshotId = randomSnapshotId();
+    const fv = prev['format-version'];
+    const v3 = fv >= 3;
+    const index = await this.ensureIndex();
     const parent = this.currentSnapshot();
-    const manifests = await this.manifestsOf(parent);
-    const schema = this.schema();
-    const uri = (k: string) => this.store.uri(k);
+    const current = await this.manifestsOf(parent);
+    const now = Math.max(Date.now(), prev['last-updated-ms']);
+    const seq = prev['last-sequence-number'] + 1;
+    const snapshotId = this.newSnapshotId();
+    const commitId = randomUUID();
+    const uri = (k: string): string => this.store.uri(k);
 
-    // Which live files leave: removed data files, and delete files of data files whose deletes change.
-    const removedData = new Set(input.removedDataFiles.map(uri));
-    const deleteFileOf = new Map<string, string>(); // data file uri → its live delete file path
-    const liveData = new Set<string>();
-    for (const m of manifests) {
-      for (const e of m.entries) {
-        if (!isLive(e)) continue;
-        if (e.data_file.content === CONTENT.DATA) liveData.add(e.data_file.file_path);
-        else if (e.data_file.referenced_data_file)
-          deleteFileOf.set(e.data_file.referenced_data_file, e.data_file.file_path);
+    const find = (
+      content: 'data' | 'deletes',
+      path: string,
+    ): [LoadedManifest, MaterializedEntry] | undefined => {
+      for (const m of current) {
+        if ((m.file.content === CONTENT.DATA) !== (content === 'data')) continue;
+        const e = m.byPath.get(path);
+        if (e) return [m, e];
       }
-    }
-    const leaving = new Set<string>(removedData);
-    const changed = new Map<string, RoaringBitmap64 | null>();
-    for (const [k, bm] of input.deletes) changed.set(uri(k), bm && !bm.isEmpty() ? bm : null);
-    for (const dataUri of [...changed.keys(), ...removedData]) {
-      const old = deleteFileOf.get(dataUri);
-      if (old) leaving.add(old);
-    }
-    for (const d of removedData) changed.delete(d);
-
-    // Carry manifests forward; rewrite those holding a leaving file.
-    const next: Manifest[] = [];
-    let addedRows = 0;
-    let deletedRows = 0;
-    let removedDeleteFiles = 0;
-    let removedDataFiles = 0;
-    let removedPositionDeletes = 0;
-    for (const m of manifests) {
-      if (!m.entries.some((e) => isLive(e) && leaving.has(e.data_file.file_path))) {
-        next.push(m);
-        continue;
-      }
-      const entries: AvroManifestEntry[] = [];
-      for (const e of m.entries) {
-        if (!isLive(e)) continue;
-        if (leaving.has(e.data_file.file_path)) {
-          entries.push({ ...e, status: MANIFEST_STATUS.DELETED, snapshot_id: snapshotId });
-          if (e.data_file.content === CONTENT.DATA) {
-            removedDataFiles++;
-            deletedRows += e.data_file.record_count;
-          } else {
-            removedDeleteFiles++;
-            removedPositionDeletes += e.data_file.record_count;
-          }
-        } else entries.push({ ...e, status: MANIFEST_STATUS.EXISTING });
-      }
-      next.push(
-        await this.writeManifest(m.file.content, entries, snapshotId, seq, m.file.first_row_id ?? null),
-      );
-    }
-
-    // New data files.
-    let firstRowId = v3 ? (prev['next-row-id'] ?? 0) : 0;
-    const snapshotFirstRowId = firstRowId;
-    if (input.addedDataFiles.length > 0) {
-      const entries = input.addedDataFiles.map((f) => {
-        addedRows += f.recordCount;
-        const e = this.entry(
-          CONTENT.DATA,
-          uri(f.key),
-          'PARQUET',
-          f.recordCount,
-          f.fileSizeBytes,
-          snapshotId,
-          seq,
-          schema,
-          f.columnStats,
-        );
-        if (v3) {
-          e.data_file.first_row_id = firstRowId;
-          firstRowId += f.recordCount;
-        }
-        return e;
-      });
-      next.push(
-        await this.writeManifest(CONTENT.DATA, entries, snapshotId, seq, v3 ? snapshotFirstRowId : null),
-      );
-    }
-
-    // New delete files: one per data file (v2) or one Puffin with a vector per data file (v3).
-    const newDeletes = [...changed.entries()].filter((x): x is [string, RoaringBitmap64] => x[1] !== null);
-    let addedPositionDeletes = 0;
-    if (newDeletes.length > 0) {
-      const entries: AvroManifestEntry[] = [];
-      if (v3) {
-        const key = `${this.tableRoot}/data/dv-${randomUUID()}.puffin`;
-        const { bytes, blobs } = writeDeletionVectors(
-          newDeletes.map(([dataFileUri, positions]) => ({ dataFileUri, positions })),
-        );
-        await this.store.put(key, bytes);
-        newDeletes.forEach(([dataUri, bm], i) => {
-          const e = this.entry(
-            CONTENT.POSITION_DELETES,
-            uri(key),
-            'PUFFIN',
-            bm.size,
-            bytes.length,
-            snapshotId,
-            seq,
-            undefined,
-            undefined,
-          );
-          e.data_file.referenced_data_file = dataUri;
-          e.data_file.content_offset = blobs[i].offset;
-          e.data_file.content_size_in_bytes = blobs[i].length;
-          addedPositionDeletes += bm.size;
-          entries.push(e);
-        });
-      } else {
-        for (const [dataUri, bm] of newDeletes) {
-          const key = `${this.tableRoot}/data/delete-${randomUUID()}.parquet`;
-          const bytes = await writePositionDeletes(this.pool, dataUri, bm);
-          await this.store.put(key, bytes);
-          const e = this.entry(
-            CONTENT.POSITION_DELETES,
-            uri(key),
-            'PARQUET',
-            bm.size,
-            bytes.length,
-            snapshotId,
-            seq,
-            undefined,
-            undefined,
-          );
-          e.data_file.referenced_data_file = dataUri;
-          const positions = bm.toArray();
-          e.data_file.lower_bounds = [
-            { key: 2147483546, value: Buffer.from(dataUri) },
-            { key: 2147483545, value: lowerBound({ kind: 'long' }, BigInt(positions[0]))! },
-          ];
-          e.data_file.upper_bounds = [
-            { key: 2147483546, value: Buffer.from(dataUri) },
-            {
-              key: 2147483545,
-              value: upperBound({ kind: 'long' }, BigInt(positions[positions.length - 1]))!,
-            },
-          ];
-          addedPositionDeletes += bm.size;
-          entries.push(e);
-        }
-      }
-      next.push(await this.writeManifest(CONTENT.POSITION_DELETES, entries, snapshotId, seq, null));
-    }
-
-    const merged = await this.mergeManifests(next, snapshotId, seq);
-    const listKey = `${this.tableRoot}/${METADATA_DIR}/snap-${snapshotId}-1-${randomUUID()}.avro`;
-    const listMeta: Record<string, string> = {
-      'snapshot-id': String(snapshotId),
-      'parent-snapshot-id': parent ? String(parent['snapshot-id']) : 'null',
-      'sequence-number': String(seq),
-      'format-version': String(prev['format-version']),
+      return undefined;
     };
-    if (v3) listMeta['first-row-id'] = String(snapshotFirstRowId);
-    await this.store.put(
-      listKey,
-      encodeAvroFile(
-        manifestFileSchema(prev['format-version']),
-        merged.map((m) => m.file),
-        listMeta,
-      ),
-    );
-    this.listCache.set(
-      uri(listKey),
-      merged.map((m) => m.file),
-    );
+    const changes: CommitChanges = {
+      addedDataFiles: input.addedDataFiles.length,
+      deletedDataFiles: 0,
+      addedRecords: 0,
+      deletedRecords: 0,
+      addedDeleteFiles: 0,
+      removedDeleteFiles: 0,
+      addedPositionDeletes: 0,
+      removedPositionDeletes: 0,
+      addedFilesSize: 0,
+      removedFilesSize: 0,
+      manifestsCreated: 0,
+      manifestsKept: 0,
+      manifestsReplaced: 0,
+    };
 
-    // Summary with totals.
-    let totalRecords = 0;
-    let totalDataFiles = 0;
-    let totalDeleteFiles = 0;
-    let totalPositionDeletes = 0;
-    let totalSize = 0;
-    for (const m of merged) {
-      for (const e of m.entries) {
-        if (!isLive(e)) continue;
-        totalSize += e.data_file.file_size_in_bytes;
-        if (e.data_file.content === CONTENT.DATA) {
-          totalDataFiles++;
-          totalRecords += e.data_file.record_count;
-        } else {
-          totalDeleteFiles++;
-          totalPositionDeletes += e.data_file.record_count;
-        }
+    // ---- what leaves, checked against the current snapshot
+    const leaving = new Map<LoadedManifest, Set<MaterializedEntry>>();
+    const deletedContents: Content[] = [];
+    const leave = ([m, e]: [LoadedManifest, MaterializedEntry]): void => {
+      const set = leaving.get(m) ?? new Set<MaterializedEntry>();
+      leaving.set(m, set);
+      set.add(e);
+      deletedContents.push(this.contentOf(e));
+    };
+    const removed = new Set<string>();
+    for (const k of input.removedDataFiles) {
+      const u = uri(k);
+      if (removed.has(u)) continue;
+      const hit = find('data', u);
+      if (!hit) throw new Error(`cannot remove ${k}: it is not a live data file of ${this.tableRoot}`);
+      removed.add(u);
+      leave(hit);
+      changes.deletedDataFiles++;
+      changes.deletedRecords += hit[1].data_file.record_count;
+      changes.removedFilesSize += hit[1].data_file.file_size_in_bytes;
+    }
+    const added = new Set<string>();
+    for (const f of input.addedDataFiles) {
+      const u = uri(f.key);
+      if (added.has(u) || find('data', u)) throw new Error(`cannot add ${f.key}: it is already in the table`);
+      added.add(u);
+    }
+    const newDeletes: { dataFileUri: string; positions: RoaringBitmap64 }[] = [];
+    const deleteTargets = new Set<string>(removed);
+    for (const [k, bm] of input.deletes) {
+      const u = uri(k);
+      if (removed.has(u)) continue; // its deletes leave with it
+      if (!added.has(u) && !find('data', u)) {
+        throw new Error(`deletes for ${k}, which is not a live data file of ${this.tableRoot}`);
       }
+      deleteTargets.add(u);
+      if (bm && !bm.isEmpty()) newDeletes.push({ dataFileUri: u, positions: bm });
     }
-    const operation =
-      input.operation ?? (removedData.size > 0 ? 'replace' : changed.size > 0 ? 'overwrite' : 'append');
-    const snapshot: SnapshotJson = {
-      'snapshot-id': snapshotId,
-      'sequence-number': seq,
-      'timestamp-ms': now,
-      'manifest-list': uri(listKey),
-      summary: {
-        operation,
-        'added-data-files': String(input.addedDataFiles.length),
-        'deleted-data-files': String(removedDataFiles),
-        'added-records': String(addedRows),
-        'deleted-records': String(deletedRows),
-        'added-delete-files': String(newDeletes.length),
-        'removed-delete-files': String(removedDeleteFiles),
-        'added-position-deletes': String(addedPositionDeletes),
-        'removed-position-deletes': String(removedPositionDeletes),
-        'total-records': String(totalRecords),
-        'total-data-files': String(totalDataFiles),
-        'total-delete-files': String(totalDeleteFiles),
-        'total-position-deletes': String(totalPositionDeletes),
-        'total-equality-deletes': '0',
-        'total-files-size': String(totalSize),
-        ...input.summary,
-      },
-      'schema-id': prev['current-schema-id'],
-    };
-    if (parent) snapshot['parent-snapshot-id'] = parent['snapshot-id'];
-    if (v3) {
-      snapshot['first-row-id'] = snapshotFirstRowId;
-      snapshot['added-rows'] = firstRowId - snapshotFirstRowId;
+    for (const u of deleteTargets) {
+      const hit = find('deletes', u);
+      if (!hit) continue;
+      leave(hit);
+      changes.removedDeleteFiles++;
+      changes.removedPositionDeletes += hit[1].data_file.record_count;
+      changes.removedFilesSize += contentSize(hit[1].data_file);
     }
 
-    const version = (metadataVersion(this.key) ?? 0) + 1;
-    const nextKey = `${this.tableRoot}/${METADATA_DIR}/v${version}.metadata.json`;
-    let snapshots = [...prev.snapshots, snapshot];
-    const keep = Math.max(1, this.opts.keepSnapshots);
-    if (snapshots.length > keep) snapshots = snapshots.slice(snapshots.length - keep);
-    if (this.opts.maxSnapshotAgeMs !== undefined) {
-      const cutoff = now - this.opts.maxSnapshotAgeMs;
-      snapshots = snapshots.filter((s) => s === snapshot || s['timestamp-ms'] >= cutoff);
-    }
-    const retained = new Set(snapshots.map((s) => s['snapshot-id']));
-    const metadataLog = [
-      ...prev['metadata-log'],
-      { 'timestamp-ms': prev['last-updated-ms'], 'metadata-file': uri(this.key) },
-    ];
-    const meta: TableMetadata = {
-      ...prev,
-      'last-sequence-number': seq,
-      'last-updated-ms': now,
-      'current-snapshot-id': snapshotId,
-      refs: { main: { 'snapshot-id': snapshotId, type: 'branch' } },
-      snapshots,
-      'snapshot-log': [...prev['snapshot-log'], { 'timestamp-ms': now, 'snapshot-id': snapshotId }].filter(
-        (l) => retained.has(l['snapshot-id']),
-      ),
-      'metadata-log': metadataLog.slice(Math.max(0, metadataLog.length - this.opts.previousVersionsMax)),
+    const written: string[] = [];
+    const put = async (key: string, bytes: Uint8Array): Promise<void> => {
+      written.push(key);
+      await this.store.put(key, bytes);
     };
-    if (v3) meta['next-row-id'] = firstRowId;
-    await this.writeMetadata(nextKey, meta);
-    this.meta = meta;
-    this.key = nextKey;
-    const after = await this.referencedKeys();
-    this.forgetUnreferenced(after);
-    return {
-      metadataKey: nextKey,
-      metadataLocation: uri(nextKey),
-      snapshotId,
-      sequenceNumber: seq,
-      obsoleteKeys: [...before].filter((k) => !after.has(k)),
-    };
-  }
-
-  /** Drops cached manifests no retained snapshot uses. */
-  private forgetUnreferenced(keys: Set<string>): void {
-    for (const path of this.manifestCache.keys())
-      if (!keys.has(this.keyOf(path))) this.manifestCache.delete(path);
-    for (const path of this.listCache.keys()) if (!keys.has(this.keyOf(path))) this.listCache.delete(path);
-  }
-
-  private entry(
-    content: number,
-    path: string,
-    format: string,
-    records: number,
-    size: number,
-    snapshotId: number,
-    seq: number,
-    schema: TableSchema | undefined,
-    stats: Map<number, ColumnStats> | undefined,
-  ): AvroManifestEntry {
-    const data: AvroDataFile = {
-      content,
-      file_path: path,
-      file_format: format,
-      partition: {},
-      record_count: records,
-      file_size_in_bytes: size,
-      column_sizes: null,
-      value_counts: null,
-      null_value_counts: null,
-      nan_value_counts: null,
-      lower_bounds: null,
-      upper_bounds: null,
-      key_metadata: null,
-      split_offsets: null,
-      equality_ids: null,
-      sort_order_id: content === CONTENT.DATA ? 0 : null,
-      first_row_id: null,
-      referenced_data_file: null,
-      content_offset: null,
-      content_size_in_bytes: null,
-    };
-    if (schema && stats) {
-      const valueCounts: { key: number; value: number }[] = [];
-      const nullCounts: { key: number; value: number }[] = [];
-      const nanCounts: { key: number; value: number }[] = [];
-      const lower: { key: number; value: Buffer }[] = [];
-      const upper: { key: number; value: Buffer }[] = [];
-      for (const f of schema.fields) {
-        const s = stats.get(f.id);
-        if (!s) continue;
-        valueCounts.push({ key: f.id, value: s.valueCount });
-        nullCounts.push({ key: f.id, value: s.nullCount });
-        if (s.nanCount !== undefined) nanCounts.push({ key: f.id, value: s.nanCount });
-        if (isPrimitive(f.type) && s.lower !== undefined && s.upper !== undefined) {
-          const lo = lowerBound(f.type, s.lower);
-          const hi = upperBound(f.type, s.upper);
-          if (lo) lower.push({ key: f.id, value: lo });
-          if (hi) upper.push({ key: f.id, value: hi });
-        }
-      }
-      data.value_counts = valueCounts;
-      data.null_value_counts = nullCounts;
-      data.nan_value_counts = nanCounts.length > 0 ? nanCounts : null;
-      data.lower_bounds = lower;
-      data.upper_bounds = upper;
-    }
-    return {
+    const addedEntry = (data: AvroDataFile): MaterializedEntry => ({
       status: MANIFEST_STATUS.ADDED,
       snapshot_id: snapshotId,
       sequence_number: seq,
       file_sequence_number: seq,
       data_file: data,
-    };
-  }
-
-  private async writeManifest(
-    content: number,
-    entries: AvroManifestEntry[],
-    snapshotId: number,
-    seq: number,
-    firstRowId: number | null,
-  ): Promise<Manifest> {
-    const fv = this.meta['format-version'];
-    const key = `${this.tableRoot}/${METADATA_DIR}/${randomUUID()}-m0.avro`;
-    const records = entries.map((e) => (fv >= 3 ? e : stripV3(e)));
-    const bytes = encodeAvroFile(manifestEntrySchema(fv), records, {
-      schema: JSON.stringify(
-        this.meta.schemas.find((s) => s['schema-id'] === this.meta['current-schema-id']),
-      ),
-      'schema-id': String(this.meta['current-schema-id']),
-      'partition-spec': '[]',
-      'partition-spec-id': '0',
-      'format-version': String(fv),
-      content: content === CONTENT.DATA ? 'data' : 'deletes',
     });
-    await this.store.put(key, bytes);
-    let added = 0;
-    let existing = 0;
-    let deleted = 0;
-    let addedRows = 0;
-    let existingRows = 0;
-    let deletedRows = 0;
-    let minSeq = seq;
-    for (const e of entries) {
-      const n = e.data_file.record_count;
-      if (e.status === MANIFEST_STATUS.ADDED) {
-        added++;
-        addedRows += n;
-      } else if (e.status === MANIFEST_STATUS.EXISTING) {
-        existing++;
-        existingRows += n;
-      } else {
-        deleted++;
-        deletedRows += n;
+    try {
+      // ---- new delete files, then their entries
+      const deleteEntries: MaterializedEntry[] = [];
+      for (const f of await this.writeDeleteFiles(newDeletes, put)) {
+        deleteEntries.push(addedEntry(f));
+        changes.addedDeleteFiles++;
+        changes.addedPositionDeletes += f.record_count;
+        changes.addedFilesSize += contentSize(f);
       }
-      if (isLive(e) && e.sequence_number !== null) minSeq = Math.min(minSeq, e.sequence_number);
-    }
-    const file: AvroManifestFile = {
-      manifest_path: this.store.uri(key),
-      manifest_length: bytes.length,
-      partition_spec_id: 0,
-      content,
-      sequence_number: seq,
-      min_sequence_number: minSeq,
-      added_snapshot_id: snapshotId,
-      added_files_count: added,
-      existing_files_count: existing,
-      deleted_files_count: deleted,
-      added_rows_count: addedRows,
-      existing_rows_count: existingRows,
-      deleted_rows_count: deletedRows,
-      partitions: null,
-      key_metadata: null,
-    };
-    if (fv >= 3) file.first_row_id = content === CONTENT.DATA ? firstRowId : null;
-    const m = { file, entries };
-    this.manifestCache.set(file.manifest_path, m);
-    return m;
-  }
+      const fields = this.schema().fields;
+      const dataEntries = input.addedDataFiles.map((df) => {
+        const f = emptyDataFile(CONTENT.DATA, uri(df.key), 'PARQUET', df.recordCount, df.fileSizeBytes);
+        const m = fileMetrics(fields, df.columnStats);
+        f.value_counts = m.valueCounts;
+        f.null_value_counts = m.nullValueCounts;
+        f.nan_value_counts = m.nanValueCounts.length > 0 ? m.nanValueCounts : null;
+        f.lower_bounds = m.lowerBounds;
+        f.upper_bounds = m.upperBounds;
+        f.sort_order_id = 0;
+        changes.addedRecords += df.recordCount;
+        changes.addedFilesSize += df.fileSizeBytes;
+        return addedEntry(f);
+      });
 
-  /** Past `maxManifests` of one content type, merges the smallest into one manifest. */
-  private async mergeManifests(manifests: Manifest[], snapshotId: number, seq: number): Promise<Manifest[]> {
-    const out: Manifest[] = [];
-    for (const content of [CONTENT.DATA, CONTENT.POSITION_DELETES]) {
-      let group = manifests.filter((m) => m.file.content === content);
-      if (group.length > this.opts.maxManifests) {
-        group = [...group].sort((a, b) => a.entries.length - b.entries.length);
-        const take = group.length - this.opts.maxManifests + 1;
-        const small = group.slice(0, take);
-        const entries: AvroManifestEntry[] = [];
-        for (const m of small) {
-          for (const e of m.entries) {
-            if (isLive(e)) entries.push({ ...e, status: MANIFEST_STATUS.EXISTING });
-            else if (e.snapshot_id === snapshotId) entries.push(e);
-          }
+      // ---- the manifests of the new snapshot
+      const candidates: Candidate[] = [];
+      if (dataEntries.length > 0)
+        candidates.push({ kind: 'new', content: CONTENT.DATA, entries: dataEntries });
+      if (deleteEntries.length > 0) {
+        candidates.push({ kind: 'new', content: CONTENT.POSITION_DELETES, entries: deleteEntries });
+      }
+      for (const m of current) {
+        const out = leaving.get(m);
+        if (out) {
+          candidates.push({ kind: 'new', content: m.file.content, entries: rewritten(m, out, snapshotId) });
+        } else if (m.live.length > 0) {
+          candidates.push({ kind: 'kept', content: m.file.content, manifest: m });
         }
-        // Row-lineage ids stay on each entry, so the merged manifest needs none of its own.
-        const merged = await this.writeManifest(content, entries, snapshotId, seq, null);
-        group = [...group.slice(take), merged];
+        // (A manifest left with only DELETED entries of an earlier snapshot is dropped.)
       }
-      out.push(...group);
+      const merged = this.merge(candidates);
+      const fresh = merged.filter((c): c is NewCandidate => c.kind === 'new');
+      const kept = merged.flatMap((c) => (c.kind === 'kept' ? [c.manifest] : []));
+      changes.manifestsCreated = fresh.length;
+      changes.manifestsKept = kept.length;
+      changes.manifestsReplaced = current.length - kept.length;
+
+      // ---- write the new manifests, assign row ids (v3), write the manifest list
+      const ctx = {
+        formatVersion: fv,
+        schemaJson: JSON.stringify(currentSchemaJson(prev)),
+        schemaId: prev['current-schema-id'],
+      };
+      const newManifests = await Promise.all(
+        fresh.map(async (c, k) => {
+          const key = `${this.tableRoot}/${METADATA_DIR}/${commitId}-m${k}.avro`;
+          const bytes = encodeManifest(ctx, c.content, c.entries);
+          await put(key, bytes);
+          const file = manifestFileRecord(uri(key), bytes.length, c.content, c.entries, snapshotId, seq);
+          return { key, c, file };
+        }),
+      );
+      const firstRowId = v3 ? (prev['next-row-id'] ?? 0) : 0;
+      let nextRowId = firstRowId;
+      if (v3) {
+        for (const n of newManifests) {
+          if (n.c.content !== CONTENT.DATA) {
+            n.file.first_row_id = null;
+            continue;
+          }
+          n.file.first_row_id = nextRowId;
+          nextRowId += inheritedRowCount(n.c.entries);
+        }
+      }
+      const listFiles = [...newManifests.map((n) => n.file), ...kept.map((m) => m.file)];
+      const listKey = `${this.tableRoot}/${METADATA_DIR}/snap-${snapshotId}-1-${commitId}.avro`;
+      await put(
+        listKey,
+        encodeManifestList(fv, listFiles, {
+          snapshotId,
+          parentSnapshotId: parent?.['snapshot-id'],
+          sequenceNumber: seq,
+          firstRowId: v3 ? firstRowId : undefined,
+        }),
+      );
+
+      // ---- the snapshot
+      const deletesChanged = input.deletes.size > 0;
+      const operation = input.operation ?? defaultOperation(changes, deletesChanged);
+      const totals = totalsAfter(this.totalsBefore(parent, current), changes);
+      const snapshot: SnapshotJson = {
+        'snapshot-id': snapshotId,
+        'sequence-number': seq,
+        'timestamp-ms': now,
+        'manifest-list': uri(listKey),
+        summary: buildSummary(operation, changes, totals, fv, input.summary),
+        'schema-id': prev['current-schema-id'],
+      };
+      if (parent) snapshot['parent-snapshot-id'] = parent['snapshot-id'];
+      if (v3) {
+        snapshot['first-row-id'] = firstRowId;
+        snapshot['added-rows'] = nextRowId - firstRowId;
+      }
+
+      // ---- the metadata file
+      const snapshots = retain(
+        [...prev.snapshots, snapshot],
+        snapshotId,
+        this.opts.keepSnapshots,
+        now,
+        this.opts.maxSnapshotAgeMs,
+      );
+      const nextKey = metadataKeyFor(this.tableRoot, (metadataVersion(this.key) ?? 0) + 1);
+      const meta = this.nextMetadata(prev, now, snapshots, {
+        'last-sequence-number': seq,
+        'current-snapshot-id': snapshotId,
+        refs: { ...prev.refs, main: { 'snapshot-id': snapshotId, type: 'branch' } },
+        'snapshot-log': [...prev['snapshot-log'], { 'timestamp-ms': now, 'snapshot-id': snapshotId }],
+        ...(v3 ? { 'next-row-id': nextRowId } : {}),
+      });
+      await this.writeMetadata(nextKey, meta);
+
+      // ---- committed: bring memory up to date
+      const loadedNew = newManifests.map((n) => {
+        const rowId = v3 && n.c.content === CONTENT.DATA ? (n.file.first_row_id ?? null) : null;
+        const m = this.loaded(n.key, n.file, materializeAdded(n.c.entries, seq, rowId));
+        this.manifestCache.set(n.file.manifest_path, m);
+        return m;
+      });
+      this.listCache.set(uri(listKey), listFiles);
+      index.add({
+        id: snapshotId,
+        listKey,
+        manifestKeys: [...loadedNew, ...kept].map((m) => m.key),
+        added: [...dataEntries, ...deleteEntries].map((e) => this.contentOf(e)),
+        deleted: deletedContents,
+      });
+      const obsoleteKeys = this.install(prev, this.key, meta, nextKey);
+      return {
+        metadataKey: nextKey,
+        metadataLocation: uri(nextKey),
+        snapshotId,
+        sequenceNumber: seq,
+        obsoleteKeys,
+      };
+    } catch (e) {
+      if (e instanceof IcebergConflictError) {
+        // Nothing refers to what this attempt wrote; the caller reloads and retries.
+        await this.store.deleteMany(written).catch(() => undefined);
+      }
+      throw e;
     }
-    return out;
   }
 
-  /** Expires snapshots now (commits also do this with the configured retention). */
-  async expireSnapshots(opts: {
+  /**
+   * Writes the delete files for changed deletes and returns their `data_file` structs: v3, one
+   * Puffin file with a deletion vector per data file; v2, a position-delete file per data file.
+   */
+  private async writeDeleteFiles(
+    deletes: { dataFileUri: string; positions: RoaringBitmap64 }[],
+    put: (key: string, bytes: Uint8Array) => Promise<void>,
+  ): Promise<AvroDataFile[]> {
+    if (deletes.length === 0) return [];
+    if (this.formatVersion >= 3) {
+      const key = `${this.tableRoot}/data/dv-${randomUUID()}.puffin`;
+      const { bytes, blobs } = writeDeletionVectors(deletes);
+      await put(key, bytes);
+      const location = this.store.uri(key);
+      return deletes.map((d, i) => {
+        const f = emptyDataFile(CONTENT.POSITION_DELETES, location, 'PUFFIN', d.positions.size, bytes.length);
+        f.referenced_data_file = d.dataFileUri;
+        f.content_offset = blobs[i].offset;
+        f.content_size_in_bytes = blobs[i].length;
+        return f;
+      });
+    }
+    return Promise.all(
+      deletes.map(async (d) => {
+        const key = `${this.tableRoot}/data/delete-${randomUUID()}.parquet`;
+        const bytes = await writePositionDeletes(this.pool, d.dataFileUri, d.positions);
+        await put(key, bytes);
+        const f = emptyDataFile(
+          CONTENT.POSITION_DELETES,
+          this.store.uri(key),
+          'PARQUET',
+          d.positions.size,
+          bytes.length,
+        );
+        const m = positionDeleteMetrics(d.dataFileUri, d.positions);
+        f.referenced_data_file = d.dataFileUri;
+        f.value_counts = m.valueCounts;
+        f.null_value_counts = m.nullValueCounts;
+        f.lower_bounds = m.lowerBounds;
+        f.upper_bounds = m.upperBounds;
+        return f;
+      }),
+    );
+  }
+
+  /**
+   * Merges candidates so there are at most maxManifests in all: delete manifests get half the
+   * budget, data manifests the rest. Kept manifests merged into a new one contribute their live
+   * entries as EXISTING (their DELETED entries of earlier snapshots are dropped).
+   */
+  private merge(candidates: Candidate[]): Candidate[] {
+    const liveCount = (c: Candidate): number =>
+      c.kind === 'kept' ? c.manifest.live.length : c.entries.reduce((n, e) => n + (isLive(e) ? 1 : 0), 0);
+    const mergeGroup = (group: Candidate[], limit: number, carry: boolean): Candidate[] => {
+      const plan = planManifestMerges(
+        group.map((c) => ({ liveEntries: liveCount(c), written: c.kind === 'new' })),
+        { maxCount: limit, targetEntries: this.opts.targetManifestEntries, carry },
+      );
+      const inPlan = new Set(plan.flat());
+      const out: Candidate[] = plan.map((members) => ({
+        kind: 'new',
+        content: group[members[0]].content,
+        entries: members.flatMap((i) => {
+          const c = group[i];
+          return c.kind === 'new' ? c.entries : c.manifest.live.map(asExisting);
+        }),
+      }));
+      group.forEach((c, i) => {
+        if (!inPlan.has(i)) out.push(c);
+      });
+      // New manifests first, then the kept ones in their previous order (as Java lists them).
+      return [...out.filter((c) => c.kind === 'new'), ...out.filter((c) => c.kind === 'kept')];
+    };
+    const deletes = mergeGroup(
+      candidates.filter((c) => c.content !== CONTENT.DATA),
+      Math.max(1, Math.floor(this.opts.maxManifests / 2)),
+      false,
+    );
+    const data = mergeGroup(
+      candidates.filter((c) => c.content === CONTENT.DATA),
+      Math.max(1, this.opts.maxManifests - deletes.length),
+      true,
+    );
+    return [...data, ...deletes];
+  }
+
+  /** Table totals before a commit: the parent's summary totals, or counted if it has none. */
+  private totalsBefore(parent: SnapshotJson | undefined, current: LoadedManifest[]): Totals {
+    const t = { records: 0, dataFiles: 0, deleteFiles: 0, positionDeletes: 0, filesSize: 0 };
+    if (!parent) return t;
+    const recorded = totalsOf(parent);
+    if (recorded) return recorded;
+    for (const m of current) {
+      for (const e of m.live) {
+        const d = e.data_file;
+        if (d.content === CONTENT.DATA) {
+          t.records += d.record_count;
+          t.dataFiles++;
+        } else {
+          t.deleteFiles++;
+          t.positionDeletes += d.record_count;
+        }
+        t.filesSize += contentSize(d);
+      }
+    }
+    return t;
+  }
+
+  /** The next metadata: retained snapshots, logs trimmed to them and to previousVersionsMax. */
+  private nextMetadata(
+    prev: TableMetadata,
+    now: number,
+    snapshots: SnapshotJson[],
+    changes: Partial<TableMetadata>,
+  ): TableMetadata {
+    const retained = new Set(snapshots.map((s) => s['snapshot-id']));
+    const metadataLog = [
+      ...prev['metadata-log'],
+      { 'timestamp-ms': prev['last-updated-ms'], 'metadata-file': this.store.uri(this.key) },
+    ];
+    const max = this.opts.previousVersionsMax;
+    const snapshotLog = changes['snapshot-log'] ?? prev['snapshot-log'];
+    return {
+      ...prev,
+      ...changes,
+      'last-updated-ms': now,
+      snapshots,
+      'snapshot-log': snapshotLog.filter((l) => retained.has(l['snapshot-id'])),
+      'metadata-log': max === 0 ? [] : metadataLog.slice(Math.max(0, metadataLog.length - max)),
+      properties: { ...prev.properties, 'write.metadata.previous-versions-max': String(max) },
+    };
+  }
+
+  /**
+   * Makes `meta` (written at `metaKey`) current in memory, expires dropped snapshots from the
+   * reference index and the caches, and returns the keys that became unreferenced.
+   */
+  private install(prev: TableMetadata, prevKey: string, meta: TableMetadata, metaKey: string): string[] {
+    const index = this.index!;
+    let obsolete: string[];
+    try {
+      obsolete = index.expire(new Set(meta.snapshots.map((s) => s['snapshot-id'])));
+    } catch {
+      // Snapshots another writer left out of chain order: report nothing obsolete (orphan
+      // removal by referencedKeys() still finds it) and rebuild the index on next use.
+      this.index = undefined;
+      this.meta = meta;
+      this.key = metaKey;
+      this.manifestCache.clear();
+      this.listCache.clear();
+      return [];
+    }
+    const after = this.metadataKeys(meta, metaKey);
+    for (const k of this.metadataKeys(prev, prevKey)) if (!after.has(k)) obsolete.push(k);
+    this.meta = meta;
+    this.key = metaKey;
+    for (const [path, m] of this.manifestCache)
+      if (!index.hasManifest(m.key)) this.manifestCache.delete(path);
+    const lists = new Set(meta.snapshots.map((s) => s['manifest-list']));
+    for (const l of this.listCache.keys()) if (!lists.has(l)) this.listCache.delete(l);
+    return [...new Set(obsolete)];
+  }
+
+  // ------------------------------------------------------------------ expiration
+
+  /**
+   * Expires snapshots now: keeps at most the newest `keepLast`, and with `olderThanMs` also
+   * expires those older than that (the current snapshot always stays). Writes a new metadata
+   * file when anything expires; returns the keys that became unreferenced.
+   */
+  expireSnapshots(opts: {
     keepLast: number;
     olderThanMs?: number;
     now?: number;
   }): Promise<{ metadataKey: string; obsoleteKeys: string[] }> {
-    const before = await this.referencedKeys();
-    const now = opts.now ?? Date.now();
-    const current = this.meta['current-snapshot-id'];
-    let snapshots = this.meta.snapshots.slice(
-      Math.max(0, this.meta.snapshots.length - Math.max(1, opts.keepLast)),
-    );
-    if (opts.olderThanMs !== undefined) {
-      const cutoff = now - opts.olderThanMs;
-      snapshots = snapshots.filter((s) => s['snapshot-id'] === current || s['timestamp-ms'] >= cutoff);
-    }
-    if (snapshots.length === this.meta.snapshots.length) return { metadataKey: this.key, obsoleteKeys: [] };
-    const retained = new Set(snapshots.map((s) => s['snapshot-id']));
-    const version = (metadataVersion(this.key) ?? 0) + 1;
-    const nextKey = `${this.tableRoot}/${METADATA_DIR}/v${version}.metadata.json`;
-    const metadataLog = [
-      ...this.meta['metadata-log'],
-      { 'timestamp-ms': this.meta['last-updated-ms'], 'metadata-file': this.store.uri(this.key) },
-    ];
-    const meta: TableMetadata = {
-      ...this.meta,
-      'last-updated-ms': now,
-      snapshots,
-      'snapshot-log': this.meta['snapshot-log'].filter((l) => retained.has(l['snapshot-id'])),
-      'metadata-log': metadataLog.slice(Math.max(0, metadataLog.length - this.opts.previousVersionsMax)),
-    };
-    await this.writeMetadata(nextKey, meta);
-    this.meta = meta;
-    this.key = nextKey;
-    const after = await this.referencedKeys();
-    this.forgetUnreferenced(after);
-    return { metadataKey: nextKey, obsoleteKeys: [...before].filter((k) => !after.has(k)) };
+    return this.exclusive(async () => {
+      await this.ensureIndex();
+      const prev = this.meta;
+      const now = Math.max(opts.now ?? Date.now(), prev['last-updated-ms']);
+      const current = this.currentSnapshot()?.['snapshot-id'];
+      const snapshots = retain(prev.snapshots, current, opts.keepLast, now, opts.olderThanMs);
+      if (snapshots.length === prev.snapshots.length) return { metadataKey: this.key, obsoleteKeys: [] };
+      const nextKey = metadataKeyFor(this.tableRoot, (metadataVersion(this.key) ?? 0) + 1);
+      const meta = this.nextMetadata(prev, now, snapshots, {});
+      await this.writeMetadata(nextKey, meta);
+      return { metadataKey: nextKey, obsoleteKeys: this.install(prev, this.key, meta, nextKey) };
+    });
   }
 }
 
-function stripV3(e: AvroManifestEntry): AvroManifestEntry {
-  const { first_row_id: _f, content_offset: _o, content_size_in_bytes: _s, ...rest } = e.data_file;
-  return { ...e, data_file: rest as AvroDataFile };
+/** Snapshots kept: the newest `keep`, minus those older than `maxAgeMs`; `current` always stays. */
+function retain(
+  snapshots: SnapshotJson[],
+  current: number | undefined,
+  keep: number,
+  now: number,
+  maxAgeMs: number | undefined,
+): SnapshotJson[] {
+  let out = snapshots.slice(Math.max(0, snapshots.length - Math.max(1, keep)));
+  if (maxAgeMs !== undefined) {
+    const cutoff = now - maxAgeMs;
+    out = out.filter((s) => s['snapshot-id'] === current || s['timestamp-ms'] >= cutoff);
+  }
+  return out;
 }
 
-function mergeInto(map: Map<string, RoaringBitmap64>, key: string, bm: RoaringBitmap64): void {
-  const cur = map.get(key);
-  if (cur) cur.orInPlace(bm);
-  else map.set(key, bm);
+function asExisting(e: MaterializedEntry): MaterializedEntry {
+  return e.status === MANIFEST_STATUS.EXISTING ? e : { ...e, status: MANIFEST_STATUS.EXISTING };
+}
+
+/** A rewritten manifest: `out` entries become DELETED in `snapshotId`, the rest EXISTING. */
+function rewritten(m: LoadedManifest, out: Set<MaterializedEntry>, snapshotId: number): MaterializedEntry[] {
+  return m.live.map((e) =>
+    out.has(e) ? { ...e, status: MANIFEST_STATUS.DELETED, snapshot_id: snapshotId } : asExisting(e),
+  );
+}
+
+function emptyDataFile(
+  content: number,
+  path: string,
+  format: string,
+  records: number,
+  size: number,
+): AvroDataFile {
+  return {
+    content,
+    file_path: path,
+    file_format: format,
+    partition: {},
+    record_count: records,
+    file_size_in_bytes: size,
+    column_sizes: null,
+    value_counts: null,
+    null_value_counts: null,
+    nan_value_counts: null,
+    lower_bounds: null,
+    upper_bounds: null,
+    key_metadata: null,
+    split_offsets: null,
+    equality_ids: null,
+    sort_order_id: null,
+    first_row_id: null,
+    referenced_data_file: null,
+    content_offset: null,
+    content_size_in_bytes: null,
+  };
 }

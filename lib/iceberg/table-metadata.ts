@@ -1,7 +1,8 @@
 /**
- * Iceberg table metadata (`vN.metadata.json`, spec "Table Metadata") for unpartitioned,
- * unsorted tables in format v2 or v3: the types, the first metadata of a new table, and the
- * default name mapping so engines that ignore Parquet field ids still find the columns.
+ * Iceberg table metadata (`vN.metadata.json`, spec "Table Metadata" and Appendix C) for
+ * unpartitioned, unsorted tables in format v2 or v3: the JSON types, the first metadata of a new
+ * table, parsing with the checks a reader owes the spec, and the default name mapping so engines
+ * that ignore Parquet field ids still find the columns.
  */
 import type { IcebergType, NestedField } from '../schema/iceberg-type.ts';
 import { lastColumnId, schemaToIcebergJson, type TableDefinition } from '../schema/table-schema.ts';
@@ -14,8 +15,28 @@ export interface SnapshotJson {
   'manifest-list': string;
   summary: Record<string, string>;
   'schema-id': number;
+  /** v3: the first row id assigned to rows added by this snapshot (the table's next-row-id then). */
   'first-row-id'?: number;
+  /** v3: the row ids this snapshot assigned (next-row-id grows by this much). */
   'added-rows'?: number;
+}
+
+export interface SnapshotRefJson {
+  'snapshot-id': number;
+  type: 'branch' | 'tag';
+  'min-snapshots-to-keep'?: number;
+  'max-snapshot-age-ms'?: number;
+  'max-ref-age-ms'?: number;
+}
+
+export interface PartitionSpecJson {
+  'spec-id': number;
+  fields: unknown[];
+}
+
+export interface SortOrderJson {
+  'order-id': number;
+  fields: unknown[];
 }
 
 export interface TableMetadata {
@@ -28,22 +49,37 @@ export interface TableMetadata {
   'current-schema-id': number;
   schemas: Record<string, unknown>[];
   'default-spec-id': number;
-  'partition-specs': { 'spec-id': number; fields: unknown[] }[];
+  'partition-specs': PartitionSpecJson[];
   'last-partition-id': number;
   'default-sort-order-id': number;
-  'sort-orders': { 'order-id': number; fields: unknown[] }[];
+  'sort-orders': SortOrderJson[];
   properties: Record<string, string>;
-  'current-snapshot-id'?: number;
-  refs: Record<string, { 'snapshot-id': number; type: 'branch' | 'tag' }>;
+  /** Absent (v3) or -1 (v2, as Java writes it) when the table has no snapshot yet. */
+  'current-snapshot-id'?: number | null;
+  refs: Record<string, SnapshotRefJson>;
   snapshots: SnapshotJson[];
   'snapshot-log': { 'timestamp-ms': number; 'snapshot-id': number }[];
   'metadata-log': { 'timestamp-ms': number; 'metadata-file': string }[];
+  /** v3 row lineage: higher than every assigned row id. */
   'next-row-id'?: number;
   statistics: unknown[];
   'partition-statistics': unknown[];
 }
 
-interface NameMappingField {
+export const METADATA_DIR = 'metadata';
+export const VERSION_HINT = 'version-hint.text';
+
+/** Unpartitioned spec and unsorted order (ids 0), as Iceberg creates them. */
+export const UNPARTITIONED_SPEC: PartitionSpecJson = { 'spec-id': 0, fields: [] };
+export const UNSORTED_ORDER: SortOrderJson = { 'order-id': 0, fields: [] };
+/** Partition field ids start at 1000, so a table that never had one records 999. */
+export const NO_PARTITION_FIELD_ID = 999;
+
+export class MetadataParseError extends Error {}
+
+// ------------------------------------------------------------------------------ name mapping
+
+export interface NameMappingField {
   'field-id': number;
   names: string[];
   fields?: NameMappingField[];
@@ -74,31 +110,46 @@ function fieldMapping(f: NestedField): NameMappingField {
   return withNested({ 'field-id': f.id, names: [f.name] }, f.type);
 }
 
+/** `schema.name-mapping.default` (Appendix C, "Name Mapping Serialization"). */
 export function nameMapping(fields: NestedField[]): string {
   return JSON.stringify(fields.map(fieldMapping));
 }
 
-export function initialMetadata(def: TableDefinition, location: string, now = Date.now()): TableMetadata {
+// ------------------------------------------------------------------------------ creation
+
+export interface InitialMetadataOptions {
+  now?: number;
+  /** `write.metadata.previous-versions-max`: how many earlier metadata files the log keeps. */
+  previousVersionsMax?: number;
+}
+
+/** The metadata of a new table: no snapshot, unpartitioned, unsorted. */
+export function initialMetadata(
+  def: TableDefinition,
+  location: string,
+  options: InitialMetadataOptions = {},
+): TableMetadata {
   const m: TableMetadata = {
     'format-version': def.formatVersion,
     'table-uuid': def.tableUuid,
     location,
     'last-sequence-number': 0,
-    'last-updated-ms': now,
+    'last-updated-ms': options.now ?? Date.now(),
     'last-column-id': lastColumnId(def.schema),
     'current-schema-id': def.schema.schemaId,
     schemas: [schemaToIcebergJson(def.schema)],
-    'default-spec-id': 0,
-    'partition-specs': [{ 'spec-id': 0, fields: [] }],
-    'last-partition-id': 999,
-    'default-sort-order-id': 0,
-    'sort-orders': [{ 'order-id': 0, fields: [] }],
+    'default-spec-id': UNPARTITIONED_SPEC['spec-id'],
+    'partition-specs': [UNPARTITIONED_SPEC],
+    'last-partition-id': NO_PARTITION_FIELD_ID,
+    'default-sort-order-id': UNSORTED_ORDER['order-id'],
+    'sort-orders': [UNSORTED_ORDER],
     properties: {
       'write.format.default': 'parquet',
       'write.parquet.compression-codec': 'zstd',
       'write.delete.mode': 'merge-on-read',
       'write.update.mode': 'merge-on-read',
-      'write.metadata.previous-versions-max': '20',
+      'write.merge.mode': 'merge-on-read',
+      'write.metadata.previous-versions-max': String(options.previousVersionsMax ?? 20),
       'schema.name-mapping.default': nameMapping(def.schema.fields),
       'moonlink.table': def.name,
     },
@@ -109,19 +160,112 @@ export function initialMetadata(def: TableDefinition, location: string, now = Da
     statistics: [],
     'partition-statistics': [],
   };
+  // Java writes -1 for "no current snapshot" up to v2 and omits it from v3 on.
   if (def.formatVersion === 2) m['current-snapshot-id'] = -1;
   if (def.formatVersion >= 3) m['next-row-id'] = 0;
   return m;
 }
 
-export function currentSnapshotOf(m: TableMetadata): SnapshotJson | undefined {
+// ------------------------------------------------------------------------------ reading
+
+export function currentSnapshotId(m: TableMetadata): number | undefined {
   const id = m['current-snapshot-id'];
-  if (id === undefined || id === -1 || id === null) return undefined;
-  return m.snapshots.find((s) => s['snapshot-id'] === id);
+  return id === undefined || id === null || id === -1 ? undefined : id;
+}
+
+export function currentSnapshotOf(m: TableMetadata): SnapshotJson | undefined {
+  const id = currentSnapshotId(m);
+  return id === undefined ? undefined : m.snapshots.find((s) => s['snapshot-id'] === id);
+}
+
+/** The schema JSON the table currently uses. */
+export function currentSchemaJson(m: TableMetadata): Record<string, unknown> {
+  const s = m.schemas.find((x) => x['schema-id'] === m['current-schema-id']);
+  if (!s) throw new MetadataParseError(`current schema ${m['current-schema-id']} is not in the metadata`);
+  return s;
+}
+
+function need<T>(json: Record<string, unknown>, field: string, type: string, name: string): T {
+  const v = json[field];
+  const ok = type === 'array' ? Array.isArray(v) : typeof v === type && v !== null;
+  if (!ok) throw new MetadataParseError(`${name}: "${field}" is missing or not a ${type}`);
+  return v as T;
+}
+
+/**
+ * Parses a metadata file. Only format v2 and v3 tables are read; fields a v2+ writer must write
+ * are checked, optional lists default to empty.
+ */
+export function parseTableMetadata(text: string, name = 'table metadata'): TableMetadata {
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new MetadataParseError(`${name}: not JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new MetadataParseError(`${name}: not a JSON object`);
+  }
+  const version = json['format-version'];
+  if (version !== 2 && version !== 3) {
+    throw new MetadataParseError(`${name}: format version ${String(version)} is not supported (2 and 3 are)`);
+  }
+  need<string>(json, 'table-uuid', 'string', name);
+  need<string>(json, 'location', 'string', name);
+  for (const f of [
+    'last-sequence-number',
+    'last-updated-ms',
+    'last-column-id',
+    'current-schema-id',
+    'default-spec-id',
+    'last-partition-id',
+    'default-sort-order-id',
+  ]) {
+    need<number>(json, f, 'number', name);
+  }
+  for (const f of ['schemas', 'partition-specs', 'sort-orders']) need<unknown[]>(json, f, 'array', name);
+  if (version === 3) need<number>(json, 'next-row-id', 'number', name);
+  const m = json as unknown as TableMetadata;
+  m.properties ??= {};
+  m.refs ??= {};
+  m.snapshots ??= [];
+  m['snapshot-log'] ??= [];
+  m['metadata-log'] ??= [];
+  m.statistics ??= [];
+  m['partition-statistics'] ??= [];
+  for (const s of m.snapshots) {
+    if (typeof s['snapshot-id'] !== 'number' || typeof s['manifest-list'] !== 'string') {
+      throw new MetadataParseError(`${name}: a snapshot lacks "snapshot-id" or "manifest-list"`);
+    }
+    if (version === 3 && (typeof s['first-row-id'] !== 'number' || typeof s['added-rows'] !== 'number')) {
+      throw new MetadataParseError(`${name}: v3 snapshot ${s['snapshot-id']} lacks first-row-id/added-rows`);
+    }
+  }
+  const current = currentSnapshotId(m);
+  if (current !== undefined && !m.snapshots.some((s) => s['snapshot-id'] === current)) {
+    throw new MetadataParseError(`${name}: current snapshot ${current} is not among the snapshots`);
+  }
+  currentSchemaJson(m);
+  return m;
+}
+
+export function serializeTableMetadata(m: TableMetadata): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(m, null, 1));
+}
+
+// ------------------------------------------------------------------------------ file names
+
+/** `<root>/metadata/v<N>.metadata.json` (the Hadoop-catalog layout). */
+export function metadataKeyFor(tableRoot: string, version: number): string {
+  return `${tableRoot}/${METADATA_DIR}/v${version}.metadata.json`;
 }
 
 /** `…/metadata/v12.metadata.json` → 12. */
 export function metadataVersion(key: string): number | undefined {
-  const m = /\/metadata\/v(\d+)\.metadata\.json$/.exec(key);
+  const m = /(?:^|\/)metadata\/v(\d+)\.metadata\.json$/.exec(key);
   return m ? Number(m[1]) : undefined;
+}
+
+export function versionHintKey(tableRoot: string): string {
+  return `${tableRoot}/${METADATA_DIR}/${VERSION_HINT}`;
 }

@@ -1,0 +1,542 @@
+/**
+ * The catalog on DynamoDB: one table, single-table design (docs/dynamodb-catalog.md has more).
+ *
+ *   pk (S)            sk (S)              attributes
+ *   ───────────────── ─────────────────── ───────────────────────────────────────────────────────
+ *   TABLE#<name>      DEF                 name, tableUuid, def (S: TableDefinition as JSON),
+ *                                         createdAt
+ *   TABLE#<name>      POINTER             table, tableUuid, epoch (N), epochTokens (L of S),
+ *                                         version (N; 0 = no snapshot yet), lsn, committedLsn,
+ *                                         snapshotKey?, metadataLocation?, metadataKey?,
+ *                                         checkpoints? (S: JSON, key order kept), updatedAt
+ *   TABLE#<name>      LEASE#<leaseId>     leaseId, table, snapshotKey, expiresAt (N, ms),
+ *                                         ttl (N, s: DynamoDB TTL tidy-up only),
+ *                                         releasedBy? (S: set while a delete is under way)
+ *
+ * The fencing epoch lives on the POINTER item so one conditional write checks version and epoch
+ * together (`epoch = :epoch AND version = :expected`): no transactions are needed.
+ *
+ * Retries and lost responses. Every call is retried on throttling, 5xx, timeouts and resets
+ * (lib/util/aws-retry.ts). A request whose response was lost after it succeeded is sent again
+ * and then fails its condition, so:
+ * - updatePointer reports that as ConflictError (as any version mismatch); the caller
+ *   (lib/engine/pointer-keeper.ts) reads the pointer back and recognizes its own write.
+ * - createTable: a create that finds an identical definition already stored succeeds.
+ * - acquireEpoch writes `epoch = :next` on condition `epoch = :previous`, and appends
+ *   `"<next>:<random token>"` to `epochTokens` (the last 16 increments). On a condition failure
+ *   it re-reads: our token in the list means our increment landed (even if other writers have
+ *   taken epochs since); otherwise it reads the new epoch and tries again.
+ * - putLease is an unconditional put (idempotent).
+ * - deleteLease first marks the lease `releasedBy = :token` (condition: exists and not marked by
+ *   someone else; a retry of our own mark passes), then deletes it. It returns true exactly when
+ *   this call's mark landed, however many times the requests were retried.
+ *
+ * Consistency: reads use ConsistentRead. listTables is a Scan filtered on sk = DEF (catalogs
+ * hold few tables; leases are short-lived and TTL removes the leftovers).
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  type AttributeValue,
+  BatchWriteItemCommand,
+  DeleteItemCommand,
+  DynamoDBClient,
+  type DynamoDBClientConfig,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateItemCommand,
+  type WriteRequest,
+} from '@aws-sdk/client-dynamodb';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { TABLE_NAME_PATTERN, type TableDefinition } from '../schema/table-schema.ts';
+import {
+  errorName,
+  type ResolvedRetry,
+  type RetryOptions,
+  resolveRetry,
+  sleep,
+  withRetry,
+} from '../util/aws-retry.ts';
+import {
+  type Catalog,
+  ConflictError,
+  FencedError,
+  type Lease,
+  type PointerUpdate,
+  TableExistsError,
+  type TablePointer,
+  tableOfLease,
+} from './catalog.ts';
+
+export interface DynamoDbCatalogOptions {
+  /** The DynamoDB table (key schema: pk S HASH, sk S RANGE). */
+  tableName: string;
+  /** A ready client. The catalog retries itself: give it `maxAttempts: 1` to avoid nested retries. */
+  client?: DynamoDBClient;
+  /** Used to build a client when `client` is absent (SDK retries off, HTTP/1.1, timeouts). */
+  clientConfig?: DynamoDBClientConfig;
+  /** Retry policy: attempts (default 8), backoff base (default 25 ms) and ceiling in ms. */
+  retry?: RetryOptions;
+  /** Seconds after a lease's expiry at which DynamoDB TTL may delete it (default 3600). */
+  leaseTtlGraceSeconds?: number;
+}
+
+type Item = Record<string, AttributeValue>;
+
+const DEF = 'DEF';
+const POINTER = 'POINTER';
+const LEASE = 'LEASE#';
+/** Tokens of the latest epoch increments kept on the POINTER item (to recognize our own). */
+const EPOCH_TOKENS = 16;
+
+function pk(table: string): string {
+  if (!TABLE_NAME_PATTERN.test(table)) throw new Error(`invalid table name ${JSON.stringify(table)}`);
+  return `TABLE#${table}`;
+}
+
+function key(table: string, sk: string): Item {
+  return { pk: { S: pk(table) }, sk: { S: sk } };
+}
+
+const s = (v: string): AttributeValue => ({ S: v });
+const n = (v: number): AttributeValue => ({ N: String(v) });
+const str = (item: Item, name: string): string | undefined => item[name]?.S;
+const num = (item: Item, name: string): number | undefined =>
+  item[name]?.N === undefined ? undefined : Number(item[name].N);
+
+function isConditionFailed(e: unknown): boolean {
+  return errorName(e) === 'ConditionalCheckFailedException';
+}
+
+const OPTIONAL_POINTER_FIELDS = ['snapshotKey', 'metadataLocation', 'metadataKey', 'checkpoints'] as const;
+
+function pointerFromItem(table: string, item: Item): TablePointer | undefined {
+  const version = num(item, 'version') ?? 0;
+  if (version === 0) return undefined;
+  const p: TablePointer = {
+    lsn: str(item, 'lsn') ?? '0',
+    committedLsn: str(item, 'committedLsn') ?? '0',
+    table,
+    version,
+    epoch: num(item, 'epoch') ?? 0,
+    updatedAt: str(item, 'updatedAt') ?? '',
+  };
+  const snapshotKey = str(item, 'snapshotKey');
+  if (snapshotKey !== undefined) p.snapshotKey = snapshotKey;
+  const metadataLocation = str(item, 'metadataLocation');
+  if (metadataLocation !== undefined) p.metadataLocation = metadataLocation;
+  const metadataKey = str(item, 'metadataKey');
+  if (metadataKey !== undefined) p.metadataKey = metadataKey;
+  const checkpoints = str(item, 'checkpoints');
+  if (checkpoints !== undefined) p.checkpoints = JSON.parse(checkpoints) as Record<string, string>;
+  return p;
+}
+
+function leaseFromItem(item: Item): Lease | undefined {
+  if (item.releasedBy) return undefined;
+  return {
+    leaseId: str(item, 'leaseId') ?? '',
+    table: str(item, 'table') ?? '',
+    snapshotKey: str(item, 'snapshotKey') ?? '',
+    expiresAt: num(item, 'expiresAt') ?? 0,
+  };
+}
+
+export class DynamoDbCatalog implements Catalog {
+  readonly description: string;
+  readonly tableName: string;
+  readonly client: DynamoDBClient;
+  private readonly ownsClient: boolean;
+  private readonly retry: ResolvedRetry;
+  private readonly ttlGrace: number;
+
+  constructor(options: DynamoDbCatalogOptions) {
+    if (!options.tableName) throw new Error('DynamoDbCatalog: tableName is required');
+    this.tableName = options.tableName;
+    this.description = `dynamodb:${options.tableName}`;
+    this.ownsClient = !options.client;
+    this.client =
+      options.client ??
+      new DynamoDBClient({
+        requestHandler: new NodeHttpHandler({
+          connectionTimeout: 3000,
+          requestTimeout: 10_000,
+          throwOnRequestTimeout: true,
+        }),
+        ...options.clientConfig,
+        maxAttempts: options.clientConfig?.maxAttempts ?? 1,
+      });
+    this.retry = resolveRetry({ baseDelayMs: 25, ...options.retry });
+    this.ttlGrace = options.leaseTtlGraceSeconds ?? 3600;
+  }
+
+  private send<T>(fn: () => Promise<T>): Promise<T> {
+    return withRetry(this.retry, fn);
+  }
+
+  private async getItem(table: string, sk: string, projection?: string): Promise<Item | undefined> {
+    const res = await this.send(() =>
+      this.client.send(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: key(table, sk),
+          ConsistentRead: true,
+          ProjectionExpression: projection,
+        }),
+      ),
+    );
+    return res.Item;
+  }
+
+  // ------------------------------------------------------------------ tables
+
+  async createTable(def: TableDefinition): Promise<void> {
+    const json = JSON.stringify(def);
+    try {
+      await this.send(() =>
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.tableName,
+            Item: {
+              ...key(def.name, DEF),
+              name: s(def.name),
+              tableUuid: s(def.tableUuid),
+              def: s(json),
+              createdAt: s(def.createdAt),
+            },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+    } catch (e) {
+      if (!isConditionFailed(e)) throw e;
+      // Either the table exists, or this is our own create whose response was lost.
+      const stored = await this.getItem(def.name, DEF);
+      if (!stored || str(stored, 'def') !== json) throw new TableExistsError(def.name);
+    }
+    await this.ensurePointer(def.name, def.tableUuid);
+  }
+
+  /** Creates the POINTER item of a table (epoch 0, no snapshot), replacing a stale one. */
+  private async ensurePointer(table: string, tableUuid: string): Promise<void> {
+    try {
+      await this.send(() =>
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.tableName,
+            Item: {
+              ...key(table, POINTER),
+              table: s(table),
+              tableUuid: s(tableUuid),
+              epoch: n(0),
+              version: n(0),
+              lsn: s('0'),
+              committedLsn: s('0'),
+              updatedAt: s(new Date().toISOString()),
+            },
+            // A pointer left by a dropped table of the same name is replaced; ours is kept.
+            ConditionExpression: 'attribute_not_exists(pk) OR tableUuid <> :uuid',
+            ExpressionAttributeValues: { ':uuid': s(tableUuid) },
+          }),
+        ),
+      );
+    } catch (e) {
+      if (!isConditionFailed(e)) throw e;
+    }
+  }
+
+  async getTable(name: string): Promise<TableDefinition | undefined> {
+    if (!TABLE_NAME_PATTERN.test(name)) return undefined;
+    const item = await this.getItem(name, DEF);
+    const json = item && str(item, 'def');
+    return json ? (JSON.parse(json) as TableDefinition) : undefined;
+  }
+
+  async listTables(): Promise<TableDefinition[]> {
+    const out: TableDefinition[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.send(() =>
+        this.client.send(
+          new ScanCommand({
+            TableName: this.tableName,
+            FilterExpression: 'sk = :def',
+            ExpressionAttributeValues: { ':def': s(DEF) },
+            ProjectionExpression: '#d',
+            ExpressionAttributeNames: { '#d': 'def' },
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        const json = str(item, 'def');
+        if (json) out.push(JSON.parse(json) as TableDefinition);
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async dropTable(name: string): Promise<void> {
+    if (!TABLE_NAME_PATTERN.test(name)) return;
+    // The pointer goes first (a writer's next update fails), the definition last (a drop that
+    // stops half-way leaves the table listed, and dropping it again finishes the job).
+    await this.send(() =>
+      this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: key(name, POINTER) })),
+    );
+    const rest: Item[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.send(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'pk = :pk',
+            ExpressionAttributeValues: { ':pk': s(pk(name)) },
+            ProjectionExpression: 'pk, sk',
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) if (str(item, 'sk') !== DEF) rest.push(item);
+      start = page.LastEvaluatedKey;
+    } while (start);
+    await this.batchDelete(rest);
+    await this.send(() =>
+      this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: key(name, DEF) })),
+    );
+  }
+
+  /** BatchWriteItem deletes, 25 at a time, sending unprocessed items again with backoff. */
+  private async batchDelete(items: Item[]): Promise<void> {
+    for (let i = 0; i < items.length; i += 25) {
+      let requests: WriteRequest[] = items
+        .slice(i, i + 25)
+        .map((it) => ({ DeleteRequest: { Key: { pk: it.pk, sk: it.sk } } }));
+      for (let round = 1; requests.length > 0; round++) {
+        const batch = requests;
+        const res = await this.send(() =>
+          this.client.send(new BatchWriteItemCommand({ RequestItems: { [this.tableName]: batch } })),
+        );
+        requests = res.UnprocessedItems?.[this.tableName] ?? [];
+        if (requests.length > 0) {
+          if (round >= this.retry.maxAttempts * 4) throw new Error('DynamoDB left items unprocessed');
+          await sleep(Math.random() * Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** round));
+        }
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ epochs and pointers
+
+  async acquireEpoch(table: string): Promise<number> {
+    for (let round = 0; round < 1000; round++) {
+      const [defItem, p] = await Promise.all([this.getItem(table, DEF), this.getItem(table, POINTER)]);
+      if (!defItem) throw new Error(`table "${table}" does not exist`);
+      if (!p) {
+        // The create stopped between the definition and the pointer: finish it.
+        await this.ensurePointer(table, str(defItem, 'tableUuid') ?? '');
+        continue;
+      }
+      const previous = num(p, 'epoch') ?? 0;
+      const next = previous + 1;
+      const mine = `${next}:${randomUUID()}`;
+      // The condition holds only if nothing changed the epoch (or the token list) since the read.
+      const tokens = [...(p.epochTokens?.L ?? []).slice(1 - EPOCH_TOKENS), s(mine)];
+      try {
+        await this.send(() =>
+          this.client.send(
+            new UpdateItemCommand({
+              TableName: this.tableName,
+              Key: key(table, POINTER),
+              UpdateExpression: 'SET #e = :next, #t = :tokens',
+              ConditionExpression: 'attribute_exists(pk) AND #e = :prev',
+              ExpressionAttributeNames: { '#e': 'epoch', '#t': 'epochTokens' },
+              ExpressionAttributeValues: { ':next': n(next), ':prev': n(previous), ':tokens': { L: tokens } },
+            }),
+          ),
+        );
+        return next;
+      } catch (e) {
+        if (!isConditionFailed(e)) throw e;
+        // Our increment may have landed with its response lost (and others may have taken
+        // epochs since): the token list tells.
+        const now = await this.getItem(table, POINTER);
+        if (now?.epochTokens?.L?.some((t) => t.S === mine)) return next;
+        // Another writer took an epoch meanwhile: take the next one.
+      }
+    }
+    throw new ConflictError(`could not acquire an epoch for table "${table}"`);
+  }
+
+  async getPointer(table: string): Promise<TablePointer | undefined> {
+    if (!TABLE_NAME_PATTERN.test(table)) return undefined;
+    const item = await this.getItem(table, POINTER);
+    return item ? pointerFromItem(table, item) : undefined;
+  }
+
+  async updatePointer(
+    table: string,
+    expectedVersion: number,
+    epoch: number,
+    update: PointerUpdate,
+  ): Promise<TablePointer> {
+    const names: Record<string, string> = {
+      '#v': 'version',
+      '#e': 'epoch',
+      '#lsn': 'lsn',
+      '#c': 'committedLsn',
+      '#u': 'updatedAt',
+    };
+    const values: Item = {
+      ':next': n(expectedVersion + 1),
+      ':expected': n(expectedVersion),
+      ':epoch': n(epoch),
+      ':lsn': s(update.lsn),
+      ':c': s(update.committedLsn),
+      ':u': s(new Date().toISOString()),
+    };
+    const sets = ['#v = :next', '#lsn = :lsn', '#c = :c', '#u = :u'];
+    const removes: string[] = [];
+    OPTIONAL_POINTER_FIELDS.forEach((field, i) => {
+      const v = update[field];
+      names[`#o${i}`] = field;
+      if (v === undefined) {
+        removes.push(`#o${i}`);
+      } else {
+        values[`:o${i}`] = s(field === 'checkpoints' ? JSON.stringify(v) : (v as string));
+        sets.push(`#o${i} = :o${i}`);
+      }
+    });
+    try {
+      const res = await this.send(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: key(table, POINTER),
+            UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+            ConditionExpression: 'attribute_exists(pk) AND #e = :epoch AND #v = :expected',
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      const p = res.Attributes ? pointerFromItem(table, res.Attributes) : undefined;
+      if (!p) throw new Error(`DynamoDB returned no pointer for "${table}"`);
+      return p;
+    } catch (e) {
+      if (!isConditionFailed(e)) throw e;
+      // Why did the condition fail? (After a lost response it is our own write: a version
+      // mismatch, which the caller settles by reading the pointer back.)
+      const now = await this.getItem(table, POINTER);
+      if (!now) throw new ConflictError(`table "${table}" does not exist`);
+      const currentEpoch = num(now, 'epoch') ?? 0;
+      if (currentEpoch !== epoch) throw new FencedError(table, epoch, currentEpoch);
+      throw new ConflictError(
+        `pointer of "${table}" is at version ${num(now, 'version') ?? 0}, expected ${expectedVersion}`,
+      );
+    }
+  }
+
+  // ------------------------------------------------------------------ leases
+
+  async putLease(lease: Lease): Promise<void> {
+    if (tableOfLease(lease.leaseId) !== lease.table) {
+      throw new Error(`lease id ${JSON.stringify(lease.leaseId)} does not name table "${lease.table}"`);
+    }
+    const put = this.send(() =>
+      this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: {
+            ...key(lease.table, LEASE + lease.leaseId),
+            leaseId: s(lease.leaseId),
+            table: s(lease.table),
+            snapshotKey: s(lease.snapshotKey),
+            expiresAt: n(lease.expiresAt),
+            ttl: n(Math.ceil(lease.expiresAt / 1000) + this.ttlGrace),
+          },
+        }),
+      ),
+    );
+    // Check the table exists at the same time (one round trip on the read path).
+    const [def] = await Promise.all([this.getItem(lease.table, DEF, 'pk'), put]);
+    if (!def) {
+      await this.send(() =>
+        this.client.send(
+          new DeleteItemCommand({ TableName: this.tableName, Key: key(lease.table, LEASE + lease.leaseId) }),
+        ),
+      );
+      throw new ConflictError(`table "${lease.table}" does not exist`);
+    }
+  }
+
+  async getLease(leaseId: string): Promise<Lease | undefined> {
+    const table = tableOfLease(leaseId);
+    if (!table || !TABLE_NAME_PATTERN.test(table)) return undefined;
+    const item = await this.getItem(table, LEASE + leaseId);
+    return item ? leaseFromItem(item) : undefined;
+  }
+
+  async deleteLease(leaseId: string): Promise<boolean> {
+    const table = tableOfLease(leaseId);
+    if (!table || !TABLE_NAME_PATTERN.test(table)) return false;
+    const token = randomUUID();
+    try {
+      await this.send(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: key(table, LEASE + leaseId),
+            UpdateExpression: 'SET #r = :token',
+            ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(#r) OR #r = :token)',
+            ExpressionAttributeNames: { '#r': 'releasedBy' },
+            ExpressionAttributeValues: { ':token': s(token) },
+          }),
+        ),
+      );
+    } catch (e) {
+      if (isConditionFailed(e)) return false; // no such lease, or another call is deleting it
+      throw e;
+    }
+    await this.send(() =>
+      this.client.send(
+        new DeleteItemCommand({ TableName: this.tableName, Key: key(table, LEASE + leaseId) }),
+      ),
+    );
+    return true;
+  }
+
+  async listLeases(table: string): Promise<Lease[]> {
+    if (!TABLE_NAME_PATTERN.test(table)) return [];
+    const out: Lease[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.send(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :lease)',
+            ExpressionAttributeValues: { ':pk': s(pk(table)), ':lease': s(LEASE) },
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        const l = leaseFromItem(item);
+        if (l) out.push(l);
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsClient) this.client.destroy();
+  }
+}

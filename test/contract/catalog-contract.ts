@@ -1,0 +1,210 @@
+/**
+ * The behaviour every Catalog adapter must show. `catalogContract(name, make)` defines a describe
+ * block; `make` is called for every test. Table names are unique per test, so a shared backend
+ * (one DynamoDB table) works: listings are checked on the test's own tables only.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type Catalog,
+  ConflictError,
+  FencedError,
+  type Lease,
+  type PointerUpdate,
+  TableExistsError,
+} from '../../lib/catalog/catalog.ts';
+import { buildSchema, type TableDefinition } from '../../lib/schema/table-schema.ts';
+
+export interface CatalogFixture {
+  catalog: Catalog;
+  cleanup(): Promise<void>;
+}
+
+export function uniqueTable(prefix = 'c'): string {
+  return `${prefix}_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+}
+
+export function tableDef(name: string): TableDefinition {
+  return {
+    name,
+    tableUuid: randomUUID(),
+    schema: buildSchema(
+      [
+        { name: 'id', type: 'long' },
+        { name: 'v', type: 'string' },
+        { name: 'amount', type: 'decimal(38,10)' },
+      ],
+      ['id'],
+    ),
+    formatVersion: 2,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+function update(lsn: string, extra: Partial<PointerUpdate> = {}): PointerUpdate {
+  return { lsn, committedLsn: '0', snapshotKey: `t/snapshots/${lsn}.json`, ...extra };
+}
+
+export function catalogContract(name: string, make: () => Promise<CatalogFixture>): void {
+  describe(`Catalog contract: ${name}`, () => {
+    let f: CatalogFixture;
+    let catalog: Catalog;
+    beforeEach(async () => {
+      f = await make();
+      catalog = f.catalog;
+    });
+    afterEach(async () => {
+      await f.cleanup();
+    });
+
+    it('creates, reads, lists (sorted) and refuses a second create', async () => {
+      const prefix = uniqueTable('ls');
+      const names = [`${prefix}_b`, `${prefix}_a`, `${prefix}_c`];
+      const defs = names.map(tableDef);
+      for (const d of defs) await catalog.createTable(d);
+      expect(await catalog.getTable(names[0])).toEqual(defs[0]);
+      const listed = (await catalog.listTables()).filter((d) => d.name.startsWith(prefix));
+      expect(listed.map((d) => d.name)).toEqual([...names].sort());
+      expect(listed.find((d) => d.name === names[1])).toEqual(defs[1]);
+      const again = tableDef(names[0]);
+      await expect(catalog.createTable(again)).rejects.toBeInstanceOf(TableExistsError);
+      expect(await catalog.getTable(names[0])).toEqual(defs[0]);
+      expect(await catalog.getTable(uniqueTable('missing'))).toBeUndefined();
+      expect(await catalog.getPointer(names[0])).toBeUndefined();
+    });
+
+    it('fences with epochs: each acquire is higher, a stale writer is refused', async () => {
+      const t = uniqueTable();
+      await catalog.createTable(tableDef(t));
+      const e1 = await catalog.acquireEpoch(t);
+      const e2 = await catalog.acquireEpoch(t);
+      expect(e2).toBe(e1 + 1);
+      const p = await catalog.updatePointer(t, 0, e2, update('10'));
+      const e3 = await catalog.acquireEpoch(t);
+      expect(e3).toBe(e2 + 1);
+      const err = await catalog.updatePointer(t, p.version, e2, update('11')).catch((e) => e);
+      expect(err).toBeInstanceOf(FencedError);
+      expect((err as FencedError).epoch).toBe(e2);
+      expect((err as FencedError).currentEpoch).toBe(e3);
+      // The epoch is checked before the version.
+      expect(await catalog.updatePointer(t, 99, e1, update('11')).catch((e) => e)).toBeInstanceOf(
+        FencedError,
+      );
+      const p2 = await catalog.updatePointer(t, p.version, e3, update('11'));
+      expect(p2.epoch).toBe(e3);
+      await expect(catalog.acquireEpoch(uniqueTable('missing'))).rejects.toThrow();
+    });
+
+    it('updates the pointer by compare-and-swap on its version', async () => {
+      const t = uniqueTable();
+      await catalog.createTable(tableDef(t));
+      const epoch = await catalog.acquireEpoch(t);
+      await expect(catalog.updatePointer(t, 1, epoch, update('1'))).rejects.toBeInstanceOf(ConflictError);
+      const big = '18446744073709551615123';
+      const p1 = await catalog.updatePointer(
+        t,
+        0,
+        epoch,
+        update(big, {
+          committedLsn: '5',
+          metadataLocation: 's3://b/t/metadata/00001.metadata.json',
+          metadataKey: 't/metadata/00001.metadata.json',
+          checkpoints: { 'shardId-000000000001': '4968', 'shardId-000000000000': '1' },
+        }),
+      );
+      expect(p1).toMatchObject({ table: t, version: 1, epoch, lsn: big, committedLsn: '5' });
+      expect(typeof p1.updatedAt).toBe('string');
+      const read = await catalog.getPointer(t);
+      expect(read).toEqual(p1);
+      // Key order of checkpoints is kept (writers compare pointers by their JSON).
+      expect(JSON.stringify(read?.checkpoints)).toBe(
+        JSON.stringify({ 'shardId-000000000001': '4968', 'shardId-000000000000': '1' }),
+      );
+      await expect(catalog.updatePointer(t, 0, epoch, update('2'))).rejects.toBeInstanceOf(ConflictError);
+      // Fields missing from an update are removed.
+      const p2 = await catalog.updatePointer(t, 1, epoch, { lsn: '3', committedLsn: '3' });
+      expect(p2.version).toBe(2);
+      const read2 = await catalog.getPointer(t);
+      expect(read2).toEqual(p2);
+      expect(read2?.snapshotKey).toBeUndefined();
+      expect(read2?.metadataKey).toBeUndefined();
+      expect(read2?.checkpoints).toBeUndefined();
+      // Concurrent swaps from one version: exactly one wins.
+      const results = await Promise.allSettled(
+        Array.from({ length: 6 }, (_, i) => catalog.updatePointer(t, 2, epoch, update(String(10 + i)))),
+      );
+      const won = results.filter((r) => r.status === 'fulfilled');
+      expect(won).toHaveLength(1);
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConflictError);
+      expect((await catalog.getPointer(t))?.version).toBe(3);
+      await expect(catalog.updatePointer(uniqueTable('missing'), 0, 1, update('1'))).rejects.toBeInstanceOf(
+        ConflictError,
+      );
+    });
+
+    it('keeps leases: put, get by id, list (expired included), delete once', async () => {
+      const t = uniqueTable();
+      const other = uniqueTable();
+      await catalog.createTable(tableDef(t));
+      await catalog.createTable(tableDef(other));
+      const now = Date.now();
+      const leases: Lease[] = [
+        { leaseId: `${t}.aaa`, table: t, snapshotKey: 's/1', expiresAt: now + 60_000 },
+        { leaseId: `${t}.bbb`, table: t, snapshotKey: 's/2', expiresAt: now - 1000 },
+        { leaseId: `${other}.ccc`, table: other, snapshotKey: 's/3', expiresAt: now + 60_000 },
+      ];
+      for (const l of leases) await catalog.putLease(l);
+      expect(await catalog.getLease(`${t}.aaa`)).toEqual(leases[0]);
+      expect(await catalog.getLease(`${t}.zzz`)).toBeUndefined();
+      expect(await catalog.getLease('no-dot')).toBeUndefined();
+      expect(await catalog.getLease(`${uniqueTable('missing')}.x`)).toBeUndefined();
+      const listed = (await catalog.listLeases(t)).sort((a, b) => (a.leaseId < b.leaseId ? -1 : 1));
+      expect(listed).toEqual([leases[0], leases[1]]);
+      // A put replaces (renewal).
+      await catalog.putLease({ ...leases[0], expiresAt: now + 120_000 });
+      expect((await catalog.getLease(`${t}.aaa`))?.expiresAt).toBe(now + 120_000);
+      expect(await catalog.deleteLease(`${t}.aaa`)).toBe(true);
+      expect(await catalog.deleteLease(`${t}.aaa`)).toBe(false);
+      expect(await catalog.deleteLease(`${t}.never`)).toBe(false);
+      expect(await catalog.getLease(`${t}.aaa`)).toBeUndefined();
+      expect((await catalog.listLeases(t)).map((l) => l.leaseId)).toEqual([`${t}.bbb`]);
+      expect((await catalog.listLeases(other)).map((l) => l.leaseId)).toEqual([`${other}.ccc`]);
+      expect(await catalog.listLeases(uniqueTable('missing'))).toEqual([]);
+      const missing = uniqueTable('missing');
+      await expect(
+        catalog.putLease({ leaseId: `${missing}.x`, table: missing, snapshotKey: 's', expiresAt: now }),
+      ).rejects.toBeInstanceOf(ConflictError);
+      // Concurrent deletes of one lease: exactly one reports it.
+      const results = await Promise.all(Array.from({ length: 4 }, () => catalog.deleteLease(`${other}.ccc`)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+
+    it('drops a table with its pointer and leases; a new table of that name starts fresh', async () => {
+      const t = uniqueTable();
+      await catalog.createTable(tableDef(t));
+      const epoch = await catalog.acquireEpoch(t);
+      await catalog.updatePointer(t, 0, epoch, update('7'));
+      await catalog.putLease({
+        leaseId: `${t}.l1`,
+        table: t,
+        snapshotKey: 's',
+        expiresAt: Date.now() + 1000,
+      });
+      await catalog.dropTable(t);
+      expect(await catalog.getTable(t)).toBeUndefined();
+      expect(await catalog.getPointer(t)).toBeUndefined();
+      expect(await catalog.listLeases(t)).toEqual([]);
+      expect(await catalog.getLease(`${t}.l1`)).toBeUndefined();
+      expect((await catalog.listTables()).some((d) => d.name === t)).toBe(false);
+      await catalog.dropTable(t);
+      await catalog.dropTable(uniqueTable('missing'));
+      const def = tableDef(t);
+      await catalog.createTable(def);
+      expect(await catalog.getTable(t)).toEqual(def);
+      expect(await catalog.getPointer(t)).toBeUndefined();
+      const e = await catalog.acquireEpoch(t);
+      const p = await catalog.updatePointer(t, 0, e, update('1'));
+      expect(p.version).toBe(1);
+    });
+  });
+}
