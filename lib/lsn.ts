@@ -17,7 +17,7 @@ export function parseLsn(v: unknown): Lsn | undefined {
   if (v === undefined || v === null || v === '') return undefined;
   if (typeof v === 'bigint') return v;
   if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
-  if (typeof v === 'string' && /^\d{1,40}$/.test(v)) return BigInt(v);
+  if (typeof v === 'string' && /^\d{1,80}$/.test(v)) return BigInt(v);
   throw new RangeError(`invalid LSN ${JSON.stringify(String(v))}: expected a non-negative integer`);
 }
 

@@ -28,6 +28,8 @@ export interface WriterDeps {
   logger: Logger;
   /** Local folder for spilled index runs. */
   spillDir: string;
+  /** Which tables this writer owns (several writer groups split the tables); all by default. */
+  owns?: (table: string) => boolean;
 }
 
 /** A source other than the durable log (e.g. Postgres replication) that feeds a table. */
@@ -56,6 +58,8 @@ export class Writer {
   private readonly tables = new Map<string, Owned>();
   private readonly opening = new Map<string, Promise<TableHandler>>();
   private readonly sourceFactories = new Map<string, SourceFactory>();
+  /** Tables another writer took over (a newer epoch): never reopened by this writer. */
+  private readonly lost = new Map<string, Error>();
   private closed = false;
   deadLettered = 0;
 
@@ -68,16 +72,35 @@ export class Writer {
     this.sourceFactories.set(kind, factory);
   }
 
-  /** Opens every table in the catalog. */
+  /** Opens every table in the catalog that this writer owns. */
   async start(): Promise<void> {
-    const defs = await this.deps.catalog.listTables();
+    await this.sync();
+  }
+
+  /**
+   * Brings the owned tables in line with the catalog: opens tables created elsewhere (e.g. by a
+   * Lambda function) and stops tables dropped elsewhere. The AWS writer runs this periodically.
+   */
+  async sync(): Promise<void> {
+    const owns = this.deps.owns ?? (() => true);
+    const defs = (await this.deps.catalog.listTables()).filter((d) => owns(d.name) && !this.lost.has(d.name));
+    const names = new Set(defs.map((d) => d.name));
     await Promise.all(
-      defs.map((d) =>
-        this.open(d.name).catch((e) =>
-          this.deps.logger.error('could not open table', { table: d.name, error: e }),
+      defs
+        .filter((d) => !this.tables.has(d.name))
+        .map((d) =>
+          this.open(d.name).catch((e) =>
+            this.deps.logger.error('could not open table', { table: d.name, error: e }),
+          ),
         ),
-      ),
     );
+    for (const [name, owned] of [...this.tables]) {
+      if (names.has(name)) continue;
+      this.tables.delete(name);
+      await stopFeed(owned.feed);
+      await owned.handler.close();
+      this.deps.logger.info('table no longer in the catalog; stopped', { table: name });
+    }
   }
 
   tableNames(): string[] {
@@ -86,6 +109,8 @@ export class Writer {
 
   /** The table's handler, opening (recovering) it first if needed. */
   open(name: string): Promise<TableHandler> {
+    const lost = this.lost.get(name);
+    if (lost) return Promise.reject(lost);
     const owned = this.tables.get(name);
     if (owned && !owned.handler.isFenced) return Promise.resolve(owned.handler);
     let p = this.opening.get(name);
@@ -108,7 +133,8 @@ export class Writer {
       options: this.deps.options,
       logger: this.deps.logger,
       spillDir: this.deps.spillDir,
-      onFenced: () => {
+      onFenced: (e) => {
+        this.lost.set(name, e);
         const owned = this.tables.get(name);
         if (owned?.handler === handler) {
           this.tables.delete(name);
@@ -141,6 +167,10 @@ export class Writer {
   }
 
   private deliver(def: TableDefinition, handler: TableHandler, entry: LogEntry): void {
+    if (isMarker(entry)) {
+      handler.advance(entry.lsn);
+      return;
+    }
     let ops: DecodedOp[];
     try {
       ops =
@@ -189,7 +219,8 @@ export class Writer {
   async flush(name: string): Promise<CommitInfo> {
     const handler = await this.open(name);
     const def = handler.def;
-    const target = def.source ? undefined : await this.deps.log.lastLsn(name);
+    const log = this.deps.log;
+    const target = def.source ? undefined : log.barrier ? await log.barrier(name) : await log.lastLsn(name);
     return handler.flush(target);
   }
 
@@ -245,4 +276,13 @@ async function stopFeed(feed: LogSubscription | TableSource | undefined): Promis
   if (!feed) return;
   const r = feed.stop();
   if (r instanceof Promise) await r.catch(() => undefined);
+}
+
+const MARKER_PREFIX = new TextEncoder().encode('{"marker"');
+
+/** A marker record (see DurableLog.barrier): moves the table's LSN, changes nothing. */
+function isMarker(entry: LogEntry): boolean {
+  if (entry.decoded !== undefined || entry.payload.length < MARKER_PREFIX.length) return false;
+  for (let i = 0; i < MARKER_PREFIX.length; i++) if (entry.payload[i] !== MARKER_PREFIX[i]) return false;
+  return true;
 }

@@ -28,6 +28,12 @@ export interface DurableLog {
   subscribe(table: string, afterLsn: Lsn, onEntry: (entry: LogEntry) => void): Promise<LogSubscription>;
   /** The newest durable LSN of a table (0 when empty). */
   lastLsn(table: string): Promise<Lsn>;
+  /**
+   * An LSN at or after every transaction acknowledged before the call, when {@link lastLsn}
+   * cannot know it (a shared stream): appends a marker record (`{"marker": ...}`) that the
+   * writer skips. Logs that know their end do not need this.
+   */
+  barrier?(table: string): Promise<Lsn>;
   /** Allows the log to drop entries with LSN ≤ `throughLsn`. */
   truncate(table: string, throughLsn: Lsn): Promise<void>;
   dropTable(table: string): Promise<void>;

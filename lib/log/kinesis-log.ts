@@ -761,6 +761,11 @@ export class KinesisLog implements DurableLog {
    * Best effort: Kinesis has no cheap "last sequence number of a partition key", so after a
    * restart it is 0 until the subscription delivers something or this process appends.
    */
+  /** Puts a marker record; its sequence number is after every record acknowledged before. */
+  async barrier(table: string): Promise<Lsn> {
+    return this.append(table, new TextEncoder().encode('{"marker":"barrier"}'));
+  }
+
   async lastLsn(table: string): Promise<Lsn> {
     return this.last.get(table) ?? 0n;
   }

@@ -1,0 +1,5 @@
+/** Lambda entry point: the flush routes of the public API (see functions/api.ts ROUTES). */
+import { createApiHandler } from '../api.ts';
+import { awsServices } from '../aws-services.ts';
+
+export const handler = createApiHandler(awsServices(), ['flush']);

@@ -1,0 +1,78 @@
+/**
+ * The WriterLink of the AWS deployment: HTTP calls to the internal API of the writer that owns
+ * the table (writer-api.ts), found by the table's group. If no writer answers a drop, the
+ * function drops the table itself (catalog entries and objects); the writer's catalog sync then
+ * lets go of it.
+ */
+
+import { writerUrlFor } from '../lib/aws/table-groups.ts';
+import type { Catalog } from '../lib/catalog/catalog.ts';
+import { ephemeralRootOf, tableRootOf } from '../lib/engine/table-paths.ts';
+import type { Lsn } from '../lib/lsn.ts';
+import type { ObjectStore } from '../lib/store/object-store.ts';
+import { deletePrefix } from '../lib/table-admin.ts';
+import type { Logger } from '../lib/util/logger.ts';
+import { ApiError } from './api-error.ts';
+import type { WriterLink } from './services.ts';
+
+export interface HttpWriterLinkOptions {
+  urlTemplate: string;
+  groups: number;
+  catalog: Catalog;
+  store: ObjectStore;
+  logger: Logger;
+  timeoutMs?: number;
+}
+
+export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
+  const call = async (
+    table: string,
+    action: string,
+    query = '',
+    timeoutMs = o.timeoutMs ?? 25_000,
+  ): Promise<unknown> => {
+    const url = `${writerUrlFor(o.urlTemplate, table, o.groups)}/internal/tables/${table}/${action}${query}`;
+    const res = await fetch(url, {
+      method: action === 'status' ? 'GET' : 'POST',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.text();
+    if (res.status >= 400) {
+      throw new ApiError(
+        res.status === 404 ? 404 : 503,
+        res.status === 404 ? 'not_found' : 'writer_unavailable',
+        `writer: ${text.slice(0, 200)}`,
+        {},
+        { 'Retry-After': '1' },
+      );
+    }
+    return text ? JSON.parse(text) : undefined;
+  };
+  return {
+    requestSnapshot: async (table, minLsn: Lsn) => {
+      await call(table, 'snapshot', `?minLsn=${minLsn}`, 10_000);
+    },
+    flush: async (table) => {
+      const r = (await call(table, 'flush')) as { lsn: number | string; metadataLocation: string | null };
+      return { lsn: BigInt(r.lsn), metadataLocation: r.metadataLocation ?? undefined };
+    },
+    tableCreated: async (table) => {
+      // Best effort: the writer also finds new tables in the catalog by itself.
+      await call(table, 'created', '', 5000).catch((e) =>
+        o.logger.warn('writer not told about a new table', { table, error: e }),
+      );
+    },
+    tableDropped: async (table) => {
+      try {
+        await call(table, 'dropped');
+      } catch (e) {
+        if (e instanceof ApiError && e.statusCode === 404) return;
+        o.logger.warn('writer unreachable for a drop; dropping directly', { table, error: e });
+        await o.catalog.dropTable(table);
+        await deletePrefix(o.store, `${tableRootOf(table)}/`);
+        await deletePrefix(o.store, `${ephemeralRootOf(table)}/`);
+      }
+    },
+    status: async (table) => (await call(table, 'status', '', 2000)) as Record<string, unknown>,
+  };
+}

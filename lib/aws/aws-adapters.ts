@@ -1,0 +1,50 @@
+/** The AWS adapters (S3, DynamoDB, Kinesis) built from configuration, emulator endpoints included. */
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { DynamoDbCatalog } from '../catalog/dynamodb-catalog.ts';
+import { KinesisLog } from '../log/kinesis-log.ts';
+import { S3ObjectStore } from '../store/s3-object-store.ts';
+import type { Logger } from '../util/logger.ts';
+import type { AwsConfig } from './aws-config.ts';
+
+export interface AwsAdapters {
+  store: S3ObjectStore;
+  catalog: DynamoDbCatalog;
+  log: KinesisLog;
+}
+
+function common(config: AwsConfig, endpoint: string | undefined): Record<string, unknown> {
+  if (!endpoint) return { region: config.region };
+  // Emulators: fixed credentials unless the environment has its own, HTTP/1.1.
+  return {
+    region: config.region,
+    endpoint,
+    credentials: {
+      accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'S3RVER',
+      secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'S3RVER',
+    },
+    requestHandler: new NodeHttpHandler({ connectionTimeout: 2000, requestTimeout: 15_000 }),
+  };
+}
+
+export function awsAdapters(config: AwsConfig, logger: Logger): AwsAdapters {
+  const s3 = common(config, config.endpoints.s3);
+  if (config.endpoints.s3) {
+    Object.assign(s3, {
+      forcePathStyle: true,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  }
+  return {
+    store: new S3ObjectStore({ bucket: config.bucket, prefix: config.prefix, clientConfig: s3 }),
+    catalog: new DynamoDbCatalog({
+      tableName: config.catalogTable,
+      clientConfig: common(config, config.endpoints.dynamodb),
+    }),
+    log: new KinesisLog({
+      streamName: config.stream,
+      clientConfig: common(config, config.endpoints.kinesis),
+      onError: (error, context) => logger.warn('kinesis retrying', { ...context, error }),
+    }),
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * The writer on AWS (an ECS task per writer group, or `npm run local` against emulators):
+ * the engine on S3, DynamoDB and Kinesis, owning the tables of its group, with the internal API
+ * the functions call. New and dropped tables are picked up from the catalog every few seconds.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import type { EngineOptions } from '../engine/options.ts';
+import { Writer } from '../engine/writer.ts';
+import { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import type { Logger } from '../util/logger.ts';
+import { type AwsAdapters, awsAdapters } from './aws-adapters.ts';
+import type { AwsConfig } from './aws-config.ts';
+import { groupOf } from './table-groups.ts';
+import { startWriterApi, type WriterApi } from './writer-api.ts';
+
+export interface AwsWriter {
+  writer: Writer;
+  adapters: AwsAdapters;
+  api: WriterApi;
+  close(options?: { flush?: boolean }): Promise<void>;
+}
+
+export async function startAwsWriter(
+  config: AwsConfig,
+  engine: EngineOptions,
+  logger: Logger,
+  listen: { port: number; host: string; syncIntervalMs?: number },
+): Promise<AwsWriter> {
+  const adapters = awsAdapters(config, logger);
+  const pool = new ParquetWorkerPool();
+  const writer = new Writer({
+    store: adapters.store,
+    catalog: adapters.catalog,
+    log: adapters.log,
+    pool,
+    options: engine,
+    logger,
+    spillDir: path.join(os.tmpdir(), `moonlink-index-${process.pid}`),
+    owns: (table) => groupOf(table, config.writerGroups) === config.writerGroup,
+  });
+  await writer.start();
+  const api = await startWriterApi(writer, { port: listen.port, host: listen.host, logger });
+  const timer = setInterval(() => {
+    writer.sync().catch((e) => logger.warn('catalog sync failed', { error: e }));
+  }, listen.syncIntervalMs ?? 5000);
+  timer.unref();
+  logger.info('writer serving', {
+    group: config.writerGroup,
+    groups: config.writerGroups,
+    url: api.url,
+    tables: writer.tableNames(),
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    writer,
+    adapters,
+    api,
+    close: (options = {}) => {
+      closing ??= (async () => {
+        clearInterval(timer);
+        await api.close();
+        await writer.close({ flush: options.flush ?? true });
+        await adapters.log.close();
+        await pool.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * The writer's internal HTTP API, reachable only from the read/ingest functions (security
+ * group): asks for an on-demand snapshot, a flush, or to pick up a created or dropped table.
+ *
+ *   GET  /health
+ *   POST /internal/tables/{name}/snapshot?minLsn=L   → {"lsn"} once a snapshot covers L
+ *   POST /internal/tables/{name}/flush               → {"lsn","metadataLocation"}
+ *   POST /internal/tables/{name}/created             → 204
+ *   POST /internal/tables/{name}/dropped             → 204 (drops data and catalog entries)
+ *   GET  /internal/tables/{name}/status              → writer-side figures
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Writer } from '../engine/writer.ts';
+import { lsnToJson, parseLsn } from '../lsn.ts';
+import { TABLE_NAME_PATTERN } from '../schema/table-schema.ts';
+import type { Logger } from '../util/logger.ts';
+
+export interface WriterApi {
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+function send(res: http.ServerResponse, status: number, body?: unknown): void {
+  if (body === undefined) {
+    res.writeHead(status).end();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+export function startWriterApi(
+  writer: Writer,
+  options: { port: number; host: string; logger: Logger },
+): Promise<WriterApi> {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://writer');
+    req.resume();
+    if (url.pathname === '/health')
+      return send(res, 200, { status: 'ok', tables: writer.tableNames().length });
+    const m = /^\/internal\/tables\/([^/]+)\/(snapshot|flush|created|dropped|status)$/.exec(url.pathname);
+    if (!m || !TABLE_NAME_PATTERN.test(m[1]))
+      return send(res, 404, { error: { code: 'not_found', message: 'no such route' } });
+    const [, table, action] = m;
+    const work = async (): Promise<[number, unknown?]> => {
+      switch (action) {
+        case 'snapshot': {
+          const snap = await writer.snapshotAtLeast(table, parseLsn(url.searchParams.get('minLsn')) ?? 0n);
+          return [200, { lsn: lsnToJson(snap.lsn), key: snap.key }];
+        }
+        case 'flush': {
+          const r = await writer.flush(table);
+          return [200, { lsn: lsnToJson(r.lsn), metadataLocation: r.metadataLocation ?? null }];
+        }
+        case 'created':
+          await writer.open(table);
+          return [204];
+        case 'dropped':
+          await writer.drop(table);
+          return [204];
+        default: {
+          const h = await writer.open(table);
+          const s = h.status();
+          return [
+            200,
+            {
+              appliedLsn: lsnToJson(s.lsn),
+              memRows: s.memRows,
+              flushing: s.flushing,
+              indexEntries: s.indexEntries,
+              dataFiles: s.dataFiles,
+            },
+          ];
+        }
+      }
+    };
+    work().then(
+      ([status, body]) => send(res, status, body),
+      (e) => {
+        const message = (e as Error).message ?? String(e);
+        const notFound = /does not exist/.test(message);
+        if (!notFound) options.logger.warn('internal request failed', { table, action, error: e });
+        send(res, notFound ? 404 : 503, {
+          error: { code: notFound ? 'not_found' : 'writer_unavailable', message },
+        });
+      },
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      const port = (server.address() as AddressInfo).port;
+      resolve({
+        port,
+        url: `http://${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`,
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}

@@ -1,0 +1,110 @@
+/**
+ * The whole AWS shape on a laptop: S3, DynamoDB and Kinesis emulators on loopback, the writer
+ * on them (as in its ECS task), and the public API served by the Lambda handlers through the
+ * local HTTP adapter, reaching the writer over its internal HTTP API as the functions do.
+ */
+import path from 'node:path';
+import { createApiHandler } from '../functions/api.ts';
+import { type LocalServer, startLocalServer } from '../functions/local-adapter.ts';
+import { type Services, TableCache } from '../functions/services.ts';
+import { httpWriterLink } from '../functions/writer-link-http.ts';
+import { awsAdapters } from '../lib/aws/aws-adapters.ts';
+import type { AwsConfig } from '../lib/aws/aws-config.ts';
+import { type AwsWriter, startAwsWriter } from '../lib/aws/aws-writer.ts';
+import type { ServiceConfig } from '../lib/config.ts';
+import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
+import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
+import type { Logger } from '../lib/util/logger.ts';
+import { type Emulators, startEmulators } from './emulators.ts';
+
+export interface LocalAws {
+  url: string;
+  emulators: Emulators;
+  config: AwsConfig;
+  writer: AwsWriter;
+  services: Services;
+  /** Stops the writer (flushing by default) and starts a new one on the same emulators. */
+  restartWriter(options?: { flush?: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startLocalAws(
+  service: ServiceConfig,
+  logger: Logger,
+  options: { shards?: number } = {},
+): Promise<LocalAws> {
+  const emulators = await startEmulators({ kinesisShards: options.shards ?? 2 });
+  const config: AwsConfig = {
+    region: 'us-east-1',
+    bucket: emulators.s3.bucket,
+    prefix: 'warehouse',
+    catalogTable: emulators.dynamodb.table,
+    stream: emulators.kinesis.stream,
+    endpoints: {
+      s3: emulators.s3.endpoint,
+      dynamodb: emulators.dynamodb.endpoint,
+      kinesis: emulators.kinesis.endpoint,
+    },
+    writerUrlTemplate: '',
+    writerGroups: 1,
+    writerGroup: 0,
+  };
+  let writer = await startAwsWriter(config, service.engine, logger.child({ component: 'writer' }), {
+    port: 0,
+    host: '127.0.0.1',
+    syncIntervalMs: 1000,
+  });
+  config.writerUrlTemplate = writer.api.url;
+  // The functions' own clients, as separate from the writer's as two processes would be.
+  const { store, catalog, log } = awsAdapters(config, logger);
+  const pool = new ParquetWorkerPool(0);
+  const services: Services = {
+    catalog,
+    store,
+    log,
+    writer: httpWriterLink({ urlTemplate: config.writerUrlTemplate, groups: 1, catalog, store, logger }),
+    limits: service.limits,
+    logger: logger.child({ component: 'api' }),
+    pool: () => pool,
+    tables: new TableCache(catalog, 1000),
+    reader: new SnapshotReader(store, () => pool),
+  };
+  const handler = createApiHandler(services, ['health', 'tables', 'ingest', 'read', 'flush']);
+  const server: LocalServer = await startLocalServer(handler, {
+    port: service.port,
+    host: service.host,
+    maxBodyBytes: service.limits.maxBodyBytes,
+  });
+  logger.info('local AWS emulation serving', {
+    url: server.url,
+    s3: emulators.s3.endpoint,
+    dynamodb: emulators.dynamodb.endpoint,
+    kinesis: emulators.kinesis.endpoint,
+    dataDir: path.resolve(service.dataDir),
+  });
+  return {
+    url: server.url,
+    emulators,
+    config,
+    get writer() {
+      return writer;
+    },
+    services,
+    restartWriter: async (o = {}) => {
+      const port = writer.api.port;
+      await writer.close({ flush: o.flush ?? true });
+      writer = await startAwsWriter(config, service.engine, logger.child({ component: 'writer' }), {
+        port,
+        host: '127.0.0.1',
+        syncIntervalMs: 1000,
+      });
+    },
+    close: async () => {
+      await server.close();
+      await writer.close({ flush: false });
+      await log.close();
+      await pool.close();
+      await emulators.stop();
+    },
+  };
+}
