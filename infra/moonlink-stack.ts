@@ -13,7 +13,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -250,14 +250,30 @@ export class MoonlinkStack extends cdk.Stack {
     const read = makeFunction('Read', 'read.ts', 1536);
     const flush = makeFunction('Flush', 'flush.ts', 256);
 
-    this.stream.grantWrite(ingest);
-    this.catalogTable.grantReadData(ingest);
-    this.catalogTable.grantReadWriteData(tables);
-    this.bucket.grantReadWrite(tables);
-    this.bucket.grantDelete(tables);
-    this.catalogTable.grantReadWriteData(read);
-    this.bucket.grantRead(read);
-    this.catalogTable.grantReadData(flush);
+    // Least privilege, by hand: exact actions on exact resources (no grant helpers' wildcards).
+    const objects = this.bucket.arnForObjects('*');
+    const kinesisRead = [
+      'kinesis:ListShards',
+      'kinesis:DescribeStreamSummary',
+      'kinesis:GetShardIterator',
+      'kinesis:GetRecords',
+    ];
+    const catalogRead = ['dynamodb:GetItem', 'dynamodb:Query'];
+    const catalogWrite = [
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:BatchWriteItem',
+    ];
+    this.allow(ingest, ['kinesis:PutRecord', 'kinesis:PutRecords', ...kinesisRead], [this.stream.streamArn]);
+    this.allow(ingest, catalogRead, [this.catalogTable.tableArn]);
+    this.allow(tables, [...catalogRead, 'dynamodb:Scan', ...catalogWrite], [this.catalogTable.tableArn]);
+    this.allow(tables, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], [objects]);
+    this.allow(tables, ['s3:ListBucket'], [this.bucket.bucketArn]);
+    this.allow(read, [...catalogRead, ...catalogWrite], [this.catalogTable.tableArn]);
+    this.allow(read, ['s3:GetObject'], [objects]);
+    this.allow(read, ['s3:ListBucket'], [this.bucket.bucketArn]);
+    this.allow(flush, catalogRead, [this.catalogTable.tableArn]);
 
     // ---------------------------------------------------------------- HTTP API
     const apiLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
@@ -358,23 +374,64 @@ export class MoonlinkStack extends cdk.Stack {
 
   /** The writer reads and writes the bucket, catalog and stream; nothing else. */
   private grantWriter(role: iam.IRole): void {
-    this.bucket.grantReadWrite(role);
-    this.bucket.grantDelete(role);
-    this.catalogTable.grantReadWriteData(role);
-    this.stream.grantRead(role);
-    this.stream.grant(role, 'kinesis:ListShards');
+    const policy = (actions: string[], resources: string[]) =>
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources }));
+    policy(
+      ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+      [this.bucket.arnForObjects('*')],
+    );
+    policy(['s3:ListBucket'], [this.bucket.bucketArn]);
+    policy(
+      [
+        'dynamodb:GetItem',
+        'dynamodb:Query',
+        'dynamodb:Scan',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:BatchWriteItem',
+      ],
+      [this.catalogTable.tableArn],
+    );
+    // PutRecord: the writer appends barrier markers so a flush covers everything acknowledged.
+    policy(
+      [
+        'kinesis:GetRecords',
+        'kinesis:GetShardIterator',
+        'kinesis:ListShards',
+        'kinesis:DescribeStreamSummary',
+        'kinesis:PutRecord',
+      ],
+      [this.stream.streamArn],
+    );
+  }
+
+  private allow(fn: lambda.IFunction, actions: string[], resources: string[]): void {
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions, resources }));
   }
 
   /** cdk-nag findings this design accepts, each with its reason (see README "AWS deployment"). */
   private acknowledgeFindings(): void {
-    const ack = (id: string, reason: string): void => cdk.Validations.of(this).acknowledge({ id, reason });
+    // Recorded under the plugin's prefix (what `cdk synth` matches) and without it (what
+    // cdk-nag's own validateScope, used by the tests, matches).
+    const ack = (id: string, reason: string): void =>
+      cdk.Validations.of(this).acknowledge({ id: `AwsSolutions::${id}`, reason }, { id, reason });
+    const managed = 'Policy::arn:<AWS::Partition>:iam::aws:policy/service-role';
     ack(
-      'AwsSolutions-IAM4',
-      'Only AWSLambdaBasicExecutionRole and AWSLambdaVPCAccessExecutionRole are attached: the AWS-managed minimum for Lambda logs and VPC network interfaces.',
+      `AwsSolutions-IAM4[${managed}/AWSLambdaBasicExecutionRole]`,
+      'The AWS-managed minimum for a Lambda function to write its logs.',
     );
     ack(
-      'AwsSolutions-IAM5',
-      'Object-level wildcards (bucket/*) are inherent to a table store whose object keys are made at run time; DynamoDB index wildcards come from the grant helpers; X-Ray and ENI actions have no resource scoping.',
+      `AwsSolutions-IAM4[${managed}/AWSLambdaVPCAccessExecutionRole]`,
+      'The AWS-managed minimum for a Lambda function in a VPC to manage its network interfaces (the functions reach the writer inside the VPC).',
+    );
+    ack(
+      'AwsSolutions-IAM5[Resource::*]',
+      'X-Ray PutTraceSegments/PutTelemetryRecords and ECR GetAuthorizationToken have no resource-level permissions; nothing else is granted on *.',
+    );
+    ack(
+      `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.bucket.node.defaultChild as cdk.CfnElement)}.Arn>/*]`,
+      "Table objects (data files, deletion vectors, metadata) get their keys at run time, so object actions apply to the bucket's objects; the actions are listed exactly.",
     );
     ack(
       'AwsSolutions-L1',

@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { decodeParquet, encodeParquet } from './parquet-codec.mjs';
+import type * as Codec from './parquet-codec.mjs';
 
 interface Pending {
   resolve: (bytes: Uint8Array) => void;
@@ -69,20 +69,25 @@ export class ParquetWorkerPool {
 
   private run(job: Job): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new Error('parquet worker pool is closed'));
-    if (this.size === 0) {
-      try {
-        const p = job.payload as { ipc?: Uint8Array; parquet?: Uint8Array; columns?: string[] };
-        return Promise.resolve(
-          job.op === 'encode' ? encodeParquet(p.ipc!, job.payload) : decodeParquet(p.parquet!, p.columns),
-        );
-      } catch (e) {
-        return Promise.reject(new Error(`parquet: ${(e as Error).message}`));
-      }
-    }
+    if (this.size === 0) return this.runInline(job);
     return new Promise((resolve, reject) => {
       this.queue.push({ job, pending: { resolve, reject } });
       this.pump();
     });
+  }
+
+  private codec: Promise<typeof Codec> | undefined;
+
+  /** Size 0: in the calling thread; parquet-wasm loads on first use (a short cold start). */
+  private async runInline(job: Job): Promise<Uint8Array> {
+    this.codec ??= import('./parquet-codec.mjs');
+    const { encodeParquet, decodeParquet } = await this.codec;
+    const p = job.payload as { ipc?: Uint8Array; parquet?: Uint8Array; columns?: string[] };
+    try {
+      return job.op === 'encode' ? encodeParquet(p.ipc!, job.payload) : decodeParquet(p.parquet!, p.columns);
+    } catch (e) {
+      throw new Error(`parquet: ${(e as Error).message}`);
+    }
   }
 
   /** Arrow IPC stream bytes → Parquet bytes. The input buffer is transferred (unusable after). */

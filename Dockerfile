@@ -1,0 +1,22 @@
+# The writer service (ECS Fargate). Built by `cdk deploy` from the repository root; it cannot be
+# built on the development machine this project was made on (no Docker engine there).
+FROM public.ecr.aws/docker/library/node:22-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only (tsx runs the TypeScript sources; parquet-wasm ships its wasm).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM public.ecr.aws/docker/library/node:22-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
+COPY lib ./lib
+COPY functions ./functions
+# Index runs spill to local disk (the task's ephemeral storage).
+RUN mkdir -p /tmp && chown node:node /tmp
+USER node
+EXPOSE 8081
+# SIGTERM drains: every table is flushed and committed before the process exits.
+STOPSIGNAL SIGTERM
+CMD ["node", "--import", "tsx", "lib/aws/writer-main.ts"]
