@@ -90,8 +90,10 @@ export class MoonlinkStack extends cdk.Stack {
     });
 
     // ---------------------------------------------------------------- network
+    // With a concrete region, name the zones so synth never needs an AZ lookup (works offline).
+    const zones = cdk.Token.isUnresolved(this.region) ? undefined : [`${this.region}a`, `${this.region}b`];
     const vpc = new ec2.Vpc(this, 'Vpc', {
-      maxAzs: 2,
+      ...(zones ? { availabilityZones: zones } : { maxAzs: 2 }),
       natGateways: 1,
       subnetConfiguration: [
         { name: 'public', subnetType: ec2.SubnetType.PUBLIC },
