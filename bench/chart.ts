@@ -24,7 +24,8 @@ export function renderChart(results: Result[], machine: string): string {
   const lat = results.filter((r) => typeof r.p50Ms === 'number');
   const height = 90 + bars.length * 90 + 60 + lat.length * 70 + 30;
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12" role="img" aria-labelledby="title">`,
+    `<title id="title">Moonlink Serverless bench: throughput against the floor and DuckDB, and latencies</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="20" y="28" font-size="16" font-weight="bold">Moonlink Serverless bench</text>`,
     `<text x="20" y="46" fill="#555">${esc(machine)}</text>`,
@@ -39,7 +40,9 @@ export function renderChart(results: Result[], machine: string): string {
       const yy = y + 18 + i * 22;
       out.push(`<text x="30" y="${yy + 13}">${name}</text>`);
       out.push(`<rect x="110" y="${yy}" width="${w.toFixed(1)}" height="16" fill="${color}"/>`);
-      out.push(`<text x="${(116 + w).toFixed(1)}" y="${yy + 13}">${Math.round(v).toLocaleString('en-US')}</text>`);
+      out.push(
+        `<text x="${(116 + w).toFixed(1)}" y="${yy + 13}">${Math.round(v).toLocaleString('en-US')}</text>`,
+      );
     });
     y += 90;
   }
@@ -52,7 +55,8 @@ export function renderChart(results: Result[], machine: string): string {
       ['p50', r.p50Ms as number, '#2563eb'],
       ['p99', r.p99Ms as number, '#1e3a8a'],
     ];
-    if (typeof r.waitVisibleP50Ms === 'number') rows.push(['wait=visible p50', r.waitVisibleP50Ms, '#10b981']);
+    if (typeof r.waitVisibleP50Ms === 'number')
+      rows.push(['wait=visible p50', r.waitVisibleP50Ms, '#10b981']);
     out.push(`<text x="20" y="${y + 12}" font-weight="bold">${esc(String(r.scenario))}</text>`);
     rows.forEach(([name, v, color], i) => {
       const w = Math.max(1, (v / maxMs) * 420);

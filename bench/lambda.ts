@@ -79,7 +79,7 @@ for (const fn of functions) {
       path.join(out, 'parquet_wasm_bg.wasm'),
     );
   }
-  const runs = [];
+  const runs: Record<string, number>[] = [];
   for (let i = 0; i < 5; i++) {
     const r = spawnSync(process.execPath, ['-e', probe(file, fn)], { env, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`${fn}: ${r.stderr}`);

@@ -36,8 +36,24 @@ import {
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const SIZES = quick
-  ? { append: Number(process.env.BENCH_APPEND_ROWS ?? 200_000), upserts: 200_000, keys: 50_000, freshSecs: 6, visibleWrites: 100, files: 200, memRows: 300_000 }
-  : { append: 5_000_000, upserts: 2_000_000, keys: 500_000, freshSecs: 30, visibleWrites: 400, files: 1000, memRows: 2_000_000 };
+  ? {
+      append: Number(process.env.BENCH_APPEND_ROWS ?? 200_000),
+      upserts: 200_000,
+      keys: 50_000,
+      freshSecs: 6,
+      visibleWrites: 100,
+      files: 200,
+      memRows: 300_000,
+    }
+  : {
+      append: 5_000_000,
+      upserts: 2_000_000,
+      keys: 500_000,
+      freshSecs: 30,
+      visibleWrites: 400,
+      files: 1000,
+      memRows: 2_000_000,
+    };
 const BATCH = 1000;
 const CONCURRENCY = 4;
 
@@ -51,7 +67,10 @@ function report(r: Result): void {
 
 async function service(env: Record<string, string> = {}): Promise<{ svc: ServiceProcess; dir: string }> {
   const dir = await tmpDir('mlbench-');
-  const svc = await startServiceProcess({ MOONLINK_DATA_DIR: dir, LOG_LEVEL: 'ERROR', MOONLINK_MAX_BODY_BYTES: String(64 << 20), ...env }, 60_000);
+  const svc = await startServiceProcess(
+    { MOONLINK_DATA_DIR: dir, LOG_LEVEL: 'ERROR', MOONLINK_MAX_BODY_BYTES: String(64 << 20), ...env },
+    60_000,
+  );
   return { svc, dir };
 }
 
@@ -97,7 +116,8 @@ async function appendScenario(): Promise<void> {
   const secs = await timed(async () => {
     await drive(`${s.svc.url}/tables/append/rows`, batches, (b) => {
       let body = '{"ops":[';
-      for (let i = b * BATCH; i < Math.min(n, (b + 1) * BATCH); i++) body += `${i > b * BATCH ? ',' : ''}{"op":"insert","row":${rowJson(i)}}`;
+      for (let i = b * BATCH; i < Math.min(n, (b + 1) * BATCH); i++)
+        body += `${i > b * BATCH ? ',' : ''}{"op":"insert","row":${rowJson(i)}}`;
       return `${body}]}`;
     });
     await post(`${s.svc.url}/tables/append/flush`, '');
@@ -216,7 +236,8 @@ async function readPlanningScenario(): Promise<void> {
   let lsn: number | string = 0;
   for (let b = 0; b < SIZES.files / 10; b++) {
     let body = '{"ops":[';
-    for (let i = 0; i < 1000; i++) body += `${i > 0 ? ',' : ''}{"op":"insert","row":${rowJson(b * 1000 + i)}}`;
+    for (let i = 0; i < 1000; i++)
+      body += `${i > 0 ? ',' : ''}{"op":"insert","row":${rowJson(b * 1000 + i)}}`;
     lsn = (await post(`${url}/tables/files/rows`, `${body}]}`)).lsn;
   }
   await post(`${url}/tables/files/flush`, '');
@@ -248,14 +269,26 @@ async function memoryScenario(): Promise<void> {
   const pool = new ParquetWorkerPool(1);
   const store = new MemoryObjectStore();
   const catalog = new MemoryCatalog();
-  const def: TableDefinition = { name: 'mem', tableUuid: crypto.randomUUID(), schema, formatVersion: 2, createdAt: new Date().toISOString() };
+  const def: TableDefinition = {
+    name: 'mem',
+    tableUuid: crypto.randomUUID(),
+    schema,
+    formatVersion: 2,
+    createdAt: new Date().toISOString(),
+  };
   await createTable(store, catalog, def);
   const handler = await openTable({
     def,
     store,
     catalog,
     pool,
-    options: engineOptions({ snapshotIntervalMs: 0, commitIntervalMs: 0, gcIntervalMs: 0, memSliceMaxRows: 1e9, memSliceMaxBytes: 1e12 }),
+    options: engineOptions({
+      snapshotIntervalMs: 0,
+      commitIntervalMs: 0,
+      gcIntervalMs: 0,
+      memSliceMaxRows: 1e9,
+      memSliceMaxBytes: 1e12,
+    }),
     logger: silentLogger,
     spillDir: os.tmpdir(),
   });
@@ -272,7 +305,12 @@ async function memoryScenario(): Promise<void> {
     for (let i = start; i < Math.min(n, start + BATCH); i++) {
       ops.push({
         op: 'insert' as const,
-        values: [BigInt(i), `customer-${String(i).padStart(11, '0')}`, ((i * 7919) % 100000) / 100, BASE_US + BigInt(i) * 1000n],
+        values: [
+          BigInt(i),
+          `customer-${String(i).padStart(11, '0')}`,
+          ((i * 7919) % 100000) / 100,
+          BASE_US + BigInt(i) * 1000n,
+        ],
         key: String(i),
       });
     }
@@ -308,7 +346,9 @@ for (const [name, fn] of scenarios) {
 }
 
 const machine = `${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-console.log(`\n${quick ? 'quick' : 'full'} run on ${machine}, ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+console.log(
+  `\n${quick ? 'quick' : 'full'} run on ${machine}, ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+);
 const table = results.map((r) => {
   const { scenario, ...rest } = r;
   return `| ${scenario} | ${Object.entries(rest)
@@ -320,6 +360,12 @@ if (!only) {
   const outDir = path.join(import.meta.dirname, 'results');
   await fs.mkdir(outDir, { recursive: true });
   const file = quick ? 'latest-quick.json' : 'latest.json';
-  await fs.writeFile(path.join(outDir, file), `${JSON.stringify({ date: new Date().toISOString(), quick, machine, results }, null, 2)}\n`);
-  await fs.writeFile(path.join(outDir, quick ? 'chart-quick.svg' : 'chart.svg'), renderChart(results, machine));
+  await fs.writeFile(
+    path.join(outDir, file),
+    `${JSON.stringify({ date: new Date().toISOString(), quick, machine, results }, null, 2)}\n`,
+  );
+  await fs.writeFile(
+    path.join(outDir, quick ? 'chart-quick.svg' : 'chart.svg'),
+    renderChart(results, machine),
+  );
 }

@@ -15,24 +15,47 @@ import {
   type TableDefinition,
   validateTableName,
 } from './schema/table-schema.ts';
+import { definitionFromPostgres } from './sources/postgres/attach.ts';
 import type { ObjectStore } from './store/object-store.ts';
 
-export function definitionFromBody(body: unknown): TableDefinition {
+function parseBody(body: unknown): CreateTableBody {
   const parsed = createTableBody.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue.path.length > 0 ? issue.path.join('.') : 'body';
     throw new SchemaError(`${where}: ${issue.message}`);
   }
-  const b: CreateTableBody = parsed.data;
+  return parsed.data;
+}
+
+/** A table definition from a `POST /tables` body with its columns (no source). */
+export function definitionFromBody(body: unknown): TableDefinition {
+  const b = parseBody(body);
+  if (b.source) throw new SchemaError('source: use definitionFromRequest for tables with a source');
   const name = validateTableName(b.name);
   return {
     name,
     tableUuid: randomUUID(),
-    schema: buildSchema(b.columns, b.primaryKey ?? []),
+    schema: buildSchema(b.columns ?? [], b.primaryKey ?? []),
     formatVersion: b.formatVersion ?? 2,
     createdAt: new Date().toISOString(),
   };
+}
+
+/**
+ * A table definition from any `POST /tables` body: with a `source`, the columns and key are
+ * read from it (e.g. the Postgres table's schema), which is why this is async.
+ */
+export async function definitionFromRequest(body: unknown): Promise<TableDefinition> {
+  const b = parseBody(body);
+  if (!b.source) return definitionFromBody(body);
+  const name = validateTableName(b.name);
+  return definitionFromPostgres({
+    name,
+    source: b.source.postgres,
+    primaryKey: b.primaryKey,
+    formatVersion: b.formatVersion ?? 2,
+  });
 }
 
 export async function createTable(

@@ -3,7 +3,7 @@
 import { lsnToJson } from '../../lib/lsn.ts';
 import { parseExactJson } from '../../lib/schema/exact-json.ts';
 import { describeColumns, type TableDefinition } from '../../lib/schema/table-schema.ts';
-import { createTable, definitionFromBody } from '../../lib/table-admin.ts';
+import { createTable, definitionFromRequest } from '../../lib/table-admin.ts';
 import { notFound } from '../api-error.ts';
 import { bodyText, type HttpEvent, type HttpResult, json, noContent, tableParam } from '../http.ts';
 import type { Services } from '../services.ts';
@@ -15,12 +15,22 @@ function summary(def: TableDefinition): Record<string, unknown> {
     primaryKey: def.schema.primaryKey,
     formatVersion: def.formatVersion,
     createdAt: def.createdAt,
-    ...(def.source ? { source: { postgres: { table: def.source.postgres.table } } } : {}),
+    ...(def.source
+      ? {
+          source: {
+            postgres: {
+              table: def.source.postgres.table,
+              publication: def.source.postgres.publication,
+              slot: def.source.postgres.slot,
+            },
+          },
+        }
+      : {}),
   };
 }
 
 export async function createTableRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
-  const def = definitionFromBody(parseExactJson(bodyText(event)));
+  const def = await definitionFromRequest(parseExactJson(bodyText(event)));
   const iceberg = await createTable(s.store, s.catalog, def);
   s.tables.invalidate(def.name);
   await s.writer.tableCreated(def.name);

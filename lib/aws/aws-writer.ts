@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { EngineOptions } from '../engine/options.ts';
 import { Writer } from '../engine/writer.ts';
 import { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import { postgresSourceFactory } from '../sources/postgres/postgres-source.ts';
 import type { Logger } from '../util/logger.ts';
 import { type AwsAdapters, awsAdapters } from './aws-adapters.ts';
 import type { AwsConfig } from './aws-config.ts';
@@ -39,6 +40,7 @@ export async function startAwsWriter(
     spillDir: path.join(os.tmpdir(), `moonlink-index-${process.pid}`),
     owns: (table) => groupOf(table, config.writerGroups) === config.writerGroup,
   });
+  writer.registerSource('postgres', postgresSourceFactory());
   await writer.start();
   const api = await startWriterApi(writer, { port: listen.port, host: listen.host, logger });
   const timer = setInterval(() => {

@@ -10,10 +10,11 @@ import { type Services, TableCache, type WriterLink } from '../../functions/serv
 import { FileCatalog } from '../catalog/file-catalog.ts';
 import type { ServiceConfig } from '../config.ts';
 import { Writer } from '../engine/writer.ts';
-import { lsnToJson } from '../lsn.ts';
 import { LocalLog } from '../log/local-log.ts';
+import { lsnToJson } from '../lsn.ts';
 import { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { SnapshotReader } from '../read/snapshot-reader.ts';
+import { postgresSourceFactory } from '../sources/postgres/postgres-source.ts';
 import { LocalObjectStore } from '../store/local-object-store.ts';
 import { lockDir } from '../util/dir-lock.ts';
 import { JsonLogger, type Logger } from '../util/logger.ts';
@@ -77,6 +78,7 @@ export async function startEmbedded(
     logger,
     spillDir: path.join(dataDir, 'index-spill'),
   });
+  writer.registerSource('postgres', postgresSourceFactory());
   await writer.start();
   const services: Services = {
     catalog,

@@ -142,6 +142,9 @@ export class Writer {
         }
       },
       onCommitted: (lsn) => {
+        // A source confirms to its origin only what Iceberg now holds (e.g. Postgres' slot).
+        const feed = this.tables.get(name)?.feed;
+        if (feed && 'committed' in feed) feed.committed?.(lsn);
         if (!def.source) {
           this.deps.log
             .truncate(name, lsn)

@@ -62,12 +62,38 @@ const columnSchema = z.object({
   nullable: z.boolean().optional(),
 });
 
-export const createTableBody = z.object({
-  name: z.string(),
-  columns: z.array(columnSchema).min(1).max(MAX_COLUMNS),
-  primaryKey: z.array(z.string()).max(16).optional(),
-  formatVersion: z.union([z.literal(2), z.literal(3)]).optional(),
+export const postgresSourceBody = z.strictObject({
+  postgres: z.strictObject({
+    connection: z.string().min(1),
+    table: z.string().min(1),
+    publication: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+      .optional(),
+    slot: z
+      .string()
+      .regex(/^[a-z0-9_]{1,63}$/)
+      .optional(),
+  }),
 });
+
+export const createTableBody = z
+  .object({
+    name: z.string(),
+    /** Required unless `source` is given (a source's columns come from it). */
+    columns: z.array(columnSchema).min(1).max(MAX_COLUMNS).optional(),
+    primaryKey: z.array(z.string()).max(16).optional(),
+    formatVersion: z.union([z.literal(2), z.literal(3)]).optional(),
+    source: postgresSourceBody.optional(),
+  })
+  .refine((b) => b.columns !== undefined || b.source !== undefined, {
+    message: 'is required (or give a "source" to read the columns from)',
+    path: ['columns'],
+  })
+  .refine((b) => b.columns === undefined || b.source === undefined, {
+    message: 'must be left out when a "source" is given: the columns are read from the source',
+    path: ['columns'],
+  });
 
 export type CreateTableBody = z.infer<typeof createTableBody>;
 
