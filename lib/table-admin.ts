@@ -16,6 +16,7 @@ import {
   validateTableName,
 } from './schema/table-schema.ts';
 import { definitionFromPostgres } from './sources/postgres/attach.ts';
+import type { DurableLog } from './log/durable-log.ts';
 import type { ObjectStore } from './store/object-store.ts';
 
 function parseBody(body: unknown): CreateTableBody {
@@ -62,6 +63,7 @@ export async function createTable(
   store: ObjectStore,
   catalog: Catalog,
   def: TableDefinition,
+  log?: DurableLog,
 ): Promise<IcebergTable> {
   await catalog.createTable(def);
   try {
@@ -70,9 +72,12 @@ export async function createTable(
     await deletePrefix(store, `${root}/`);
     await deletePrefix(store, `${ephemeralRootOf(def.name)}/`);
     const iceberg = await IcebergTable.create(store, root, def);
+    // The table starts after everything already in the log: on a shared stream, records of a
+    // dropped table of the same name must not replay into this one.
+    const start = log && !def.source ? (log.barrier ? await log.barrier(def.name) : await log.lastLsn(def.name)) : 0n;
     await catalog.updatePointer(def.name, 0, 0, {
-      lsn: '0',
-      committedLsn: '0',
+      lsn: start.toString(),
+      committedLsn: start.toString(),
       metadataKey: iceberg.metadataKey,
       metadataLocation: iceberg.metadataLocation(),
     });

@@ -197,4 +197,13 @@ describe('AWS shape on emulators', () => {
     expect(total).toBe(7 + 10); // ids 0..6 upserted, 1000..1009 inserted: all there, none twice
     await second.close({ flush: false });
   });
+  it('a dropped table recreated under the same name does not replay the old records', async () => {
+    const cols = { columns: [{ name: 'id', type: 'long' }], primaryKey: ['id'] };
+    expect((await call('POST', '/tables', { name: 'reborn', ...cols })).status).toBe(201);
+    expect((await call('POST', '/tables/reborn/rows?wait=visible', { ops: [{ op: 'insert', row: { id: 1 } }] })).status).toBe(200);
+    expect((await call('DELETE', '/tables/reborn')).status).toBe(204);
+    expect((await call('POST', '/tables', { name: 'reborn', ...cols })).status).toBe(201);
+    const w = await call('POST', '/tables/reborn/rows', { ops: [{ op: 'insert', row: { id: 2 } }] });
+    expect((await rows('reborn', w.body.lsn)).map((r) => Number(r.id))).toEqual([2]);
+  });
 });

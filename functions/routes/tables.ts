@@ -31,7 +31,7 @@ function summary(def: TableDefinition): Record<string, unknown> {
 
 export async function createTableRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
   const def = await definitionFromRequest(parseExactJson(bodyText(event)));
-  const iceberg = await createTable(s.store, s.catalog, def);
+  const iceberg = await createTable(s.store, s.catalog, def, s.log);
   s.tables.invalidate(def.name);
   await s.writer.tableCreated(def.name);
   return json(201, { ...summary(def), metadataLocation: iceberg.metadataLocation() });

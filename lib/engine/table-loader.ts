@@ -78,7 +78,7 @@ export async function openTable(deps: OpenTableDeps): Promise<TableHandler> {
       metadataLocation: iceberg.metadataLocation(),
     }));
   }
-  const recovered = await recoverState(iceberg, def, store, deps.pool);
+  const recovered = await recoverState(iceberg, def, store, deps.pool, pointer?.committedLsn);
   logger.info('table opened', {
     table: def.name,
     epoch,
@@ -110,10 +110,12 @@ export async function recoverState(
   def: TableDefinition,
   store: ObjectStore,
   pool: ParquetWorkerPool,
+  /** Where the table starts when Iceberg has no commit yet (the pointer's committed LSN). */
+  startLsn?: string,
 ): Promise<RecoveredState> {
   const state = await iceberg.currentState();
   const summary = state.summary ?? {};
-  const lsn: Lsn = summary[SUMMARY_LSN] ? BigInt(summary[SUMMARY_LSN]) : 0n;
+  const lsn: Lsn = summary[SUMMARY_LSN] ? BigInt(summary[SUMMARY_LSN]) : BigInt(startLsn ?? '0');
   const files: DataFile[] = [];
   let maxId = 0;
   for (const d of state.dataFiles) {
