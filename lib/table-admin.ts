@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Catalog } from './catalog/catalog.ts';
 import { ephemeralRootOf, tableRootOf } from './engine/table-paths.ts';
 import { IcebergTable } from './iceberg/iceberg-table.ts';
+import type { DurableLog } from './log/durable-log.ts';
 import {
   buildSchema,
   type CreateTableBody,
@@ -16,7 +17,6 @@ import {
   validateTableName,
 } from './schema/table-schema.ts';
 import { definitionFromPostgres } from './sources/postgres/attach.ts';
-import type { DurableLog } from './log/durable-log.ts';
 import type { ObjectStore } from './store/object-store.ts';
 
 function parseBody(body: unknown): CreateTableBody {
@@ -74,7 +74,8 @@ export async function createTable(
     const iceberg = await IcebergTable.create(store, root, def);
     // The table starts after everything already in the log: on a shared stream, records of a
     // dropped table of the same name must not replay into this one.
-    const start = log && !def.source ? (log.barrier ? await log.barrier(def.name) : await log.lastLsn(def.name)) : 0n;
+    const start =
+      log && !def.source ? (log.barrier ? await log.barrier(def.name) : await log.lastLsn(def.name)) : 0n;
     await catalog.updatePointer(def.name, 0, 0, {
       lsn: start.toString(),
       committedLsn: start.toString(),

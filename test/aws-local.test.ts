@@ -200,7 +200,10 @@ describe('AWS shape on emulators', () => {
   it('a dropped table recreated under the same name does not replay the old records', async () => {
     const cols = { columns: [{ name: 'id', type: 'long' }], primaryKey: ['id'] };
     expect((await call('POST', '/tables', { name: 'reborn', ...cols })).status).toBe(201);
-    expect((await call('POST', '/tables/reborn/rows?wait=visible', { ops: [{ op: 'insert', row: { id: 1 } }] })).status).toBe(200);
+    expect(
+      (await call('POST', '/tables/reborn/rows?wait=visible', { ops: [{ op: 'insert', row: { id: 1 } }] }))
+        .status,
+    ).toBe(200);
     expect((await call('DELETE', '/tables/reborn')).status).toBe(204);
     expect((await call('POST', '/tables', { name: 'reborn', ...cols })).status).toBe(201);
     const w = await call('POST', '/tables/reborn/rows', { ops: [{ op: 'insert', row: { id: 2 } }] });
