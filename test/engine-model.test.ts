@@ -6,7 +6,7 @@
  * metadata and compared too. Small thresholds make rows cross the MemSlice/file boundary
  * all the time; large ones keep them in memory.
  *
- * `MODEL_RUNS` sets the number of sequences per mode (default keeps `npm test` quick; the long
+ * `MODEL_RUNS` sets the number of sequences per mode (250 in `npm test`; the long
  * mode is `MODEL_RUNS=2000 npx vitest run test/engine-model.test.ts`). A failure prints its
  * seed; `MODEL_SEED=<n>` replays one.
  */
@@ -31,7 +31,7 @@ import { ReferenceModel, rng } from './support/model.ts';
 const pool = new ParquetWorkerPool(2);
 afterAll(() => pool.close());
 
-const RUNS = Number(process.env.MODEL_RUNS ?? 40);
+const RUNS = Number(process.env.MODEL_RUNS ?? 250);
 const ONLY_SEED = process.env.MODEL_SEED ? Number(process.env.MODEL_SEED) : undefined;
 
 const schema = buildSchema(

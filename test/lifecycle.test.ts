@@ -75,6 +75,7 @@ describe('service life cycle', () => {
     const svc = await startServiceProcess({
       MOONLINK_DATA_DIR: dir,
       MOONLINK_TARGET_FILE_BYTES: String(target),
+      MOONLINK_COMPACT_MIN_SMALL_FILES: '2',
       MOONLINK_MEMSLICE_MAX_ROWS: '4000',
       MOONLINK_COMMIT_INTERVAL_MS: '500',
       MOONLINK_GC_INTERVAL_MS: '500',
@@ -106,7 +107,7 @@ describe('service life cycle', () => {
     await post(`${svc.url}/tables/hot/flush`, {});
     // Let compaction settle: a few commit/compaction turns.
     let described: Record<string, any> = {};
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 120; i++) {
       await new Promise((res) => setTimeout(res, 500));
       described = (await (await fetch(`${svc.url}/tables/hot`)).json()) as Record<string, any>;
       const small = (described.dataFiles as { sizeBytes: number }[]).filter(

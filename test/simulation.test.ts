@@ -30,7 +30,7 @@ import { FaultCounter, type FaultRates, FaultyCatalog, FaultyObjectStore } from 
 import { readIcebergRows } from './support/iceberg-rows.ts';
 import { ReferenceModel, rng } from './support/model.ts';
 
-const RUNS = Number(process.env.SIM_RUNS ?? 120);
+const RUNS = Number(process.env.SIM_RUNS ?? 200);
 const ONLY = process.env.SIM_SEED ? Number(process.env.SIM_SEED) : undefined;
 const pool = new ParquetWorkerPool(2);
 afterAll(() => pool.close());
@@ -205,6 +205,6 @@ describe('seeded fault simulation', () => {
         `simulation: ${seeds.length} seeds, ${totals.faults} injected faults, ${totals.reads} leased reads, ${totals.commits} Iceberg commits and ${totals.restarts} restarts checked`,
       );
     },
-    Math.max(120_000, RUNS * 1000),
+    Math.max(900_000, RUNS * 4000),
   );
 });
