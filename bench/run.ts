@@ -10,15 +10,9 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
-import { engineOptions } from '../lib/engine/options.ts';
-import { openTable } from '../lib/engine/table-loader.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
-import type { TableDefinition } from '../lib/schema/table-schema.ts';
-import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
-import { createTable } from '../lib/table-admin.ts';
-import { silentLogger } from '../lib/util/logger.ts';
 import { type ServiceProcess, startServiceProcess } from '../test/support/service-process.ts';
+import { openTestTable } from '../test/support/table-harness.ts';
 import { renderChart } from './chart.ts';
 import {
   columns,
@@ -267,30 +261,11 @@ async function readPlanningScenario(): Promise<void> {
 async function memoryScenario(): Promise<void> {
   const n = SIZES.memRows;
   const pool = new ParquetWorkerPool(1);
-  const store = new MemoryObjectStore();
-  const catalog = new MemoryCatalog();
-  const def: TableDefinition = {
+  const { handler } = await openTestTable({
     name: 'mem',
-    tableUuid: crypto.randomUUID(),
     schema,
-    formatVersion: 2,
-    createdAt: new Date().toISOString(),
-  };
-  await createTable(store, catalog, def);
-  const handler = await openTable({
-    def,
-    store,
-    catalog,
     pool,
-    options: engineOptions({
-      snapshotIntervalMs: 0,
-      commitIntervalMs: 0,
-      gcIntervalMs: 0,
-      memSliceMaxRows: 1e9,
-      memSliceMaxBytes: 1e12,
-    }),
-    logger: silentLogger,
-    spillDir: os.tmpdir(),
+    options: { memSliceMaxRows: 1e9, memSliceMaxBytes: 1e12 },
   });
   (globalThis as { gc?: () => void }).gc?.();
   const before = process.memoryUsage().rss;

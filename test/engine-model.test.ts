@@ -11,10 +11,9 @@
  * seed; `MODEL_SEED=<n>` replays one.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
-import { type EngineOptions, engineOptions } from '../lib/engine/options.ts';
+import type { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
+import type { EngineOptions } from '../lib/engine/options.ts';
 import type { TableHandler } from '../lib/engine/table-handler.ts';
-import { openTable } from '../lib/engine/table-loader.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
 import type { Lsn } from '../lib/lsn.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
@@ -22,11 +21,10 @@ import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
 import { type DecodedOp, keyOf, rowCodec } from '../lib/schema/transaction.ts';
 import type { Value } from '../lib/schema/values.ts';
-import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
-import { createTable } from '../lib/table-admin.ts';
-import { silentLogger } from '../lib/util/logger.ts';
+import type { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
 import { readIcebergRows } from './support/iceberg-rows.ts';
 import { ReferenceModel, rng } from './support/model.ts';
+import { openTestTable } from './support/table-harness.ts';
 
 const pool = new ParquetWorkerPool(2);
 afterAll(() => pool.close());
@@ -79,34 +77,13 @@ interface Harness {
 }
 
 async function harness(options: Partial<EngineOptions>): Promise<Harness> {
-  const store = new MemoryObjectStore();
-  const catalog = new MemoryCatalog();
-  const def: TableDefinition = {
-    name: 'm',
-    tableUuid: '00000000-0000-4000-8000-000000000000',
-    schema,
-    formatVersion: 2,
-    createdAt: new Date(0).toISOString(),
+  const t = await openTestTable({ name: 'm', schema, pool, options: { candidateGraceMs: 0, ...options } });
+  return {
+    ...t,
+    store: t.store as MemoryObjectStore,
+    catalog: t.catalog as MemoryCatalog,
+    reader: new SnapshotReader(t.store, () => pool),
   };
-  await createTable(store, catalog, def);
-  const handler = await openTable({
-    def,
-    store,
-    catalog,
-    pool,
-    options: engineOptions({
-      snapshotIntervalMs: 0,
-      commitIntervalMs: 0,
-      gcIntervalMs: 0,
-      compaction: false,
-      candidateGraceMs: 0,
-      ...options,
-    }),
-    logger: silentLogger,
-    spillDir: '/tmp',
-  });
-  handler.start();
-  return { store, catalog, def, handler, reader: new SnapshotReader(store, () => pool) };
 }
 
 async function readSnapshot(h: Harness, minLsn: Lsn): Promise<{ lsn: Lsn; rows: string[] }> {

@@ -19,22 +19,18 @@ import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { icebergRead } from 'icebird';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
-import { engineOptions } from '../lib/engine/options.ts';
-import { openTable } from '../lib/engine/table-loader.ts';
 import { decodeAvroFile } from '../lib/iceberg/avro-file.ts';
 import { readDeletionVectorBlob } from '../lib/iceberg/delete-files.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
-import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
+import { buildSchema } from '../lib/schema/table-schema.ts';
 import { type DecodedOp, keyOf, rowCodec } from '../lib/schema/transaction.ts';
 import { LocalObjectStore } from '../lib/store/local-object-store.ts';
-import { createTable } from '../lib/table-admin.ts';
-import { silentLogger } from '../lib/util/logger.ts';
 import { readIcebergRows } from './support/iceberg-rows.ts';
 import { ReferenceModel, rng } from './support/model.ts';
 import { type StaticServer, serveFolder } from './support/static-server.ts';
+import { openTestTable } from './support/table-harness.ts';
 
 const pool = new ParquetWorkerPool(2);
 let dir: string;
@@ -65,31 +61,14 @@ const schema = buildSchema(
 const codec = rowCodec(schema);
 
 async function writeTable(name: string, formatVersion: 2 | 3, seed: number) {
-  const catalog = new MemoryCatalog();
-  const def: TableDefinition = {
+  const { catalog, handler } = await openTestTable({
     name,
-    tableUuid: crypto.randomUUID(),
     schema,
-    formatVersion,
-    createdAt: new Date().toISOString(),
-  };
-  await createTable(store, catalog, def);
-  const handler = await openTable({
-    def,
-    store,
-    catalog,
     pool,
-    options: engineOptions({
-      snapshotIntervalMs: 0,
-      commitIntervalMs: 0,
-      gcIntervalMs: 0,
-      compaction: false,
-      memSliceMaxRows: 50,
-    }),
-    logger: silentLogger,
-    spillDir: os.tmpdir(),
+    formatVersion,
+    store,
+    options: { memSliceMaxRows: 50 },
   });
-  handler.start();
   const model = new ReferenceModel(schema);
   const r = rng(seed);
   let lsn = 0n;

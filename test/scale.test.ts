@@ -8,17 +8,12 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
-import { engineOptions } from '../lib/engine/options.ts';
-import { openTable } from '../lib/engine/table-loader.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
-import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
+import { buildSchema } from '../lib/schema/table-schema.ts';
 import type { DecodedOp } from '../lib/schema/transaction.ts';
-import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
-import { createTable } from '../lib/table-admin.ts';
-import { silentLogger } from '../lib/util/logger.ts';
+import { openTestTable } from './support/table-harness.ts';
 
 const pool = new ParquetWorkerPool(2);
 let spillDir: string;
@@ -39,33 +34,16 @@ describe('index and deletion vectors at a million rows', () => {
       ],
       ['id'],
     );
-    const store = new MemoryObjectStore();
-    const catalog = new MemoryCatalog();
-    const def: TableDefinition = {
+    const { store, handler } = await openTestTable({
       name: 'big',
-      tableUuid: crypto.randomUUID(),
       schema,
-      formatVersion: 2,
-      createdAt: new Date().toISOString(),
-    };
-    await createTable(store, catalog, def);
-    const handler = await openTable({
-      def,
-      store,
-      catalog,
       pool,
-      options: engineOptions({
-        snapshotIntervalMs: 0,
-        commitIntervalMs: 0,
-        gcIntervalMs: 0,
-        compaction: false,
+      spillDir,
+      options: {
         memSliceMaxRows: 100_000,
         indexMemoryBytes: 4 * 1024 * 1024, // far below 1M entries × 16 bytes: runs spill
-      }),
-      logger: silentLogger,
-      spillDir,
+      },
     });
-    handler.start();
     let lsn = 0n;
     const batch = (ops: DecodedOp[]) => {
       lsn += 1n;

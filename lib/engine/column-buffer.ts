@@ -9,7 +9,7 @@ import type { IcebergType } from '../schema/iceberg-type.ts';
 import { isPrimitive } from '../schema/iceberg-type.ts';
 import type { Value } from '../schema/values.ts';
 import { compareScalars } from '../schema/values.ts';
-import type { ColumnStats } from './column-stats.ts';
+import { type ColumnStats, numericStats } from './column-stats.ts';
 
 export interface ColumnBuffer {
   readonly length: number;
@@ -76,33 +76,15 @@ class TypedColumn implements ColumnBuffer {
   }
 
   stats(rows: ArrayLike<number>): ColumnStats {
-    const n = rows.length;
-    const floating = this.type.kind === 'float' || this.type.kind === 'double';
-    let nullCount = 0;
-    let nanCount = 0;
-    let lo: number | bigint | undefined;
-    let hi: number | bigint | undefined;
     const v = this.values;
     const valid = this.validity;
-    for (let i = 0; i < n; i++) {
+    const s = numericStats(rows.length, this.type.kind === 'float' || this.type.kind === 'double', (i) => {
       const r = rows[i];
-      if (valid && valid[r] === 0) {
-        nullCount++;
-        continue;
-      }
-      const x = v[r];
-      if (floating && Number.isNaN(x)) {
-        nanCount++;
-        continue;
-      }
-      if (lo === undefined || x < lo) lo = x;
-      if (hi === undefined || x > hi) hi = x;
-    }
-    const s: ColumnStats = { valueCount: n, nullCount };
-    if (floating) s.nanCount = nanCount;
-    if (lo !== undefined) {
-      s.lower = this.type.kind === 'boolean' ? lo === 1 : lo;
-      s.upper = this.type.kind === 'boolean' ? hi === 1 : hi;
+      return valid && valid[r] === 0 ? null : v[r];
+    });
+    if (this.type.kind === 'boolean' && s.lower !== undefined) {
+      s.lower = s.lower === 1;
+      s.upper = s.upper === 1;
     }
     return s;
   }

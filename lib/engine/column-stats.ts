@@ -85,20 +85,31 @@ export function dataStats(f: NestedField, d: arrow.Data): ColumnStats {
     const values = readData(f.type, d);
     return computeStats([f], d.length, (_c, i) => values[i]).get(f.id)!;
   }
-  const floating = f.type.kind === 'float' || f.type.kind === 'double';
   const v = d.values as Float64Array | BigInt64Array;
   const bm = d.nullCount > 0 ? d.nullBitmap : undefined;
+  const off = d.offset;
+  return numericStats(d.length, f.type.kind === 'float' || f.type.kind === 'double', (i) => {
+    const j = off + i;
+    return bm && (bm[j >> 3] & (1 << (j & 7))) === 0 ? null : v[j];
+  });
+}
+
+/** Counts and bounds of a numeric column; `at(i)` gives value i or null. NaNs are counted, not bounds. */
+export function numericStats(
+  n: number,
+  floating: boolean,
+  at: (i: number) => number | bigint | null,
+): ColumnStats {
   let nullCount = 0;
   let nanCount = 0;
   let lo: number | bigint | undefined;
   let hi: number | bigint | undefined;
-  for (let i = 0; i < d.length; i++) {
-    const j = d.offset + i;
-    if (bm && (bm[j >> 3] & (1 << (j & 7))) === 0) {
+  for (let i = 0; i < n; i++) {
+    const x = at(i);
+    if (x === null) {
       nullCount++;
       continue;
     }
-    const x = v[j];
     if (floating && Number.isNaN(x)) {
       nanCount++;
       continue;
@@ -106,7 +117,7 @@ export function dataStats(f: NestedField, d: arrow.Data): ColumnStats {
     if (lo === undefined || x < lo) lo = x;
     if (hi === undefined || x > hi) hi = x;
   }
-  const s: ColumnStats = { valueCount: d.length, nullCount };
+  const s: ColumnStats = { valueCount: n, nullCount };
   if (floating) s.nanCount = nanCount;
   if (lo !== undefined) {
     s.lower = lo;

@@ -1,10 +1,4 @@
-/**
- * Publishing a read snapshot, the async half. The table's loop captures what the snapshot
- * holds (file list, new tail segments, changed deletion vectors as bytes); this writes the tail
- * files, one Puffin file with the changed deletion vectors, the manifest, and then moves the
- * catalog pointer. The loop learns the outcome as a `snapshot-done` event.
- */
-import { randomUUID } from 'node:crypto';
+import { deletionVectorBlob } from '../iceberg/delete-files.ts';
 import { writePuffin } from '../iceberg/puffin.ts';
 import type { Lsn } from '../lsn.ts';
 import { tableToIpc } from '../parquet/arrow-convert.ts';
@@ -12,9 +6,6 @@ import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { DeletionVectorRef, MemSlice, TailSegment } from './mem-slice.ts';
 import { SNAPSHOT_FORMAT, type SnapshotFile, type SnapshotManifest } from './snapshot-manifest.ts';
-
-/** Iceberg's reserved field id of the row position (`_pos`), which deletion vectors refer to. */
-export const ROW_POSITION_FIELD_ID = 2147483545;
 
 export type DvSource =
   | { kind: 'none' }
@@ -86,14 +77,7 @@ export async function writeSnapshot(c: SnapshotCapture, deps: SnapshotWriterDeps
   if (c.blobs.length > 0) {
     const key = c.dvKey;
     const { bytes, blobs } = writePuffin(
-      c.blobs.map((b) => ({
-        type: 'deletion-vector-v1',
-        fields: [ROW_POSITION_FIELD_ID],
-        snapshotId: -1,
-        sequenceNumber: -1,
-        properties: { 'referenced-data-file': store.uri(b.fileKey), cardinality: String(b.cardinality) },
-        data: b.blob,
-      })),
+      c.blobs.map((b) => deletionVectorBlob(store.uri(b.fileKey), b.blob, b.cardinality)),
     );
     await store.put(key, bytes, { ephemeral: true });
     blobRefs = blobs.map((m, i) => ({

@@ -11,7 +11,7 @@ import { batchFromValues, readColumn, tableFromIpc, tableToIpc } from '../parque
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import { DELETION_VECTOR_BLOB_TYPE, decodeDeletionVector, encodeDeletionVector } from './deletion-vector.ts';
-import { type PuffinBlobMeta, writePuffin } from './puffin.ts';
+import { type PuffinBlobInput, type PuffinBlobMeta, writePuffin } from './puffin.ts';
 import { RoaringBitmap64 } from './roaring.ts';
 import { lowerBound, upperBound } from './stats.ts';
 
@@ -107,19 +107,30 @@ export async function readPositionDeletes(
 }
 
 /** One Puffin file holding a deletion vector per data file location (blob i ↔ vectors[i]). */
+/** The Puffin blob of one deletion vector, already encoded (`deletion-vector-v1`). */
+export function deletionVectorBlob(
+  dataFileUri: string,
+  encoded: Uint8Array,
+  cardinality: number,
+): PuffinBlobInput {
+  return {
+    type: DELETION_VECTOR_BLOB_TYPE,
+    fields: [ROW_POSITION_FIELD_ID],
+    snapshotId: -1,
+    sequenceNumber: -1,
+    properties: { 'referenced-data-file': dataFileUri, cardinality: String(cardinality) },
+    data: encoded,
+  };
+}
+
 export function writeDeletionVectors(vectors: { dataFileUri: string; positions: RoaringBitmap64 }[]): {
   bytes: Uint8Array;
   blobs: PuffinBlobMeta[];
 } {
   return writePuffin(
-    vectors.map((v) => ({
-      type: DELETION_VECTOR_BLOB_TYPE,
-      fields: [ROW_POSITION_FIELD_ID],
-      snapshotId: -1,
-      sequenceNumber: -1,
-      properties: { 'referenced-data-file': v.dataFileUri, cardinality: String(v.positions.size) },
-      data: encodeDeletionVector(v.positions),
-    })),
+    vectors.map((v) =>
+      deletionVectorBlob(v.dataFileUri, encodeDeletionVector(v.positions), v.positions.size),
+    ),
   );
 }
 

@@ -1,0 +1,59 @@
+/** A table opened straight on the engine (no HTTP, no log), timers off unless asked for: tests and bench. */
+import os from 'node:os';
+import type { Catalog } from '../../lib/catalog/catalog.ts';
+import { MemoryCatalog } from '../../lib/catalog/file-catalog.ts';
+import { type EngineOptions, engineOptions } from '../../lib/engine/options.ts';
+import type { TableHandler } from '../../lib/engine/table-handler.ts';
+import { openTable } from '../../lib/engine/table-loader.ts';
+import type { ParquetWorkerPool } from '../../lib/parquet/worker-pool.ts';
+import type { FormatVersion, TableDefinition, TableSchema } from '../../lib/schema/table-schema.ts';
+import { MemoryObjectStore } from '../../lib/store/memory-object-store.ts';
+import type { ObjectStore } from '../../lib/store/object-store.ts';
+import { createTable } from '../../lib/table-admin.ts';
+import { silentLogger } from '../../lib/util/logger.ts';
+
+export interface TestTable {
+  def: TableDefinition;
+  store: ObjectStore;
+  catalog: Catalog;
+  handler: TableHandler;
+}
+
+export async function openTestTable(o: {
+  name: string;
+  schema: TableSchema;
+  pool: ParquetWorkerPool;
+  formatVersion?: FormatVersion;
+  store?: ObjectStore;
+  catalog?: Catalog;
+  options?: Partial<EngineOptions>;
+  spillDir?: string;
+}): Promise<TestTable> {
+  const store = o.store ?? new MemoryObjectStore();
+  const catalog = o.catalog ?? new MemoryCatalog();
+  const def: TableDefinition = {
+    name: o.name,
+    tableUuid: crypto.randomUUID(),
+    schema: o.schema,
+    formatVersion: o.formatVersion ?? 2,
+    createdAt: new Date().toISOString(),
+  };
+  await createTable(store, catalog, def);
+  const handler = await openTable({
+    def,
+    store,
+    catalog,
+    pool: o.pool,
+    options: engineOptions({
+      snapshotIntervalMs: 0,
+      commitIntervalMs: 0,
+      gcIntervalMs: 0,
+      compaction: false,
+      ...o.options,
+    }),
+    logger: silentLogger,
+    spillDir: o.spillDir ?? os.tmpdir(),
+  });
+  handler.start();
+  return { def, store, catalog, handler };
+}
