@@ -86,6 +86,9 @@ export class GarbageCollector {
 
   private async pass(orphans: boolean): Promise<{ deleted: number }> {
     if (this.candidates.size === 0 && !orphans) return { deleted: 0 };
+    // Only objects older than the pass (less the grace) can be orphans: a commit that starts
+    // after the Iceberg keys below were read writes newer ones.
+    const cutoff = Date.now() - this.deps.orphanGraceMs;
     // Order matters: what is in use is read last, so nothing published meanwhile is missed.
     const iceberg = await this.deps.icebergKeys();
     const leased = await this.leasedKeys();
@@ -95,7 +98,6 @@ export class GarbageCollector {
     const doomed = [...this.candidates].filter(([k, since]) => since <= ripe && !keep(k)).map(([k]) => k);
     // Candidates that are in use again (e.g. a file a lease still holds) wait for the next pass.
     if (orphans) {
-      const cutoff = Date.now() - this.deps.orphanGraceMs;
       for (const root of this.deps.roots) {
         for await (const o of this.deps.store.list(`${root}/`)) {
           if (o.lastModified.getTime() >= cutoff) continue;

@@ -58,6 +58,7 @@ type TableEvent =
       slice: MemSlice;
       fileId: number;
       rows: Uint32Array;
+      key: string;
       result?: FlushResult;
       error?: unknown;
     }
@@ -179,6 +180,8 @@ export class TableHandler {
   private snapshotWanted = false;
   private readonly waiters: SnapshotWaiter[] = [];
   private inFlightKeys = new Set<string>();
+  /** Data files being written (flushes, spills, compaction outputs), kept from the orphan sweep until installed. */
+  private readonly writesInFlight = new Set<string>();
 
   // ---- Iceberg commits and compaction: one at a time ----
   private maintenance: 'idle' | 'committing' | 'compacting' = 'idle';
@@ -581,18 +584,21 @@ export class TableHandler {
   private startFlush(slice: MemSlice, rows: Uint32Array, fileId: number): void {
     this.flushesInFlight++;
     const key = dataFileKey(this.tableRoot, fileId, randomUUID());
+    this.writesInFlight.add(key);
     writeSliceToFile(
       { slice, rows, fileId, key, compression: this.deps.options.dataCompression },
       this.deps.store,
       this.deps.pool,
     ).then(
-      (result) => this.loop.post({ type: 'flush-done', slice, fileId, rows, result }),
-      (error) => this.loop.post({ type: 'flush-done', slice, fileId, rows, error }),
+      (result) => this.loop.post({ type: 'flush-done', slice, fileId, rows, key, result }),
+      (error) => this.loop.post({ type: 'flush-done', slice, fileId, rows, key, error }),
     );
   }
 
   private onFlushDone(e: Extract<TableEvent, { type: 'flush-done' }>): void {
     this.flushesInFlight--;
+    // Installed below, or (on failure) left for the orphan sweep: a retry writes a new key.
+    this.writesInFlight.delete(e.key);
     if (e.error || !e.result) {
       this.log.warn('flush failed; retrying', { error: e.error, retryInMs: this.flushRetryMs });
       this.flushesInFlight++;
@@ -678,6 +684,7 @@ export class TableHandler {
       }
       const fileId = this.nextFileId++;
       const spilled = t.spill(fileId, dataFileKey(this.tableRoot, fileId, randomUUID()));
+      this.writesInFlight.add(spilled.key);
       writeSliceToFile(
         {
           slice: spilled.slice,
@@ -704,11 +711,13 @@ export class TableHandler {
         slice: spilled.slice,
         fileId: spilled.fileId,
         rows: spilled.rows,
+        key: spilled.key,
         result: e.result,
         error: e.error,
       });
       return;
     }
+    this.writesInFlight.delete(spilled.key);
     if (txn.state === 'aborted') {
       if (e.result) this.gc.addCandidates([e.result.key]);
       return;
@@ -1140,6 +1149,7 @@ export class TableHandler {
     );
     if (!plan) return;
     this.maintenance = 'compacting';
+    for (const out of plan.outputs) this.writesInFlight.add(out.key);
     this.log.info('compaction started', { inputs: plan.inputs.length, outputs: plan.outputs.length });
     runCompaction(plan, {
       store: this.deps.store,
@@ -1155,6 +1165,7 @@ export class TableHandler {
 
   private onCompactionDone(plan: CompactionPlan, result: CompactionResult | undefined, error: unknown): void {
     this.maintenance = 'idle';
+    for (const out of plan.outputs) this.writesInFlight.delete(out.key);
     if (error || !result) {
       this.log.warn('compaction failed', { error });
       this.gc.addCandidates(plan.outputs.map((o) => o.key));
@@ -1210,7 +1221,7 @@ export class TableHandler {
 
   /** Keys the writer may still publish or is publishing (never collected). */
   private keysInUse(): Set<string> {
-    const keys = new Set<string>(this.inFlightKeys);
+    const keys = new Set<string>([...this.inFlightKeys, ...this.writesInFlight]);
     for (const k of this.published?.keys ?? []) keys.add(k);
     for (const f of this.files.values()) keys.add(f.key);
     for (const slice of [...this.frozen, this.active])
