@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConflictError, FencedError, TableExistsError } from '../lib/catalog/catalog.ts';
+import { ConflictError, FencedError, TableExistsError, TableNotReadyError } from '../lib/catalog/catalog.ts';
 import { FileCatalog, MemoryCatalog } from '../lib/catalog/file-catalog.ts';
 import { planCompaction } from '../lib/engine/compactor.ts';
 import { newDataFile, PendingDeletes } from '../lib/engine/data-file.ts';
@@ -11,10 +11,15 @@ import { EventLoop } from '../lib/engine/event-loop.ts';
 import { hash64 } from '../lib/engine/key-hash.ts';
 import { KeyTable } from '../lib/engine/key-table.ts';
 import { MemSlice } from '../lib/engine/mem-slice.ts';
+import { engineOptions } from '../lib/engine/options.ts';
 import { PointerKeeper } from '../lib/engine/pointer-keeper.ts';
+import { CREATION_GRACE_MS, openTable } from '../lib/engine/table-loader.ts';
+import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
 import { LocalObjectStore } from '../lib/store/local-object-store.ts';
+import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
 import { NotFoundError, PreconditionFailedError } from '../lib/store/object-store.ts';
+import { silentLogger } from '../lib/util/logger.ts';
 
 const dirs: string[] = [];
 async function tmp(): Promise<string> {
@@ -243,6 +248,43 @@ describe('catalogs', () => {
     expect(p).toMatchObject({ version: 1, lsn: '5' });
     expect((await keeper.update((u) => ({ ...u, lsn: '6' }))).version).toBe(2);
     expect(keeper.fencedBy).toBeUndefined();
+  });
+
+  it('a writer leaves a table being created alone, and finishes a creation that crashed half-way', async () => {
+    const catalog = new MemoryCatalog();
+    const store = new MemoryObjectStore();
+    const pool = new ParquetWorkerPool(1);
+    try {
+      const open = (d: TableDefinition) =>
+        openTable({
+          def: d,
+          store,
+          catalog,
+          pool,
+          options: engineOptions({ snapshotIntervalMs: 0, commitIntervalMs: 0, gcIntervalMs: 0 }),
+          logger: silentLogger,
+          spillDir: os.tmpdir(),
+        });
+      // The creator registered the table but has not initialized its pointer yet.
+      const fresh = { ...def, name: 'fresh', createdAt: new Date().toISOString() };
+      await catalog.createTable(fresh);
+      await expect(open(fresh)).rejects.toBeInstanceOf(TableNotReadyError);
+      expect(await catalog.getPointer('fresh')).toBeUndefined(); // no epoch taken: the creator is not fenced
+      // A creation older than the grace period is finished by the writer.
+      const stale = {
+        ...def,
+        name: 'stale',
+        createdAt: new Date(Date.now() - CREATION_GRACE_MS - 1000).toISOString(),
+      };
+      await catalog.createTable(stale);
+      const handler = await open(stale);
+      expect((await catalog.getPointer('stale'))?.metadataKey).toMatch(
+        /^tables\/stale\/metadata\/v1\.metadata\.json$/,
+      );
+      await handler.close();
+    } finally {
+      await pool.close();
+    }
   });
 });
 

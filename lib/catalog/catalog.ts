@@ -92,6 +92,14 @@ export class FencedError extends Error {
   }
 }
 
+/** The table is still being created (its pointer is not initialized yet); retry shortly. */
+export class TableNotReadyError extends Error {
+  readonly code = 'table_not_ready';
+  constructor(readonly table: string) {
+    super(`table "${table}" is still being created; retry shortly`);
+  }
+}
+
 export function tableOfLease(leaseId: string): string | undefined {
   const dot = leaseId.lastIndexOf('.');
   return dot > 0 ? leaseId.slice(0, dot) : undefined;

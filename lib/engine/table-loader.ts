@@ -6,7 +6,7 @@
  * replays the durable log after that LSN.
  */
 
-import type { Catalog } from '../catalog/catalog.ts';
+import { type Catalog, TableNotReadyError } from '../catalog/catalog.ts';
 import { type IcebergOptions, IcebergTable } from '../iceberg/iceberg-table.ts';
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
@@ -60,9 +60,19 @@ export async function loadIceberg(
   );
 }
 
+/**
+ * How long a table's creator has to initialize its pointer. Until then a writer leaves the table
+ * alone (claiming it would fence the creator); after it, the writer finishes a creation that
+ * crashed half-way.
+ */
+export const CREATION_GRACE_MS = 60_000;
+
 export async function openTable(deps: OpenTableDeps): Promise<TableHandler> {
   const { def, store, catalog, logger } = deps;
   const started = Date.now();
+  const initial = await catalog.getPointer(def.name);
+  if (!initial?.metadataKey && started - Date.parse(def.createdAt) < CREATION_GRACE_MS)
+    throw new TableNotReadyError(def.name);
   const epoch = await catalog.acquireEpoch(def.name);
   const pointer = await catalog.getPointer(def.name);
   const iceberg = await loadIceberg(store, catalog, def, {

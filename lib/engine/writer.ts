@@ -5,7 +5,7 @@
  * dead-letter location with the reason, and the table moves on.
  */
 import { mkdirSync } from 'node:fs';
-import type { Catalog } from '../catalog/catalog.ts';
+import { type Catalog, TableNotReadyError } from '../catalog/catalog.ts';
 import type { DurableLog, LogEntry, LogSubscription } from '../log/durable-log.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
@@ -90,7 +90,9 @@ export class Writer {
         .filter((d) => !this.tables.has(d.name))
         .map((d) =>
           this.open(d.name).catch((e) =>
-            this.deps.logger.error('could not open table', { table: d.name, error: e }),
+            e instanceof TableNotReadyError
+              ? this.deps.logger.debug('table still being created; opened on a later sync', { table: d.name })
+              : this.deps.logger.error('could not open table', { table: d.name, error: e }),
           ),
         ),
     );
