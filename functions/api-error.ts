@@ -2,7 +2,7 @@
  * API errors: every error leaves as `{"error": {"code", "message", ...}}` with a 4xx/5xx status.
  * Domain errors from lib/ are mapped here, in one place.
  */
-import { ConflictError, FencedError, TableExistsError } from '../lib/catalog/catalog.ts';
+import { ConflictError, FencedError, TableExistsError, TableNotReadyError } from '../lib/catalog/catalog.ts';
 import { JsonSyntaxError } from '../lib/schema/exact-json.ts';
 import { SchemaError } from '../lib/schema/table-schema.ts';
 import { InvalidTransactionError } from '../lib/schema/transaction.ts';
@@ -40,10 +40,20 @@ export function toApiError(e: unknown): ApiError {
       {},
       { 'Retry-After': '1' },
     );
+  if (e instanceof TableNotReadyError)
+    return new ApiError(503, 'table_not_ready', e.message, {}, { 'Retry-After': '1' });
   if (e instanceof ConflictError) return new ApiError(409, 'conflict', e.message);
   if (e instanceof RangeError && /LSN/.test(e.message))
     return new ApiError(400, 'invalid_request', e.message);
   const status = (e as { statusCode?: number }).statusCode;
+  // middy's JSON body parser answers 415 for a body that is not JSON; ours says 400 like every route.
+  const cause = (e as { cause?: { package?: string; message?: string } }).cause;
+  if (cause?.package === '@middy/http-json-body-parser' && /JSON/.test((e as Error).message))
+    return new ApiError(
+      400,
+      'malformed_json',
+      `malformed JSON body${cause.message ? `: ${cause.message}` : ''}`,
+    );
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const message = (e as Error).message || 'request failed';
     return new ApiError(

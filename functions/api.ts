@@ -3,6 +3,8 @@
  * Lambda entry points (functions/lambda/) and the local HTTP adapter both call it, so there is
  * one implementation of every route.
  */
+import middy from '@middy/core';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
 import httpRouterHandler, { type Route } from '@middy/http-router';
 import type { Context } from 'aws-lambda';
 import type { HttpEvent, HttpResult } from './http.ts';
@@ -45,14 +47,22 @@ export const ROUTES: Record<'ingest' | 'tables' | 'read' | 'flush' | 'health' | 
 
 export type ApiHandler = (event: HttpEvent, context: Context) => Promise<HttpResult>;
 
+/**
+ * A route's handler. Bodies of writes are parsed by the routes with an exact parser (a JSON
+ * number beyond 2^53 must keep its digits); other bodies go through middy's JSON body parser.
+ */
+function routeHandler(r: RouteSpec, services: Services): (event: HttpEvent) => Promise<HttpResult> {
+  const fn = (event: HttpEvent): Promise<HttpResult> => r.fn(event, services);
+  if (r.method !== 'POST' || r.path !== '/tables') return fn;
+  return middy<HttpEvent, HttpResult>(fn).use(
+    httpJsonBodyParser({ disableContentTypeError: true }) as middy.MiddlewareObj<HttpEvent, HttpResult>,
+  ) as unknown as (event: HttpEvent) => Promise<HttpResult>;
+}
+
 /** A handler serving the given route groups with these services. */
 export function createApiHandler(services: Services, groups: (keyof typeof ROUTES)[]): ApiHandler {
   const routes: Route<HttpEvent, HttpResult>[] = groups.flatMap((g) =>
-    ROUTES[g].map((r) => ({
-      method: r.method,
-      path: r.path,
-      handler: (event: HttpEvent) => r.fn(event, services),
-    })),
+    ROUTES[g].map((r) => ({ method: r.method, path: r.path, handler: routeHandler(r, services) })),
   );
   const router = httpRouterHandler<HttpEvent, HttpResult>(routes);
   const handler = apiMiddleware(

@@ -2,6 +2,8 @@
  * The middy stack every API handler shares: request ids and structured access logs, size and
  * rate limits, and errors turned into `{"error": {...}}` (http-error-handler is the last net).
  */
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import httpErrorHandler from '@middy/http-error-handler';
 import type { Context } from 'aws-lambda';
@@ -40,7 +42,18 @@ export function apiMiddleware(
 ): middy.MiddyfiedHandler<HttpEvent, HttpResult> {
   const limiter = new RateLimiter(limits.rateLimitPerSecond);
   const started = new WeakMap<object, number>();
-  return middy<HttpEvent, HttpResult>(router)
+  // CloudWatch metrics (embedded metric format) on Lambda, where the stack sets a namespace;
+  // nothing is printed elsewhere.
+  const metrics = process.env.POWERTOOLS_METRICS_NAMESPACE
+    ? new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE })
+    : undefined;
+  const count = (name: string, value = 1): void => {
+    metrics?.addMetric(name, MetricUnit.Count, value);
+  };
+  const handler = middy<HttpEvent, HttpResult>(router);
+  // First in, so its after/onError run last: it publishes what the others recorded.
+  if (metrics) handler.use(logMetrics(metrics));
+  return handler
     .use(
       httpErrorHandler({
         logger: false,
@@ -76,6 +89,8 @@ export function apiMiddleware(
       },
       after: (request) => {
         const e = request.event;
+        count('Requests');
+        metrics?.addMetric('Latency', MetricUnit.Milliseconds, Date.now() - (started.get(e) ?? Date.now()));
         logger.info('request', {
           method: e.requestContext?.http?.method,
           path: e.rawPath,
@@ -87,6 +102,7 @@ export function apiMiddleware(
       onError: (request) => {
         const err = toApiError(request.error);
         const e = request.event;
+        count(err.statusCode >= 500 ? 'ServerErrors' : 'ClientErrors');
         const log = err.statusCode >= 500 ? logger.error.bind(logger) : logger.info.bind(logger);
         log('request failed', {
           method: e.requestContext?.http?.method,

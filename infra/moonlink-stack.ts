@@ -226,6 +226,7 @@ export class MoonlinkStack extends cdk.Stack {
         environment: {
           ...common,
           POWERTOOLS_SERVICE_NAME: `moonlink-${name.toLowerCase()}`,
+          POWERTOOLS_METRICS_NAMESPACE: 'Moonlink',
           NODE_OPTIONS: '--enable-source-maps',
         },
         bundling: {

@@ -166,6 +166,7 @@ describe('HTTP API (embedded service)', () => {
     const before = await call('GET', '/tables/orders');
     const cases: [string, string, unknown, number, string][] = [
       ['POST', '/tables/orders/rows', '{"ops": [', 400, 'malformed_json'],
+      ['POST', '/tables', '{"name": "t2", "columns": [', 400, 'malformed_json'],
       [
         'POST',
         '/tables/orders/rows',

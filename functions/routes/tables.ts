@@ -30,7 +30,10 @@ function summary(def: TableDefinition): Record<string, unknown> {
 }
 
 export async function createTableRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
-  const def = await definitionFromRequest(parseExactJson(bodyText(event)));
+  // A table definition has no big numbers: middy's JSON body parser has parsed it (api.ts).
+  const body: unknown =
+    typeof event.body === 'object' && event.body !== null ? event.body : parseExactJson(bodyText(event));
+  const def = await definitionFromRequest(body);
   const iceberg = await createTable(s.store, s.catalog, def, s.log);
   s.tables.invalidate(def.name);
   await s.writer.tableCreated(def.name);
