@@ -9,8 +9,8 @@
  *
  * Faults are decided by the seed in call order; thread scheduling (Parquet workers, timers) is
  * not virtualized, so a replay repeats the fault sequence but not always the exact interleaving.
- * `SIM_RUNS` sets the runs (a few hundred in `npm test`, thousands with `npm run test:long`);
- * `SIM_SEED=<n>` replays one.
+ * `SIM_RUNS` sets the runs (a few hundred in `npm test`, thousands with `npm run test:long`),
+ * `SIM_PARALLEL` how many run side by side (4); `SIM_SEED=<n>` replays one.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
@@ -32,6 +32,7 @@ import { ReferenceModel, rng } from './support/model.ts';
 
 const RUNS = Number(process.env.SIM_RUNS ?? 200);
 const ONLY = process.env.SIM_SEED ? Number(process.env.SIM_SEED) : undefined;
+const PARALLEL = Number(process.env.SIM_PARALLEL ?? 4);
 const pool = new ParquetWorkerPool(2);
 afterAll(() => pool.close());
 
@@ -188,18 +189,26 @@ describe('seeded fault simulation', () => {
     async () => {
       const seeds = ONLY !== undefined ? [ONLY] : Array.from({ length: RUNS }, (_, i) => 5000 + i);
       const totals = { faults: 0, reads: 0, commits: 0, restarts: 0 };
-      for (const seed of seeds) {
-        try {
-          const t = await simulate(seed);
-          totals.faults += t.faults;
-          totals.reads += t.reads;
-          totals.commits += t.commits;
-          totals.restarts += t.restarts;
-        } catch (e) {
-          console.error(`simulation failed: replay with SIM_SEED=${seed}`);
-          throw e;
+      // Runs mostly wait (retry back-offs, grace periods), so several run side by side; each
+      // has its own store, catalog and fault sequence.
+      let next = 0;
+      const runner = async (): Promise<void> => {
+        while (next < seeds.length) {
+          const seed = seeds[next++];
+          try {
+            const t = await simulate(seed);
+            totals.faults += t.faults;
+            totals.reads += t.reads;
+            totals.commits += t.commits;
+            totals.restarts += t.restarts;
+          } catch (e) {
+            next = seeds.length;
+            console.error(`simulation failed: replay with SIM_SEED=${seed}`);
+            throw e;
+          }
         }
-      }
+      };
+      await Promise.all(Array.from({ length: PARALLEL }, runner));
       expect(totals.faults).toBeGreaterThan(seeds.length);
       console.log(
         `simulation: ${seeds.length} seeds, ${totals.faults} injected faults, ${totals.reads} leased reads, ${totals.commits} Iceberg commits and ${totals.restarts} restarts checked`,
