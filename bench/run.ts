@@ -59,12 +59,16 @@ function report(r: Result): void {
   console.log(JSON.stringify(r));
 }
 
+/** The service of the scenario running now (its output is printed if the scenario fails). */
+let running: ServiceProcess | undefined;
+
 async function service(env: Record<string, string> = {}): Promise<{ svc: ServiceProcess; dir: string }> {
   const dir = await tmpDir('mlbench-');
   const svc = await startServiceProcess(
     { MOONLINK_DATA_DIR: dir, LOG_LEVEL: 'ERROR', MOONLINK_MAX_BODY_BYTES: String(64 << 20), ...env },
     60_000,
   );
+  running = svc;
   return { svc, dir };
 }
 
@@ -112,14 +116,15 @@ async function drive(url: string, list: Uint8Array[]): Promise<void> {
 
 async function appendScenario(): Promise<void> {
   const n = SIZES.append;
-  const s = await service();
-  await createBenchTable(s.svc.url, 'append');
   const list = bodies(Math.ceil(n / BATCH), (b) => {
     let body = '{"ops":[';
     for (let i = b * BATCH; i < Math.min(n, (b + 1) * BATCH); i++)
       body += `${i > b * BATCH ? ',' : ''}{"op":"insert","row":${rowJson(i)}}`;
     return `${body}]}`;
   });
+  // After the bodies: a connection left idle past the server's keep-alive timeout would be cut.
+  const s = await service();
+  await createBenchTable(s.svc.url, 'append');
   const secs = await timed(async () => {
     await drive(`${s.svc.url}/tables/append/rows`, list);
     await post(`${s.svc.url}/tables/append/flush`, '');
@@ -143,8 +148,6 @@ async function appendScenario(): Promise<void> {
 
 async function upsertScenario(): Promise<void> {
   const ops = upsertOps(SIZES.upserts, SIZES.keys);
-  const s = await service();
-  await createBenchTable(s.svc.url, 'upserts');
   const list = bodies(Math.ceil(ops.length / BATCH), (b) => {
     let body = '{"ops":[';
     for (let i = b * BATCH; i < Math.min(ops.length, (b + 1) * BATCH); i++) {
@@ -154,6 +157,8 @@ async function upsertScenario(): Promise<void> {
     }
     return `${body}]}`;
   });
+  const s = await service();
+  await createBenchTable(s.svc.url, 'upserts');
   const secs = await timed(async () => {
     // Strictly in order, one batch at a time, like the DuckDB peer's transactions.
     for (const body of list) await post(`${s.svc.url}/tables/upserts/rows`, body);
@@ -325,7 +330,15 @@ const scenarios: [string, () => Promise<void>][] = [
 const started = Date.now();
 for (const [name, fn] of scenarios) {
   if (only && !only.split(',').includes(name)) continue;
-  await fn();
+  try {
+    await fn();
+  } catch (e) {
+    console.error(`scenario ${name} failed: ${(e as Error).stack ?? e}`);
+    if (running)
+      console.error(`service (exit code ${running.child.exitCode}):\n${running.output().slice(-4000)}`);
+    await running?.kill();
+    process.exit(1);
+  }
 }
 
 const machine = `${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;

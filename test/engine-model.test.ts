@@ -6,7 +6,7 @@
  * metadata and compared too. Small thresholds make rows cross the MemSlice/file boundary
  * all the time; large ones keep them in memory.
  *
- * `MODEL_RUNS` sets the number of sequences per mode (250 in `npm test`; the long
+ * `MODEL_RUNS` sets the number of sequences per mode (1,000 in `npm test`; the long
  * mode is `MODEL_RUNS=2000 npx vitest run test/engine-model.test.ts`). A failure prints its
  * seed; `MODEL_SEED=<n>` replays one.
  */
@@ -29,7 +29,7 @@ import { openTestTable } from './support/table-harness.ts';
 const pool = new ParquetWorkerPool(2);
 afterAll(() => pool.close());
 
-const RUNS = Number(process.env.MODEL_RUNS ?? 250);
+const RUNS = Number(process.env.MODEL_RUNS ?? 1000);
 const ONLY_SEED = process.env.MODEL_SEED ? Number(process.env.MODEL_SEED) : undefined;
 
 const schema = buildSchema(
@@ -204,7 +204,7 @@ describe('engine against a reference model', () => {
           `${mode}: ${seeds.length} sequences, ${reads} reads and ${commits} Iceberg commits checked, ${compactions} compactions`,
         );
       },
-      Math.max(120_000, RUNS * 250),
+      Math.max(120_000, RUNS * 500),
     );
   }
 });
