@@ -9,7 +9,7 @@
  * reference model. `kv` has a primary key (upserts/deletes); `events` has none, so a transaction
  * applied twice would show as duplicate rows.
  *
- * `CRASH_ROUNDS` sets the rounds (a few in `npm test`; `npm run test:crash` runs 120).
+ * `CRASH_ROUNDS` sets the rounds (10 in `npm test`; `npm run test:crash` runs 120).
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -21,7 +21,7 @@ import { type DecodedOp, decodeTransaction } from '../lib/schema/transaction.ts'
 import { ReferenceModel, rng } from './support/model.ts';
 import { type ServiceProcess, startServiceProcess } from './support/service-process.ts';
 
-const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 4);
+const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 10);
 const SEED = Number(process.env.CRASH_SEED ?? 4242);
 
 const ENV = {
