@@ -43,7 +43,10 @@ const kvColumns = [
 const kvSchema = buildSchema(kvColumns, ['id']);
 
 let dir: string;
+/** The service running now: stopped before its folder is removed, even when the test fails. */
+let running: ServiceProcess | undefined;
 afterAll(async () => {
+  await running?.kill('SIGKILL');
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
@@ -98,6 +101,7 @@ describe('crash and restart', () => {
       let inFlightSeen = 0;
 
       let svc: ServiceProcess = await startServiceProcess(env);
+      running = svc;
       expect(
         (await post(`${svc.url}/tables`, { name: 'kv', columns: kvColumns, primaryKey: ['id'] })).status,
       ).toBe(201);
@@ -182,6 +186,7 @@ describe('crash and restart', () => {
         await killer;
 
         svc = await startServiceProcess(env);
+        running = svc;
         // kv: every acknowledged transaction, plus the in-flight one only if all of it landed.
         const after = await scan(svc.url, 'kv', kvLsn);
         const ids = new Set(after.rows.map((row) => Number(row.id)));

@@ -71,6 +71,38 @@ describe('LocalLog', () => {
     await third.close();
   });
 
+  it('never hands out an LSN twice when appends race a truncation rolling the segment', async () => {
+    const dir = await tmp();
+    const log = new LocalLog(dir);
+    const all: bigint[] = [];
+    for (let round = 0; round < 20; round++) {
+      all.push(await log.append('t', enc(`a${round}`)));
+      // The truncation covers everything, so it closes the segment and opens the next one while
+      // these appends take their LSNs.
+      const truncated = log.truncate('t', all[all.length - 1]);
+      const racing: Promise<bigint>[] = [];
+      for (let i = 0; i < 3; i++) {
+        // Land at different points of the roll (before, during and after the file switch).
+        for (let hop = 0; hop < (round + i) % 5; hop++) await new Promise((r) => setImmediate(r));
+        racing.push(log.append('t', enc(`b${round}.${i}`)));
+      }
+      await truncated;
+      all.push(...(await Promise.all(racing)));
+    }
+    expect(new Set(all).size).toBe(all.length);
+    expect([...all].sort((a, b) => (a < b ? -1 : 1))).toEqual(all.slice().sort((a, b) => (a < b ? -1 : 1)));
+    await log.close();
+    // Reopened, the entries after the last truncation are all there, once each, in order.
+    const again = new LocalLog(dir);
+    const seen: LogEntry[] = [];
+    const sub = await again.subscribe('t', all[all.length - 4], (e) => seen.push(e));
+    expect(seen.map((e) => e.lsn)).toEqual(all.slice(-3));
+    expect(seen.map((e) => dec(e.payload))).toEqual(['b19.0', 'b19.1', 'b19.2']);
+    expect(await again.append('t', enc('next'))).toBe(all[all.length - 1] + 1n);
+    sub.stop();
+    await again.close();
+  });
+
   it('keeps tables apart and drops a table', async () => {
     const log = new LocalLog(await tmp());
     await log.append('a', enc('1'));

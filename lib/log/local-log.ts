@@ -94,8 +94,8 @@ class TableLog {
     await fsyncDir(this.dir);
     this.segments.push({ firstLsn, file });
     this.activeBytes = 0;
-    this.nextLsn = firstLsn;
-    this.durableLsn = firstLsn - 1n;
+    // nextLsn is left alone: an append made while the old file was closing already took
+    // firstLsn (and is written to the new file, after this roll).
   }
 
   /** Serializes file work (batch writes, segment rolls) on this table's log. */
