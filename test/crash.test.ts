@@ -23,6 +23,8 @@ import { type ServiceProcess, startServiceProcess } from './support/service-proc
 
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 10);
 const SEED = Number(process.env.CRASH_SEED ?? 4242);
+/** A kv row written after every restart (outside the ids the writes use). */
+const SENTINEL_ID = 999_999;
 
 const ENV = {
   MOONLINK_MEMSLICE_MAX_ROWS: '40',
@@ -187,17 +189,36 @@ describe('crash and restart', () => {
 
         svc = await startServiceProcess(env);
         running = svc;
-        // kv: every acknowledged transaction, plus the in-flight one only if all of it landed.
-        const after = await scan(svc.url, 'kv', kvLsn);
+        // A write right after the restart takes an LSN beyond everything the log held, so reads
+        // at it show all that survived (a read at an older LSN may be served while the log is
+        // still being replayed, before the request the kill cut is applied).
+        const sentinel = { op: 'upsert', row: { id: SENTINEL_ID, v: `restart-${round}`, n: null } };
+        const sres = await post(`${svc.url}/tables/kv/rows`, { ops: [sentinel] });
+        expect(sres.status, JSON.stringify(sres.json)).toBe(200);
+        const sentinelLsn = BigInt(sres.json.lsn);
+        expect(sentinelLsn).toBeGreaterThan(kvLsn);
+        // kv: every acknowledged transaction, plus the in-flight one only if all of it landed
+        // (somewhere between the last acknowledged LSN and the sentinel's).
+        const after = await scan(svc.url, 'kv', sentinelLsn);
         const ids = new Set(after.rows.map((row) => Number(row.id)));
         if (pendingKv && ids.has(pendingKv.marker)) {
-          kvLsn = after.lsn;
-          kv.commit(after.lsn, pendingKv.ops);
+          kv.commit(sentinelLsn - 1n, pendingKv.ops);
           inFlightSeen++;
         }
+        kv.commit(
+          sentinelLsn,
+          decodeTransaction(kvSchema, parseExactJson(JSON.stringify({ ops: [sentinel] }))),
+        );
+        kvLsn = sentinelLsn;
         expect(after.rows.map((row) => kvText(kv, row)).sort(), `round ${round}`).toEqual(kv.at(after.lsn));
         // events: each acknowledged id exactly once; the in-flight batch all or nothing.
-        const ev = await scan(svc.url, 'events', 0n);
+        const eventSentinel = nextEventId++;
+        const eres = await post(`${svc.url}/tables/events/rows`, {
+          ops: [{ op: 'insert', row: { id: eventSentinel, payload: 'restart' } }],
+        });
+        expect(eres.status).toBe(200);
+        events.set(eventSentinel, round);
+        const ev = await scan(svc.url, 'events', BigInt(eres.json.lsn));
         const counts = new Map<number, number>();
         for (const row of ev.rows) counts.set(Number(row.id), (counts.get(Number(row.id)) ?? 0) + 1);
         for (const [id, c] of counts) expect(c, `event ${id} appears ${c} times`).toBe(1);
