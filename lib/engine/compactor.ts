@@ -23,7 +23,7 @@ import { keyString } from '../schema/values.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { type ColumnStats, dataStats, mergeStats } from './column-stats.ts';
 import type { DataFile } from './data-file.ts';
-import { IndexRun } from './index-run.ts';
+import { IndexRun, iota } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 
 export interface CompactionInput {
@@ -207,7 +207,7 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
             Uint32Array.from(his.slice(start, start + n)),
             Uint32Array.from(los.slice(start, start + n)),
             new Uint32Array(n).fill(fileId),
-            Uint32Array.from({ length: n }, (_, i) => i),
+            iota(n),
           )
         : undefined;
     outputs.push({ fileId, key, rowCount: n, sizeBytes: bytes.length, stats, run });

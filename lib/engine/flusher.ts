@@ -9,7 +9,7 @@ import { tableToIpc } from '../parquet/arrow-convert.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { type ColumnStats, columnStats } from './column-stats.ts';
-import { IndexRun } from './index-run.ts';
+import { IndexRun, iota } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import type { MemSlice } from './mem-slice.ts';
 
@@ -46,12 +46,7 @@ export async function writeSliceToFile(
   let run: IndexRun | undefined;
   if (slice.rowKeys.length > 0) {
     const { his, los } = slice.hashesOf(rows);
-    run = IndexRun.fromEntries(
-      his,
-      los,
-      new Uint32Array(rows.length).fill(job.fileId),
-      Uint32Array.from({ length: rows.length }, (_, i) => i),
-    );
+    run = IndexRun.fromEntries(his, los, new Uint32Array(rows.length).fill(job.fileId), iota(rows.length));
   }
   const bytes = await encoded;
   await store.put(job.key, bytes);

@@ -18,11 +18,17 @@ function bloomBits(count: number): number {
   return bits;
 }
 
+/** Positions 0 … n-1 (a file's rows in order). */
+export function iota(n: number): Uint32Array<ArrayBuffer> {
+  const out = new Uint32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  return out;
+}
+
 /** Sorts entries by (hi, lo) with a 4-pass LSD radix sort on 16-bit digits; returns the order. */
 export function sortByHash(his: Uint32Array, los: Uint32Array): Uint32Array {
   const n = his.length;
-  let order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
+  let order = iota(n);
   let tmp = new Uint32Array(n);
   const counts = new Uint32Array(65537);
   for (let pass = 0; pass < 4; pass++) {
@@ -344,5 +350,14 @@ function scan(
 }
 
 function distinct(ids: Uint32Array): Uint32Array {
-  return Uint32Array.from(new Set(ids)).sort();
+  // Runs of one flushed file hold a single id: only changes go through the set.
+  const set = new Set<number>();
+  let last = -1;
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i] !== last) {
+      last = ids[i];
+      set.add(last);
+    }
+  }
+  return Uint32Array.from(set).sort();
 }
