@@ -47,10 +47,15 @@ export class EventLoop<E extends LoopEvent> {
     private readonly handle: (e: E) => void,
     private readonly isData: (e: E) => boolean,
     private readonly onError: (e: unknown, event: E) => void,
+    /** Called for each event that will never be handled (queued at stop, or posted after it). */
+    private readonly onDrop: (e: E) => void = () => undefined,
   ) {}
 
   post(e: E): void {
-    if (this.stopped) return;
+    if (this.stopped) {
+      this.onDrop(e);
+      return;
+    }
     (this.isData(e) ? this.data : this.control).push(e);
     this.schedule();
   }
@@ -71,8 +76,10 @@ export class EventLoop<E extends LoopEvent> {
 
   stop(): void {
     this.stopped = true;
-    this.data.clear();
-    this.control.clear();
+    for (const q of [this.control, this.data]) {
+      for (let e = q.shift(); e; e = q.shift()) this.onDrop(e);
+      q.clear();
+    }
   }
 
   private schedule(): void {

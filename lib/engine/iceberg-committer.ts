@@ -165,6 +165,8 @@ export async function runCommit(
  * One Iceberg commit. If the next metadata version already exists while the catalog pointer
  * still names our current metadata, that file is left over from an attempt whose response was
  * lost (or from a fenced writer): nothing refers to it, so it is removed and the commit retried.
+ * Before removing it, a compare-and-swap of the pointer (changing nothing) proves this writer
+ * still owns the table: a newer writer's commit must never be taken for a leftover.
  */
 async function commitOnce(
   deps: { store: ObjectStore; iceberg: IcebergTable; pointer: PointerKeeper; tableRoot: string },
@@ -175,6 +177,7 @@ async function commitOnce(
       return await deps.iceberg.commit(input);
     } catch (e) {
       if (!(e instanceof IcebergConflictError) || attempt >= 2) throw e;
+      await deps.pointer.update((p) => p); // throws FencedError if another writer took the table
       if (deps.pointer.pointer?.metadataKey !== deps.iceberg.metadataKey) throw e;
       const stray = metadataKeyFor(deps.tableRoot, (metadataVersion(deps.iceberg.metadataKey) ?? 0) + 1);
       await deps.store.delete(stray);

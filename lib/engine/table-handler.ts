@@ -257,6 +257,11 @@ export class TableHandler {
       // A requested commit is ordered after the transactions posted before it.
       (e) => DATA_EVENTS.has(e.type) || (e.type === 'commit' && e.waiter !== undefined),
       (err, e) => this.log.error('event handler failed', { event: e.type, error: err }),
+      // A request waiting on an event that will never run fails instead of hanging.
+      (e) => {
+        if ((e.type === 'read' || e.type === 'commit') && e.waiter)
+          e.waiter.reject(this.fenced ?? new Error(`table "${this.name}" is closed`));
+      },
     );
   }
 
@@ -1247,6 +1252,7 @@ export class TableHandler {
     this.stopTimers();
     for (const w of this.waiters.splice(0)) w.reject(e);
     for (const w of this.commitWaiters.splice(0)) w.reject(e);
+    for (const c of this.deferredCommits.splice(0)) c.waiter?.reject(e);
     this.loop.stop();
     this.deps.onFenced?.(e);
   }
