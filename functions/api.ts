@@ -24,13 +24,18 @@ export interface RouteSpec {
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
   fn: RouteFn;
+  /**
+   * The body goes through middy's JSON body parser. Not for writes: their routes parse exactly
+   * (a JSON number beyond 2^53 must keep its digits).
+   */
+  jsonBody?: true;
 }
 
 /** Every route, named by the function group that serves it on AWS. */
 export const ROUTES: Record<'ingest' | 'tables' | 'read' | 'flush' | 'health' | 'files', RouteSpec[]> = {
   health: [{ method: 'GET', path: '/health', fn: async () => json(200, { status: 'ok' }) }],
   tables: [
-    { method: 'POST', path: '/tables', fn: createTableRoute },
+    { method: 'POST', path: '/tables', fn: createTableRoute, jsonBody: true },
     { method: 'GET', path: '/tables', fn: listTablesRoute },
     { method: 'GET', path: '/tables/{name}', fn: describeTableRoute },
     { method: 'DELETE', path: '/tables/{name}', fn: dropTableRoute },
@@ -47,13 +52,10 @@ export const ROUTES: Record<'ingest' | 'tables' | 'read' | 'flush' | 'health' | 
 
 export type ApiHandler = (event: HttpEvent, context: Context) => Promise<HttpResult>;
 
-/**
- * A route's handler. Bodies of writes are parsed by the routes with an exact parser (a JSON
- * number beyond 2^53 must keep its digits); other bodies go through middy's JSON body parser.
- */
+/** A route's handler, with middy's JSON body parser in front where the route asks for it. */
 function routeHandler(r: RouteSpec, services: Services): (event: HttpEvent) => Promise<HttpResult> {
   const fn = (event: HttpEvent): Promise<HttpResult> => r.fn(event, services);
-  if (r.method !== 'POST' || r.path !== '/tables') return fn;
+  if (!r.jsonBody) return fn;
   return middy<HttpEvent, HttpResult>(fn).use(
     httpJsonBodyParser({ disableContentTypeError: true }) as middy.MiddlewareObj<HttpEvent, HttpResult>,
   ) as unknown as (event: HttpEvent) => Promise<HttpResult>;
