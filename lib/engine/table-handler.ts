@@ -419,11 +419,7 @@ export class TableHandler {
     }
     this.stopTimers();
     this.stopped = true;
-    this.loop.stop();
-    const err = new Error(`table "${this.name}" is closed`);
-    for (const w of this.waiters.splice(0)) w.reject(err);
-    for (const w of this.commitWaiters.splice(0)) w.reject(err);
-    for (const c of this.deferredCommits.splice(0)) c.waiter?.reject(err);
+    this.rejectWaiting(new Error(`table "${this.name}" is closed`));
     this.index.clear();
   }
 
@@ -1250,11 +1246,16 @@ export class TableHandler {
     this.fenced = e;
     this.log.warn('another writer took this table; stopping', { error: e.message });
     this.stopTimers();
-    for (const w of this.waiters.splice(0)) w.reject(e);
-    for (const w of this.commitWaiters.splice(0)) w.reject(e);
-    for (const c of this.deferredCommits.splice(0)) c.waiter?.reject(e);
-    this.loop.stop();
+    this.rejectWaiting(e);
     this.deps.onFenced?.(e);
+  }
+
+  /** Stops the loop; every request still waiting on it (and any queued event's) fails with `err`. */
+  private rejectWaiting(err: Error): void {
+    for (const w of this.waiters.splice(0)) w.reject(err);
+    for (const w of this.commitWaiters.splice(0)) w.reject(err);
+    for (const c of this.deferredCommits.splice(0)) c.waiter?.reject(err);
+    this.loop.stop();
   }
 }
 
