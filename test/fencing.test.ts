@@ -11,30 +11,15 @@ import { engineOptions } from '../lib/engine/options.ts';
 import { openTable } from '../lib/engine/table-loader.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
-import { buildSchema } from '../lib/schema/table-schema.ts';
-import { type DecodedOp, keyOf, rowCodec } from '../lib/schema/transaction.ts';
 import { silentLogger } from '../lib/util/logger.ts';
 import { readIcebergRows } from './support/iceberg-rows.ts';
-import { openTestTable, type TestTable } from './support/table-harness.ts';
+import { idValueSchema, idValueUpserts, openTestTable, type TestTable } from './support/table-harness.ts';
 
 const pool = new ParquetWorkerPool(1);
 afterAll(() => pool.close());
 
-const schema = buildSchema(
-  [
-    { name: 'id', type: 'long' },
-    { name: 'v', type: 'string' },
-  ],
-  ['id'],
-);
-const codec = rowCodec(schema);
-
-function upserts(ids: number[], tag: string): DecodedOp[] {
-  return ids.map((id) => {
-    const values = [BigInt(id), `${tag}${id}`];
-    return { op: 'upsert' as const, values, key: keyOf(codec, values) };
-  });
-}
+const schema = idValueSchema;
+const upserts = idValueUpserts;
 
 function secondWriter(t: TestTable) {
   return openTable({

@@ -7,24 +7,15 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
-import { buildSchema } from '../lib/schema/table-schema.ts';
-import { type DecodedOp, keyOf, rowCodec } from '../lib/schema/transaction.ts';
 import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
 import type { PutOptions } from '../lib/store/object-store.ts';
 import { readIcebergRows } from './support/iceberg-rows.ts';
-import { openTestTable } from './support/table-harness.ts';
+import { idValueSchema, idValueUpserts, openTestTable } from './support/table-harness.ts';
 
 const pool = new ParquetWorkerPool(1);
 afterAll(() => pool.close());
 
-const schema = buildSchema(
-  [
-    { name: 'id', type: 'long' },
-    { name: 'v', type: 'string' },
-  ],
-  ['id'],
-);
-const codec = rowCodec(schema);
+const schema = idValueSchema;
 
 /** Stores data files at once but answers their uploads only when released. */
 class HeldStore extends MemoryObjectStore {
@@ -57,11 +48,12 @@ class HeldStore extends MemoryObjectStore {
   }
 }
 
-function upserts(from: number, n: number): DecodedOp[] {
-  return Array.from({ length: n }, (_, i) => {
-    const values = [BigInt(from + i), `v${from + i}`];
-    return { op: 'upsert' as const, values, key: keyOf(codec, values) };
-  });
+/** Upserts of ids from … from + n - 1. */
+function upserts(from: number, n: number) {
+  return idValueUpserts(
+    Array.from({ length: n }, (_, i) => from + i),
+    'v',
+  );
 }
 
 describe('orphan sweep', () => {

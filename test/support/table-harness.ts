@@ -6,11 +6,35 @@ import { type EngineOptions, engineOptions } from '../../lib/engine/options.ts';
 import type { TableHandler } from '../../lib/engine/table-handler.ts';
 import { openTable } from '../../lib/engine/table-loader.ts';
 import type { ParquetWorkerPool } from '../../lib/parquet/worker-pool.ts';
-import type { FormatVersion, TableDefinition, TableSchema } from '../../lib/schema/table-schema.ts';
+import {
+  buildSchema,
+  type FormatVersion,
+  type TableDefinition,
+  type TableSchema,
+} from '../../lib/schema/table-schema.ts';
+import { type DecodedOp, keyOf, rowCodec } from '../../lib/schema/transaction.ts';
 import { MemoryObjectStore } from '../../lib/store/memory-object-store.ts';
 import type { ObjectStore } from '../../lib/store/object-store.ts';
 import { createTable } from '../../lib/table-admin.ts';
 import { silentLogger } from '../../lib/util/logger.ts';
+
+/** The smallest keyed table: `id long` (the key) and `v string`. */
+export const idValueSchema: TableSchema = buildSchema(
+  [
+    { name: 'id', type: 'long' },
+    { name: 'v', type: 'string' },
+  ],
+  ['id'],
+);
+const idValueCodec = rowCodec(idValueSchema);
+
+/** Upserts of rows (id, `${tag}${id}`) into an {@link idValueSchema} table. */
+export function idValueUpserts(ids: number[], tag: string): DecodedOp[] {
+  return ids.map((id) => {
+    const values = [BigInt(id), `${tag}${id}`];
+    return { op: 'upsert' as const, values, key: keyOf(idValueCodec, values) };
+  });
+}
 
 export interface TestTable {
   def: TableDefinition;
