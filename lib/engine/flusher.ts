@@ -9,7 +9,7 @@ import { tableToIpc } from '../parquet/arrow-convert.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { type ColumnStats, columnStats } from './column-stats.ts';
-import { IndexRun, iota } from './index-run.ts';
+import { IndexRun } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import type { MemSlice } from './mem-slice.ts';
 
@@ -46,7 +46,7 @@ export async function writeSliceToFile(
   let run: IndexRun | undefined;
   if (slice.rowKeys.length > 0) {
     const { his, los } = slice.hashesOf(rows);
-    run = IndexRun.fromEntries(his, los, new Uint32Array(rows.length).fill(job.fileId), iota(rows.length));
+    run = IndexRun.forFile(job.fileId, his, los);
   }
   const bytes = await encoded;
   await store.put(job.key, bytes);
@@ -57,12 +57,10 @@ export async function writeSliceToFile(
 export function indexRunFor(fileId: number, count: number, keyAt: (i: number) => string): IndexRun {
   const his = new Uint32Array(count);
   const los = new Uint32Array(count);
-  const positions = new Uint32Array(count);
   for (let i = 0; i < count; i++) {
     hashKey(keyAt(i));
     his[i] = hashHi();
     los[i] = hashLo();
-    positions[i] = i;
   }
-  return IndexRun.fromEntries(his, los, new Uint32Array(count).fill(fileId), positions);
+  return IndexRun.forFile(fileId, his, los);
 }

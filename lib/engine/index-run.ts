@@ -1,19 +1,25 @@
 /**
  * An index run: an immutable, hash-sorted list of (key hash → data file id, row position)
- * entries with a Bloom filter in front. Runs are built when a file is flushed, merged in the
+ * entries with a blocked Bloom filter in front (all of a key's bits in one 64-byte block, chosen
+ * by the top bits of the hash: a lookup touches one cache line, and building it in hash order
+ * walks the filter front to back). Runs are built when a file is flushed, merged in the
  * background, persisted to the object store for recovery, and spilled to local disk (only the
  * Bloom filter and a sparse block directory stay in memory) when the index outgrows its budget.
  */
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 
 export const RUN_MAGIC = 0x584c4d49; // "IMLX" little-endian
-const RUN_VERSION = 1;
+/** 1: plain Bloom filter (rebuilt from the entries when read); 2: blocked Bloom filter. */
+const RUN_VERSION = 2;
 const BLOCK_ENTRIES = 512;
 const BLOOM_BITS_PER_KEY = 10;
 const BLOOM_HASHES = 7;
+/** Bits per Bloom block: one cache line. */
+const BLOOM_BLOCK_BITS = 512;
+const BLOOM_BLOCK_WORDS = BLOOM_BLOCK_BITS / 32;
 
 function bloomBits(count: number): number {
-  let bits = 64;
+  let bits = BLOOM_BLOCK_BITS;
   while (bits < count * BLOOM_BITS_PER_KEY) bits *= 2;
   return bits;
 }
@@ -25,27 +31,76 @@ export function iota(n: number): Uint32Array<ArrayBuffer> {
   return out;
 }
 
-/** Sorts entries by (hi, lo) with a 4-pass LSD radix sort on 16-bit digits; returns the order. */
+/**
+ * Sorts entries by (hi, lo); returns the order, stable. Key hashes are uniform, so a 2-pass LSD
+ * radix sort on the 16-bit digits of `hi`, carrying `hi` and `lo` along (sequential reads), does
+ * almost all of it; entries that share `hi` (about n²/2³³ pairs) are then put in `lo` order.
+ */
 export function sortByHash(his: Uint32Array, los: Uint32Array): Uint32Array {
+  return sortEntries(his, los).order;
+}
+
+interface SortedEntries {
+  order: Uint32Array;
+  /** Interleaved [hi, lo], sorted. */
+  hashes: Uint32Array;
+}
+
+function sortEntries(his: Uint32Array, los: Uint32Array): SortedEntries {
   const n = his.length;
-  let order = iota(n);
-  let tmp = new Uint32Array(n);
   const counts = new Uint32Array(65537);
-  for (let pass = 0; pass < 4; pass++) {
-    const src = pass < 2 ? los : his;
-    const shift = (pass & 1) * 16;
-    counts.fill(0);
-    for (let i = 0; i < n; i++) counts[((src[order[i]] >>> shift) & 0xffff) + 1]++;
-    for (let d = 0; d < 65536; d++) counts[d + 1] += counts[d];
-    for (let i = 0; i < n; i++) {
-      const e = order[i];
-      tmp[counts[(src[e] >>> shift) & 0xffff]++] = e;
+  const hiA = new Uint32Array(n);
+  const loA = new Uint32Array(n);
+  const orderA = new Uint32Array(n);
+  radixPass(his, los, iota(n), hiA, loA, orderA, 0, counts);
+  const hi = new Uint32Array(n);
+  const lo = new Uint32Array(n);
+  const order = new Uint32Array(n);
+  radixPass(hiA, loA, orderA, hi, lo, order, 16, counts);
+  // Equal hi: insertion sort by lo (stable; groups are almost always of one or two).
+  for (let i = 1; i < n; i++) {
+    if (hi[i] !== hi[i - 1] || lo[i] >= lo[i - 1]) continue;
+    const l = lo[i];
+    const o = order[i];
+    let j = i - 1;
+    while (j >= 0 && hi[j] === hi[i] && lo[j] > l) {
+      lo[j + 1] = lo[j];
+      order[j + 1] = order[j];
+      j--;
     }
-    const t = order;
-    order = tmp;
-    tmp = t;
+    lo[j + 1] = l;
+    order[j + 1] = o;
   }
-  return order;
+  const hashes = new Uint32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    hashes[2 * i] = hi[i];
+    hashes[2 * i + 1] = lo[i];
+  }
+  return { order, hashes };
+}
+
+/** One stable counting-sort pass on the 16-bit digit of `hi` at `shift`. */
+function radixPass(
+  hi: Uint32Array,
+  lo: Uint32Array,
+  order: Uint32Array,
+  toHi: Uint32Array,
+  toLo: Uint32Array,
+  toOrder: Uint32Array,
+  shift: number,
+  counts: Uint32Array,
+): void {
+  const n = hi.length;
+  counts.fill(0);
+  for (let i = 0; i < n; i++) counts[((hi[i] >>> shift) & 0xffff) + 1]++;
+  for (let d = 0; d < 65536; d++) counts[d + 1] += counts[d];
+  for (let i = 0; i < n; i++) {
+    const h = hi[i];
+    const at = counts[(h >>> shift) & 0xffff]++;
+    toHi[at] = h;
+    toLo[at] = lo[i];
+    toOrder[at] = order[i];
+  }
 }
 
 interface Spill {
@@ -64,7 +119,8 @@ export class IndexRun {
   /** Interleaved [fileId, pos] per entry; undefined once spilled. */
   private locs: Uint32Array | undefined;
   private readonly bloom: Uint32Array;
-  private readonly bloomMask: number;
+  /** A hash's block is `hi >>> bloomShift` (all blocks are one when the shift is 32). */
+  private readonly bloomShift: number;
   private spill: Spill | undefined;
   /** Object-store key once persisted. */
   persistedKey: string | undefined;
@@ -78,34 +134,26 @@ export class IndexRun {
   ) {
     this.hashes = hashes;
     this.locs = locs;
+    const bits = bloomBits(count);
+    this.bloomShift = 32 - Math.log2(bits / BLOOM_BLOCK_BITS);
     if (bloom) {
       this.bloom = bloom;
     } else {
-      this.bloom = new Uint32Array(bloomBits(count) / 32);
+      this.bloom = new Uint32Array(bits / 32);
       for (let i = 0; i < count; i++) this.bloomAdd(hashes[2 * i], hashes[2 * i + 1]);
     }
-    this.bloomMask = this.bloom.length * 32 - 1;
   }
 
-  /** A run from unsorted entries (e.g. one flushed file: hash of each row's key → fileId, pos). */
-  static fromEntries(
-    his: Uint32Array,
-    los: Uint32Array,
-    fileIds: Uint32Array,
-    positions: Uint32Array,
-  ): IndexRun {
+  /** The run of one data file: row i's key hash is (his[i], los[i]); its position is i. */
+  static forFile(fileId: number, his: Uint32Array, los: Uint32Array): IndexRun {
     const n = his.length;
-    const order = sortByHash(his, los);
-    const hashes = new Uint32Array(2 * n);
+    const { order, hashes } = sortEntries(his, los);
     const locs = new Uint32Array(2 * n);
     for (let i = 0; i < n; i++) {
-      const e = order[i];
-      hashes[2 * i] = his[e];
-      hashes[2 * i + 1] = los[e];
-      locs[2 * i] = fileIds[e];
-      locs[2 * i + 1] = positions[e];
+      locs[2 * i] = fileId;
+      locs[2 * i + 1] = order[i];
     }
-    return new IndexRun(n, hashes, locs, distinct(fileIds));
+    return new IndexRun(n, hashes, locs, n === 0 ? new Uint32Array(0) : Uint32Array.of(fileId));
   }
 
   /**
@@ -148,7 +196,7 @@ export class IndexRun {
   }
 
   /** Iterates entries in hash order as [hi, lo, fileId, pos] (the tuple is reused). */
-  private cursor(): { next(): [number, number, number, number] | undefined } {
+  cursor(): { next(): [number, number, number, number] | undefined } {
     let i = 0;
     const t: [number, number, number, number] = [0, 0, 0, 0];
     let block: Uint32Array | undefined;
@@ -179,18 +227,28 @@ export class IndexRun {
     };
   }
 
+  /** First word of the hash's block. */
+  private bloomBlock(hi: number): number {
+    return this.bloomShift === 32 ? 0 : (hi >>> this.bloomShift) * BLOOM_BLOCK_WORDS;
+  }
+
+  // Bits within the block: double hashing on the low word and the hash's low high bits (the
+  // top bits already chose the block).
   private bloomAdd(hi: number, lo: number): void {
-    const mask = this.bloom.length * 32 - 1;
+    const base = this.bloomBlock(hi);
+    const step = hi | 1;
     for (let k = 0; k < BLOOM_HASHES; k++) {
-      const bit = (hi + Math.imul(k, lo | 1)) & mask;
-      this.bloom[bit >>> 5] |= 1 << (bit & 31);
+      const bit = (lo + Math.imul(k, step)) & (BLOOM_BLOCK_BITS - 1);
+      this.bloom[base + (bit >>> 5)] |= 1 << (bit & 31);
     }
   }
 
   mayContain(hi: number, lo: number): boolean {
+    const base = this.bloomBlock(hi);
+    const step = hi | 1;
     for (let k = 0; k < BLOOM_HASHES; k++) {
-      const bit = (hi + Math.imul(k, lo | 1)) & this.bloomMask;
-      if ((this.bloom[bit >>> 5] & (1 << (bit & 31))) === 0) return false;
+      const bit = (lo + Math.imul(k, step)) & (BLOOM_BLOCK_BITS - 1);
+      if ((this.bloom[base + (bit >>> 5)] & (1 << (bit & 31))) === 0) return false;
     }
     return true;
   }
@@ -305,11 +363,12 @@ export class IndexRun {
   static deserialize(bytes: Uint8Array, name = 'index run'): IndexRun {
     if (bytes.byteLength % 4 !== 0 || bytes.byteLength < 16) throw new Error(`${name}: truncated index run`);
     const words = new Uint32Array(bytes.slice().buffer);
-    if (words[0] !== RUN_MAGIC || words[1] !== RUN_VERSION)
+    const version = words[1];
+    if (words[0] !== RUN_MAGIC || (version !== 1 && version !== RUN_VERSION))
       throw new Error(`${name}: not an index run (bad magic or version)`);
     const count = words[2];
     const nFiles = words[3];
-    const bloomWords = bloomBits(count) / 32;
+    const bloomWords = (version === 1 ? bloomBitsV1(count) : bloomBits(count)) / 32;
     if (words.length !== 4 + nFiles + count * 4 + bloomWords)
       throw new Error(`${name}: index run has the wrong length`);
     const fileIds = words.slice(4, 4 + nFiles);
@@ -322,8 +381,17 @@ export class IndexRun {
       locs[2 * i] = words[at++];
       locs[2 * i + 1] = words[at++];
     }
-    return new IndexRun(count, hashes, locs, fileIds, words.slice(at, at + bloomWords));
+    // A version-1 run's filter has another layout: it is rebuilt from the entries.
+    const bloom = version === RUN_VERSION ? words.slice(at, at + bloomWords) : undefined;
+    return new IndexRun(count, hashes, locs, fileIds, bloom);
   }
+}
+
+/** Size of a version-1 run's (unblocked) Bloom filter, to check such a run's length. */
+function bloomBitsV1(count: number): number {
+  let bits = 64;
+  while (bits < count * BLOOM_BITS_PER_KEY) bits *= 2;
+  return bits;
 }
 
 function scan(
