@@ -5,9 +5,11 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConflictError, FencedError, TableExistsError, TableNotReadyError } from '../lib/catalog/catalog.ts';
 import { FileCatalog, MemoryCatalog } from '../lib/catalog/file-catalog.ts';
-import { planCompaction } from '../lib/engine/compactor.ts';
-import { newDataFile, PendingDeletes } from '../lib/engine/data-file.ts';
+import { planCompaction, runCompaction } from '../lib/engine/compactor.ts';
+import { type DataFile, newDataFile, PendingDeletes } from '../lib/engine/data-file.ts';
 import { EventLoop } from '../lib/engine/event-loop.ts';
+import { FileIndex, type RowHashes } from '../lib/engine/file-index.ts';
+import { writeSliceToFile } from '../lib/engine/flusher.ts';
 import { hash64 } from '../lib/engine/key-hash.ts';
 import { KeyTable } from '../lib/engine/key-table.ts';
 import { MemSlice } from '../lib/engine/mem-slice.ts';
@@ -182,6 +184,88 @@ describe('compaction planning', () => {
     expect(deletes.inputs.map((i) => i.fileId)).toEqual([5]);
     expect(deletes.inputs[0].deletesAtStart.size).toBe(30);
     expect(planCompaction([file(6, 900, 100, 100)], opts)!.outputs).toHaveLength(0);
+  });
+});
+
+describe('compaction run', () => {
+  it("takes the outputs' key hashes from the index, or hashes the keys when the index lacks rows", async () => {
+    const store = new MemoryObjectStore();
+    const pool = new ParquetWorkerPool(1);
+    const index = new FileIndex({ memoryBudgetBytes: 1 << 20, spillDir: os.tmpdir(), maxRuns: 8 });
+    const files: DataFile[] = [];
+    for (const fileId of [1, 2]) {
+      const slice = new MemSlice(schema.fields, true);
+      for (let i = 0; i < 300; i++) {
+        const key = String(fileId * 1000 + i);
+        const [hi, lo] = hash64(key);
+        slice.append([BigInt(key), `v${key}`], key, hi, lo);
+      }
+      const rows = Uint32Array.from({ length: 300 }, (_, i) => i);
+      const r = await writeSliceToFile(
+        { slice, rows, fileId, key: `data/${fileId}.parquet`, compression: 'none' },
+        store,
+        pool,
+      );
+      index.add(r.run!);
+      const f = newDataFile({
+        fileId,
+        key: r.key,
+        rowCount: 300,
+        sizeBytes: r.sizeBytes,
+        addedLsn: 1n,
+        stats: r.stats,
+      });
+      for (let p = 0; p < 300; p += 7) f.deletes.add(p);
+      files.push(f);
+    }
+    const lookups = async (rowHashes: Map<number, RowHashes> | undefined) => {
+      let next = 10;
+      const plan = planCompaction(files, {
+        targetFileBytes: 1 << 30,
+        deletedRatio: 0.1,
+        minSmallFiles: 2,
+        nextFileId: () => next++,
+        keyFor: (id) => `data/${id}.parquet`,
+        startLsn: 2n,
+      })!;
+      const result = await runCompaction(plan, {
+        store,
+        pool,
+        fields: schema.fields,
+        keyColumns: [0],
+        compression: 'none',
+        rowHashes,
+      });
+      expect(result.outputs).toHaveLength(1);
+      const found: string[] = [];
+      for (const fileId of [1, 2])
+        for (let i = 0; i < 300; i++) {
+          const key = String(fileId * 1000 + i);
+          const [hi, lo] = hash64(key);
+          result.outputs[0].run!.find(hi, lo, (_f, pos) => {
+            found.push(`${key}@${pos}`);
+            return true;
+          });
+        }
+      return found;
+    };
+    const hashes = index.rowHashes(
+      new Map([
+        [1, 300],
+        [2, 300],
+      ]),
+    );
+    expect([...hashes.get(2)!.has].every((h) => h === 1)).toBe(true);
+    const fromIndex = await lookups(hashes);
+    expect(fromIndex).toHaveLength(600 - 2 * 43);
+    expect(fromIndex[0]).toBe('1001@0');
+    expect(await lookups(undefined)).toEqual(fromIndex);
+    // An index that lacks some rows: those batches are hashed from the data.
+    hashes.get(1)!.has.fill(0, 100, 110);
+    hashes.get(1)!.his.fill(0);
+    expect(await lookups(hashes)).toEqual(fromIndex);
+    await pool.close();
+    index.clear();
   });
 });
 

@@ -5,6 +5,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { columnBufferFor } from '../lib/engine/column-buffer.ts';
+import { type ColumnStats, dataStats } from '../lib/engine/column-stats.ts';
 import {
   deserializeValue,
   fileMetrics,
@@ -16,8 +18,9 @@ import {
   truncateStringMin,
   upperBound,
 } from '../lib/iceberg/stats.ts';
-import type { IcebergType } from '../lib/schema/iceberg-type.ts';
+import type { IcebergType, NestedField } from '../lib/schema/iceberg-type.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
+import { compareUtf8 } from '../lib/schema/values.ts';
 
 const hex = (b: Uint8Array | undefined): string | undefined =>
   b === undefined ? undefined : Buffer.from(b).toString('hex');
@@ -207,5 +210,42 @@ describe('file metrics', () => {
     expect(back.get(4)).toEqual({ valueCount: 10, nullCount: 4 });
     expect(back.get(5)).toEqual({ valueCount: 10, nullCount: 0, lower: -500n, upper: 123456n });
     expect(back.get(2)!.upper).toBe('a-very-long-namf');
+  });
+});
+
+describe('column statistics as computed', () => {
+  const int64 = fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n });
+
+  it('bounds 64-bit columns on their words exactly as bigint comparison does (MemSlice and Arrow data)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.option(int64, { nil: null }), { minLength: 1, maxLength: 60 }), (vals) => {
+        const present = vals.filter((v): v is bigint => v !== null);
+        const expected: ColumnStats = { valueCount: vals.length, nullCount: vals.length - present.length };
+        if (present.length > 0) {
+          const sorted = [...present].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+          expected.lower = sorted[0];
+          expected.upper = sorted[sorted.length - 1];
+        }
+        const col = columnBufferFor({ kind: 'long' });
+        for (const v of vals) col.push(v);
+        const rows = Array.from({ length: vals.length }, (_, i) => i);
+        expect(col.stats(rows)).toEqual(expected);
+        const field = { id: 1, name: 'x', required: false, type: { kind: 'timestamptz' } } as NestedField;
+        const data = columnBufferFor(field.type);
+        for (const v of vals) data.push(v);
+        expect(dataStats(field, data.toData(rows))).toEqual(expected);
+      }),
+    );
+  });
+
+  it('orders strings by UTF-8 bytes (code points), surrogate pairs included', () => {
+    const text = fc.string({ unit: fc.constantFrom('a', 'b', 'é', '\uffff', '\ue000', '😀', '𝄞', '\ud7ff') });
+    fc.assert(
+      fc.property(text, text, (a, b) => {
+        const bytes = Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b)));
+        expect(Math.sign(compareUtf8(a, b))).toBe(bytes);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

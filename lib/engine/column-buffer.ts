@@ -9,7 +9,7 @@ import type { IcebergType } from '../schema/iceberg-type.ts';
 import { isPrimitive } from '../schema/iceberg-type.ts';
 import type { Value } from '../schema/values.ts';
 import { compareScalars } from '../schema/values.ts';
-import { type ColumnStats, numericStats } from './column-stats.ts';
+import { type ColumnStats, int64Stats, numericStats } from './column-stats.ts';
 
 export interface ColumnBuffer {
   readonly length: number;
@@ -78,6 +78,8 @@ class TypedColumn implements ColumnBuffer {
   stats(rows: ArrayLike<number>): ColumnStats {
     const v = this.values;
     const valid = this.validity;
+    if (v instanceof BigInt64Array)
+      return int64Stats(v, rows.length, (i) => rows[i], valid ? (j) => valid[j] === 0 : undefined);
     const s = numericStats(rows.length, this.type.kind === 'float' || this.type.kind === 'double', (i) => {
       const r = rows[i];
       return valid && valid[r] === 0 ? null : v[r];

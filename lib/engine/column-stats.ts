@@ -88,6 +88,14 @@ export function dataStats(f: NestedField, d: arrow.Data): ColumnStats {
   const v = d.values as Float64Array | BigInt64Array;
   const bm = d.nullCount > 0 ? d.nullBitmap : undefined;
   const off = d.offset;
+  if (v instanceof BigInt64Array) {
+    return int64Stats(
+      v,
+      d.length,
+      (i) => off + i,
+      bm ? (j) => (bm[j >> 3] & (1 << (j & 7))) === 0 : undefined,
+    );
+  }
   return numericStats(d.length, f.type.kind === 'float' || f.type.kind === 'double', (i) => {
     const j = off + i;
     return bm && (bm[j >> 3] & (1 << (j & 7))) === 0 ? null : v[j];
@@ -122,6 +130,58 @@ export function numericStats(
   if (lo !== undefined) {
     s.lower = lo;
     s.upper = hi;
+  }
+  return s;
+}
+
+/**
+ * Counts and bounds of a 64-bit integer column (long, time, timestamps) without a bigint per
+ * value: each value's words are compared (signed high, unsigned low; little-endian memory), and
+ * only the two bounds become bigints. `at(i)` is the index of value i in `values`.
+ */
+export function int64Stats(
+  values: BigInt64Array,
+  n: number,
+  at: (i: number) => number,
+  isNull: ((j: number) => boolean) | undefined,
+): ColumnStats {
+  const words = new Int32Array(values.buffer, values.byteOffset, values.length * 2);
+  let nullCount = 0;
+  let lo = -1;
+  let hi = -1;
+  let loHigh = 0;
+  let loLow = 0;
+  let hiHigh = 0;
+  let hiLow = 0;
+  for (let i = 0; i < n; i++) {
+    const j = at(i);
+    if (isNull?.(j)) {
+      nullCount++;
+      continue;
+    }
+    const high = words[2 * j + 1];
+    const low = words[2 * j] >>> 0;
+    if (lo < 0) {
+      lo = hi = j;
+      loHigh = hiHigh = high;
+      loLow = hiLow = low;
+      continue;
+    }
+    if (high < loHigh || (high === loHigh && low < loLow)) {
+      lo = j;
+      loHigh = high;
+      loLow = low;
+    }
+    if (high > hiHigh || (high === hiHigh && low > hiLow)) {
+      hi = j;
+      hiHigh = high;
+      hiLow = low;
+    }
+  }
+  const s: ColumnStats = { valueCount: n, nullCount };
+  if (lo >= 0) {
+    s.lower = values[lo];
+    s.upper = values[hi];
   }
   return s;
 }

@@ -23,7 +23,8 @@ import { keyString } from '../schema/values.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { type ColumnStats, dataStats, mergeStats } from './column-stats.ts';
 import type { DataFile } from './data-file.ts';
-import { IndexRun, iota } from './index-run.ts';
+import type { RowHashes } from './file-index.ts';
+import { IndexRun } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 
 export interface CompactionInput {
@@ -115,22 +116,42 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
   return { inputs, outputs, rowsPerOutput, startLsn: o.startLsn };
 }
 
+/** Whether the index gave a hash for every kept row of a batch (`keep` undefined: all rows). */
+function coversBatch(
+  known: RowHashes | undefined,
+  keep: number[] | undefined,
+  firstPos: number,
+  rows: number,
+): boolean {
+  if (!known) return false;
+  if (keep) {
+    for (const i of keep) if (known.has[firstPos + i] !== 1) return false;
+    return true;
+  }
+  for (let i = 0; i < rows; i++) if (known.has[firstPos + i] !== 1) return false;
+  return true;
+}
+
 export interface CompactionDeps {
   store: ObjectStore;
   pool: ParquetWorkerPool;
   fields: NestedField[];
   keyColumns: number[];
   compression: 'zstd' | 'snappy' | 'lz4' | 'none';
+  /** Key hashes of the inputs' rows from the index, taken when the plan was made. */
+  rowHashes?: Map<number, RowHashes>;
 }
 
 export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps): Promise<CompactionResult> {
   const { fields } = deps;
   const schema = arrowSchemaFor(fields);
-  // Live rows of every input, as Arrow batches taken row by row on raw buffers (no per-value
-  // objects), with the key hashes of those rows for the outputs' index runs.
+  const hasKey = deps.keyColumns.length > 0;
+  // Live rows of every input as Arrow batches (a file without deletes as it is; otherwise taken
+  // row by row on raw buffers), with the key hashes of those rows for the outputs' index runs.
   const batches: arrow.RecordBatch[] = [];
-  const his: number[] = [];
-  const los: number[] = [];
+  const liveRows = plan.inputs.reduce((n, i) => n + i.rowCount - i.deletesAtStart.size, 0);
+  const his = new Uint32Array(hasKey ? liveRows : 0);
+  const los = new Uint32Array(hasKey ? liveRows : 0);
   const mapping = new Map<number, RowMapping>();
   let total = 0;
   for (const input of plan.inputs) {
@@ -142,34 +163,46 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
       outIndex: new Int32Array(input.rowCount).fill(-1),
       outPos: new Int32Array(input.rowCount).fill(-1),
     };
+    const known = deps.rowHashes?.get(input.fileId);
+    const noDeletes = input.deletesAtStart.isEmpty();
     let pos = 0;
     for (const batch of table.batches) {
+      const first = total;
       const keep: number[] = [];
       for (let i = 0; i < batch.numRows; i++, pos++) {
-        if (input.deletesAtStart.has(pos)) continue;
-        keep.push(i);
+        if (!noDeletes && input.deletesAtStart.has(pos)) continue;
+        if (!noDeletes) keep.push(i);
         m.outIndex[pos] = Math.floor(total / plan.rowsPerOutput);
         m.outPos[pos] = total % plan.rowsPerOutput;
+        if (known?.has[pos] === 1) {
+          his[total] = known.his[pos];
+          los[total] = known.los[pos];
+        }
         total++;
       }
-      if (keep.length === 0) continue;
-      const taken = buildRecordBatch(
-        schema,
-        fields.map((f, c) => takeData(f.type, batch.data.children[c], keep)),
-      );
+      if (total === first) continue;
+      const taken =
+        noDeletes || keep.length === batch.numRows
+          ? batch
+          : buildRecordBatch(
+              schema,
+              fields.map((f, c) => takeData(f.type, batch.data.children[c], keep)),
+            );
       batches.push(taken);
-      if (deps.keyColumns.length > 0) {
+      if (hasKey && !coversBatch(known, noDeletes ? undefined : keep, pos - batch.numRows, batch.numRows)) {
+        // Rows the index does not hold (it should hold all): hash their keys.
         const keyCols = deps.keyColumns.map((c) => readData(fields[c].type, taken.data.children[c]));
         for (let i = 0; i < taken.numRows; i++) {
           hashKey(keyString(keyCols.map((col) => col[i])));
-          his.push(hashHi());
-          los.push(hashLo());
+          his[first + i] = hashHi();
+          los[first + i] = hashLo();
         }
       }
     }
     mapping.set(input.fileId, m);
     await yieldToLoop();
   }
+  if (total !== liveRows) throw new Error(`compaction: expected ${liveRows} live rows, found ${total}`);
   // Cut the stream of batches into outputs of rowsPerOutput rows.
   const outputs: CompactionOutput[] = [];
   let b = 0;
@@ -203,11 +236,10 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
     await deps.store.put(key, bytes);
     const run =
       deps.keyColumns.length > 0
-        ? IndexRun.fromEntries(
+        ? IndexRun.forFile(
+            fileId,
             Uint32Array.from(his.slice(start, start + n)),
             Uint32Array.from(los.slice(start, start + n)),
-            new Uint32Array(n).fill(fileId),
-            iota(n),
           )
         : undefined;
     outputs.push({ fileId, key, rowCount: n, sizeBytes: bytes.length, stats, run });

@@ -17,6 +17,13 @@ export interface FileIndexOptions {
   maxRuns: number;
 }
 
+/** Key hashes of a file's rows by position; `has[pos]` is 1 where the index holds the row. */
+export interface RowHashes {
+  his: Uint32Array;
+  los: Uint32Array;
+  has: Uint8Array;
+}
+
 let spillSeq = 0;
 
 export class FileIndex {
@@ -51,6 +58,30 @@ export class FileIndex {
       if (this.runs[i].find(hi, lo, cb)) return true;
     }
     return false;
+  }
+
+  /**
+   * The key hash of every indexed row of the given files (file id → row count), by position,
+   * with `has` marking the positions found. Compaction takes its outputs' hashes from here
+   * instead of reading and hashing every key again.
+   */
+  rowHashes(files: Map<number, number>): Map<number, RowHashes> {
+    const out = new Map<number, RowHashes>();
+    for (const [fileId, rows] of files) {
+      out.set(fileId, { his: new Uint32Array(rows), los: new Uint32Array(rows), has: new Uint8Array(rows) });
+    }
+    for (const run of this.runs) {
+      if (!run.fileIds.some((id) => files.has(id))) continue;
+      const c = run.cursor();
+      for (let e = c.next(); e; e = c.next()) {
+        const h = out.get(e[2]);
+        if (!h || e[3] >= h.has.length) continue;
+        h.his[e[3]] = e[0];
+        h.los[e[3]] = e[1];
+        h.has[e[3]] = 1;
+      }
+    }
+    return out;
   }
 
   /** Runs that should be merged now (the smaller half once there are too many), or undefined. */

@@ -1158,6 +1158,10 @@ export class TableHandler {
       fields: this.def.schema.fields,
       keyColumns: this.codec.keyColumns,
       compression: o.dataCompression,
+      rowHashes:
+        this.codec.keyColumns.length > 0
+          ? this.index.rowHashes(new Map(plan.inputs.map((i) => [i.fileId, i.rowCount])))
+          : undefined,
     }).then(
       (result) => this.loop.post({ type: 'compaction-done', plan, result }),
       (error) => this.loop.post({ type: 'compaction-done', plan, error }),

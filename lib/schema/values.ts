@@ -398,11 +398,15 @@ export function compareScalars(a: Value, b: Value): number {
 /** Compares strings by their UTF-8 bytes (code points), as Iceberg and Parquet order them. */
 export function compareUtf8(a: string, b: string): number {
   const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.codePointAt(i)!;
-    const y = b.codePointAt(i)!;
-    if (x !== y) return x < y ? -1 : 1;
-    if (x > 0xffff) i++;
-  }
-  return a.length - b.length;
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  if (i === n) return a.length - b.length;
+  const x = a.charCodeAt(i);
+  const y = b.charCodeAt(i);
+  // UTF-16 units order like code points except surrogates (U+10000 and up), which sort
+  // below U+E000…U+FFFF as units but above them as code points.
+  if (x < 0xd800 && y < 0xd800) return x < y ? -1 : 1;
+  const cx = a.codePointAt(i)!;
+  const cy = b.codePointAt(i)!;
+  return cx < cy ? -1 : 1;
 }
