@@ -60,10 +60,19 @@ export function rowCodec(schema: TableSchema): RowCodec {
 
 export const DEFAULT_MAX_OPS = 100_000;
 
-/** Decodes one row object; `keyOnly` decodes just the key columns (for deletes). */
-export function decodeRow(codec: RowCodec, row: unknown, path: string, keyOnly: boolean): Value[] {
+/**
+ * Decodes one row object; `keyOnly` decodes just the key columns (for deletes). Without a
+ * `path`, errors name the column only and no path text is built per value (the fast path: on an
+ * error the caller decodes the row again with its path, for the message).
+ */
+export function decodeRow(
+  codec: RowCodec,
+  row: unknown,
+  path: string | undefined,
+  keyOnly: boolean,
+): Value[] {
   if (row === null || typeof row !== 'object' || Array.isArray(row)) {
-    throw new ValueError(path, 'expected a JSON object with one property per column');
+    throw new ValueError(path ?? 'row', 'expected a JSON object with one property per column');
   }
   const obj = row as Record<string, unknown>;
   const n = codec.decoders.length;
@@ -71,22 +80,26 @@ export function decodeRow(codec: RowCodec, row: unknown, path: string, keyOnly: 
   for (const name in obj) {
     if (!codec.columnIndex.has(name)) throw new ValueError(`${path}.${name}`, 'unknown column');
   }
+  const fields = codec.schema.fields;
   if (keyOnly) {
     for (const c of codec.keyColumns) {
-      const f = codec.schema.fields[c];
-      const v = obj[f.name];
+      const v = obj[fields[c].name];
       if (v === undefined || v === null)
-        throw new ValueError(`${path}.${f.name}`, 'is part of the primary key and is required');
-      values[c] = codec.decoders[c](v, `${path}.${f.name}`);
+        throw new ValueError(columnPath(codec, c, path), 'is part of the primary key and is required');
+      values[c] = codec.decoders[c](v, columnPath(codec, c, path));
     }
     return values;
   }
-  const fields = codec.schema.fields;
   for (let c = 0; c < n; c++) {
     const v = obj[fields[c].name];
-    values[c] = codec.decoders[c](v === undefined ? null : v, `${path}.${fields[c].name}`);
+    values[c] = codec.decoders[c](v === undefined ? null : v, columnPath(codec, c, path));
   }
   return values;
+}
+
+function columnPath(codec: RowCodec, c: number, path: string | undefined): string {
+  const name = codec.schema.fields[c].name;
+  return path === undefined ? name : `${path}.${name}`;
 }
 
 export function keyOf(codec: RowCodec, values: Value[]): string | undefined {
@@ -101,7 +114,7 @@ export function decodeTransaction(schema: TableSchema, body: unknown, maxOps = D
     throw new InvalidTransactionError('body must be a JSON object {"ops":[...]}');
   }
   const ops = (body as { ops?: unknown }).ops;
-  for (const k of Object.keys(body)) {
+  for (const k in body) {
     if (k !== 'ops')
       throw new InvalidTransactionError(`unknown property "${k}" in body; expected {"ops":[...]}`);
   }
@@ -117,7 +130,7 @@ export function decodeTransaction(schema: TableSchema, body: unknown, maxOps = D
     if (o === null || typeof o !== 'object' || Array.isArray(o)) {
       throw new InvalidTransactionError(`ops[${i}]: expected {"op": ..., "row": {...}}`, i);
     }
-    for (const k of Object.keys(o)) {
+    for (const k in o) {
       if (k !== 'op' && k !== 'row')
         throw new InvalidTransactionError(`ops[${i}]: unknown property "${k}"`, i);
     }
@@ -134,13 +147,21 @@ export function decodeTransaction(schema: TableSchema, body: unknown, maxOps = D
         i,
       );
     }
+    let values: Value[];
     try {
-      const values = decodeRow(codec, o.row, `ops[${i}].row`, op === 'delete');
-      out[i] = { op, values, key: keyOf(codec, values) };
+      values = decodeRow(codec, o.row, undefined, op === 'delete');
     } catch (e) {
-      if (e instanceof ValueError) throw new InvalidTransactionError(e.message, i);
-      throw e;
+      if (!(e instanceof ValueError)) throw e;
+      // Again with the operation's path, for the message.
+      try {
+        decodeRow(codec, o.row, `ops[${i}].row`, op === 'delete');
+      } catch (withPath) {
+        if (withPath instanceof ValueError) throw new InvalidTransactionError(withPath.message, i);
+        throw withPath;
+      }
+      throw new InvalidTransactionError(`ops[${i}].row.${e.message}`, i);
     }
+    out[i] = { op, values, key: keyOf(codec, values) };
   }
   return out;
 }
