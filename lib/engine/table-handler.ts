@@ -549,20 +549,27 @@ export class TableHandler {
   }
 
   private findInFiles(hi: number, lo: number): { file: DataFile; pos: number } | undefined {
-    let found: { file: DataFile; pos: number } | undefined;
-    this.index.find(hi, lo, (fileId, pos) => {
-      const file = this.files.get(fileId);
-      if (!file || file.removedLsn !== undefined || file.deletes.has(pos)) return false;
-      found = { file, pos };
-      return true;
-    });
-    return found;
+    this.found = undefined;
+    this.index.find(hi, lo, this.visitIndexEntry);
+    return this.found;
   }
+
+  /** The index's answer for {@link findInFiles} (one visitor for every lookup: no closure per row). */
+  private found: { file: DataFile; pos: number } | undefined;
+  private readonly visitIndexEntry = (fileId: number, pos: number): boolean => {
+    const file = this.files.get(fileId);
+    if (!file || file.removedLsn !== undefined || file.deletes.has(pos)) return false;
+    this.found = { file, pos };
+    return true;
+  };
 
   private maybeFreeze(lsn: Lsn): void {
     const o = this.deps.options;
-    if (this.active.rowCount >= o.memSliceMaxRows || this.active.byteSize >= o.memSliceMaxBytes)
-      this.freezeActive(lsn);
+    const rows = this.active.rowCount;
+    if (rows >= o.memSliceMaxRows) return this.freezeActive(lsn);
+    // The size estimate sums every column: asked every 64 rows (every row when the limit is tiny).
+    if ((rows & 63) !== 0 && o.memSliceMaxBytes >= 1 << 20) return;
+    if (this.active.byteSize >= o.memSliceMaxBytes) this.freezeActive(lsn);
   }
 
   /** Freezes the active slice and starts flushing it. */
