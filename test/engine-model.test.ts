@@ -164,7 +164,10 @@ async function runSequence(
     }
     const last = await readSnapshot(h, lsn);
     expect(last.rows, `seed ${seed}: final read`).toEqual(model.at(last.lsn));
-    return { reads, commits, compactions: h.handler.status().compactions };
+    const status = h.handler.status();
+    // No store faults here: a failed compaction is a bug, even though the engine carries on.
+    expect(status.compactionsFailed, `seed ${seed}: failed compactions`).toBe(0);
+    return { reads, commits, compactions: status.compactions };
   } finally {
     await h.handler.close();
   }

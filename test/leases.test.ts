@@ -33,6 +33,8 @@ beforeAll(async () => {
       MOONLINK_COMMIT_INTERVAL_MS: '250',
       MOONLINK_TARGET_FILE_BYTES: '65536',
       MOONLINK_COMPACT_MIN_SMALL_FILES: '2',
+      // Compaction must run while readers hold leases, however busy the writes keep the loop.
+      MOONLINK_COMPACT_YIELD_UTILIZATION: '1',
       MOONLINK_GC_INTERVAL_MS: '40',
       MOONLINK_GC_GRACE_MS: '200',
       MOONLINK_LEASE_TTL_MS: String(LEASE_TTL_MS),

@@ -24,7 +24,7 @@ import type { ObjectStore } from '../store/object-store.ts';
 import { type ColumnStats, dataStats, mergeStats } from './column-stats.ts';
 import type { DataFile } from './data-file.ts';
 import type { RowHashes } from './file-index.ts';
-import { IndexRun } from './index-run.ts';
+import { IndexRun, iota } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 
 export interface CompactionInput {
@@ -69,6 +69,8 @@ export interface PlanOptions {
   targetFileBytes: number;
   deletedRatio: number;
   minSmallFiles: number;
+  /** Writes are keeping the loop busy: small files wait until there are 4 × minSmallFiles. */
+  busy?: boolean;
   nextFileId: () => number;
   keyFor: (fileId: number) => string;
   startLsn: Lsn;
@@ -79,8 +81,8 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
   const small = files.filter((f) => f.sizeBytes < o.targetFileBytes / 2);
   const deleted = files.filter((f) => f.rowCount > 0 && f.deletes.size / f.rowCount >= o.deletedRatio);
   const chosen = new Set<DataFile>(deleted);
-  if (small.length >= o.minSmallFiles || (deleted.length > 0 && small.length > 0))
-    for (const f of small) chosen.add(f);
+  const enoughSmall = small.length >= (o.busy ? 4 * o.minSmallFiles : o.minSmallFiles);
+  if (enoughSmall || (deleted.length > 0 && small.length > 0)) for (const f of small) chosen.add(f);
   if (chosen.size === 0) return undefined;
   if (chosen.size === 1) {
     const only = [...chosen][0];
@@ -114,6 +116,12 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
     return { fileId, key: o.keyFor(fileId) };
   });
   return { inputs, outputs, rowsPerOutput, startLsn: o.startLsn };
+}
+
+/** Same Arrow type and memory layout (a decoded Int64 may differ from ours only in its type id). */
+function sameType(a: arrow.DataType, b: arrow.DataType): boolean {
+  if (arrow.util.compareTypes(a, b)) return true;
+  return String(a) === String(b) && (a as arrow.DataType).ArrayType === (b as arrow.DataType).ArrayType;
 }
 
 /** Whether the index gave a hash for every kept row of a batch (`keep` undefined: all rows). */
@@ -181,12 +189,17 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
         total++;
       }
       if (total === first) continue;
+      // Always re-wrapped in the table's own schema (field ids); the decoded columns are reused
+      // as they are when every row stays and their types are the table's.
+      const all = noDeletes || keep.length === batch.numRows;
       const taken =
-        noDeletes || keep.length === batch.numRows
-          ? batch
+        all && schema.fields.every((f, c) => sameType(f.type, batch.data.children[c].type))
+          ? buildRecordBatch(schema, batch.data.children)
           : buildRecordBatch(
               schema,
-              fields.map((f, c) => takeData(f.type, batch.data.children[c], keep)),
+              fields.map((f, c) =>
+                takeData(f.type, batch.data.children[c], all ? iota(batch.numRows) : keep),
+              ),
             );
       batches.push(taken);
       if (hasKey && !coversBatch(known, noDeletes ? undefined : keep, pos - batch.numRows, batch.numRows)) {

@@ -15,6 +15,12 @@ export interface EngineOptions {
   compactDeletedRatio: number;
   /** Compaction runs when at least this many small files exist. */
   compactMinSmallFiles: number;
+  /**
+   * Timed compaction of small files waits while the event loop was busier than this share of the
+   * last interval (writes come first), until 4 × compactMinSmallFiles small files exist. Files
+   * with many deleted rows are never kept waiting. 1 never waits.
+   */
+  compactYieldUtilization: number;
   /** Index entries kept in memory before index runs spill to local disk. */
   indexMemoryBytes: number;
   /** Index runs beyond this count are merged. */
@@ -50,6 +56,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   targetFileBytes: 128 * 1024 * 1024,
   compactDeletedRatio: 0.2,
   compactMinSmallFiles: 4,
+  compactYieldUtilization: 0.6,
   indexMemoryBytes: 256 * 1024 * 1024,
   indexMaxRuns: 8,
   leaseTtlMs: 5 * 60_000,

@@ -31,6 +31,7 @@ import { type FlushResult, writeSliceToFile } from './flusher.ts';
 import { GarbageCollector } from './garbage-collector.ts';
 import { buildCommit, type CommitOutcome, type CommitPlan, runCommit } from './iceberg-committer.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
+import { LoadGauge } from './load-gauge.ts';
 import { MemSlice, type TailSegment } from './mem-slice.ts';
 import type { EngineOptions } from './options.ts';
 import type { PointerKeeper } from './pointer-keeper.ts';
@@ -74,7 +75,8 @@ type TableEvent =
   | { type: 'read'; minLsn: Lsn; waiter: SnapshotWaiter }
   | { type: 'commit'; waiter?: CommitWaiter; minLsn?: Lsn }
   | { type: 'commit-done'; plan: CommitPlan; outcome?: CommitOutcome; error?: unknown }
-  | { type: 'compact' }
+  /** `busy`: writes kept the loop busy (timed passes), so small files may wait. */
+  | { type: 'compact'; busy?: boolean }
   | { type: 'compaction-done'; plan: CompactionPlan; result?: CompactionResult; error?: unknown };
 
 /** Attempts of an Iceberg commit before a flush request fails (transient store errors). */
@@ -145,6 +147,10 @@ export interface TableStatus {
   indexMemoryBytes: number;
   pendingDeletes: number;
   compactions: number;
+  /** Timed compaction passes that waited because writes kept the loop busy. */
+  compactionsDeferred: number;
+  /** Compactions that failed (their inputs stay; the next pass tries again). */
+  compactionsFailed: number;
   metadataLocation: string | undefined;
   checkpoints: Record<string, string>;
 }
@@ -188,6 +194,7 @@ export class TableHandler {
   private commitWaiters: CommitWaiter[] = [];
   private commitRequested = false;
   private compactRequested = false;
+  private compactRequestBusy = false;
   /** Flush requests waiting for their LSN to be applied. */
   private deferredCommits: Extract<TableEvent, { type: 'commit' }>[] = [];
   private commitFlushTarget: Lsn | undefined;
@@ -206,6 +213,10 @@ export class TableHandler {
   private flushesInFlight = 0;
   private commitFailures = 0;
   private compactions = 0;
+  /** Timed passes that left small files for later because writes kept the loop busy. */
+  private compactionsDeferred = 0;
+  private compactionsFailed = 0;
+  private readonly load = new LoadGauge();
   private flushRetryMs = 100;
 
   private readonly gc: GarbageCollector;
@@ -277,7 +288,9 @@ export class TableHandler {
     every(o.snapshotIntervalMs, () => this.loop.post({ type: 'snapshot' }));
     every(o.commitIntervalMs, () => this.loop.post({ type: 'commit' }));
     if (o.compaction)
-      every(Math.max(1000, o.commitIntervalMs / 3), () => this.loop.post({ type: 'compact' }));
+      every(Math.max(1000, o.commitIntervalMs / 3), () =>
+        this.loop.post({ type: 'compact', busy: this.load.read() > o.compactYieldUtilization }),
+      );
     every(o.gcIntervalMs, () => {
       this.collectGarbage().catch((e) =>
         this.log.warn('garbage collection failed; will retry', { error: e }),
@@ -391,6 +404,8 @@ export class TableHandler {
       indexMemoryBytes: this.index.memoryBytes,
       pendingDeletes: this.pendingDeletes.size,
       compactions: this.compactions,
+      compactionsDeferred: this.compactionsDeferred,
+      compactionsFailed: this.compactionsFailed,
       metadataLocation: this.metadataLocation,
       checkpoints: { ...this.checkpoints },
     };
@@ -468,7 +483,7 @@ export class TableHandler {
       case 'commit-done':
         return this.onCommitDone(e.plan, e.outcome, e.error);
       case 'compact':
-        return this.onCompact();
+        return this.onCompact(e.busy === true);
       case 'compaction-done':
         return this.onCompactionDone(e.plan, e.result, e.error);
     }
@@ -1128,17 +1143,20 @@ export class TableHandler {
 
   private afterMaintenance(): void {
     // A waiting compaction goes first unless someone is waiting for a commit.
-    if (this.compactRequested && this.commitWaiters.length === 0) this.loop.post({ type: 'compact' });
+    const compact: TableEvent = { type: 'compact', busy: this.compactRequestBusy };
+    if (this.compactRequested && this.commitWaiters.length === 0) this.loop.post(compact);
     else if (this.commitRequested || this.commitWaiters.length > 0) this.loop.post({ type: 'commit' });
-    else if (this.compactRequested) this.loop.post({ type: 'compact' });
+    else if (this.compactRequested) this.loop.post(compact);
   }
 
   // ---- compaction ----
 
-  private onCompact(): void {
+  private onCompact(busy: boolean): void {
     if (this.fenced) return;
     if (this.maintenance !== 'idle') {
-      // Runs once the commit in progress is done (commits and compactions take turns).
+      // Runs once the commit in progress is done (commits and compactions take turns); it may
+      // wait for quiet only if every request for it may.
+      this.compactRequestBusy = this.compactRequested ? this.compactRequestBusy && busy : busy;
       this.compactRequested = true;
       return;
     }
@@ -1150,12 +1168,16 @@ export class TableHandler {
         targetFileBytes: o.targetFileBytes,
         deletedRatio: o.compactDeletedRatio,
         minSmallFiles: o.compactMinSmallFiles,
+        busy,
         nextFileId: () => this.nextFileId++,
         keyFor: (fileId) => dataFileKey(this.tableRoot, fileId, randomUUID()),
         startLsn: this.appliedLsn,
       },
     );
-    if (!plan) return;
+    if (!plan) {
+      if (busy) this.compactionsDeferred++;
+      return;
+    }
     this.maintenance = 'compacting';
     for (const out of plan.outputs) this.writesInFlight.add(out.key);
     this.log.info('compaction started', { inputs: plan.inputs.length, outputs: plan.outputs.length });
@@ -1179,6 +1201,7 @@ export class TableHandler {
     this.maintenance = 'idle';
     for (const out of plan.outputs) this.writesInFlight.delete(out.key);
     if (error || !result) {
+      this.compactionsFailed++;
       this.log.warn('compaction failed', { error });
       this.gc.addCandidates(plan.outputs.map((o) => o.key));
       this.afterMaintenance();
