@@ -267,6 +267,10 @@ describe('compaction run', () => {
         rowHashes,
       });
       expect(result.outputs).toHaveLength(1);
+      const out = tableFromIpc(await pool.decode(await store.get(result.outputs[0].key)));
+      expect([...out.getChildAt(0)!].map(String)).toEqual(expectedIds);
+      expect([...out.getChildAt(1)!]).toEqual(expectedIds.map((id) => `v${id}`));
+      expect(out.schema.fields[0].metadata.get('PARQUET:field_id')).toBe('1');
       const found: string[] = [];
       for (const fileId of [1, 2])
         for (let i = 0; i < 300; i++) {
