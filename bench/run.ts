@@ -7,7 +7,8 @@
  * the durable log's fsyncs, the index, flushing and the final Iceberg commit. Baselines are
  * measured in the same run on the same rows (see workload.ts).
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
@@ -78,10 +79,33 @@ async function stop(s: { svc: ServiceProcess; dir: string }): Promise<void> {
   await fs.rm(s.dir, { recursive: true, force: true });
 }
 
+/**
+ * Keep-alive connections through node:http: the client shares the machine's two cores with the
+ * service, and this costs it about half the CPU of `fetch` per request.
+ */
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
 async function post(url: string, body: string | Uint8Array): Promise<{ lsn: number | string }> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-  const text = await r.text();
-  if (r.status !== 200) throw new Error(`${url}: ${r.status} ${text.slice(0, 300)}`);
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+  const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': bytes.byteLength },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(bytes);
+  });
+  if (status !== 200) throw new Error(`${url}: ${status} ${text.slice(0, 300)}`);
   return JSON.parse(text);
 }
 
@@ -125,10 +149,16 @@ async function appendScenario(): Promise<void> {
   // After the bodies: a connection left idle past the server's keep-alive timeout would be cut.
   const s = await service();
   await createBenchTable(s.svc.url, 'append');
+  const serviceCpu0 = processCpuSeconds(s.svc.child.pid);
+  const clientCpu0 = process.cpuUsage();
   const secs = await timed(async () => {
     await drive(`${s.svc.url}/tables/append/rows`, list);
     await post(`${s.svc.url}/tables/append/flush`, '');
   });
+  // Where the two cores went: the service (all its threads) and this client sending the requests.
+  const serviceCpu = processCpuSeconds(s.svc.child.pid) - serviceCpu0;
+  const clientCpuUse = process.cpuUsage(clientCpu0);
+  const clientCpu = (clientCpuUse.user + clientCpuUse.system) / 1e6;
   await stop(s);
   const ours = n / secs;
   const floor = await floorRowsPerSec(n);
@@ -143,7 +173,21 @@ async function appendScenario(): Promise<void> {
     duckdbRowsPerSec: Math.round(duck),
     vsFloor: +(ours / floor).toFixed(3),
     vsDuckdb: +(ours / duck).toFixed(3),
+    serviceCores: +(serviceCpu / secs).toFixed(2),
+    clientCores: +(clientCpu / secs).toFixed(2),
   });
+}
+
+/** CPU seconds (user + system, every thread) a process has used so far, from /proc (Linux). */
+function processCpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the line, in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 async function upsertScenario(): Promise<void> {
