@@ -105,4 +105,21 @@ describe('index runs', () => {
     expect(index.entryCount).toBe(40_000);
     index.clear();
   });
+
+  it('keeps one filter over every run: all keys found as it is rebuilt larger, few false positives', () => {
+    const index = new FileIndex({ memoryBudgetBytes: 1 << 30, spillDir, maxRuns: 100 });
+    for (let f = 1; f <= 20; f++) index.add(indexRunFor(f, 10_000, (i) => `g${f}-${i}`));
+    for (let f = 1; f <= 20; f++)
+      for (let i = 0; i < 10_000; i += 101) expect(lookup(index, `g${f}-${i}`)).toEqual([[f, i]]);
+    // A key no run holds: the index-wide filter answers for all 20 runs at once, rarely wrong.
+    let maybe = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const [hi, lo] = hash64(`absent-${i}`);
+      expect(index.find(hi, lo, () => true)).toBe(false);
+      if (index.mayContain(hi, lo)) maybe++;
+    }
+    expect(maybe / 20_000).toBeLessThan(0.03);
+    index.clear();
+    expect(lookup(index, 'g1-0')).toEqual([]);
+  });
 });

@@ -6,6 +6,7 @@
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
+import { BloomFilter } from './bloom-filter.ts';
 import { IndexRun } from './index-run.ts';
 
 export interface FileIndexOptions {
@@ -28,6 +29,15 @@ let spillSeq = 0;
 
 export class FileIndex {
   private runs: IndexRun[] = [];
+  /**
+   * One filter over the keys of every run, so a key no run holds (every insert of a new key)
+   * costs one probe instead of one per run. Runs only ever lose entries (merges drop stale ones),
+   * so it stays a superset of their keys; once more keys were added than it was sized for, it is
+   * rebuilt from the runs at 1.5 × their entries.
+   */
+  private filter = BloomFilter.forKeysExact(0);
+  private filterCapacity = 0;
+  private filterKeys = 0;
 
   constructor(private readonly options: FileIndexOptions) {}
 
@@ -44,16 +54,35 @@ export class FileIndex {
   }
 
   get memoryBytes(): number {
-    return this.runs.reduce((s, r) => s + r.memoryBytes, 0);
+    return this.runs.reduce((s, r) => s + r.memoryBytes, this.filter.byteLength);
   }
 
   add(run: IndexRun): void {
     this.runs.push(run);
+    if (this.filterKeys + run.count > this.filterCapacity) this.rebuildFilter();
+    else {
+      addKeys(this.filter, run);
+      this.filterKeys += run.count;
+    }
     this.enforceBudget();
+  }
+
+  private rebuildFilter(): void {
+    const keys = this.entryCount;
+    this.filterCapacity = Math.max(1 << 16, Math.ceil(keys * 1.5));
+    this.filter = BloomFilter.forKeysExact(this.filterCapacity);
+    for (const r of this.runs) addKeys(this.filter, r);
+    this.filterKeys = keys;
+  }
+
+  /** False when no run holds the hash (the index-wide filter; true may be a false positive). */
+  mayContain(hi: number, lo: number): boolean {
+    return this.filter.mayContain(hi, lo);
   }
 
   /** Visits candidate locations for a hash, newest run first, until `cb` returns true. */
   find(hi: number, lo: number, cb: (fileId: number, pos: number) => boolean): boolean {
+    if (!this.filter.mayContain(hi, lo)) return false;
     for (let i = this.runs.length - 1; i >= 0; i--) {
       if (this.runs[i].find(hi, lo, cb)) return true;
     }
@@ -118,6 +147,9 @@ export class FileIndex {
   clear(): void {
     for (const r of this.runs) release(r);
     this.runs = [];
+    this.filter = BloomFilter.forKeysExact(0);
+    this.filterCapacity = 0;
+    this.filterKeys = 0;
   }
 
   private enforceBudget(): void {
@@ -131,6 +163,11 @@ export class FileIndex {
       mem -= before - r.memoryBytes;
     }
   }
+}
+
+function addKeys(filter: BloomFilter, run: IndexRun): void {
+  const c = run.cursor();
+  for (let e = c.next(); e; e = c.next()) filter.add(e[0], e[1]);
 }
 
 function release(r: IndexRun): void {

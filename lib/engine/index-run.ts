@@ -7,22 +7,12 @@
  * Bloom filter and a sparse block directory stay in memory) when the index outgrows its budget.
  */
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { BloomFilter } from './bloom-filter.ts';
 
 export const RUN_MAGIC = 0x584c4d49; // "IMLX" little-endian
 /** 1: plain Bloom filter (rebuilt from the entries when read); 2: blocked Bloom filter. */
 const RUN_VERSION = 2;
 const BLOCK_ENTRIES = 512;
-const BLOOM_BITS_PER_KEY = 10;
-const BLOOM_HASHES = 7;
-/** Bits per Bloom block: one cache line. */
-const BLOOM_BLOCK_BITS = 512;
-const BLOOM_BLOCK_WORDS = BLOOM_BLOCK_BITS / 32;
-
-function bloomBits(count: number): number {
-  let bits = BLOOM_BLOCK_BITS;
-  while (bits < count * BLOOM_BITS_PER_KEY) bits *= 2;
-  return bits;
-}
 
 /** Positions 0 … n-1 (a file's rows in order). */
 export function iota(n: number): Uint32Array<ArrayBuffer> {
@@ -118,9 +108,7 @@ export class IndexRun {
   private hashes: Uint32Array | undefined;
   /** Interleaved [fileId, pos] per entry; undefined once spilled. */
   private locs: Uint32Array | undefined;
-  private readonly bloom: Uint32Array;
-  /** A hash's block is `hi >>> bloomShift` (all blocks are one when the shift is 32). */
-  private readonly bloomShift: number;
+  private readonly bloom: BloomFilter;
   private spill: Spill | undefined;
   /** Object-store key once persisted. */
   persistedKey: string | undefined;
@@ -134,13 +122,11 @@ export class IndexRun {
   ) {
     this.hashes = hashes;
     this.locs = locs;
-    const bits = bloomBits(count);
-    this.bloomShift = 32 - Math.log2(bits / BLOOM_BLOCK_BITS);
     if (bloom) {
-      this.bloom = bloom;
+      this.bloom = BloomFilter.fromWords(bloom);
     } else {
-      this.bloom = new Uint32Array(bits / 32);
-      for (let i = 0; i < count; i++) this.bloomAdd(hashes[2 * i], hashes[2 * i + 1]);
+      this.bloom = BloomFilter.forKeys(count);
+      for (let i = 0; i < count; i++) this.bloom.add(hashes[2 * i], hashes[2 * i + 1]);
     }
   }
 
@@ -227,30 +213,8 @@ export class IndexRun {
     };
   }
 
-  /** First word of the hash's block. */
-  private bloomBlock(hi: number): number {
-    return this.bloomShift === 32 ? 0 : (hi >>> this.bloomShift) * BLOOM_BLOCK_WORDS;
-  }
-
-  // Bits within the block: double hashing on the low word and the hash's low high bits (the
-  // top bits already chose the block).
-  private bloomAdd(hi: number, lo: number): void {
-    const base = this.bloomBlock(hi);
-    const step = hi | 1;
-    for (let k = 0; k < BLOOM_HASHES; k++) {
-      const bit = (lo + Math.imul(k, step)) & (BLOOM_BLOCK_BITS - 1);
-      this.bloom[base + (bit >>> 5)] |= 1 << (bit & 31);
-    }
-  }
-
   mayContain(hi: number, lo: number): boolean {
-    const base = this.bloomBlock(hi);
-    const step = hi | 1;
-    for (let k = 0; k < BLOOM_HASHES; k++) {
-      const bit = (lo + Math.imul(k, step)) & (BLOOM_BLOCK_BITS - 1);
-      if ((this.bloom[base + (bit >>> 5)] & (1 << (bit & 31))) === 0) return false;
-    }
-    return true;
+    return this.bloom.mayContain(hi, lo);
   }
 
   /** Calls `cb` for each entry with this hash; stops early when `cb` returns true. */
@@ -341,7 +305,7 @@ export class IndexRun {
   /** Serialized form for the object store: header, file ids, entries, Bloom filter. */
   serialize(): Uint8Array {
     const headerWords = 4;
-    const words = headerWords + this.fileIds.length + this.count * 4 + this.bloom.length;
+    const words = headerWords + this.fileIds.length + this.count * 4 + this.bloom.words.length;
     const out = new Uint32Array(words);
     out[0] = RUN_MAGIC;
     out[1] = RUN_VERSION;
@@ -356,7 +320,7 @@ export class IndexRun {
       out[at++] = e[2];
       out[at++] = e[3];
     }
-    out.set(this.bloom, at);
+    out.set(this.bloom.words, at);
     return new Uint8Array(out.buffer);
   }
 
@@ -368,7 +332,7 @@ export class IndexRun {
       throw new Error(`${name}: not an index run (bad magic or version)`);
     const count = words[2];
     const nFiles = words[3];
-    const bloomWords = (version === 1 ? bloomBitsV1(count) : bloomBits(count)) / 32;
+    const bloomWords = version === 1 ? bloomBitsV1(count) / 32 : BloomFilter.wordsFor(count);
     if (words.length !== 4 + nFiles + count * 4 + bloomWords)
       throw new Error(`${name}: index run has the wrong length`);
     const fileIds = words.slice(4, 4 + nFiles);
@@ -390,7 +354,7 @@ export class IndexRun {
 /** Size of a version-1 run's (unblocked) Bloom filter, to check such a run's length. */
 function bloomBitsV1(count: number): number {
   let bits = 64;
-  while (bits < count * BLOOM_BITS_PER_KEY) bits *= 2;
+  while (bits < count * 10) bits *= 2;
   return bits;
 }
 

@@ -1,16 +1,17 @@
 /**
  * The MemSlice's primary-key map: open addressing over the 64-bit key hash (computed once per
  * operation and shared with the file index), checking the key string only on a hash match.
- * Several times faster than a Map keyed by fresh strings, and no per-entry objects.
+ * Several times faster than a Map keyed by fresh strings, and no per-entry objects. A slot is
+ * three adjacent words (row + 1, hash hi, hash lo), so a probe touches one cache line.
  */
 
 const EMPTY = 0;
 const TOMBSTONE = -1;
+/** Words per slot: state (row + 1, EMPTY or TOMBSTONE), hi, lo. */
+const W = 3;
 
 export class KeyTable {
-  private slots: Int32Array; // row + 1, EMPTY or TOMBSTONE
-  private his: Uint32Array;
-  private los: Uint32Array;
+  private slots: Int32Array;
   private mask: number;
   private live = 0;
   private used = 0;
@@ -21,9 +22,7 @@ export class KeyTable {
   ) {
     let cap = 16;
     while (cap < capacity) cap *= 2;
-    this.slots = new Int32Array(cap);
-    this.his = new Uint32Array(cap);
-    this.los = new Uint32Array(cap);
+    this.slots = new Int32Array(cap * W);
     this.mask = cap - 1;
   }
 
@@ -33,34 +32,48 @@ export class KeyTable {
 
   /** The row holding `key`, or -1. */
   get(key: string, hi: number, lo: number): number {
+    const slots = this.slots;
     let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
     for (;;) {
-      const s = this.slots[i];
+      const s = slots[i * W];
       if (s === EMPTY) return -1;
-      if (s > 0 && this.his[i] === hi && this.los[i] === lo && this.keyOf(s - 1) === key) return s - 1;
+      if (
+        s > 0 &&
+        slots[i * W + 1] === (hi | 0) &&
+        slots[i * W + 2] === (lo | 0) &&
+        this.keyOf(s - 1) === key
+      )
+        return s - 1;
       i = (i + 1) & this.mask;
     }
   }
 
   /** Adds key → row; the caller guarantees the key is not present. */
   set(hi: number, lo: number, row: number): void {
-    if ((this.used + 1) * 4 > this.slots.length * 3) this.grow();
+    if ((this.used + 1) * 4 > (this.mask + 1) * 3) this.grow();
+    const slots = this.slots;
     let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
-    while (this.slots[i] > 0) i = (i + 1) & this.mask;
-    if (this.slots[i] === EMPTY) this.used++;
-    this.slots[i] = row + 1;
-    this.his[i] = hi;
-    this.los[i] = lo;
+    while (slots[i * W] > 0) i = (i + 1) & this.mask;
+    if (slots[i * W] === EMPTY) this.used++;
+    slots[i * W] = row + 1;
+    slots[i * W + 1] = hi;
+    slots[i * W + 2] = lo;
     this.live++;
   }
 
   delete(key: string, hi: number, lo: number): boolean {
+    const slots = this.slots;
     let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
     for (;;) {
-      const s = this.slots[i];
+      const s = slots[i * W];
       if (s === EMPTY) return false;
-      if (s > 0 && this.his[i] === hi && this.los[i] === lo && this.keyOf(s - 1) === key) {
-        this.slots[i] = TOMBSTONE;
+      if (
+        s > 0 &&
+        slots[i * W + 1] === (hi | 0) &&
+        slots[i * W + 2] === (lo | 0) &&
+        this.keyOf(s - 1) === key
+      ) {
+        slots[i * W] = TOMBSTONE;
         this.live--;
         return true;
       }
@@ -69,18 +82,20 @@ export class KeyTable {
   }
 
   private grow(): void {
-    const { slots, his, los } = this;
-    const cap = this.live * 4 > slots.length ? slots.length * 2 : slots.length;
-    this.slots = new Int32Array(cap);
-    this.his = new Uint32Array(cap);
-    this.los = new Uint32Array(cap);
+    const old = this.slots;
+    const oldCap = this.mask + 1;
+    const cap = this.live * 4 > oldCap ? oldCap * 2 : oldCap;
+    this.slots = new Int32Array(cap * W);
     this.mask = cap - 1;
     this.used = 0;
     this.live = 0;
-    for (let i = 0; i < slots.length; i++) if (slots[i] > 0) this.set(his[i], los[i], slots[i] - 1);
+    for (let i = 0; i < oldCap; i++) {
+      const s = old[i * W];
+      if (s > 0) this.set(old[i * W + 1] >>> 0, old[i * W + 2] >>> 0, s - 1);
+    }
   }
 
   get byteSize(): number {
-    return this.slots.byteLength * 3;
+    return this.slots.byteLength;
   }
 }
