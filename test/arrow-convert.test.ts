@@ -1,6 +1,16 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { batchFromValues, readColumn, tableFromIpc, tableToIpc } from '../lib/parquet/arrow-convert.ts';
+import { columnBufferFor } from '../lib/engine/column-buffer.ts';
+import { dataStats } from '../lib/engine/column-stats.ts';
+import {
+  batchFromValues,
+  readColumn,
+  readData,
+  tableFromIpc,
+  tableToIpc,
+  takeData,
+} from '../lib/parquet/arrow-convert.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
+import { isPrimitive } from '../lib/schema/iceberg-type.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
 import { fieldDecoder, fieldEncoder } from '../lib/schema/values.ts';
 
@@ -114,6 +124,42 @@ describe('arrow-convert', () => {
     expect(first).toContain('u="f81d4fae-7dec-11d0-a765-00a0c91e6bf6"');
     expect(first).toContain('m={"a":"1.50","b":null}');
     expect(first).toContain('st={"a":7,"b":["x",null],"c":{"x":"1970-01-01T00:00:00.000000Z"}}');
+  });
+
+  it('reads, takes and measures sliced Arrow data (compaction cuts batches between outputs)', async () => {
+    const schema = buildSchema(columns);
+    const decoders = schema.fields.map(fieldDecoder);
+    const encoders = schema.fields.map(fieldEncoder);
+    // 12 rows: the three above, four times.
+    const all = [...rows, ...rows, ...rows, ...rows];
+    const cols = schema.fields.map((f, c) => all.map((r) => decoders[c](r[f.name] ?? null, `row.${f.name}`)));
+    for (const decoded of [false, true]) {
+      let batch = batchFromValues(schema.fields, cols);
+      if (decoded)
+        batch = tableFromIpc(await pool.decode(await pool.encode(tableToIpc(batch), {}))).batches[0];
+      for (const [from, to] of [
+        [1, 12],
+        [4, 9],
+        [11, 12],
+      ]) {
+        const part = batch.slice(from, to);
+        schema.fields.forEach((f, c) => {
+          const want = cols[c].slice(from, to).map(encoders[c]);
+          const d = part.data.children[c];
+          expect(readData(f.type, d).map(encoders[c]), `${f.name} [${from}, ${to})`).toEqual(want);
+          const picked = [to - from - 1, 0];
+          expect(readData(f.type, takeData(f.type, d, picked)).map(encoders[c]), `${f.name} taken`).toEqual(
+            picked.map((i) => want[i]),
+          );
+          if (isPrimitive(f.type)) {
+            const whole = columnBufferFor(f.type);
+            for (const v of cols[c].slice(from, to)) whole.push(v);
+            const stats = whole.stats(Array.from({ length: to - from }, (_, i) => i));
+            expect(dataStats(f, d), `${f.name} stats [${from}, ${to})`).toEqual(stats);
+          }
+        });
+      }
+    }
   });
 
   it('writes Iceberg field ids into the Parquet schema', async () => {

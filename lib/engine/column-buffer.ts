@@ -79,7 +79,7 @@ class TypedColumn implements ColumnBuffer {
     const v = this.values;
     const valid = this.validity;
     if (v instanceof BigInt64Array)
-      return int64Stats(v, rows.length, (i) => rows[i], valid ? (j) => valid[j] === 0 : undefined);
+      return int64Stats(v, rows.length, (i) => rows[i], valid ? (i) => valid[rows[i]] === 0 : undefined);
     const s = numericStats(rows.length, this.type.kind === 'float' || this.type.kind === 'double', (i) => {
       const r = rows[i];
       return valid && valid[r] === 0 ? null : v[r];

@@ -85,21 +85,15 @@ export function dataStats(f: NestedField, d: arrow.Data): ColumnStats {
     const values = readData(f.type, d);
     return computeStats([f], d.length, (_c, i) => values[i]).get(f.id)!;
   }
+  // Arrow slices value buffers with the data: value i is values[i]; the validity bit is at offset + i.
   const v = d.values as Float64Array | BigInt64Array;
   const bm = d.nullCount > 0 ? d.nullBitmap : undefined;
   const off = d.offset;
-  if (v instanceof BigInt64Array) {
-    return int64Stats(
-      v,
-      d.length,
-      (i) => off + i,
-      bm ? (j) => (bm[j >> 3] & (1 << (j & 7))) === 0 : undefined,
-    );
-  }
-  return numericStats(d.length, f.type.kind === 'float' || f.type.kind === 'double', (i) => {
-    const j = off + i;
-    return bm && (bm[j >> 3] & (1 << (j & 7))) === 0 ? null : v[j];
-  });
+  const isNull = bm ? (i: number) => (bm[(off + i) >> 3] & (1 << ((off + i) & 7))) === 0 : undefined;
+  if (v instanceof BigInt64Array) return int64Stats(v, d.length, (i) => i, isNull);
+  return numericStats(d.length, f.type.kind === 'float' || f.type.kind === 'double', (i) =>
+    isNull?.(i) ? null : v[i],
+  );
 }
 
 /** Counts and bounds of a numeric column; `at(i)` gives value i or null. NaNs are counted, not bounds. */
@@ -137,7 +131,8 @@ export function numericStats(
 /**
  * Counts and bounds of a 64-bit integer column (long, time, timestamps) without a bigint per
  * value: each value's words are compared (signed high, unsigned low; little-endian memory), and
- * only the two bounds become bigints. `at(i)` is the index of value i in `values`.
+ * only the two bounds become bigints. `at(i)` is the index of value i in `values`; `isNull(i)`
+ * whether value i is null.
  */
 export function int64Stats(
   values: BigInt64Array,
@@ -154,11 +149,11 @@ export function int64Stats(
   let hiHigh = 0;
   let hiLow = 0;
   for (let i = 0; i < n; i++) {
-    const j = at(i);
-    if (isNull?.(j)) {
+    if (isNull?.(i)) {
       nullCount++;
       continue;
     }
+    const j = at(i);
     const high = words[2 * j + 1];
     const low = words[2 * j] >>> 0;
     if (lo < 0) {

@@ -118,10 +118,29 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
   return { inputs, outputs, rowsPerOutput, startLsn: o.startLsn };
 }
 
-/** Same Arrow type and memory layout (a decoded Int64 may differ from ours only in its type id). */
-function sameType(a: arrow.DataType, b: arrow.DataType): boolean {
-  if (arrow.util.compareTypes(a, b)) return true;
-  return String(a) === String(b) && (a as arrow.DataType).ArrayType === (b as arrow.DataType).ArrayType;
+/** Column types whose decoded Arrow data is taken as it is (one value per slot, or UTF-8). */
+const REUSABLE = new Set([
+  'int',
+  'long',
+  'float',
+  'double',
+  'date',
+  'time',
+  'timestamp',
+  'timestamptz',
+  'string',
+]);
+
+/**
+ * Whether decoded data of a column can stand in the table's batch as it is: a simple type and
+ * the same Arrow type and layout (a decoded Int64 can differ from ours in what `compareTypes`
+ * looks at while the values are the same BigInt64Array).
+ */
+function reusable(f: NestedField, ours: arrow.DataType, decoded: arrow.DataType): boolean {
+  if (!REUSABLE.has(f.type.kind)) return false;
+  return (
+    String(ours) === String(decoded) && ours.ArrayType === decoded.ArrayType && ours.typeId === decoded.typeId
+  );
 }
 
 /** Whether the index gave a hash for every kept row of a batch (`keep` undefined: all rows). */
@@ -193,7 +212,7 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
       // as they are when every row stays and their types are the table's.
       const all = noDeletes || keep.length === batch.numRows;
       const taken =
-        all && schema.fields.every((f, c) => sameType(f.type, batch.data.children[c].type))
+        all && fields.every((f, c) => reusable(f, schema.fields[c].type, batch.data.children[c].type))
           ? buildRecordBatch(schema, batch.data.children)
           : buildRecordBatch(
               schema,

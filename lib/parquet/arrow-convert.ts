@@ -356,6 +356,8 @@ function isValid(d: arrow.Data, i: number): boolean {
 export function readData(t: IcebergType, d: arrow.Data): Value[] {
   const n = d.length;
   const out: Value[] = new Array(n);
+  // Arrow slices fixed-width value buffers and offset buffers with the data (`values[i]` is
+  // element i); only validity bitmaps and boolean bits are addressed from `d.offset`.
   const off = d.offset;
   switch (t.kind) {
     case 'boolean': {
@@ -375,19 +377,19 @@ export function readData(t: IcebergType, d: arrow.Data): Value[] {
     case 'timestamp':
     case 'timestamptz': {
       const v = d.values as Int32Array | Float64Array | BigInt64Array;
-      for (let i = 0; i < n; i++) out[i] = isValid(d, i) ? v[off + i] : null;
+      for (let i = 0; i < n; i++) out[i] = isValid(d, i) ? v[i] : null;
       return out;
     }
     case 'decimal': {
       const w = d.values as Uint32Array;
-      for (let i = 0; i < n; i++) out[i] = isValid(d, i) ? readInt128(w, (off + i) * 4) : null;
+      for (let i = 0; i < n; i++) out[i] = isValid(d, i) ? readInt128(w, i * 4) : null;
       return out;
     }
     case 'string': {
       const offsets = d.valueOffsets as Int32Array;
       const bytes = d.values as Uint8Array;
       for (let i = 0; i < n; i++) {
-        out[i] = isValid(d, i) ? utf8d.decode(bytes.subarray(offsets[off + i], offsets[off + i + 1])) : null;
+        out[i] = isValid(d, i) ? utf8d.decode(bytes.subarray(offsets[i], offsets[i + 1])) : null;
       }
       return out;
     }
@@ -395,7 +397,7 @@ export function readData(t: IcebergType, d: arrow.Data): Value[] {
       const offsets = d.valueOffsets as Int32Array;
       const bytes = d.values as Uint8Array;
       for (let i = 0; i < n; i++) {
-        out[i] = isValid(d, i) ? bytes.slice(offsets[off + i], offsets[off + i + 1]) : null;
+        out[i] = isValid(d, i) ? bytes.slice(offsets[i], offsets[i + 1]) : null;
       }
       return out;
     }
@@ -405,8 +407,8 @@ export function readData(t: IcebergType, d: arrow.Data): Value[] {
       const bytes = d.values as Uint8Array;
       for (let i = 0; i < n; i++) {
         if (!isValid(d, i)) out[i] = null;
-        else if (t.kind === 'uuid') out[i] = uuidString(bytes, (off + i) * width);
-        else out[i] = bytes.slice((off + i) * width, (off + i + 1) * width);
+        else if (t.kind === 'uuid') out[i] = uuidString(bytes, i * width);
+        else out[i] = bytes.slice(i * width, (i + 1) * width);
       }
       return out;
     }
@@ -414,8 +416,7 @@ export function readData(t: IcebergType, d: arrow.Data): Value[] {
       if (n === 0) return out;
       const offsets = d.valueOffsets as Int32Array;
       const child = readData(t.element, d.children[0]);
-      for (let i = 0; i < n; i++)
-        out[i] = isValid(d, i) ? child.slice(offsets[off + i], offsets[off + i + 1]) : null;
+      for (let i = 0; i < n; i++) out[i] = isValid(d, i) ? child.slice(offsets[i], offsets[i + 1]) : null;
       return out;
     }
     case 'map': {
@@ -430,7 +431,7 @@ export function readData(t: IcebergType, d: arrow.Data): Value[] {
           continue;
         }
         const pairs: [Value, Value][] = [];
-        for (let j = offsets[off + i]; j < offsets[off + i + 1]; j++) pairs.push([keys[j], vals[j]]);
+        for (let j = offsets[i]; j < offsets[i + 1]; j++) pairs.push([keys[j], vals[j]]);
         out[i] = pairs;
       }
       return out;
@@ -484,6 +485,7 @@ function takeValidity(
  */
 export function takeData(t: IcebergType, d: arrow.Data, indices: ArrayLike<number>): arrow.Data {
   const n = indices.length;
+  // As in readData: values by element index, boolean bits from `d.offset`.
   const off = d.offset;
   const { bitmap, nullCount } = takeValidity(d, indices);
   switch (t.kind) {
@@ -512,7 +514,7 @@ export function takeData(t: IcebergType, d: arrow.Data, indices: ArrayLike<numbe
     case 'timestamptz': {
       const src = d.values as Int32Array;
       const out = new (src.constructor as { new (n: number): Int32Array })(n);
-      for (let i = 0; i < n; i++) out[i] = src[off + indices[i]];
+      for (let i = 0; i < n; i++) out[i] = src[indices[i]];
       return arrow.makeData({
         type: d.type as arrow.Int32,
         length: n,
@@ -528,7 +530,7 @@ export function takeData(t: IcebergType, d: arrow.Data, indices: ArrayLike<numbe
       const src = d.values as Uint8Array | Uint32Array;
       const out = new (src.constructor as { new (n: number): Uint8Array })(n * width);
       for (let i = 0; i < n; i++) {
-        const from = (off + indices[i]) * width;
+        const from = indices[i] * width;
         out.set(src.subarray(from, from + width), i * width);
       }
       return arrow.makeData({
@@ -546,13 +548,13 @@ export function takeData(t: IcebergType, d: arrow.Data, indices: ArrayLike<numbe
       const outOffsets = new Int32Array(n + 1);
       let total = 0;
       for (let i = 0; i < n; i++) {
-        const j = off + indices[i];
+        const j = indices[i];
         total += offsets[j + 1] - offsets[j];
         outOffsets[i + 1] = total;
       }
       const out = new Uint8Array(total);
       for (let i = 0; i < n; i++) {
-        const j = off + indices[i];
+        const j = indices[i];
         out.set(src.subarray(offsets[j], offsets[j + 1]), outOffsets[i]);
       }
       return arrow.makeData({
@@ -570,7 +572,7 @@ export function takeData(t: IcebergType, d: arrow.Data, indices: ArrayLike<numbe
       const outOffsets = new Int32Array(n + 1);
       const childIdx: number[] = [];
       for (let i = 0; i < n; i++) {
-        const j = off + indices[i];
+        const j = indices[i];
         for (let k = offsets[j]; k < offsets[j + 1]; k++) childIdx.push(k);
         outOffsets[i + 1] = childIdx.length;
       }
