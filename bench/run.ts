@@ -159,6 +159,9 @@ async function appendScenario(): Promise<void> {
   const serviceCpu = processCpuSeconds(s.svc.child.pid) - serviceCpu0;
   const clientCpuUse = process.cpuUsage(clientCpu0);
   const clientCpu = (clientCpuUse.user + clientCpuUse.system) / 1e6;
+  // Merging the flushed files waits while writes keep the loop busy: how long after the burst
+  // until it is done (not in the rate above, which ends when everything is committed).
+  const settle = await compactionSettled(s.svc.url, 'append');
   await stop(s);
   const ours = n / secs;
   const floor = await floorRowsPerSec(n);
@@ -175,7 +178,30 @@ async function appendScenario(): Promise<void> {
     vsDuckdb: +(ours / duck).toFixed(3),
     serviceCores: +(serviceCpu / secs).toFixed(2),
     clientCores: +(clientCpu / secs).toFixed(2),
+    filesAtCommit: settle.filesBefore,
+    filesCompacted: settle.filesAfter,
+    compactedAfterSec: settle.seconds,
   });
+}
+
+/** Polls the table until no two files are below half the target size (or 120 s pass). */
+async function compactionSettled(
+  url: string,
+  table: string,
+): Promise<{ filesBefore: number; filesAfter: number; seconds: number }> {
+  const t0 = Date.now();
+  const small = (files: { sizeBytes: number }[]) => files.filter((f) => f.sizeBytes < 64 << 20).length;
+  let filesBefore = -1;
+  for (;;) {
+    const d = (await (await fetch(`${url}/tables/${table}`)).json()) as {
+      dataFiles: { sizeBytes: number }[];
+      writer?: { compactions: number };
+    };
+    if (filesBefore < 0) filesBefore = d.dataFiles.length;
+    if (small(d.dataFiles) <= 1 || Date.now() - t0 > 120_000)
+      return { filesBefore, filesAfter: d.dataFiles.length, seconds: +((Date.now() - t0) / 1000).toFixed(1) };
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /** CPU seconds (user + system, every thread) a process has used so far, from /proc (Linux). */

@@ -11,6 +11,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { writerStatusJson } from '../engine/table-handler.ts';
 import type { Writer } from '../engine/writer.ts';
 import { lsnToJson, parseLsn } from '../lsn.ts';
 import { TABLE_NAME_PATTERN } from '../schema/table-schema.ts';
@@ -61,17 +62,7 @@ export function startWriterApi(
           return [204];
         default: {
           const h = await writer.open(table);
-          const s = h.status();
-          return [
-            200,
-            {
-              appliedLsn: lsnToJson(s.lsn),
-              memRows: s.memRows,
-              flushing: s.flushing,
-              indexEntries: s.indexEntries,
-              dataFiles: s.dataFiles,
-            },
-          ];
+          return [200, writerStatusJson(h.status())];
         }
       }
     };

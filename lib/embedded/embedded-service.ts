@@ -9,9 +9,9 @@ import { type LocalServer, startLocalServer } from '../../functions/local-adapte
 import { type Services, TableCache, type WriterLink } from '../../functions/services.ts';
 import { FileCatalog } from '../catalog/file-catalog.ts';
 import type { ServiceConfig } from '../config.ts';
+import { writerStatusJson } from '../engine/table-handler.ts';
 import { Writer } from '../engine/writer.ts';
 import { LocalLog } from '../log/local-log.ts';
-import { lsnToJson } from '../lsn.ts';
 import { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { SnapshotReader } from '../read/snapshot-reader.ts';
 import { postgresSourceFactory } from '../sources/postgres/postgres-source.ts';
@@ -46,13 +46,7 @@ export function inProcessWriterLink(writer: Writer): WriterLink {
     status: async (table) => {
       const s = (await writer.open(table)).status();
       return {
-        appliedLsn: lsnToJson(s.lsn),
-        memRows: s.memRows,
-        memBytes: s.memBytes,
-        flushing: s.flushing,
-        indexEntries: s.indexEntries,
-        indexRuns: s.indexRuns,
-        indexMemoryBytes: s.indexMemoryBytes,
+        ...writerStatusJson(s),
         ...(writer.sourceStatus(table) ? { source: writer.sourceStatus(table) } : {}),
       };
     },

@@ -17,7 +17,7 @@ import type { Catalog } from '../catalog/catalog.ts';
 import { encodeDeletionVector } from '../iceberg/deletion-vector.ts';
 import type { IcebergTable } from '../iceberg/iceberg-table.ts';
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
-import { type Lsn, maxLsn } from '../lsn.ts';
+import { type Lsn, lsnToJson, maxLsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
 import { type DecodedOp, type RowCodec, rowCodec } from '../schema/transaction.ts';
@@ -153,6 +153,23 @@ export interface TableStatus {
   compactionsFailed: number;
   metadataLocation: string | undefined;
   checkpoints: Record<string, string>;
+}
+
+/** The writer's figures of a table as `GET /tables/{name}` shows them under `writer`. */
+export function writerStatusJson(s: TableStatus): Record<string, unknown> {
+  return {
+    appliedLsn: lsnToJson(s.lsn),
+    memRows: s.memRows,
+    memBytes: s.memBytes,
+    flushing: s.flushing,
+    dataFiles: s.dataFiles,
+    indexEntries: s.indexEntries,
+    indexRuns: s.indexRuns,
+    indexMemoryBytes: s.indexMemoryBytes,
+    compactions: s.compactions,
+    compactionsDeferred: s.compactionsDeferred,
+    compactionsFailed: s.compactionsFailed,
+  };
 }
 
 export class TableHandler {
