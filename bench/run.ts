@@ -181,6 +181,7 @@ async function appendScenario(): Promise<void> {
     filesAtCommit: settle.filesBefore,
     filesCompacted: settle.filesAfter,
     compactedAfterSec: settle.seconds,
+    compactionsFailed: settle.failed,
   });
 }
 
@@ -188,18 +189,23 @@ async function appendScenario(): Promise<void> {
 async function compactionSettled(
   url: string,
   table: string,
-): Promise<{ filesBefore: number; filesAfter: number; seconds: number }> {
+): Promise<{ filesBefore: number; filesAfter: number; seconds: number; failed: number }> {
   const t0 = Date.now();
   const small = (files: { sizeBytes: number }[]) => files.filter((f) => f.sizeBytes < 64 << 20).length;
   let filesBefore = -1;
   for (;;) {
     const d = (await (await fetch(`${url}/tables/${table}`)).json()) as {
       dataFiles: { sizeBytes: number }[];
-      writer?: { compactions: number };
+      writer?: { compactions: number; compactionsFailed: number };
     };
     if (filesBefore < 0) filesBefore = d.dataFiles.length;
     if (small(d.dataFiles) <= 1 || Date.now() - t0 > 120_000)
-      return { filesBefore, filesAfter: d.dataFiles.length, seconds: +((Date.now() - t0) / 1000).toFixed(1) };
+      return {
+        filesBefore,
+        filesAfter: d.dataFiles.length,
+        seconds: +((Date.now() - t0) / 1000).toFixed(1),
+        failed: d.writer?.compactionsFailed ?? 0,
+      };
     await new Promise((r) => setTimeout(r, 250));
   }
 }
