@@ -18,6 +18,7 @@ import {
   truncateStringMin,
   upperBound,
 } from '../lib/iceberg/stats.ts';
+import { readData } from '../lib/parquet/arrow-convert.ts';
 import type { IcebergType, NestedField } from '../lib/schema/iceberg-type.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
 import { compareUtf8 } from '../lib/schema/values.ts';
@@ -236,6 +237,34 @@ describe('column statistics as computed', () => {
         expect(dataStats(field, data.toData(rows))).toEqual(expected);
       }),
     );
+  });
+
+  it('keeps string columns as UTF-8: values, Arrow data of any rows, and byte-order bounds', () => {
+    const text = fc.string({ unit: fc.constantFrom('a', 'Z', 'é', '\uffff', '\ue000', '😀', '𝄞', '0') });
+    fc.assert(
+      fc.property(fc.array(fc.option(text, { nil: null }), { minLength: 1, maxLength: 40 }), (vals) => {
+        const col = columnBufferFor({ kind: 'string' });
+        for (const v of vals) col.push(v);
+        expect(vals.map((_, i) => col.get(i))).toEqual(vals);
+        const rows = vals.map((_, i) => i).filter((i) => i % 3 !== 1);
+        expect(readData({ kind: 'string' }, col.toData(rows))).toEqual(rows.map((i) => vals[i]));
+        const present = rows.map((i) => vals[i]).filter((v): v is string => v !== null);
+        const sorted = [...present].sort(compareUtf8);
+        const expected: ColumnStats = { valueCount: rows.length, nullCount: rows.length - present.length };
+        if (sorted.length > 0) {
+          expected.lower = sorted[0];
+          expected.upper = sorted[sorted.length - 1];
+        }
+        expect(col.stats(rows)).toEqual(expected);
+      }),
+      { numRuns: 300 },
+    );
+    // Past the first buffers: 100,000 strings, some long.
+    const big = columnBufferFor({ kind: 'string' });
+    for (let i = 0; i < 100_000; i++) big.push(i % 1000 === 0 ? 'x'.repeat(5000) : `name-${i}-ü`);
+    expect(big.get(99_999)).toBe('name-99999-ü');
+    expect(big.get(99_000)).toBe('x'.repeat(5000));
+    expect(big.byteSize).toBeGreaterThan(100_000 * 12);
   });
 
   it('orders strings by UTF-8 bytes (code points), surrogate pairs included', () => {

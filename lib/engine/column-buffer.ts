@@ -184,8 +184,153 @@ class ArrayColumn implements ColumnBuffer {
   }
 }
 
+/**
+ * Strings as UTF-8 bytes and offsets, encoded once when pushed: tail files and the data file
+ * take the bytes as they are, bounds compare bytes (UTF-8 order is Iceberg's), and the heap holds
+ * two buffers instead of a string object per row.
+ */
+class Utf8Column implements ColumnBuffer {
+  private bytes = Buffer.allocUnsafe(64 * 1024);
+  private offsets = new Int32Array(1025);
+  private validity: Uint8Array | undefined;
+  private used = 0;
+  length = 0;
+  private readonly arrowType = arrowTypeFor({ kind: 'string' }) as arrow.Utf8;
+
+  get byteSize(): number {
+    return this.used + 4 * this.length + (this.validity ? this.length : 0);
+  }
+
+  push(v: Value): void {
+    const n = this.length;
+    if (n + 2 > this.offsets.length) {
+      const next = new Int32Array(this.offsets.length * 2);
+      next.set(this.offsets);
+      this.offsets = next;
+      if (this.validity) {
+        const nv = new Uint8Array(next.length);
+        nv.set(this.validity);
+        this.validity = nv;
+      }
+    }
+    if (v === null || v === undefined) {
+      if (!this.validity) {
+        this.validity = new Uint8Array(this.offsets.length);
+        this.validity.fill(1, 0, n);
+      }
+      this.offsets[n + 1] = this.used;
+      this.length++;
+      return;
+    }
+    if (this.validity) this.validity[n] = 1;
+    const s = v as string;
+    const worst = this.used + s.length * 3;
+    if (worst > this.bytes.length) {
+      const next = Buffer.allocUnsafe(Math.max(worst, this.bytes.length * 2));
+      this.bytes.copy(next, 0, 0, this.used);
+      this.bytes = next;
+    }
+    // ASCII by hand (most keys and names); anything else through the native encoder.
+    const bytes = this.bytes;
+    let at = this.used;
+    let i = 0;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      bytes[at++] = c;
+    }
+    if (i < s.length) at = this.used + bytes.write(s, this.used, 'utf8');
+    this.used = at;
+    this.offsets[n + 1] = at;
+    this.length++;
+  }
+
+  get(i: number): Value {
+    if (this.validity && this.validity[i] === 0) return null;
+    return this.bytes.toString('utf8', this.offsets[i], this.offsets[i + 1]);
+  }
+
+  toData(rows: ArrayLike<number>): arrow.Data {
+    const n = rows.length;
+    const { offsets, bytes } = this;
+    const outOffsets = new Int32Array(n + 1);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      total += offsets[rows[i] + 1] - offsets[rows[i]];
+      outOffsets[i + 1] = total;
+    }
+    const out = new Uint8Array(total);
+    for (let i = 0; i < n; i++) {
+      const r = rows[i];
+      let at = outOffsets[i];
+      for (let k = offsets[r], end = offsets[r + 1]; k < end; k++) out[at++] = bytes[k];
+    }
+    let bitmap: Uint8Array | undefined;
+    let nullCount = 0;
+    if (this.validity) {
+      bitmap = new Uint8Array((n + 7) >> 3);
+      for (let i = 0; i < n; i++) {
+        if (this.validity[rows[i]]) bitmap[i >> 3] |= 1 << (i & 7);
+        else nullCount++;
+      }
+      if (nullCount === 0) bitmap = undefined;
+    }
+    return arrow.makeData({
+      type: this.arrowType,
+      length: n,
+      nullCount,
+      nullBitmap: bitmap,
+      valueOffsets: outOffsets,
+      data: out,
+    });
+  }
+
+  /** Compares rows a and b by their bytes. */
+  private compare(a: number, b: number): number {
+    const { offsets, bytes } = this;
+    const a0 = offsets[a];
+    const la = offsets[a + 1] - a0;
+    const b0 = offsets[b];
+    const lb = offsets[b + 1] - b0;
+    const n = la < lb ? la : lb;
+    for (let k = 0; k < n; k++) {
+      const d = bytes[a0 + k] - bytes[b0 + k];
+      if (d !== 0) return d;
+    }
+    return la - lb;
+  }
+
+  stats(rows: ArrayLike<number>): ColumnStats {
+    const n = rows.length;
+    let nullCount = 0;
+    let lo = -1;
+    let hi = -1;
+    for (let i = 0; i < n; i++) {
+      const r = rows[i];
+      if (this.validity && this.validity[r] === 0) {
+        nullCount++;
+        continue;
+      }
+      if (lo < 0) {
+        lo = hi = r;
+        continue;
+      }
+      if (this.compare(r, lo) < 0) lo = r;
+      if (this.compare(r, hi) > 0) hi = r;
+    }
+    const s: ColumnStats = { valueCount: n, nullCount };
+    if (lo >= 0) {
+      s.lower = this.get(lo);
+      s.upper = this.get(hi);
+    }
+    return s;
+  }
+}
+
 export function columnBufferFor(type: IcebergType): ColumnBuffer {
   switch (type.kind) {
+    case 'string':
+      return new Utf8Column();
     case 'int':
     case 'date':
       return new TypedColumn(type, Int32Array, 0);
