@@ -76,11 +76,21 @@ function countNulls(n: number, get: (i: number) => Value): number {
   return nulls;
 }
 
-const NUMERIC = new Set(['int', 'long', 'float', 'double', 'date', 'time', 'timestamp', 'timestamptz']);
+/** Types held one number or 64-bit integer per value (in typed arrays, MemSlice and Arrow alike). */
+export const NUMERIC_KINDS: ReadonlySet<string> = new Set([
+  'int',
+  'long',
+  'float',
+  'double',
+  'date',
+  'time',
+  'timestamp',
+  'timestamptz',
+]);
 
 /** Stats of one column of Arrow data (compaction outputs); merge batches with {@link mergeStats}. */
 export function dataStats(f: NestedField, d: arrow.Data): ColumnStats {
-  if (!NUMERIC.has(f.type.kind)) {
+  if (!NUMERIC_KINDS.has(f.type.kind)) {
     // Strings, decimals, binary, nested: through JavaScript values, compared in Iceberg's order.
     const values = readData(f.type, d);
     return computeStats([f], d.length, (_c, i) => values[i]).get(f.id)!;

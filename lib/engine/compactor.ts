@@ -21,7 +21,7 @@ import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import { keyString } from '../schema/values.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { type ColumnStats, dataStats, mergeStats } from './column-stats.ts';
+import { type ColumnStats, dataStats, mergeStats, NUMERIC_KINDS } from './column-stats.ts';
 import type { DataFile } from './data-file.ts';
 import type { RowHashes } from './file-index.ts';
 import { IndexRun, iota } from './index-run.ts';
@@ -119,17 +119,7 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
 }
 
 /** Column types whose decoded Arrow data is taken as it is (one value per slot, or UTF-8). */
-const REUSABLE = new Set([
-  'int',
-  'long',
-  'float',
-  'double',
-  'date',
-  'time',
-  'timestamp',
-  'timestamptz',
-  'string',
-]);
+const REUSABLE = new Set([...NUMERIC_KINDS, 'string']);
 
 /**
  * Whether decoded data of a column can stand in the table's batch as it is: a simple type and
@@ -141,22 +131,6 @@ function reusable(f: NestedField, ours: arrow.DataType, decoded: arrow.DataType)
   return (
     String(ours) === String(decoded) && ours.ArrayType === decoded.ArrayType && ours.typeId === decoded.typeId
   );
-}
-
-/** Whether the index gave a hash for every kept row of a batch (`keep` undefined: all rows). */
-function coversBatch(
-  known: RowHashes | undefined,
-  keep: number[] | undefined,
-  firstPos: number,
-  rows: number,
-): boolean {
-  if (!known) return false;
-  if (keep) {
-    for (const i of keep) if (known.has[firstPos + i] !== 1) return false;
-    return true;
-  }
-  for (let i = 0; i < rows; i++) if (known.has[firstPos + i] !== 1) return false;
-  return true;
 }
 
 export interface CompactionDeps {
@@ -196,6 +170,8 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
     for (const batch of table.batches) {
       const first = total;
       const keep: number[] = [];
+      // A kept row the index holds no hash for (it should hold all): the batch's keys are hashed.
+      let unhashed = false;
       for (let i = 0; i < batch.numRows; i++, pos++) {
         if (!noDeletes && input.deletesAtStart.has(pos)) continue;
         if (!noDeletes) keep.push(i);
@@ -204,7 +180,7 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
         if (known?.has[pos] === 1) {
           his[total] = known.his[pos];
           los[total] = known.los[pos];
-        }
+        } else unhashed = true;
         total++;
       }
       if (total === first) continue;
@@ -221,8 +197,7 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
               ),
             );
       batches.push(taken);
-      if (hasKey && !coversBatch(known, noDeletes ? undefined : keep, pos - batch.numRows, batch.numRows)) {
-        // Rows the index does not hold (it should hold all): hash their keys.
+      if (hasKey && unhashed) {
         const keyCols = deps.keyColumns.map((c) => readData(fields[c].type, taken.data.children[c]));
         for (let i = 0; i < taken.numRows; i++) {
           hashKey(keyString(keyCols.map((col) => col[i])));
@@ -266,14 +241,9 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
       compression: deps.compression,
     });
     await deps.store.put(key, bytes);
-    const run =
-      deps.keyColumns.length > 0
-        ? IndexRun.forFile(
-            fileId,
-            Uint32Array.from(his.slice(start, start + n)),
-            Uint32Array.from(los.slice(start, start + n)),
-          )
-        : undefined;
+    const run = hasKey
+      ? IndexRun.forFile(fileId, his.subarray(start, start + n), los.subarray(start, start + n))
+      : undefined;
     outputs.push({ fileId, key, rowCount: n, sizeBytes: bytes.length, stats, run });
     await yieldToLoop();
   }
