@@ -23,12 +23,58 @@ export interface ColumnBuffer {
   stats(rows: ArrayLike<number>): ColumnStats;
 }
 
+/** A column's null flags (1 = value present), made on its first null; none means no nulls. */
+class NullMask {
+  flags: Uint8Array | undefined;
+
+  /** Bytes held for `length` rows. */
+  bytes(length: number): number {
+    return this.flags ? length : 0;
+  }
+
+  /** Keeps room for `capacity` rows (call when the column's own arrays grow). */
+  grow(capacity: number): void {
+    if (!this.flags || this.flags.length >= capacity) return;
+    const next = new Uint8Array(capacity);
+    next.set(this.flags);
+    this.flags = next;
+  }
+
+  /** Records row `row` (the next one) as null or not; `capacity` sizes the flags when first made. */
+  set(row: number, isNull: boolean, capacity: number): void {
+    if (isNull) {
+      if (!this.flags) {
+        this.flags = new Uint8Array(capacity);
+        this.flags.fill(1, 0, row);
+      }
+    } else if (this.flags) this.flags[row] = 1;
+  }
+
+  isNull(row: number): boolean {
+    return this.flags !== undefined && this.flags[row] === 0;
+  }
+
+  /** The Arrow validity bitmap of the given rows, in that order (undefined when none is null). */
+  bitmap(rows: ArrayLike<number>): { bitmap: Uint8Array | undefined; nullCount: number } {
+    const flags = this.flags;
+    if (!flags) return { bitmap: undefined, nullCount: 0 };
+    const n = rows.length;
+    const bitmap = new Uint8Array((n + 7) >> 3);
+    let nullCount = 0;
+    for (let i = 0; i < n; i++) {
+      if (flags[rows[i]]) bitmap[i >> 3] |= 1 << (i & 7);
+      else nullCount++;
+    }
+    return { bitmap: nullCount === 0 ? undefined : bitmap, nullCount };
+  }
+}
+
 type Typed = Int32Array | Float32Array | Float64Array | BigInt64Array | Uint8Array;
 type TypedCtor = { new (n: number): Typed };
 
 class TypedColumn implements ColumnBuffer {
   private values: Typed;
-  private validity: Uint8Array | undefined;
+  private readonly nulls = new NullMask();
   length = 0;
   private readonly arrowType: arrow.DataType;
 
@@ -42,7 +88,7 @@ class TypedColumn implements ColumnBuffer {
   }
 
   get byteSize(): number {
-    return this.length * this.values.BYTES_PER_ELEMENT + (this.validity ? this.length : 0);
+    return this.length * this.values.BYTES_PER_ELEMENT + this.nulls.bytes(this.length);
   }
 
   push(v: Value): void {
@@ -50,39 +96,34 @@ class TypedColumn implements ColumnBuffer {
       const next = new this.ctor(this.values.length * 2);
       next.set(this.values as never);
       this.values = next;
-      if (this.validity) {
-        const nv = new Uint8Array(next.length);
-        nv.set(this.validity);
-        this.validity = nv;
-      }
+      this.nulls.grow(next.length);
     }
-    if (v === null || v === undefined) {
-      if (!this.validity) {
-        this.validity = new Uint8Array(this.values.length);
-        this.validity.fill(1, 0, this.length);
-      }
-      this.values[this.length] = this.zero as never;
-    } else {
-      if (this.validity) this.validity[this.length] = 1;
-      this.values[this.length] = (this.type.kind === 'boolean' ? (v ? 1 : 0) : v) as never;
-    }
+    const isNull = v === null || v === undefined;
+    this.nulls.set(this.length, isNull, this.values.length);
+    if (isNull) this.values[this.length] = this.zero as never;
+    else this.values[this.length] = (this.type.kind === 'boolean' ? (v ? 1 : 0) : v) as never;
     this.length++;
   }
 
   get(i: number): Value {
-    if (this.validity && this.validity[i] === 0) return null;
+    if (this.nulls.isNull(i)) return null;
     const v = this.values[i];
     return this.type.kind === 'boolean' ? v === 1 : v;
   }
 
   stats(rows: ArrayLike<number>): ColumnStats {
     const v = this.values;
-    const valid = this.validity;
+    const nulls = this.nulls;
     if (v instanceof BigInt64Array)
-      return int64Stats(v, rows.length, (i) => rows[i], valid ? (i) => valid[rows[i]] === 0 : undefined);
+      return int64Stats(
+        v,
+        rows.length,
+        (i) => rows[i],
+        nulls.flags ? (i) => nulls.isNull(rows[i]) : undefined,
+      );
     const s = numericStats(rows.length, this.type.kind === 'float' || this.type.kind === 'double', (i) => {
       const r = rows[i];
-      return valid && valid[r] === 0 ? null : v[r];
+      return nulls.isNull(r) ? null : v[r];
     });
     if (this.type.kind === 'boolean' && s.lower !== undefined) {
       s.lower = s.lower === 1;
@@ -93,16 +134,7 @@ class TypedColumn implements ColumnBuffer {
 
   toData(rows: ArrayLike<number>): arrow.Data {
     const n = rows.length;
-    let bitmap: Uint8Array | undefined;
-    let nullCount = 0;
-    if (this.validity) {
-      bitmap = new Uint8Array((n + 7) >> 3);
-      for (let i = 0; i < n; i++) {
-        if (this.validity[rows[i]]) bitmap[i >> 3] |= 1 << (i & 7);
-        else nullCount++;
-      }
-      if (nullCount === 0) bitmap = undefined;
-    }
+    const { bitmap, nullCount } = this.nulls.bitmap(rows);
     if (this.type.kind === 'boolean') {
       const bits = new Uint8Array((n + 7) >> 3);
       for (let i = 0; i < n; i++) if (this.values[rows[i]]) bits[i >> 3] |= 1 << (i & 7);
@@ -192,13 +224,13 @@ class ArrayColumn implements ColumnBuffer {
 class Utf8Column implements ColumnBuffer {
   private bytes = Buffer.allocUnsafe(64 * 1024);
   private offsets = new Int32Array(1025);
-  private validity: Uint8Array | undefined;
+  private readonly nulls = new NullMask();
   private used = 0;
   length = 0;
   private readonly arrowType = arrowTypeFor({ kind: 'string' }) as arrow.Utf8;
 
   get byteSize(): number {
-    return this.used + 4 * this.length + (this.validity ? this.length : 0);
+    return this.used + 4 * this.length + this.nulls.bytes(this.length);
   }
 
   push(v: Value): void {
@@ -207,22 +239,15 @@ class Utf8Column implements ColumnBuffer {
       const next = new Int32Array(this.offsets.length * 2);
       next.set(this.offsets);
       this.offsets = next;
-      if (this.validity) {
-        const nv = new Uint8Array(next.length);
-        nv.set(this.validity);
-        this.validity = nv;
-      }
+      this.nulls.grow(next.length);
     }
-    if (v === null || v === undefined) {
-      if (!this.validity) {
-        this.validity = new Uint8Array(this.offsets.length);
-        this.validity.fill(1, 0, n);
-      }
+    const isNull = v === null || v === undefined;
+    this.nulls.set(n, isNull, this.offsets.length);
+    if (isNull) {
       this.offsets[n + 1] = this.used;
       this.length++;
       return;
     }
-    if (this.validity) this.validity[n] = 1;
     const s = v as string;
     const worst = this.used + s.length * 3;
     if (worst > this.bytes.length) {
@@ -246,7 +271,7 @@ class Utf8Column implements ColumnBuffer {
   }
 
   get(i: number): Value {
-    if (this.validity && this.validity[i] === 0) return null;
+    if (this.nulls.isNull(i)) return null;
     return this.bytes.toString('utf8', this.offsets[i], this.offsets[i + 1]);
   }
 
@@ -265,16 +290,7 @@ class Utf8Column implements ColumnBuffer {
       let at = outOffsets[i];
       for (let k = offsets[r], end = offsets[r + 1]; k < end; k++) out[at++] = bytes[k];
     }
-    let bitmap: Uint8Array | undefined;
-    let nullCount = 0;
-    if (this.validity) {
-      bitmap = new Uint8Array((n + 7) >> 3);
-      for (let i = 0; i < n; i++) {
-        if (this.validity[rows[i]]) bitmap[i >> 3] |= 1 << (i & 7);
-        else nullCount++;
-      }
-      if (nullCount === 0) bitmap = undefined;
-    }
+    const { bitmap, nullCount } = this.nulls.bitmap(rows);
     return arrow.makeData({
       type: this.arrowType,
       length: n,
@@ -307,7 +323,7 @@ class Utf8Column implements ColumnBuffer {
     let hi = -1;
     for (let i = 0; i < n; i++) {
       const r = rows[i];
-      if (this.validity && this.validity[r] === 0) {
+      if (this.nulls.isNull(r)) {
         nullCount++;
         continue;
       }
