@@ -191,7 +191,13 @@ describe('compaction planning', () => {
   it('lets small files wait while writes keep the loop busy, up to four times as many, but never files with deletes', () => {
     const smalls = (n: number) => Array.from({ length: n }, (_, i) => file(10 + i, 100, 10, 0));
     expect(planCompaction(smalls(3), opts)).toBeDefined();
-    expect(planCompaction(smalls(11), { ...opts, busy: true })).toBeUndefined();
+    let deferred = 0;
+    const onDeferred = () => deferred++;
+    expect(planCompaction(smalls(11), { ...opts, busy: true, onDeferred })).toBeUndefined();
+    expect(deferred).toBe(1);
+    // Fewer small files than the usual minimum: nothing waits, nothing to merge.
+    expect(planCompaction(smalls(2), { ...opts, busy: true, onDeferred })).toBeUndefined();
+    expect(deferred).toBe(1);
     expect(planCompaction(smalls(12), { ...opts, busy: true })!.inputs.length).toBeGreaterThan(0);
     expect(
       planCompaction([...smalls(2), file(30, 900, 100, 30)], { ...opts, busy: true })!.inputs,

@@ -71,6 +71,8 @@ export interface PlanOptions {
   minSmallFiles: number;
   /** Writes are keeping the loop busy: small files wait until there are 4 × minSmallFiles. */
   busy?: boolean;
+  /** Called when small files that would be merged now wait because of `busy`. */
+  onDeferred?: () => void;
   nextFileId: () => number;
   keyFor: (fileId: number) => string;
   startLsn: Lsn;
@@ -83,6 +85,7 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
   const chosen = new Set<DataFile>(deleted);
   const enoughSmall = small.length >= (o.busy ? 4 * o.minSmallFiles : o.minSmallFiles);
   if (enoughSmall || (deleted.length > 0 && small.length > 0)) for (const f of small) chosen.add(f);
+  else if (o.busy && small.length >= o.minSmallFiles) o.onDeferred?.();
   if (chosen.size === 0) return undefined;
   if (chosen.size === 1) {
     const only = [...chosen][0];

@@ -230,7 +230,7 @@ export class TableHandler {
   private flushesInFlight = 0;
   private commitFailures = 0;
   private compactions = 0;
-  /** Timed passes that left small files for later because writes kept the loop busy. */
+  /** Timed passes that left enough small files to merge for later because writes kept the loop busy. */
   private compactionsDeferred = 0;
   private compactionsFailed = 0;
   private readonly load = new LoadGauge();
@@ -1186,15 +1186,13 @@ export class TableHandler {
         deletedRatio: o.compactDeletedRatio,
         minSmallFiles: o.compactMinSmallFiles,
         busy,
+        onDeferred: () => this.compactionsDeferred++,
         nextFileId: () => this.nextFileId++,
         keyFor: (fileId) => dataFileKey(this.tableRoot, fileId, randomUUID()),
         startLsn: this.appliedLsn,
       },
     );
-    if (!plan) {
-      if (busy) this.compactionsDeferred++;
-      return;
-    }
+    if (!plan) return;
     this.maintenance = 'compacting';
     for (const out of plan.outputs) this.writesInFlight.add(out.key);
     this.log.info('compaction started', { inputs: plan.inputs.length, outputs: plan.outputs.length });
