@@ -308,7 +308,7 @@ class Utf8Column implements ColumnBuffer {
     const la = offsets[a + 1] - a0;
     const b0 = offsets[b];
     const lb = offsets[b + 1] - b0;
-    const n = la < lb ? la : lb;
+    const n = Math.min(la, lb);
     for (let k = 0; k < n; k++) {
       const d = bytes[a0 + k] - bytes[b0 + k];
       if (d !== 0) return d;
