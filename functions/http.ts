@@ -54,6 +54,25 @@ export function intParam(event: HttpEvent, key: string, dflt: number, min: numbe
   return n;
 }
 
+/** Request bodies as the local adapter received them (API Gateway events carry text only). */
+const rawBodies = new WeakMap<HttpEvent, Uint8Array>();
+
+/** Keeps the bytes a body arrived as, so a route can take them without encoding the text again. */
+export function keepRawBody(event: HttpEvent, bytes: Uint8Array): void {
+  rawBodies.set(event, bytes);
+}
+
+/**
+ * The body as UTF-8 bytes, and as text when the event had to be decoded for it (undefined when
+ * the bytes came as they arrived). Empty bodies are refused.
+ */
+export function bodyBytes(event: HttpEvent): { bytes: Uint8Array; text: string | undefined } {
+  const raw = rawBodies.get(event);
+  if (raw !== undefined && raw.length > 0) return { bytes: raw, text: undefined };
+  const text = bodyText(event);
+  return { bytes: Buffer.from(text, 'utf8'), text };
+}
+
 export function bodyText(event: HttpEvent): string {
   if (event.body === undefined || event.body === null || event.body === '')
     throw badRequest('request body is empty');

@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Context } from 'aws-lambda';
 import type { ApiHandler } from './api.ts';
-import type { HttpEvent } from './http.ts';
+import { type HttpEvent, keepRawBody } from './http.ts';
 
 export interface LocalServer {
   server: http.Server;
@@ -102,7 +102,9 @@ export function startLocalServer(
     });
     req.on('end', () => {
       if (refused) return;
-      const event = toEvent(req, Buffer.concat(chunks));
+      const body = Buffer.concat(chunks);
+      const event = toEvent(req, body);
+      if (!event.isBase64Encoded) keepRawBody(event, body);
       handler(event, lambdaContext(event.requestContext.requestId)).then(
         (r) => {
           const body = r.body === undefined ? '' : r.isBase64Encoded ? Buffer.from(r.body, 'base64') : r.body;

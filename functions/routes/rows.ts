@@ -4,9 +4,9 @@
  * `?wait=visible` the answer waits until a read snapshot includes the write.
  */
 import { lsnToJson } from '../../lib/lsn.ts';
-import { decodeTransactionText } from '../../lib/schema/transaction.ts';
+import { decodeRequest } from '../../lib/schema/transaction.ts';
 import { ApiError, badRequest, notFound } from '../api-error.ts';
-import { bodyText, type HttpEvent, type HttpResult, json, query, tableParam } from '../http.ts';
+import { bodyBytes, type HttpEvent, type HttpResult, json, query, tableParam } from '../http.ts';
 import type { Services } from '../services.ts';
 import { waitForSnapshot } from '../snapshot-lease.ts';
 
@@ -23,9 +23,10 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
       'read_only',
       `table "${name}" is fed by its ${Object.keys(def.source)[0]} source`,
     );
-  const text = bodyText(event);
-  const ops = decodeTransactionText(def.schema, text, s.limits.maxOpsPerRequest);
-  const lsn = await s.log.append(name, new TextEncoder().encode(text), ops);
+  // The log keeps these bytes, and the request is decoded from them.
+  const { bytes, text } = bodyBytes(event);
+  const ops = decodeRequest(def.schema, bytes, s.limits.maxOpsPerRequest, text);
+  const lsn = await s.log.append(name, bytes, ops);
   if (wait === 'visible') await waitForSnapshot(s, name, lsn);
   return json(200, { lsn: lsnToJson(lsn), count: ops.length });
 }

@@ -3,6 +3,7 @@
  * per long, no boxing); strings, binary, decimals and nested values in plain arrays. A column
  * turns any subset of its rows into Arrow data for a tail or data file.
  */
+import os from 'node:os';
 import * as arrow from 'apache-arrow';
 import { arrowTypeFor, buildData } from '../parquet/arrow-convert.ts';
 import type { IcebergType } from '../schema/iceberg-type.ts';
@@ -14,6 +15,8 @@ import { type ColumnStats, int64Stats, numericStats } from './column-stats.ts';
 export interface ColumnBuffer {
   readonly length: number;
   push(v: Value): void;
+  /** Pushes value i of `src`, a column of the same type (a decoded request's, see op-batch.ts). */
+  pushFrom(src: ColumnBuffer, i: number): void;
   get(i: number): Value;
   /** Arrow data for the given rows, in that order. */
   toData(rows: ArrayLike<number>): arrow.Data;
@@ -72,8 +75,18 @@ class NullMask {
 type Typed = Int32Array | Float32Array | Float64Array | BigInt64Array | Uint8Array;
 type TypedCtor = { new (n: number): Typed };
 
-class TypedColumn implements ColumnBuffer {
+function wordsOf(values: Typed): Int32Array | undefined {
+  return values instanceof BigInt64Array
+    ? new Int32Array(values.buffer, values.byteOffset, values.length * 2)
+    : undefined;
+}
+
+if (os.endianness() !== 'LE') throw new Error('moonlink needs a little-endian machine');
+
+export class TypedColumn implements ColumnBuffer {
   private values: Typed;
+  /** 64-bit columns: the same memory as 32-bit words, to move values without a bigint each. */
+  private words: Int32Array | undefined;
   private readonly nulls = new NullMask();
   length = 0;
   private readonly arrowType: arrow.DataType;
@@ -84,7 +97,47 @@ class TypedColumn implements ColumnBuffer {
     private readonly zero: number | bigint,
   ) {
     this.values = new ctor(1024);
+    this.words = wordsOf(this.values);
     this.arrowType = arrowTypeFor(type);
+  }
+
+  private grow(): void {
+    const next = new this.ctor(this.values.length * 2);
+    next.set(this.values as never);
+    this.values = next;
+    this.words = wordsOf(next);
+    this.nulls.grow(next.length);
+  }
+
+  /** A non-null number: for 64-bit columns a safe integer, stored without making a bigint. */
+  pushNumber(n: number): void {
+    if (this.length === this.values.length) this.grow();
+    const row = this.length++;
+    this.nulls.set(row, false, this.values.length);
+    const words = this.words;
+    if (words === undefined) {
+      this.values[row] = n as never;
+      return;
+    }
+    const hi = Math.floor(n / 4294967296);
+    words[2 * row] = (n - hi * 4294967296) | 0;
+    words[2 * row + 1] = hi;
+  }
+
+  pushFrom(src: ColumnBuffer, i: number): void {
+    if (!(src instanceof TypedColumn) || src.ctor !== this.ctor) return this.push(src.get(i));
+    if (this.length === this.values.length) this.grow();
+    const row = this.length++;
+    const isNull = src.nulls.isNull(i);
+    this.nulls.set(row, isNull, this.values.length);
+    const words = this.words;
+    if (words === undefined) {
+      this.values[row] = src.values[i];
+      return;
+    }
+    const from = src.words!;
+    words[2 * row] = from[2 * i];
+    words[2 * row + 1] = from[2 * i + 1];
   }
 
   get byteSize(): number {
@@ -92,12 +145,7 @@ class TypedColumn implements ColumnBuffer {
   }
 
   push(v: Value): void {
-    if (this.length === this.values.length) {
-      const next = new this.ctor(this.values.length * 2);
-      next.set(this.values as never);
-      this.values = next;
-      this.nulls.grow(next.length);
-    }
+    if (this.length === this.values.length) this.grow();
     const isNull = v === null || v === undefined;
     this.nulls.set(this.length, isNull, this.values.length);
     if (isNull) this.values[this.length] = this.zero as never;
@@ -180,6 +228,10 @@ class ArrayColumn implements ColumnBuffer {
     else if (v !== null) this.bytes += 32;
   }
 
+  pushFrom(src: ColumnBuffer, i: number): void {
+    this.push(src.get(i));
+  }
+
   get(i: number): Value {
     return this.values[i];
   }
@@ -221,7 +273,7 @@ class ArrayColumn implements ColumnBuffer {
  * take the bytes as they are, bounds compare bytes (UTF-8 order is Iceberg's), and the heap holds
  * two buffers instead of a string object per row.
  */
-class Utf8Column implements ColumnBuffer {
+export class Utf8Column implements ColumnBuffer {
   private bytes = Buffer.allocUnsafe(64 * 1024);
   private offsets = new Int32Array(1025);
   private readonly nulls = new NullMask();
@@ -235,12 +287,7 @@ class Utf8Column implements ColumnBuffer {
 
   push(v: Value): void {
     const n = this.length;
-    if (n + 2 > this.offsets.length) {
-      const next = new Int32Array(this.offsets.length * 2);
-      next.set(this.offsets);
-      this.offsets = next;
-      this.nulls.grow(next.length);
-    }
+    if (n + 2 > this.offsets.length) this.growOffsets();
     const isNull = v === null || v === undefined;
     this.nulls.set(n, isNull, this.offsets.length);
     if (isNull) {
@@ -249,12 +296,7 @@ class Utf8Column implements ColumnBuffer {
       return;
     }
     const s = v as string;
-    const worst = this.used + s.length * 3;
-    if (worst > this.bytes.length) {
-      const next = Buffer.allocUnsafe(Math.max(worst, this.bytes.length * 2));
-      this.bytes.copy(next, 0, 0, this.used);
-      this.bytes = next;
-    }
+    this.reserve(s.length * 3);
     // ASCII by hand (most keys and names); anything else through the native encoder.
     const bytes = this.bytes;
     let at = this.used;
@@ -268,6 +310,46 @@ class Utf8Column implements ColumnBuffer {
     this.used = at;
     this.offsets[n + 1] = at;
     this.length++;
+  }
+
+  private reserve(bytes: number): void {
+    const worst = this.used + bytes;
+    if (worst <= this.bytes.length) return;
+    const next = Buffer.allocUnsafe(Math.max(worst, this.bytes.length * 2));
+    this.bytes.copy(next, 0, 0, this.used);
+    this.bytes = next;
+  }
+
+  /** A non-null string given as its UTF-8 bytes `src[start, end)` (valid UTF-8). */
+  pushBytes(src: Uint8Array, start: number, end: number): void {
+    const n = this.length;
+    if (n + 2 > this.offsets.length) this.growOffsets();
+    this.nulls.set(n, false, this.offsets.length);
+    this.reserve(end - start);
+    const bytes = this.bytes;
+    let at = this.used;
+    if (end - start <= 32) {
+      for (let k = start; k < end; k++) bytes[at++] = src[k];
+    } else {
+      bytes.set(src.subarray(start, end), at);
+      at += end - start;
+    }
+    this.used = at;
+    this.offsets[n + 1] = at;
+    this.length++;
+  }
+
+  pushFrom(src: ColumnBuffer, i: number): void {
+    if (!(src instanceof Utf8Column)) return this.push(src.get(i));
+    if (src.nulls.isNull(i)) return this.push(null);
+    this.pushBytes(src.bytes, src.offsets[i], src.offsets[i + 1]);
+  }
+
+  private growOffsets(): void {
+    const next = new Int32Array(this.offsets.length * 2);
+    next.set(this.offsets);
+    this.offsets = next;
+    this.nulls.grow(next.length);
   }
 
   get(i: number): Value {

@@ -13,6 +13,7 @@ import type { Value } from '../schema/values.ts';
 import { type ColumnBuffer, columnBufferFor } from './column-buffer.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import { KeyTable } from './key-table.ts';
+import type { OpBatch } from './op-batch.ts';
 
 /** Rows [start, end) of a slice, published as one tail file. */
 export interface TailSegment {
@@ -72,8 +73,20 @@ export class MemSlice {
    * `hi`/`lo` are the key's hash (key-hash.ts), computed once by the caller.
    */
   append(values: Value[], key: string | undefined, hi = 0, lo = 0): number {
-    const row = this.rowCount;
     for (let c = 0; c < this.columns.length; c++) this.columns[c].push(values[c]);
+    return this.appended(key, hi, lo);
+  }
+
+  /** Same, for operation i of a batch (values copied column to column). */
+  appendFrom(batch: OpBatch, i: number, key: string | undefined, hi = 0, lo = 0): number {
+    const from = batch.columns;
+    for (let c = 0; c < this.columns.length; c++) this.columns[c].pushFrom(from[c], i);
+    return this.appended(key, hi, lo);
+  }
+
+  /** Bookkeeping for the row just pushed to the columns. */
+  private appended(key: string | undefined, hi: number, lo: number): number {
+    const row = this.rowCount;
     if (row === this.deleted.length) {
       const next = new Uint8Array(this.deleted.length * 2);
       next.set(this.deleted);

@@ -33,6 +33,7 @@ import { buildCommit, type CommitOutcome, type CommitPlan, runCommit } from './i
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import { LoadGauge } from './load-gauge.ts';
 import { MemSlice, type TailSegment } from './mem-slice.ts';
+import { OP_DELETE, OpBatch, type Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
 import type { PointerKeeper } from './pointer-keeper.ts';
 import { snapshotObjectKeys } from './snapshot-manifest.ts';
@@ -48,7 +49,7 @@ import { type SpilledSlice, StreamingTransaction } from './streaming-transaction
 import { ephemeralRootOf, tableRootOf } from './table-paths.ts';
 
 type TableEvent =
-  | { type: 'apply'; lsn: Lsn; ops: DecodedOp[]; checkpoint?: [string, string] }
+  | { type: 'apply'; lsn: Lsn; ops: Operations; checkpoint?: [string, string] }
   | { type: 'stream-op'; xid: string; op: DecodedOp }
   | { type: 'stream-commit'; xid: string; lsn: Lsn; checkpoint?: [string, string] }
   | { type: 'stream-abort'; xid: string }
@@ -335,7 +336,7 @@ export class TableHandler {
   // Public API (posts events; promises settle when the loop has done the work)
 
   /** Applies a whole transaction from the log. */
-  apply(lsn: Lsn, ops: DecodedOp[], checkpoint?: [string, string]): void {
+  apply(lsn: Lsn, ops: Operations, checkpoint?: [string, string]): void {
     this.loop.post({ type: 'apply', lsn, ops, checkpoint });
   }
 
@@ -508,10 +509,30 @@ export class TableHandler {
 
   // ---- transactions ----
 
-  private onApply(lsn: Lsn, ops: DecodedOp[], checkpoint?: [string, string]): void {
+  private onApply(lsn: Lsn, ops: Operations, checkpoint?: [string, string]): void {
     if (lsn <= this.appliedLsn) return; // already applied before a restart: exactly once
-    for (const op of ops) this.applyOp(op, lsn);
+    if (ops instanceof OpBatch) this.applyBatch(ops, lsn);
+    else for (const op of ops) this.applyOp(op, lsn);
     this.advanceTo(lsn, checkpoint);
+  }
+
+  /** {@link applyOp} for each operation of a batch, its values copied column to column. */
+  private applyBatch(batch: OpBatch, lsn: Lsn): void {
+    const { kinds, keys } = batch;
+    for (let i = 0; i < batch.length; i++) {
+      const key = keys?.[i];
+      if (key === undefined) {
+        this.active.appendFrom(batch, i, undefined);
+      } else {
+        hashKey(key);
+        const hi = hashHi();
+        const lo = hashLo();
+        this.deleteKey(key, hi, lo, lsn);
+        if (kinds[i] === OP_DELETE) continue;
+        this.active.appendFrom(batch, i, key, hi, lo);
+      }
+      this.maybeFreeze(lsn);
+    }
   }
 
   /** One operation: the key's old row (if any) is deleted, a new row appended unless it is a delete. */

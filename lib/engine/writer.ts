@@ -10,10 +10,11 @@ import type { DurableLog, LogEntry, LogSubscription } from '../log/durable-log.t
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
-import { type DecodedOp, decodeTransactionText } from '../schema/transaction.ts';
+import { decodeRequest } from '../schema/transaction.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { deletePrefix } from '../table-admin.ts';
 import type { Logger } from '../util/logger.ts';
+import type { Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
 import type { CommitInfo, PublishedSnapshot, TableHandler } from './table-handler.ts';
 import { openTable } from './table-loader.ts';
@@ -176,11 +177,9 @@ export class Writer {
       handler.advance(entry.lsn);
       return;
     }
-    let ops: DecodedOp[];
+    let ops: Operations;
     try {
-      ops =
-        (entry.decoded as DecodedOp[] | undefined) ??
-        decodeTransactionText(def.schema, new TextDecoder().decode(entry.payload));
+      ops = (entry.decoded as Operations | undefined) ?? decodeRequest(def.schema, entry.payload);
     } catch (e) {
       this.deadLetter(def.name, entry, (e as Error).message);
       handler.advance(entry.lsn);

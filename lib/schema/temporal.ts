@@ -150,6 +150,82 @@ function fastTimestamp(s: string, withZone: boolean): bigint | undefined {
   return Number.isSafeInteger(micros) ? BigInt(micros) : BigInt(seconds) * 1_000_000n + BigInt(frac);
 }
 
+function byteDigit(b: Uint8Array, i: number): number {
+  const c = b[i] - 48;
+  return c >= 0 && c <= 9 ? c : -1000;
+}
+
+function byteTwo(b: Uint8Array, i: number): number {
+  return byteDigit(b, i) * 10 + byteDigit(b, i + 1);
+}
+
+/**
+ * {@link fastTimestamp} over UTF-8 bytes `b[start, end)` (a request's text, not yet a string),
+ * as a number of microseconds; NaN when the text has another shape or the value is beyond 2^53
+ * (the caller then decodes the string the general way). It accepts exactly what
+ * `fastTimestamp` accepts: only ASCII passes its checks, so bytes and characters agree.
+ */
+export function fastTimestampMicros(b: Uint8Array, start: number, end: number, withZone: boolean): number {
+  const n = end - start;
+  const s = start;
+  if (n < 19 || b[s + 4] !== 45 || b[s + 7] !== 45 || b[s + 13] !== 58 || b[s + 16] !== 58) return Number.NaN;
+  const t = b[s + 10];
+  if (t !== 84 && t !== 32) return Number.NaN;
+  const y = byteTwo(b, s) * 100 + byteTwo(b, s + 2);
+  const mo = byteTwo(b, s + 5);
+  const d = byteTwo(b, s + 8);
+  const h = byteTwo(b, s + 11);
+  const mi = byteTwo(b, s + 14);
+  const sec = byteTwo(b, s + 17);
+  if (
+    y < 0 ||
+    mo < 1 ||
+    mo > 12 ||
+    d < 1 ||
+    d > daysInMonth(y, mo) ||
+    h < 0 ||
+    h > 23 ||
+    mi < 0 ||
+    mi > 59 ||
+    sec < 0 ||
+    sec > 59
+  ) {
+    return Number.NaN;
+  }
+  let i = s + 19;
+  let frac = 0;
+  if (i < end && b[i] === 46) {
+    i++;
+    let digits = 0;
+    while (i < end && byteDigit(b, i) >= 0) {
+      if (digits < 6) frac = frac * 10 + byteDigit(b, i);
+      else if (byteDigit(b, i) !== 0) return Number.NaN;
+      digits++;
+      i++;
+    }
+    if (digits === 0 || digits > 9) return Number.NaN;
+    for (let k = digits; k < 6; k++) frac *= 10;
+  }
+  let offsetMinutes = 0;
+  if (i === end) {
+    if (withZone) return Number.NaN;
+  } else {
+    if (!withZone) return Number.NaN;
+    const z = b[i];
+    if ((z === 90 || z === 122) && i + 1 === end) {
+      // Z
+    } else if ((z === 43 || z === 45) && i + 6 === end && b[i + 3] === 58) {
+      const oh = byteTwo(b, i + 1);
+      const om = byteTwo(b, i + 4);
+      if (oh < 0 || om < 0) return Number.NaN;
+      offsetMinutes = (z === 45 ? -1 : 1) * (oh * 60 + om);
+    } else return Number.NaN;
+  }
+  const seconds = daysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offsetMinutes * 60;
+  const micros = seconds * 1_000_000 + frac;
+  return Number.isSafeInteger(micros) ? micros : Number.NaN;
+}
+
 /**
  * Parses an ISO-8601 timestamp to microseconds since the epoch. With `withZone`, an offset or Z
  * is required and the result is UTC; without, an offset is refused (a `timestamp` has no zone).

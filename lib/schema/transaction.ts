@@ -3,7 +3,10 @@
  * It is decoded and validated against the table's schema as a whole before anything is
  * accepted; the first bad operation is reported by index and column.
  */
+
+import type { Operations } from '../engine/op-batch.ts';
 import { parseExactJson, parseJson } from './exact-json.ts';
+import { scanRequest } from './request-scanner.ts';
 import type { TableSchema } from './table-schema.ts';
 import {
   type Decoder,
@@ -178,4 +181,25 @@ export function decodeTransactionText(
     if (!(e instanceof InexactNumberError)) throw e;
     return decodeTransaction(schema, parseExactJson(text), maxOps);
   }
+}
+
+const keepBom = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/**
+ * Decodes a request body (UTF-8 bytes): into columns when it has the common shape (see
+ * request-scanner.ts), else the general way. `text` is the body as a string, when the caller
+ * has it; the general path decodes the bytes otherwise (or when the string is not well-formed
+ * UTF-16, so that both paths see the text the bytes hold: the bytes are what the log keeps).
+ */
+export function decodeRequest(
+  schema: TableSchema,
+  body: Uint8Array,
+  maxOps = DEFAULT_MAX_OPS,
+  text?: string,
+): Operations {
+  const fast = scanRequest(rowCodec(schema), body, maxOps);
+  if (fast) return fast;
+  const wellFormed = text !== undefined && (text as unknown as { isWellFormed(): boolean }).isWellFormed();
+  // A byte-order mark stays (and is refused, as JSON.parse refuses it in the text).
+  return decodeTransactionText(schema, wellFormed ? text : keepBom.decode(body), maxOps);
 }

@@ -1,0 +1,68 @@
+/**
+ * A transaction's operations in columns, as the request scanner decodes them
+ * (schema/request-scanner.ts): one MemSlice-style column per table column, an op code and a key
+ * string per operation. Applying it copies values column to column (UTF-8 bytes, 64-bit words)
+ * instead of making a value object per field; {@link OpBatch.op} gives any operation back in
+ * the general form, {@link DecodedOp}.
+ */
+
+import type { TableSchema } from '../schema/table-schema.ts';
+import type { DecodedOp, OpKind } from '../schema/transaction.ts';
+import type { Value } from '../schema/values.ts';
+import { type ColumnBuffer, columnBufferFor } from './column-buffer.ts';
+
+export const OP_INSERT = 0;
+export const OP_UPSERT = 1;
+export const OP_DELETE = 2;
+const KINDS: OpKind[] = ['insert', 'upsert', 'delete'];
+
+export class OpBatch {
+  /** Per operation: {@link OP_INSERT}, {@link OP_UPSERT} or {@link OP_DELETE}. */
+  kinds = new Uint8Array(64);
+  /** Primary-key string per operation (tables with a key), as `keyOf` makes it. */
+  readonly keys: string[] | undefined;
+  /** Row values per column; a delete's row holds its key columns and nulls. */
+  readonly columns: ColumnBuffer[];
+  length = 0;
+
+  constructor(readonly schema: TableSchema) {
+    this.columns = schema.fields.map((f) => columnBufferFor(f.type));
+    this.keys = schema.primaryKey.length > 0 ? [] : undefined;
+  }
+
+  /** A batch of operations given one by one (their values as the decoders make them). */
+  static of(schema: TableSchema, ops: DecodedOp[]): OpBatch {
+    const batch = new OpBatch(schema);
+    for (const o of ops) {
+      batch.columns.forEach((c, i) => {
+        c.push(o.values[i] ?? null);
+      });
+      batch.addOp(KINDS.indexOf(o.op), o.key);
+    }
+    return batch;
+  }
+
+  /** Records operation `length`: its kind and key (the caller pushes its values to the columns). */
+  addOp(kind: number, key: string | undefined): void {
+    if (this.length === this.kinds.length) {
+      const next = new Uint8Array(this.kinds.length * 2);
+      next.set(this.kinds);
+      this.kinds = next;
+    }
+    this.kinds[this.length++] = kind;
+    if (this.keys) this.keys.push(key!);
+  }
+
+  /** Operation i in the general form. */
+  op(i: number): DecodedOp {
+    const values: Value[] = this.columns.map((c) => c.get(i));
+    return { op: KINDS[this.kinds[i]], values, key: this.keys?.[i] };
+  }
+
+  ops(): DecodedOp[] {
+    return Array.from({ length: this.length }, (_, i) => this.op(i));
+  }
+}
+
+/** What a log entry or an apply event carries: operations one by one, or in columns. */
+export type Operations = DecodedOp[] | OpBatch;
