@@ -289,6 +289,8 @@ describe('Postgres CDC', () => {
     await attach(ml, 'acct_crash', pgc, 'acct_crash');
     // (Creating the slot waits for transactions already running: start after it.)
     await eventually(async () => (await sourceStatus(ml, 'acct_crash')).state === 'streaming', 20_000);
+    // The copy's flush makes it durable (what "resumed, not copied again" below relies on).
+    await eventually(async () => (await ml.describe('acct_crash')).committedLsn > 0, 20_000, 'first commit');
     // An open big transaction is streaming when the writer goes away; it commits afterwards.
     const big = new pg.Client({ connectionString: pgc.url });
     big.on('error', () => undefined);

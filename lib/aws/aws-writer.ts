@@ -30,6 +30,7 @@ export async function startAwsWriter(
 ): Promise<AwsWriter> {
   const adapters = awsAdapters(config, logger);
   const pool = new ParquetWorkerPool();
+  pool.warm();
   const writer = new Writer({
     store: adapters.store,
     catalog: adapters.catalog,

@@ -63,6 +63,7 @@ export async function startEmbedded(
   const catalog = await FileCatalog.open(path.join(dataDir, 'catalog.json'));
   const log = new LocalLog(path.join(dataDir, 'log'));
   const pool = new ParquetWorkerPool();
+  pool.warm();
   const writer = new Writer({
     store,
     catalog,

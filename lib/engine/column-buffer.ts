@@ -24,6 +24,35 @@ export interface ColumnBuffer {
   readonly byteSize: number;
   /** Value/null/NaN counts and bounds over the given rows (bounds only for primitive types). */
   stats(rows: ArrayLike<number>): ColumnStats;
+  /** A copy of rows [start, end), to rebuild as a column in a worker thread ({@link columnFromImage}). */
+  image(start?: number, end?: number): ColumnImage;
+}
+
+/** A column's contents as plain data (typed arrays it owns, or values), for postMessage. */
+export type ColumnImage =
+  | { kind: 'typed'; values: Typed; flags: Uint8Array | undefined; length: number }
+  | { kind: 'utf8'; bytes: Uint8Array; offsets: Int32Array; flags: Uint8Array | undefined; length: number }
+  | { kind: 'array'; values: Value[] };
+
+/** The buffers of an image, to transfer rather than copy. */
+export function imageBuffers(image: ColumnImage): ArrayBuffer[] {
+  const out: ArrayBuffer[] = [];
+  if (image.kind === 'array') return out;
+  if (image.kind === 'typed') out.push(image.values.buffer as ArrayBuffer);
+  else out.push(image.bytes.buffer as ArrayBuffer, image.offsets.buffer as ArrayBuffer);
+  if (image.flags) out.push(image.flags.buffer as ArrayBuffer);
+  return out;
+}
+
+/** The column an image was taken of (read-only use: toData, stats, get). */
+export function columnFromImage(type: IcebergType, image: ColumnImage): ColumnBuffer {
+  const column = columnBufferFor(type);
+  if (image.kind === 'typed' && column instanceof TypedColumn) column.adopt(image);
+  else if (image.kind === 'utf8' && column instanceof Utf8Column) column.adopt(image);
+  else if (image.kind === 'array' && column instanceof ArrayColumn)
+    for (const v of image.values) column.push(v);
+  else throw new Error(`a ${image.kind} column image does not fit a ${type.kind} column`);
+  return column;
 }
 
 /** A column's null flags (1 = value present), made on its first null; none means no nulls. */
@@ -101,8 +130,24 @@ export class TypedColumn implements ColumnBuffer {
     this.arrowType = arrowTypeFor(type);
   }
 
+  image(start = 0, end = this.length): ColumnImage {
+    return {
+      kind: 'typed',
+      values: this.values.slice(start, end),
+      flags: this.nulls.flags?.slice(start, end),
+      length: end - start,
+    };
+  }
+
+  adopt(image: Extract<ColumnImage, { kind: 'typed' }>): void {
+    this.values = image.values;
+    this.words = wordsOf(image.values);
+    this.nulls.flags = image.flags;
+    this.length = image.length;
+  }
+
   private grow(): void {
-    const next = new this.ctor(this.values.length * 2);
+    const next = new this.ctor(Math.max(1024, this.values.length * 2));
     next.set(this.values as never);
     this.values = next;
     this.words = wordsOf(next);
@@ -232,6 +277,10 @@ class ArrayColumn implements ColumnBuffer {
     this.push(src.get(i));
   }
 
+  image(start = 0, end = this.length): ColumnImage {
+    return { kind: 'array', values: this.values.slice(start, end) };
+  }
+
   get(i: number): Value {
     return this.values[i];
   }
@@ -274,8 +323,8 @@ class ArrayColumn implements ColumnBuffer {
  * two buffers instead of a string object per row.
  */
 export class Utf8Column implements ColumnBuffer {
-  private bytes = Buffer.allocUnsafe(64 * 1024);
-  private offsets = new Int32Array(1025);
+  private bytes: Buffer = Buffer.allocUnsafe(64 * 1024);
+  private offsets: Int32Array = new Int32Array(1025);
   private readonly nulls = new NullMask();
   private used = 0;
   length = 0;
@@ -345,8 +394,29 @@ export class Utf8Column implements ColumnBuffer {
     this.pushBytes(src.bytes, src.offsets[i], src.offsets[i + 1]);
   }
 
+  image(start = 0, end = this.length): ColumnImage {
+    const offsets = this.offsets.slice(start, end + 1);
+    const base = offsets[0];
+    if (base !== 0) for (let i = 0; i < offsets.length; i++) offsets[i] -= base;
+    return {
+      kind: 'utf8',
+      bytes: new Uint8Array(this.bytes.subarray(base, this.offsets[end])),
+      offsets,
+      flags: this.nulls.flags?.slice(start, end),
+      length: end - start,
+    };
+  }
+
+  adopt(image: Extract<ColumnImage, { kind: 'utf8' }>): void {
+    this.bytes = Buffer.from(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength);
+    this.offsets = image.offsets;
+    this.nulls.flags = image.flags;
+    this.used = image.bytes.byteLength;
+    this.length = image.length;
+  }
+
   private growOffsets(): void {
-    const next = new Int32Array(this.offsets.length * 2);
+    const next = new Int32Array(Math.max(1025, this.offsets.length * 2));
     next.set(this.offsets);
     this.offsets = next;
     this.nulls.grow(next.length);

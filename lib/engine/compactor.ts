@@ -23,6 +23,7 @@ import { keyString } from '../schema/values.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { type ColumnStats, dataStats, mergeStats, NUMERIC_KINDS } from './column-stats.ts';
 import type { DataFile } from './data-file.ts';
+import { mostlyDistinctColumns } from './dictionary-choice.ts';
 import type { RowHashes } from './file-index.ts';
 import { IndexRun, iota } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
@@ -240,8 +241,11 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
       stats.set(f.id, st ?? { valueCount: 0, nullCount: 0 });
     });
     const { fileId, key } = plan.outputs[k];
-    const bytes = await deps.pool.encode(tableToIpc(new arrow.Table(parts)), {
+    const table = new arrow.Table(parts);
+    const bytes = await deps.pool.encode(tableToIpc(table), {
       compression: deps.compression,
+      // The same dictionary choice as a flushed data file (dictionary-choice.ts).
+      plainColumns: mostlyDistinctColumns(fields, (c, i) => table.getChildAt(c)?.get(i), n),
     });
     await deps.store.put(key, bytes);
     const run = hasKey

@@ -1,14 +1,14 @@
 /**
  * Flush: the live rows of a frozen MemSlice become one Parquet data file. Everything here runs
- * off the table's event loop: Arrow building and statistics on the main thread between
- * events, Parquet encoding in a worker thread, the upload as async I/O. The result (file,
+ * off the table's event loop: copies of the columns go to a worker thread, which builds Arrow,
+ * encodes Parquet and computes the statistics (column-encoder.ts); the index run for the keys
+ * is sorted here between events; the upload is async I/O. The result (file,
  * stats, index run for its keys) returns to the loop as a `flush-done` event.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { tableToIpc } from '../parquet/arrow-convert.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { type ColumnStats, columnStats } from './column-stats.ts';
+import type { ColumnStats } from './column-stats.ts';
 import { IndexRun } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import type { MemSlice } from './mem-slice.ts';
@@ -38,19 +38,22 @@ export async function writeSliceToFile(
 ): Promise<FlushResult> {
   const { slice, rows } = job;
   await yieldToLoop();
-  const ipc = tableToIpc(slice.batch(rows));
-  const encoded = pool.encode(ipc, { compression: job.compression });
-  await yieldToLoop();
-  const stats = columnStats(slice.fields, slice.columns, rows);
+  const encoded = pool.encodeColumns({
+    fields: slice.fields,
+    images: slice.columns.map((c) => c.image()),
+    rows,
+    compression: job.compression,
+    withStats: true,
+  });
   await yieldToLoop();
   let run: IndexRun | undefined;
   if (slice.rowKeys.length > 0) {
     const { his, los } = slice.hashesOf(rows);
     run = IndexRun.forFile(job.fileId, his, los);
   }
-  const bytes = await encoded;
+  const { bytes, stats } = await encoded;
   await store.put(job.key, bytes);
-  return { key: job.key, sizeBytes: bytes.length, rowCount: rows.length, stats, run };
+  return { key: job.key, sizeBytes: bytes.length, rowCount: rows.length, stats: stats!, run };
 }
 
 /** An index run mapping the key of each file row i (given by `keyAt`) to (fileId, i). */

@@ -1,7 +1,6 @@
 import { deletionVectorBlob } from '../iceberg/delete-files.ts';
 import { writePuffin } from '../iceberg/puffin.ts';
 import type { Lsn } from '../lsn.ts';
-import { tableToIpc } from '../parquet/arrow-convert.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { DeletionVectorRef, MemSlice, TailSegment } from './mem-slice.ts';
@@ -67,8 +66,13 @@ export async function writeSnapshot(c: SnapshotCapture, deps: SnapshotWriterDeps
   const tailSizes = new Map<TailSegment, number>();
   await Promise.all(
     c.tails.map(async ({ slice, segment }) => {
-      const ipc = tableToIpc(slice.batch(slice.rangeRows(segment.start, segment.end)));
-      const bytes = await pool.encode(ipc, { compression: 'lz4' });
+      const { bytes } = await pool.encodeColumns({
+        fields: slice.fields,
+        images: slice.columns.map((c) => c.image(segment.start, segment.end)),
+        rows: slice.rangeRows(0, segment.end - segment.start),
+        compression: 'lz4',
+        withStats: false,
+      });
       await store.put(segment.key!, bytes, { ephemeral: true });
       tailSizes.set(segment, bytes.length);
     }),

@@ -16,6 +16,9 @@ export function encodeParquet(ipc, options = {}) {
     .setCompression(COMPRESSION[options.compression] ?? pw.Compression.ZSTD)
     .setCreatedBy('moonlink-serverless')
     .setMaxRowGroupSize(options.rowGroupSize ?? 122880);
+  if (options.dictionary === false) builder = builder.setDictionaryEnabled(false);
+  for (const column of options.plainColumns ?? [])
+    builder = builder.setColumnDictionaryEnabled(column, false);
   if (options.keyValue && Object.keys(options.keyValue).length > 0) {
     builder = builder.setKeyValueMetadata(new Map(Object.entries(options.keyValue)));
   }

@@ -1,11 +1,28 @@
 // Worker thread: Parquet encode/decode off the table event loops (see worker-pool.ts).
 // Messages: { id, op: 'encode', ipc, compression, rowGroupSize, keyValue } | { id, op: 'decode', parquet, columns }
-// Replies:  { id, ok: true, bytes } | { id, ok: false, error }
+//         | { id, op: 'columns', job } (MemSlice column images → Parquet + stats, column-encoder.ts)
+// Replies:  { id, ok: true, bytes, stats? } | { id, ok: false, error }
 import { parentPort } from 'node:worker_threads';
 import { decodeParquet, encodeParquet } from './parquet-codec.mjs';
 
-parentPort.on('message', (msg) => {
+// The column encoder is TypeScript, loaded through tsx (a worker does not inherit
+// `node --import tsx` for the modules it loads). Loading takes about half a second, so it
+// starts as the worker starts, not when the first flush waits for it.
+const columnEncoder = import('tsx/esm/api').then(({ tsImport }) =>
+  tsImport('../engine/column-encoder.ts', import.meta.url),
+);
+columnEncoder.catch(() => undefined); // reported by the first job that needs it
+async function columns(job) {
+  return (await columnEncoder).encodeColumns(job);
+}
+
+parentPort.on('message', async (msg) => {
   try {
+    if (msg.op === 'columns') {
+      const { bytes, stats } = await columns(msg.job);
+      parentPort.postMessage({ id: msg.id, ok: true, bytes, stats }, [bytes.buffer]);
+      return;
+    }
     const bytes = msg.op === 'encode' ? encodeParquet(msg.ipc, msg) : decodeParquet(msg.parquet, msg.columns);
     parentPort.postMessage({ id: msg.id, ok: true, bytes }, [bytes.buffer]);
   } catch (e) {

@@ -5,14 +5,22 @@
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { imageBuffers } from '../engine/column-buffer.ts';
+import type { ColumnsJob, ColumnsResult } from '../engine/column-encoder.ts';
 import type * as Codec from './parquet-codec.mjs';
+import type { EncodeOptions } from './parquet-codec.mjs';
+
+interface Reply {
+  bytes: Uint8Array;
+  stats?: ColumnsResult['stats'];
+}
 
 interface Pending {
-  resolve: (bytes: Uint8Array) => void;
+  resolve: (reply: Reply) => void;
   reject: (e: Error) => void;
 }
 
-type Job = { op: 'encode' | 'decode'; payload: Record<string, unknown>; transfer: ArrayBuffer[] };
+type Job = { op: 'encode' | 'decode' | 'columns'; payload: Record<string, unknown>; transfer: ArrayBuffer[] };
 
 export class ParquetWorkerPool {
   private readonly workers: Worker[] = [];
@@ -27,17 +35,20 @@ export class ParquetWorkerPool {
   private spawn(): Worker {
     const w = new Worker(new URL('./parquet-worker.mjs', import.meta.url));
     w.unref();
-    w.on('message', (msg: { id: number; ok: boolean; bytes?: Uint8Array; error?: string }) => {
-      const cur = this.inFlight.get(w);
-      this.inFlight.delete(w);
-      if (cur) {
-        if (msg.ok) cur.pending.resolve(msg.bytes!);
-        else cur.pending.reject(new Error(`parquet worker: ${msg.error}`));
-      }
-      // Keep the process alive only while work is in flight.
-      w.unref();
-      this.release(w);
-    });
+    w.on(
+      'message',
+      (msg: { id: number; ok: boolean; bytes?: Uint8Array; stats?: Reply['stats']; error?: string }) => {
+        const cur = this.inFlight.get(w);
+        this.inFlight.delete(w);
+        if (cur) {
+          if (msg.ok) cur.pending.resolve({ bytes: msg.bytes!, stats: msg.stats });
+          else cur.pending.reject(new Error(`parquet worker: ${msg.error}`));
+        }
+        // Keep the process alive only while work is in flight.
+        w.unref();
+        this.release(w);
+      },
+    );
     w.on('error', (e) => {
       const cur = this.inFlight.get(w);
       this.inFlight.delete(w);
@@ -47,6 +58,11 @@ export class ParquetWorkerPool {
     });
     this.workers.push(w);
     return w;
+  }
+
+  /** Starts every worker now (a long-lived writer), so none loads its code when work waits. */
+  warm(): void {
+    while (this.workers.length < this.size) this.release(this.spawn());
   }
 
   private release(w: Worker): void {
@@ -67,7 +83,7 @@ export class ParquetWorkerPool {
     }
   }
 
-  private run(job: Job): Promise<Uint8Array> {
+  private run(job: Job): Promise<Reply> {
     if (this.closed) return Promise.reject(new Error('parquet worker pool is closed'));
     if (this.size === 0) return this.runInline(job);
     return new Promise((resolve, reject) => {
@@ -77,34 +93,47 @@ export class ParquetWorkerPool {
   }
 
   private codec: Promise<typeof Codec> | undefined;
+  private columnEncoder: Promise<typeof import('../engine/column-encoder.ts')> | undefined;
 
   /** Size 0: in the calling thread; parquet-wasm loads on first use (a short cold start). */
-  private async runInline(job: Job): Promise<Uint8Array> {
+  private async runInline(job: Job): Promise<Reply> {
     this.codec ??= import('./parquet-codec.mjs');
     const { encodeParquet, decodeParquet } = await this.codec;
-    const p = job.payload as { ipc?: Uint8Array; parquet?: Uint8Array; columns?: string[] };
+    const p = job.payload as { ipc?: Uint8Array; parquet?: Uint8Array; columns?: string[]; job?: ColumnsJob };
     try {
-      return job.op === 'encode' ? encodeParquet(p.ipc!, job.payload) : decodeParquet(p.parquet!, p.columns);
+      if (job.op === 'columns') {
+        this.columnEncoder ??= import('../engine/column-encoder.ts');
+        return (await this.columnEncoder).encodeColumns(p.job!);
+      }
+      return {
+        bytes:
+          job.op === 'encode' ? encodeParquet(p.ipc!, job.payload) : decodeParquet(p.parquet!, p.columns),
+      };
     } catch (e) {
       throw new Error(`parquet: ${(e as Error).message}`);
     }
   }
 
   /** Arrow IPC stream bytes → Parquet bytes. The input buffer is transferred (unusable after). */
-  encode(
-    ipc: Uint8Array,
-    options: {
-      compression?: 'zstd' | 'snappy' | 'lz4' | 'none';
-      rowGroupSize?: number;
-      keyValue?: Record<string, string>;
-    } = {},
-  ): Promise<Uint8Array> {
+  encode(ipc: Uint8Array, options: EncodeOptions = {}): Promise<Uint8Array> {
     const own = ownBuffer(ipc);
     return this.run({
       op: 'encode',
       payload: { ipc: own, ...options },
       transfer: [own.buffer as ArrayBuffer],
-    });
+    }).then((r) => r.bytes);
+  }
+
+  /**
+   * Rows of MemSlice column images → Parquet bytes (and statistics when asked), see
+   * column-encoder.ts. The images' buffers are transferred (unusable after); `rows` is copied.
+   */
+  encodeColumns(job: ColumnsJob): Promise<ColumnsResult> {
+    return this.run({
+      op: 'columns',
+      payload: { job },
+      transfer: job.images.flatMap(imageBuffers),
+    }).then((r) => ({ bytes: r.bytes, stats: r.stats }));
   }
 
   /** Parquet bytes → Arrow IPC stream bytes, optionally only some columns. The input is copied. */
@@ -114,7 +143,7 @@ export class ParquetWorkerPool {
       op: 'decode',
       payload: { parquet: own, columns },
       transfer: [own.buffer as ArrayBuffer],
-    });
+    }).then((r) => r.bytes);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,121 @@
+/**
+ * Data files keep dictionary encoding for columns that repeat values and drop it for mostly
+ * distinct ones; tail files use none. Checked in the Parquet metadata of files the worker writes.
+ */
+import * as arrow from 'apache-arrow';
+import * as pw from 'parquet-wasm/node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { columnBufferFor } from '../lib/engine/column-buffer.ts';
+import { mostlyDistinctColumns } from '../lib/engine/dictionary-choice.ts';
+import { arrowSchemaFor, buildRecordBatch, readColumn, tableFromIpc } from '../lib/parquet/arrow-convert.ts';
+import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
+import { buildSchema } from '../lib/schema/table-schema.ts';
+
+const pool = new ParquetWorkerPool(1);
+afterAll(() => pool.close());
+
+const schema = buildSchema(
+  [
+    { name: 'id', type: 'long' },
+    { name: 'status', type: 'string' },
+    { name: 'name', type: 'string' },
+    { name: 'day', type: 'date' },
+    { name: 'score', type: 'double' },
+    { name: 'ok', type: 'boolean' },
+    { name: 'blob', type: 'binary' },
+  ],
+  ['id'],
+);
+
+function columns(n: number) {
+  const cols = schema.fields.map((f) => columnBufferFor(f.type));
+  for (let i = 0; i < n; i++) {
+    const row = [
+      BigInt(i),
+      ['new', 'paid', 'shipped'][i % 3],
+      `customer-${i}`,
+      19_000 + (i % 7),
+      i * 0.5,
+      i % 2 === 0,
+      new Uint8Array([i & 255, i >> 8]),
+    ];
+    row.forEach((v, c) => {
+      cols[c].push(v);
+    });
+  }
+  return cols;
+}
+
+async function encodings(bytes: Uint8Array): Promise<Map<string, string[]>> {
+  const file = await pw.ParquetFile.fromFile(new Blob([bytes]));
+  const rowGroup = file.metadata().rowGroup(0);
+  const out = new Map<string, string[]>();
+  schema.fields.forEach((f, c) => {
+    out.set(
+      f.name,
+      rowGroup
+        .column(c)
+        .encodings()
+        .map((e) => pw.Encoding[e]),
+    );
+  });
+  return out;
+}
+
+const hasDictionary = (e: string[] | undefined) => (e ?? []).some((x) => x.includes('DICTIONARY'));
+
+describe('dictionary encoding choice', () => {
+  it('picks the mostly distinct columns from a sample', () => {
+    const cols = columns(5000);
+    expect(mostlyDistinctColumns(schema.fields, (c, i) => cols[c].get(i), 5000)).toEqual([
+      'id',
+      'name',
+      'score',
+      'blob',
+    ]);
+    // Compaction asks the same of Arrow data (its values come as Arrow gives them).
+    const all = Uint32Array.from({ length: 5000 }, (_, i) => i);
+    const table = new arrow.Table(
+      buildRecordBatch(
+        arrowSchemaFor(schema.fields),
+        cols.map((c) => c.toData(all)),
+      ),
+    );
+    expect(mostlyDistinctColumns(schema.fields, (c, i) => table.getChildAt(c)?.get(i), 5000)).toEqual([
+      'id',
+      'name',
+      'score',
+      'blob',
+    ]);
+    // Too few rows to bother.
+    expect(mostlyDistinctColumns(schema.fields, (c, i) => cols[c].get(i), 100)).toEqual([]);
+  });
+
+  it('data files keep dictionaries only where values repeat; tail files have none', async () => {
+    const n = 5000;
+    const cols = columns(n);
+    const rows = Uint32Array.from({ length: n }, (_, i) => i);
+    for (const withStats of [true, false]) {
+      const { bytes } = await pool.encodeColumns({
+        fields: schema.fields,
+        images: cols.map((c) => c.image()),
+        rows,
+        compression: 'zstd',
+        withStats,
+      });
+      const enc = await encodings(bytes);
+      for (const name of ['id', 'name', 'score', 'blob'])
+        expect(hasDictionary(enc.get(name)), name).toBe(false);
+      for (const name of ['status', 'day']) expect(hasDictionary(enc.get(name)), name).toBe(withStats);
+      // The values are all there either way.
+      const table = tableFromIpc(await pool.decode(bytes));
+      expect(readColumn(schema.fields[1].type, table, 1).slice(0, 4)).toEqual([
+        'new',
+        'paid',
+        'shipped',
+        'new',
+      ]);
+      expect(readColumn(schema.fields[0].type, table, 0)[n - 1]).toBe(BigInt(n - 1));
+    }
+  });
+});
