@@ -46,7 +46,7 @@ export function imageBuffers(image: ColumnImage): ArrayBuffer[] {
 
 /** The column an image was taken of (read-only use: toData, stats, get). */
 export function columnFromImage(type: IcebergType, image: ColumnImage): ColumnBuffer {
-  const column = columnBufferFor(type);
+  const column = columnBufferFor(type, 0);
   if (image.kind === 'typed' && column instanceof TypedColumn) column.adopt(image);
   else if (image.kind === 'utf8' && column instanceof Utf8Column) column.adopt(image);
   else if (image.kind === 'array' && column instanceof ArrayColumn)
@@ -124,8 +124,9 @@ export class TypedColumn implements ColumnBuffer {
     private readonly type: IcebergType,
     private readonly ctor: TypedCtor,
     private readonly zero: number | bigint,
+    capacity: number,
   ) {
-    this.values = new ctor(1024);
+    this.values = new ctor(capacity);
     this.words = wordsOf(this.values);
     this.arrowType = arrowTypeFor(type);
   }
@@ -323,12 +324,17 @@ class ArrayColumn implements ColumnBuffer {
  * two buffers instead of a string object per row.
  */
 export class Utf8Column implements ColumnBuffer {
-  private bytes: Buffer = Buffer.allocUnsafe(64 * 1024);
-  private offsets: Int32Array = new Int32Array(1025);
+  private bytes: Buffer;
+  private offsets: Int32Array;
   private readonly nulls = new NullMask();
   private used = 0;
   length = 0;
   private readonly arrowType = arrowTypeFor({ kind: 'string' }) as arrow.Utf8;
+
+  constructor(capacity: number) {
+    this.bytes = Buffer.allocUnsafe(capacity * 64);
+    this.offsets = new Int32Array(capacity + 1);
+  }
 
   get byteSize(): number {
     return this.used + 4 * this.length + this.nulls.bytes(this.length);
@@ -495,24 +501,25 @@ export class Utf8Column implements ColumnBuffer {
   }
 }
 
-export function columnBufferFor(type: IcebergType): ColumnBuffer {
+/** An empty column for a type, with room for `capacity` rows before it grows. */
+export function columnBufferFor(type: IcebergType, capacity = 1024): ColumnBuffer {
   switch (type.kind) {
     case 'string':
-      return new Utf8Column();
+      return new Utf8Column(capacity);
     case 'int':
     case 'date':
-      return new TypedColumn(type, Int32Array, 0);
+      return new TypedColumn(type, Int32Array, 0, capacity);
     case 'float':
-      return new TypedColumn(type, Float32Array, 0);
+      return new TypedColumn(type, Float32Array, 0, capacity);
     case 'double':
-      return new TypedColumn(type, Float64Array, 0);
+      return new TypedColumn(type, Float64Array, 0, capacity);
     case 'long':
     case 'time':
     case 'timestamp':
     case 'timestamptz':
-      return new TypedColumn(type, BigInt64Array, 0n);
+      return new TypedColumn(type, BigInt64Array, 0n, capacity);
     case 'boolean':
-      return new TypedColumn(type, Uint8Array, 0);
+      return new TypedColumn(type, Uint8Array, 0, capacity);
     default:
       return new ArrayColumn(type);
   }

@@ -197,8 +197,16 @@ export function decodeRequest(
   maxOps = DEFAULT_MAX_OPS,
   text?: string,
 ): Operations {
-  const fast = scanRequest(rowCodec(schema), body, maxOps);
-  if (fast) return fast;
+  return scanRequest(rowCodec(schema), body, maxOps) ?? decodeGeneral(schema, body, maxOps, text);
+}
+
+/** {@link decodeRequest} without trying the scanner (its fallback). */
+export function decodeGeneral(
+  schema: TableSchema,
+  body: Uint8Array,
+  maxOps = DEFAULT_MAX_OPS,
+  text?: string,
+): DecodedOp[] {
   const wellFormed = text !== undefined && (text as unknown as { isWellFormed(): boolean }).isWellFormed();
   // A byte-order mark stays (and is refused, as JSON.parse refuses it in the text).
   return decodeTransactionText(schema, wellFormed ? text : keepBom.decode(body), maxOps);
