@@ -146,6 +146,9 @@ async function appendScenario(): Promise<void> {
       body += `${i > b * BATCH ? ',' : ''}{"op":"insert","row":${rowJson(i)}}`;
     return `${body}]}`;
   });
+  // The floor is measured before and after ours and averaged: this machine's speed drifts by
+  // tens of percent within minutes, and a single measurement moved the ratio as much.
+  const floorBefore = await floorRowsPerSec(n);
   // After the bodies: a connection left idle past the server's keep-alive timeout would be cut.
   const s = await service();
   await createBenchTable(s.svc.url, 'append');
@@ -164,7 +167,8 @@ async function appendScenario(): Promise<void> {
   const settle = await compactionSettled(s.svc.url, 'append');
   await stop(s);
   const ours = n / secs;
-  const floor = await floorRowsPerSec(n);
+  const floorAfter = await floorRowsPerSec(n);
+  const floor = (floorBefore + floorAfter) / 2;
   const dir = await tmpDir('mlduck-');
   const duck = await duckdbAppendRowsPerSec(n, dir);
   await fs.rm(dir, { recursive: true, force: true });
@@ -173,6 +177,7 @@ async function appendScenario(): Promise<void> {
     rows: n,
     rowsPerSec: Math.round(ours),
     floorRowsPerSec: Math.round(floor),
+    floorRuns: `${Math.round(floorBefore)}/${Math.round(floorAfter)}`,
     duckdbRowsPerSec: Math.round(duck),
     vsFloor: +(ours / floor).toFixed(3),
     vsDuckdb: +(ours / duck).toFixed(3),
