@@ -44,10 +44,10 @@ export class MemSlice {
   columns: ColumnBuffer[];
   rowCount = 0;
   liveCount = 0;
-  private deleted = new Uint8Array(1024);
+  private deleted: Uint8Array;
   /** Each row's key hash, kept so flushing and deleting never hash again. */
-  private rowHi = new Uint32Array(1024);
-  private rowLo = new Uint32Array(1024);
+  private rowHi: Uint32Array;
+  private rowLo: Uint32Array;
   /** Key of each row (primary-key tables), used for the index when the slice is flushed. */
   readonly rowKeys: string[] = [];
   private readonly keys: KeyTable | undefined;
@@ -60,12 +60,21 @@ export class MemSlice {
   readonly deletesAfterFreeze: { row: number; lsn: Lsn }[] = [];
   private fixedBytes = 0;
 
+  /**
+   * `expectedRows` sizes the columns and the key table up front (the table passes the size of
+   * its previous slice), so a filling slice does not copy and rehash itself as it doubles.
+   */
   constructor(
     readonly fields: NestedField[],
     hasKey: boolean,
+    expectedRows = 1024,
   ) {
-    this.columns = fields.map((f) => columnBufferFor(f.type));
-    this.keys = hasKey ? new KeyTable((row) => this.rowKeys[row]) : undefined;
+    const rows = Math.max(1024, expectedRows);
+    this.columns = fields.map((f) => columnBufferFor(f.type, rows));
+    this.deleted = new Uint8Array(rows);
+    this.rowHi = new Uint32Array(rows);
+    this.rowLo = new Uint32Array(rows);
+    this.keys = hasKey ? new KeyTable((row) => this.rowKeys[row], Math.ceil((rows * 4) / 3) + 1) : undefined;
   }
 
   /**

@@ -328,8 +328,9 @@ export class TableHandler {
     this.loop.post({ type: 'snapshot' });
   }
 
-  private newSlice(): MemSlice {
-    return new MemSlice(this.def.schema.fields, this.hasKey);
+  /** A new active slice, sized for as many rows as the one before it reached (at most 4 M). */
+  private newSlice(expectedRows = 1024): MemSlice {
+    return new MemSlice(this.def.schema.fields, this.hasKey, Math.min(expectedRows, 4 << 20));
   }
 
   // =========================================================================================
@@ -629,7 +630,7 @@ export class TableHandler {
   private freezeActive(lsn: Lsn): void {
     const slice = this.active;
     if (slice.rowCount === 0) return;
-    this.active = this.newSlice();
+    this.active = this.newSlice(slice.rowCount);
     slice.frozenAt = lsn;
     slice.seal();
     const rows = slice.liveRows();

@@ -79,6 +79,23 @@ function two(s: string, i: number): number {
   return digit(s, i) * 10 + digit(s, i + 1);
 }
 
+/** Whether fields read by the fast timestamp parsers (negative when not digits) make a real time. */
+function validDateTime(y: number, mo: number, d: number, h: number, mi: number, sec: number): boolean {
+  return (
+    y >= 0 &&
+    mo >= 1 &&
+    mo <= 12 &&
+    d >= 1 &&
+    d <= daysInMonth(y, mo) &&
+    h >= 0 &&
+    h <= 23 &&
+    mi >= 0 &&
+    mi <= 59 &&
+    sec >= 0 &&
+    sec <= 59
+  );
+}
+
 /**
  * The common shape `YYYY-MM-DDTHH:MM:SS[.f…]Z` (or `±HH:MM`) without regular expressions or
  * intermediate bigints; undefined when the text has another shape (the general parser decides).
@@ -101,19 +118,7 @@ function fastTimestamp(s: string, withZone: boolean): bigint | undefined {
   const h = two(s, 11);
   const mi = two(s, 14);
   const sec = two(s, 17);
-  if (
-    y < 0 ||
-    mo < 1 ||
-    mo > 12 ||
-    d < 1 ||
-    d > daysInMonth(y, mo) ||
-    h < 0 ||
-    h > 23 ||
-    mi < 0 ||
-    mi > 59 ||
-    sec < 0 ||
-    sec > 59
-  ) {
+  if (!validDateTime(y, mo, d, h, mi, sec)) {
     return undefined;
   }
   let i = 19;
@@ -177,19 +182,7 @@ export function fastTimestampMicros(b: Uint8Array, start: number, end: number, w
   const h = byteTwo(b, s + 11);
   const mi = byteTwo(b, s + 14);
   const sec = byteTwo(b, s + 17);
-  if (
-    y < 0 ||
-    mo < 1 ||
-    mo > 12 ||
-    d < 1 ||
-    d > daysInMonth(y, mo) ||
-    h < 0 ||
-    h > 23 ||
-    mi < 0 ||
-    mi > 59 ||
-    sec < 0 ||
-    sec > 59
-  ) {
+  if (!validDateTime(y, mo, d, h, mi, sec)) {
     return Number.NaN;
   }
   let i = s + 19;
