@@ -3,6 +3,7 @@
  * port, driven with fetch the way the README's curl walk-through does.
  */
 import { promises as fs } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as arrow from 'apache-arrow';
@@ -39,6 +40,20 @@ async function call(method: string, p: string, body?: unknown, headers: Record<s
     body: text ? (parseExactJson(text) as Record<string, any>) : undefined,
     headers: res.headers,
   };
+}
+
+/** Sends raw bytes on a new connection; everything the server answers before closing it. */
+function rawRequest(text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const { port } = new URL(svc.url);
+    const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(text));
+    let out = '';
+    socket.on('data', (d) => {
+      out += d;
+    });
+    socket.on('close', () => resolve(out));
+    socket.on('error', reject);
+  });
 }
 
 beforeAll(async () => {
@@ -202,6 +217,13 @@ describe('HTTP API (embedded service)', () => {
       const r = await call(method, p, body);
       expect(r.status, `${method} ${p}`).toBe(status);
       expect(r.body?.error?.code, `${method} ${p}`).toBe(code);
+    }
+    // What Node's HTTP parser refuses still gets a JSON error body.
+    for (const line of ['GET /tables/a b HTTP/1.1', 'GET /tables/\u0001 HTTP/1.1']) {
+      const raw = await rawRequest(`${line}\r\nhost: x\r\n\r\n`);
+      expect(raw, line).toMatch(/^HTTP\/1.1 400 Bad Request\r\n/);
+      const json = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+      expect(json.error.code, line).toBe('malformed_request');
     }
     const second = await call('POST', '/tables/orders/rows', {
       ops: [
