@@ -27,6 +27,8 @@ import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
 import type { Value } from '../lib/schema/values.ts';
 import { LocalObjectStore } from '../lib/store/local-object-store.ts';
+import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
+import { putRetrying } from '../lib/store/object-store.ts';
 import { readIcebergRows } from './support/iceberg-rows.ts';
 
 const pool = new ParquetWorkerPool(2);
@@ -524,3 +526,30 @@ async function listKeys(prefix: string): Promise<string[]> {
   for await (const o of store.list(prefix)) out.push(o.key);
   return out;
 }
+
+describe('putRetrying', () => {
+  /** Fails the first `failures` puts, then behaves. */
+  class FlakyStore extends MemoryObjectStore {
+    puts = 0;
+    constructor(private failures: number) {
+      super();
+    }
+    override async put(key: string, body: Uint8Array): Promise<void> {
+      this.puts++;
+      if (this.failures-- > 0) throw new Error('transient');
+      return super.put(key, body);
+    }
+  }
+
+  it('writes through transient failures, and gives up after its attempts', async () => {
+    const bytes = new Uint8Array([1, 2, 3]);
+    const flaky = new FlakyStore(2);
+    await putRetrying(flaky, 'a', bytes);
+    expect(flaky.puts).toBe(3);
+    expect(await flaky.get('a')).toEqual(bytes);
+    const broken = new FlakyStore(3);
+    await expect(putRetrying(broken, 'b', bytes)).rejects.toThrow('transient');
+    expect(broken.puts).toBe(3);
+    expect(await broken.head('b')).toBeUndefined();
+  });
+});

@@ -23,7 +23,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type ParquetWorkerPool, parquetPool } from '../parquet/worker-pool.ts';
 import { schemaFromIcebergJson, type TableDefinition, type TableSchema } from '../schema/table-schema.ts';
-import { NotFoundError, type ObjectStore } from '../store/object-store.ts';
+import { NotFoundError, type ObjectStore, putRetrying } from '../store/object-store.ts';
 import { type AvroDataFile, type AvroManifestFile, CONTENT, MANIFEST_STATUS } from './avro-schemas.ts';
 import {
   positionDeleteMetrics,
@@ -587,9 +587,11 @@ export class IcebergTable {
     }
 
     const written: string[] = [];
+    // New objects under fresh keys: a failed put is simply tried again (as an SDK would), so
+    // one transient error does not fail a commit that writes dozens of files.
     const put = async (key: string, bytes: Uint8Array): Promise<void> => {
       written.push(key);
-      await this.store.put(key, bytes);
+      await putRetrying(this.store, key, bytes);
     };
     const addedEntry = (data: AvroDataFile): MaterializedEntry => ({
       status: MANIFEST_STATUS.ADDED,

@@ -74,3 +74,22 @@ export async function listAll(store: ObjectStore, prefix: string): Promise<Objec
   for await (const o of store.list(prefix)) out.push(o);
   return out;
 }
+
+/**
+ * Writes a new, immutable object, trying again on failure (`attempts` in all). Only for
+ * unconditional puts to keys nothing else writes: writing the same bytes twice is harmless.
+ */
+export async function putRetrying(
+  store: ObjectStore,
+  key: string,
+  body: Uint8Array,
+  attempts = 3,
+): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      return await store.put(key, body);
+    } catch (e) {
+      if (i >= attempts) throw e;
+    }
+  }
+}
