@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConflictError, FencedError, TableExistsError, TableNotReadyError } from '../lib/catalog/catalog.ts';
 import { FileCatalog, MemoryCatalog } from '../lib/catalog/file-catalog.ts';
+import { recordBatchOf } from '../lib/engine/column-encoder.ts';
 import { planCompaction, runCompaction } from '../lib/engine/compactor.ts';
 import { type DataFile, newDataFile, PendingDeletes } from '../lib/engine/data-file.ts';
 import { EventLoop } from '../lib/engine/event-loop.ts';
@@ -67,7 +68,7 @@ describe('MemSlice', () => {
     expect(s.seal()).toMatchObject({ start: 10, end: 11 });
     expect(s.seal()).toBeUndefined();
     expect([...s.liveRows()]).toEqual([0, 1, 2, 4, 5, 6, 7, 8, 9, 10]);
-    const batch = s.batch(s.liveRows());
+    const batch = recordBatchOf(s.fields, s.columns, s.liveRows());
     expect(batch.numRows).toBe(10);
     s.frozenAt = 7n;
     s.delete(0, 8n);

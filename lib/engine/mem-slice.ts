@@ -5,9 +5,7 @@
  * bits on that tail file. When the slice grows past its threshold it is frozen and flushed to a
  * data file, while a fresh slice takes new rows.
  */
-import type * as arrow from 'apache-arrow';
 import type { Lsn } from '../lsn.ts';
-import { arrowSchemaFor, buildRecordBatch } from '../parquet/arrow-convert.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { Value } from '../schema/values.ts';
 import { type ColumnBuffer, columnBufferFor } from './column-buffer.ts';
@@ -202,21 +200,6 @@ export class MemSlice {
     let n = 0;
     for (let r = 0; r < this.rowCount; r++) if (this.deleted[r] === 0) out[n++] = r;
     return out;
-  }
-
-  /** An Arrow record batch of the given rows. */
-  batch(rows: ArrayLike<number>): arrow.RecordBatch {
-    const schema = arrowSchemaFor(this.fields);
-    return buildRecordBatch(
-      schema,
-      this.columns.map((c) => c.toData(rows)),
-    );
-  }
-
-  rangeRows(start: number, end: number): Uint32Array {
-    const rows = new Uint32Array(end - start);
-    for (let i = 0; i < rows.length; i++) rows[i] = start + i;
-    return rows;
   }
 
   /** Approximate bytes held in memory (columns plus keys). */

@@ -3,6 +3,7 @@ import { writePuffin } from '../iceberg/puffin.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { ObjectStore } from '../store/object-store.ts';
+import { iota } from './index-run.ts';
 import type { DeletionVectorRef, MemSlice, TailSegment } from './mem-slice.ts';
 import { SNAPSHOT_FORMAT, type SnapshotFile, type SnapshotManifest } from './snapshot-manifest.ts';
 
@@ -69,7 +70,7 @@ export async function writeSnapshot(c: SnapshotCapture, deps: SnapshotWriterDeps
       const { bytes } = await pool.encodeColumns({
         fields: slice.fields,
         images: slice.columns.map((c) => c.image(segment.start, segment.end)),
-        rows: slice.rangeRows(0, segment.end - segment.start),
+        rows: iota(segment.end - segment.start),
         compression: 'lz4',
         withStats: false,
       });

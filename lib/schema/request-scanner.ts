@@ -19,7 +19,7 @@ import type { TypedColumn, Utf8Column } from '../engine/column-buffer.ts';
 import { OP_DELETE, OP_INSERT, OP_UPSERT, OpBatch } from '../engine/op-batch.ts';
 import { fastTimestampMicros } from './temporal.ts';
 import type { RowCodec } from './transaction.ts';
-import { canonicalScalar, type Value } from './values.ts';
+import { canonicalScalar, keyFromParts, type Value } from './values.ts';
 
 const QUOTE = 34;
 const BACKSLASH = 92;
@@ -165,14 +165,7 @@ class Scanner {
     this.expect(58);
     this.row(kind === OP_DELETE);
     this.expect(125);
-    const parts = this.keyParts;
-    let key: string | undefined;
-    if (parts.length === 1) key = parts[0];
-    else if (parts.length > 1) {
-      key = '';
-      for (const part of parts) key += `${part.length}:${part}`;
-    }
-    this.batch.addOp(kind, key);
+    this.batch.addOp(kind, this.keyParts.length > 0 ? keyFromParts(this.keyParts) : undefined);
   }
 
   /** One row object, pushed to the batch's columns; a delete decodes only its key columns. */

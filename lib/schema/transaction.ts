@@ -197,16 +197,8 @@ export function decodeRequest(
   maxOps = DEFAULT_MAX_OPS,
   text?: string,
 ): Operations {
-  return scanRequest(rowCodec(schema), body, maxOps) ?? decodeGeneral(schema, body, maxOps, text);
-}
-
-/** {@link decodeRequest} without trying the scanner (its fallback). */
-export function decodeGeneral(
-  schema: TableSchema,
-  body: Uint8Array,
-  maxOps = DEFAULT_MAX_OPS,
-  text?: string,
-): DecodedOp[] {
+  const fast = scanRequest(rowCodec(schema), body, maxOps);
+  if (fast) return fast;
   const wellFormed = text !== undefined && (text as unknown as { isWellFormed(): boolean }).isWellFormed();
   // A byte-order mark stays (and is refused, as JSON.parse refuses it in the text).
   return decodeTransactionText(schema, wellFormed ? text : keepBom.decode(body), maxOps);

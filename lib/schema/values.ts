@@ -316,11 +316,14 @@ export function canonicalScalar(v: Value): string {
 /** The key string of a primary key: the value itself for one column, length-prefixed parts for several. */
 export function keyString(values: Value[]): string {
   if (values.length === 1) return canonicalScalar(values[0]);
+  return keyFromParts(values.map(canonicalScalar));
+}
+
+/** The key string from each key column's {@link canonicalScalar} text. */
+export function keyFromParts(parts: readonly string[]): string {
+  if (parts.length === 1) return parts[0];
   let s = '';
-  for (const v of values) {
-    const c = canonicalScalar(v);
-    s += `${c.length}:${c}`;
-  }
+  for (const c of parts) s += `${c.length}:${c}`;
   return s;
 }
 
