@@ -13,6 +13,36 @@ export interface LogEntry {
   decoded?: unknown;
 }
 
+/** Where a table's log was found damaged (a bad record that is not a torn tail). */
+export interface LogDamage {
+  table: string;
+  /** The segment file holding the bad record; it is kept as found. */
+  segment: string;
+  /** Byte offset of the bad record in the segment. */
+  offset: number;
+  /** The LSN the bad record should carry. */
+  lsn: string;
+  reason: string;
+  /** Whether intact records follow the bad one (they are not applied until a repair). */
+  intactAfter: boolean;
+}
+
+/** Writes to a table whose log is damaged are refused until it is repaired. */
+export class LogDamagedError extends Error {
+  readonly code = 'table_damaged';
+  constructor(readonly damage: LogDamage) {
+    super(
+      `the log of table "${damage.table}" is damaged at ${damage.segment} offset ${damage.offset} (LSN ${damage.lsn}: ${damage.reason}); writes are refused until it is repaired (see "Repairing a damaged log" in the README)`,
+    );
+  }
+}
+
+export interface LogHealth {
+  writable: boolean;
+  /** The last write failure, while it lasts. */
+  error?: { code: string; message: string; table?: string; at: string };
+}
+
 export interface LogSubscription {
   stop(): void;
 }
@@ -38,4 +68,8 @@ export interface DurableLog {
   truncate(table: string, throughLsn: Lsn): Promise<void>;
   dropTable(table: string): Promise<void>;
   close(): Promise<void>;
+  /** Damage found when the table's log was read; such a table takes no writes. */
+  damage?(table: string): Promise<LogDamage | undefined>;
+  /** Whether the log can take writes now (e.g. its disk is not full). */
+  health?(): Promise<LogHealth>;
 }

@@ -1,19 +1,56 @@
 /**
- * The embedded durable log: per table, append-only segment files on local disk. Appends are
- * group-committed (one write and one fdatasync for every append waiting at that moment). Each
- * record is framed as [u32 length][u32 crc32][u64 lsn][payload]; a torn tail after a crash is
- * detected by length/CRC and cut off on open.
+ * The embedded durable log: per table, append-only segment files on local disk (framing in
+ * log-segment.ts). Appends are group-committed: one write and one fdatasync for every append
+ * waiting at that moment, acknowledged only after both completed in full.
+ *
+ * What a disk can do to it, and what happens:
+ * - A short write is continued until every byte is written; a write or sync that fails
+ *   rejects every append of its group (none acknowledged), and the segment is cut back to its
+ *   last complete record — never extended. A full disk is a {@link StorageFullError}; the
+ *   next write tries again, so writing resumes by itself once space returns.
+ * - On open, a torn last record (a crash mid-write) is cut off with a WARN. Any other bad
+ *   record leaves the table's log `damaged`: its intact prefix is delivered, appends are
+ *   refused, nothing is truncated or renamed, and `repairLog` (log-repair.ts) fixes it
+ *   deliberately.
+ * - At most `maxOpenFiles` segment files are open at once across tables; idle ones are closed
+ *   and reopened on demand, so thousands of tables fit under `ulimit -n 1024`.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { crc32 } from 'node:zlib';
 import type { Lsn } from '../lsn.ts';
 import { TABLE_NAME_PATTERN } from '../schema/table-schema.ts';
-import { fsyncDir } from '../util/fs-atomic.ts';
-import type { DurableLog, LogEntry, LogSubscription } from './durable-log.ts';
+import { classifyIoError } from '../util/io-errors.ts';
+import type { Logger } from '../util/logger.ts';
+import { Semaphore } from '../util/semaphore.ts';
+import {
+  type DurableLog,
+  type LogDamage,
+  LogDamagedError,
+  type LogEntry,
+  type LogHealth,
+  type LogSubscription,
+} from './durable-log.ts';
+import { concat, type LogFile, type LogFs, nodeLogFs, writeFully } from './log-fs.ts';
+import {
+  frameRecord,
+  type LsnRange,
+  parseSegmentFileName,
+  type SegmentName,
+  scanSegment,
+  segmentFileName,
+} from './log-segment.ts';
 
-const HEADER = 16;
-const SEGMENT_MAX_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_OPEN_FILES = 256;
+/** LSN ranges a repair gave up, kept beside the segments (see log-repair.ts). */
+export const SKIPS_FILE = 'skipped-lsns.json';
+
+export interface LocalLogOptions {
+  fs?: LogFs;
+  logger?: Logger;
+  /** Segment files open at once, across tables (default 256). */
+  maxOpenFiles?: number;
+  segmentMaxBytes?: number;
+}
 
 interface Pending {
   entry: LogEntry;
@@ -23,82 +60,225 @@ interface Pending {
 }
 
 interface Segment {
-  firstLsn: Lsn;
+  name: SegmentName;
   file: string;
 }
 
-function segmentName(firstLsn: Lsn): string {
-  return `${firstLsn.toString().padStart(20, '0')}.log`;
-}
-
-function frame(lsn: Lsn, payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(HEADER + payload.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, payload.length, true);
-  dv.setBigUint64(8, lsn, true);
-  out.set(payload, HEADER);
-  dv.setUint32(4, crc32(out.subarray(8)), true);
-  return out;
-}
-
-/** Parses records from a segment; stops at the first torn or corrupt one. */
-function parseSegment(buf: Uint8Array): { entries: LogEntry[]; validBytes: number } {
-  const entries: LogEntry[] = [];
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  let at = 0;
-  while (at + HEADER <= buf.length) {
-    const len = dv.getUint32(at, true);
-    if (at + HEADER + len > buf.length) break;
-    const crc = dv.getUint32(at + 4, true);
-    if (crc32(buf.subarray(at + 8, at + HEADER + len)) !== crc) break;
-    entries.push({ lsn: dv.getBigUint64(at + 8, true), payload: buf.slice(at + HEADER, at + HEADER + len) });
-    at += HEADER + len;
-  }
-  return { entries, validBytes: at };
+export function readSkips(text: string): LsnRange[] {
+  const raw = JSON.parse(text) as { from: string; to: string }[];
+  return raw.map((r) => ({ from: BigInt(r.from), to: BigInt(r.to) }));
 }
 
 class TableLog {
   segments: Segment[] = [];
-  fh: fs.FileHandle | undefined;
+  /** The segment appends go to; its file exists once `created`. */
+  active!: Segment & { created: boolean };
+  file: LogFile | undefined;
   activeBytes = 0;
+  /** The active file may hold bytes past `activeBytes` (a failed write) to cut before the next write. */
+  cutPending = false;
   nextLsn: Lsn = 1n;
   durableLsn: Lsn = 0n;
   queue: Pending[] = [];
   flushing = false;
+  lastUsed = 0;
   subscribers = new Set<(e: LogEntry) => void>();
+  damage: LogDamage | undefined;
+  skips: LsnRange[] = [];
+  /** What open() read, handed to a subscriber before any append instead of reading the files again. */
+  private opened: LogEntry[] | undefined;
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    readonly table: string,
+    private readonly owner: LocalLog,
+  ) {}
 
-  async open(): Promise<void> {
-    await fs.mkdir(this.dir, { recursive: true });
-    const names = (await fs.readdir(this.dir)).filter((n) => /^\d{20}\.log$/.test(n)).sort();
-    this.segments = names.map((n) => ({ firstLsn: BigInt(n.slice(0, 20)), file: path.join(this.dir, n) }));
-    if (this.segments.length === 0) {
-      await this.roll(1n);
-      return;
-    }
-    const last = this.segments[this.segments.length - 1];
-    const buf = new Uint8Array(await fs.readFile(last.file));
-    const { entries, validBytes } = parseSegment(buf);
-    if (validBytes < buf.length) await fs.truncate(last.file, validBytes);
-    this.nextLsn = entries.length > 0 ? entries[entries.length - 1].lsn + 1n : last.firstLsn;
-    this.durableLsn = this.nextLsn - 1n;
-    this.fh = await fs.open(last.file, 'a');
-    this.activeBytes = validBytes;
+  private get fs(): LogFs {
+    return this.owner.fs;
   }
 
+  async open(): Promise<void> {
+    await this.fs.mkdir(this.dir);
+    const names = await this.fs.readdir(this.dir);
+    if (names.includes(SKIPS_FILE))
+      this.skips = readSkips(
+        new TextDecoder().decode(await this.fs.readFile(path.join(this.dir, SKIPS_FILE))),
+      );
+    const found: Segment[] = [];
+    for (const n of names) {
+      const name = parseSegmentFileName(n);
+      if (name) found.push({ name, file: path.join(this.dir, n) });
+    }
+    found.sort((a, b) =>
+      a.name.firstLsn < b.name.firstLsn ? -1 : a.name.firstLsn > b.name.firstLsn ? 1 : 0,
+    );
+    const entries: LogEntry[] = [];
+    let expected: Lsn | undefined;
+    let lastBytes = 0;
+    for (let i = 0; i < found.length; i++) {
+      const seg = found[i];
+      const buf = await this.fs.readFile(seg.file);
+      // An empty segment holds nothing (a roll that failed, or a crash right after one).
+      if (
+        buf.length === 0 &&
+        (i < found.length - 1 || (expected !== undefined && seg.name.firstLsn !== expected))
+      ) {
+        await this.fs.rm(seg.file);
+        continue;
+      }
+      if (
+        expected !== undefined &&
+        seg.name.firstLsn !== expected &&
+        !this.skipped(expected, seg.name.firstLsn)
+      ) {
+        this.setDamage(
+          seg,
+          0,
+          expected,
+          `segment starts at LSN ${seg.name.firstLsn} where ${expected} was expected (a segment is missing)`,
+          true,
+        );
+        break;
+      }
+      const isLast = i === found.length - 1;
+      const scan = scanSegment(buf, seg.name, isLast, this.skips);
+      entries.push(...scan.entries);
+      this.segments.push(seg);
+      expected = scan.nextLsn;
+      lastBytes = scan.validBytes;
+      if (!scan.problem) continue;
+      const p = scan.problem;
+      if (p.kind === 'torn') {
+        this.owner.logger?.warn(
+          'log: dropped a torn last record (a crash cut it short; it was never acknowledged)',
+          {
+            table: this.table,
+            segment: path.basename(seg.file),
+            offset: p.offset,
+            lsn: p.expectedLsn.toString(),
+            bytesDropped: buf.length - p.offset,
+            reason: p.reason,
+          },
+        );
+        const f = await this.fs.open(seg.file);
+        try {
+          await f.truncate(scan.validBytes);
+          await f.datasync();
+        } finally {
+          await f.close();
+        }
+        continue;
+      }
+      this.setDamage(seg, p.offset, p.expectedLsn, p.reason, p.resume !== undefined || !isLast);
+      break;
+    }
+    // LSNs a repair gave up are never handed out again.
+    const reserved = this.skips.reduce((m, r) => (r.to + 1n > m ? r.to + 1n : m), 1n);
+    this.nextLsn = expected === undefined || expected < reserved ? reserved : expected;
+    this.durableLsn = this.nextLsn - 1n;
+    this.opened = entries;
+    const last = this.segments.at(-1);
+    if (last && last.name.format === 'seg' && !this.damage) {
+      this.active = { ...last, created: true };
+      this.activeBytes = lastBytes;
+    } else {
+      // A new table, or one whose newest segment is in the old framing: start a `.seg` segment.
+      this.active = this.newSegment(this.nextLsn);
+    }
+  }
+
+  private skipped(expected: Lsn, got: Lsn): boolean {
+    return this.skips.some((s) => s.from <= expected && s.to >= got - 1n);
+  }
+
+  private setDamage(seg: Segment, offset: number, lsn: Lsn, reason: string, intactAfter: boolean): void {
+    this.damage = {
+      table: this.table,
+      segment: path.basename(seg.file),
+      offset,
+      lsn: lsn.toString(),
+      reason,
+      intactAfter,
+    };
+    this.owner.logger?.error('log: table log is damaged; the table takes no writes until it is repaired', {
+      ...this.damage,
+    });
+  }
+
+  private newSegment(firstLsn: Lsn): Segment & { created: boolean } {
+    const name: SegmentName = { firstLsn, format: 'seg' };
+    return { name, file: path.join(this.dir, segmentFileName(firstLsn)), created: false };
+  }
+
+  /** The active file, opened (and created) on demand, with any failed write cut off. */
+  private async handle(): Promise<LogFile> {
+    if (!this.file) {
+      await this.owner.fileSlot(this);
+      try {
+        this.file = await this.fs.open(this.active.file);
+      } finally {
+        this.owner.slotTaken();
+      }
+      this.owner.fileOpened(this);
+    }
+    if (!this.active.created) {
+      await this.fs.syncDir(this.dir);
+      this.active.created = true;
+      this.segments.push(this.active);
+    }
+    if (this.cutPending) {
+      await this.cutBack(this.file);
+      this.cutPending = false;
+    }
+    return this.file;
+  }
+
+  /** Cuts the active file back to its last complete record (never past its end). */
+  private async cutBack(f: LogFile): Promise<void> {
+    if ((await f.size()) > this.activeBytes) await f.truncate(this.activeBytes);
+    await f.datasync();
+  }
+
+  async closeHandle(): Promise<void> {
+    const f = this.file;
+    this.file = undefined;
+    if (f) {
+      this.owner.fileClosed(this);
+      await f.close().catch(() => undefined);
+    }
+  }
+
+  get idle(): boolean {
+    return !this.flushing && this.queue.length === 0;
+  }
+
+  /** Starts a new segment at `firstLsn`; on failure the current one stays active. */
   async roll(firstLsn: Lsn): Promise<void> {
-    await this.fh?.close();
-    const file = path.join(this.dir, segmentName(firstLsn));
-    this.fh = await fs.open(file, 'a');
-    await fsyncDir(this.dir);
-    this.segments.push({ firstLsn, file });
+    const next = this.newSegment(firstLsn);
+    let f: LogFile | undefined;
+    try {
+      f = await this.fs.open(next.file);
+      await this.fs.syncDir(this.dir);
+    } catch (e) {
+      await f?.close().catch(() => undefined);
+      // An empty segment left behind is harmless (open removes it), but try now.
+      await this.fs.rm(next.file).catch(() => undefined);
+      throw classifyIoError(e, next.file);
+    }
+    await this.closeHandle();
+    next.created = true;
+    this.segments.push(next);
+    this.active = next;
+    this.file = f;
+    this.owner.fileOpened(this);
     this.activeBytes = 0;
+    this.cutPending = false;
     // nextLsn is left alone: an append made while the old file was closing already took
     // firstLsn (and is written to the new file, after this roll).
   }
 
-  /** Serializes file work (batch writes, segment rolls) on this table's log. */
+  /** Serializes file work (batch writes, segment rolls, closing the file) on this table's log. */
   private io: Promise<void> = Promise.resolve();
 
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -111,9 +291,16 @@ class TableLog {
   }
 
   append(payload: Uint8Array, decoded: unknown): Promise<Lsn> {
+    if (this.damage) return Promise.reject(new LogDamagedError(this.damage));
     const lsn = this.nextLsn++;
+    this.lastUsed = this.owner.tick();
     return new Promise((resolve, reject) => {
-      this.queue.push({ entry: { lsn, payload, decoded }, frame: frame(lsn, payload), resolve, reject });
+      this.queue.push({
+        entry: { lsn, payload, decoded },
+        frame: frameRecord(lsn, payload),
+        resolve,
+        reject,
+      });
       if (!this.flushing) {
         this.flushing = true;
         void this.exclusive(() => this.flush());
@@ -125,45 +312,69 @@ class TableLog {
     while (this.queue.length > 0) {
       const batch = this.queue;
       this.queue = [];
+      const total = batch.reduce((s, p) => s + p.frame.length, 0);
       try {
-        const total = batch.reduce((s, p) => s + p.frame.length, 0);
-        const buf = new Uint8Array(total);
-        let at = 0;
-        for (const p of batch) {
-          buf.set(p.frame, at);
-          at += p.frame.length;
-        }
-        await this.fh!.write(buf);
-        await this.fh!.datasync();
-        this.activeBytes += total;
-        this.durableLsn = batch[batch.length - 1].entry.lsn;
-        for (const p of batch) for (const s of this.subscribers) s(p.entry);
-        for (const p of batch) p.resolve(p.entry.lsn);
-        if (this.activeBytes > SEGMENT_MAX_BYTES && this.queue.length === 0) await this.roll(this.nextLsn);
+        const f = await this.handle();
+        await writeFully(f, concat(batch.map((p) => p.frame)), this.activeBytes, this.active.file);
+        await f.datasync();
       } catch (e) {
-        // The file may hold part of the batch; cut it back to the last durable record.
-        for (const p of batch) p.reject(e);
-        for (const p of this.queue.splice(0)) p.reject(e);
+        const err = classifyIoError(e, this.active.file);
+        for (const p of batch) p.reject(err);
+        for (const p of this.queue.splice(0)) p.reject(err);
         this.nextLsn = this.durableLsn + 1n;
-        await this.fh?.truncate(this.activeBytes).catch(() => undefined);
+        this.owner.writeFailed(this.table, err);
+        // The file may hold part of the batch: cut it back now, or before the next write.
+        const f = this.file;
+        if (f) {
+          await this.cutBack(f).catch(() => {
+            this.cutPending = true;
+          });
+          // After a failed sync the kernel may have dropped pages it then reports clean: use a
+          // fresh descriptor from here on.
+          await this.closeHandle();
+        }
+        continue;
+      }
+      this.activeBytes += total;
+      this.durableLsn = batch[batch.length - 1].entry.lsn;
+      this.opened = undefined; // no longer all there is
+      this.owner.writeSucceeded();
+      for (const p of batch) for (const s of this.subscribers) s(p.entry);
+      for (const p of batch) p.resolve(p.entry.lsn);
+      if (this.activeBytes > this.owner.segmentMaxBytes && this.queue.length === 0) {
+        await this.roll(this.nextLsn).catch((e) =>
+          this.owner.logger?.warn('log: could not start a new segment; the current one grows', {
+            table: this.table,
+            error: e,
+          }),
+        );
       }
     }
     this.flushing = false;
+    this.owner.release();
   }
 
   async readStored(afterLsn: Lsn, throughLsn: Lsn): Promise<LogEntry[]> {
+    const opened = this.opened;
+    this.opened = undefined;
     const out: LogEntry[] = [];
+    if (opened) {
+      for (const e of opened) if (e.lsn > afterLsn && e.lsn <= throughLsn) out.push(e);
+      return out;
+    }
     for (let i = 0; i < this.segments.length; i++) {
+      const seg = this.segments[i];
       const next = this.segments[i + 1];
-      if (next && next.firstLsn <= afterLsn + 1n) continue;
+      if (next && next.name.firstLsn <= afterLsn + 1n) continue;
       let buf: Uint8Array;
       try {
-        buf = new Uint8Array(await fs.readFile(this.segments[i].file));
+        buf = await this.fs.readFile(seg.file);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw e;
+        throw classifyIoError(e, seg.file);
       }
-      for (const e of parseSegment(buf).entries) if (e.lsn > afterLsn && e.lsn <= throughLsn) out.push(e);
+      const scan = scanSegment(buf, seg.name, seg === this.segments.at(-1), this.skips);
+      for (const e of scan.entries) if (e.lsn > afterLsn && e.lsn <= throughLsn) out.push(e);
     }
     return out;
   }
@@ -171,18 +382,114 @@ class TableLog {
 
 export class LocalLog implements DurableLog {
   readonly description: string;
+  readonly fs: LogFs;
+  readonly logger: Logger | undefined;
+  readonly segmentMaxBytes: number;
+  private readonly maxOpenFiles: number;
   private readonly tables = new Map<string, Promise<TableLog>>();
+  private readonly openFiles = new Set<TableLog>();
+  private readonly opening = new Semaphore(32);
+  private readonly slotWaiters: (() => void)[] = [];
+  private claiming = 0;
+  private clock = 0;
+  private lastError: LogHealth['error'];
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    options: LocalLogOptions = {},
+  ) {
     this.description = `local:${path.resolve(dir)}`;
+    this.fs = options.fs ?? nodeLogFs;
+    this.logger = options.logger;
+    this.segmentMaxBytes = options.segmentMaxBytes ?? DEFAULT_SEGMENT_MAX_BYTES;
+    this.maxOpenFiles = Math.max(1, options.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES);
+  }
+
+  tick(): number {
+    return ++this.clock;
+  }
+
+  /**
+   * Waits until `t` may open a file without passing the limit, closing idle tables' files
+   * first. A slot is held from here until {@link slotTaken}.
+   */
+  async fileSlot(t: TableLog): Promise<void> {
+    while (this.openFiles.size + this.claiming >= this.maxOpenFiles) {
+      const idle = this.leastRecentlyUsedIdle(t);
+      if (idle) {
+        await idle.exclusive(async () => {
+          if (idle.idle) await idle.closeHandle();
+        });
+        continue;
+      }
+      await new Promise<void>((r) => this.slotWaiters.push(r));
+    }
+    this.claiming++;
+  }
+
+  slotTaken(): void {
+    this.claiming--;
+  }
+
+  private leastRecentlyUsedIdle(except?: TableLog): TableLog | undefined {
+    let best: TableLog | undefined;
+    for (const t of this.openFiles)
+      if (t !== except && t.idle && (!best || t.lastUsed < best.lastUsed)) best = t;
+    return best;
+  }
+
+  fileOpened(t: TableLog): void {
+    this.openFiles.add(t);
+  }
+
+  fileClosed(t: TableLog): void {
+    this.openFiles.delete(t);
+    this.slotWaiters.shift()?.();
+  }
+
+  /**
+   * A table is done writing: a table waiting for a slot may now close its file; without
+   * waiters, idle files are closed while a segment roll (which opens its next file without
+   * waiting) left more than the limit open.
+   */
+  release(): void {
+    const waiter = this.slotWaiters.shift();
+    if (waiter) return waiter();
+    if (this.openFiles.size + this.claiming <= this.maxOpenFiles) return;
+    const idle = this.leastRecentlyUsedIdle();
+    if (idle)
+      void idle.exclusive(async () => {
+        if (idle.idle) await idle.closeHandle();
+      });
+  }
+
+  writeFailed(table: string, e: Error): void {
+    const code = (e as { code?: string }).code ?? 'storage_error';
+    this.lastError = { code, message: e.message, table, at: new Date().toISOString() };
+    this.logger?.error('log: write failed; nothing of it was acknowledged', {
+      table,
+      code,
+      error: e.message,
+    });
+  }
+
+  writeSucceeded(): void {
+    this.lastError = undefined;
   }
 
   private table(name: string): Promise<TableLog> {
     if (!TABLE_NAME_PATTERN.test(name)) throw new Error(`invalid table name ${JSON.stringify(name)}`);
     let t = this.tables.get(name);
     if (!t) {
-      const log = new TableLog(path.join(this.dir, name));
-      t = log.open().then(() => log);
+      const log = new TableLog(path.join(this.dir, name), name, this);
+      t = this.opening
+        .run(() => log.open())
+        .then(
+          () => log,
+          (e) => {
+            throw classifyIoError(e, log.dir);
+          },
+        );
       this.tables.set(name, t);
       t.catch(() => this.tables.delete(name));
     }
@@ -227,17 +534,42 @@ export class LocalLog implements DurableLog {
     return (await this.table(table)).durableLsn;
   }
 
+  async damage(table: string): Promise<LogDamage | undefined> {
+    return (await this.table(table)).damage;
+  }
+
+  async health(): Promise<LogHealth> {
+    if (!this.lastError) return { writable: true };
+    // Something failed: see whether the disk takes a small durable write again.
+    const probe = path.join(this.dir, '.write-probe');
+    try {
+      const f = await this.fs.open(probe);
+      try {
+        await writeFully(f, new Uint8Array(4096), 0, probe);
+        await f.datasync();
+      } finally {
+        await f.close();
+        await this.fs.rm(probe);
+      }
+      this.lastError = undefined;
+      return { writable: true };
+    } catch {
+      return { writable: false, error: this.lastError };
+    }
+  }
+
   async truncate(table: string, throughLsn: Lsn): Promise<void> {
     const t = await this.table(table);
+    if (t.damage) return; // the evidence stays until a repair
     await t.exclusive(async () => {
       if (t.durableLsn <= throughLsn && t.queue.length === 0 && t.activeBytes > 0) {
         // Everything in the active segment is covered: start a fresh one so the old can go.
-        await t.roll(t.nextLsn);
+        await t.roll(t.nextLsn).catch(() => undefined);
       }
       const keep: Segment[] = [];
       for (let i = 0; i < t.segments.length; i++) {
         const next = t.segments[i + 1];
-        if (next && next.firstLsn <= throughLsn + 1n) await fs.rm(t.segments[i].file, { force: true });
+        if (next && next.name.firstLsn <= throughLsn + 1n) await this.fs.rm(t.segments[i].file);
         else keep.push(t.segments[i]);
       }
       t.segments = keep;
@@ -246,18 +578,23 @@ export class LocalLog implements DurableLog {
 
   async dropTable(table: string): Promise<void> {
     const t = await this.table(table);
-    await t.exclusive(async () => t.fh?.close());
+    await t.exclusive(() => t.closeHandle());
     t.subscribers.clear();
     this.tables.delete(table);
-    await fs.rm(t.dir, { recursive: true, force: true });
+    await this.fs.rm(t.dir);
   }
 
   async close(): Promise<void> {
     for (const p of this.tables.values()) {
       const t = await p.catch(() => undefined);
       if (!t) continue;
-      await t.exclusive(async () => t.fh?.close());
+      await t.exclusive(() => t.closeHandle());
     }
     this.tables.clear();
+  }
+
+  /** How many segment files are open now (for tests and status). */
+  get openFileCount(): number {
+    return this.openFiles.size;
   }
 }

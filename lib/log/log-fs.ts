@@ -1,0 +1,91 @@
+/**
+ * The file operations the local log uses, behind an interface so tests can inject the faults a
+ * real disk produces (short writes, ENOSPC, EIO on fsync) at any point. `nodeLogFs` is the real
+ * thing.
+ */
+import { constants, promises as fs } from 'node:fs';
+import { fsyncDir } from '../util/fs-atomic.ts';
+import { StorageIoError } from '../util/io-errors.ts';
+
+export interface LogFile {
+  /** Writes at `position`; resolves with how many bytes were written (may be fewer than asked). */
+  write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  datasync(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  size(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface LogFs {
+  /** Opens for reading and writing, creating the file if it does not exist. */
+  open(file: string): Promise<LogFile>;
+  readFile(file: string): Promise<Uint8Array>;
+  readdir(dir: string): Promise<string[]>;
+  mkdir(dir: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  rm(file: string): Promise<void>;
+  /** Makes a folder's entries (created, renamed, removed files) durable. */
+  syncDir(dir: string): Promise<void>;
+}
+
+class NodeLogFile implements LogFile {
+  constructor(private readonly fh: fs.FileHandle) {}
+  async write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    return (await this.fh.write(buf, offset, length, position)).bytesWritten;
+  }
+  datasync(): Promise<void> {
+    return this.fh.datasync();
+  }
+  truncate(length: number): Promise<void> {
+    return this.fh.truncate(length);
+  }
+  async size(): Promise<number> {
+    return (await this.fh.stat()).size;
+  }
+  close(): Promise<void> {
+    return this.fh.close();
+  }
+}
+
+export const nodeLogFs: LogFs = {
+  // Not O_APPEND: writes go to explicit positions, so a failed write can be overwritten in place.
+  open: async (file) => new NodeLogFile(await fs.open(file, constants.O_RDWR | constants.O_CREAT, 0o644)),
+  readFile: async (file) => new Uint8Array(await fs.readFile(file)),
+  readdir: (dir) => fs.readdir(dir),
+  mkdir: async (dir) => {
+    await fs.mkdir(dir, { recursive: true });
+  },
+  rename: (from, to) => fs.rename(from, to),
+  rm: (file) => fs.rm(file, { force: true, recursive: true }),
+  syncDir: fsyncDir,
+};
+
+/** Writes all of `buf` at `position`, continuing after short writes. */
+export async function writeFully(
+  f: LogFile,
+  buf: Uint8Array,
+  position: number,
+  where: string,
+): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const n = await f.write(buf, done, buf.length - done, position + done);
+    if (!(n > 0))
+      throw new StorageIoError(
+        where,
+        undefined,
+        `a write made no progress (${done} of ${buf.length} bytes written)`,
+      );
+    done += n;
+  }
+}
+
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
