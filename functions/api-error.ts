@@ -2,10 +2,19 @@
  * API errors: every error leaves as `{"error": {"code", "message", ...}}` with a 4xx/5xx status.
  * Domain errors from lib/ are mapped here, in one place.
  */
-import { ConflictError, FencedError, TableExistsError, TableNotReadyError } from '../lib/catalog/catalog.ts';
+import {
+  ConflictError,
+  FencedError,
+  TableDamagedError,
+  TableExistsError,
+  TableNotReadyError,
+} from '../lib/catalog/catalog.ts';
+import { LogDamagedError } from '../lib/log/durable-log.ts';
 import { JsonSyntaxError } from '../lib/schema/exact-json.ts';
 import { SchemaError } from '../lib/schema/table-schema.ts';
 import { InvalidTransactionError } from '../lib/schema/transaction.ts';
+import { DataFileMissingError, NotFoundError } from '../lib/store/object-store.ts';
+import { StorageFullError, StorageIoError, TooManyOpenFilesError } from '../lib/util/io-errors.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -43,6 +52,23 @@ export function toApiError(e: unknown): ApiError {
   if (e instanceof TableNotReadyError)
     return new ApiError(503, 'table_not_ready', e.message, {}, { 'Retry-After': '1' });
   if (e instanceof ConflictError) return new ApiError(409, 'conflict', e.message);
+  // Local storage and damage: each says what is wrong and whether a retry can help.
+  if (e instanceof StorageFullError) return new ApiError(507, e.code, e.message, {}, { 'Retry-After': '5' });
+  if (e instanceof TooManyOpenFilesError || e instanceof StorageIoError)
+    return new ApiError(503, e.code, e.message, {}, { 'Retry-After': '5' });
+  if (e instanceof LogDamagedError)
+    return new ApiError(503, e.code, e.message, { damage: e.damage }, { 'Retry-After': '60' });
+  if (e instanceof TableDamagedError) return new ApiError(503, e.code, e.message, { damage: e.details });
+  if (e instanceof DataFileMissingError)
+    return new ApiError(503, e.code, e.message, { object: e.key }, { 'Retry-After': '60' });
+  if (e instanceof NotFoundError)
+    return new ApiError(
+      503,
+      'data_file_missing',
+      `object ${e.key}, which the table refers to, is missing from the object store`,
+      { object: e.key },
+      { 'Retry-After': '60' },
+    );
   if (e instanceof RangeError && /LSN/.test(e.message))
     return new ApiError(400, 'invalid_request', e.message);
   const status = (e as { statusCode?: number }).statusCode;

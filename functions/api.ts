@@ -12,6 +12,7 @@ import { json } from './http.ts';
 import { apiMiddleware } from './middleware.ts';
 import { fileRoute } from './routes/files.ts';
 import { flushRoute } from './routes/flush.ts';
+import { healthRoute } from './routes/health.ts';
 import { writeRowsRoute } from './routes/rows.ts';
 import { scanRoute } from './routes/scan.ts';
 import { releaseLeaseRoute, snapshotRoute } from './routes/snapshot.ts';
@@ -33,7 +34,10 @@ export interface RouteSpec {
 
 /** Every route, named by the function group that serves it on AWS. */
 export const ROUTES: Record<'ingest' | 'tables' | 'read' | 'flush' | 'health' | 'files', RouteSpec[]> = {
-  health: [{ method: 'GET', path: '/health', fn: async () => json(200, { status: 'ok' }) }],
+  health: [
+    { method: 'GET', path: '/health', fn: healthRoute },
+    { method: 'GET', path: '/health/live', fn: async () => json(200, { status: 'alive' }) },
+  ],
   tables: [
     { method: 'POST', path: '/tables', fn: createTableRoute, jsonBody: true },
     { method: 'GET', path: '/tables', fn: listTablesRoute },

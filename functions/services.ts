@@ -24,6 +24,16 @@ export interface WriterLink {
   tableDropped(table: string): Promise<void>;
   /** Writer-side figures for describe, when the writer is reachable. */
   status?(table: string): Promise<Record<string, unknown> | undefined>;
+  /** Why writes to the table are refused now (a damaged table), when the writer knows it here. */
+  writeRefusal?(table: string): Error | undefined;
+  /** Readiness: every table open, the log writable (`GET /health`). */
+  health?(): Promise<HealthReport>;
+}
+
+export interface HealthReport {
+  ready: boolean;
+  /** What is wrong: a table (`table`, `state`, `error`) or a component (`component`, `state`, `error`). */
+  problems: { table?: string; component?: string; state: string; error: { code: string; message: string } }[];
 }
 
 export interface ApiLimits {

@@ -173,7 +173,8 @@ export class MoonlinkStack extends cdk.Stack {
             'CMD',
             'node',
             '-e',
-            `fetch('http://127.0.0.1:${WRITER_PORT}/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`,
+            // Liveness, not readiness: a damaged table must not make ECS restart the writer.
+            `fetch('http://127.0.0.1:${WRITER_PORT}/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`,
           ],
           interval: cdk.Duration.seconds(15),
           timeout: cdk.Duration.seconds(5),

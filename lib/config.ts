@@ -9,6 +9,8 @@ export interface ServiceConfig {
   port: number;
   host: string;
   dataDir: string;
+  /** Log segment files open at once across tables (`MOONLINK_LOG_MAX_OPEN_FILES`). */
+  logMaxOpenFiles?: number;
   engine: EngineOptions;
   limits: ApiLimits;
 }
@@ -93,6 +95,7 @@ export function serviceConfigFromEnv(env: Env = process.env): ServiceConfig {
     port: int(env, 'PORT', 8080, 0),
     host: env.HOST ?? '127.0.0.1',
     dataDir: env.MOONLINK_DATA_DIR ?? './data',
+    logMaxOpenFiles: int(env, 'MOONLINK_LOG_MAX_OPEN_FILES', 256, 1),
     engine,
     limits: limitsFromEnv(engine, env),
   };

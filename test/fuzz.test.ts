@@ -45,6 +45,7 @@ beforeAll(async () => {
         { name: 'tags', type: 'list<int>' },
         { name: 'm', type: 'map<string,boolean>' },
         { name: 'st', type: 'struct<a:int,b:string>' },
+        { name: 'x', type: 'double' },
       ],
       primaryKey: ['id'],
     }),
@@ -64,7 +65,7 @@ async function lsnOf(): Promise<unknown> {
 async function expect4xx(
   method: string,
   p: string,
-  body?: string,
+  body?: string | Uint8Array,
   headers: Record<string, string> = {},
 ): Promise<void> {
   tried++;
@@ -74,10 +75,9 @@ async function expect4xx(
     headers: { 'content-type': 'application/json', ...headers },
   });
   const text = await r.text();
-  expect(r.status, `${method} ${p} ${body?.slice(0, 200)} → ${text.slice(0, 300)}`).toBeGreaterThanOrEqual(
-    400,
-  );
-  expect(r.status, `${method} ${p} ${body?.slice(0, 200)} → ${text.slice(0, 300)}`).toBeLessThan(500);
+  const shown = typeof body === 'string' ? body.slice(0, 200) : body?.subarray(0, 200).toString();
+  expect(r.status, `${method} ${p} ${shown} → ${text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
+  expect(r.status, `${method} ${p} ${shown} → ${text.slice(0, 300)}`).toBeLessThan(500);
   const err = JSON.parse(text) as { error?: { code?: string; message?: string } };
   expect(typeof err.error?.code).toBe('string');
   expect(typeof err.error?.message).toBe('string');
@@ -196,6 +196,82 @@ describe('bad input is refused and changes nothing', () => {
     );
     expect(await lsnOf()).toEqual(before);
     expect((await fetch(`${svc.url}/health`)).status).toBe(200);
+  });
+
+  it('input JSON.parse would change silently: bad UTF-8, lone surrogates, overflowing doubles, duplicate keys', async () => {
+    const before = await lsnOf();
+    const row = (extra: string) => `{"ops":[{"op":"insert","row":{"id":7${extra}}}]}`;
+    const enc = (t: string) => new TextEncoder().encode(t);
+    // Invalid UTF-8: a lone continuation byte, a truncated sequence, an overlong form, a surrogate.
+    for (const bad of [[0x80], [0xe2, 0x82], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xff]]) {
+      const head = enc(row(',"s":"ab'));
+      const cut = head.length - '"}}]}'.length;
+      const body = new Uint8Array([...head.subarray(0, cut), ...bad, ...enc('"}}]}')]);
+      await expect4xx('POST', '/tables/fz/rows', body);
+    }
+    for (const bad of [
+      row(',"s":"\\ud800"'),
+      row(',"s":"x\\udfff"'),
+      row(',"m":{"\\ud800":true}'),
+      row(',"st":{"a":1,"b":"\\udc00"}'),
+      row(',"x":1e400'),
+      row(',"x":-1e309'),
+      row(',"x":123456789012345678901234567890e300'),
+      row(',"id":8'),
+      row(',"s":"a","s":"b"'),
+      row(',"\\u0069d":8'),
+      row(',"st":{"a":1,"a":2}'),
+      '{"ops":[{"op":"insert","op":"delete","row":{"id":7}}]}',
+      '{"ops":[{"op":"insert","row":{"id":7},"row":{"id":8}}]}',
+      '{"ops":[{"op":"insert","row":{"id":7}}],"ops":[{"op":"insert","row":{"id":8}}]}',
+    ]) {
+      await expect4xx('POST', '/tables/fz/rows', bad);
+    }
+    const dup = await fetch(`${svc.url}/tables/fz/rows`, { method: 'POST', body: row(',"s":"a","s":"b"') });
+    expect(((await dup.json()) as { error: { message: string } }).error.message).toMatch(
+      /duplicate object key "s"/,
+    );
+    const overflow = await fetch(`${svc.url}/tables/fz/rows`, { method: 'POST', body: row(',"x":1e400') });
+    expect(((await overflow.json()) as { error: { message: string } }).error.message).toMatch(
+      /out of range for double/,
+    );
+    const utf8 = await fetch(`${svc.url}/tables/fz/rows`, {
+      method: 'POST',
+      body: new Uint8Array([...enc(row(',"s":"a')).subarray(0, -5), 0xff, ...enc('"}}]}')]),
+    });
+    expect(((await utf8.json()) as { error: { message: string } }).error.message).toMatch(/not valid UTF-8/);
+    // Random objects given a repeated key anywhere: always refused.
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('id', 's', 'a', 'op', 'row', 'ops'), fc.nat(3), async (key, where) => {
+        const bodies = [
+          `{"ops":[{"op":"insert","row":{"id":1,"${key}":1,"${key}":2}}]}`,
+          `{"ops":[{"op":"insert","row":{"st":{"${key}":1,"${key}":2},"id":1}}]}`,
+          `{"${key}":1,"ops":[{"op":"insert","row":{"id":1}}],"${key}":2}`,
+          `{"ops":[{"${key}":0,"op":"insert","row":{"id":1},"${key}":0}]}`,
+        ];
+        await expect4xx('POST', '/tables/fz/rows', bodies[where]);
+      }),
+      { numRuns: 40 },
+    );
+    expect(await lsnOf()).toEqual(before);
+    // What is valid stays accepted: escapes, surrogate pairs, large finite doubles, keys with escapes.
+    const ok = await fetch(`${svc.url}/tables/fz/rows`, {
+      method: 'POST',
+      body: row(',"s":"\\u00e9\\ud83d\\ude00","x":1.7976931348623157e308,"m":{"\\u0061":true,"b":false}'),
+    });
+    expect(ok.status).toBe(200);
+    // A type nested 5,000 levels deep is refused by the create route, not a stack overflow.
+    const deep = `${'struct<a:'.repeat(5000)}int${'>'.repeat(5000)}`;
+    const created = await fetch(`${svc.url}/tables`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'deep_t', columns: [{ name: 'a', type: deep }] }),
+    });
+    expect(created.status).toBe(400);
+    expect(((await created.json()) as { error: { message: string } }).error.message).toMatch(
+      /nests deeper than 32/,
+    );
+    tried += 22;
   });
 
   it('unknown tables, invalid names and path tricks', async () => {

@@ -23,6 +23,8 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
       'read_only',
       `table "${name}" is fed by its ${Object.keys(def.source)[0]} source`,
     );
+  const refusal = s.writer.writeRefusal?.(name);
+  if (refusal) throw refusal;
   // The log keeps these bytes, and the request is decoded from them.
   const { bytes, text } = bodyBytes(event);
   const ops = decodeRequest(def.schema, bytes, s.limits.maxOpsPerRequest, text);

@@ -78,6 +78,9 @@ export async function describeTableRoute(event: HttpEvent, s: Services): Promise
     rows,
     dataFiles,
     checkpoints: pointer?.checkpoints ?? {},
+    // open | damaged (reads served, writes refused) | failed (could not be opened), with why.
+    ...(typeof writer?.state === 'string' ? { state: writer.state } : {}),
+    ...(writer?.error ? { problem: writer.error } : {}),
     ...(writer ? { writer } : {}),
   });
 }

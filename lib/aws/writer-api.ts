@@ -2,7 +2,8 @@
  * The writer's internal HTTP API, reachable only from the read/ingest functions (security
  * group): asks for an on-demand snapshot, a flush, or to pick up a created or dropped table.
  *
- *   GET  /health
+ *   GET  /health                                     → 200 ready, or 503 listing damaged/failed tables
+ *   GET  /health/live                                → 200 while the process answers
  *   POST /internal/tables/{name}/snapshot?minLsn=L   → {"lsn"} once a snapshot covers L
  *   POST /internal/tables/{name}/flush               → {"lsn","metadataLocation"}
  *   POST /internal/tables/{name}/created             → 204
@@ -38,8 +39,18 @@ export function startWriterApi(
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://writer');
     req.resume();
-    if (url.pathname === '/health')
-      return send(res, 200, { status: 'ok', tables: writer.tableNames().length });
+    if (url.pathname === '/health/live') return send(res, 200, { status: 'alive' });
+    if (url.pathname === '/health') {
+      void writer.health().then(
+        (h) =>
+          h.ready
+            ? send(res, 200, { status: 'ok', tables: writer.tableNames().length })
+            : send(res, 503, { status: 'unavailable', problems: h.problems }),
+        (e) =>
+          send(res, 503, { status: 'unavailable', error: { code: 'health_failed', message: String(e) } }),
+      );
+      return;
+    }
     const m = /^\/internal\/tables\/([^/]+)\/(snapshot|flush|created|dropped|status)$/.exec(url.pathname);
     if (!m || !TABLE_NAME_PATTERN.test(m[1]))
       return send(res, 404, { error: { code: 'not_found', message: 'no such route' } });

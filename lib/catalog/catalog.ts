@@ -104,3 +104,14 @@ export function tableOfLease(leaseId: string): string | undefined {
   const dot = leaseId.lastIndexOf('.');
   return dot > 0 ? leaseId.slice(0, dot) : undefined;
 }
+
+/** Writes to a damaged table are refused (503 `table_damaged`) until it is repaired. */
+export class TableDamagedError extends Error {
+  readonly code = 'table_damaged';
+  constructor(
+    readonly table: string,
+    readonly details: Record<string, unknown>,
+  ) {
+    super(`table "${table}" is damaged and takes no writes: ${String(details.message ?? '')}`);
+  }
+}

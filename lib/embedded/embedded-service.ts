@@ -15,7 +15,7 @@ import { LocalLog } from '../log/local-log.ts';
 import { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { SnapshotReader } from '../read/snapshot-reader.ts';
 import { postgresSourceFactory } from '../sources/postgres/postgres-source.ts';
-import { LocalObjectStore } from '../store/local-object-store.ts';
+import { LocalObjectStore, recordedLocationBase } from '../store/local-object-store.ts';
 import { lockDir } from '../util/dir-lock.ts';
 import { JsonLogger, type Logger } from '../util/logger.ts';
 
@@ -44,12 +44,16 @@ export function inProcessWriterLink(writer: Writer): WriterLink {
     },
     tableDropped: (table) => writer.drop(table),
     status: async (table) => {
-      const s = (await writer.open(table)).status();
+      const handler = await writer.open(table).catch(() => undefined);
+      const state = writer.tableState(table);
       return {
-        ...writerStatusJson(s),
+        ...state,
+        ...(handler ? writerStatusJson(handler.status()) : {}),
         ...(writer.sourceStatus(table) ? { source: writer.sourceStatus(table) } : {}),
       };
     },
+    writeRefusal: (table) => writer.writeRefusal(table),
+    health: () => writer.health(),
   };
 }
 
@@ -59,9 +63,19 @@ export async function startEmbedded(
 ): Promise<EmbeddedService> {
   const dataDir = path.resolve(config.dataDir);
   const unlock = await lockDir(dataDir);
-  const store = new LocalObjectStore(path.join(dataDir, 'objects'));
+  const objects = path.join(dataDir, 'objects');
+  const located = await recordedLocationBase(path.join(dataDir, 'store-location.json'), objects);
+  if (located.movedFrom)
+    logger.info('data folder was moved; Iceberg locations keep the path they were written with', {
+      dataDir,
+      writtenUnder: located.movedFrom,
+    });
+  const store = new LocalObjectStore(objects, { locationBase: located.locationBase });
   const catalog = await FileCatalog.open(path.join(dataDir, 'catalog.json'));
-  const log = new LocalLog(path.join(dataDir, 'log'));
+  const log = new LocalLog(path.join(dataDir, 'log'), {
+    logger,
+    maxOpenFiles: config.logMaxOpenFiles,
+  });
   const pool = new ParquetWorkerPool();
   pool.warm();
   const writer = new Writer({

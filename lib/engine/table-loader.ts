@@ -15,8 +15,9 @@ import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
 import { rowCodec } from '../schema/transaction.ts';
 import { keyString } from '../schema/values.ts';
-import type { ObjectStore } from '../store/object-store.ts';
+import { DataFileMissingError, NotFoundError, type ObjectStore } from '../store/object-store.ts';
 import type { Logger } from '../util/logger.ts';
+import { Semaphore } from '../util/semaphore.ts';
 import { type DataFile, fileIdFromKey } from './data-file.ts';
 import { indexRunFor } from './flusher.ts';
 import {
@@ -68,6 +69,28 @@ export async function loadIceberg(
 export const CREATION_GRACE_MS = 60_000;
 
 export async function openTable(deps: OpenTableDeps): Promise<TableHandler> {
+  try {
+    return await openTableOrThrow(deps);
+  } catch (e) {
+    // An object the table's metadata names is gone: the table is damaged, not just unopened.
+    if (e instanceof NotFoundError) throw new DataFileMissingError(e.key, deps.def.name);
+    throw e;
+  }
+}
+
+/** Every data file the table refers to exists (a cheap HEAD each, a few at a time). */
+async function checkDataFiles(store: ObjectStore, files: readonly DataFile[]): Promise<void> {
+  const gate = new Semaphore(16);
+  await Promise.all(
+    files.map((f) =>
+      gate.run(async () => {
+        if (!(await store.head(f.key))) throw new NotFoundError(f.key);
+      }),
+    ),
+  );
+}
+
+async function openTableOrThrow(deps: OpenTableDeps): Promise<TableHandler> {
   const { def, store, catalog, logger } = deps;
   const started = Date.now();
   const initial = await catalog.getPointer(def.name);
@@ -89,6 +112,7 @@ export async function openTable(deps: OpenTableDeps): Promise<TableHandler> {
     }));
   }
   const recovered = await recoverState(iceberg, def, store, deps.pool, pointer?.committedLsn);
+  await checkDataFiles(store, recovered.files);
   logger.info('table opened', {
     table: def.name,
     epoch,

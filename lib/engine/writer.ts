@@ -5,13 +5,13 @@
  * dead-letter location with the reason, and the table moves on.
  */
 import { mkdirSync } from 'node:fs';
-import { type Catalog, TableNotReadyError } from '../catalog/catalog.ts';
-import type { DurableLog, LogEntry, LogSubscription } from '../log/durable-log.ts';
+import { type Catalog, TableDamagedError, TableNotReadyError } from '../catalog/catalog.ts';
+import { type DurableLog, LogDamagedError, type LogEntry, type LogSubscription } from '../log/durable-log.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
 import { decodeRequest } from '../schema/transaction.ts';
-import type { ObjectStore } from '../store/object-store.ts';
+import { DataFileMissingError, type ObjectStore } from '../store/object-store.ts';
 import { deletePrefix } from '../table-admin.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Operations } from './op-batch.ts';
@@ -50,6 +50,31 @@ export type SourceFactory = (
   writer: Writer,
 ) => Promise<TableSource>;
 
+/** How a table stands in this writer. */
+export type TableState = 'open' | 'damaged' | 'failed';
+
+export interface TableProblem {
+  table: string;
+  state: Exclude<TableState, 'open'>;
+  error: { code: string; message: string } & Record<string, unknown>;
+}
+
+export interface WriterHealth {
+  ready: boolean;
+  problems: (TableProblem | { component: string; state: string; error: { code: string; message: string } })[];
+}
+
+/** The error a table problem reports (code and message, plus what names the damage). */
+function problemError(e: unknown): TableProblem['error'] {
+  if (e instanceof LogDamagedError) return { code: e.code, message: e.message, ...e.damage };
+  if (e instanceof DataFileMissingError) return { code: e.code, message: e.message, object: e.key };
+  const code = (e as { code?: unknown }).code;
+  return {
+    code: typeof code === 'string' && /^[a-z_]+$/.test(code) ? code : 'open_failed',
+    message: (e as Error).message ?? String(e),
+  };
+}
+
 interface Owned {
   handler: TableHandler;
   feed: LogSubscription | TableSource | undefined;
@@ -61,6 +86,8 @@ export class Writer {
   private readonly sourceFactories = new Map<string, SourceFactory>();
   /** Tables another writer took over (a newer epoch): never reopened by this writer. */
   private readonly lost = new Map<string, Error>();
+  /** Tables that are damaged (open, refusing writes) or could not be opened, and why. */
+  private readonly problems = new Map<string, TableProblem>();
   private closed = false;
   deadLettered = 0;
 
@@ -93,7 +120,7 @@ export class Writer {
           this.open(d.name).catch((e) =>
             e instanceof TableNotReadyError
               ? this.deps.logger.debug('table still being created; opened on a later sync', { table: d.name })
-              : this.deps.logger.error('could not open table', { table: d.name, error: e }),
+              : undefined,
           ),
         ),
     );
@@ -118,16 +145,59 @@ export class Writer {
     if (owned && !owned.handler.isFenced) return Promise.resolve(owned.handler);
     let p = this.opening.get(name);
     if (!p) {
-      p = this.doOpen(name).finally(() => this.opening.delete(name));
+      p = this.doOpen(name)
+        .catch((e) => {
+          if (
+            !(e instanceof TableNotReadyError) &&
+            !this.closed &&
+            !/does not exist/.test((e as Error).message)
+          ) {
+            const state = e instanceof DataFileMissingError ? 'damaged' : 'failed';
+            this.problems.set(name, { table: name, state, error: problemError(e) });
+            this.deps.logger.error('could not open table', { table: name, state, error: e });
+          }
+          throw e;
+        })
+        .finally(() => this.opening.delete(name));
       this.opening.set(name, p);
     }
     return p;
+  }
+
+  /** How the table stands: open, damaged (open, refusing writes) or failed to open. */
+  tableState(name: string): { state: TableState; error?: TableProblem['error'] } {
+    const p = this.problems.get(name);
+    return p ? { state: p.state, error: p.error } : { state: 'open' };
+  }
+
+  /** Why writes to the table are refused now, if they are (a damaged table). */
+  writeRefusal(name: string): Error | undefined {
+    const p = this.problems.get(name);
+    if (p?.state !== 'damaged') return undefined;
+    return new TableDamagedError(name, p.error);
+  }
+
+  /** Ready: every owned table open and undamaged, and the log writable. */
+  async health(): Promise<WriterHealth> {
+    const problems: WriterHealth['problems'] = [...this.problems.values()];
+    const log = (await this.deps.log.health?.()) ?? { writable: true };
+    if (!log.writable)
+      problems.push({
+        component: 'log',
+        state: 'unwritable',
+        error: {
+          code: log.error?.code ?? 'storage_error',
+          message: log.error?.message ?? 'the log cannot be written',
+        },
+      });
+    return { ready: problems.length === 0 && !this.closed, problems };
   }
 
   private async doOpen(name: string): Promise<TableHandler> {
     if (this.closed) throw new Error('writer is closed');
     const def = await this.deps.catalog.getTable(name);
     if (!def) throw new Error(`table "${name}" does not exist`);
+    this.problems.delete(name);
     const handler = await openTable({
       def,
       store: this.deps.store,
@@ -167,6 +237,12 @@ export class Writer {
       owned.feed = await this.deps.log.subscribe(name, handler.lsn, (entry) =>
         this.deliver(def, handler, entry),
       );
+      // A damaged log delivered its intact prefix; the table serves reads and refuses writes.
+      const damage = await this.deps.log.damage?.(name);
+      if (damage) {
+        const e = new LogDamagedError(damage);
+        this.problems.set(name, { table: name, state: 'damaged', error: problemError(e) });
+      }
     }
     handler.start();
     return handler;
@@ -244,6 +320,7 @@ export class Writer {
     }
     await this.deps.catalog.dropTable(name);
     await this.deps.log.dropTable(name);
+    this.problems.delete(name);
     const removed =
       (await deletePrefix(this.deps.store, `${tableRootOf(name)}/`)) +
       (await deletePrefix(this.deps.store, `${ephemeralRootOf(name)}/`));

@@ -71,7 +71,17 @@ export function isPrimitive(t: IcebergType): boolean {
  * Parses a type name. Nested ids are placeholders (0) until {@link assignFieldIds} runs.
  * Names are case-insensitive for the type keywords; struct field names keep their case.
  */
+/** Types nest at most this deep (struct, list and map levels); checked before parsing, without recursion. */
+export const MAX_TYPE_DEPTH = 32;
+
 export function parseType(text: string): IcebergType {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x3c && ++depth > MAX_TYPE_DEPTH)
+      throw new TypeParseError(`type nests deeper than ${MAX_TYPE_DEPTH} levels at position ${i}`);
+    if (c === 0x3e) depth--;
+  }
   const p = new Parser(text);
   const t = p.type();
   p.skipSpace();

@@ -374,7 +374,9 @@ class Scanner {
       return neg ? -v : v;
     }
     this.shortInteger = false;
-    return Number(b.toString('latin1', start, i));
+    const v = Number(b.toString('latin1', start, i));
+    if (!Number.isFinite(v)) throw NOT_FAST; // an overflow: the general path refuses it
+    return v;
   }
 
   private skipSpace(): void {

@@ -4,14 +4,17 @@
  * accepted; the first bad operation is reported by index and column.
  */
 
+import { isUtf8 } from 'node:buffer';
 import type { Operations } from '../engine/op-batch.ts';
-import { parseExactJson, parseJson } from './exact-json.ts';
+import { firstDuplicateKey } from './duplicate-keys.ts';
+import { JsonSyntaxError, parseExactJson, parseJson } from './exact-json.ts';
 import { scanRequest } from './request-scanner.ts';
 import type { TableSchema } from './table-schema.ts';
 import {
   type Decoder,
   fieldDecoder,
   InexactNumberError,
+  isWellFormed,
   keyString,
   type Value,
   ValueError,
@@ -175,6 +178,9 @@ export function decodeTransactionText(
   text: string,
   maxOps = DEFAULT_MAX_OPS,
 ): DecodedOp[] {
+  const dup = firstDuplicateKey(text);
+  if (dup)
+    throw new JsonSyntaxError(`duplicate object key ${JSON.stringify(dup.key)} at position ${dup.offset}`);
   try {
     return decodeTransaction(schema, parseJson(text), maxOps);
   } catch (e) {
@@ -199,7 +205,35 @@ export function decodeRequest(
 ): Operations {
   const fast = scanRequest(rowCodec(schema), body, maxOps);
   if (fast) return fast;
-  const wellFormed = text !== undefined && (text as unknown as { isWellFormed(): boolean }).isWellFormed();
+  if (!isUtf8(body))
+    throw new JsonSyntaxError(`request body is not valid UTF-8 (at byte ${firstInvalidUtf8(body)})`);
+  const wellFormed = text !== undefined && isWellFormed(text);
   // A byte-order mark stays (and is refused, as JSON.parse refuses it in the text).
   return decodeTransactionText(schema, wellFormed ? text : keepBom.decode(body), maxOps);
+}
+
+/** The offset of the first byte that makes `body` invalid UTF-8 (binary search over prefixes). */
+function firstInvalidUtf8(body: Uint8Array): number {
+  let lo = 0;
+  let hi = body.length;
+  // Invariant: body[0, lo) may be cut mid-character but holds no invalid sequence before lo - 3.
+  while (hi - lo > 4) {
+    const mid = (lo + hi) >>> 1;
+    if (isUtf8(trimPartial(body.subarray(0, mid)))) lo = mid;
+    else hi = mid;
+  }
+  for (let i = lo; i <= hi; i++) if (!isUtf8(trimPartial(body.subarray(0, i + 1)))) return i;
+  return hi;
+}
+
+/** A prefix without a trailing incomplete (but so far valid) character. */
+function trimPartial(b: Uint8Array): Uint8Array {
+  for (let k = 1; k <= 3 && k <= b.length; k++) {
+    const c = b[b.length - k];
+    if ((c & 0xc0) !== 0x80) {
+      const need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+      return need > k ? b.subarray(0, b.length - k) : b;
+    }
+  }
+  return b;
 }

@@ -74,6 +74,11 @@ function describe(v: unknown): string {
   return String(v);
 }
 
+/** No lone surrogates (ES2024's String.prototype.isWellFormed, in Node ≥ 20). */
+export function isWellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
+
 function fail(path: string, type: IcebergType, v: unknown, why?: string): never {
   throw new ValueError(path, `expected ${typeName(type)}, got ${describe(v)}${why ? ` (${why})` : ''}`);
 }
@@ -180,6 +185,9 @@ export function decoderFor(type: IcebergType): Decoder {
         else if (v === 'Infinity') n = Number.POSITIVE_INFINITY;
         else if (v === '-Infinity') n = Number.NEGATIVE_INFINITY;
         else return fail(p, type, v);
+        // A JSON number that is not finite overflowed (1e400); "Infinity" must be written as a string.
+        if (typeof v !== 'string' && !Number.isFinite(n))
+          return fail(p, type, v, `out of range for ${type.kind}`);
         if (type.kind === 'float') {
           const f = Math.fround(n);
           if (Number.isFinite(n) && !Number.isFinite(f)) fail(p, type, v, 'out of range for float');
@@ -228,7 +236,12 @@ export function decoderFor(type: IcebergType): Decoder {
       };
     }
     case 'string':
-      return (v, p) => (typeof v === 'string' ? v : fail(p, type, v));
+      return (v, p) =>
+        typeof v === 'string'
+          ? isWellFormed(v)
+            ? v
+            : fail(p, type, v, 'not valid Unicode (a lone surrogate escape such as \\ud800)')
+          : fail(p, type, v);
     case 'uuid':
       return (v, p) => (typeof v === 'string' && parseUuid(v)) || fail(p, type, v);
     case 'binary':

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { writeFileAtomic } from '../util/fs-atomic.ts';
 import {
   assertSafeKey,
   NotFoundError,
@@ -174,7 +175,10 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   keyFromUri(uri: string): string | undefined {
-    return uri.startsWith(this.locationBase) ? uri.slice(this.locationBase.length) : undefined;
+    if (uri.startsWith(this.locationBase)) return uri.slice(this.locationBase.length);
+    // The folder's own location, when the metadata was written under another (a moved folder).
+    const here = `${pathToFileURL(this.root).href}/`;
+    return uri.startsWith(here) ? uri.slice(here.length) : undefined;
   }
 
   async readUrl(key: string): Promise<string> {
@@ -182,4 +186,27 @@ export class LocalObjectStore implements ObjectStore {
     if (this.readUrlBase) return `${this.readUrlBase.replace(/\/$/, '')}/${key}`;
     return pathToFileURL(path.join(this.root, key)).href;
   }
+}
+
+/**
+ * The location base a data folder's Iceberg metadata was written with, kept in `file` beside
+ * the objects. A folder copied or restored to another path keeps resolving its metadata's
+ * locations against where it is now; the first start records the base.
+ */
+export async function recordedLocationBase(
+  file: string,
+  root: string,
+): Promise<{ locationBase: string; movedFrom?: string }> {
+  const here = pathToFileURL(path.resolve(root)).href;
+  try {
+    const saved = JSON.parse(await fs.readFile(file, 'utf8')) as { locationBase?: unknown };
+    if (typeof saved.locationBase === 'string' && saved.locationBase.startsWith('file:')) {
+      const base = saved.locationBase.replace(/\/$/, '');
+      return base === here ? { locationBase: base } : { locationBase: base, movedFrom: base };
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  await writeFileAtomic(file, JSON.stringify({ locationBase: here }));
+  return { locationBase: here };
 }

@@ -49,6 +49,19 @@ export class NotFoundError extends Error {
   }
 }
 
+/** An object the table's metadata refers to is gone: the table is damaged. */
+export class DataFileMissingError extends Error {
+  readonly code = 'data_file_missing';
+  constructor(
+    readonly key: string,
+    readonly table?: string,
+  ) {
+    super(
+      `${table ? `table "${table}" refers to ` : ''}object ${key}, which is missing from the object store`,
+    );
+  }
+}
+
 export class PreconditionFailedError extends Error {
   readonly code = 'precondition_failed';
   constructor(readonly key: string) {

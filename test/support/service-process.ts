@@ -50,7 +50,7 @@ export async function startServiceProcess(
   for (;;) {
     if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}:\n${out}`);
     try {
-      const r = await fetch(`${url}/health`);
+      const r = await fetch(`${url}/health/live`);
       if (r.ok) break;
     } catch {
       // not up yet
