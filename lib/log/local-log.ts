@@ -322,7 +322,7 @@ class TableLog {
         for (const p of batch) p.reject(err);
         for (const p of this.queue.splice(0)) p.reject(err);
         this.nextLsn = this.durableLsn + 1n;
-        this.owner.writeFailed(this.table, err);
+        this.owner.writeFailed(this.table, err, total);
         // The file may hold part of the batch: cut it back now, or before the next write.
         const f = this.file;
         if (f) {
@@ -393,6 +393,8 @@ export class LocalLog implements DurableLog {
   private claiming = 0;
   private clock = 0;
   private lastError: LogHealth['error'];
+  /** The largest write that failed since the last success: what the health probe tries. */
+  private failedBytes = 0;
 
   constructor(
     readonly dir: string,
@@ -463,9 +465,10 @@ export class LocalLog implements DurableLog {
       });
   }
 
-  writeFailed(table: string, e: Error): void {
+  writeFailed(table: string, e: Error, bytes: number): void {
     const code = (e as { code?: string }).code ?? 'storage_error';
     this.lastError = { code, message: e.message, table, at: new Date().toISOString() };
+    this.failedBytes = Math.max(this.failedBytes, bytes);
     this.logger?.error('log: write failed; nothing of it was acknowledged', {
       table,
       code,
@@ -475,6 +478,7 @@ export class LocalLog implements DurableLog {
 
   writeSucceeded(): void {
     this.lastError = undefined;
+    this.failedBytes = 0;
   }
 
   private table(name: string): Promise<TableLog> {
@@ -540,12 +544,12 @@ export class LocalLog implements DurableLog {
 
   async health(): Promise<LogHealth> {
     if (!this.lastError) return { writable: true };
-    // Something failed: see whether the disk takes a small durable write again.
+    // A write failed: see whether the disk takes a durable write of that size again.
     const probe = path.join(this.dir, '.write-probe');
     try {
       const f = await this.fs.open(probe);
       try {
-        await writeFully(f, new Uint8Array(4096), 0, probe);
+        await writeFully(f, new Uint8Array(Math.min(Math.max(this.failedBytes, 4096), 16 << 20)), 0, probe);
         await f.datasync();
       } finally {
         await f.close();

@@ -35,6 +35,8 @@ export async function startServiceProcess(
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'WARN', ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so a kill reaches the whole group, as a supervisor's would.
+    detached: true,
   });
   let out = '';
   child.stdout?.on('data', (d) => {
@@ -66,7 +68,13 @@ export async function startServiceProcess(
     child,
     output: () => out,
     kill: async (signal = 'SIGKILL') => {
-      if (child.exitCode === null) child.kill(signal);
+      if (child.exitCode === null && child.pid) {
+        try {
+          process.kill(-child.pid, signal);
+        } catch {
+          child.kill(signal);
+        }
+      }
       return exited;
     },
   };
