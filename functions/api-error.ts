@@ -14,7 +14,13 @@ import { JsonSyntaxError } from '../lib/schema/exact-json.ts';
 import { SchemaError } from '../lib/schema/table-schema.ts';
 import { InvalidTransactionError } from '../lib/schema/transaction.ts';
 import { DataFileMissingError, NotFoundError } from '../lib/store/object-store.ts';
-import { StorageFullError, StorageIoError, TooManyOpenFilesError } from '../lib/util/io-errors.ts';
+import {
+  classifyIoError,
+  errnoOf,
+  StorageFullError,
+  StorageIoError,
+  TooManyOpenFilesError,
+} from '../lib/util/io-errors.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -35,6 +41,8 @@ export const badRequest = (message: string, details?: Record<string, unknown>): 
 /** Maps any thrown value to an ApiError (unknown errors become a 500 without internals). */
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
+  // A raw system error (ENOSPC, EMFILE, EIO …) from any store: classified, not an opaque 500.
+  if (errnoOf(e)) return toApiError(classifyIoError(e, 'storage'));
   if (e instanceof JsonSyntaxError) return new ApiError(400, 'malformed_json', e.message);
   if (e instanceof InvalidTransactionError) {
     return new ApiError(400, 'invalid_request', e.message, e.index === undefined ? {} : { index: e.index });

@@ -30,6 +30,10 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) await fs.rm(d, { recursive: true, force: true });
 });
 
+/** SCALE_TABLES=10000 SCALE_FILES=1024 for the full-size run (README, "Limits"). */
+const MANY_TABLES = Number(process.env.SCALE_TABLES ?? 1000);
+const MANY_FILES = Number(process.env.SCALE_FILES ?? 256);
+
 const ENV = {
   MOONLINK_SNAPSHOT_INTERVAL_MS: '200',
   // Rows stay in the log (no Iceberg commit) unless a test flushes.
@@ -335,6 +339,57 @@ describe('durability against the real service', () => {
     svc = await start(moved);
     expectExactly(await scanIds(svc.url, 'r1', flushed.json.lsn), acked.r1);
   }, 120_000);
+
+  it(`${MANY_TABLES} tables under ulimit -n ${MANY_FILES}: every table opens, takes writes and reads back`, async () => {
+    const dataDir = path.join(await tmp(), 'data');
+    let svc = await start(dataDir);
+    const names = Array.from({ length: MANY_TABLES }, (_, i) => `t${i}`);
+    const each = async (fn: (t: string, i: number) => Promise<void>): Promise<void> => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < names.length) {
+            const i = next++;
+            await fn(names[i], i);
+          }
+        }),
+      );
+    };
+    const started = Date.now();
+    await each((t) => createTable(svc.url, t));
+    const createdMs = Date.now() - started;
+    await each(async (t, i) => {
+      expect((await api(svc.url, 'POST', `/tables/${t}/rows`, batch(i, 1))).status).toBe(200);
+    });
+    await stop(svc, 'SIGKILL');
+    const restarted = Date.now();
+    svc = await startServiceProcess(
+      { ...ENV, MOONLINK_DATA_DIR: dataDir, MOONLINK_LOG_MAX_OPEN_FILES: String(MANY_FILES / 4) },
+      120_000,
+      { openFileLimit: MANY_FILES },
+    );
+    procs.push(svc);
+    let health = await api(svc.url, 'GET', '/health');
+    for (let i = 0; i < 600 && health.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      health = await api(svc.url, 'GET', '/health');
+    }
+    expect(health.status, JSON.stringify(health.json)).toBe(200);
+    const openMs = Date.now() - restarted;
+    const lsns = new Map<string, bigint>();
+    await each(async (t, i) => {
+      const r = await api(svc.url, 'POST', `/tables/${t}/rows`, batch(MANY_TABLES + i, 1));
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+      lsns.set(t, BigInt(r.json.lsn));
+    });
+    for (let i = 0; i < names.length; i += Math.ceil(names.length / 50)) {
+      expectExactly(await scanIds(svc.url, names[i], lsns.get(names[i])!), [i, MANY_TABLES + i]);
+    }
+    expect(svc.output()).not.toMatch(/EMFILE/);
+    console.log(
+      `many tables: ${MANY_TABLES} created in ${createdMs} ms; reopened under ulimit -n ${MANY_FILES} and healthy in ${openMs} ms`,
+    );
+  }, 600_000);
 
   it('restarts at once after a SIGKILL of the whole process group, 20 times (the lock dies with its process)', async () => {
     const dataDir = path.join(await tmp(), 'data');

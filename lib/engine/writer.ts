@@ -14,6 +14,7 @@ import { decodeRequest } from '../schema/transaction.ts';
 import { DataFileMissingError, type ObjectStore } from '../store/object-store.ts';
 import { deletePrefix } from '../table-admin.ts';
 import type { Logger } from '../util/logger.ts';
+import { Semaphore } from '../util/semaphore.ts';
 import type { Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
 import type { CommitInfo, PublishedSnapshot, TableHandler } from './table-handler.ts';
@@ -113,15 +114,21 @@ export class Writer {
     const owns = this.deps.owns ?? (() => true);
     const defs = (await this.deps.catalog.listTables()).filter((d) => owns(d.name) && !this.lost.has(d.name));
     const names = new Set(defs.map((d) => d.name));
+    // A few at a time: each open reads metadata and the log (thousands at once exhaust file descriptors).
+    const gate = new Semaphore(16);
     await Promise.all(
       defs
         .filter((d) => !this.tables.has(d.name))
         .map((d) =>
-          this.open(d.name).catch((e) =>
-            e instanceof TableNotReadyError
-              ? this.deps.logger.debug('table still being created; opened on a later sync', { table: d.name })
-              : undefined,
-          ),
+          gate
+            .run(() => this.open(d.name))
+            .catch((e) =>
+              e instanceof TableNotReadyError
+                ? this.deps.logger.debug('table still being created; opened on a later sync', {
+                    table: d.name,
+                  })
+                : undefined,
+            ),
         ),
     );
     for (const [name, owned] of [...this.tables]) {

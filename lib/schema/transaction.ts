@@ -212,28 +212,31 @@ export function decodeRequest(
   return decodeTransactionText(schema, wellFormed ? text : keepBom.decode(body), maxOps);
 }
 
-/** The offset of the first byte that makes `body` invalid UTF-8 (binary search over prefixes). */
+/** The offset of the first byte of `body` that starts no valid UTF-8 sequence (RFC 3629). */
 function firstInvalidUtf8(body: Uint8Array): number {
-  let lo = 0;
-  let hi = body.length;
-  // Invariant: body[0, lo) may be cut mid-character but holds no invalid sequence before lo - 3.
-  while (hi - lo > 4) {
-    const mid = (lo + hi) >>> 1;
-    if (isUtf8(trimPartial(body.subarray(0, mid)))) lo = mid;
-    else hi = mid;
-  }
-  for (let i = lo; i <= hi; i++) if (!isUtf8(trimPartial(body.subarray(0, i + 1)))) return i;
-  return hi;
-}
-
-/** A prefix without a trailing incomplete (but so far valid) character. */
-function trimPartial(b: Uint8Array): Uint8Array {
-  for (let k = 1; k <= 3 && k <= b.length; k++) {
-    const c = b[b.length - k];
-    if ((c & 0xc0) !== 0x80) {
-      const need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-      return need > k ? b.subarray(0, b.length - k) : b;
+  for (let i = 0; i < body.length; ) {
+    const c = body[i];
+    if (c < 0x80) {
+      i++;
+      continue;
     }
+    // Length, and the allowed range of the second byte (no overlongs, surrogates or > U+10FFFF).
+    let n = 0;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+      n = 3;
+      if (c === 0xe0) lo = 0xa0;
+      if (c === 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 4;
+      if (c === 0xf0) lo = 0x90;
+      if (c === 0xf4) hi = 0x8f;
+    } else return i;
+    if (i + n > body.length || body[i + 1] < lo || body[i + 1] > hi) return i;
+    for (let k = 2; k < n; k++) if ((body[i + k] & 0xc0) !== 0x80) return i;
+    i += n;
   }
-  return b;
+  return body.length;
 }

@@ -26,12 +26,21 @@ const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export async function startServiceProcess(
   env: Record<string, string>,
   timeoutMs = 30_000,
+  options: { openFileLimit?: number } = {},
 ): Promise<ServiceProcess> {
   const port = await freePort();
   const extra = (process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // The same node flags as `npm start`.
   const args = ['--max-semi-space-size=64', ...extra, '--import', 'tsx', path.join(ROOT, 'lib', 'main.ts')];
-  const child = spawn(process.execPath, args, {
+  // With a file-descriptor limit, through a shell that sets it (`ulimit -n`) and then execs node.
+  const [cmd, argv] =
+    options.openFileLimit === undefined
+      ? [process.execPath, args]
+      : [
+          '/bin/sh',
+          ['-c', `ulimit -n ${options.openFileLimit} && exec "$0" "$@"`, process.execPath, ...args],
+        ];
+  const child = spawn(cmd, argv, {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'WARN', ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
