@@ -26,6 +26,8 @@ export interface WriterLink {
   status?(table: string): Promise<Record<string, unknown> | undefined>;
   /** Why writes to the table are refused now (a damaged table), when the writer knows it here. */
   writeRefusal?(table: string): Error | undefined;
+  /** While the table replays its log after a restart: the LSN a read must see at least. */
+  recoveryTarget?(table: string): Lsn | undefined;
   /** Readiness: every table open, the log writable (`GET /health`). */
   health?(): Promise<HealthReport>;
 }

@@ -27,6 +27,8 @@ export async function waitForSnapshot(
   table: string,
   minLsn: Lsn,
   maxWaitMs = s.limits.maxWaitMs,
+  /** `minLsn` is the recovery floor: past the wait, 503 `recovering` rather than 504. */
+  recovering = false,
 ): Promise<TablePointer> {
   const deadline = Date.now() + maxWaitMs;
   let p = await s.catalog.getPointer(table);
@@ -41,6 +43,14 @@ export async function waitForSnapshot(
     if (pointerLsn(p) >= minLsn && p?.snapshotKey) return p;
     if (Date.now() > deadline) {
       if (!p && !(await s.catalog.getTable(table))) throw notFound(`table "${table}"`);
+      if (recovering)
+        throw new ApiError(
+          503,
+          'recovering',
+          `table "${table}" is replaying its log after a restart (to LSN ${minLsn}); retry`,
+          { lsn: String(minLsn) },
+          { 'Retry-After': '1' },
+        );
       throw new ApiError(
         504,
         'snapshot_timeout',
@@ -57,9 +67,21 @@ export function newLeaseId(table: string): string {
   return `${table}.${randomBytes(12).toString('base64url')}`;
 }
 
+/**
+ * What a read must see at least: `minLsn`, or while the writer replays its log after a restart,
+ * the log's end as of then (a read without `minLsn` does not see less than before the restart).
+ */
+export function readFloor(s: Services, table: string, minLsn: Lsn): { lsn: Lsn; recovering: boolean } {
+  const target = s.writer.recoveryTarget?.(table);
+  return target !== undefined && target > minLsn
+    ? { lsn: target, recovering: true }
+    : { lsn: minLsn, recovering: false };
+}
+
 export async function leaseSnapshot(s: Services, table: string, minLsn: Lsn): Promise<LeasedSnapshot> {
+  const floor = readFloor(s, table, minLsn);
   for (let attempt = 0; attempt < 5; attempt++) {
-    const pointer = await waitForSnapshot(s, table, minLsn);
+    const pointer = await waitForSnapshot(s, table, floor.lsn, undefined, floor.recovering);
     // waitForSnapshot returns right after reading the pointer.
     const pointerReadAt = Date.now();
     const lease: Lease = {

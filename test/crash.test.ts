@@ -64,9 +64,10 @@ async function post(url: string, body: unknown): Promise<{ status: number; json:
 async function scan(
   base: string,
   table: string,
-  minLsn: bigint,
+  minLsn: bigint | undefined,
 ): Promise<{ lsn: bigint; rows: Record<string, unknown>[] }> {
-  const r = await fetch(`${base}/tables/${table}/rows?minLsn=${minLsn}&limit=100000`);
+  const q = minLsn === undefined ? '' : `minLsn=${minLsn}&`;
+  const r = await fetch(`${base}/tables/${table}/rows?${q}limit=100000`);
   const text = await r.text();
   if (r.status !== 200) throw new Error(`scan ${table}: ${r.status} ${text}`);
   const j = parseExactJson(text) as {
@@ -101,6 +102,8 @@ describe('crash and restart', () => {
       let readsChecked = 0;
       let acked = 0;
       let inFlightSeen = 0;
+      let maxReadLsn = 0n;
+      let latestReads = 0;
 
       let svc: ServiceProcess = await startServiceProcess(env);
       running = svc;
@@ -162,6 +165,13 @@ describe('crash and restart', () => {
               kvLsn = lsn;
               pendingKv = undefined;
               acked++;
+              if (r() < 0.1) {
+                // Without minLsn: never older than any read before, this process or the last.
+                const latest = await scan(svc.url, 'kv', undefined);
+                expect(latest.lsn).toBeGreaterThanOrEqual(maxReadLsn);
+                maxReadLsn = latest.lsn;
+                latestReads++;
+              }
               if (r() < 0.15) {
                 // A read at the returned LSN sees exactly the model at the snapshot's LSN.
                 const got = await scan(svc.url, 'kv', lsn);
@@ -189,6 +199,20 @@ describe('crash and restart', () => {
 
         svc = await startServiceProcess(env);
         running = svc;
+        // Reads without minLsn as soon as the process answers, while it replays its log: never
+        // older than before the crash, never going back, and covering every acknowledged write.
+        for (let i = 0; i < 5; i++) {
+          const latest = await scan(svc.url, 'kv', undefined);
+          expect(latest.lsn, `round ${round}: a read went back after the restart`).toBeGreaterThanOrEqual(
+            maxReadLsn,
+          );
+          expect(
+            latest.lsn,
+            `round ${round}: a read after the restart misses acknowledged writes`,
+          ).toBeGreaterThanOrEqual(kvLsn);
+          maxReadLsn = latest.lsn;
+          latestReads++;
+        }
         // A write right after the restart takes an LSN beyond everything the log held, so reads
         // at it show all that survived (a read at an older LSN may be served while the log is
         // still being replayed, before the request the kill cut is applied).
@@ -235,7 +259,7 @@ describe('crash and restart', () => {
       }
       await svc.kill('SIGTERM');
       console.log(
-        `crash test: ${ROUNDS} SIGKILL restarts, ${acked} acknowledged transactions, ${readsChecked} reads checked, ${inFlightSeen} in-flight transactions found applied, ${events.size} events exactly once`,
+        `crash test: ${ROUNDS} SIGKILL restarts, ${acked} acknowledged transactions, ${readsChecked} reads checked, ${latestReads} reads without minLsn never going back, ${inFlightSeen} in-flight transactions found applied, ${events.size} events exactly once`,
       );
     },
     60_000 + ROUNDS * 10_000,

@@ -102,6 +102,16 @@ async function scanIds(url: string, table: string, minLsn: bigint | string = 0n)
   }
 }
 
+/** `GET /health` once no table is still replaying its log (up to 20 s). */
+async function settledHealth(url: string): Promise<{ status: number; json: any }> {
+  for (let i = 0; ; i++) {
+    const h = await api(url, 'GET', '/health');
+    const recovering = (h.json?.problems ?? []).some((p: { state: string }) => p.state === 'recovering');
+    if (!recovering || i >= 200) return h;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 function expectExactly(got: number[], want: Iterable<number>): void {
   const w = [...want].sort((a, b) => a - b);
   expect(got.length).toBe(w.length);
@@ -202,7 +212,7 @@ describe('durability against the real service', () => {
     await fs.writeFile(seg, bytes);
 
     svc = await start(dataDir);
-    const health = await api(svc.url, 'GET', '/health');
+    const health = await settledHealth(svc.url);
     expect(health.status).toBe(503);
     expect(health.json.problems).toEqual([
       expect.objectContaining({
@@ -250,7 +260,7 @@ describe('durability against the real service', () => {
     expect(r.skipped).toEqual([{ from: String(damagedLsn), to: String(damagedLsn) }]);
 
     svc = await start(dataDir);
-    expect((await api(svc.url, 'GET', '/health')).status).toBe(200);
+    expect((await settledHealth(svc.url)).status).toBe(200);
     const lost = Number(damagedLsn - lsns[0]);
     const want = Array.from({ length: 400 }, (_, i) => i).filter((id) => Math.floor(id / 10) !== lost);
     expectExactly(await scanIds(svc.url, 'd', lsns.at(-1)!), want);
@@ -275,7 +285,7 @@ describe('durability against the real service', () => {
     await fs.rm(path.join(dataFiles, parquet[0]));
 
     svc = await start(dataDir);
-    const health = await api(svc.url, 'GET', '/health');
+    const health = await settledHealth(svc.url);
     expect(health.status).toBe(503);
     expect(health.json.problems).toEqual([
       expect.objectContaining({
@@ -326,7 +336,7 @@ describe('durability against the real service', () => {
     await fs.rm(dataDir, { recursive: true, force: true });
 
     svc = await start(moved);
-    expect((await api(svc.url, 'GET', '/health')).status).toBe(200);
+    expect((await settledHealth(svc.url)).status).toBe(200);
     expect((await api(svc.url, 'GET', '/tables')).json.tables.length).toBe(2);
     expectExactly(await scanIds(svc.url, 'r1', last.r1), acked.r1);
     expectExactly(await scanIds(svc.url, 'r2', last.r2), acked.r2);

@@ -53,6 +53,7 @@ export function inProcessWriterLink(writer: Writer): WriterLink {
       };
     },
     writeRefusal: (table) => writer.writeRefusal(table),
+    recoveryTarget: (table) => writer.recoveryTarget(table),
     health: () => writer.health(),
   };
 }

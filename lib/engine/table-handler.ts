@@ -131,7 +131,15 @@ export interface RecoveredState {
   nextFileId: number;
   lsn: Lsn;
   checkpoints: Record<string, string>;
+  /**
+   * The read pointer's LSN when the table was opened (readers may have seen it): no snapshot
+   * below it is published, so reads never go back across a restart.
+   */
+  pointerLsn?: Lsn;
 }
+
+/** How long a reopened table waits for replay to reach its old pointer before publishing anyway. */
+const SNAPSHOT_HOLD_MAX_MS = 30_000;
 
 export interface TableStatus {
   lsn: Lsn;
@@ -193,6 +201,9 @@ export class TableHandler {
   private readonly pendingDeletes = new PendingDeletes();
   private readonly streams = new Map<string, StreamingTransaction>();
   private appliedLsn: Lsn;
+  /** No read snapshot is published below this LSN (the pointer found at open); 0 when released. */
+  private holdSnapshotsBelow: Lsn = 0n;
+  private holdSince = 0;
   private checkpoints: Record<string, string>;
   /** Bumped on every change a read snapshot would show. */
   private stateVersion = 0;
@@ -265,6 +276,8 @@ export class TableHandler {
     this.committedIndexKeys = recovered.runs.map((r) => r.persistedKey!).filter(Boolean);
     this.appliedLsn = recovered.lsn;
     this.committedLsn = recovered.lsn;
+    this.holdSnapshotsBelow = recovered.pointerLsn ?? 0n;
+    this.holdSince = Date.now();
     this.checkpoints = { ...recovered.checkpoints };
     this.metadataLocation = deps.iceberg.metadataLocation();
     this.committedMetadataKey = deps.iceberg.metadataKey;
@@ -292,6 +305,14 @@ export class TableHandler {
           e.waiter.reject(this.fenced ?? new Error(`table "${this.name}" is closed`));
       },
     );
+  }
+
+  /**
+   * Lets snapshots below the pointer found at open be published (a damaged log: its intact
+   * prefix is all there is, and reads must show what this writer holds).
+   */
+  releaseSnapshotHold(): void {
+    this.holdSnapshotsBelow = 0n;
   }
 
   /** Starts the periodic snapshot, commit, compaction and GC work. */
@@ -389,6 +410,11 @@ export class TableHandler {
 
   get lsn(): Lsn {
     return this.appliedLsn;
+  }
+
+  /** The LSN of the newest published read snapshot (-1 before the first). */
+  get publishedLsn(): Lsn {
+    return this.published?.lsn ?? -1n;
   }
 
   get isFenced(): boolean {
@@ -569,6 +595,10 @@ export class TableHandler {
 
   private advanceTo(lsn: Lsn, checkpoint?: [string, string]): void {
     this.appliedLsn = lsn;
+    if (this.holdSnapshotsBelow !== 0n && lsn >= this.holdSnapshotsBelow) {
+      this.holdSnapshotsBelow = 0n;
+      this.loop.post({ type: 'snapshot' });
+    }
     if (checkpoint) this.checkpoints[checkpoint[0]] = checkpoint[1];
     this.stateVersion++;
     this.changedSinceCommit = true;
@@ -886,6 +916,15 @@ export class TableHandler {
       return;
     }
     if (this.published && this.published.stateVersion === this.stateVersion) return;
+    if (this.appliedLsn < this.holdSnapshotsBelow) {
+      // Replay has not reached what readers saw before the restart; the old pointer serves them.
+      if (Date.now() - this.holdSince < SNAPSHOT_HOLD_MAX_MS) return;
+      this.log.warn('replay did not reach the read pointer of before the restart; publishing anyway', {
+        appliedLsn: this.appliedLsn,
+        pointerLsn: this.holdSnapshotsBelow,
+      });
+      this.holdSnapshotsBelow = 0n;
+    }
     this.snapshotWanted = false;
     const capture = this.captureSnapshot();
     this.snapshotInFlight = true;

@@ -112,6 +112,7 @@ async function openTableOrThrow(deps: OpenTableDeps): Promise<TableHandler> {
     }));
   }
   const recovered = await recoverState(iceberg, def, store, deps.pool, pointer?.committedLsn);
+  if (pointer?.snapshotKey) recovered.pointerLsn = BigInt(pointer.lsn);
   await checkDataFiles(store, recovered.files);
   logger.info('table opened', {
     table: def.name,

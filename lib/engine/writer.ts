@@ -52,7 +52,7 @@ export type SourceFactory = (
 ) => Promise<TableSource>;
 
 /** How a table stands in this writer. */
-export type TableState = 'open' | 'damaged' | 'failed';
+export type TableState = 'open' | 'recovering' | 'damaged' | 'failed';
 
 export interface TableProblem {
   table: string;
@@ -87,6 +87,8 @@ export class Writer {
   private readonly sourceFactories = new Map<string, SourceFactory>();
   /** Tables another writer took over (a newer epoch): never reopened by this writer. */
   private readonly lost = new Map<string, Error>();
+  /** Tables replaying their log after opening, and the LSN that ends their recovery. */
+  private readonly recovering = new Map<string, { target: Lsn; handler: TableHandler }>();
   /** Tables that are damaged (open, refusing writes) or could not be opened, and why. */
   private readonly problems = new Map<string, TableProblem>();
   private closed = false;
@@ -171,10 +173,25 @@ export class Writer {
     return p;
   }
 
-  /** How the table stands: open, damaged (open, refusing writes) or failed to open. */
+  /** How the table stands: open, recovering (replaying its log), damaged (open, refusing writes) or failed to open. */
   tableState(name: string): { state: TableState; error?: TableProblem['error'] } {
     const p = this.problems.get(name);
-    return p ? { state: p.state, error: p.error } : { state: 'open' };
+    if (p) return { state: p.state, error: p.error };
+    return this.recoveryTarget(name) === undefined ? { state: 'open' } : { state: 'recovering' };
+  }
+
+  /**
+   * While a reopened table replays its log: the LSN a published snapshot must reach (the log's
+   * end when the table opened). Reads without a newer `minLsn` wait for it; undefined once recovered.
+   */
+  recoveryTarget(name: string): Lsn | undefined {
+    const r = this.recovering.get(name);
+    if (!r) return undefined;
+    if (r.handler.publishedLsn >= r.target || r.handler !== this.tables.get(name)?.handler) {
+      this.recovering.delete(name);
+      return undefined;
+    }
+    return r.target;
   }
 
   /** Why writes to the table are refused now, if they are (a damaged table). */
@@ -187,6 +204,18 @@ export class Writer {
   /** Ready: every owned table open and undamaged, and the log writable. */
   async health(): Promise<WriterHealth> {
     const problems: WriterHealth['problems'] = [...this.problems.values()];
+    for (const [table, r] of [...this.recovering]) {
+      const target = this.recoveryTarget(table);
+      if (target !== undefined)
+        problems.push({
+          table,
+          state: 'recovering',
+          error: {
+            code: 'recovering',
+            message: `replaying the log: applied LSN ${r.handler.lsn} of ${target}`,
+          },
+        });
+    }
     const log = (await this.deps.log.health?.()) ?? { writable: true };
     if (!log.writable)
       problems.push({
@@ -241,6 +270,9 @@ export class Writer {
         throw new Error(`table "${name}" has a ${kind} source, but this writer has no ${kind} support`);
       owned.feed = await factory(def, handler, this);
     } else {
+      // Recovery lasts until replay reaches the log's end as of now.
+      const end = await this.deps.log.lastLsn(name);
+      if (end > handler.lsn) this.recovering.set(name, { target: end, handler });
       owned.feed = await this.deps.log.subscribe(name, handler.lsn, (entry) =>
         this.deliver(def, handler, entry),
       );
@@ -249,6 +281,8 @@ export class Writer {
       if (damage) {
         const e = new LogDamagedError(damage);
         this.problems.set(name, { table: name, state: 'damaged', error: problemError(e) });
+        handler.releaseSnapshotHold();
+        this.recovering.delete(name);
       }
     }
     handler.start();
