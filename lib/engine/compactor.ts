@@ -1,32 +1,20 @@
 /**
  * Compaction: merges small data files and files with many deleted rows into files near the
  * target size. The plan is made on the table's loop (which files, their deletion vectors at
- * that moment); reading, rewriting and uploading run off it. The result carries, for every
+ * that moment); reading and uploading are async I/O, and rewriting runs in a worker thread. The result carries, for every
  * input row, where it went, so deletes that arrive meanwhile can follow their rows.
  */
 
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import * as arrow from 'apache-arrow';
 import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
-import {
-  arrowSchemaFor,
-  buildRecordBatch,
-  readData,
-  tableFromIpc,
-  tableToIpc,
-  takeData,
-} from '../parquet/arrow-convert.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
-import { keyString } from '../schema/values.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { type ColumnStats, dataStats, mergeStats, NUMERIC_KINDS } from './column-stats.ts';
+import type { ColumnStats } from './column-stats.ts';
+import type { CompactionJob } from './compaction-job.ts';
 import type { DataFile } from './data-file.ts';
-import { mostlyDistinctColumns } from './dictionary-choice.ts';
 import type { RowHashes } from './file-index.ts';
-import { IndexRun, iota } from './index-run.ts';
-import { hashHi, hashKey, hashLo } from './key-hash.ts';
+import { IndexRun } from './index-run.ts';
 
 export interface CompactionInput {
   fileId: number;
@@ -122,21 +110,6 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
   return { inputs, outputs, rowsPerOutput, startLsn: o.startLsn };
 }
 
-/** Column types whose decoded Arrow data is taken as it is (one value per slot, or UTF-8). */
-const REUSABLE = new Set([...NUMERIC_KINDS, 'string']);
-
-/**
- * Whether decoded data of a column can stand in the table's batch as it is: a simple type and
- * the same Arrow type and layout (a decoded Int64 can differ from ours in what `compareTypes`
- * looks at while the values are the same BigInt64Array).
- */
-function reusable(f: NestedField, ours: arrow.DataType, decoded: arrow.DataType): boolean {
-  if (!REUSABLE.has(f.type.kind)) return false;
-  return (
-    String(ours) === String(decoded) && ours.ArrayType === decoded.ArrayType && ours.typeId === decoded.typeId
-  );
-}
-
 export interface CompactionDeps {
   store: ObjectStore;
   pool: ParquetWorkerPool;
@@ -147,112 +120,48 @@ export interface CompactionDeps {
   rowHashes?: Map<number, RowHashes>;
 }
 
+/**
+ * Runs a plan: reads the inputs from the store, merges and encodes them in a Parquet worker
+ * (compaction-job.ts: decoding, taking live rows, hashing, statistics, encoding and the
+ * outputs' index runs are all CPU work, none of it on the table's thread), then uploads the
+ * outputs.
+ */
 export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps): Promise<CompactionResult> {
-  const { fields } = deps;
-  const schema = arrowSchemaFor(fields);
-  const hasKey = deps.keyColumns.length > 0;
-  // Live rows of every input as Arrow batches (a file without deletes as it is; otherwise taken
-  // row by row on raw buffers), with the key hashes of those rows for the outputs' index runs.
-  const batches: arrow.RecordBatch[] = [];
-  const liveRows = plan.inputs.reduce((n, i) => n + i.rowCount - i.deletesAtStart.size, 0);
-  const his = new Uint32Array(hasKey ? liveRows : 0);
-  const los = new Uint32Array(hasKey ? liveRows : 0);
-  const mapping = new Map<number, RowMapping>();
-  let total = 0;
+  const inputs = [];
   for (const input of plan.inputs) {
-    const table: arrow.Table = tableFromIpc(await deps.pool.decode(await deps.store.get(input.key)));
-    if (table.numRows !== input.rowCount) {
-      throw new Error(`${input.key}: expected ${input.rowCount} rows, found ${table.numRows}`);
-    }
-    const m: RowMapping = {
-      outIndex: new Int32Array(input.rowCount).fill(-1),
-      outPos: new Int32Array(input.rowCount).fill(-1),
-    };
-    const known = deps.rowHashes?.get(input.fileId);
-    const noDeletes = input.deletesAtStart.isEmpty();
-    let pos = 0;
-    for (const batch of table.batches) {
-      const first = total;
-      const keep: number[] = [];
-      // A kept row the index holds no hash for (it should hold all): the batch's keys are hashed.
-      let unhashed = false;
-      for (let i = 0; i < batch.numRows; i++, pos++) {
-        if (!noDeletes && input.deletesAtStart.has(pos)) continue;
-        if (!noDeletes) keep.push(i);
-        m.outIndex[pos] = Math.floor(total / plan.rowsPerOutput);
-        m.outPos[pos] = total % plan.rowsPerOutput;
-        if (known?.has[pos] === 1) {
-          his[total] = known.his[pos];
-          los[total] = known.los[pos];
-        } else unhashed = true;
-        total++;
-      }
-      if (total === first) continue;
-      // Always re-wrapped in the table's own schema (field ids); the decoded columns are reused
-      // as they are when every row stays and their types are the table's.
-      const all = noDeletes || keep.length === batch.numRows;
-      const taken =
-        all && fields.every((f, c) => reusable(f, schema.fields[c].type, batch.data.children[c].type))
-          ? buildRecordBatch(schema, batch.data.children)
-          : buildRecordBatch(
-              schema,
-              fields.map((f, c) =>
-                takeData(f.type, batch.data.children[c], all ? iota(batch.numRows) : keep),
-              ),
-            );
-      batches.push(taken);
-      if (hasKey && unhashed) {
-        const keyCols = deps.keyColumns.map((c) => readData(fields[c].type, taken.data.children[c]));
-        for (let i = 0; i < taken.numRows; i++) {
-          hashKey(keyString(keyCols.map((col) => col[i])));
-          his[first + i] = hashHi();
-          los[first + i] = hashLo();
-        }
-      }
-    }
-    mapping.set(input.fileId, m);
-    await yieldToLoop();
+    inputs.push({
+      fileId: input.fileId,
+      rowCount: input.rowCount,
+      parquet: await deps.store.get(input.key),
+      deletes: Uint32Array.from(input.deletesAtStart.toArray()),
+      hashes: deps.rowHashes?.get(input.fileId),
+    });
   }
-  if (total !== liveRows) throw new Error(`compaction: expected ${liveRows} live rows, found ${total}`);
-  // Cut the stream of batches into outputs of rowsPerOutput rows.
+  const job: CompactionJob = {
+    fields: deps.fields,
+    keyColumns: deps.keyColumns,
+    compression: deps.compression,
+    rowsPerOutput: plan.rowsPerOutput,
+    outputs: plan.outputs.map((o) => o.fileId),
+    inputs,
+  };
+  const result = await deps.pool.compact(job);
   const outputs: CompactionOutput[] = [];
-  let b = 0;
-  let bOffset = 0;
   for (let k = 0; k < plan.outputs.length; k++) {
-    const start = k * plan.rowsPerOutput;
-    const n = Math.min(total, start + plan.rowsPerOutput) - start;
-    const parts: arrow.RecordBatch[] = [];
-    let need = n;
-    while (need > 0) {
-      const batch = batches[b];
-      const take = Math.min(need, batch.numRows - bOffset);
-      parts.push(bOffset === 0 && take === batch.numRows ? batch : batch.slice(bOffset, bOffset + take));
-      need -= take;
-      bOffset += take;
-      if (bOffset === batch.numRows) {
-        b++;
-        bOffset = 0;
-      }
-    }
-    const stats = new Map<number, ColumnStats>();
-    fields.forEach((f, c) => {
-      let st: ColumnStats | undefined;
-      for (const p of parts) st = mergeStats(st, dataStats(f, p.data.children[c]));
-      stats.set(f.id, st ?? { valueCount: 0, nullCount: 0 });
-    });
     const { fileId, key } = plan.outputs[k];
-    const table = new arrow.Table(parts);
-    const bytes = await deps.pool.encode(tableToIpc(table), {
-      compression: deps.compression,
-      // The same dictionary choice as a flushed data file (dictionary-choice.ts).
-      plainColumns: mostlyDistinctColumns(fields, (c, i) => table.getChildAt(c)?.get(i), n),
+    const o = result.outputs[k];
+    await deps.store.put(key, o.bytes);
+    outputs.push({
+      fileId,
+      key,
+      rowCount: o.rowCount,
+      sizeBytes: o.bytes.length,
+      stats: o.stats,
+      run: o.run ? IndexRun.deserialize(o.run, `compaction output ${fileId}`) : undefined,
     });
-    await deps.store.put(key, bytes);
-    const run = hasKey
-      ? IndexRun.forFile(fileId, his.subarray(start, start + n), los.subarray(start, start + n))
-      : undefined;
-    outputs.push({ fileId, key, rowCount: n, sizeBytes: bytes.length, stats, run });
-    await yieldToLoop();
   }
-  return { outputs, mapping };
+  return {
+    outputs,
+    mapping: new Map(result.mapping.map((m) => [m.fileId, { outIndex: m.outIndex, outPos: m.outPos }])),
+  };
 }

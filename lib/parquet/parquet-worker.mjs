@@ -1,7 +1,8 @@
 // Worker thread: Parquet encode/decode off the table event loops (see worker-pool.ts).
 // Messages: { id, op: 'encode', ipc, compression, rowGroupSize, keyValue } | { id, op: 'decode', parquet, columns }
 //         | { id, op: 'columns', job } (MemSlice column images → Parquet + stats, column-encoder.ts)
-// Replies:  { id, ok: true, bytes, stats? } | { id, ok: false, error }
+//         | { id, op: 'compact', compaction } (a compaction's CPU work, compaction-job.ts)
+// Replies:  { id, ok: true, bytes?, stats?, result? } | { id, ok: false, error }
 import { parentPort } from 'node:worker_threads';
 import { decodeParquet, encodeParquet } from './parquet-codec.mjs';
 
@@ -15,9 +16,20 @@ columnEncoder.catch(() => undefined); // reported by the first job that needs it
 async function columns(job) {
   return (await columnEncoder).encodeColumns(job);
 }
+// Loaded on the first compaction (most workers never compact).
+let compactionJob;
 
 parentPort.on('message', async (msg) => {
   try {
+    if (msg.op === 'compact') {
+      compactionJob ??= import('tsx/esm/api').then(({ tsImport }) =>
+        tsImport('../engine/compaction-job.ts', import.meta.url),
+      );
+      const job = await compactionJob;
+      const result = job.compactFiles(msg.compaction);
+      parentPort.postMessage({ id: msg.id, ok: true, result }, job.resultBuffers(result));
+      return;
+    }
     if (msg.op === 'columns') {
       const { bytes, stats } = await columns(msg.job);
       parentPort.postMessage({ id: msg.id, ok: true, bytes, stats }, [bytes.buffer]);

@@ -7,12 +7,15 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { imageBuffers } from '../engine/column-buffer.ts';
 import type { ColumnsJob, ColumnsResult } from '../engine/column-encoder.ts';
+import type { CompactionJob, CompactionJobResult } from '../engine/compaction-job.ts';
 import type * as Codec from './parquet-codec.mjs';
 import type { EncodeOptions } from './parquet-codec.mjs';
 
 interface Reply {
   bytes: Uint8Array;
   stats?: ColumnsResult['stats'];
+  /** A compaction's result. */
+  result?: CompactionJobResult;
 }
 
 interface Pending {
@@ -20,7 +23,11 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-type Job = { op: 'encode' | 'decode' | 'columns'; payload: Record<string, unknown>; transfer: ArrayBuffer[] };
+type Job = {
+  op: 'encode' | 'decode' | 'columns' | 'compact';
+  payload: Record<string, unknown>;
+  transfer: ArrayBuffer[];
+};
 
 export class ParquetWorkerPool {
   private readonly workers: Worker[] = [];
@@ -37,11 +44,18 @@ export class ParquetWorkerPool {
     w.unref();
     w.on(
       'message',
-      (msg: { id: number; ok: boolean; bytes?: Uint8Array; stats?: Reply['stats']; error?: string }) => {
+      (msg: {
+        id: number;
+        ok: boolean;
+        bytes?: Uint8Array;
+        stats?: Reply['stats'];
+        result?: CompactionJobResult;
+        error?: string;
+      }) => {
         const cur = this.inFlight.get(w);
         this.inFlight.delete(w);
         if (cur) {
-          if (msg.ok) cur.pending.resolve({ bytes: msg.bytes!, stats: msg.stats });
+          if (msg.ok) cur.pending.resolve({ bytes: msg.bytes!, stats: msg.stats, result: msg.result });
           else cur.pending.reject(new Error(`parquet worker: ${msg.error}`));
         }
         // Keep the process alive only while work is in flight.
@@ -94,13 +108,24 @@ export class ParquetWorkerPool {
 
   private codec: Promise<typeof Codec> | undefined;
   private columnEncoder: Promise<typeof import('../engine/column-encoder.ts')> | undefined;
+  private compactionJob: Promise<typeof import('../engine/compaction-job.ts')> | undefined;
 
   /** Size 0: in the calling thread; parquet-wasm loads on first use (a short cold start). */
   private async runInline(job: Job): Promise<Reply> {
     this.codec ??= import('./parquet-codec.mjs');
     const { encodeParquet, decodeParquet } = await this.codec;
-    const p = job.payload as { ipc?: Uint8Array; parquet?: Uint8Array; columns?: string[]; job?: ColumnsJob };
+    const p = job.payload as {
+      ipc?: Uint8Array;
+      parquet?: Uint8Array;
+      columns?: string[];
+      job?: ColumnsJob;
+      compaction?: CompactionJob;
+    };
     try {
+      if (job.op === 'compact') {
+        this.compactionJob ??= import('../engine/compaction-job.ts');
+        return { bytes: new Uint8Array(0), result: (await this.compactionJob).compactFiles(p.compaction!) };
+      }
       if (job.op === 'columns') {
         this.columnEncoder ??= import('../engine/column-encoder.ts');
         return (await this.columnEncoder).encodeColumns(p.job!);
@@ -136,6 +161,23 @@ export class ParquetWorkerPool {
     }).then((r) => ({ bytes: r.bytes, stats: r.stats }));
   }
 
+  /**
+   * A compaction's CPU work (compaction-job.ts) in a worker. The inputs' buffers are handed
+   * over (copied first where a view does not own its buffer).
+   */
+  compact(job: CompactionJob): Promise<CompactionJobResult> {
+    const owned: CompactionJob = {
+      ...job,
+      inputs: job.inputs.map((i) => ({ ...i, parquet: ownBuffer(i.parquet), deletes: ownBuffer(i.deletes) })),
+    };
+    const transfer = new Set(
+      owned.inputs.flatMap((i) => [i.parquet.buffer, i.deletes.buffer] as ArrayBuffer[]),
+    );
+    return this.run({ op: 'compact', payload: { compaction: owned }, transfer: [...transfer] }).then(
+      (r) => r.result!,
+    );
+  }
+
   /** Parquet bytes → Arrow IPC stream bytes, optionally only some columns. The input is copied. */
   decode(parquet: Uint8Array, columns?: string[]): Promise<Uint8Array> {
     const own = parquet.slice();
@@ -157,7 +199,7 @@ export class ParquetWorkerPool {
 }
 
 /** A copy when the view does not own its whole buffer, so it can be transferred safely. */
-function ownBuffer(bytes: Uint8Array): Uint8Array {
+function ownBuffer<T extends Uint8Array | Uint32Array>(bytes: T): T {
   if (
     bytes.byteOffset === 0 &&
     bytes.byteLength === bytes.buffer.byteLength &&
@@ -165,7 +207,7 @@ function ownBuffer(bytes: Uint8Array): Uint8Array {
   ) {
     return bytes;
   }
-  return bytes.slice();
+  return bytes.slice() as T;
 }
 
 let shared: ParquetWorkerPool | undefined;
