@@ -152,6 +152,10 @@ async function appendScenario(): Promise<void> {
   // After the bodies: a connection left idle past the server's keep-alive timeout would be cut.
   const s = await service();
   await createBenchTable(s.svc.url, 'append');
+  await createBenchTable(s.svc.url, 'probe');
+  // Responsiveness: while the load, the flush and the compaction after it run, a single-row
+  // write to another table and GET /health every 20 ms.
+  const probe = startProbe(s.svc.url);
   const serviceCpu0 = processCpuSeconds(s.svc.child.pid);
   const clientCpu0 = process.cpuUsage();
   const secs = await timed(async () => {
@@ -165,6 +169,8 @@ async function appendScenario(): Promise<void> {
   // Merging the flushed files waits while writes keep the loop busy: how long after the burst
   // until it is done (not in the rate above, which ends when everything is committed).
   const settle = await compactionSettled(s.svc.url, 'append');
+  const probed = await probe.stop();
+  const loopDelay = await eventLoopDelay(s.svc.url, 'append');
   await stop(s);
   const ours = n / secs;
   const floorAfter = await floorRowsPerSec(n);
@@ -188,6 +194,103 @@ async function appendScenario(): Promise<void> {
     compactedAfterSec: settle.seconds,
     compactionsFailed: settle.failed,
   });
+  report({
+    scenario: 'responsiveness',
+    during: `append ${n} rows, flush, compaction`,
+    writeP50Ms: probed.write.p50,
+    writeP99Ms: probed.write.p99,
+    writeMaxMs: probed.write.max,
+    healthP50Ms: probed.health.p50,
+    healthP99Ms: probed.health.p99,
+    healthMaxMs: probed.health.max,
+    probeFailures: probed.failures,
+    loopDelayP99Ms: loopDelay.p99Ms,
+    loopDelayMaxMs: loopDelay.maxMs,
+    targetsMet:
+      probed.write.p99 <= 50 &&
+      probed.health.p99 <= 50 &&
+      probed.write.max <= 250 &&
+      probed.health.max <= 250,
+  });
+}
+
+/** One request on its own connection (a stalled server shows as latency, not a reused socket's reset). */
+function timedRequest(method: string, url: string, body?: string): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method, agent: false, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve(performance.now() - t0)
+            : reject(new Error(`${url}: ${res.statusCode}`)),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Every 20 ms, alternately a single-row write to `probe` and GET /health; latencies kept. */
+function startProbe(url: string): { stop(): Promise<{ write: Stats; health: Stats; failures: number }> } {
+  const write: number[] = [];
+  const health: number[] = [];
+  let failures = 0;
+  let stopped = false;
+  let i = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      const next = performance.now() + 20;
+      const w = i++ % 2 === 0;
+      try {
+        if (w)
+          write.push(
+            await timedRequest(
+              'POST',
+              `${url}/tables/probe/rows`,
+              `{"ops":[{"op":"upsert","row":${rowJson(i)}}]}`,
+            ),
+          );
+        else health.push(await timedRequest('GET', `${url}/health`));
+      } catch {
+        failures++;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return { write: stats(write), health: stats(health), failures };
+    },
+  };
+}
+
+interface Stats {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+function stats(xs: number[]): Stats {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const r = (v: number) => +v.toFixed(1);
+  return sorted.length === 0
+    ? { p50: 0, p99: 0, max: 0 }
+    : { p50: r(percentile(sorted, 50)), p99: r(percentile(sorted, 99)), max: r(sorted[sorted.length - 1]) };
+}
+
+/** The service's main-thread event-loop delay since it started (from the writer's status). */
+async function eventLoopDelay(url: string, table: string): Promise<{ p99Ms: number; maxMs: number }> {
+  const d = (await (await fetch(`${url}/tables/${table}`)).json()) as {
+    writer?: { eventLoopDelay?: { p99Ms: number; maxMs: number } };
+  };
+  return d.writer?.eventLoopDelay ?? { p99Ms: Number.NaN, maxMs: Number.NaN };
 }
 
 /** Polls the table until no two files are below half the target size (or 120 s pass). */

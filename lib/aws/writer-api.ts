@@ -73,7 +73,7 @@ export function startWriterApi(
           return [204];
         default: {
           const h = await writer.open(table);
-          return [200, writerStatusJson(h.status())];
+          return [200, { ...writerStatusJson(h.status()), eventLoopDelay: writer.eventLoop.sinceStart() }];
         }
       }
     };

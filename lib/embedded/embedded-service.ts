@@ -49,6 +49,7 @@ export function inProcessWriterLink(writer: Writer): WriterLink {
       return {
         ...state,
         ...(handler ? writerStatusJson(handler.status()) : {}),
+        eventLoopDelay: writer.eventLoop.sinceStart(),
         ...(writer.sourceStatus(table) ? { source: writer.sourceStatus(table) } : {}),
       };
     },

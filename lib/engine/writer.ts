@@ -14,6 +14,7 @@ import { decodeRequest } from '../schema/transaction.ts';
 import { DataFileMissingError, type ObjectStore } from '../store/object-store.ts';
 import { deletePrefix } from '../table-admin.ts';
 import type { Logger } from '../util/logger.ts';
+import { EventLoopDelay } from '../util/event-loop-delay.ts';
 import { Semaphore } from '../util/semaphore.ts';
 import type { Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
@@ -93,6 +94,8 @@ export class Writer {
   private readonly problems = new Map<string, TableProblem>();
   private closed = false;
   deadLettered = 0;
+  /** The main thread's event-loop delay (every table's loop runs on it). */
+  readonly eventLoop = new EventLoopDelay();
 
   constructor(readonly deps: WriterDeps) {
     mkdirSync(deps.spillDir, { recursive: true });
@@ -374,6 +377,7 @@ export class Writer {
    */
   async close(options: { flush?: boolean } = {}): Promise<void> {
     this.closed = true;
+    this.eventLoop.stop();
     await Promise.all([...this.opening.values()].map((p) => p.catch(() => undefined)));
     const owned = [...this.tables.entries()];
     this.tables.clear();
