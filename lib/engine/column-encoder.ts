@@ -11,6 +11,7 @@ import type { NestedField } from '../schema/iceberg-type.ts';
 import { type ColumnBuffer, type ColumnImage, columnFromImage } from './column-buffer.ts';
 import { type ColumnStats, columnStats } from './column-stats.ts';
 import { mostlyDistinctColumns } from './dictionary-choice.ts';
+import { IndexRun } from './index-run.ts';
 
 export interface ColumnsJob {
   fields: NestedField[];
@@ -24,11 +25,15 @@ export interface ColumnsJob {
    * plainly costs a third of the time).
    */
   withStats: boolean;
+  /** Also the file's index run, from its rows' key hashes (sorting them is CPU work too). */
+  indexRun?: { fileId: number; his: Uint32Array; los: Uint32Array };
 }
 
 export interface ColumnsResult {
   bytes: Uint8Array;
   stats: Map<number, ColumnStats> | undefined;
+  /** The index run, serialized (IndexRun.deserialize). */
+  run?: Uint8Array;
 }
 
 /** An Arrow record batch of the given rows of MemSlice columns, in that order. */
@@ -57,5 +62,10 @@ export function encodeColumns(job: ColumnsJob): ColumnsResult {
         }
       : { dictionary: false }),
   });
-  return { bytes, stats: job.withStats ? columnStats(job.fields, columns, job.rows) : undefined };
+  const r = job.indexRun;
+  return {
+    bytes,
+    stats: job.withStats ? columnStats(job.fields, columns, job.rows) : undefined,
+    run: r ? IndexRun.forFile(r.fileId, r.his, r.los).serialize() : undefined,
+  };
 }

@@ -44,16 +44,18 @@ export async function writeSliceToFile(
     rows,
     compression: job.compression,
     withStats: true,
+    // The worker sorts the rows' key hashes into the file's index run.
+    indexRun: slice.rowKeys.length > 0 ? { fileId: job.fileId, ...slice.hashesOf(rows) } : undefined,
   });
-  await yieldToLoop();
-  let run: IndexRun | undefined;
-  if (slice.rowKeys.length > 0) {
-    const { his, los } = slice.hashesOf(rows);
-    run = IndexRun.forFile(job.fileId, his, los);
-  }
-  const { bytes, stats } = await encoded;
+  const { bytes, stats, run } = await encoded;
   await store.put(job.key, bytes);
-  return { key: job.key, sizeBytes: bytes.length, rowCount: rows.length, stats: stats!, run };
+  return {
+    key: job.key,
+    sizeBytes: bytes.length,
+    rowCount: rows.length,
+    stats: stats!,
+    run: run ? IndexRun.deserialize(run, `index run of file ${job.fileId}`) : undefined,
+  };
 }
 
 /** An index run mapping the key of each file row i (given by `keyAt`) to (fileId, i). */

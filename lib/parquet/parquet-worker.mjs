@@ -31,8 +31,11 @@ parentPort.on('message', async (msg) => {
       return;
     }
     if (msg.op === 'columns') {
-      const { bytes, stats } = await columns(msg.job);
-      parentPort.postMessage({ id: msg.id, ok: true, bytes, stats }, [bytes.buffer]);
+      const { bytes, stats, run } = await columns(msg.job);
+      parentPort.postMessage(
+        { id: msg.id, ok: true, bytes, stats, run },
+        run ? [bytes.buffer, run.buffer] : [bytes.buffer],
+      );
       return;
     }
     const bytes = msg.op === 'encode' ? encodeParquet(msg.ipc, msg) : decodeParquet(msg.parquet, msg.columns);

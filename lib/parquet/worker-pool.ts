@@ -16,6 +16,8 @@ interface Reply {
   stats?: ColumnsResult['stats'];
   /** A compaction's result. */
   result?: CompactionJobResult;
+  /** A flushed file's index run, serialized. */
+  run?: Uint8Array;
 }
 
 interface Pending {
@@ -50,12 +52,14 @@ export class ParquetWorkerPool {
         bytes?: Uint8Array;
         stats?: Reply['stats'];
         result?: CompactionJobResult;
+        run?: Uint8Array;
         error?: string;
       }) => {
         const cur = this.inFlight.get(w);
         this.inFlight.delete(w);
         if (cur) {
-          if (msg.ok) cur.pending.resolve({ bytes: msg.bytes!, stats: msg.stats, result: msg.result });
+          if (msg.ok)
+            cur.pending.resolve({ bytes: msg.bytes!, stats: msg.stats, result: msg.result, run: msg.run });
           else cur.pending.reject(new Error(`parquet worker: ${msg.error}`));
         }
         // Keep the process alive only while work is in flight.
@@ -154,11 +158,12 @@ export class ParquetWorkerPool {
    * column-encoder.ts. The images' buffers are transferred (unusable after); `rows` is copied.
    */
   encodeColumns(job: ColumnsJob): Promise<ColumnsResult> {
+    const hashes = job.indexRun ? [job.indexRun.his.buffer, job.indexRun.los.buffer] : [];
     return this.run({
       op: 'columns',
       payload: { job },
-      transfer: job.images.flatMap(imageBuffers),
-    }).then((r) => ({ bytes: r.bytes, stats: r.stats }));
+      transfer: [...new Set([...job.images.flatMap(imageBuffers), ...(hashes as ArrayBuffer[])])],
+    }).then((r) => ({ bytes: r.bytes, stats: r.stats, run: r.run }));
   }
 
   /**
