@@ -21,6 +21,7 @@ import {
   StorageIoError,
   TooManyOpenFilesError,
 } from '../lib/util/io-errors.ts';
+import { BackpressureError } from '../lib/util/memory-budget.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -66,6 +67,14 @@ export function toApiError(e: unknown): ApiError {
     return new ApiError(503, e.code, e.message, {}, { 'Retry-After': '5' });
   if (e instanceof LogDamagedError)
     return new ApiError(503, e.code, e.message, { damage: e.damage }, { 'Retry-After': '60' });
+  if (e instanceof BackpressureError)
+    return new ApiError(
+      503,
+      e.code,
+      e.message,
+      { usedBytes: e.usedBytes, budgetBytes: e.budgetBytes },
+      { 'Retry-After': '1' },
+    );
   if (e instanceof TableDamagedError) return new ApiError(503, e.code, e.message, { damage: e.details });
   if (e instanceof DataFileMissingError)
     return new ApiError(503, e.code, e.message, { object: e.key }, { 'Retry-After': '60' });

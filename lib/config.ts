@@ -72,6 +72,7 @@ export function engineOptionsFromEnv(env: Env = process.env): EngineOptions {
     orphanSweepIntervalMs: int(env, 'MOONLINK_ORPHAN_SWEEP_INTERVAL_MS', d.orphanSweepIntervalMs, 0),
     dataCompression: compression as EngineOptions['dataCompression'],
     compaction: bool(env, 'MOONLINK_COMPACTION', d.compaction),
+    memoryBudgetBytes: int(env, 'MOONLINK_MEMORY_BUDGET_BYTES', d.memoryBudgetBytes, 1 << 20),
   };
 }
 

@@ -125,5 +125,9 @@ describe('service life cycle', () => {
     expect(small.length).toBeLessThanOrEqual(1);
     expect(files.length).toBeLessThanOrEqual(Math.ceil(sizes.reduce((a, b) => a + b, 0) / (target / 2)) + 1);
     expect(described.rows).toBeGreaterThan(20_000);
+    // Entries of files compaction replaced left the index: it holds about the files' rows.
+    const fileRows = files.reduce((s, f) => s + f.rowCount, 0);
+    console.log(`compaction: ${described.writer.indexEntries} index entries for ${fileRows} rows in files`);
+    expect(described.writer.indexEntries).toBeLessThanOrEqual(1.2 * fileRows);
   });
 });

@@ -50,6 +50,7 @@ export function inProcessWriterLink(writer: Writer): WriterLink {
         ...state,
         ...(handler ? writerStatusJson(handler.status()) : {}),
         eventLoopDelay: writer.eventLoop.sinceStart(),
+        memory: writer.memoryStatus(),
         ...(writer.sourceStatus(table) ? { source: writer.sourceStatus(table) } : {}),
       };
     },

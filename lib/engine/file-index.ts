@@ -143,6 +143,20 @@ export class FileIndex {
     this.enforceBudget();
   }
 
+  /**
+   * Drops the runs whose files are all gone (compacted away): their entries can never be
+   * needed again. Runs that also cover live files keep theirs until a merge filters them.
+   * The filter over all runs keeps their keys (false positives only) until it is rebuilt.
+   */
+  dropDeadRuns(isLive: (fileId: number) => boolean): number {
+    const dead = this.runs.filter((r) => !r.fileIds.some(isLive));
+    if (dead.length === 0) return 0;
+    const set = new Set(dead);
+    this.runs = this.runs.filter((r) => !set.has(r));
+    for (const r of dead) release(r);
+    return dead.reduce((n, r) => n + r.count, 0);
+  }
+
   /** Drops every run (table dropped or reloaded). */
   clear(): void {
     for (const r of this.runs) release(r);

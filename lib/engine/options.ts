@@ -1,5 +1,7 @@
 /** Tuning knobs of the engine, with the defaults a data engineer gets without configuring anything. */
 
+import { defaultMemoryBudgetBytes } from '../util/memory-budget.ts';
+
 export interface EngineOptions {
   /** A MemSlice is flushed to a data file once its estimated in-memory size passes this. */
   memSliceMaxBytes: number;
@@ -46,6 +48,11 @@ export interface EngineOptions {
   dataCompression: 'zstd' | 'snappy' | 'lz4' | 'none';
   /** Background compaction on/off. */
   compaction: boolean;
+  /**
+   * Buffered rows, frozen slices, index memory and compactions in flight, over all tables:
+   * past it writes get 503 `backpressure` and sources stop pulling until flushes catch up.
+   */
+  memoryBudgetBytes: number;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -68,6 +75,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   orphanSweepIntervalMs: 60 * 60_000,
   dataCompression: 'zstd',
   compaction: true,
+  memoryBudgetBytes: defaultMemoryBudgetBytes(),
 };
 
 export function engineOptions(partial: Partial<EngineOptions> = {}): EngineOptions {

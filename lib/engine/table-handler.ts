@@ -220,6 +220,8 @@ export class TableHandler {
 
   // ---- Iceberg commits and compaction: one at a time ----
   private maintenance: 'idle' | 'committing' | 'compacting' = 'idle';
+  /** Memory a compaction in flight holds (an estimate), for the writer's budget. */
+  private compactingBytes = 0;
   private commitWaiters: CommitWaiter[] = [];
   private commitRequested = false;
   private compactRequested = false;
@@ -410,6 +412,17 @@ export class TableHandler {
 
   get lsn(): Lsn {
     return this.appliedLsn;
+  }
+
+  /**
+   * What this table holds in memory for the writer's budget: rows in slices (buffered and
+   * frozen), index runs in memory, and a compaction in flight (its inputs and outputs, about
+   * three times the inputs' file bytes decoded).
+   */
+  memoryBytes(): number {
+    let bytes = this.active.byteSize + this.index.memoryBytes;
+    for (const s of this.frozen) bytes += s.byteSize;
+    return bytes + this.compactingBytes;
   }
 
   /** The LSN of the newest published read snapshot (-1 before the first). */
@@ -1255,6 +1268,7 @@ export class TableHandler {
     );
     if (!plan) return;
     this.maintenance = 'compacting';
+    this.compactingBytes = 3 * plan.inputs.reduce((n, i) => n + i.sizeBytes, 0);
     for (const out of plan.outputs) this.writesInFlight.add(out.key);
     this.log.info('compaction started', { inputs: plan.inputs.length, outputs: plan.outputs.length });
     runCompaction(plan, {
@@ -1275,6 +1289,7 @@ export class TableHandler {
 
   private onCompactionDone(plan: CompactionPlan, result: CompactionResult | undefined, error: unknown): void {
     this.maintenance = 'idle';
+    this.compactingBytes = 0;
     for (const out of plan.outputs) this.writesInFlight.delete(out.key);
     if (error || !result) {
       this.compactionsFailed++;
@@ -1316,6 +1331,9 @@ export class TableHandler {
       const k = m.outIndex[pos];
       return k < 0 ? undefined : [outputs[k].fileId, m.outPos[pos]];
     });
+    // The inputs' index entries are never needed again (recovery from an older commit loads
+    // that commit's persisted runs, which stay referenced).
+    this.index.dropDeadRuns((fileId) => this.files.has(fileId));
     this.stateVersion++;
     this.changedSinceCommit = true;
     this.compactions++;

@@ -15,6 +15,7 @@ import { DataFileMissingError, type ObjectStore } from '../store/object-store.ts
 import { deletePrefix } from '../table-admin.ts';
 import { EventLoopDelay } from '../util/event-loop-delay.ts';
 import type { Logger } from '../util/logger.ts';
+import { BackpressureError } from '../util/memory-budget.ts';
 import { Semaphore } from '../util/semaphore.ts';
 import type { Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
@@ -99,6 +100,7 @@ export class Writer {
 
   constructor(readonly deps: WriterDeps) {
     mkdirSync(deps.spillDir, { recursive: true });
+    deps.log.pauseWhile?.(() => this.overBudget());
   }
 
   /** Registers how tables with a `source` of this kind (e.g. "postgres") are fed. */
@@ -197,11 +199,67 @@ export class Writer {
     return r.target;
   }
 
-  /** Why writes to the table are refused now, if they are (a damaged table). */
+  /** Why writes to the table are refused now, if they are (a damaged table, or past the memory budget). */
   writeRefusal(name: string): Error | undefined {
     const p = this.problems.get(name);
-    if (p?.state !== 'damaged') return undefined;
-    return new TableDamagedError(name, p.error);
+    if (p?.state === 'damaged') return new TableDamagedError(name, p.error);
+    if (this.overBudget()) return new BackpressureError(this.usedBytes, this.deps.options.memoryBudgetBytes);
+    return undefined;
+  }
+
+  private usedBytes = 0;
+  private usedAt = 0;
+  /** A catch-up flush in flight (one at a time). */
+  private relieving: Promise<unknown> | undefined;
+
+  /** Memory held over all tables (recomputed at most every 20 ms). */
+  memoryInUse(): number {
+    const now = Date.now();
+    if (now - this.usedAt >= 20) {
+      let bytes = 0;
+      for (const o of this.tables.values()) bytes += o.handler.memoryBytes();
+      this.usedBytes = bytes;
+      this.usedAt = now;
+    }
+    return this.usedBytes;
+  }
+
+  /**
+   * Whether the writer holds more than its memory budget. While it does, the table holding the
+   * most is flushed (one at a time), so the writer catches up by itself.
+   */
+  overBudget(): boolean {
+    const over = this.memoryInUse() > this.deps.options.memoryBudgetBytes;
+    if (over && !this.relieving && !this.closed) {
+      let biggest: TableHandler | undefined;
+      let most = 0;
+      for (const o of this.tables.values()) {
+        const b = o.handler.memoryBytes();
+        if (b > most && !o.handler.isFenced) [biggest, most] = [o.handler, b];
+      }
+      if (biggest) {
+        this.deps.logger.info('memory budget reached: flushing the largest table', {
+          table: biggest.name,
+          usedBytes: this.usedBytes,
+          budgetBytes: this.deps.options.memoryBudgetBytes,
+        });
+        this.relieving = biggest
+          .flush()
+          .catch((e) =>
+            this.deps.logger.warn('flush for the memory budget failed', { table: biggest.name, error: e }),
+          )
+          .finally(() => {
+            this.relieving = undefined;
+            this.usedAt = 0;
+          });
+      }
+    }
+    return over;
+  }
+
+  /** The budget and what is held, for status. */
+  memoryStatus(): { usedBytes: number; budgetBytes: number } {
+    return { usedBytes: this.memoryInUse(), budgetBytes: this.deps.options.memoryBudgetBytes };
   }
 
   /** Ready: every owned table open and undamaged, and the log writable. */

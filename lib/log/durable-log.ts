@@ -70,6 +70,8 @@ export interface DurableLog {
   close(): Promise<void>;
   /** Damage found when the table's log was read; such a table takes no writes. */
   damage?(table: string): Promise<LogDamage | undefined>;
+  /** Followers stop delivering while `holdBack` answers true (the writer's memory budget). */
+  pauseWhile?(holdBack: () => boolean): void;
   /** Whether the log can take writes now (e.g. its disk is not full). */
   health?(): Promise<LogHealth>;
 }

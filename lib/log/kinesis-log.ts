@@ -537,6 +537,8 @@ type IteratorSpec =
 
 export class KinesisLog implements DurableLog {
   readonly description: string;
+  /** While it answers true, followers stop reading (the writer's memory budget). */
+  holdBack: (() => boolean) | undefined;
   readonly streamName: string;
   readonly client: KinesisClient;
   private readonly ownsClient: boolean;
@@ -766,6 +768,10 @@ export class KinesisLog implements DurableLog {
     return this.append(table, new TextEncoder().encode('{"marker":"barrier"}'));
   }
 
+  pauseWhile(holdBack: () => boolean): void {
+    this.holdBack = holdBack;
+  }
+
   async lastLsn(table: string): Promise<Lsn> {
     return this.last.get(table) ?? 0n;
   }
@@ -934,6 +940,9 @@ class ShardFollower {
             continue;
           }
         }
+        // Past the writer's memory budget: no more records until it has flushed (an iterator
+        // that expires meanwhile is renewed from the last sequence number).
+        while (this.log.holdBack?.() && !this.stopped) await sleep(100, this.abort.signal);
         const it: string = iterator;
         const page = await this.log.client.send(
           new GetRecordsCommand({ ShardIterator: it, Limit: this.log.getRecordsLimit }),

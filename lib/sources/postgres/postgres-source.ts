@@ -83,6 +83,8 @@ export interface PostgresSourceDeps {
   /** Local folder for operations held back during savepoints. */
   spillDir: string;
   options?: Partial<PostgresSourceOptions>;
+  /** The writer is past its memory budget: stop reading the stream until it is not. */
+  overBudget?: () => boolean;
 }
 
 /** Default names of the slot and publication of a table (lower case: slot names allow nothing else). */
@@ -98,6 +100,7 @@ export function postgresSourceFactory(options: Partial<PostgresSourceOptions> = 
       catalog: writer.deps.catalog,
       spillDir: writer.deps.spillDir,
       options,
+      overBudget: () => writer.overBudget(),
     });
     source.start();
     return source;
@@ -602,6 +605,14 @@ export class PostgresSource implements TableSource {
     this.processing = true;
     try {
       while (this.queue.length > 0) {
+        // Past the writer's memory budget: stop reading (Postgres keeps the WAL) until it flushed.
+        if (this.deps.overBudget?.()) {
+          if (!this.paused) {
+            this.paused = true;
+            this.repl?.pause();
+          }
+          while (this.deps.overBudget() && !this.stopped) await new Promise((r) => setTimeout(r, 50));
+        }
         const chunk = this.queue.shift()!;
         const r = this.onFrame(chunk);
         if (r) await r;
