@@ -503,12 +503,200 @@ async function memoryScenario(): Promise<void> {
   });
 }
 
+/** Resident memory of a process now (all its threads), from /proc (Linux). */
+function rssBytes(pid: number | undefined): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * Overload: 8 clients write 1,000-row inserts as fast as they can for 60 s into a writer with a
+ * 1 GiB memory budget. Refused writes (503 backpressure, each with Retry-After) are retried after
+ * it; /health is timed every 100 ms; the service's RSS is sampled; at the end every
+ * acknowledged row must be there once.
+ */
+async function overloadScenario(): Promise<void> {
+  const budget = 1 << 30;
+  const seconds = quick ? 10 : 60;
+  const s = await service({ MOONLINK_MEMORY_BUDGET_BYTES: String(budget) });
+  await createBenchTable(s.svc.url, 'overload');
+  const url = `${s.svc.url}/tables/overload/rows`;
+  let peakRss = 0;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, rssBytes(s.svc.child.pid) || 0);
+  }, 200);
+  const health: number[] = [];
+  let stopped = false;
+  const prober = (async () => {
+    while (!stopped) {
+      const t0 = performance.now();
+      try {
+        await timedRequest('GET', `${s.svc.url}/health`);
+        health.push(performance.now() - t0);
+      } catch {
+        health.push(performance.now() - t0);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  let refused = 0;
+  let refusedWithoutRetryAfter = 0;
+  let acked = 0;
+  let nextBatch = 0;
+  const until = Date.now() + seconds * 1000;
+  const t0 = performance.now();
+  const client = async (): Promise<void> => {
+    while (Date.now() < until) {
+      const b = nextBatch++;
+      let body = '{"ops":[';
+      for (let i = 0; i < BATCH; i++)
+        body += `${i ? ',' : ''}{"op":"insert","row":${rowJson(b * BATCH + i)}}`;
+      const bytes = Buffer.from(`${body}]}`);
+      for (;;) {
+        const r = await rawPost(url, bytes);
+        if (r.status === 200) {
+          acked += BATCH;
+          break;
+        }
+        if (r.status === 503 && r.code === 'backpressure') {
+          refused++;
+          const after = Number(r.retryAfter);
+          if (!(after > 0)) refusedWithoutRetryAfter++;
+          await new Promise((res) => setTimeout(res, (after > 0 ? after : 1) * 1000));
+          continue;
+        }
+        throw new Error(`overload write: ${r.status} ${r.code}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, client));
+  const secs = (performance.now() - t0) / 1000;
+  stopped = true;
+  await prober;
+  await post(`${s.svc.url}/tables/overload/flush`, '');
+  clearInterval(sampler);
+  const d = (await (await fetch(`${s.svc.url}/tables/overload`)).json()) as { rows: number };
+  await stop(s);
+  const h = stats(health);
+  report({
+    scenario: 'overload',
+    clients: 8,
+    seconds,
+    rowsPerSec: Math.round(acked / secs),
+    refusedWrites: refused,
+    refusedWithoutRetryAfter,
+    budgetMb: budget / 2 ** 20,
+    peakRssMb: Math.round(peakRss / 2 ** 20),
+    rssVsBudget: +(peakRss / budget).toFixed(2),
+    healthP99Ms: h.p99,
+    healthMaxMs: h.max,
+    ackedRows: acked,
+    rowsAfter: d.rows,
+    nothingLost: d.rows === acked,
+    targetsMet:
+      peakRss <= 1.25 * budget && h.max <= 250 && d.rows === acked && refusedWithoutRetryAfter === 0,
+  });
+}
+
+/** A POST whose refusal is an answer, not an exception: status, error code, Retry-After. */
+function rawPost(
+  url: string,
+  body: Uint8Array,
+): Promise<{ status: number; code?: string; retryAfter?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': body.byteLength },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let code: string | undefined;
+          if (res.statusCode !== 200) {
+            try {
+              code = JSON.parse(Buffer.concat(chunks).toString()).error?.code;
+            } catch {
+              code = undefined;
+            }
+          }
+          resolve({
+            status: res.statusCode ?? 0,
+            code,
+            retryAfter: res.headers['retry-after'] as string | undefined,
+          });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * Recovery: 1M rows acknowledged only into the log (no flush, no commit), SIGKILL, restart:
+ * how long until the service answers, and until it is ready (the log replayed and a snapshot
+ * covering it published); replay speed in rows/s.
+ */
+async function recoveryScenario(): Promise<void> {
+  const n = quick ? 200_000 : 1_000_000;
+  const env = {
+    MOONLINK_MEMSLICE_MAX_ROWS: String(4 * n),
+    MOONLINK_MEMSLICE_MAX_BYTES: String(4 * 2 ** 30),
+    MOONLINK_COMMIT_INTERVAL_MS: '3600000',
+  };
+  const s = await service(env);
+  await createBenchTable(s.svc.url, 'recover');
+  const list = bodies(Math.ceil(n / BATCH), (b) => {
+    let body = '{"ops":[';
+    for (let i = b * BATCH; i < Math.min(n, (b + 1) * BATCH); i++)
+      body += `${i > b * BATCH ? ',' : ''}{"op":"insert","row":${rowJson(i)}}`;
+    return `${body}]}`;
+  });
+  await drive(`${s.svc.url}/tables/recover/rows`, list);
+  await s.svc.kill('SIGKILL');
+  const t0 = performance.now();
+  const svc = await startServiceProcess(
+    { MOONLINK_DATA_DIR: s.dir, LOG_LEVEL: 'ERROR', MOONLINK_MAX_BODY_BYTES: String(64 << 20), ...env },
+    120_000,
+  );
+  running = svc;
+  const liveSecs = (performance.now() - t0) / 1000;
+  for (;;) {
+    const r = await fetch(`${svc.url}/health`);
+    if (r.status === 200) break;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  const readySecs = (performance.now() - t0) / 1000;
+  const d = (await (await fetch(`${svc.url}/tables/recover`)).json()) as { rows: number };
+  await stop({ svc, dir: s.dir });
+  report({
+    scenario: 'recovery',
+    rowsInLog: n,
+    answersAfterSec: +liveSecs.toFixed(2),
+    readyAfterSec: +readySecs.toFixed(2),
+    replayRowsPerSec: Math.round(n / readySecs),
+    rowsAfter: d.rows,
+    nothingLost: d.rows === n,
+  });
+}
+
 const scenarios: [string, () => Promise<void>][] = [
   ['append', appendScenario],
   ['upsert', upsertScenario],
   ['freshness', freshnessScenario],
   ['read-planning', readPlanningScenario],
   ['memory', memoryScenario],
+  ['overload', overloadScenario],
+  ['recovery', recoveryScenario],
 ];
 
 const started = Date.now();
