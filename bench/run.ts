@@ -689,6 +689,117 @@ async function recoveryScenario(): Promise<void> {
   });
 }
 
+/** Bytes a process has caused to be written to storage so far (/proc/pid/io, Linux). */
+function writtenBytes(pid: number | undefined): number {
+  try {
+    const m = /write_bytes:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m ? Number(m[1]) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+async function folderBytes(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  for (const e of await fs.readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    files++;
+    bytes += (await fs.stat(path.join(e.parentPath, e.name)).catch(() => ({ size: 0 }))).size;
+  }
+  return { files, bytes };
+}
+
+/**
+ * Soak: steady upserts (~25,000 ops/s in 1,000-op requests, 500,000 keys, 10 % deletes) for 10
+ * minutes. Sampled every 10 s: RSS and index entries against live rows. At the end: bytes the
+ * service wrote to storage per byte of request bodies (write amplification), and the objects
+ * kept against the table's live data files.
+ */
+async function soakScenario(): Promise<void> {
+  const seconds = quick ? 40 : 600;
+  const keys = quick ? 100_000 : 500_000;
+  const opsPerSec = 25_000;
+  const s = await service();
+  await createBenchTable(s.svc.url, 'soak');
+  const url = `${s.svc.url}/tables/soak/rows`;
+  const written0 = writtenBytes(s.svc.child.pid);
+  let ingested = 0;
+  let ops = 0;
+  let seed = 12345;
+  const rand = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+    return seed / 0x80000000;
+  };
+  const samples: { t: number; rssMb: number; indexEntries: number; liveRows: number }[] = [];
+  const sample = async (t: number) => {
+    const d = (await (await fetch(`${s.svc.url}/tables/soak`)).json()) as {
+      rows: number;
+      writer?: { indexEntries: number };
+    };
+    samples.push({
+      t,
+      rssMb: Math.round(rssBytes(s.svc.child.pid) / 2 ** 20),
+      indexEntries: d.writer?.indexEntries ?? 0,
+      liveRows: d.rows,
+    });
+  };
+  const t0 = performance.now();
+  let nextSample = 10;
+  for (let batch = 0; ; batch++) {
+    const elapsed = (performance.now() - t0) / 1000;
+    if (elapsed >= seconds) break;
+    if (elapsed >= nextSample) {
+      await sample(Math.round(elapsed));
+      nextSample += 10;
+    }
+    let body = '{"ops":[';
+    for (let i = 0; i < BATCH; i++) {
+      const id = Math.floor(rand() * keys);
+      body += `${i ? ',' : ''}${rand() < 0.1 ? `{"op":"delete","row":{"id":${id}}}` : `{"op":"upsert","row":${rowJson(id, batch)}}`}`;
+    }
+    const bytes = Buffer.from(`${body}]}`);
+    await post(url, bytes);
+    ingested += bytes.length;
+    ops += BATCH;
+    // Paced: the next request when the rate says so.
+    const due = t0 + (ops / opsPerSec) * 1000;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  const secs = (performance.now() - t0) / 1000;
+  await post(`${s.svc.url}/tables/soak/flush`, '');
+  await sample(Math.round(secs));
+  const written = writtenBytes(s.svc.child.pid) - written0;
+  const d = (await (await fetch(`${s.svc.url}/tables/soak`)).json()) as {
+    rows: number;
+    dataFiles: { sizeBytes: number }[];
+  };
+  const kept = await folderBytes(path.join(s.dir, 'objects'));
+  await stop(s);
+  const liveBytes = d.dataFiles.reduce((n, f) => n + f.sizeBytes, 0);
+  const warm = samples[Math.min(samples.length - 1, Math.floor(samples.length / 4))];
+  const last = samples[samples.length - 1];
+  const indexRatio = Math.max(...samples.map((x) => (x.liveRows > 0 ? x.indexEntries / x.liveRows : 0)));
+  report({
+    scenario: 'soak',
+    seconds: Math.round(secs),
+    opsPerSec: Math.round(ops / secs),
+    keys,
+    rssWarmMb: warm.rssMb,
+    rssEndMb: last.rssMb,
+    rssMaxMb: Math.max(...samples.map((x) => x.rssMb)),
+    rssOverTime: samples.map((x) => `${x.t}s:${x.rssMb}`).join(' '),
+    maxIndexEntriesPerLiveRow: +indexRatio.toFixed(2),
+    liveRows: d.rows,
+    writeAmplification: +(written / ingested).toFixed(2),
+    objectsKept: kept.files,
+    objectsKeptMb: +(kept.bytes / 2 ** 20).toFixed(1),
+    liveDataMb: +(liveBytes / 2 ** 20).toFixed(1),
+    targetsMet: last.rssMb <= 1.2 * warm.rssMb && indexRatio <= 1.2,
+  });
+}
+
 const scenarios: [string, () => Promise<void>][] = [
   ['append', appendScenario],
   ['upsert', upsertScenario],
@@ -697,6 +808,7 @@ const scenarios: [string, () => Promise<void>][] = [
   ['memory', memoryScenario],
   ['overload', overloadScenario],
   ['recovery', recoveryScenario],
+  ['soak', soakScenario],
 ];
 
 const started = Date.now();

@@ -192,7 +192,7 @@ describe('local log under disk faults', () => {
     const totalBytes = sizes.reduce((a, b) => a + b, 0);
     let seed = 7;
     const rand = () => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
       return seed / 0x80000000;
     };
     const maxLsn = [...r.acked.keys()].reduce((m, l) => (l > m ? l : m), 0n);
