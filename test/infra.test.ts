@@ -84,6 +84,7 @@ describe('CDK stack', () => {
         'DELETE /leases/{id}',
         'DELETE /tables/{name}',
         'GET /health',
+        'GET /health/live',
         'GET /tables',
         'GET /tables/{name}',
         'GET /tables/{name}/rows',

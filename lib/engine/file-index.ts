@@ -38,6 +38,18 @@ export class FileIndex {
   private filter = BloomFilter.forKeysExact(0);
   private filterCapacity = 0;
   private filterKeys = 0;
+  /**
+   * Runs whose keys are not in `filter` yet: a lookup asks their own filters too. Their keys go
+   * into it (or into a rebuilt one) in the background, a slice at a time, never holding the
+   * table's thread for long.
+   */
+  private readonly unfiltered = new Set<IndexRun>();
+  private rebuildWanted = false;
+  private filtering = false;
+  /** Bumped by clear(): background work for an older generation stops. */
+  private generation = 0;
+  /** Runs a background merge is reading (not dropped meanwhile). */
+  private readonly merging = new Set<IndexRun>();
 
   constructor(private readonly options: FileIndexOptions) {}
 
@@ -59,30 +71,67 @@ export class FileIndex {
 
   add(run: IndexRun): void {
     this.runs.push(run);
-    if (this.filterKeys + run.count > this.filterCapacity) this.rebuildFilter();
-    else {
-      addKeys(this.filter, run);
-      this.filterKeys += run.count;
-    }
+    this.unfiltered.add(run);
+    if (this.filterKeys + run.count > this.filterCapacity) this.rebuildWanted = true;
+    this.startFiltering();
     this.enforceBudget();
   }
 
-  private rebuildFilter(): void {
-    const keys = this.entryCount;
-    this.filterCapacity = Math.max(1 << 16, Math.ceil(keys * 1.5));
-    this.filter = BloomFilter.forKeysExact(this.filterCapacity);
-    for (const r of this.runs) addKeys(this.filter, r);
-    this.filterKeys = keys;
+  private startFiltering(): void {
+    if (this.filtering) return;
+    this.filtering = true;
+    void this.filterInBackground().finally(() => {
+      this.filtering = false;
+    });
+  }
+
+  /**
+   * Puts unfiltered runs' keys into the filter, or rebuilds it at 1.5 × the entries once more
+   * keys went in than it was sized for. A run dropped meanwhile is skipped (the filter only
+   * needs to be a superset of the live runs' keys).
+   */
+  private async filterInBackground(): Promise<void> {
+    const gen = this.generation;
+    const current = () => gen === this.generation;
+    while (current() && (this.rebuildWanted || this.unfiltered.size > 0)) {
+      if (this.rebuildWanted) {
+        this.rebuildWanted = false;
+        const runs = [...this.runs];
+        const keys = runs.reduce((n, r) => n + r.count, 0);
+        const capacity = Math.max(1 << 16, Math.ceil(keys * 1.5));
+        const filter = BloomFilter.forKeysExact(capacity);
+        for (const r of runs) await addKeysSliced(filter, r, () => current() && this.runs.includes(r));
+        if (!current()) return;
+        this.filter = filter;
+        this.filterCapacity = capacity;
+        this.filterKeys = keys;
+        for (const r of runs) this.unfiltered.delete(r);
+        continue;
+      }
+      const r = this.unfiltered.values().next().value as IndexRun;
+      await addKeysSliced(this.filter, r, () => current() && this.runs.includes(r));
+      if (!current()) return;
+      this.unfiltered.delete(r);
+      this.filterKeys += r.count;
+      if (this.filterKeys > this.filterCapacity) this.rebuildWanted = true;
+    }
+  }
+
+  /** Resolves once every run's keys are in the filter (tests). */
+  async filtered(): Promise<void> {
+    while (this.filtering || this.unfiltered.size > 0) await new Promise((r) => setImmediate(r));
   }
 
   /** False when no run holds the hash (the index-wide filter; true may be a false positive). */
   mayContain(hi: number, lo: number): boolean {
-    return this.filter.mayContain(hi, lo);
+    if (this.filter.mayContain(hi, lo)) return true;
+    for (const r of this.unfiltered) if (r.mayContain(hi, lo)) return true;
+    return false;
   }
 
   /** Visits candidate locations for a hash, newest run first, until `cb` returns true. */
   find(hi: number, lo: number, cb: (fileId: number, pos: number) => boolean): boolean {
-    if (!this.filter.mayContain(hi, lo)) return false;
+    if (!this.mayContain(hi, lo)) return false;
     for (let i = this.runs.length - 1; i >= 0; i--) {
       if (this.runs[i].find(hi, lo, cb)) return true;
     }
@@ -128,6 +177,30 @@ export class FileIndex {
     return true;
   }
 
+  /**
+   * Merges the candidate runs a slice at a time (the thread stays free meanwhile), dropping
+   * entries `keep` rejects; the caller installs the result with {@link installMerge}.
+   */
+  async mergeInBackground(
+    keep: (fileId: number, pos: number) => boolean,
+  ): Promise<{ inputs: IndexRun[]; merged: IndexRun } | undefined> {
+    const inputs = this.mergeCandidates();
+    if (!inputs) return undefined;
+    for (const r of inputs) this.merging.add(r);
+    try {
+      return { inputs, merged: await IndexRun.mergeCooperatively(inputs, keep) };
+    } finally {
+      for (const r of inputs) this.merging.delete(r);
+    }
+  }
+
+  /** Installs a background merge, unless its inputs changed meanwhile (then it is dropped). */
+  installMerge(inputs: IndexRun[], merged: IndexRun): boolean {
+    if (!inputs.every((r) => this.runs.includes(r))) return false;
+    this.replace(inputs, merged);
+    return true;
+  }
+
   /** Replaces runs by one merged run (placed where the newest input was). */
   replace(inputs: IndexRun[], merged: IndexRun): void {
     const set = new Set(inputs);
@@ -139,7 +212,15 @@ export class FileIndex {
     const insertAt = this.runs.slice(0, at + 1).filter((r) => !set.has(r)).length;
     kept.splice(insertAt, 0, merged);
     this.runs = kept;
-    for (const r of inputs) release(r);
+    // The merged run's keys are its inputs'; those not yet in the filter still are not.
+    if (inputs.some((r) => this.unfiltered.has(r))) {
+      this.unfiltered.add(merged);
+      this.startFiltering();
+    }
+    for (const r of inputs) {
+      this.unfiltered.delete(r);
+      release(r);
+    }
     this.enforceBudget();
   }
 
@@ -149,16 +230,22 @@ export class FileIndex {
    * The filter over all runs keeps their keys (false positives only) until it is rebuilt.
    */
   dropDeadRuns(isLive: (fileId: number) => boolean): number {
-    const dead = this.runs.filter((r) => !r.fileIds.some(isLive));
+    const dead = this.runs.filter((r) => !this.merging.has(r) && !r.fileIds.some(isLive));
     if (dead.length === 0) return 0;
     const set = new Set(dead);
     this.runs = this.runs.filter((r) => !set.has(r));
-    for (const r of dead) release(r);
+    for (const r of dead) {
+      this.unfiltered.delete(r);
+      release(r);
+    }
     return dead.reduce((n, r) => n + r.count, 0);
   }
 
   /** Drops every run (table dropped or reloaded). */
   clear(): void {
+    this.generation++;
+    this.unfiltered.clear();
+    this.rebuildWanted = false;
     for (const r of this.runs) release(r);
     this.runs = [];
     this.filter = BloomFilter.forKeysExact(0);
@@ -179,9 +266,17 @@ export class FileIndex {
   }
 }
 
-function addKeys(filter: BloomFilter, run: IndexRun): void {
+/** Adds a run's keys to a filter, yielding every 32,768 entries; stops when `alive` turns false. */
+async function addKeysSliced(filter: BloomFilter, run: IndexRun, alive: () => boolean): Promise<void> {
   const c = run.cursor();
-  for (let e = c.next(); e; e = c.next()) filter.add(e[0], e[1]);
+  let n = 0;
+  for (let e = c.next(); e; e = c.next()) {
+    filter.add(e[0], e[1]);
+    if (++n % 32768 === 0) {
+      await new Promise((r) => setImmediate(r));
+      if (!alive()) return;
+    }
+  }
 }
 
 function release(r: IndexRun): void {

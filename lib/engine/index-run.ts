@@ -6,7 +6,9 @@
  * background, persisted to the object store for recovery, and spilled to local disk (only the
  * Bloom filter and a sparse block directory stay in memory) when the index outgrows its budget.
  */
+
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { BloomFilter } from './bloom-filter.ts';
 
 export const RUN_MAGIC = 0x584c4d49; // "IMLX" little-endian
@@ -147,11 +149,38 @@ export class IndexRun {
    * rows already deleted). Spilled runs are read back block by block.
    */
   static merge(runs: IndexRun[], keep: (fileId: number, pos: number) => boolean): IndexRun {
+    const it = IndexRun.mergeSteps(runs, keep);
+    for (let r = it.next(); ; r = it.next()) if (r.done) return r.value;
+  }
+
+  /**
+   * {@link merge} a slice at a time: yields to the event loop every `sliceEntries` entries, so a
+   * merge of millions of entries never holds the table's thread for long.
+   */
+  static async mergeCooperatively(
+    runs: IndexRun[],
+    keep: (fileId: number, pos: number) => boolean,
+    sliceEntries = 1 << 15,
+  ): Promise<IndexRun> {
+    const it = IndexRun.mergeSteps(runs, keep, sliceEntries);
+    for (let r = it.next(); ; r = it.next()) {
+      if (r.done) return r.value;
+      await yieldToLoop();
+    }
+  }
+
+  /** The merge, pausing (yielding undefined) every `sliceEntries` entries. */
+  private static *mergeSteps(
+    runs: IndexRun[],
+    keep: (fileId: number, pos: number) => boolean,
+    sliceEntries = Number.POSITIVE_INFINITY,
+  ): Generator<undefined, IndexRun> {
     const total = runs.reduce((s, r) => s + r.count, 0);
     const hashes = new Uint32Array(2 * total);
     const locs = new Uint32Array(2 * total);
     const cursors = runs.map((r) => r.cursor());
     let n = 0;
+    let steps = 0;
     const heads = cursors.map((c) => c.next());
     for (;;) {
       let best = -1;
@@ -166,6 +195,7 @@ export class IndexRun {
         if (h[0] < b[0] || (h[0] === b[0] && h[1] < b[1])) best = k;
       }
       if (best < 0) break;
+      if (++steps % sliceEntries === 0) yield undefined;
       const h = heads[best]!;
       if (keep(h[2], h[3])) {
         hashes[2 * n] = h[0];

@@ -30,6 +30,7 @@ import { FileIndex } from './file-index.ts';
 import { type FlushResult, writeSliceToFile } from './flusher.ts';
 import { GarbageCollector } from './garbage-collector.ts';
 import { buildCommit, type CommitOutcome, type CommitPlan, runCommit } from './iceberg-committer.ts';
+import type { IndexRun } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import { LoadGauge } from './load-gauge.ts';
 import { MemSlice, type TailSegment } from './mem-slice.ts';
@@ -78,7 +79,8 @@ type TableEvent =
   | { type: 'commit-done'; plan: CommitPlan; outcome?: CommitOutcome; error?: unknown }
   /** `busy`: writes kept the loop busy (timed passes), so small files may wait. */
   | { type: 'compact'; busy?: boolean }
-  | { type: 'compaction-done'; plan: CompactionPlan; result?: CompactionResult; error?: unknown };
+  | { type: 'compaction-done'; plan: CompactionPlan; result?: CompactionResult; error?: unknown }
+  | { type: 'index-merged'; done?: { inputs: IndexRun[]; merged: IndexRun }; error?: unknown };
 
 /** Attempts of an Iceberg commit before a flush request fails (transient store errors). */
 const MAX_COMMIT_RETRIES = 6;
@@ -127,7 +129,7 @@ export interface TableHandlerDeps {
 /** Initial state from recovery (see table-loader.ts). */
 export interface RecoveredState {
   files: DataFile[];
-  runs: import('./index-run.ts').IndexRun[];
+  runs: IndexRun[];
   nextFileId: number;
   lsn: Lsn;
   checkpoints: Record<string, string>;
@@ -220,6 +222,8 @@ export class TableHandler {
 
   // ---- Iceberg commits and compaction: one at a time ----
   private maintenance: 'idle' | 'committing' | 'compacting' = 'idle';
+  /** A background merge of index runs: running, or done and waiting for a commit to finish. */
+  private indexMerge: 'running' | { inputs: IndexRun[]; merged: IndexRun } | undefined;
   /** Memory a compaction in flight holds (an estimate), for the writer's budget. */
   private compactingBytes = 0;
   private commitWaiters: CommitWaiter[] = [];
@@ -544,6 +548,8 @@ export class TableHandler {
         return this.onCompact(e.busy === true);
       case 'compaction-done':
         return this.onCompactionDone(e.plan, e.result, e.error);
+      case 'index-merged':
+        return this.onIndexMerged(e.done, e.error);
     }
   }
 
@@ -756,15 +762,46 @@ export class TableHandler {
     return file;
   }
 
+  /**
+   * Starts a background merge of index runs when there are too many (a slice at a time, off
+   * the loop's critical path); its result comes back as `index-merged`.
+   */
   private maybeMergeIndex(): void {
     // A commit in flight may be persisting the current runs; merge after it.
-    if (this.maintenance === 'committing') return;
+    if (this.maintenance === 'committing' || this.stopped) return;
+    if (this.indexMerge) {
+      // A merge that finished during a commit is installed now.
+      if (this.indexMerge !== 'running') {
+        const { inputs, merged } = this.indexMerge;
+        this.indexMerge = undefined;
+        this.index.installMerge(inputs, merged);
+        this.maybeMergeIndex();
+      }
+      return;
+    }
     // Drop only entries a recovery could never need: rows deleted as of the last Iceberg commit
     // (a later commit's state includes those deletes) and files no longer in the table.
-    this.index.mergeNow((fileId, pos) => {
+    const merging = this.index.mergeInBackground((fileId, pos) => {
       const f = this.files.get(fileId);
       return f !== undefined && !f.committedDeletes.has(pos);
     });
+    this.indexMerge = 'running';
+    merging.then(
+      (done) => this.loop.post({ type: 'index-merged', done }),
+      (error) => this.loop.post({ type: 'index-merged', error }),
+    );
+  }
+
+  private onIndexMerged(done: { inputs: IndexRun[]; merged: IndexRun } | undefined, error: unknown): void {
+    this.indexMerge = undefined;
+    if (error) return this.log.warn('merging index runs failed; will retry', { error });
+    if (!done) return;
+    if (this.maintenance === 'committing') {
+      this.indexMerge = done; // installed once the commit is done
+      return;
+    }
+    this.index.installMerge(done.inputs, done.merged);
+    this.maybeMergeIndex();
   }
 
   // ---- streaming transactions ----
