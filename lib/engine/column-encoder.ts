@@ -11,7 +11,7 @@ import type { NestedField } from '../schema/iceberg-type.ts';
 import { type ColumnBuffer, type ColumnImage, columnFromImage } from './column-buffer.ts';
 import { type ColumnStats, columnStats } from './column-stats.ts';
 import { mostlyDistinctColumns } from './dictionary-choice.ts';
-import { IndexRun } from './index-run.ts';
+import { IndexRun, type RunParts, runPartsBuffers } from './index-run.ts';
 
 export interface ColumnsJob {
   fields: NestedField[];
@@ -32,8 +32,13 @@ export interface ColumnsJob {
 export interface ColumnsResult {
   bytes: Uint8Array;
   stats: Map<number, ColumnStats> | undefined;
-  /** The index run, serialized (IndexRun.deserialize). */
-  run?: Uint8Array;
+  /** The index run's arrays (IndexRun.fromParts). */
+  run?: RunParts;
+}
+
+/** The buffers a result can hand over without copying. */
+export function resultTransfer(r: ColumnsResult): ArrayBuffer[] {
+  return [r.bytes.buffer as ArrayBuffer, ...(r.run ? runPartsBuffers(r.run) : [])];
 }
 
 /** An Arrow record batch of the given rows of MemSlice columns, in that order. */
@@ -66,6 +71,6 @@ export function encodeColumns(job: ColumnsJob): ColumnsResult {
   return {
     bytes,
     stats: job.withStats ? columnStats(job.fields, columns, job.rows) : undefined,
-    run: r ? IndexRun.forFile(r.fileId, r.his, r.los).serialize() : undefined,
+    run: r ? IndexRun.forFile(r.fileId, r.his, r.los).toParts() : undefined,
   };
 }

@@ -20,7 +20,7 @@ import { keyString } from '../schema/values.ts';
 import { type ColumnStats, dataStats, mergeStats, NUMERIC_KINDS } from './column-stats.ts';
 import { mostlyDistinctColumns } from './dictionary-choice.ts';
 import type { RowHashes } from './file-index.ts';
-import { IndexRun, iota } from './index-run.ts';
+import { IndexRun, iota, type RunParts, runPartsBuffers } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 
 export interface CompactionJobInput {
@@ -44,7 +44,7 @@ export interface CompactionJob {
 }
 
 export interface CompactionJobResult {
-  outputs: { rowCount: number; bytes: Uint8Array; stats: Map<number, ColumnStats>; run?: Uint8Array }[];
+  outputs: { rowCount: number; bytes: Uint8Array; stats: Map<number, ColumnStats>; run?: RunParts }[];
   /** Per input: output index and position of every row, -1 where it was deleted. */
   mapping: { fileId: number; outIndex: Int32Array; outPos: Int32Array }[];
 }
@@ -54,7 +54,7 @@ export function resultBuffers(r: CompactionJobResult): ArrayBuffer[] {
   const out: ArrayBuffer[] = [];
   for (const o of r.outputs) {
     out.push(o.bytes.buffer as ArrayBuffer);
-    if (o.run) out.push(o.run.buffer as ArrayBuffer);
+    if (o.run) out.push(...runPartsBuffers(o.run));
   }
   for (const m of r.mapping) out.push(m.outIndex.buffer as ArrayBuffer, m.outPos.buffer as ArrayBuffer);
   return [...new Set(out)];
@@ -183,7 +183,7 @@ export function compactFiles(job: CompactionJob): CompactionJobResult {
           job.outputs[k],
           his.subarray(start, start + n),
           los.subarray(start, start + n),
-        ).serialize()
+        ).toParts()
       : undefined;
     outputs.push({ rowCount: n, bytes, stats, run });
   }

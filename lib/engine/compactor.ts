@@ -65,6 +65,8 @@ export interface PlanOptions {
   nextFileId: () => number;
   keyFor: (fileId: number) => string;
   startLsn: Lsn;
+  /** At most this many input rows (what memory allows); a pass that cannot take two inputs waits. */
+  maxInputRows?: number;
 }
 
 /** Picks files to compact, or undefined when nothing is worth doing. */
@@ -86,8 +88,11 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
   let bytes = 0;
   let liveRows = 0;
   let liveBytes = 0;
+  let rows = 0;
   for (const f of [...chosen].sort((a, b) => a.fileId - b.fileId)) {
     if (inputs.length > 0 && bytes + f.sizeBytes > o.targetFileBytes * 2) break;
+    if (o.maxInputRows !== undefined && rows + f.rowCount > o.maxInputRows) break;
+    rows += f.rowCount;
     inputs.push({
       fileId: f.fileId,
       key: f.key,
@@ -100,6 +105,8 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
     liveRows += live;
     liveBytes += f.rowCount > 0 ? (f.sizeBytes * live) / f.rowCount : 0;
   }
+  // Memory admits one file at most: merging needs two; a single file is rewritten only for its deletes.
+  if (inputs.length === 0 || (inputs.length === 1 && inputs[0].deletesAtStart.isEmpty())) return undefined;
   const bytesPerRow = liveRows > 0 ? Math.max(1, liveBytes / liveRows) : 1;
   const rowsPerOutput = Math.max(1, Math.floor(o.targetFileBytes / bytesPerRow));
   const outputCount = Math.max(1, Math.ceil(liveRows / rowsPerOutput));
@@ -116,8 +123,8 @@ export interface CompactionDeps {
   fields: NestedField[];
   keyColumns: number[];
   compression: 'zstd' | 'snappy' | 'lz4' | 'none';
-  /** Key hashes of the inputs' rows from the index, taken when the plan was made. */
-  rowHashes?: Map<number, RowHashes>;
+  /** Key hashes of the inputs' rows from the index (gathered in the background meanwhile). */
+  rowHashes?: Map<number, RowHashes> | Promise<Map<number, RowHashes>>;
 }
 
 /**
@@ -128,13 +135,14 @@ export interface CompactionDeps {
  */
 export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps): Promise<CompactionResult> {
   const inputs = [];
+  const rowHashes = await deps.rowHashes;
   for (const input of plan.inputs) {
     inputs.push({
       fileId: input.fileId,
       rowCount: input.rowCount,
       parquet: await deps.store.get(input.key),
       deletes: Uint32Array.from(input.deletesAtStart.toArray()),
-      hashes: deps.rowHashes?.get(input.fileId),
+      hashes: rowHashes?.get(input.fileId),
     });
   }
   const job: CompactionJob = {
@@ -157,7 +165,7 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
       rowCount: o.rowCount,
       sizeBytes: o.bytes.length,
       stats: o.stats,
-      run: o.run ? IndexRun.deserialize(o.run, `compaction output ${fileId}`) : undefined,
+      run: o.run ? IndexRun.fromParts(o.run) : undefined,
     });
   }
   return {

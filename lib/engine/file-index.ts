@@ -143,20 +143,33 @@ export class FileIndex {
    * with `has` marking the positions found. Compaction takes its outputs' hashes from here
    * instead of reading and hashing every key again.
    */
-  rowHashes(files: Map<number, number>): Map<number, RowHashes> {
+  async rowHashes(files: Map<number, number>): Promise<Map<number, RowHashes>> {
     const out = new Map<number, RowHashes>();
     for (const [fileId, rows] of files) {
       out.set(fileId, { his: new Uint32Array(rows), los: new Uint32Array(rows), has: new Uint8Array(rows) });
     }
-    for (const run of this.runs) {
-      if (!run.fileIds.some((id) => files.has(id))) continue;
-      const c = run.cursor();
-      for (let e = c.next(); e; e = c.next()) {
-        const h = out.get(e[2]);
-        if (!h || e[3] >= h.has.length) continue;
-        h.his[e[3]] = e[0];
-        h.los[e[3]] = e[1];
-        h.has[e[3]] = 1;
+    const gen = this.generation;
+    // A slice at a time: the runs of big inputs hold millions of entries. A run is not dropped
+    // while it is read (merging), and reading stops if the index is cleared.
+    for (const run of this.runs.filter((r) => r.fileIds.some((id) => files.has(id)))) {
+      this.merging.add(run);
+      try {
+        const c = run.cursor();
+        let n = 0;
+        for (let e = c.next(); e; e = c.next()) {
+          const h = out.get(e[2]);
+          if (h && e[3] < h.has.length) {
+            h.his[e[3]] = e[0];
+            h.los[e[3]] = e[1];
+            h.has[e[3]] = 1;
+          }
+          if (++n % 32768 === 0) {
+            await new Promise((r) => setImmediate(r));
+            if (gen !== this.generation || !this.runs.includes(run)) break;
+          }
+        }
+      } finally {
+        this.merging.delete(run);
       }
     }
     return out;

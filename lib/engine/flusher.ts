@@ -54,7 +54,7 @@ export async function writeSliceToFile(
     sizeBytes: bytes.length,
     rowCount: rows.length,
     stats: stats!,
-    run: run ? IndexRun.deserialize(run, `index run of file ${job.fileId}`) : undefined,
+    run: run ? IndexRun.fromParts(run) : undefined,
   };
 }
 

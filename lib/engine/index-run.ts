@@ -105,6 +105,20 @@ interface Spill {
 const blockBuf = new Uint32Array(BLOCK_ENTRIES * 4);
 const blockBytes = new Uint8Array(blockBuf.buffer);
 
+/** An index run's arrays (see {@link IndexRun.toParts}). */
+export interface RunParts {
+  count: number;
+  hashes: Uint32Array;
+  locs: Uint32Array;
+  fileIds: Uint32Array;
+  bloom: Uint32Array;
+}
+
+/** The buffers of a run's parts, to transfer them. */
+export function runPartsBuffers(p: RunParts): ArrayBuffer[] {
+  return [...new Set([p.hashes.buffer, p.locs.buffer, p.fileIds.buffer, p.bloom.buffer] as ArrayBuffer[])];
+}
+
 export class IndexRun {
   /** Interleaved [hi, lo] per entry, sorted; undefined once spilled. */
   private hashes: Uint32Array | undefined;
@@ -130,6 +144,25 @@ export class IndexRun {
       this.bloom = BloomFilter.forKeys(count);
       for (let i = 0; i < count; i++) this.bloom.add(hashes[2 * i], hashes[2 * i + 1]);
     }
+  }
+
+  /**
+   * The run's arrays, for handing to another thread without copying (a worker builds a run,
+   * the table's thread takes it with {@link fromParts}). Only for a resident run.
+   */
+  toParts(): RunParts {
+    if (!this.hashes || !this.locs) throw new Error('a spilled index run has no parts in memory');
+    return {
+      count: this.count,
+      hashes: this.hashes,
+      locs: this.locs,
+      fileIds: this.fileIds,
+      bloom: this.bloom.words,
+    };
+  }
+
+  static fromParts(p: RunParts): IndexRun {
+    return new IndexRun(p.count, p.hashes, p.locs, p.fileIds, p.bloom);
   }
 
   /** The run of one data file: row i's key hash is (his[i], los[i]); its position is i. */

@@ -124,6 +124,8 @@ export interface TableHandlerDeps {
   onFenced?: (e: Error) => void;
   /** Called after each Iceberg commit with the LSN it covers (the log may drop up to it). */
   onCommitted?: (lsn: Lsn, checkpoints: Record<string, string>) => void;
+  /** Bytes the writer may still take under its memory budget (caps a compaction's size). */
+  memoryHeadroom?: () => number;
 }
 
 /** Initial state from recovery (see table-loader.ts). */
@@ -226,6 +228,8 @@ export class TableHandler {
   private indexMerge: 'running' | { inputs: IndexRun[]; merged: IndexRun } | undefined;
   /** Memory a compaction in flight holds (an estimate), for the writer's budget. */
   private compactingBytes = 0;
+  /** Bytes a row takes in memory decoded (the last frozen slice's average). */
+  private rowBytes = 100;
   private commitWaiters: CommitWaiter[] = [];
   private commitRequested = false;
   private compactRequested = false;
@@ -420,8 +424,8 @@ export class TableHandler {
 
   /**
    * What this table holds in memory for the writer's budget: rows in slices (buffered and
-   * frozen), index runs in memory, and a compaction in flight (its inputs and outputs, about
-   * three times the inputs' file bytes decoded).
+   * frozen), index runs in memory, and a compaction in flight (its inputs and outputs decoded:
+   * about two in-memory rows per input row).
    */
   memoryBytes(): number {
     let bytes = this.active.byteSize + this.index.memoryBytes;
@@ -679,6 +683,7 @@ export class TableHandler {
   private freezeActive(lsn: Lsn): void {
     const slice = this.active;
     if (slice.rowCount === 0) return;
+    this.rowBytes = Math.max(16, slice.byteSize / slice.rowCount);
     this.active = this.newSlice(slice.rowCount);
     slice.frozenAt = lsn;
     slice.seal();
@@ -1072,10 +1077,14 @@ export class TableHandler {
     error: unknown,
   ): void {
     this.snapshotInFlight = false;
+    const named = this.inFlightKeys;
     this.inFlightKeys = new Set();
     if (error || !written) {
       if (this.deps.pointer.fencedBy) return this.fence(this.deps.pointer.fencedBy);
       this.log.warn('publishing a read snapshot failed; will retry', { error });
+      // What it wrote before failing is named by nothing now (its tails get new keys next time):
+      // candidates for the collector, which keeps whatever is still in use.
+      this.gc.addCandidates([...named]);
       this.markDvDirtyAgain(capture);
       setTimeout(() => this.loop.post({ type: 'snapshot' }), 200).unref();
       return;
@@ -1301,11 +1310,16 @@ export class TableHandler {
         nextFileId: () => this.nextFileId++,
         keyFor: (fileId) => dataFileKey(this.tableRoot, fileId, randomUUID()),
         startLsn: this.appliedLsn,
+        // A compaction holds its inputs and outputs decoded (about two rows in memory per live
+        // row): no more rows than fit in what the memory budget leaves.
+        maxInputRows: this.deps.memoryHeadroom
+          ? Math.max(0, Math.floor(this.deps.memoryHeadroom() / (2 * this.rowBytes)))
+          : undefined,
       },
     );
     if (!plan) return;
     this.maintenance = 'compacting';
-    this.compactingBytes = 3 * plan.inputs.reduce((n, i) => n + i.sizeBytes, 0);
+    this.compactingBytes = 2 * this.rowBytes * plan.inputs.reduce((n, i) => n + i.rowCount, 0);
     for (const out of plan.outputs) this.writesInFlight.add(out.key);
     this.log.info('compaction started', { inputs: plan.inputs.length, outputs: plan.outputs.length });
     runCompaction(plan, {

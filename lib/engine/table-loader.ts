@@ -42,6 +42,7 @@ export interface OpenTableDeps {
   spillDir: string;
   onFenced?: TableHandlerDeps['onFenced'];
   onCommitted?: TableHandlerDeps['onCommitted'];
+  memoryHeadroom?: TableHandlerDeps['memoryHeadroom'];
 }
 
 export { ephemeralRootOf, tableRootOf } from './table-paths.ts';
@@ -135,6 +136,7 @@ async function openTableOrThrow(deps: OpenTableDeps): Promise<TableHandler> {
       iceberg,
       onFenced: deps.onFenced,
       onCommitted: deps.onCommitted,
+      memoryHeadroom: deps.memoryHeadroom,
     },
     recovered,
   );

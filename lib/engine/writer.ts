@@ -311,6 +311,7 @@ export class Writer {
           void stopFeed(owned.feed);
         }
       },
+      memoryHeadroom: () => this.deps.options.memoryBudgetBytes - this.memoryInUse(),
       onCommitted: (lsn) => {
         // A source confirms to its origin only what Iceberg now holds (e.g. Postgres' slot).
         const feed = this.tables.get(name)?.feed;

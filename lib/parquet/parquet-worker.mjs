@@ -13,9 +13,6 @@ const columnEncoder = import('tsx/esm/api').then(({ tsImport }) =>
   tsImport('../engine/column-encoder.ts', import.meta.url),
 );
 columnEncoder.catch(() => undefined); // reported by the first job that needs it
-async function columns(job) {
-  return (await columnEncoder).encodeColumns(job);
-}
 // Loaded on the first compaction (most workers never compact).
 let compactionJob;
 
@@ -31,11 +28,10 @@ parentPort.on('message', async (msg) => {
       return;
     }
     if (msg.op === 'columns') {
-      const { bytes, stats, run } = await columns(msg.job);
-      parentPort.postMessage(
-        { id: msg.id, ok: true, bytes, stats, run },
-        run ? [bytes.buffer, run.buffer] : [bytes.buffer],
-      );
+      const encoder = await columnEncoder;
+      const result = encoder.encodeColumns(msg.job);
+      const { bytes, stats, run } = result;
+      parentPort.postMessage({ id: msg.id, ok: true, bytes, stats, run }, encoder.resultTransfer(result));
       return;
     }
     const bytes = msg.op === 'encode' ? encodeParquet(msg.ipc, msg) : decodeParquet(msg.parquet, msg.columns);

@@ -16,8 +16,8 @@ interface Reply {
   stats?: ColumnsResult['stats'];
   /** A compaction's result. */
   result?: CompactionJobResult;
-  /** A flushed file's index run, serialized. */
-  run?: Uint8Array;
+  /** A flushed file's index run. */
+  run?: ColumnsResult['run'];
 }
 
 interface Pending {
@@ -36,6 +36,9 @@ export class ParquetWorkerPool {
   private readonly idle: Worker[] = [];
   private readonly queue: { job: Job; pending: Pending }[] = [];
   private readonly inFlight = new Map<Worker, { id: number; pending: Pending }>();
+  /** The compaction worker (one compaction at a time), apart from the pool's. */
+  private compactor: Worker | undefined;
+  private compactions: Promise<void> = Promise.resolve();
   private nextId = 1;
   private closed = false;
 
@@ -52,7 +55,7 @@ export class ParquetWorkerPool {
         bytes?: Uint8Array;
         stats?: Reply['stats'];
         result?: CompactionJobResult;
-        run?: Uint8Array;
+        run?: ColumnsResult['run'];
         error?: string;
       }) => {
         const cur = this.inFlight.get(w);
@@ -178,9 +181,59 @@ export class ParquetWorkerPool {
     const transfer = new Set(
       owned.inputs.flatMap((i) => [i.parquet.buffer, i.deletes.buffer] as ArrayBuffer[]),
     );
-    return this.run({ op: 'compact', payload: { compaction: owned }, transfer: [...transfer] }).then(
-      (r) => r.result!,
+    if (this.closed) return Promise.reject(new Error('parquet worker pool is closed'));
+    if (this.size === 0)
+      return this.runInline({ op: 'compact', payload: { compaction: owned }, transfer: [] }).then(
+        (r) => r.result!,
+      );
+    // A worker of its own, so flushes and tail files never queue behind a compaction. After a
+    // large one it is ended: the WebAssembly memory it grew (which never shrinks) goes back
+    // to the system; small ones reuse it (starting a worker costs half a second).
+    const large = owned.inputs.reduce((n, i) => n + i.rowCount, 0) > LARGE_COMPACTION_ROWS;
+    const run = this.compactions.then(async () => {
+      this.compactor ??= new Worker(new URL('./parquet-worker.mjs', import.meta.url));
+      const w = this.compactor;
+      w.ref();
+      try {
+        return await new Promise<CompactionJobResult>((resolve, reject) => {
+          const onMessage = (msg: { ok: boolean; result?: CompactionJobResult; error?: string }) => {
+            cleanup();
+            if (msg.ok) resolve(msg.result!);
+            else reject(new Error(`compaction worker: ${msg.error}`));
+          };
+          const onError = (e: Error) => {
+            cleanup();
+            this.compactor = undefined;
+            reject(e);
+          };
+          const onExit = (code: number) => {
+            cleanup();
+            this.compactor = undefined;
+            reject(new Error(`compaction worker exited (${code})`));
+          };
+          const cleanup = () => {
+            w.off('message', onMessage);
+            w.off('error', onError);
+            w.off('exit', onExit);
+          };
+          w.on('message', onMessage);
+          w.on('error', onError);
+          w.on('exit', onExit);
+          w.postMessage({ id: 0, op: 'compact', compaction: owned }, [...transfer]);
+        });
+      } finally {
+        w.unref();
+        if (large && this.compactor === w) {
+          this.compactor = undefined;
+          void w.terminate();
+        }
+      }
+    });
+    this.compactions = run.then(
+      () => undefined,
+      () => undefined,
     );
+    return run;
   }
 
   /** Parquet bytes → Arrow IPC stream bytes, optionally only some columns. The input is copied. */
@@ -197,7 +250,10 @@ export class ParquetWorkerPool {
     this.closed = true;
     for (const { pending } of this.queue.splice(0))
       pending.reject(new Error('parquet worker pool is closed'));
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await Promise.all(
+      [...this.workers, ...(this.compactor ? [this.compactor] : [])].map((w) => w.terminate()),
+    );
+    this.compactor = undefined;
     this.workers.length = 0;
     this.idle.length = 0;
   }
@@ -214,6 +270,9 @@ function ownBuffer<T extends Uint8Array | Uint32Array>(bytes: T): T {
   }
   return bytes.slice() as T;
 }
+
+/** A compaction of more input rows than this ends its worker afterwards (see compact). */
+const LARGE_COMPACTION_ROWS = 1_000_000;
 
 let shared: ParquetWorkerPool | undefined;
 
