@@ -255,9 +255,10 @@ describe('compaction run', () => {
         .map((i) => String(1000 + i)),
       ...Array.from({ length: 300 }, (_, i) => String(2000 + i)),
     ];
-    const lookups = async (rowHashes: Map<number, RowHashes> | undefined) => {
+    // Both files into one pass (output ids from 10).
+    const planBoth = () => {
       let next = 10;
-      const plan = planCompaction(files, {
+      return planCompaction(files, {
         targetFileBytes: 1 << 30,
         deletedRatio: 0.1,
         minSmallFiles: 2,
@@ -265,6 +266,9 @@ describe('compaction run', () => {
         keyFor: (id) => `data/${id}.parquet`,
         startLsn: 2n,
       })!;
+    };
+    const lookups = async (rowHashes: Map<number, RowHashes> | undefined) => {
+      const plan = planBoth();
       const result = await runCompaction(plan, {
         store,
         pool,
@@ -310,15 +314,7 @@ describe('compaction run', () => {
     // before it moved to the worker): the same bytes, rows, bounds, index run and row mapping.
     const inline = new ParquetWorkerPool(0);
     const outcome = async (p: ParquetWorkerPool) => {
-      let next = 10;
-      const whole = planCompaction(files, {
-        targetFileBytes: 1 << 30,
-        deletedRatio: 0.1,
-        minSmallFiles: 2,
-        nextFileId: () => next++,
-        keyFor: (id) => `data/${id}.parquet`,
-        startLsn: 2n,
-      })!;
+      const whole = planBoth();
       // Three outputs of 200 rows, cut mid-batch.
       const plan = {
         ...whole,
