@@ -126,4 +126,25 @@ describe('index runs', () => {
     index.clear();
     expect(lookup(index, 'g1-0')).toEqual([]);
   });
+
+  it('a run dropped while the filter is rebuilt is skipped, not read from its closed spill file', async () => {
+    // Spilled runs (a tiny memory budget), so reading a dropped run's keys would read a closed
+    // file descriptor (EBADF, an uncaught error that ended the service before this was fixed).
+    const index = new FileIndex({ memoryBudgetBytes: 1, spillDir, maxRuns: 100 });
+    for (let f = 1; f <= 5; f++) index.add(indexRunFor(f, 70_000, (i) => `h${f}-${i}`));
+    await index.filtered();
+    // A run of as many keys again: the filter is rebuilt larger over all six runs, a slice at a
+    // time; file 5 goes while the rebuild still reads file 1.
+    index.add(indexRunFor(6, 350_000, (i) => `h6-${i}`));
+    expect(index.allRuns().every((r) => !r.resident)).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    expect(index.dropDeadRuns((fileId) => fileId !== 5)).toBe(70_000);
+    await index.filtered();
+    expect(index.filterFailures).toBe(0);
+    for (let f = 1; f <= 4; f++)
+      for (let i = 0; i < 70_000; i += 997) expect(lookup(index, `h${f}-${i}`)).toEqual([[f, i]]);
+    expect(lookup(index, 'h6-349999')).toEqual([[6, 349_999]]);
+    expect(lookup(index, 'h5-0')).toEqual([]);
+    index.clear();
+  });
 });

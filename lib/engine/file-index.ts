@@ -65,9 +65,17 @@ export class FileIndex {
     return this.runs.reduce((s, r) => s + r.count, 0);
   }
 
+  /** The runs and the filter, and a background merge's output as it is built (about its inputs' size). */
   get memoryBytes(): number {
-    return this.runs.reduce((s, r) => s + r.memoryBytes, this.filter.byteLength);
+    return this.runs.reduce((s, r) => s + r.memoryBytes, this.filter.byteLength + this.mergeOutputBytes);
   }
+
+  /** Background filter passes that failed (the index stays correct; see startFiltering). */
+  filterFailures = 0;
+  lastFilterError: Error | undefined;
+
+  /** What a background merge in flight is building (counted from its inputs' size). */
+  private mergeOutputBytes = 0;
 
   add(run: IndexRun): void {
     this.runs.push(run);
@@ -80,9 +88,16 @@ export class FileIndex {
   private startFiltering(): void {
     if (this.filtering) return;
     this.filtering = true;
-    void this.filterInBackground().finally(() => {
-      this.filtering = false;
-    });
+    // A failure leaves the filter as it was (it is only replaced once complete) and the runs
+    // not yet in it asked by their own filters: lookups stay right; the next run retries.
+    this.filterInBackground()
+      .catch((e) => {
+        this.filterFailures++;
+        this.lastFilterError = e as Error;
+      })
+      .finally(() => {
+        this.filtering = false;
+      });
   }
 
   /**
@@ -200,9 +215,12 @@ export class FileIndex {
     const inputs = this.mergeCandidates();
     if (!inputs) return undefined;
     for (const r of inputs) this.merging.add(r);
+    const bytes = inputs.reduce((n, r) => n + r.memoryBytes, 0);
+    this.mergeOutputBytes += bytes;
     try {
       return { inputs, merged: await IndexRun.mergeCooperatively(inputs, keep) };
     } finally {
+      this.mergeOutputBytes -= bytes;
       for (const r of inputs) this.merging.delete(r);
     }
   }
@@ -281,6 +299,8 @@ export class FileIndex {
 
 /** Adds a run's keys to a filter, yielding every 32,768 entries; stops when `alive` turns false. */
 async function addKeysSliced(filter: BloomFilter, run: IndexRun, alive: () => boolean): Promise<void> {
+  // A run dropped (and its spill file closed) while an earlier run was being read is skipped.
+  if (!alive()) return;
   const c = run.cursor();
   let n = 0;
   for (let e = c.next(); e; e = c.next()) {
