@@ -163,6 +163,7 @@ export class MoonlinkStack extends cdk.Stack {
         environment: {
           ...common,
           MOONLINK_WRITER_GROUP: String(g),
+          POWERTOOLS_METRICS_NAMESPACE: 'Moonlink',
           PORT: String(WRITER_PORT),
           HOST: '0.0.0.0',
           NODE_ENV: 'production',
@@ -320,14 +321,20 @@ export class MoonlinkStack extends cdk.Stack {
     }
 
     // ---------------------------------------------------------------- alarms
-    const alarm = (id: string, metric: cloudwatch.IMetric, threshold: number, description: string): void => {
+    const alarm = (
+      id: string,
+      metric: cloudwatch.IMetric,
+      threshold: number,
+      description: string,
+      treatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ): void => {
       new cloudwatch.Alarm(this, id, {
         metric,
         threshold,
         evaluationPeriods: 3,
         datapointsToAlarm: 2,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        treatMissingData,
         alarmDescription: description,
       });
     };
@@ -366,6 +373,21 @@ export class MoonlinkStack extends cdk.Stack {
         service.metricCpuUtilization({ period: cdk.Duration.minutes(5) }),
         90,
         `Writer group ${g} is CPU-bound.`,
+      );
+      // The writer's own metrics (lib/aws/writer-metrics.ts), published every minute: missing
+      // data means the writer is not running, which is as bad as a stalled one.
+      alarm(
+        `Writer${g}EventLoopAlarm`,
+        new cloudwatch.Metric({
+          namespace: 'Moonlink',
+          metricName: 'EventLoopDelayMax',
+          dimensionsMap: { service: 'moonlink-writer', WriterGroup: String(g) },
+          statistic: 'Maximum',
+          period: cdk.Duration.minutes(1),
+        }),
+        1000,
+        `Writer group ${g} kept its tables waiting a second or more (event-loop delay), or published no metrics.`,
+        cloudwatch.TreatMissingData.BREACHING,
       );
     }
 

@@ -146,6 +146,21 @@ describe('CDK stack', () => {
       MetricName: '5xx',
       Namespace: 'AWS/ApiGateway',
     });
+    // The writer's own metric (lib/aws/writer-metrics.ts); no data means no writer.
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'EventLoopDelayMax',
+      Namespace: 'Moonlink',
+      Dimensions: [
+        { Name: 'WriterGroup', Value: '0' },
+        { Name: 'service', Value: 'moonlink-writer' },
+      ],
+      TreatMissingData: 'breaching',
+    });
+    const writer = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0];
+    const env = (
+      writer.Properties.ContainerDefinitions[0].Environment as { Name: string; Value: string }[]
+    ).map((e) => e.Name);
+    expect(env).toContain('POWERTOOLS_METRICS_NAMESPACE');
   });
 
   it('passes cdk-nag AwsSolutions checks, with every acknowledgement justified', () => {

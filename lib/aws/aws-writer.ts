@@ -14,6 +14,7 @@ import { type AwsAdapters, awsAdapters } from './aws-adapters.ts';
 import type { AwsConfig } from './aws-config.ts';
 import { groupOf } from './table-groups.ts';
 import { startWriterApi, type WriterApi } from './writer-api.ts';
+import { startWriterMetrics } from './writer-metrics.ts';
 
 export interface AwsWriter {
   writer: Writer;
@@ -44,6 +45,11 @@ export async function startAwsWriter(
   writer.registerSource('postgres', postgresSourceFactory());
   await writer.start();
   const api = await startWriterApi(writer, { port: listen.port, host: listen.host, logger });
+  // CloudWatch metrics where the stack asks for them (a namespace); none under `npm run local`.
+  const namespace = process.env.POWERTOOLS_METRICS_NAMESPACE;
+  const metrics = namespace
+    ? startWriterMetrics(writer, { namespace, writerGroup: config.writerGroup }, logger)
+    : undefined;
   const timer = setInterval(() => {
     writer.sync().catch((e) => logger.warn('catalog sync failed', { error: e }));
   }, listen.syncIntervalMs ?? 5000);
@@ -62,6 +68,7 @@ export async function startAwsWriter(
     close: (options = {}) => {
       closing ??= (async () => {
         clearInterval(timer);
+        metrics?.close();
         await api.close();
         await writer.close({ flush: options.flush ?? true });
         await adapters.log.close();

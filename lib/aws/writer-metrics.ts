@@ -1,0 +1,72 @@
+/**
+ * The writer's own CloudWatch metrics on AWS, in the embedded metric format (Powertools
+ * Metrics: one JSON line on stdout per interval; the task's awslogs driver sends it to
+ * CloudWatch Logs, which turns it into metrics, no PutMetricData permission needed). Namespace
+ * `POWERTOOLS_METRICS_NAMESPACE` (the stack sets `Moonlink`), dimension `WriterGroup`.
+ *
+ * Per interval: the main thread's event-loop delay (p99 and max over the interval: the one
+ * thread that serves every table), memory held against the budget, resident memory, tables by
+ * state, and writes refused for backpressure.
+ */
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Writer } from '../engine/writer.ts';
+import type { Logger } from '../util/logger.ts';
+
+export interface WriterMetricsOptions {
+  namespace: string;
+  writerGroup: number;
+  /** How often metrics are published (default 60 s, CloudWatch's standard resolution). */
+  intervalMs?: number;
+}
+
+export interface WriterMetrics {
+  /** Publishes the interval's metrics now (the timer calls this; so does close). */
+  publish(): void;
+  close(): void;
+}
+
+export function startWriterMetrics(writer: Writer, o: WriterMetricsOptions, logger: Logger): WriterMetrics {
+  const metrics = new Metrics({
+    namespace: o.namespace,
+    serviceName: 'moonlink-writer',
+    defaultDimensions: { WriterGroup: String(o.writerGroup) },
+  });
+  let refusedBefore = writer.refusedWrites;
+  const publish = (): void => {
+    try {
+      const delay = writer.eventLoop.window();
+      metrics.addMetric('EventLoopDelayP99', MetricUnit.Milliseconds, delay.p99Ms);
+      metrics.addMetric('EventLoopDelayMax', MetricUnit.Milliseconds, delay.maxMs);
+      const memory = writer.memoryStatus();
+      metrics.addMetric('MemoryUsedBytes', MetricUnit.Bytes, memory.usedBytes);
+      metrics.addMetric(
+        'MemoryBudgetUsed',
+        MetricUnit.Percent,
+        (100 * memory.usedBytes) / memory.budgetBytes,
+      );
+      metrics.addMetric('ResidentMemoryBytes', MetricUnit.Bytes, process.memoryUsage.rss());
+      const states = { open: 0, recovering: 0, damaged: 0, failed: 0 };
+      for (const name of new Set([...writer.tableNames(), ...writer.problemTables()]))
+        states[writer.tableState(name).state]++;
+      metrics.addMetric('TablesOpen', MetricUnit.Count, states.open);
+      metrics.addMetric('TablesRecovering', MetricUnit.Count, states.recovering);
+      metrics.addMetric('TablesDamaged', MetricUnit.Count, states.damaged);
+      metrics.addMetric('TablesFailed', MetricUnit.Count, states.failed);
+      const refused = writer.refusedWrites;
+      metrics.addMetric('BackpressureRefusals', MetricUnit.Count, refused - refusedBefore);
+      refusedBefore = refused;
+      metrics.publishStoredMetrics();
+    } catch (e) {
+      logger.warn('writer metrics not published', { error: e });
+    }
+  };
+  const timer = setInterval(publish, o.intervalMs ?? 60_000);
+  timer.unref();
+  return {
+    publish,
+    close: () => {
+      clearInterval(timer);
+      publish();
+    },
+  };
+}
