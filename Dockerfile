@@ -9,6 +9,10 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 FROM public.ecr.aws/docker/library/node:22-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
+# Buffers of 128 KiB and more straight from mmap, so memory a flush or compaction frees goes
+# back to the system (glibc's adaptive threshold otherwise keeps it in its arenas: measured
+# peak RSS 1.9-2.2x the memory budget under overload, 1.2x with this).
+ENV MALLOC_MMAP_THRESHOLD_=131072
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY lib ./lib

@@ -539,8 +539,15 @@ async function overloadScenario(): Promise<void> {
   await createBenchTable(s.svc.url, 'overload');
   const url = `${s.svc.url}/tables/overload/rows`;
   let peakRss = 0;
+  let samples = 0;
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, rssBytes(s.svc.child.pid) || 0);
+    // BENCH_VERBOSE=1: what the writer counts against the budget beside the process's figures.
+    if (process.env.BENCH_VERBOSE && samples++ % 25 === 0)
+      void fetch(`${s.svc.url}/tables/overload`)
+        .then((r) => r.json() as Promise<{ writer?: unknown }>)
+        .then((d) => console.error(JSON.stringify(d.writer)))
+        .catch(() => undefined);
   }, 200);
   const health: number[] = [];
   let stopped = false;

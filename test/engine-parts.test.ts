@@ -2,11 +2,12 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as arrow from 'apache-arrow';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConflictError, FencedError, TableExistsError, TableNotReadyError } from '../lib/catalog/catalog.ts';
 import { FileCatalog, MemoryCatalog } from '../lib/catalog/file-catalog.ts';
 import { recordBatchOf } from '../lib/engine/column-encoder.ts';
-import { planCompaction, runCompaction } from '../lib/engine/compactor.ts';
+import { compactionMemory, planCompaction, runCompaction } from '../lib/engine/compactor.ts';
 import { type DataFile, newDataFile, PendingDeletes } from '../lib/engine/data-file.ts';
 import { EventLoop } from '../lib/engine/event-loop.ts';
 import { FileIndex, type RowHashes } from '../lib/engine/file-index.ts';
@@ -19,6 +20,7 @@ import { engineOptions } from '../lib/engine/options.ts';
 import { PointerKeeper } from '../lib/engine/pointer-keeper.ts';
 import { CREATION_GRACE_MS, openTable } from '../lib/engine/table-loader.ts';
 import { tableFromIpc } from '../lib/parquet/arrow-convert.ts';
+import { encodeParquet } from '../lib/parquet/parquet-codec.mjs';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
 import { LocalObjectStore } from '../lib/store/local-object-store.ts';
@@ -294,21 +296,25 @@ describe('compaction run', () => {
         }
       return found;
     };
-    const hashes = await index.rowHashes(
-      new Map([
-        [1, 300],
-        [2, 300],
-      ]),
-    );
+    // A compaction takes its hashes over (they are handed to its worker): fresh ones each time.
+    const indexHashes = () =>
+      index.rowHashes(
+        new Map([
+          [1, 300],
+          [2, 300],
+        ]),
+      );
+    const hashes = await indexHashes();
     expect([...hashes.get(2)!.has].every((h) => h === 1)).toBe(true);
     const fromIndex = await lookups(hashes);
     expect(fromIndex).toHaveLength(600 - 43);
     expect(fromIndex[0]).toBe('1001@0');
     expect(await lookups(undefined)).toEqual(fromIndex);
     // An index that lacks some rows: those batches are hashed from the data.
-    hashes.get(1)!.has.fill(0, 100, 110);
-    hashes.get(1)!.his.fill(0);
-    expect(await lookups(hashes)).toEqual(fromIndex);
+    const lacking = await indexHashes();
+    lacking.get(1)!.has.fill(0, 100, 110);
+    lacking.get(1)!.his.fill(0);
+    expect(await lookups(lacking)).toEqual(fromIndex);
 
     // The same plan in the worker and in the calling thread (a pool of size 0, where this ran
     // before it moved to the worker): the same bytes, rows, bounds, index run and row mapping.
@@ -358,6 +364,125 @@ describe('compaction run', () => {
     await pool.close();
     await inline.close();
     index.clear();
+  });
+});
+
+describe('compaction in bounded memory', () => {
+  it('reads inputs a row group at a time, skips row groups wholly deleted, and streams outputs', async () => {
+    const store = new MemoryObjectStore();
+    const pool = new ParquetWorkerPool(1);
+    // Three files of 5,000 rows in row groups of 1,000.
+    const files: DataFile[] = [];
+    const expected: string[] = [];
+    for (const fileId of [1, 2, 3]) {
+      const ids = Array.from({ length: 5000 }, (_, i) => String(fileId * 100_000 + i));
+      const table = new arrow.Table({
+        id: arrow.vectorFromArray(ids.map(BigInt), new arrow.Int64()),
+        v: arrow.vectorFromArray(
+          ids.map((id) => `v${id}`),
+          new arrow.Utf8(),
+        ),
+      });
+      const bytes = encodeParquet(arrow.tableToIPC(table, 'stream'), {
+        rowGroupSize: 1000,
+        compression: 'none',
+      });
+      const key = `data/${fileId}.parquet`;
+      await store.put(key, bytes);
+      const f = newDataFile({
+        fileId,
+        key,
+        rowCount: 5000,
+        sizeBytes: bytes.length,
+        addedLsn: 1n,
+        stats: new Map(),
+      });
+      // File 1: its third row group deleted whole, and every 10th row elsewhere.
+      if (fileId === 1)
+        for (let p = 0; p < 5000; p++) if ((p >= 2000 && p < 3000) || p % 10 === 3) f.deletes.add(p);
+      ids.forEach((id, p) => {
+        if (!f.deletes.has(p)) expected.push(id);
+      });
+      files.push(f);
+    }
+    let next = 10;
+    const plan = planCompaction(files, {
+      targetFileBytes: 1 << 30,
+      deletedRatio: 0.1,
+      minSmallFiles: 2,
+      nextFileId: () => next++,
+      keyFor: (id) => `data/${id}.parquet`,
+      startLsn: 2n,
+    })!;
+    expect(plan.inputs).toHaveLength(3);
+    // Outputs of 4,000 rows: cut across row groups and across inputs.
+    const outputs = Math.ceil(expected.length / 4000);
+    const r = await runCompaction(
+      {
+        ...plan,
+        rowsPerOutput: 4000,
+        outputs: Array.from({ length: outputs }, (_, k) => ({
+          fileId: 20 + k,
+          key: `data/${20 + k}.parquet`,
+        })),
+      },
+      { store, pool, fields: schema.fields, keyColumns: [0], compression: 'zstd' },
+    );
+    expect(r.rowGroupsRead).toBe(14);
+    const got: string[] = [];
+    for (const o of r.outputs) {
+      const t = tableFromIpc(await pool.decode(await store.get(o.key)));
+      expect(t.numRows).toBe(o.rowCount);
+      got.push(...[...t.getChildAt(0)!].map(String));
+      expect([...t.getChildAt(1)!].slice(0, 3)).toEqual(
+        [...t.getChildAt(0)!].slice(0, 3).map((id) => `v${id}`),
+      );
+      expect(o.stats.get(1)!.valueCount).toBe(o.rowCount);
+    }
+    expect(got).toEqual(expected);
+    expect(r.outputs.map((o) => o.rowCount)).toEqual(
+      Array.from({ length: outputs }, (_, k) => Math.min(4000, expected.length - 4000 * k)),
+    );
+    // Every kept input row's place in the outputs, and -1 for the deleted ones.
+    const m1 = r.mapping.get(1)!;
+    expect(m1.outIndex[2500]).toBe(-1);
+    expect(m1.outIndex[3]).toBe(-1);
+    const at = expected.indexOf('200000');
+    expect([r.mapping.get(2)!.outIndex[0], r.mapping.get(2)!.outPos[0]]).toEqual([
+      Math.floor(at / 4000),
+      at % 4000,
+    ]);
+    await pool.close();
+  });
+
+  it('plans no bigger a pass than the memory the budget leaves', () => {
+    const f = (fileId: number) =>
+      newDataFile({
+        fileId,
+        key: `k${fileId}`,
+        rowCount: 100_000,
+        sizeBytes: 1_000_000,
+        addedLsn: 1n,
+        stats: new Map(),
+      });
+    const opts = {
+      targetFileBytes: 64 << 20,
+      deletedRatio: 0.1,
+      minSmallFiles: 2,
+      nextFileId: () => 99,
+      keyFor: (id: number) => `data/${id}`,
+      startLsn: 1n,
+      rowBytes: 50,
+    };
+    const files = [1, 2, 3, 4, 5].map(f);
+    expect(planCompaction(files, opts)!.inputs).toHaveLength(5);
+    const three = compactionMemory(files.slice(0, 3), 50);
+    expect(three).toBe(96 * 2 ** 20 + 4 * 122_880 * 50 + 3 * (4_000_000 + 6_400_000));
+    expect(planCompaction(files, { ...opts, maxMemoryBytes: three })!.inputs).toHaveLength(3);
+    // Not even two fit: the pass waits.
+    expect(
+      planCompaction(files, { ...opts, maxMemoryBytes: compactionMemory(files.slice(0, 1), 50) }),
+    ).toBeUndefined();
   });
 });
 

@@ -6,7 +6,7 @@
  */
 import type * as arrow from 'apache-arrow';
 import { arrowSchemaFor, buildRecordBatch, tableToIpc } from '../parquet/arrow-convert.ts';
-import { encodeParquet } from '../parquet/parquet-codec.mjs';
+import { encodeParquetStream } from '../parquet/parquet-codec.mjs';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import { type ColumnBuffer, type ColumnImage, columnFromImage } from './column-buffer.ts';
 import { type ColumnStats, columnStats } from './column-stats.ts';
@@ -53,10 +53,25 @@ export function recordBatchOf(
   );
 }
 
-export function encodeColumns(job: ColumnsJob): ColumnsResult {
+/** Rows handed to the Parquet writer at a time: one row group (parquet-codec.mjs's default). */
+const CHUNK_ROWS = 122_880;
+
+/**
+ * Encoded a row group at a time (encodeParquetStream), so the worker's WebAssembly memory holds
+ * one row group's rows and the file's bytes, not the whole slice in Arrow and in Parquet.
+ */
+export async function encodeColumns(job: ColumnsJob): Promise<ColumnsResult> {
   const columns = job.images.map((image, c) => columnFromImage(job.fields[c].type, image));
-  const bytes = encodeParquet(tableToIpc(recordBatchOf(job.fields, columns, job.rows)), {
+  let at = 0;
+  const next = (): Uint8Array | undefined => {
+    if (at >= job.rows.length) return undefined;
+    const rows = job.rows.subarray(at, at + CHUNK_ROWS);
+    at += rows.length;
+    return tableToIpc(recordBatchOf(job.fields, columns, rows));
+  };
+  const bytes = await encodeParquetStream(next, {
     compression: job.compression,
+    rowGroupSize: CHUNK_ROWS,
     ...(job.withStats
       ? {
           plainColumns: mostlyDistinctColumns(

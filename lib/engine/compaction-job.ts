@@ -1,11 +1,11 @@
 /**
  * The CPU part of a compaction, run in a Parquet worker thread (or inline by a pool of size 0):
- * decode every input, take its live rows, cut them into outputs of `rowsPerOutput` rows,
- * compute each output's column statistics, encode it, and build its index run from the key
- * hashes the index had for those rows (hashing keys only where it had none). The result says,
+ * decode the inputs a row group at a time, take their live rows, stream them into outputs of
+ * `rowsPerOutput` rows, compute each output's column statistics, and build its index run from
+ * the key hashes the index had for those rows (hashing keys only where it had none). The result says,
  * for every input row, where it went. Inputs and outputs travel as bytes; nothing here does I/O.
  */
-import * as arrow from 'apache-arrow';
+import type * as arrow from 'apache-arrow';
 import {
   arrowSchemaFor,
   buildRecordBatch,
@@ -14,7 +14,7 @@ import {
   tableToIpc,
   takeData,
 } from '../parquet/arrow-convert.ts';
-import { decodeParquet, encodeParquet } from '../parquet/parquet-codec.mjs';
+import { encodeParquetStream, openParquet, wasmBytes } from '../parquet/parquet-codec.mjs';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import { keyString } from '../schema/values.ts';
 import { type ColumnStats, dataStats, mergeStats, NUMERIC_KINDS } from './column-stats.ts';
@@ -47,6 +47,10 @@ export interface CompactionJobResult {
   outputs: { rowCount: number; bytes: Uint8Array; stats: Map<number, ColumnStats>; run?: RunParts }[];
   /** Per input: output index and position of every row, -1 where it was deleted. */
   mapping: { fileId: number; outIndex: Int32Array; outPos: Int32Array }[];
+  /** Input row groups decoded (one at a time; those wholly deleted are skipped). */
+  rowGroupsRead: number;
+  /** The thread's WebAssembly memory afterwards (its high-water mark: it never shrinks). */
+  wasmBytes: number;
 }
 
 /** The buffers a result can hand over without copying. */
@@ -59,6 +63,8 @@ export function resultBuffers(r: CompactionJobResult): ArrayBuffer[] {
   for (const m of r.mapping) out.push(m.outIndex.buffer as ArrayBuffer, m.outPos.buffer as ArrayBuffer);
   return [...new Set(out)];
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** Column types whose decoded Arrow data is taken as it is (one value per slot, or UTF-8). */
 const REUSABLE = new Set([...NUMERIC_KINDS, 'string']);
@@ -75,117 +81,205 @@ function reusable(f: NestedField, ours: arrow.DataType, decoded: arrow.DataType)
   );
 }
 
-export function compactFiles(job: CompactionJob): CompactionJobResult {
+/** Where a compaction's live rows stand: how many so far, their key hashes, inputs read. */
+interface LiveRows {
+  total: number;
+  his: Uint32Array;
+  los: Uint32Array;
+  rowGroupsRead: number;
+}
+
+/**
+ * The live rows of every input in order, one decoded row group at a time, as batches in the
+ * table's schema. Fills `mapping` (where each input row goes) and the rows' key hashes on the
+ * way; an input is opened when it is reached.
+ */
+async function* liveBatches(
+  job: CompactionJob,
+  schema: arrow.Schema,
+  mapping: CompactionJobResult['mapping'],
+  live: LiveRows,
+): AsyncGenerator<arrow.RecordBatch> {
+  for (const [n, input] of job.inputs.entries()) {
+    const file = await openParquet(input.parquet);
+    // The reader holds its own copy: the job's is let go (the inputs are this job's to consume).
+    input.parquet = EMPTY;
+    try {
+      const rows = file.rowGroupRows.reduce((a, b) => a + b, 0);
+      if (rows !== input.rowCount) {
+        throw new Error(`file ${input.fileId}: expected ${input.rowCount} rows, found ${rows}`);
+      }
+      let nextDelete = 0;
+      let pos = 0;
+      for (const [g, groupRows] of file.rowGroupRows.entries()) {
+        const end = pos + groupRows;
+        // A row group whose rows are all deleted is not decoded.
+        let dead = 0;
+        while (nextDelete + dead < input.deletes.length && input.deletes[nextDelete + dead] < end) dead++;
+        if (dead === groupRows) {
+          nextDelete += dead;
+          pos = end;
+          continue;
+        }
+        live.rowGroupsRead++;
+        for (const batch of tableFromIpc(await file.readRowGroup(g)).batches) {
+          const taken = takeLive(job, schema, batch, input, mapping[n], live, pos, nextDelete);
+          pos += batch.numRows;
+          nextDelete = taken.nextDelete;
+          if (taken.batch) yield taken.batch;
+        }
+        if (pos !== end)
+          throw new Error(`file ${input.fileId}: row group ${g} did not hold its ${groupRows} rows`);
+      }
+    } finally {
+      file.free();
+    }
+  }
+}
+
+/**
+ * The live rows of one decoded batch of an input (its rows at positions `pos`…), in the
+ * table's schema; records where they go and their key hashes.
+ */
+function takeLive(
+  job: CompactionJob,
+  schema: arrow.Schema,
+  batch: arrow.RecordBatch,
+  input: CompactionJobInput,
+  m: CompactionJobResult['mapping'][number],
+  live: LiveRows,
+  pos: number,
+  nextDelete: number,
+): { batch?: arrow.RecordBatch; nextDelete: number } {
+  const { fields, rowsPerOutput } = job;
+  const { deletes, hashes: known } = input;
+  const first = live.total;
+  const keep: number[] = [];
+  // A kept row the index holds no hash for (it should hold all): the batch's keys are hashed.
+  let unhashed = false;
+  for (let i = 0; i < batch.numRows; i++, pos++) {
+    if (nextDelete < deletes.length && deletes[nextDelete] === pos) {
+      nextDelete++;
+      continue;
+    }
+    if (deletes.length > 0) keep.push(i);
+    m.outIndex[pos] = Math.floor(live.total / rowsPerOutput);
+    m.outPos[pos] = live.total % rowsPerOutput;
+    if (known?.has[pos] === 1) {
+      live.his[live.total] = known.his[pos];
+      live.los[live.total] = known.los[pos];
+    } else unhashed = true;
+    live.total++;
+  }
+  if (live.total === first) return { nextDelete };
+  // Always re-wrapped in the table's own schema (field ids); the decoded columns are reused as
+  // they are when every row stays and their types are the table's.
+  const all = deletes.length === 0 || keep.length === batch.numRows;
+  const taken =
+    all && fields.every((f, c) => reusable(f, schema.fields[c].type, batch.data.children[c].type))
+      ? buildRecordBatch(schema, batch.data.children)
+      : buildRecordBatch(
+          schema,
+          fields.map((f, c) => takeData(f.type, batch.data.children[c], all ? iota(batch.numRows) : keep)),
+        );
+  if (job.keyColumns.length > 0 && unhashed) {
+    const keyCols = job.keyColumns.map((c) => readData(fields[c].type, taken.data.children[c]));
+    for (let i = 0; i < taken.numRows; i++) {
+      hashKey(keyString(keyCols.map((col) => col[i])));
+      live.his[first + i] = hashHi();
+      live.los[first + i] = hashLo();
+    }
+  }
+  return { batch: taken, nextDelete };
+}
+
+/** Takes batches of at most a given number of rows from a stream of batches. */
+class BatchCutter {
+  private current: arrow.RecordBatch | undefined;
+  private offset = 0;
+  constructor(private readonly source: AsyncIterator<arrow.RecordBatch>) {}
+
+  /** The next rows, at most `max`; undefined when the stream has ended. */
+  async take(max: number): Promise<arrow.RecordBatch | undefined> {
+    while (!this.current || this.offset === this.current.numRows) {
+      const next = await this.source.next();
+      if (next.done) return undefined;
+      this.current = next.value;
+      this.offset = 0;
+    }
+    const batch = this.current;
+    const n = Math.min(max, batch.numRows - this.offset);
+    const piece =
+      this.offset === 0 && n === batch.numRows ? batch : batch.slice(this.offset, this.offset + n);
+    this.offset += n;
+    return piece;
+  }
+}
+
+/**
+ * Inputs are read a row group at a time and outputs written a row group at a time (each
+ * output's Parquet bytes grow as it goes), so the rows held decoded are about two row groups'
+ * worth whatever the inputs' size: the compaction's memory is its inputs' and outputs' bytes.
+ */
+export async function compactFiles(job: CompactionJob): Promise<CompactionJobResult> {
   const { fields, rowsPerOutput } = job;
   const schema = arrowSchemaFor(fields);
   const hasKey = job.keyColumns.length > 0;
-  // Live rows of every input as Arrow batches (a file without deletes as it is; otherwise taken
-  // row by row on raw buffers), with the key hashes of those rows for the outputs' index runs.
-  const batches: arrow.RecordBatch[] = [];
   const liveRows = job.inputs.reduce((n, i) => n + i.rowCount - i.deletes.length, 0);
-  const his = new Uint32Array(hasKey ? liveRows : 0);
-  const los = new Uint32Array(hasKey ? liveRows : 0);
-  const mapping: CompactionJobResult['mapping'] = [];
-  let total = 0;
-  for (const input of job.inputs) {
-    const table: arrow.Table = tableFromIpc(decodeParquet(input.parquet));
-    if (table.numRows !== input.rowCount) {
-      throw new Error(`file ${input.fileId}: expected ${input.rowCount} rows, found ${table.numRows}`);
-    }
-    const m = {
-      fileId: input.fileId,
-      outIndex: new Int32Array(input.rowCount).fill(-1),
-      outPos: new Int32Array(input.rowCount).fill(-1),
-    };
-    const known = input.hashes;
-    const deletes = input.deletes;
-    let nextDelete = 0;
-    let pos = 0;
-    for (const batch of table.batches) {
-      const first = total;
-      const keep: number[] = [];
-      // A kept row the index holds no hash for (it should hold all): the batch's keys are hashed.
-      let unhashed = false;
-      for (let i = 0; i < batch.numRows; i++, pos++) {
-        if (nextDelete < deletes.length && deletes[nextDelete] === pos) {
-          nextDelete++;
-          continue;
-        }
-        if (deletes.length > 0) keep.push(i);
-        m.outIndex[pos] = Math.floor(total / rowsPerOutput);
-        m.outPos[pos] = total % rowsPerOutput;
-        if (known?.has[pos] === 1) {
-          his[total] = known.his[pos];
-          los[total] = known.los[pos];
-        } else unhashed = true;
-        total++;
-      }
-      if (total === first) continue;
-      // Always re-wrapped in the table's own schema (field ids); the decoded columns are reused
-      // as they are when every row stays and their types are the table's.
-      const all = deletes.length === 0 || keep.length === batch.numRows;
-      const taken =
-        all && fields.every((f, c) => reusable(f, schema.fields[c].type, batch.data.children[c].type))
-          ? buildRecordBatch(schema, batch.data.children)
-          : buildRecordBatch(
-              schema,
-              fields.map((f, c) =>
-                takeData(f.type, batch.data.children[c], all ? iota(batch.numRows) : keep),
-              ),
-            );
-      batches.push(taken);
-      if (hasKey && unhashed) {
-        const keyCols = job.keyColumns.map((c) => readData(fields[c].type, taken.data.children[c]));
-        for (let i = 0; i < taken.numRows; i++) {
-          hashKey(keyString(keyCols.map((col) => col[i])));
-          his[first + i] = hashHi();
-          los[first + i] = hashLo();
-        }
-      }
-    }
-    mapping.push(m);
-  }
-  if (total !== liveRows) throw new Error(`compaction: expected ${liveRows} live rows, found ${total}`);
-  // Cut the stream of batches into outputs of rowsPerOutput rows.
+  const live: LiveRows = {
+    total: 0,
+    his: new Uint32Array(hasKey ? liveRows : 0),
+    los: new Uint32Array(hasKey ? liveRows : 0),
+    rowGroupsRead: 0,
+  };
+  const mapping: CompactionJobResult['mapping'] = job.inputs.map((input) => ({
+    fileId: input.fileId,
+    outIndex: new Int32Array(input.rowCount).fill(-1),
+    outPos: new Int32Array(input.rowCount).fill(-1),
+  }));
+  const cutter = new BatchCutter(liveBatches(job, schema, mapping, live));
+  const short = () => new Error(`compaction: expected ${liveRows} live rows, found fewer`);
   const outputs: CompactionJobResult['outputs'] = [];
-  let b = 0;
-  let bOffset = 0;
   for (let k = 0; k < job.outputs.length; k++) {
     const start = k * rowsPerOutput;
-    const n = Math.min(total, start + rowsPerOutput) - start;
-    const parts: arrow.RecordBatch[] = [];
-    let need = n;
-    while (need > 0) {
-      const batch = batches[b];
-      const take = Math.min(need, batch.numRows - bOffset);
-      parts.push(bOffset === 0 && take === batch.numRows ? batch : batch.slice(bOffset, bOffset + take));
-      need -= take;
-      bOffset += take;
-      if (bOffset === batch.numRows) {
-        b++;
-        bOffset = 0;
+    const n = Math.min(liveRows, start + rowsPerOutput) - start;
+    const first = await cutter.take(n);
+    if (!first) throw short();
+    let left = n;
+    const stats = fields.map(() => undefined as ColumnStats | undefined);
+    const next = async (): Promise<Uint8Array | undefined> => {
+      const piece = left === n ? first : left > 0 ? await cutter.take(left) : undefined;
+      if (!piece) {
+        if (left > 0) throw short();
+        return undefined;
       }
-    }
-    const stats = new Map<number, ColumnStats>();
-    fields.forEach((f, c) => {
-      let st: ColumnStats | undefined;
-      for (const p of parts) st = mergeStats(st, dataStats(f, p.data.children[c]));
-      stats.set(f.id, st ?? { valueCount: 0, nullCount: 0 });
-    });
-    const table = new arrow.Table(parts);
-    const bytes = encodeParquet(tableToIpc(table), {
+      left -= piece.numRows;
+      fields.forEach((f, c) => {
+        stats[c] = mergeStats(stats[c], dataStats(f, piece.data.children[c]));
+      });
+      return tableToIpc(piece);
+    };
+    const bytes = await encodeParquetStream(next, {
       compression: job.compression,
-      // The same dictionary choice as a flushed data file (dictionary-choice.ts).
-      plainColumns: mostlyDistinctColumns(fields, (c, i) => table.getChildAt(c)?.get(i), n),
+      // The same dictionary choice as a flushed data file (dictionary-choice.ts), made on the
+      // output's first rows.
+      plainColumns: mostlyDistinctColumns(fields, (c, i) => first.getChildAt(c)?.get(i), first.numRows),
     });
+    if (left > 0) throw short();
     const run = hasKey
       ? IndexRun.forFile(
           job.outputs[k],
-          his.subarray(start, start + n),
-          los.subarray(start, start + n),
+          live.his.subarray(start, start + n),
+          live.los.subarray(start, start + n),
         ).toParts()
       : undefined;
-    outputs.push({ rowCount: n, bytes, stats, run });
+    outputs.push({
+      rowCount: n,
+      bytes,
+      stats: new Map(fields.map((f, c) => [f.id, stats[c] ?? { valueCount: 0, nullCount: 0 }])),
+      run,
+    });
   }
-  return { outputs, mapping };
+  if (await cutter.take(1)) throw new Error(`compaction: more than the expected ${liveRows} live rows`);
+  return { outputs, mapping, rowGroupsRead: live.rowGroupsRead, wasmBytes: wasmBytes() };
 }

@@ -1,7 +1,8 @@
 /**
  * Compaction: merges small data files and files with many deleted rows into files near the
  * target size. The plan is made on the table's loop (which files, their deletion vectors at
- * that moment); reading and uploading are async I/O, and rewriting runs in a worker thread. The result carries, for every
+ * that moment); reading and uploading are async I/O, and rewriting runs in a worker thread a
+ * row group at a time, in memory bounded by the inputs' bytes. The result carries, for every
  * input row, where it went, so deletes that arrive meanwhile can follow their rows.
  */
 
@@ -52,6 +53,10 @@ export interface RowMapping {
 export interface CompactionResult {
   outputs: CompactionOutput[];
   mapping: Map<number, RowMapping>;
+  /** Input row groups decoded (compaction-job.ts reads one at a time). */
+  rowGroupsRead: number;
+  /** The compaction thread's WebAssembly memory (its high-water mark). */
+  wasmBytes: number;
 }
 
 export interface PlanOptions {
@@ -65,8 +70,36 @@ export interface PlanOptions {
   nextFileId: () => number;
   keyFor: (fileId: number) => string;
   startLsn: Lsn;
-  /** At most this many input rows (what memory allows); a pass that cannot take two inputs waits. */
-  maxInputRows?: number;
+  /**
+   * At most this much memory (compactionMemory) for the pass, what the budget leaves; a pass
+   * that cannot take two inputs waits.
+   */
+  maxMemoryBytes?: number;
+  /** Bytes of one decoded row in memory (for compactionMemory). */
+  rowBytes?: number;
+}
+
+/** Rows per row group of the files this service writes (parquet-codec.mjs's default). */
+const ROW_GROUP_ROWS = 122_880;
+/** A compaction worker's own footprint: its runtime, code and WebAssembly memory. */
+const WORKER_BYTES = 96 * 1024 * 1024;
+
+/**
+ * The memory a compaction of these inputs holds at its peak (compaction-job.ts reads and writes
+ * a row group at a time), as measured on the bench's rows: the inputs' bytes (as read, and in
+ * the reader), the outputs' bytes twice (as written, and joined into one file), 64 bytes per
+ * input row (where each row goes, 8; its key hash as the index gave it, 9, and as the
+ * compaction keeps it, 8; the outputs' index runs, 16, and sorting them, 20), about four row
+ * groups of decoded rows, and the worker itself. Measured in the overload bench: about 100
+ * bytes per row of resident growth with ~9 bytes of Parquet per row, as this gives.
+ */
+export function compactionMemory(
+  inputs: { rowCount: number; sizeBytes: number }[],
+  rowBytes: number,
+): number {
+  let bytes = WORKER_BYTES + 4 * ROW_GROUP_ROWS * rowBytes;
+  for (const i of inputs) bytes += 4 * i.sizeBytes + 64 * i.rowCount;
+  return bytes;
 }
 
 /** Picks files to compact, or undefined when nothing is worth doing. */
@@ -88,11 +121,13 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
   let bytes = 0;
   let liveRows = 0;
   let liveBytes = 0;
-  let rows = 0;
   for (const f of [...chosen].sort((a, b) => a.fileId - b.fileId)) {
     if (inputs.length > 0 && bytes + f.sizeBytes > o.targetFileBytes * 2) break;
-    if (o.maxInputRows !== undefined && rows + f.rowCount > o.maxInputRows) break;
-    rows += f.rowCount;
+    if (
+      o.maxMemoryBytes !== undefined &&
+      compactionMemory([...inputs, f], o.rowBytes ?? 0) > o.maxMemoryBytes
+    )
+      break;
     inputs.push({
       fileId: f.fileId,
       key: f.key,
@@ -128,7 +163,7 @@ export interface CompactionDeps {
 }
 
 /**
- * Runs a plan: reads the inputs from the store, merges and encodes them in a Parquet worker
+ * Runs a plan (taking over `rowHashes`: their buffers go to the worker): reads the inputs from the store, merges and encodes them in a Parquet worker
  * (compaction-job.ts: decoding, taking live rows, hashing, statistics, encoding and the
  * outputs' index runs are all CPU work, none of it on the table's thread), then uploads the
  * outputs.
@@ -171,5 +206,7 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
   return {
     outputs,
     mapping: new Map(result.mapping.map((m) => [m.fileId, { outIndex: m.outIndex, outPos: m.outPos }])),
+    rowGroupsRead: result.rowGroupsRead,
+    wasmBytes: result.wasmBytes,
   };
 }

@@ -23,7 +23,13 @@ import type { TableDefinition } from '../schema/table-schema.ts';
 import { type DecodedOp, type RowCodec, rowCodec } from '../schema/transaction.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { Logger } from '../util/logger.ts';
-import { type CompactionPlan, type CompactionResult, planCompaction, runCompaction } from './compactor.ts';
+import {
+  type CompactionPlan,
+  type CompactionResult,
+  compactionMemory,
+  planCompaction,
+  runCompaction,
+} from './compactor.ts';
 import { type DataFile, dataFileKey, liveRowCount, newDataFile, PendingDeletes } from './data-file.ts';
 import { EventLoop } from './event-loop.ts';
 import { FileIndex } from './file-index.ts';
@@ -158,6 +164,8 @@ export interface TableStatus {
   indexEntries: number;
   indexRuns: number;
   indexMemoryBytes: number;
+  /** What a running compaction is counted at against the memory budget (compactionMemory). */
+  compactionMemoryBytes: number;
   pendingDeletes: number;
   compactions: number;
   /** Timed compaction passes that waited because writes kept the loop busy. */
@@ -179,6 +187,7 @@ export function writerStatusJson(s: TableStatus): Record<string, unknown> {
     indexEntries: s.indexEntries,
     indexRuns: s.indexRuns,
     indexMemoryBytes: s.indexMemoryBytes,
+    compactionMemoryBytes: s.compactionMemoryBytes,
     compactions: s.compactions,
     compactionsDeferred: s.compactionsDeferred,
     compactionsFailed: s.compactionsFailed,
@@ -468,6 +477,7 @@ export class TableHandler {
       indexEntries: this.index.entryCount,
       indexRuns: this.index.runCount,
       indexMemoryBytes: this.index.memoryBytes,
+      compactionMemoryBytes: this.compactingBytes,
       pendingDeletes: this.pendingDeletes.size,
       compactions: this.compactions,
       compactionsDeferred: this.compactionsDeferred,
@@ -1310,16 +1320,14 @@ export class TableHandler {
         nextFileId: () => this.nextFileId++,
         keyFor: (fileId) => dataFileKey(this.tableRoot, fileId, randomUUID()),
         startLsn: this.appliedLsn,
-        // A compaction holds its inputs and outputs decoded (about two rows in memory per live
-        // row): no more rows than fit in what the memory budget leaves.
-        maxInputRows: this.deps.memoryHeadroom
-          ? Math.max(0, Math.floor(this.deps.memoryHeadroom() / (2 * this.rowBytes)))
-          : undefined,
+        // No bigger a pass than what the memory budget leaves (compactionMemory).
+        maxMemoryBytes: this.deps.memoryHeadroom ? Math.max(0, this.deps.memoryHeadroom()) : undefined,
+        rowBytes: this.rowBytes,
       },
     );
     if (!plan) return;
     this.maintenance = 'compacting';
-    this.compactingBytes = 2 * this.rowBytes * plan.inputs.reduce((n, i) => n + i.rowCount, 0);
+    this.compactingBytes = compactionMemory(plan.inputs, this.rowBytes);
     for (const out of plan.outputs) this.writesInFlight.add(out.key);
     this.log.info('compaction started', { inputs: plan.inputs.length, outputs: plan.outputs.length });
     runCompaction(plan, {

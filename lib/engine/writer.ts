@@ -97,6 +97,8 @@ export class Writer {
   deadLettered = 0;
   /** The main thread's event-loop delay (every table's loop runs on it). */
   readonly eventLoop = new EventLoopDelay();
+  /** The process's resident memory when the writer was made (runtime and code, no tables yet). */
+  private readonly startRss = process.memoryUsage.rss();
 
   constructor(readonly deps: WriterDeps) {
     mkdirSync(deps.spillDir, { recursive: true });
@@ -203,8 +205,19 @@ export class Writer {
   writeRefusal(name: string): Error | undefined {
     const p = this.problems.get(name);
     if (p?.state === 'damaged') return new TableDamagedError(name, p.error);
-    if (this.overBudget()) return new BackpressureError(this.usedBytes, this.deps.options.memoryBudgetBytes);
+    if (this.overBudget()) {
+      this.refusedWrites++;
+      return new BackpressureError(this.usedBytes, this.deps.options.memoryBudgetBytes);
+    }
     return undefined;
+  }
+
+  /** Writes refused for backpressure since the writer started. */
+  refusedWrites = 0;
+
+  /** Tables that failed to open or opened damaged (some may not be among tableNames). */
+  problemTables(): string[] {
+    return [...this.problems.keys()];
   }
 
   private usedBytes = 0;
@@ -216,6 +229,9 @@ export class Writer {
   memoryInUse(): number {
     const now = Date.now();
     if (now - this.usedAt >= 20) {
+      // What the tables hold. The Parquet workers' own memory is not counted (their runtime
+      // and WebAssembly memory are about fixed: jobs stream a row group at a time); it is
+      // reported beside (memoryStatus), and a compaction also waits for resident memory.
       let bytes = 0;
       for (const o of this.tables.values()) bytes += o.handler.memoryBytes();
       this.usedBytes = bytes;
@@ -257,9 +273,42 @@ export class Writer {
     return over;
   }
 
-  /** The budget and what is held, for status. */
-  memoryStatus(): { usedBytes: number; budgetBytes: number } {
-    return { usedBytes: this.memoryInUse(), budgetBytes: this.deps.options.memoryBudgetBytes };
+  /**
+   * What a compaction may take: what the budget leaves by the writer's own count, and no more
+   * than the process's resident memory leaves of it (its growth since start-up, which also holds
+   * what no count sees: the allocator's slack, garbage awaiting collection, the threads) — but
+   * always a quarter of the budget if the count leaves that, so compactions never wait for a
+   * collection that only their own allocations would bring. Writes are admitted by the count
+   * alone (it falls as soon as a flush lands).
+   */
+  compactionHeadroom(): number {
+    const budget = this.deps.options.memoryBudgetBytes;
+    const byResident = budget - (process.memoryUsage.rss() - this.startRss);
+    return Math.min(budget - this.memoryInUse(), Math.max(byResident, budget / 4));
+  }
+
+  /**
+   * The budget and what is held, for status; beside it the process's own figures (resident,
+   * V8 heap, memory outside the heap) so a gap between the two shows.
+   */
+  memoryStatus(): {
+    usedBytes: number;
+    budgetBytes: number;
+    workersBytes: number;
+    process: { rssBytes: number; startRssBytes: number; heapUsedBytes: number; externalBytes: number };
+  } {
+    const m = process.memoryUsage();
+    return {
+      usedBytes: this.memoryInUse(),
+      budgetBytes: this.deps.options.memoryBudgetBytes,
+      workersBytes: this.deps.pool.memoryBytes(),
+      process: {
+        rssBytes: m.rss,
+        startRssBytes: this.startRss,
+        heapUsedBytes: m.heapUsed,
+        externalBytes: m.external,
+      },
+    };
   }
 
   /** Ready: every owned table open and undamaged, and the log writable. */
@@ -311,7 +360,7 @@ export class Writer {
           void stopFeed(owned.feed);
         }
       },
-      memoryHeadroom: () => this.deps.options.memoryBudgetBytes - this.memoryInUse(),
+      memoryHeadroom: () => this.compactionHeadroom(),
       onCommitted: (lsn) => {
         // A source confirms to its origin only what Iceberg now holds (e.g. Postgres' slot).
         const feed = this.tables.get(name)?.feed;

@@ -10,8 +10,7 @@ const COMPRESSION = {
   none: pw.Compression.UNCOMPRESSED,
 };
 
-/** Arrow IPC stream bytes → Parquet bytes. */
-export function encodeParquet(ipc, options = {}) {
+function writerProperties(options) {
   let builder = new pw.WriterPropertiesBuilder()
     .setCompression(COMPRESSION[options.compression] ?? pw.Compression.ZSTD)
     .setCreatedBy('moonlink-serverless')
@@ -22,10 +21,79 @@ export function encodeParquet(ipc, options = {}) {
   if (options.keyValue && Object.keys(options.keyValue).length > 0) {
     builder = builder.setKeyValueMetadata(new Map(Object.entries(options.keyValue)));
   }
-  return pw.writeParquet(pw.Table.fromIPCStream(ipc), builder.build());
+  return builder.build();
+}
+
+/** Bytes of this thread's WebAssembly memory (it grows to the largest job and never shrinks). */
+export function wasmBytes() {
+  return pw.wasmMemory().buffer.byteLength;
+}
+
+/** Arrow IPC stream bytes → Parquet bytes. */
+export function encodeParquet(ipc, options = {}) {
+  return pw.writeParquet(pw.Table.fromIPCStream(ipc), writerProperties(options));
+}
+
+/**
+ * Arrow IPC streams, pulled one at a time from `next` (undefined ends), → one Parquet file.
+ * Row groups are written as they fill, so only one row group's rows are held in WebAssembly
+ * memory at a time besides the file's bytes so far.
+ */
+export async function encodeParquetStream(next, options = {}) {
+  const source = new ReadableStream({
+    async pull(controller) {
+      const ipc = await next();
+      if (ipc === undefined) {
+        controller.close();
+        return;
+      }
+      const table = pw.Table.fromIPCStream(ipc);
+      try {
+        for (const batch of table.recordBatches()) controller.enqueue(batch);
+      } finally {
+        table.free();
+      }
+    },
+  });
+  const chunks = [];
+  let length = 0;
+  for await (const chunk of await pw.transformParquetStream(source, writerProperties(options))) {
+    chunks.push(chunk);
+    length += chunk.length;
+  }
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
 
 /** Parquet bytes → Arrow IPC stream bytes, optionally only some columns. */
 export function decodeParquet(parquet, columns) {
   return pw.readParquet(parquet, columns ? { columns } : undefined).intoIPCStream();
+}
+
+/**
+ * A Parquet file opened for reading a row group at a time: only the footer and the row group's
+ * own byte ranges are copied into WebAssembly memory, never the whole file per read.
+ */
+export async function openParquet(parquet) {
+  const file = await pw.ParquetFile.fromFile(new Blob([parquet]));
+  const meta = file.metadata();
+  const rowGroupRows = meta.rowGroups().map((g) => g.numRows());
+  meta.free();
+  return {
+    rowGroupRows,
+    async readRowGroup(rowGroup) {
+      if (!(rowGroup >= 0 && rowGroup < rowGroupRows.length))
+        throw new Error(`row group ${rowGroup} of ${rowGroupRows.length}`);
+      const table = await file.read({ rowGroups: [rowGroup], batchSize: 1 << 30 });
+      return table.intoIPCStream();
+    },
+    free() {
+      file.free();
+    },
+  };
 }

@@ -38,11 +38,26 @@ export class ParquetWorkerPool {
   private readonly inFlight = new Map<Worker, { id: number; pending: Pending }>();
   /** The compaction worker (one compaction at a time), apart from the pool's. */
   private compactor: Worker | undefined;
+  /** A compaction is running in the compactor. */
+  private compacting = false;
   private compactions: Promise<void> = Promise.resolve();
   private nextId = 1;
   private closed = false;
 
+  /** Memory each worker said it held after its last job (heap + external, WebAssembly included). */
+  private readonly held = new Map<Worker, number>();
+
   constructor(readonly size = Math.max(1, Math.min(4, os.availableParallelism() - 1 || 1))) {}
+
+  /**
+   * What the workers hold between jobs, as they last reported it (their WebAssembly memory
+   * never shrinks, and a worker's garbage waits for its next collection), for status.
+   */
+  memoryBytes(): number {
+    let bytes = 0;
+    for (const b of this.held.values()) bytes += b;
+    return bytes;
+  }
 
   private spawn(): Worker {
     const w = new Worker(new URL('./parquet-worker.mjs', import.meta.url));
@@ -57,7 +72,13 @@ export class ParquetWorkerPool {
         result?: CompactionJobResult;
         run?: ColumnsResult['run'];
         error?: string;
+        held?: number;
       }) => {
+        if (msg.held !== undefined) {
+          // Sent after each reply: what the worker holds now.
+          this.held.set(w, msg.held);
+          return;
+        }
         const cur = this.inFlight.get(w);
         this.inFlight.delete(w);
         if (cur) {
@@ -75,10 +96,28 @@ export class ParquetWorkerPool {
       this.inFlight.delete(w);
       cur?.pending.reject(e);
       this.workers.splice(this.workers.indexOf(w), 1);
+      this.held.delete(w);
       this.pump();
     });
     this.workers.push(w);
     return w;
+  }
+
+  private spawnCompactor(): Worker {
+    const w = new Worker(new URL('./parquet-worker.mjs', import.meta.url));
+    w.on('message', (msg: { held?: number }) => {
+      if (msg.held === undefined) return;
+      this.held.set(w, msg.held);
+      // Its WebAssembly memory never shrinks: a worker that kept much after a job is ended.
+      if (msg.held > HEAVY_WORKER_BYTES && this.compactor === w && !this.compacting) this.endCompactor(w);
+    });
+    return w;
+  }
+
+  private endCompactor(w: Worker): void {
+    if (this.compactor === w) this.compactor = undefined;
+    this.held.delete(w);
+    void w.terminate();
   }
 
   /** Starts every worker now (a long-lived writer), so none loads its code when work waits. */
@@ -131,7 +170,10 @@ export class ParquetWorkerPool {
     try {
       if (job.op === 'compact') {
         this.compactionJob ??= import('../engine/compaction-job.ts');
-        return { bytes: new Uint8Array(0), result: (await this.compactionJob).compactFiles(p.compaction!) };
+        return {
+          bytes: new Uint8Array(0),
+          result: await (await this.compactionJob).compactFiles(p.compaction!),
+        };
       }
       if (job.op === 'columns') {
         this.columnEncoder ??= import('../engine/column-encoder.ts');
@@ -176,39 +218,69 @@ export class ParquetWorkerPool {
   compact(job: CompactionJob): Promise<CompactionJobResult> {
     const owned: CompactionJob = {
       ...job,
-      inputs: job.inputs.map((i) => ({ ...i, parquet: ownBuffer(i.parquet), deletes: ownBuffer(i.deletes) })),
+      inputs: job.inputs.map((i) => ({
+        ...i,
+        parquet: ownBuffer(i.parquet),
+        deletes: ownBuffer(i.deletes),
+        hashes: i.hashes && {
+          his: ownBuffer(i.hashes.his),
+          los: ownBuffer(i.hashes.los),
+          has: ownBuffer(i.hashes.has),
+        },
+      })),
     };
     const transfer = new Set(
-      owned.inputs.flatMap((i) => [i.parquet.buffer, i.deletes.buffer] as ArrayBuffer[]),
+      owned.inputs.flatMap(
+        (i) =>
+          [
+            i.parquet.buffer,
+            i.deletes.buffer,
+            ...(i.hashes ? [i.hashes.his.buffer, i.hashes.los.buffer, i.hashes.has.buffer] : []),
+          ] as ArrayBuffer[],
+      ),
     );
     if (this.closed) return Promise.reject(new Error('parquet worker pool is closed'));
     if (this.size === 0)
       return this.runInline({ op: 'compact', payload: { compaction: owned }, transfer: [] }).then(
         (r) => r.result!,
       );
-    // A worker of its own, so flushes and tail files never queue behind a compaction. After a
-    // large one it is ended: the WebAssembly memory it grew (which never shrinks) goes back
-    // to the system; small ones reuse it (starting a worker costs half a second).
-    const large = owned.inputs.reduce((n, i) => n + i.rowCount, 0) > LARGE_COMPACTION_ROWS;
+    // A worker of its own, so flushes and tail files never queue behind a compaction. It is
+    // ended when it holds much after a job (its WebAssembly memory never shrinks; a compaction
+    // streams row groups, so that is rare) or after a failure; otherwise it is reused
+    // (starting one costs half a second).
     const run = this.compactions.then(async () => {
-      this.compactor ??= new Worker(new URL('./parquet-worker.mjs', import.meta.url));
+      this.compactor ??= this.spawnCompactor();
       const w = this.compactor;
+      let failed = false;
+      this.compacting = true;
       w.ref();
       try {
         return await new Promise<CompactionJobResult>((resolve, reject) => {
-          const onMessage = (msg: { ok: boolean; result?: CompactionJobResult; error?: string }) => {
+          const onMessage = (msg: {
+            ok: boolean;
+            result?: CompactionJobResult;
+            error?: string;
+            held?: number;
+          }) => {
+            if (msg.held !== undefined) return; // the worker's own listener takes it
             cleanup();
             if (msg.ok) resolve(msg.result!);
-            else reject(new Error(`compaction worker: ${msg.error}`));
+            else {
+              // Its WebAssembly instance may be left unusable by what failed: a fresh one next.
+              failed = true;
+              reject(new Error(`compaction worker: ${msg.error}`));
+            }
           };
           const onError = (e: Error) => {
             cleanup();
-            this.compactor = undefined;
+            if (this.compactor === w) this.compactor = undefined;
+            this.held.delete(w);
             reject(e);
           };
           const onExit = (code: number) => {
             cleanup();
-            this.compactor = undefined;
+            if (this.compactor === w) this.compactor = undefined;
+            this.held.delete(w);
             reject(new Error(`compaction worker exited (${code})`));
           };
           const cleanup = () => {
@@ -222,11 +294,9 @@ export class ParquetWorkerPool {
           w.postMessage({ id: 0, op: 'compact', compaction: owned }, [...transfer]);
         });
       } finally {
+        this.compacting = false;
         w.unref();
-        if (large && this.compactor === w) {
-          this.compactor = undefined;
-          void w.terminate();
-        }
+        if (failed && this.compactor === w) this.endCompactor(w);
       }
     });
     this.compactions = run.then(
@@ -254,6 +324,7 @@ export class ParquetWorkerPool {
       [...this.workers, ...(this.compactor ? [this.compactor] : [])].map((w) => w.terminate()),
     );
     this.compactor = undefined;
+    this.held.clear();
     this.workers.length = 0;
     this.idle.length = 0;
   }
@@ -271,8 +342,8 @@ function ownBuffer<T extends Uint8Array | Uint32Array>(bytes: T): T {
   return bytes.slice() as T;
 }
 
-/** A compaction of more input rows than this ends its worker afterwards (see compact). */
-const LARGE_COMPACTION_ROWS = 1_000_000;
+/** A compaction worker holding more than this after a job is ended (see compact). */
+const HEAVY_WORKER_BYTES = 256 * 1024 * 1024;
 
 let shared: ParquetWorkerPool | undefined;
 
