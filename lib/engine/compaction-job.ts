@@ -45,8 +45,6 @@ export interface CompactionJob {
 
 export interface CompactionJobResult {
   outputs: { rowCount: number; bytes: Uint8Array; stats: Map<number, ColumnStats>; run?: RunParts }[];
-  /** Per input: output index and position of every row, -1 where it was deleted. */
-  mapping: { fileId: number; outIndex: Int32Array; outPos: Int32Array }[];
   /** Input row groups decoded (one at a time; those wholly deleted are skipped). */
   rowGroupsRead: number;
   /** The thread's WebAssembly memory afterwards (its high-water mark: it never shrinks). */
@@ -60,7 +58,6 @@ export function resultBuffers(r: CompactionJobResult): ArrayBuffer[] {
     out.push(o.bytes.buffer as ArrayBuffer);
     if (o.run) out.push(...runPartsBuffers(o.run));
   }
-  for (const m of r.mapping) out.push(m.outIndex.buffer as ArrayBuffer, m.outPos.buffer as ArrayBuffer);
   return [...new Set(out)];
 }
 
@@ -91,16 +88,16 @@ interface LiveRows {
 
 /**
  * The live rows of every input in order, one decoded row group at a time, as batches in the
- * table's schema. Fills `mapping` (where each input row goes) and the rows' key hashes on the
- * way; an input is opened when it is reached.
+ * table's schema, in that order (the caller knows where each row goes from the deletes:
+ * compactor.ts's RowMapping); fills in the rows' key hashes on the way. An input is opened when
+ * it is reached.
  */
 async function* liveBatches(
   job: CompactionJob,
   schema: arrow.Schema,
-  mapping: CompactionJobResult['mapping'],
   live: LiveRows,
 ): AsyncGenerator<arrow.RecordBatch> {
-  for (const [n, input] of job.inputs.entries()) {
+  for (const input of job.inputs) {
     const file = await openParquet(input.parquet);
     // The reader holds its own copy: the job's is let go (the inputs are this job's to consume).
     input.parquet = EMPTY;
@@ -123,7 +120,7 @@ async function* liveBatches(
         }
         live.rowGroupsRead++;
         for (const batch of tableFromIpc(await file.readRowGroup(g)).batches) {
-          const taken = takeLive(job, schema, batch, input, mapping[n], live, pos, nextDelete);
+          const taken = takeLive(job, schema, batch, input, live, pos, nextDelete);
           pos += batch.numRows;
           nextDelete = taken.nextDelete;
           if (taken.batch) yield taken.batch;
@@ -146,12 +143,11 @@ function takeLive(
   schema: arrow.Schema,
   batch: arrow.RecordBatch,
   input: CompactionJobInput,
-  m: CompactionJobResult['mapping'][number],
   live: LiveRows,
   pos: number,
   nextDelete: number,
 ): { batch?: arrow.RecordBatch; nextDelete: number } {
-  const { fields, rowsPerOutput } = job;
+  const { fields } = job;
   const { deletes, hashes: known } = input;
   const first = live.total;
   const keep: number[] = [];
@@ -163,8 +159,6 @@ function takeLive(
       continue;
     }
     if (deletes.length > 0) keep.push(i);
-    m.outIndex[pos] = Math.floor(live.total / rowsPerOutput);
-    m.outPos[pos] = live.total % rowsPerOutput;
     if (known?.has[pos] === 1) {
       live.his[live.total] = known.his[pos];
       live.los[live.total] = known.los[pos];
@@ -232,12 +226,7 @@ export async function compactFiles(job: CompactionJob): Promise<CompactionJobRes
     los: new Uint32Array(hasKey ? liveRows : 0),
     rowGroupsRead: 0,
   };
-  const mapping: CompactionJobResult['mapping'] = job.inputs.map((input) => ({
-    fileId: input.fileId,
-    outIndex: new Int32Array(input.rowCount).fill(-1),
-    outPos: new Int32Array(input.rowCount).fill(-1),
-  }));
-  const cutter = new BatchCutter(liveBatches(job, schema, mapping, live));
+  const cutter = new BatchCutter(liveBatches(job, schema, live));
   const short = () => new Error(`compaction: expected ${liveRows} live rows, found fewer`);
   const outputs: CompactionJobResult['outputs'] = [];
   for (let k = 0; k < job.outputs.length; k++) {
@@ -281,5 +270,5 @@ export async function compactFiles(job: CompactionJob): Promise<CompactionJobRes
     });
   }
   if (await cutter.take(1)) throw new Error(`compaction: more than the expected ${liveRows} live rows`);
-  return { outputs, mapping, rowGroupsRead: live.rowGroupsRead, wasmBytes: wasmBytes() };
+  return { outputs, rowGroupsRead: live.rowGroupsRead, wasmBytes: wasmBytes() };
 }

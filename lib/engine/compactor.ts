@@ -44,10 +44,35 @@ export interface CompactionOutput {
   run: IndexRun | undefined;
 }
 
-export interface RowMapping {
-  /** Output index per input position, -1 where the row was already deleted. */
-  outIndex: Int32Array;
-  outPos: Int32Array;
+/**
+ * Where a compaction put an input's rows, from what the plan knew: the live rows of all inputs
+ * in order (compaction-job.ts writes them so), so a row's place is the live rows before it —
+ * no table of every row is kept.
+ */
+export class RowMapping {
+  /**
+   * @param base live rows of the inputs before this one
+   * @param deleted this input's deleted positions when the plan was made, ascending
+   */
+  constructor(
+    readonly base: number,
+    readonly deleted: Uint32Array,
+    readonly rowsPerOutput: number,
+  ) {}
+
+  /** The output (index into the plan's outputs) and position of input row `pos`; undefined if it was deleted already. */
+  place(pos: number): [output: number, pos: number] | undefined {
+    let a = 0;
+    let b = this.deleted.length;
+    while (a < b) {
+      const m = (a + b) >>> 1;
+      if (this.deleted[m] < pos) a = m + 1;
+      else b = m;
+    }
+    if (a < this.deleted.length && this.deleted[a] === pos) return undefined;
+    const at = this.base + pos - a;
+    return [Math.floor(at / this.rowsPerOutput), at % this.rowsPerOutput];
+  }
 }
 
 export interface CompactionResult {
@@ -87,18 +112,19 @@ const WORKER_BYTES = 96 * 1024 * 1024;
 /**
  * The memory a compaction of these inputs holds at its peak (compaction-job.ts reads and writes
  * a row group at a time), as measured on the bench's rows: the inputs' bytes (as read, and in
- * the reader), the outputs' bytes twice (as written, and joined into one file), 64 bytes per
- * input row (where each row goes, 8; its key hash as the index gave it, 9, and as the
- * compaction keeps it, 8; the outputs' index runs, 16, and sorting them, 20), about four row
- * groups of decoded rows, and the worker itself. Measured in the overload bench: about 100
- * bytes per row of resident growth with ~9 bytes of Parquet per row, as this gives.
+ * the reader), the outputs' bytes twice (as written, and joined into one file), 56 bytes per
+ * input row (its key hash as the index gave it, 9, and as the compaction keeps it, 8; the
+ * outputs' index runs, 16, and sorting them, 20; where each row goes is not a table but
+ * RowMapping), about four row groups of decoded rows, and the worker itself. Measured in the
+ * overload bench before RowMapping: about 100 bytes per row of resident growth with ~9 bytes of
+ * Parquet per row, as this gave with 8 more bytes per row.
  */
 export function compactionMemory(
   inputs: { rowCount: number; sizeBytes: number }[],
   rowBytes: number,
 ): number {
   let bytes = WORKER_BYTES + 4 * ROW_GROUP_ROWS * rowBytes;
-  for (const i of inputs) bytes += 4 * i.sizeBytes + 64 * i.rowCount;
+  for (const i of inputs) bytes += 4 * i.sizeBytes + 56 * i.rowCount;
   return bytes;
 }
 
@@ -150,6 +176,18 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
     return { fileId, key: o.keyFor(fileId) };
   });
   return { inputs, outputs, rowsPerOutput, startLsn: o.startLsn };
+}
+
+/** Each input's RowMapping (the inputs in the plan's order, as the job takes them). */
+export function rowMappings(plan: CompactionPlan): Map<number, RowMapping> {
+  const out = new Map<number, RowMapping>();
+  let base = 0;
+  for (const i of plan.inputs) {
+    const deleted = Uint32Array.from(i.deletesAtStart.toArray());
+    out.set(i.fileId, new RowMapping(base, deleted, plan.rowsPerOutput));
+    base += i.rowCount - deleted.length;
+  }
+  return out;
 }
 
 export interface CompactionDeps {
@@ -205,7 +243,7 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
   }
   return {
     outputs,
-    mapping: new Map(result.mapping.map((m) => [m.fileId, { outIndex: m.outIndex, outPos: m.outPos }])),
+    mapping: rowMappings(plan),
     rowGroupsRead: result.rowGroupsRead,
     wasmBytes: result.wasmBytes,
   };

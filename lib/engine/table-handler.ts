@@ -1376,19 +1376,18 @@ export class TableHandler {
       const f = this.files.get(input.fileId)!;
       const mapping = result.mapping.get(input.fileId)!;
       for (const pos of f.deletes) {
-        const k = mapping.outIndex[pos];
-        if (k < 0) continue; // deleted before compaction started: the row is not in the output
-        outputs[k].deletes.add(mapping.outPos[pos]);
-        outputs[k].dvDirty = true;
+        const at = mapping.place(pos);
+        if (!at) continue; // deleted before compaction started: the row is not in the output
+        outputs[at[0]].deletes.add(at[1]);
+        outputs[at[0]].dvDirty = true;
       }
       this.files.delete(input.fileId);
       if (f.inIceberg) this.removedSinceCommit.push(f.key);
     }
     this.pendingDeletes.remap((fileId, pos) => {
       if (!inputIds.has(fileId)) return [fileId, pos];
-      const m = result.mapping.get(fileId)!;
-      const k = m.outIndex[pos];
-      return k < 0 ? undefined : [outputs[k].fileId, m.outPos[pos]];
+      const at = result.mapping.get(fileId)!.place(pos);
+      return at ? [outputs[at[0]].fileId, at[1]] : undefined;
     });
     // The inputs' index entries are never needed again (recovery from an older commit loads
     // that commit's persisted runs, which stay referenced).
