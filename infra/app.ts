@@ -9,6 +9,7 @@ new MoonlinkStack(app, 'Moonlink', {
     ? { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION ?? 'us-east-1' }
     : undefined,
   writerGroups: Number(process.env.MOONLINK_WRITER_GROUPS ?? '1'),
+  alarmEmail: process.env.MOONLINK_ALARM_EMAIL || undefined,
 });
 cdk.Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
 app.synth();

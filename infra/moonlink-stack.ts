@@ -10,16 +10,21 @@ import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import * as authorizers from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import * as integrations from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -36,6 +41,8 @@ export interface MoonlinkStackProps extends cdk.StackProps {
   logRetention?: logs.RetentionDays;
   /** Days before leftover temporary objects (tail files, read snapshots) expire. */
   tmpExpirationDays?: number;
+  /** An email address subscribed to the alarm topic (it must confirm the subscription). */
+  alarmEmail?: string;
 }
 
 export const WRITER_PORT = 8081;
@@ -46,6 +53,8 @@ export class MoonlinkStack extends cdk.Stack {
   readonly stream: kinesis.Stream;
   readonly api: apigw.HttpApi;
   readonly functions: Record<string, nodejs.NodejsFunction> = {};
+  /** Every alarm notifies this topic (output `AlarmTopicArn`). */
+  readonly alarmTopic: sns.Topic;
 
   constructor(scope: Construct, id: string, props: MoonlinkStackProps = {}) {
     super(scope, id, props);
@@ -140,6 +149,8 @@ export class MoonlinkStack extends cdk.Stack {
     });
     const image = ecs.ContainerImage.fromAsset(ROOT, {
       file: 'Dockerfile',
+      // The task runs on ARM64 (below): built for it on any machine, not for the builder's CPU.
+      platform: Platform.LINUX_ARM64,
       exclude: ['node_modules', 'data', 'cdk.out', '.git'],
     });
     const writerLogs = new logs.LogGroup(this, 'WriterLogs', {
@@ -275,7 +286,12 @@ export class MoonlinkStack extends cdk.Stack {
     this.allow(tables, [...catalogRead, 'dynamodb:Scan', ...catalogWrite], [this.catalogTable.tableArn]);
     this.allow(tables, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], [objects]);
     this.allow(tables, ['s3:ListBucket'], [this.bucket.bucketArn]);
-    this.allow(read, [...catalogRead, ...catalogWrite], [this.catalogTable.tableArn]);
+    // Leases only (no batch deletes: those drop tables).
+    this.allow(
+      read,
+      [...catalogRead, 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+      [this.catalogTable.tableArn],
+    );
     this.allow(read, ['s3:GetObject'], [objects]);
     this.allow(read, ['s3:ListBucket'], [this.bucket.bucketArn]);
     this.allow(flush, catalogRead, [this.catalogTable.tableArn]);
@@ -321,22 +337,48 @@ export class MoonlinkStack extends cdk.Stack {
     }
 
     // ---------------------------------------------------------------- alarms
+    // One topic for every alarm (and its recovery). Encrypted with a key of this stack's own:
+    // CloudWatch cannot publish to a topic under the AWS-managed SNS key.
+    const alarmKey = new kms.Key(this, 'AlarmTopicKey', {
+      enableKeyRotation: true,
+      description: 'Moonlink alarm topic',
+      removalPolicy: cdk.RemovalPolicy.DESTROY,
+    });
+    alarmKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
+      }),
+    );
+    this.alarmTopic = new sns.Topic(this, 'AlarmTopic', {
+      displayName: 'Moonlink alarms',
+      masterKey: alarmKey,
+      enforceSSL: true,
+    });
+    if (props.alarmEmail)
+      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+    const notify = new cloudwatchActions.SnsAction(this.alarmTopic);
     const alarm = (
       id: string,
       metric: cloudwatch.IMetric,
       threshold: number,
       description: string,
       treatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+      comparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     ): void => {
-      new cloudwatch.Alarm(this, id, {
+      const a = new cloudwatch.Alarm(this, id, {
         metric,
         threshold,
         evaluationPeriods: 3,
         datapointsToAlarm: 2,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        comparisonOperator,
         treatMissingData,
         alarmDescription: description,
       });
+      a.addAlarmAction(notify);
+      a.addOkAction(notify);
     };
     alarm(
       'WriteLagAlarm',
@@ -345,7 +387,9 @@ export class MoonlinkStack extends cdk.Stack {
         period: cdk.Duration.minutes(1),
       }),
       60_000,
-      'The writer is more than a minute behind the write stream.',
+      'The writer is more than a minute behind the write stream, or reads nothing from it.',
+      // No data: no writer is reading the stream.
+      cloudwatch.TreatMissingData.BREACHING,
     );
     for (const [name, fn] of Object.entries(this.functions)) {
       alarm(
@@ -374,6 +418,20 @@ export class MoonlinkStack extends cdk.Stack {
         90,
         `Writer group ${g} is CPU-bound.`,
       );
+      alarm(
+        `Writer${g}RunningAlarm`,
+        new cloudwatch.Metric({
+          namespace: 'ECS/ContainerInsights',
+          metricName: 'RunningTaskCount',
+          dimensionsMap: { ClusterName: cluster.clusterName, ServiceName: service.serviceName },
+          statistic: 'Minimum',
+          period: cdk.Duration.minutes(1),
+        }),
+        1,
+        `Writer group ${g} has no running task: its tables take no writes and are not flushed.`,
+        cloudwatch.TreatMissingData.BREACHING,
+        cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      );
       // The writer's own metrics (lib/aws/writer-metrics.ts), published every minute: missing
       // data means the writer is not running, which is as bad as a stalled one.
       alarm(
@@ -395,6 +453,7 @@ export class MoonlinkStack extends cdk.Stack {
     new cdk.CfnOutput(this, 'BucketName', { value: this.bucket.bucketName });
     new cdk.CfnOutput(this, 'CatalogTableName', { value: this.catalogTable.tableName });
     new cdk.CfnOutput(this, 'StreamName', { value: this.stream.streamName });
+    new cdk.CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });
 
     this.acknowledgeFindings();
   }

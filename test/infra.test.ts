@@ -5,6 +5,7 @@
  */
 import * as cdk from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as cxapi from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MoonlinkStack } from '../infra/moonlink-stack.ts';
@@ -156,6 +157,28 @@ describe('CDK stack', () => {
       ],
       TreatMissingData: 'breaching',
     });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'RunningTaskCount',
+      Namespace: 'ECS/ContainerInsights',
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 1,
+      TreatMissingData: 'breaching',
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'GetRecords.IteratorAgeMilliseconds',
+      TreatMissingData: 'breaching',
+    });
+    // Every alarm notifies the alarm topic, when it fires and when it recovers.
+    const topic = Object.keys(template.findResources('AWS::SNS::Topic'));
+    expect(topic).toHaveLength(1);
+    const alarms = Object.entries(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.length).toBeGreaterThanOrEqual(12);
+    for (const [id, a] of alarms) {
+      expect(a.Properties.AlarmActions, id).toEqual([{ Ref: topic[0] }]);
+      expect(a.Properties.OKActions, id).toEqual([{ Ref: topic[0] }]);
+    }
+    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    template.hasOutput('AlarmTopicArn', {});
     const writer = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0];
     const env = (
       writer.Properties.ContainerDefinitions[0].Environment as { Name: string; Value: string }[]
@@ -174,5 +197,33 @@ describe('CDK stack', () => {
     const rules = acknowledged.flatMap((m) => Object.entries(m.data as Record<string, string>));
     expect(rules.length).toBeGreaterThan(0);
     for (const [id, reason] of rules) expect(String(reason).length, id).toBeGreaterThan(40);
+  });
+
+  it('builds the writer image for the task CPU, and an email can be subscribed to the alarms', () => {
+    const asm = app.synth();
+    const manifests = asm.artifacts.filter((a) => a instanceof cxapi.AssetManifestArtifact);
+    const images = manifests.flatMap((m) =>
+      Object.values(m.contents.dockerImages ?? {}).map((i) => i.source as { platform?: string }),
+    );
+    expect(images.length).toBeGreaterThan(0);
+    for (const i of images) expect(i.platform).toBe('linux/arm64');
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      RuntimePlatform: { CpuArchitecture: 'ARM64' },
+    });
+    const withEmail = new MoonlinkStack(new cdk.App(), 'MoonlinkMail', { alarmEmail: 'oncall@example.com' });
+    Template.fromStack(withEmail).hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'oncall@example.com',
+    });
+  });
+
+  it('grants the read function only what leases need on the catalog', () => {
+    const policies = template.findResources('AWS::IAM::Policy');
+    const readPolicy = Object.entries(policies).find(([id]) => id.startsWith('ReadFunction'));
+    expect(readPolicy).toBeDefined();
+    const actions = JSON.stringify(readPolicy![1].Properties.PolicyDocument);
+    expect(actions).toContain('dynamodb:PutItem');
+    expect(actions).not.toContain('dynamodb:BatchWriteItem');
+    expect(actions).not.toContain('dynamodb:Scan');
   });
 });
