@@ -91,19 +91,21 @@ export function kinesisClientFor(endpoint: string, extra: KinesisClientConfig = 
 
 /** Creates the catalog table with the key schema DynamoDbCatalog expects (pk/sk, on-demand). */
 export async function createCatalogTable(client: DynamoDBClient, table: string): Promise<void> {
-  await client.send(
-    new CreateTableCommand({
-      TableName: table,
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
+  await existing(
+    client.send(
+      new CreateTableCommand({
+        TableName: table,
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    ),
   );
   await waitFor(`DynamoDB table ${table}`, async () => {
     const d = await client.send(new DescribeTableCommand({ TableName: table }));
@@ -113,10 +115,17 @@ export async function createCatalogTable(client: DynamoDBClient, table: string):
 
 /** Creates a stream with a provisioned shard count (kinesalite has no on-demand mode). */
 export async function createStream(client: KinesisClient, stream: string, shards: number): Promise<void> {
-  await client.send(new CreateStreamCommand({ StreamName: stream, ShardCount: shards }));
+  await existing(client.send(new CreateStreamCommand({ StreamName: stream, ShardCount: shards })));
   await waitFor(`Kinesis stream ${stream}`, async () => {
     const d = await client.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
     return d.StreamDescriptionSummary?.StreamStatus === 'ACTIVE';
+  });
+}
+
+/** A create that finds its resource already there (kept emulator data) is fine. */
+async function existing(created: Promise<unknown>): Promise<void> {
+  await created.catch((e: Error) => {
+    if (e.name !== 'ResourceInUseException') throw e;
   });
 }
 
@@ -137,6 +146,13 @@ export interface EmulatorOptions {
   stream?: string;
   /** Milliseconds to wait for the child process to report its ports (default 30 s). */
   startTimeoutMs?: number;
+  /**
+   * Keep the emulators' data in this folder (s3/, dynamodb/, kinesis/) across restarts, crashes
+   * included; by default it lives in a temporary folder removed on stop.
+   */
+  dataDir?: string;
+  /** Ports to listen on (default: free ones). */
+  ports?: { s3?: number; dynamodb?: number; kinesis?: number };
 }
 
 export interface Emulators {
@@ -144,7 +160,7 @@ export interface Emulators {
   dynamodb: { endpoint: string; table: string };
   kinesis: { endpoint: string; stream: string };
   clients: { s3: S3Client; dynamodb: DynamoDBClient; kinesis: KinesisClient };
-  /** Stops the emulators and removes their data. Safe to call twice. */
+  /** Stops the emulators (and removes their data unless it is kept in `dataDir`). Safe to call twice. */
   stop(): Promise<void>;
 }
 
@@ -161,9 +177,9 @@ const S3rver = require('s3rver');
 const dynalite = require('dynalite');
 const kinesalite = require('kinesalite');
 const opts = JSON.parse(process.env.MOONLINK_EMULATOR_OPTIONS);
-const listen = (server) => new Promise((resolve, reject) => {
+const listen = (server, port) => new Promise((resolve, reject) => {
   server.once('error', reject);
-  server.listen(0, '127.0.0.1', () => resolve(server.address().port));
+  server.listen(port || 0, '127.0.0.1', () => resolve(server.address().port));
 });
 const close = (server) => new Promise((resolve) => server.close(() => resolve()));
 let s3, dyn, kin, stopping = false;
@@ -172,22 +188,23 @@ async function stop(code) {
   stopping = true;
   setTimeout(() => process.exit(code), 2000).unref();
   await Promise.allSettled([s3 && s3.close(), dyn && close(dyn), kin && close(kin)]);
-  try { rmSync(opts.dataDir, { recursive: true, force: true }); } catch {}
+  if (!opts.keep) try { rmSync(opts.dataDir, { recursive: true, force: true }); } catch {}
   process.exit(code);
 }
 process.on('disconnect', () => stop(0));
 process.on('message', (m) => { if (m === 'stop') stop(0); });
 try {
   s3 = new S3rver({
-    address: '127.0.0.1', port: 0, silent: true, directory: opts.s3Directory,
-    allowMismatchedSignatures: true, vhostBuckets: false, resetOnClose: true,
+    address: '127.0.0.1', port: opts.ports.s3 || 0, silent: true, directory: opts.dataDir + '/s3',
+    allowMismatchedSignatures: true, vhostBuckets: false, resetOnClose: !opts.keep,
     configureBuckets: [{ name: opts.bucket, configs: [] }],
   });
   const s3Address = await s3.run();
-  dyn = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  const dynamodb = await listen(dyn);
-  kin = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100 });
-  const kinesis = await listen(kin);
+  const kept = (name) => (opts.keep ? { path: opts.dataDir + '/' + name } : {});
+  dyn = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...kept('dynamodb') });
+  const dynamodb = await listen(dyn, opts.ports.dynamodb);
+  kin = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100, ...kept('kinesis') });
+  const kinesis = await listen(kin, opts.ports.kinesis);
   process.send({ ready: true, s3: s3Address.port, dynamodb, kinesis });
 } catch (e) {
   process.send({ ready: false, error: String(e && e.stack || e) });
@@ -248,7 +265,11 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
   const bucket = options.bucket ?? DEFAULT_BUCKET;
   const table = options.catalogTable ?? DEFAULT_CATALOG_TABLE;
   const stream = options.stream ?? DEFAULT_STREAM;
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'moonlink-emulators-'));
+  const keep = options.dataDir !== undefined;
+  const dir = keep
+    ? path.resolve(options.dataDir!)
+    : await fs.mkdtemp(path.join(os.tmpdir(), 'moonlink-emulators-'));
+  if (keep) await fs.mkdir(dir, { recursive: true });
   let child: ChildProcess | undefined;
   let clients: Emulators['clients'] | undefined;
   const stop = async (): Promise<void> => {
@@ -267,17 +288,13 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
       await exited;
       clearTimeout(timer);
     }
-    await fs.rm(dir, { recursive: true, force: true });
+    if (!keep) await fs.rm(dir, { recursive: true, force: true });
   };
   try {
     const started = await startChild(
       {
         MOONLINK_EMULATOR_BASE: fileURLToPath(import.meta.url),
-        MOONLINK_EMULATOR_OPTIONS: JSON.stringify({
-          dataDir: dir,
-          s3Directory: path.join(dir, 's3'),
-          bucket,
-        }),
+        MOONLINK_EMULATOR_OPTIONS: JSON.stringify({ dataDir: dir, keep, bucket, ports: options.ports ?? {} }),
       },
       options.startTimeoutMs ?? 30_000,
     );

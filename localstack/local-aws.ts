@@ -28,12 +28,27 @@ export interface LocalAws {
   close(): Promise<void>;
 }
 
+function port(v: string | undefined): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`not a port: ${v}`);
+  return n;
+}
+
 export async function startLocalAws(
   service: ServiceConfig,
   logger: Logger,
-  options: { shards?: number } = {},
+  options: { shards?: number; emulatorDataDir?: string } = {},
 ): Promise<LocalAws> {
-  const emulators = await startEmulators({ kinesisShards: options.shards ?? 2 });
+  const emulators = await startEmulators({
+    kinesisShards: options.shards ?? 2,
+    dataDir: options.emulatorDataDir,
+    ports: {
+      s3: port(process.env.MOONLINK_S3_PORT),
+      dynamodb: port(process.env.MOONLINK_DYNAMODB_PORT),
+      kinesis: port(process.env.MOONLINK_KINESIS_PORT),
+    },
+  });
   const config: AwsConfig = {
     region: 'us-east-1',
     bucket: emulators.s3.bucket,

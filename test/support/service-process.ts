@@ -1,4 +1,7 @@
-/** Runs `npm start`'s entry point as a child process (so it can be SIGKILLed) on a free port. */
+/**
+ * Runs `npm start`'s entry point (or `npm run local`'s) as a child process (so it can be
+ * SIGKILLed) on a free port.
+ */
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
@@ -26,12 +29,16 @@ const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export async function startServiceProcess(
   env: Record<string, string>,
   timeoutMs = 30_000,
-  options: { openFileLimit?: number } = {},
+  options: { openFileLimit?: number; entry?: 'start' | 'local' } = {},
 ): Promise<ServiceProcess> {
   const port = await freePort();
   const extra = (process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // The same node flags as `npm start`.
-  const args = ['--max-semi-space-size=64', ...extra, '--import', 'tsx', path.join(ROOT, 'lib', 'main.ts')];
+  const main =
+    options.entry === 'local'
+      ? path.join(ROOT, 'localstack', 'local-main.ts')
+      : path.join(ROOT, 'lib', 'main.ts');
+  const args = ['--max-semi-space-size=64', ...extra, '--import', 'tsx', main];
   // With a file-descriptor limit, through a shell that sets it (`ulimit -n`) and then execs node.
   const [cmd, argv] =
     options.openFileLimit === undefined
