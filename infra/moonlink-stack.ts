@@ -30,7 +30,7 @@ import type { Construct } from 'constructs';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export interface MoonlinkStackProps extends cdk.StackProps {
-  /** Writer services; tables are spread over them by a hash of their name. */
+  /** Writer services; tables are spread over them by rendezvous hashing of their name (lib/aws/table-groups.ts). */
   writerGroups?: number;
   /** Kinesis shards (a table's records always go to one shard). */
   shards?: number;

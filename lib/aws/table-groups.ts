@@ -1,15 +1,40 @@
 /**
- * Tables are spread over writer groups (one ECS service each) by a hash of their name; the
- * read functions use the same hash to find the writer that owns a table.
+ * Tables are spread over writer groups (one ECS service each) by rendezvous hashing of their
+ * name: each group scores the name and the highest score owns the table, so going from N to
+ * N + 1 groups moves only the tables the new group wins (about 1/(N + 1) of them; the fencing
+ * epochs hand each over safely), where a hash modulo N would move almost all. The read
+ * functions use the same choice to find the writer that owns a table.
  */
 export function groupOf(table: string, groups: number): number {
   if (groups <= 1) return 0;
+  const h = fnv1a(table);
+  let best = 0;
+  let bestScore = -1;
+  for (let g = 0; g < groups; g++) {
+    const score = mix(h ^ Math.imul(g + 1, 0x9e3779b9));
+    if (score > bestScore) [best, bestScore] = [g, score];
+  }
+  return best;
+}
+
+function fnv1a(s: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < table.length; i++) {
-    h ^= table.charCodeAt(i);
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  return (h >>> 0) % groups;
+  return h >>> 0;
+}
+
+/** Murmur3's 32-bit finalizer: every input bit moves every output bit. */
+function mix(x: number): number {
+  let h = x >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
 
 /** `http://writer-{group}.moonlink.internal:8081` → the owning writer's base URL. */
