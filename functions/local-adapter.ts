@@ -8,6 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Context } from 'aws-lambda';
 import type { ApiHandler } from './api.ts';
+import { bearerCheck, requireTokenBeyondLoopback } from './bearer-token.ts';
 import { type HttpEvent, keepRawBody } from './http.ts';
 
 export interface LocalServer {
@@ -75,9 +76,27 @@ function lambdaContext(requestId: string): Context {
 
 export function startLocalServer(
   handler: ApiHandler,
-  options: { port: number; host?: string; maxBodyBytes: number },
+  options: { port: number; host?: string; maxBodyBytes: number; token?: string },
 ): Promise<LocalServer> {
+  const host = options.host ?? '127.0.0.1';
+  try {
+    requireTokenBeyondLoopback(host, options.token);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  const authorized = options.token ? bearerCheck(options.token) : undefined;
   const server = http.createServer((req, res) => {
+    // With a token, every request but the liveness probe (a container's health check) carries it.
+    if (authorized && !req.url?.startsWith('/health/live') && !authorized(req.headers.authorization)) {
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
+      res.end(
+        JSON.stringify({
+          error: { code: 'unauthorized', message: 'send Authorization: Bearer <MOONLINK_API_TOKEN>' },
+        }),
+      );
+      req.resume();
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
@@ -142,9 +161,8 @@ export function startLocalServer(
   server.keepAliveTimeout = 5000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host ?? '127.0.0.1', () => {
+    server.listen(options.port, host, () => {
       const port = (server.address() as AddressInfo).port;
-      const host = options.host ?? '127.0.0.1';
       resolve({
         server,
         port,

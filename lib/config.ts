@@ -13,6 +13,8 @@ export interface ServiceConfig {
   logMaxOpenFiles?: number;
   engine: EngineOptions;
   limits: ApiLimits;
+  /** MOONLINK_API_TOKEN: clients send it as a bearer token; required beyond loopback. */
+  apiToken?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -99,5 +101,6 @@ export function serviceConfigFromEnv(env: Env = process.env): ServiceConfig {
     logMaxOpenFiles: int(env, 'MOONLINK_LOG_MAX_OPEN_FILES', 256, 1),
     engine,
     limits: limitsFromEnv(engine, env),
+    apiToken: env.MOONLINK_API_TOKEN || undefined,
   };
 }

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { createApiHandler } from '../functions/api.ts';
+import { requireTokenBeyondLoopback } from '../functions/bearer-token.ts';
 import { type LocalServer, startLocalServer } from '../functions/local-adapter.ts';
 import { type Services, TableCache } from '../functions/services.ts';
 import { httpWriterLink } from '../functions/writer-link-http.ts';
@@ -40,6 +41,7 @@ export async function startLocalAws(
   logger: Logger,
   options: { shards?: number; emulatorDataDir?: string } = {},
 ): Promise<LocalAws> {
+  requireTokenBeyondLoopback(service.host, service.apiToken);
   const emulators = await startEmulators({
     kinesisShards: options.shards ?? 2,
     dataDir: options.emulatorDataDir,
@@ -89,6 +91,7 @@ export async function startLocalAws(
     port: service.port,
     host: service.host,
     maxBodyBytes: service.limits.maxBodyBytes,
+    token: service.apiToken,
   });
   logger.info('local AWS emulation serving', {
     url: server.url,

@@ -9,6 +9,7 @@ import { type LocalServer, startLocalServer } from '../../functions/local-adapte
 import { type Services, TableCache, type WriterLink } from '../../functions/services.ts';
 import { FileCatalog } from '../catalog/file-catalog.ts';
 import type { ServiceConfig } from '../config.ts';
+import { requireTokenBeyondLoopback } from '../../functions/bearer-token.ts';
 import { writerStatusJson } from '../engine/table-handler.ts';
 import { Writer } from '../engine/writer.ts';
 import { LocalLog } from '../log/local-log.ts';
@@ -64,6 +65,8 @@ export async function startEmbedded(
   config: ServiceConfig,
   logger: Logger = new JsonLogger(),
 ): Promise<EmbeddedService> {
+  // Before anything opens: a server reachable from other machines needs a token.
+  requireTokenBeyondLoopback(config.host, config.apiToken);
   const dataDir = path.resolve(config.dataDir);
   const unlock = await lockDir(dataDir);
   const objects = path.join(dataDir, 'objects');
@@ -110,6 +113,7 @@ export async function startEmbedded(
       port: config.port,
       host: config.host,
       maxBodyBytes: config.limits.maxBodyBytes,
+      token: config.apiToken,
     });
   } catch (e) {
     await writer.close();
