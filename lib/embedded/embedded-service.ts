@@ -5,11 +5,11 @@
  */
 import path from 'node:path';
 import { type ApiHandler, createApiHandler } from '../../functions/api.ts';
+import { requireTokenBeyondLoopback } from '../../functions/bearer-token.ts';
 import { type LocalServer, startLocalServer } from '../../functions/local-adapter.ts';
 import { type Services, TableCache, type WriterLink } from '../../functions/services.ts';
 import { FileCatalog } from '../catalog/file-catalog.ts';
 import type { ServiceConfig } from '../config.ts';
-import { requireTokenBeyondLoopback } from '../../functions/bearer-token.ts';
 import { writerStatusJson } from '../engine/table-handler.ts';
 import { Writer } from '../engine/writer.ts';
 import { LocalLog } from '../log/local-log.ts';
