@@ -10,6 +10,9 @@ new MoonlinkStack(app, 'Moonlink', {
     : undefined,
   writerGroups: Number(process.env.MOONLINK_WRITER_GROUPS ?? '1'),
   alarmEmail: process.env.MOONLINK_ALARM_EMAIL || undefined,
+  streamRetentionHours: process.env.MOONLINK_STREAM_RETENTION_HOURS
+    ? Number(process.env.MOONLINK_STREAM_RETENTION_HOURS)
+    : undefined,
 });
 cdk.Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
 app.synth();

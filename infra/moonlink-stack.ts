@@ -43,6 +43,13 @@ export interface MoonlinkStackProps extends cdk.StackProps {
   tmpExpirationDays?: number;
   /** An email address subscribed to the alarm topic (it must confirm the subscription). */
   alarmEmail?: string;
+  /**
+   * Hours the stream keeps records (default 24, Kinesis' included retention; up to 8760 at extra
+   * cost). The writer needs only what it has not committed (30 s by default), but a writer
+   * stopped for longer than this loses what it had not committed: the no-running-task alarm
+   * fires within minutes.
+   */
+  streamRetentionHours?: number;
 }
 
 export const WRITER_PORT = 8081;
@@ -94,7 +101,7 @@ export class MoonlinkStack extends cdk.Stack {
     });
     this.stream = new kinesis.Stream(this, 'Log', {
       shardCount: props.shards ?? 2,
-      retentionPeriod: cdk.Duration.days(7),
+      retentionPeriod: cdk.Duration.hours(props.streamRetentionHours ?? 24),
       encryption: kinesis.StreamEncryption.MANAGED,
     });
 

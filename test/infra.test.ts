@@ -57,7 +57,12 @@ describe('CDK stack', () => {
         { AttributeName: 'sk', KeyType: 'RANGE' },
       ],
     });
-    template.hasResourceProperties('AWS::Kinesis::Stream', { StreamEncryption: { EncryptionType: 'KMS' } });
+    template.hasResourceProperties('AWS::Kinesis::Stream', {
+      StreamEncryption: { EncryptionType: 'KMS' },
+      RetentionPeriodHours: 24,
+    });
+    const week = new MoonlinkStack(new cdk.App(), 'MoonlinkWeek', { streamRetentionHours: 168 });
+    Template.fromStack(week).hasResourceProperties('AWS::Kinesis::Stream', { RetentionPeriodHours: 168 });
   });
 
   it('runs one writer service per table group, health-checked and drained on stop', () => {
