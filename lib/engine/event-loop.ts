@@ -5,6 +5,9 @@
  * without holding back the completion events that work produces.
  */
 
+/** Milliseconds of events one turn handles before the process's other callbacks get theirs. */
+const SLICE_MS = 5;
+
 export interface LoopEvent {
   type: string;
 }
@@ -92,8 +95,10 @@ export class EventLoop<E extends LoopEvent> {
     this.scheduled = false;
     this.draining = true;
     try {
-      // Bounded so I/O callbacks of other tables get a turn.
-      for (let n = 0; n < 10_000 && !this.stopped; n++) {
+      // Bounded, in events and in time, so I/O callbacks (requests, other tables) get a turn:
+      // under a backlog of transactions one turn would otherwise apply them all at once.
+      const until = performance.now() + SLICE_MS;
+      for (let n = 0; n < 10_000 && !this.stopped && (n === 0 || performance.now() < until); n++) {
         const e =
           this.control.length > 0 ? this.control.shift() : this.paused === 0 ? this.data.shift() : undefined;
         if (!e) break;

@@ -378,8 +378,12 @@ export class TableHandler {
 
   /** Applies a whole transaction from the log. */
   apply(lsn: Lsn, ops: Operations, checkpoint?: [string, string]): void {
+    this.queuedOps += ops.length;
     this.loop.post({ type: 'apply', lsn, ops, checkpoint });
   }
+
+  /** Operations posted and not yet applied (they hold memory: counted in memoryBytes). */
+  private queuedOps = 0;
 
   /** Records that the source moved to `lsn` without a change to this table (e.g. another table's transaction). */
   advance(lsn: Lsn, checkpoint?: [string, string]): void {
@@ -437,7 +441,8 @@ export class TableHandler {
    * about two in-memory rows per input row).
    */
   memoryBytes(): number {
-    let bytes = this.active.byteSize + this.index.memoryBytes;
+    // Transactions waiting for the loop hold about a row's bytes per operation.
+    let bytes = this.active.byteSize + this.index.memoryBytes + this.queuedOps * this.rowBytes;
     for (const s of this.frozen) bytes += s.byteSize;
     return bytes + this.compactingBytes;
   }
@@ -529,6 +534,7 @@ export class TableHandler {
     if (this.stopped) return;
     switch (e.type) {
       case 'apply':
+        this.queuedOps -= e.ops.length;
         return this.onApply(e.lsn, e.ops, e.checkpoint);
       case 'advance':
         return this.onAdvance(e.lsn, e.checkpoint);
