@@ -219,6 +219,19 @@ describe('compaction planning', () => {
   });
 });
 
+/** A plan taking every file in one pass (a target far beyond them), output ids from 10. */
+function planAllAtOnce(files: DataFile[]) {
+  let next = 10;
+  return planCompaction(files, {
+    targetFileBytes: 1 << 30,
+    deletedRatio: 0.1,
+    minSmallFiles: 2,
+    nextFileId: () => next++,
+    keyFor: (id) => `data/${id}.parquet`,
+    startLsn: 2n,
+  })!;
+}
+
 describe('compaction run', () => {
   it("takes the outputs' key hashes from the index, or hashes the keys when the index lacks rows", async () => {
     const store = new MemoryObjectStore();
@@ -258,17 +271,7 @@ describe('compaction run', () => {
       ...Array.from({ length: 300 }, (_, i) => String(2000 + i)),
     ];
     // Both files into one pass (output ids from 10).
-    const planBoth = () => {
-      let next = 10;
-      return planCompaction(files, {
-        targetFileBytes: 1 << 30,
-        deletedRatio: 0.1,
-        minSmallFiles: 2,
-        nextFileId: () => next++,
-        keyFor: (id) => `data/${id}.parquet`,
-        startLsn: 2n,
-      })!;
-    };
+    const planBoth = () => planAllAtOnce(files);
     const lookups = async (rowHashes: Map<number, RowHashes> | undefined) => {
       const plan = planBoth();
       const result = await runCompaction(plan, {
@@ -405,15 +408,7 @@ describe('compaction in bounded memory', () => {
       });
       files.push(f);
     }
-    let next = 10;
-    const plan = planCompaction(files, {
-      targetFileBytes: 1 << 30,
-      deletedRatio: 0.1,
-      minSmallFiles: 2,
-      nextFileId: () => next++,
-      keyFor: (id) => `data/${id}.parquet`,
-      startLsn: 2n,
-    })!;
+    const plan = planAllAtOnce(files);
     expect(plan.inputs).toHaveLength(3);
     // Outputs of 4,000 rows: cut across row groups and across inputs.
     const outputs = Math.ceil(expected.length / 4000);

@@ -5,13 +5,15 @@
  * epochs hand each over safely), where a hash modulo N would move almost all. The read
  * functions use the same choice to find the writer that owns a table.
  */
+import { fmix } from '../engine/key-hash.ts';
+
 export function groupOf(table: string, groups: number): number {
   if (groups <= 1) return 0;
   const h = fnv1a(table);
   let best = 0;
   let bestScore = -1;
   for (let g = 0; g < groups; g++) {
-    const score = mix(h ^ Math.imul(g + 1, 0x9e3779b9));
+    const score = fmix(h ^ Math.imul(g + 1, 0x9e3779b9), 0);
     if (score > bestScore) [best, bestScore] = [g, score];
   }
   return best;
@@ -23,17 +25,6 @@ function fnv1a(s: string): number {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  return h >>> 0;
-}
-
-/** Murmur3's 32-bit finalizer: every input bit moves every output bit. */
-function mix(x: number): number {
-  let h = x >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
   return h >>> 0;
 }
 
