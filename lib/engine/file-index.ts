@@ -243,8 +243,10 @@ export class FileIndex {
     const insertAt = this.runs.slice(0, at + 1).filter((r) => !set.has(r)).length;
     kept.splice(insertAt, 0, merged);
     this.runs = kept;
-    // The merged run's keys are its inputs'; those not yet in the filter still are not.
-    if (inputs.some((r) => this.unfiltered.has(r))) {
+    // The merged run's keys are its inputs'; those not yet in the filter still are not. While
+    // the filter is being rebuilt, the rebuild skips runs replaced meanwhile: the merged run's
+    // keys must then go in on their own too.
+    if (this.filtering || inputs.some((r) => this.unfiltered.has(r))) {
       this.unfiltered.add(merged);
       this.startFiltering();
     }
