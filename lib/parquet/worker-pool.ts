@@ -114,9 +114,14 @@ export class ParquetWorkerPool {
     return w;
   }
 
-  private endCompactor(w: Worker): void {
+  /** The compactor is no longer the pool's (it failed, exited or is being ended). */
+  private forgetCompactor(w: Worker): void {
     if (this.compactor === w) this.compactor = undefined;
     this.held.delete(w);
+  }
+
+  private endCompactor(w: Worker): void {
+    this.forgetCompactor(w);
     void w.terminate();
   }
 
@@ -273,14 +278,12 @@ export class ParquetWorkerPool {
           };
           const onError = (e: Error) => {
             cleanup();
-            if (this.compactor === w) this.compactor = undefined;
-            this.held.delete(w);
+            this.forgetCompactor(w);
             reject(e);
           };
           const onExit = (code: number) => {
             cleanup();
-            if (this.compactor === w) this.compactor = undefined;
-            this.held.delete(w);
+            this.forgetCompactor(w);
             reject(new Error(`compaction worker exited (${code})`));
           };
           const cleanup = () => {
