@@ -5,12 +5,16 @@
 import {
   ConflictError,
   FencedError,
+  NamespaceExistsError,
   TableDamagedError,
   TableExistsError,
   TableNotReadyError,
 } from '../lib/catalog/catalog.ts';
+import { PropertyChangeError } from '../lib/iceberg/table-properties.ts';
 import { LogDamagedError } from '../lib/log/durable-log.ts';
+import { NamespaceNotEmptyError, NameTakenError, NoSuchNamespaceError } from '../lib/namespace-admin.ts';
 import { JsonSyntaxError } from '../lib/schema/exact-json.ts';
+import { TableNameError } from '../lib/schema/table-name.ts';
 import { SchemaError } from '../lib/schema/table-schema.ts';
 import { InvalidTransactionError } from '../lib/schema/transaction.ts';
 import { DataFileMissingError, NotFoundError } from '../lib/store/object-store.ts';
@@ -50,6 +54,13 @@ export function toApiError(e: unknown): ApiError {
   }
   if (e instanceof SchemaError) return new ApiError(400, 'invalid_schema', e.message);
   if (e instanceof TableExistsError) return new ApiError(409, 'table_exists', e.message);
+  if (e instanceof TableNameError || e instanceof PropertyChangeError)
+    return new ApiError(400, e.code, e.message);
+  if (e instanceof NoSuchNamespaceError) return new ApiError(404, e.code, e.message);
+  if (e instanceof NamespaceExistsError || e instanceof NameTakenError)
+    return new ApiError(409, e.code, e.message);
+  if (e instanceof NamespaceNotEmptyError)
+    return new ApiError(409, e.code, e.message, { tables: e.tables.slice(0, 100) });
   if (e instanceof FencedError)
     return new ApiError(
       503,
@@ -110,4 +121,34 @@ export function toApiError(e: unknown): ApiError {
 
 export function errorBody(e: ApiError): string {
   return JSON.stringify({ error: { code: e.code, message: e.message, ...e.details } });
+}
+
+/** Our error codes as the Iceberg REST spec's exception types. */
+const ICEBERG_TYPES: Record<string, string> = {
+  table_not_found: 'NoSuchTableException',
+  namespace_not_found: 'NoSuchNamespaceException',
+  table_exists: 'AlreadyExistsException',
+  namespace_exists: 'AlreadyExistsException',
+  name_taken: 'AlreadyExistsException',
+  namespace_not_empty: 'NamespaceNotEmptyException',
+  commit_failed: 'CommitFailedException',
+  unsupported: 'UnsupportedOperationException',
+  not_implemented: 'NotImplementedException',
+  unauthorized: 'NotAuthorizedException',
+  forbidden: 'ForbiddenException',
+  duplicate_property: 'UnprocessableEntityException',
+};
+
+/** The Iceberg REST catalog's `ErrorModel`: `{"error": {"message", "type", "code"}}`, code = status. */
+export function icebergErrorBody(e: ApiError): string {
+  const type =
+    ICEBERG_TYPES[e.code] ??
+    (e.statusCode >= 500
+      ? e.statusCode === 503
+        ? 'ServiceUnavailableException'
+        : 'InternalServerError'
+      : e.statusCode === 404
+        ? 'NotFoundException'
+        : 'BadRequestException');
+  return JSON.stringify({ error: { message: e.message, type, code: e.statusCode } });
 }

@@ -13,6 +13,24 @@ import { apiMiddleware } from './middleware.ts';
 import { fileRoute } from './routes/files.ts';
 import { flushRoute } from './routes/flush.ts';
 import { healthRoute } from './routes/health.ts';
+import {
+  commitIcebergTableRoute,
+  configRoute,
+  createIcebergTableRoute,
+  createNamespaceRoute,
+  dropIcebergTableRoute,
+  dropNamespaceRoute,
+  ICEBERG_PREFIX,
+  icebergMetricsRoute,
+  icebergTableExistsRoute,
+  listIcebergTablesRoute,
+  listNamespacesRoute,
+  loadIcebergTableRoute,
+  loadNamespaceRoute,
+  namespaceExistsRoute,
+  renameIcebergTableRoute,
+  updateNamespacePropertiesRoute,
+} from './routes/iceberg-catalog.ts';
 import { writeRowsRoute } from './routes/rows.ts';
 import { scanRoute } from './routes/scan.ts';
 import { releaseLeaseRoute, snapshotRoute } from './routes/snapshot.ts';
@@ -22,7 +40,7 @@ import type { Services } from './services.ts';
 type RouteFn = (event: HttpEvent, s: Services) => Promise<HttpResult>;
 
 export interface RouteSpec {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'DELETE' | 'HEAD';
   path: string;
   fn: RouteFn;
   /**
@@ -33,7 +51,13 @@ export interface RouteSpec {
 }
 
 /** Every route, named by the function group that serves it on AWS. */
-export const ROUTES: Record<'ingest' | 'tables' | 'read' | 'flush' | 'health' | 'files', RouteSpec[]> = {
+const NS = `${ICEBERG_PREFIX}/namespaces/{namespace}`;
+const TABLE = `${NS}/tables/{table}`;
+
+export const ROUTES: Record<
+  'ingest' | 'tables' | 'read' | 'flush' | 'health' | 'files' | 'catalog',
+  RouteSpec[]
+> = {
   health: [
     { method: 'GET', path: '/health', fn: healthRoute },
     { method: 'GET', path: '/health/live', fn: async () => json(200, { status: 'alive' }) },
@@ -52,6 +76,24 @@ export const ROUTES: Record<'ingest' | 'tables' | 'read' | 'flush' | 'health' | 
   ],
   flush: [{ method: 'POST', path: '/tables/{name}/flush', fn: flushRoute }],
   files: [{ method: 'GET', path: '/files/{proxy+}', fn: fileRoute }],
+  // The Iceberg REST catalog (functions/routes/iceberg-catalog.ts).
+  catalog: [
+    { method: 'GET', path: `${ICEBERG_PREFIX}/config`, fn: configRoute },
+    { method: 'GET', path: `${ICEBERG_PREFIX}/namespaces`, fn: listNamespacesRoute },
+    { method: 'POST', path: `${ICEBERG_PREFIX}/namespaces`, fn: createNamespaceRoute, jsonBody: true },
+    { method: 'GET', path: NS, fn: loadNamespaceRoute },
+    { method: 'HEAD', path: NS, fn: namespaceExistsRoute },
+    { method: 'DELETE', path: NS, fn: dropNamespaceRoute },
+    { method: 'POST', path: `${NS}/properties`, fn: updateNamespacePropertiesRoute, jsonBody: true },
+    { method: 'GET', path: `${NS}/tables`, fn: listIcebergTablesRoute },
+    { method: 'POST', path: `${NS}/tables`, fn: createIcebergTableRoute, jsonBody: true },
+    { method: 'GET', path: TABLE, fn: loadIcebergTableRoute },
+    { method: 'HEAD', path: TABLE, fn: icebergTableExistsRoute },
+    { method: 'POST', path: TABLE, fn: commitIcebergTableRoute, jsonBody: true },
+    { method: 'DELETE', path: TABLE, fn: dropIcebergTableRoute },
+    { method: 'POST', path: `${TABLE}/metrics`, fn: icebergMetricsRoute },
+    { method: 'POST', path: `${ICEBERG_PREFIX}/tables/rename`, fn: renameIcebergTableRoute },
+  ],
 };
 
 export type ApiHandler = (event: HttpEvent, context: Context) => Promise<HttpResult>;

@@ -1,7 +1,7 @@
 /** Small helpers for API Gateway v2 events and responses. */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { parseLsn } from '../lib/lsn.ts';
-import { TABLE_NAME_PATTERN } from '../lib/schema/table-schema.ts';
+import { canonicalTableName } from '../lib/schema/table-name.ts';
 import { ApiError, badRequest } from './api-error.ts';
 
 export type HttpEvent = APIGatewayProxyEventV2;
@@ -27,10 +27,11 @@ export function noContent(): HttpResult {
 
 export function tableParam(event: HttpEvent): string {
   const name = event.pathParameters?.name;
-  if (!name || !TABLE_NAME_PATTERN.test(name)) {
-    throw new ApiError(400, 'invalid_table_name', `invalid table name ${JSON.stringify(name ?? '')}`);
+  try {
+    return canonicalTableName(name ?? '');
+  } catch (e) {
+    throw new ApiError(400, 'invalid_table_name', (e as Error).message);
   }
-  return name;
 }
 
 export function query(event: HttpEvent, key: string): string | undefined {

@@ -8,7 +8,7 @@ import middy from '@middy/core';
 import httpErrorHandler from '@middy/http-error-handler';
 import type { Context } from 'aws-lambda';
 import type { Logger } from '../lib/util/logger.ts';
-import { ApiError, errorBody, toApiError } from './api-error.ts';
+import { ApiError, errorBody, icebergErrorBody, toApiError } from './api-error.ts';
 import type { HttpEvent, HttpResult } from './http.ts';
 import type { ApiLimits } from './services.ts';
 
@@ -120,7 +120,8 @@ export function apiMiddleware(
         request.response = {
           statusCode: err.statusCode,
           headers: { 'content-type': 'application/json', ...err.headers },
-          body: errorBody(err),
+          // The Iceberg REST catalog answers in its spec's error shape.
+          body: e.rawPath?.startsWith('/iceberg/') ? icebergErrorBody(err) : errorBody(err),
         };
       },
     });

@@ -4,6 +4,7 @@
  * DynamoDB, Kinesis, the writer reached over its internal HTTP port).
  */
 import type { Catalog } from '../lib/catalog/catalog.ts';
+import type { PropertyChange } from '../lib/iceberg/iceberg-table.ts';
 import type { DurableLog } from '../lib/log/durable-log.ts';
 import type { Lsn } from '../lib/lsn.ts';
 import type { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
@@ -18,10 +19,18 @@ export interface WriterLink {
   requestSnapshot(table: string, minLsn: Lsn): Promise<void>;
   /** Flushes and commits everything acknowledged; resolves when durable. */
   flush(table: string): Promise<{ lsn: Lsn; metadataLocation: string | undefined }>;
+  /**
+   * Sets and removes Iceberg table properties (REST catalog commits) in a commit of the writer
+   * that owns the table; resolves with the new metadata location.
+   */
+  updateProperties(table: string, change: PropertyChange): Promise<{ metadataLocation: string | undefined }>;
   /** A table was created; the writer starts owning it. */
   tableCreated(table: string): Promise<void>;
-  /** A table is being dropped; the writer stops and deletes its data and log. */
-  tableDropped(table: string): Promise<void>;
+  /**
+   * A table is being dropped; the writer stops and deletes its log and (unless `purge` is false)
+   * its data.
+   */
+  tableDropped(table: string, options?: { purge?: boolean }): Promise<void>;
   /** Writer-side figures for describe, when the writer is reachable. */
   status?(table: string): Promise<Record<string, unknown> | undefined>;
   /** Why writes to the table are refused now (a damaged table), when the writer knows it here. */
@@ -80,6 +89,14 @@ export interface Services {
   tables: TableCache;
   /** Snapshot manifests, files and deletion vectors, cached. */
   reader: SnapshotReader;
+  /**
+   * The `config` of an Iceberg REST `LoadTableResult` (region, vended credentials); none when
+   * absent (embedded: `file://` locations need nothing).
+   */
+  icebergTableConfig?: (
+    table: string,
+    options: { vendedCredentials: boolean },
+  ) => Promise<Record<string, string>>;
 }
 
 /** Table definitions change rarely; cache them briefly so ingest does not read the catalog each time. */

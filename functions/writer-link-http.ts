@@ -30,11 +30,15 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
     action: string,
     query = '',
     timeoutMs = o.timeoutMs ?? 25_000,
+    body?: unknown,
   ): Promise<unknown> => {
     const url = `${writerUrlFor(o.urlTemplate, table, o.groups)}/internal/tables/${table}/${action}${query}`;
     const res = await fetch(url, {
       method: action === 'status' ? 'GET' : 'POST',
       signal: AbortSignal.timeout(timeoutMs),
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
     });
     const text = await res.text();
     if (res.status >= 400) {
@@ -56,20 +60,26 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
       const r = (await call(table, 'flush')) as { lsn: number | string; metadataLocation: string | null };
       return { lsn: BigInt(r.lsn), metadataLocation: r.metadataLocation ?? undefined };
     },
+    updateProperties: async (table, change) => {
+      const r = (await call(table, 'properties', '', undefined, change)) as {
+        metadataLocation: string | null;
+      };
+      return { metadataLocation: r.metadataLocation ?? undefined };
+    },
     tableCreated: async (table) => {
       // Best effort: the writer also finds new tables in the catalog by itself.
       await call(table, 'created', '', 5000).catch((e) =>
         o.logger.warn('writer not told about a new table', { table, error: e }),
       );
     },
-    tableDropped: async (table) => {
+    tableDropped: async (table, options) => {
       try {
-        await call(table, 'dropped');
+        await call(table, 'dropped', options?.purge === false ? '?purge=false' : '');
       } catch (e) {
         if (e instanceof ApiError && e.statusCode === 404) return;
         o.logger.warn('writer unreachable for a drop; dropping directly', { table, error: e });
         await o.catalog.dropTable(table);
-        await deletePrefix(o.store, `${tableRootOf(table)}/`);
+        if (options?.purge !== false) await deletePrefix(o.store, `${tableRootOf(table)}/`);
         await deletePrefix(o.store, `${ephemeralRootOf(table)}/`);
       }
     },

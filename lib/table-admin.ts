@@ -8,6 +8,7 @@ import type { Catalog } from './catalog/catalog.ts';
 import { ephemeralRootOf, tableRootOf } from './engine/table-paths.ts';
 import { IcebergTable } from './iceberg/iceberg-table.ts';
 import type { DurableLog } from './log/durable-log.ts';
+import { ensureNamespaceOf } from './namespace-admin.ts';
 import {
   buildSchema,
   type CreateTableBody,
@@ -65,6 +66,7 @@ export async function createTable(
   def: TableDefinition,
   log?: DurableLog,
 ): Promise<IcebergTable> {
+  await ensureNamespaceOf(catalog, def.name);
   await catalog.createTable(def);
   try {
     const root = tableRootOf(def.name);

@@ -86,7 +86,7 @@ export async function startLocalAws(
     tables: new TableCache(catalog, 1000),
     reader: new SnapshotReader(store, () => pool),
   };
-  const handler = createApiHandler(services, ['health', 'tables', 'ingest', 'read', 'flush']);
+  const handler = createApiHandler(services, ['health', 'tables', 'ingest', 'read', 'flush', 'catalog']);
   const server: LocalServer = await startLocalServer(handler, {
     port: service.port,
     host: service.host,

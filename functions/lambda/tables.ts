@@ -2,4 +2,4 @@
 import { createApiHandler } from '../api.ts';
 import { awsServices } from '../aws-services.ts';
 
-export const handler = createApiHandler(awsServices(), ['health', 'tables']);
+export const handler = createApiHandler(awsServices(), ['health', 'tables', 'catalog']);

@@ -14,6 +14,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { writerStatusJson } from '../engine/table-handler.ts';
 import type { Writer } from '../engine/writer.ts';
+import { parsePropertyChange as propertyChange } from '../iceberg/table-properties.ts';
 import { lsnToJson, parseLsn } from '../lsn.ts';
 import { TABLE_NAME_PATTERN } from '../schema/table-schema.ts';
 import type { Logger } from '../util/logger.ts';
@@ -32,13 +33,33 @@ function send(res: http.ServerResponse, status: number, body?: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
 
+/** Bodies of internal requests are small (property changes). */
+const MAX_INTERNAL_BODY = 1024 * 1024;
+
 export function startWriterApi(
   writer: Writer,
   options: { port: number; host: string; logger: Logger },
 ): Promise<WriterApi> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://writer');
-    req.resume();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_INTERNAL_BODY) chunks.push(c);
+    });
+    const body = new Promise<unknown>((resolve, reject) => {
+      req.once('end', () => {
+        if (size > MAX_INTERNAL_BODY) return reject(new Error('internal request body too large'));
+        try {
+          resolve(size === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        } catch (e) {
+          reject(e);
+        }
+      });
+      req.once('error', reject);
+    });
+    body.catch(() => undefined);
     if (url.pathname === '/health/live') return send(res, 200, { status: 'alive' });
     if (url.pathname === '/health') {
       void writer.health().then(
@@ -51,7 +72,9 @@ export function startWriterApi(
       );
       return;
     }
-    const m = /^\/internal\/tables\/([^/]+)\/(snapshot|flush|created|dropped|status)$/.exec(url.pathname);
+    const m = /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|created|dropped|status)$/.exec(
+      url.pathname,
+    );
     if (!m || !TABLE_NAME_PATTERN.test(m[1]))
       return send(res, 404, { error: { code: 'not_found', message: 'no such route' } });
     const [, table, action] = m;
@@ -65,11 +88,16 @@ export function startWriterApi(
           const r = await writer.flush(table);
           return [200, { lsn: lsnToJson(r.lsn), metadataLocation: r.metadataLocation ?? null }];
         }
+        case 'properties': {
+          const change = propertyChange(await body);
+          const r = await writer.updateProperties(table, change);
+          return [200, { lsn: lsnToJson(r.lsn), metadataLocation: r.metadataLocation ?? null }];
+        }
         case 'created':
           await writer.open(table);
           return [204];
         case 'dropped':
-          await writer.drop(table);
+          await writer.drop(table, { purge: url.searchParams.get('purge') !== 'false' });
           return [204];
         default: {
           const h = await writer.open(table);

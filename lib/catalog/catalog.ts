@@ -36,8 +36,30 @@ export interface Lease {
   expiresAt: number;
 }
 
+/** A namespace and its properties (the default namespace exists without an entry). */
+export interface NamespaceEntry {
+  name: string;
+  properties: Record<string, string>;
+  createdAt: string;
+}
+
 export interface Catalog {
   readonly description: string;
+  /** Throws {@link NamespaceExistsError}. */
+  createNamespace(ns: NamespaceEntry): Promise<void>;
+  getNamespace(name: string): Promise<NamespaceEntry | undefined>;
+  listNamespaces(): Promise<NamespaceEntry[]>;
+  /**
+   * Sets and removes properties (read-modify-write, compare-and-swap on the stored entry).
+   * Returns undefined when there is no such namespace.
+   */
+  updateNamespace(
+    name: string,
+    change: (props: Record<string, string>) => Record<string, string>,
+  ): Promise<NamespaceEntry | undefined>;
+  /** Removes the entry (callers check it holds no tables first). */
+  dropNamespace(name: string): Promise<void>;
+
   /** Throws {@link TableExistsError}. */
   createTable(def: TableDefinition): Promise<void>;
   getTable(name: string): Promise<TableDefinition | undefined>;
@@ -74,6 +96,13 @@ export class TableExistsError extends Error {
   readonly code = 'table_exists';
   constructor(readonly table: string) {
     super(`table "${table}" already exists`);
+  }
+}
+
+export class NamespaceExistsError extends Error {
+  readonly code = 'namespace_exists';
+  constructor(readonly namespace: string) {
+    super(`namespace "${namespace}" already exists`);
   }
 }
 

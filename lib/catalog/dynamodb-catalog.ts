@@ -12,6 +12,8 @@
  *   TABLE#<name>      LEASE#<leaseId>     leaseId, table, snapshotKey, expiresAt (N, ms),
  *                                         ttl (N, s: DynamoDB TTL tidy-up only),
  *                                         releasedBy? (S: set while a delete is under way)
+ *   NAMESPACE#<ns>    NS                  name, properties (S: JSON), createdAt,
+ *                                         rev (N: compare-and-swap token of property updates)
  *
  * The fencing epoch lives on the POINTER item so one conditional write checks version and epoch
  * together (`epoch = :epoch AND version = :expected`): no transactions are needed.
@@ -49,6 +51,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { NAME_PART } from '../schema/table-name.ts';
 import { TABLE_NAME_PATTERN, type TableDefinition } from '../schema/table-schema.ts';
 import {
   errorName,
@@ -63,6 +66,8 @@ import {
   ConflictError,
   FencedError,
   type Lease,
+  type NamespaceEntry,
+  NamespaceExistsError,
   type PointerUpdate,
   TableExistsError,
   type TablePointer,
@@ -85,6 +90,7 @@ export interface DynamoDbCatalogOptions {
 type Item = Record<string, AttributeValue>;
 
 const DEF = 'DEF';
+const NS = 'NS';
 const POINTER = 'POINTER';
 const LEASE = 'LEASE#';
 /** Tokens of the latest epoch increments kept on the POINTER item (to recognize our own). */
@@ -131,6 +137,14 @@ function pointerFromItem(table: string, item: Item): TablePointer | undefined {
   const checkpoints = str(item, 'checkpoints');
   if (checkpoints !== undefined) p.checkpoints = JSON.parse(checkpoints) as Record<string, string>;
   return p;
+}
+
+function namespaceFromItem(item: Item): NamespaceEntry {
+  return {
+    name: str(item, 'name') ?? '',
+    properties: JSON.parse(str(item, 'properties') ?? '{}') as Record<string, string>,
+    createdAt: str(item, 'createdAt') ?? '',
+  };
 }
 
 function leaseFromItem(item: Item): Lease | undefined {
@@ -187,6 +201,120 @@ export class DynamoDbCatalog implements Catalog {
       ),
     );
     return res.Item;
+  }
+
+  // ------------------------------------------------------------------ namespaces
+
+  private nsKey(name: string): Item {
+    if (!NAME_PART.test(name)) throw new Error(`invalid namespace ${JSON.stringify(name)}`);
+    return { pk: s(`NAMESPACE#${name}`), sk: s(NS) };
+  }
+
+  async createNamespace(ns: NamespaceEntry): Promise<void> {
+    const props = JSON.stringify(ns.properties);
+    try {
+      await this.send(() =>
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.tableName,
+            Item: {
+              ...this.nsKey(ns.name),
+              name: s(ns.name),
+              properties: s(props),
+              createdAt: s(ns.createdAt),
+              rev: n(0),
+            },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+    } catch (e) {
+      if (!isConditionFailed(e)) throw e;
+      // Our own create whose response was lost stores exactly what we sent.
+      const stored = await this.getNamespace(ns.name);
+      if (!stored || stored.createdAt !== ns.createdAt || JSON.stringify(stored.properties) !== props)
+        throw new NamespaceExistsError(ns.name);
+    }
+  }
+
+  private async namespaceItem(name: string): Promise<Item | undefined> {
+    if (!NAME_PART.test(name)) return undefined;
+    const res = await this.send(() =>
+      this.client.send(
+        new GetItemCommand({ TableName: this.tableName, Key: this.nsKey(name), ConsistentRead: true }),
+      ),
+    );
+    return res.Item;
+  }
+
+  async getNamespace(name: string): Promise<NamespaceEntry | undefined> {
+    const item = await this.namespaceItem(name);
+    return item ? namespaceFromItem(item) : undefined;
+  }
+
+  async listNamespaces(): Promise<NamespaceEntry[]> {
+    const out: NamespaceEntry[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.send(() =>
+        this.client.send(
+          new ScanCommand({
+            TableName: this.tableName,
+            FilterExpression: 'sk = :ns',
+            ExpressionAttributeValues: { ':ns': s(NS) },
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) out.push(namespaceFromItem(item));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async updateNamespace(
+    name: string,
+    change: (props: Record<string, string>) => Record<string, string>,
+  ): Promise<NamespaceEntry | undefined> {
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const item = await this.namespaceItem(name);
+      if (!item) return undefined;
+      const current = namespaceFromItem(item);
+      const rev = num(item, 'rev') ?? 0;
+      const next = { ...current, properties: change({ ...current.properties }) };
+      try {
+        // A lost response retried by withRetry fails the condition; the loop re-reads and
+        // applies the change again, which for set/remove gives the same result.
+        await this.send(() =>
+          this.client.send(
+            new UpdateItemCommand({
+              TableName: this.tableName,
+              Key: this.nsKey(name),
+              UpdateExpression: 'SET properties = :p, rev = :next',
+              ConditionExpression: 'rev = :rev',
+              ExpressionAttributeValues: {
+                ':p': s(JSON.stringify(next.properties)),
+                ':rev': n(rev),
+                ':next': n(rev + 1),
+              },
+            }),
+          ),
+        );
+        return next;
+      } catch (e) {
+        if (!isConditionFailed(e)) throw e;
+        await sleep(10 * 2 ** Math.min(attempt, 6));
+      }
+    }
+    throw new ConflictError(`namespace "${name}" is being updated concurrently; retry`);
+  }
+
+  async dropNamespace(name: string): Promise<void> {
+    if (!NAME_PART.test(name)) return;
+    await this.send(() =>
+      this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: this.nsKey(name) })),
+    );
   }
 
   // ------------------------------------------------------------------ tables

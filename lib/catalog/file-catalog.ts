@@ -15,6 +15,8 @@ import {
   ConflictError,
   FencedError,
   type Lease,
+  type NamespaceEntry,
+  NamespaceExistsError,
   type PointerUpdate,
   TableExistsError,
   type TablePointer,
@@ -31,6 +33,8 @@ interface TableEntry {
 interface CatalogFile {
   version: 1;
   tables: Record<string, TableEntry>;
+  /** Absent in catalogs written before namespaces existed. */
+  namespaces?: Record<string, NamespaceEntry>;
 }
 
 export class MemoryCatalog implements Catalog {
@@ -40,6 +44,47 @@ export class MemoryCatalog implements Catalog {
 
   private entry(table: string): TableEntry | undefined {
     return Object.hasOwn(this.state.tables, table) ? this.state.tables[table] : undefined;
+  }
+
+  private namespaces(): Record<string, NamespaceEntry> {
+    this.state.namespaces ??= {};
+    return this.state.namespaces;
+  }
+
+  async createNamespace(ns: NamespaceEntry): Promise<void> {
+    const all = this.namespaces();
+    if (Object.hasOwn(all, ns.name)) throw new NamespaceExistsError(ns.name);
+    all[ns.name] = structuredClone(ns);
+    await this.commit.sync();
+  }
+
+  async getNamespace(name: string): Promise<NamespaceEntry | undefined> {
+    const all = this.namespaces();
+    return Object.hasOwn(all, name) ? structuredClone(all[name]) : undefined;
+  }
+
+  async listNamespaces(): Promise<NamespaceEntry[]> {
+    return Object.values(this.namespaces())
+      .map((n) => structuredClone(n))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  async updateNamespace(
+    name: string,
+    change: (props: Record<string, string>) => Record<string, string>,
+  ): Promise<NamespaceEntry | undefined> {
+    const all = this.namespaces();
+    if (!Object.hasOwn(all, name)) return undefined;
+    all[name] = { ...all[name], properties: change({ ...all[name].properties }) };
+    await this.commit.sync();
+    return structuredClone(all[name]);
+  }
+
+  async dropNamespace(name: string): Promise<void> {
+    const all = this.namespaces();
+    if (!Object.hasOwn(all, name)) return;
+    delete all[name];
+    await this.commit.sync();
   }
 
   async createTable(def: TableDefinition): Promise<void> {

@@ -40,10 +40,14 @@ export function inProcessWriterLink(writer: Writer): WriterLink {
       const r = await writer.flush(table);
       return { lsn: r.lsn, metadataLocation: r.metadataLocation };
     },
+    updateProperties: async (table, change) => {
+      const r = await writer.updateProperties(table, change);
+      return { metadataLocation: r.metadataLocation };
+    },
     tableCreated: async (table) => {
       await writer.open(table);
     },
-    tableDropped: (table) => writer.drop(table),
+    tableDropped: (table, options) => writer.drop(table, options),
     status: async (table) => {
       const handler = await writer.open(table).catch(() => undefined);
       const state = writer.tableState(table);
@@ -106,7 +110,15 @@ export async function startEmbedded(
     tables: new TableCache(catalog, 1000),
     reader: new SnapshotReader(store, () => pool),
   };
-  const handler = createApiHandler(services, ['health', 'tables', 'ingest', 'read', 'flush', 'files']);
+  const handler = createApiHandler(services, [
+    'health',
+    'tables',
+    'ingest',
+    'read',
+    'flush',
+    'files',
+    'catalog',
+  ]);
   let server: LocalServer;
   try {
     server = await startLocalServer(handler, {

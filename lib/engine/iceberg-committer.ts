@@ -10,6 +10,7 @@ import {
   type IcebergCommitInput,
   IcebergConflictError,
   type IcebergTable,
+  type PropertyChange,
 } from '../iceberg/iceberg-table.ts';
 import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import { metadataKeyFor, metadataVersion } from '../iceberg/table-metadata.ts';
@@ -34,6 +35,13 @@ export interface CommitPlan {
   /** Index runs to persist (not yet in the store) and all runs to list in the summary. */
   runsToPersist: IndexRun[];
   runs: IndexRun[];
+  /** Table property changes asked for (REST catalog commits) and taken into this commit. */
+  properties?: PropertyChange[];
+  /**
+   * Nothing but properties changed and the LSN is the one already committed: a new metadata
+   * file without a new snapshot.
+   */
+  propertiesOnly?: boolean;
 }
 
 export interface CommitOutcome {
@@ -59,6 +67,9 @@ export function buildCommit(input: {
   removedKeys: string[];
   checkpoints: Record<string, string>;
   index: FileIndex;
+  /** Property changes to take into this commit, and the LSN of the last commit. */
+  properties?: PropertyChange[];
+  committedLsn?: Lsn;
 }): CommitPlan {
   const present = (f: DataFile): boolean => f.removedLsn === undefined || f.removedLsn > input.lsn;
   const included = input.files.filter((f) => f.addedLsn <= input.lsn && present(f));
@@ -82,15 +93,25 @@ export function buildCommit(input: {
     committedDeletes.set(fileId, next);
   }
   const runs = [...input.index.allRuns()];
+  const runsToPersist = runs.filter((r) => r.persistedKey === undefined);
+  const removedKeys = [...input.removedKeys, ...truncated];
+  const propertiesOnly =
+    input.properties !== undefined &&
+    input.lsn === input.committedLsn &&
+    added.length === 0 &&
+    removedKeys.length === 0 &&
+    committedDeletes.size === 0 &&
+    runsToPersist.length === 0;
   return {
     lsn: input.lsn,
     included,
     added,
-    removedKeys: [...input.removedKeys, ...truncated],
+    removedKeys,
     committedDeletes,
     checkpoints: { ...input.checkpoints },
-    runsToPersist: runs.filter((r) => r.persistedKey === undefined),
+    runsToPersist,
     runs,
+    ...(input.properties ? { properties: input.properties, propertiesOnly } : {}),
   };
 }
 
@@ -132,8 +153,13 @@ export async function runCommit(
     },
     operation:
       plan.removedKeys.length > 0 ? 'replace' : plan.committedDeletes.size > 0 ? 'overwrite' : 'append',
+    ...(plan.properties ? { properties: plan.properties } : {}),
   };
-  const result = await commitOnce(deps, input);
+  const result = await commitOnce(deps, () =>
+    plan.propertiesOnly && plan.properties
+      ? deps.iceberg.updateProperties(plan.properties)
+      : deps.iceberg.commit(input),
+  );
   // The Iceberg commit is done and must not be repeated; the pointer update is retried here. If
   // it still fails, the next read-snapshot publish carries the commit to the pointer.
   let pointerUpdated = false;
@@ -170,11 +196,11 @@ export async function runCommit(
  */
 async function commitOnce(
   deps: { store: ObjectStore; iceberg: IcebergTable; pointer: PointerKeeper; tableRoot: string },
-  input: IcebergCommitInput,
+  write: () => Promise<CommitResult>,
 ): Promise<CommitResult> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await deps.iceberg.commit(input);
+      return await write();
     } catch (e) {
       if (!(e instanceof IcebergConflictError) || attempt >= 2) throw e;
       await deps.pointer.update((p) => p); // throws FencedError if another writer took the table

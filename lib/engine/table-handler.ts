@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Catalog } from '../catalog/catalog.ts';
 import { encodeDeletionVector } from '../iceberg/deletion-vector.ts';
-import type { IcebergTable } from '../iceberg/iceberg-table.ts';
+import type { IcebergTable, PropertyChange } from '../iceberg/iceberg-table.ts';
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import { type Lsn, lsnToJson, maxLsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
@@ -82,6 +82,7 @@ type TableEvent =
   | { type: 'snapshot-done'; capture: SnapshotCapture; written?: SnapshotWritten; error?: unknown }
   | { type: 'read'; minLsn: Lsn; waiter: SnapshotWaiter }
   | { type: 'commit'; waiter?: CommitWaiter; minLsn?: Lsn }
+  | { type: 'properties'; change: PropertyChange; waiter: CommitWaiter }
   | { type: 'commit-done'; plan: CommitPlan; outcome?: CommitOutcome; error?: unknown }
   /** `busy`: writes kept the loop busy (timed passes), so small files may wait. */
   | { type: 'compact'; busy?: boolean }
@@ -245,6 +246,8 @@ export class TableHandler {
   private compactRequestBusy = false;
   /** Flush requests waiting for their LSN to be applied. */
   private deferredCommits: Extract<TableEvent, { type: 'commit' }>[] = [];
+  /** Property changes waiting for the next commit (REST catalog). */
+  private pendingProperties: PropertyChange[] = [];
   private commitFlushTarget: Lsn | undefined;
   private committedLsn: Lsn;
   private metadataLocation: string | undefined;
@@ -426,6 +429,22 @@ export class TableHandler {
     );
   }
 
+  /**
+   * Sets and removes Iceberg table properties (REST catalog commits): taken into the next
+   * commit, which happens now; resolves once it is committed.
+   */
+  updateProperties(change: PropertyChange): Promise<CommitInfo> {
+    if (this.fenced) return Promise.reject(this.fenced);
+    return new Promise((resolve, reject) =>
+      this.loop.post({ type: 'properties', change, waiter: { resolve, reject } }),
+    );
+  }
+
+  /** Current Iceberg table properties (as of the last commit). */
+  get properties(): Record<string, string> {
+    return { ...this.deps.iceberg.metadata.properties };
+  }
+
   /** Asks for a compaction pass now (tests and operators). */
   compactNow(): void {
     this.loop.post({ type: 'compact' });
@@ -561,6 +580,9 @@ export class TableHandler {
           this.deferredCommits.push(e);
           return;
         }
+        return this.onCommit(e.waiter);
+      case 'properties':
+        this.pendingProperties.push(e.change);
         return this.onCommit(e.waiter);
       case 'commit-done':
         return this.onCommitDone(e.plan, e.outcome, e.error);
@@ -1164,7 +1186,7 @@ export class TableHandler {
       return;
     }
     this.commitRequested = false;
-    if (!this.changedSinceCommit && this.frozen.length === 0) {
+    if (!this.changedSinceCommit && this.frozen.length === 0 && this.pendingProperties.length === 0) {
       // Nothing new since the last commit.
       this.resolveCommitWaiters();
       return;
@@ -1188,6 +1210,9 @@ export class TableHandler {
       removedKeys: this.removedSinceCommit,
       checkpoints: this.checkpoints,
       index: this.index,
+      ...(this.pendingProperties.length > 0
+        ? { properties: this.pendingProperties.splice(0), committedLsn: this.committedLsn }
+        : {}),
     });
     runCommit(plan, {
       store: this.deps.store,
@@ -1203,6 +1228,8 @@ export class TableHandler {
 
   private onCommitDone(plan: CommitPlan, outcome: CommitOutcome | undefined, error: unknown): void {
     this.maintenance = 'idle';
+    // Property changes of a failed commit go into the next one (before any that came since).
+    if ((error || !outcome) && plan.properties) this.pendingProperties.unshift(...plan.properties);
     if (error || !outcome) {
       if (this.deps.pointer.fencedBy) return this.fence(this.deps.pointer.fencedBy);
       this.commitFailures++;
@@ -1220,6 +1247,8 @@ export class TableHandler {
       }
       this.log.error('Iceberg commit failed', { error, lsn: plan.lsn, attempts: this.commitFailures });
       this.commitFailures = 0;
+      // Their requesters are told it failed: not applied later behind their backs.
+      this.pendingProperties = this.pendingProperties.filter((c) => !plan.properties?.includes(c));
       for (const w of this.commitWaiters.splice(0)) w.reject(error);
       this.afterMaintenance();
       return;
@@ -1241,7 +1270,7 @@ export class TableHandler {
     this.committedLsn = plan.lsn;
     this.committedIndexKeys = plan.runs.map((r) => r.persistedKey!).filter(Boolean);
     this.metadataLocation = outcome.metadataLocation;
-    this.lastSnapshotId = outcome.snapshotId;
+    if (!plan.propertiesOnly) this.lastSnapshotId = outcome.snapshotId;
     this.changedSinceCommit =
       this.appliedLsn > plan.lsn ||
       this.removedSinceCommit.length > 0 ||

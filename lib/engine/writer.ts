@@ -4,8 +4,10 @@
  * Log records that cannot be decoded (a producer writing straight to the stream) go to a
  * dead-letter location with the reason, and the table moves on.
  */
+
 import { mkdirSync } from 'node:fs';
 import { type Catalog, TableDamagedError, TableNotReadyError } from '../catalog/catalog.ts';
+import type { PropertyChange } from '../iceberg/iceberg-table.ts';
 import { type DurableLog, LogDamagedError, type LogEntry, type LogSubscription } from '../log/durable-log.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
@@ -456,8 +458,17 @@ export class Writer {
     return handler.flush(target);
   }
 
-  /** Stops a table's handler and feed, deletes its data and log, and removes it from the catalog. */
-  async drop(name: string): Promise<void> {
+  /** Sets and removes Iceberg table properties; resolves once committed. */
+  async updateProperties(name: string, change: PropertyChange): Promise<CommitInfo> {
+    return (await this.open(name)).updateProperties(change);
+  }
+
+  /**
+   * Stops a table's handler and feed, deletes its log, removes it from the catalog, and deletes
+   * its data — unless `purge` is false (an Iceberg REST drop without `purgeRequested`): then the
+   * Iceberg metadata and data files stay where they are, for engines that still refer to them.
+   */
+  async drop(name: string, options: { purge?: boolean } = {}): Promise<void> {
     await this.opening.get(name)?.catch(() => undefined);
     const owned = this.tables.get(name);
     this.tables.delete(name);
@@ -474,9 +485,13 @@ export class Writer {
     await this.deps.log.dropTable(name);
     this.problems.delete(name);
     const removed =
-      (await deletePrefix(this.deps.store, `${tableRootOf(name)}/`)) +
+      (options.purge === false ? 0 : await deletePrefix(this.deps.store, `${tableRootOf(name)}/`)) +
       (await deletePrefix(this.deps.store, `${ephemeralRootOf(name)}/`));
-    this.deps.logger.info('table dropped', { table: name, objectsDeleted: removed });
+    this.deps.logger.info('table dropped', {
+      table: name,
+      objectsDeleted: removed,
+      purge: options.purge !== false,
+    });
   }
 
   /**

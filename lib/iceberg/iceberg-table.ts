@@ -20,6 +20,7 @@
  *
  * Unpartitioned tables only (partition spec 0 with no fields), unsorted (order 0).
  */
+
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type ParquetWorkerPool, parquetPool } from '../parquet/worker-pool.ts';
 import { schemaFromIcebergJson, type TableDefinition, type TableSchema } from '../schema/table-schema.ts';
@@ -57,6 +58,7 @@ import {
 import { type ColumnStats, fileMetrics, statsFromMetrics } from './stats.ts';
 import {
   currentSchemaJson,
+  currentSnapshotId,
   currentSnapshotOf,
   initialMetadata,
   METADATA_DIR,
@@ -68,8 +70,9 @@ import {
   type TableMetadata,
   versionHintKey,
 } from './table-metadata.ts';
+import { applyPropertyChanges, type PropertyChange } from './table-properties.ts';
 
-export type { ColumnStats, MaterializedEntry as ManifestEntry, Operation };
+export type { ColumnStats, MaterializedEntry as ManifestEntry, Operation, PropertyChange };
 
 export interface DataFileEntry {
   /** Store key of the Parquet data file (written with Iceberg field ids by the caller). */
@@ -93,6 +96,8 @@ export interface IcebergCommitInput {
   summary: Record<string, string>;
   /** Default: append, delete, overwrite, or replace (files swapped, no delete changes). */
   operation?: Operation;
+  /** Table properties to set and remove with this commit (applied in order). */
+  properties?: PropertyChange[];
 }
 
 export interface CommitResult {
@@ -484,6 +489,30 @@ export class IcebergTable {
     return this.exclusive(() => this.commitNow(input));
   }
 
+  /**
+   * Changes table properties only: a new metadata file with the same snapshots. Throws
+   * {@link IcebergConflictError} when the next metadata version exists.
+   */
+  updateProperties(changes: PropertyChange[], now = Date.now()): Promise<CommitResult> {
+    return this.exclusive(async () => {
+      const prev = this.meta;
+      const at = Math.max(now, prev['last-updated-ms']);
+      const nextKey = metadataKeyFor(this.tableRoot, (metadataVersion(this.key) ?? 0) + 1);
+      const meta = this.nextMetadata(prev, at, prev.snapshots, {
+        properties: applyPropertyChanges(prev.properties, changes),
+      });
+      await this.writeMetadata(nextKey, meta);
+      const obsoleteKeys = this.install(prev, this.key, meta, nextKey);
+      return {
+        metadataKey: nextKey,
+        metadataLocation: this.store.uri(nextKey),
+        snapshotId: currentSnapshotId(meta) ?? 0,
+        sequenceNumber: meta['last-sequence-number'],
+        obsoleteKeys,
+      };
+    });
+  }
+
   /** Commits and expirations run one at a time. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
@@ -719,6 +748,7 @@ export class IcebergTable {
         refs: { ...prev.refs, main: { 'snapshot-id': snapshotId, type: 'branch' } },
         'snapshot-log': [...prev['snapshot-log'], { 'timestamp-ms': now, 'snapshot-id': snapshotId }],
         ...(v3 ? { 'next-row-id': nextRowId } : {}),
+        ...(input.properties ? { properties: applyPropertyChanges(prev.properties, input.properties) } : {}),
       });
       await this.writeMetadata(nextKey, meta);
 
@@ -883,7 +913,10 @@ export class IcebergTable {
       snapshots,
       'snapshot-log': snapshotLog.filter((l) => retained.has(l['snapshot-id'])),
       'metadata-log': max === 0 ? [] : metadataLog.slice(Math.max(0, metadataLog.length - max)),
-      properties: { ...prev.properties, 'write.metadata.previous-versions-max': String(max) },
+      properties: {
+        ...(changes.properties ?? prev.properties),
+        'write.metadata.previous-versions-max': String(max),
+      },
     };
   }
 

@@ -144,6 +144,7 @@ export function initialMetadata(
     'default-sort-order-id': UNSORTED_ORDER['order-id'],
     'sort-orders': [UNSORTED_ORDER],
     properties: {
+      ...def.properties,
       'write.format.default': 'parquet',
       'write.parquet.compression-codec': 'zstd',
       'write.delete.mode': 'merge-on-read',

@@ -16,7 +16,9 @@ import {
   typeName,
 } from './iceberg-type.ts';
 
-export const TABLE_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+import { canonicalTableName, TABLE_NAME_PATTERN, TableNameError } from './table-name.ts';
+
+export { TABLE_NAME_PATTERN };
 export const COLUMN_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 export const MAX_COLUMNS = 1000;
 
@@ -41,19 +43,22 @@ export interface TableDefinition {
   createdAt: string;
   /** Where the rows come from when not written over HTTP/Kinesis. */
   source?: PostgresSource;
+  /** Iceberg table properties given at creation (later changes live in the Iceberg metadata). */
+  properties?: Record<string, string>;
 }
 
 export class SchemaError extends Error {
   readonly code = 'invalid_schema';
 }
 
+/** A table name from a request, normalized (`default.x` is `x`). Throws {@link SchemaError}. */
 export function validateTableName(name: unknown): string {
-  if (typeof name !== 'string' || !TABLE_NAME_PATTERN.test(name)) {
-    throw new SchemaError(
-      `invalid table name ${JSON.stringify(name)}: use 1-128 letters, digits and underscores, not starting with a digit`,
-    );
+  try {
+    return canonicalTableName(name);
+  } catch (e) {
+    if (e instanceof TableNameError) throw new SchemaError(e.message);
+    throw e;
   }
-  return name;
 }
 
 const columnSchema = z.object({

@@ -10,6 +10,7 @@ import {
   ConflictError,
   FencedError,
   type Lease,
+  NamespaceExistsError,
   type PointerUpdate,
   TableExistsError,
 } from '../../lib/catalog/catalog.ts';
@@ -55,6 +56,59 @@ export function catalogContract(name: string, make: () => Promise<CatalogFixture
     });
     afterEach(async () => {
       await f.cleanup();
+    });
+
+    it('namespaces: create, read, list, update properties, refuse a second create, drop', async () => {
+      const a = uniqueTable('ns');
+      const b = uniqueTable('ns');
+      const createdAt = new Date().toISOString();
+      await catalog.createNamespace({ name: b, properties: { owner: 'x' }, createdAt });
+      await catalog.createNamespace({ name: a, properties: {}, createdAt });
+      await expect(
+        catalog.createNamespace({ name: a, properties: { o: '1' }, createdAt }),
+      ).rejects.toBeInstanceOf(NamespaceExistsError);
+      expect(await catalog.getNamespace(b)).toEqual({ name: b, properties: { owner: 'x' }, createdAt });
+      expect(await catalog.getNamespace(uniqueTable('ns'))).toBeUndefined();
+      const mine = (await catalog.listNamespaces()).filter((n) => n.name === a || n.name === b);
+      expect(mine.map((n) => n.name)).toEqual([a, b].sort());
+      const updated = await catalog.updateNamespace(b, (p) => {
+        delete p.owner;
+        return { ...p, team: 'data', 'k.v': 'w' };
+      });
+      expect(updated?.properties).toEqual({ team: 'data', 'k.v': 'w' });
+      expect((await catalog.getNamespace(b))?.properties).toEqual({ team: 'data', 'k.v': 'w' });
+      expect(await catalog.updateNamespace(uniqueTable('ns'), (p) => p)).toBeUndefined();
+      // Concurrent updates each land (compare-and-swap, re-read on conflict).
+      await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          catalog.updateNamespace(a, (p) => ({ ...p, [`k${i}`]: String(i) })),
+        ),
+      );
+      expect(Object.keys((await catalog.getNamespace(a))?.properties ?? {}).sort()).toEqual([
+        'k0',
+        'k1',
+        'k2',
+        'k3',
+        'k4',
+      ]);
+      await catalog.dropNamespace(a);
+      await catalog.dropNamespace(b);
+      expect(await catalog.getNamespace(a)).toBeUndefined();
+      expect((await catalog.listNamespaces()).some((n) => n.name === a || n.name === b)).toBe(false);
+    });
+
+    it('holds tables of a namespace (ns.name) apart from the default namespace', async () => {
+      const ns = uniqueTable('ns');
+      const t = uniqueTable();
+      await catalog.createTable(tableDef(`${ns}.${t}`));
+      await catalog.createTable(tableDef(t));
+      expect((await catalog.getTable(`${ns}.${t}`))?.name).toBe(`${ns}.${t}`);
+      const names = (await catalog.listTables()).map((d) => d.name).filter((n) => n.endsWith(t));
+      expect(names).toEqual([t, `${ns}.${t}`].sort());
+      await catalog.dropTable(`${ns}.${t}`);
+      expect(await catalog.getTable(`${ns}.${t}`)).toBeUndefined();
+      expect((await catalog.getTable(t))?.name).toBe(t);
+      await catalog.dropTable(t);
     });
 
     it('creates, reads, lists (sorted) and refuses a second create', async () => {

@@ -3,7 +3,13 @@
  * a request, delays, partial writes (a truncated object left behind, then an error), and
  * responses lost after the request succeeded. Same seed, same decisions in call order.
  */
-import type { Catalog, Lease, PointerUpdate, TablePointer } from '../../lib/catalog/catalog.ts';
+import type {
+  Catalog,
+  Lease,
+  NamespaceEntry,
+  PointerUpdate,
+  TablePointer,
+} from '../../lib/catalog/catalog.ts';
 import type { TableDefinition } from '../../lib/schema/table-schema.ts';
 import type { ObjectInfo, ObjectStore, PutOptions } from '../../lib/store/object-store.ts';
 
@@ -147,6 +153,25 @@ export class FaultyCatalog implements Catalog {
     return r;
   }
 
+  // Namespaces are administration, not the engine's hot path: passed through unfaulted.
+  createNamespace(ns: NamespaceEntry): Promise<void> {
+    return this.inner.createNamespace(ns);
+  }
+  getNamespace(name: string): Promise<NamespaceEntry | undefined> {
+    return this.inner.getNamespace(name);
+  }
+  listNamespaces(): Promise<NamespaceEntry[]> {
+    return this.inner.listNamespaces();
+  }
+  updateNamespace(
+    name: string,
+    change: (props: Record<string, string>) => Record<string, string>,
+  ): Promise<NamespaceEntry | undefined> {
+    return this.inner.updateNamespace(name, change);
+  }
+  dropNamespace(name: string): Promise<void> {
+    return this.inner.dropNamespace(name);
+  }
   createTable(def: TableDefinition): Promise<void> {
     return this.inner.createTable(def);
   }

@@ -21,12 +21,14 @@
  * Postgres resends from the confirmed LSN and the handler skips what it already has.
  * Connection failures reconnect with exponential backoff.
  */
+
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Catalog } from '../../catalog/catalog.ts';
 import type { TableHandler } from '../../engine/table-handler.ts';
 import type { SourceFactory, TableSource } from '../../engine/writer.ts';
 import { type Lsn, maxLsn } from '../../lsn.ts';
+import { flatTableName } from '../../schema/table-name.ts';
 import type { TableDefinition } from '../../schema/table-schema.ts';
 import type { DecodedOp } from '../../schema/transaction.ts';
 import type { Value } from '../../schema/values.ts';
@@ -89,7 +91,10 @@ export interface PostgresSourceDeps {
 
 /** Default names of the slot and publication of a table (lower case: slot names allow nothing else). */
 export function defaultReplicationName(def: { name: string; tableUuid: string }): string {
-  return `moonlink_${def.name.toLowerCase()}_${def.tableUuid.replace(/-/g, '').slice(0, 8)}`.slice(0, 63);
+  return `moonlink_${flatTableName(def.name).toLowerCase()}_${def.tableUuid.replace(/-/g, '').slice(0, 8)}`.slice(
+    0,
+    63,
+  );
 }
 
 /** Registers this with `Writer.registerSource('postgres', …)`. */
@@ -372,7 +377,7 @@ export class PostgresSource implements TableSource {
     await this.ensurePublication(ctl, this.info);
     const repl = await ReplicationClient.connect(
       this.cfg.connection,
-      `moonlink_${this.def.name}`.slice(0, 63),
+      `moonlink_${flatTableName(this.def.name)}`.slice(0, 63),
     );
     this.repl = repl;
     this.checkStopped();
