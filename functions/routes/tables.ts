@@ -81,6 +81,8 @@ export async function describeTableRoute(event: HttpEvent, s: Services): Promise
     // open | damaged (reads served, writes refused) | failed (could not be opened), with why.
     ...(typeof writer?.state === 'string' ? { state: writer.state } : {}),
     ...(writer?.error ? { problem: writer.error } : {}),
+    // Outside catalogs the writer registers the table in (Glue on AWS): synced location, time, last error.
+    ...(writer?.catalogs ? { catalogs: writer.catalogs } : {}),
     ...(writer ? { writer } : {}),
   });
 }

@@ -16,6 +16,13 @@ export interface AwsConfig {
   writerGroups: number;
   /** The group this process serves (writer only). */
   writerGroup: number;
+  /**
+   * AWS Glue registration of every table (writer only; the stack sets it when `glue` is on):
+   * Glue database of namespace `ns` is `<databasePrefix><ns>`.
+   */
+  glue?: { databasePrefix: string; catalogId?: string };
+  /** Role assumed for vended read credentials of the Iceberg REST catalog (tables function). */
+  vendedRoleArn?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -47,5 +54,14 @@ export function awsConfigFromEnv(env: Env = process.env): AwsConfig {
     writerUrlTemplate: env.MOONLINK_WRITER_URL_TEMPLATE ?? 'http://127.0.0.1:8081',
     writerGroups: groups,
     writerGroup: group,
+    ...(env.MOONLINK_GLUE_DATABASE_PREFIX
+      ? {
+          glue: {
+            databasePrefix: env.MOONLINK_GLUE_DATABASE_PREFIX,
+            ...(env.MOONLINK_GLUE_CATALOG_ID ? { catalogId: env.MOONLINK_GLUE_CATALOG_ID } : {}),
+          },
+        }
+      : {}),
+    ...(env.MOONLINK_VENDED_ROLE_ARN ? { vendedRoleArn: env.MOONLINK_VENDED_ROLE_ARN } : {}),
   };
 }

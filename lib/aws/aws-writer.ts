@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import { GlueClient } from '@aws-sdk/client-glue';
 import type { EngineOptions } from '../engine/options.ts';
 import { Writer } from '../engine/writer.ts';
 import { ParquetWorkerPool } from '../parquet/worker-pool.ts';
@@ -12,6 +13,7 @@ import { postgresSourceFactory } from '../sources/postgres/postgres-source.ts';
 import type { Logger } from '../util/logger.ts';
 import { type AwsAdapters, awsAdapters } from './aws-adapters.ts';
 import type { AwsConfig } from './aws-config.ts';
+import { GlueCatalogMirror } from './glue-catalog-mirror.ts';
 import { groupOf } from './table-groups.ts';
 import { startWriterApi, type WriterApi } from './writer-api.ts';
 import { startWriterMetrics } from './writer-metrics.ts';
@@ -30,6 +32,16 @@ export async function startAwsWriter(
   listen: { port: number; host: string; syncIntervalMs?: number },
 ): Promise<AwsWriter> {
   const adapters = awsAdapters(config, logger);
+  const mirrors = config.glue
+    ? [
+        new GlueCatalogMirror({
+          client: new GlueClient({ region: config.region }),
+          databasePrefix: config.glue.databasePrefix,
+          catalogId: config.glue.catalogId,
+          logger,
+        }),
+      ]
+    : [];
   const pool = new ParquetWorkerPool();
   pool.warm();
   const writer = new Writer({
@@ -41,6 +53,7 @@ export async function startAwsWriter(
     logger,
     spillDir: path.join(os.tmpdir(), `moonlink-index-${process.pid}`),
     owns: (table) => groupOf(table, config.writerGroups) === config.writerGroup,
+    mirrors,
   });
   writer.registerSource('postgres', postgresSourceFactory());
   await writer.start();

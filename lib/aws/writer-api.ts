@@ -101,7 +101,15 @@ export function startWriterApi(
           return [204];
         default: {
           const h = await writer.open(table);
-          return [200, { ...writerStatusJson(h.status()), eventLoopDelay: writer.eventLoop.sinceStart() }];
+          const catalogs = writer.catalogStatus(table);
+          return [
+            200,
+            {
+              ...writerStatusJson(h.status()),
+              eventLoopDelay: writer.eventLoop.sinceStart(),
+              ...(catalogs ? { catalogs } : {}),
+            },
+          ];
         }
       }
     };

@@ -52,6 +52,9 @@ export function startWriterMetrics(writer: Writer, o: WriterMetricsOptions, logg
       metrics.addMetric('TablesRecovering', MetricUnit.Count, states.recovering);
       metrics.addMetric('TablesDamaged', MetricUnit.Count, states.damaged);
       metrics.addMetric('TablesFailed', MetricUnit.Count, states.failed);
+      // How far each outside catalog (Glue) is behind the newest commit.
+      for (const [name, lag] of Object.entries(writer.mirrorLagSeconds()))
+        metrics.addMetric(`${name[0].toUpperCase()}${name.slice(1)}SyncLagSeconds`, MetricUnit.Seconds, lag);
       const refused = writer.refusedWrites;
       metrics.addMetric('BackpressureRefusals', MetricUnit.Count, refused - refusedBefore);
       refusedBefore = refused;

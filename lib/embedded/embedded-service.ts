@@ -57,6 +57,7 @@ export function inProcessWriterLink(writer: Writer): WriterLink {
         eventLoopDelay: writer.eventLoop.sinceStart(),
         memory: writer.memoryStatus(),
         ...(writer.sourceStatus(table) ? { source: writer.sourceStatus(table) } : {}),
+        ...(writer.catalogStatus(table) ? { catalogs: writer.catalogStatus(table) } : {}),
       };
     },
     writeRefusal: (table) => writer.writeRefusal(table),

@@ -12,6 +12,7 @@
  *
  * Every handler below is synchronous; nothing awaits on the loop.
  */
+
 import { randomUUID } from 'node:crypto';
 import type { Catalog } from '../catalog/catalog.ts';
 import { encodeDeletionVector } from '../iceberg/deletion-vector.ts';
@@ -23,6 +24,7 @@ import type { TableDefinition } from '../schema/table-schema.ts';
 import { type DecodedOp, type RowCodec, rowCodec } from '../schema/transaction.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { Logger } from '../util/logger.ts';
+import type { MirroredTable } from './catalog-mirror.ts';
 import {
   type CompactionPlan,
   type CompactionResult,
@@ -438,6 +440,18 @@ export class TableHandler {
     return new Promise((resolve, reject) =>
       this.loop.post({ type: 'properties', change, waiter: { resolve, reject } }),
     );
+  }
+
+  /** What catalog mirrors need of the last commit (undefined before the table has metadata). */
+  mirrored(): MirroredTable | undefined {
+    const ice = this.deps.iceberg;
+    return {
+      table: this.name,
+      tableUuid: ice.metadata['table-uuid'],
+      tableLocation: ice.metadata.location,
+      metadataLocation: ice.metadataLocation(),
+      schema: ice.schema(),
+    };
   }
 
   /** Current Iceberg table properties (as of the last commit). */

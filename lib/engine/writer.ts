@@ -19,6 +19,7 @@ import { EventLoopDelay } from '../util/event-loop-delay.ts';
 import type { Logger } from '../util/logger.ts';
 import { BackpressureError } from '../util/memory-budget.ts';
 import { Semaphore } from '../util/semaphore.ts';
+import type { CatalogMirror } from './catalog-mirror.ts';
 import type { Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
 import type { CommitInfo, PublishedSnapshot, TableHandler } from './table-handler.ts';
@@ -36,6 +37,8 @@ export interface WriterDeps {
   spillDir: string;
   /** Which tables this writer owns (several writer groups split the tables); all by default. */
   owns?: (table: string) => boolean;
+  /** Outside catalogs told about every commit (AWS Glue on AWS). */
+  mirrors?: CatalogMirror[];
 }
 
 /** A source other than the durable log (e.g. Postgres replication) that feeds a table. */
@@ -123,7 +126,9 @@ export class Writer {
    */
   async sync(): Promise<void> {
     const owns = this.deps.owns ?? (() => true);
-    const defs = (await this.deps.catalog.listTables()).filter((d) => owns(d.name) && !this.lost.has(d.name));
+    const all = await this.deps.catalog.listTables();
+    const inCatalog = new Set(all.map((d) => d.name));
+    const defs = all.filter((d) => owns(d.name) && !this.lost.has(d.name));
     const names = new Set(defs.map((d) => d.name));
     // A few at a time: each open reads metadata and the log (thousands at once exhaust file descriptors).
     const gate = new Semaphore(16);
@@ -147,7 +152,14 @@ export class Writer {
       this.tables.delete(name);
       await stopFeed(owned.feed);
       await owned.handler.close();
-      this.deps.logger.info('table no longer in the catalog; stopped', { table: name });
+      if (inCatalog.has(name)) {
+        for (const m of this.mirrors) m.released(name);
+        this.deps.logger.info('table no longer owned by this writer; stopped', { table: name });
+      } else {
+        // Dropped without this writer (a function dropped it while the writer was unreachable).
+        await Promise.all(this.mirrors.map((m) => m.dropped(name)));
+        this.deps.logger.info('table no longer in the catalog; stopped', { table: name });
+      }
     }
   }
 
@@ -355,6 +367,7 @@ export class Writer {
       logger: this.deps.logger,
       spillDir: this.deps.spillDir,
       onFenced: (e) => {
+        for (const m of this.mirrors) m.released(name);
         this.lost.set(name, e);
         const owned = this.tables.get(name);
         if (owned?.handler === handler) {
@@ -364,6 +377,7 @@ export class Writer {
       },
       memoryHeadroom: () => this.compactionHeadroom(),
       onCommitted: (lsn) => {
+        this.mirror(handler);
         // A source confirms to its origin only what Iceberg now holds (e.g. Postgres' slot).
         const feed = this.tables.get(name)?.feed;
         if (feed && 'committed' in feed) feed.committed?.(lsn);
@@ -376,6 +390,8 @@ export class Writer {
     });
     const owned: Owned = { handler, feed: undefined };
     this.tables.set(name, owned);
+    // A commit the mirrors missed before a restart is caught up now.
+    this.mirror(handler);
     if (def.source) {
       const kind = Object.keys(def.source)[0];
       const factory = this.sourceFactories.get(kind);
@@ -458,6 +474,29 @@ export class Writer {
     return handler.flush(target);
   }
 
+  private get mirrors(): CatalogMirror[] {
+    return this.deps.mirrors ?? [];
+  }
+
+  /** Tells the mirrors where the table's metadata is now. */
+  private mirror(handler: TableHandler): void {
+    if (this.mirrors.length === 0) return;
+    const t = handler.mirrored();
+    if (!t) return;
+    for (const m of this.mirrors) m.committed(t);
+  }
+
+  /** `catalogs` of `GET /tables/{name}`: each mirror's sync state of the table. */
+  catalogStatus(name: string): Record<string, unknown> | undefined {
+    if (this.mirrors.length === 0) return undefined;
+    return Object.fromEntries(this.mirrors.map((m) => [m.name, m.status(name) ?? { state: 'not_synced' }]));
+  }
+
+  /** Seconds each mirror is behind (metrics). */
+  mirrorLagSeconds(): Record<string, number> {
+    return Object.fromEntries(this.mirrors.map((m) => [m.name, m.lagSeconds()]));
+  }
+
   /** Sets and removes Iceberg table properties; resolves once committed. */
   async updateProperties(name: string, change: PropertyChange): Promise<CommitInfo> {
     return (await this.open(name)).updateProperties(change);
@@ -483,6 +522,7 @@ export class Writer {
     }
     await this.deps.catalog.dropTable(name);
     await this.deps.log.dropTable(name);
+    await Promise.all(this.mirrors.map((m) => m.dropped(name)));
     this.problems.delete(name);
     const removed =
       (options.purge === false ? 0 : await deletePrefix(this.deps.store, `${tableRootOf(name)}/`)) +
@@ -518,6 +558,7 @@ export class Writer {
         await stopFeed(o.feed);
       }),
     );
+    await Promise.all(this.mirrors.map((m) => m.close()));
   }
 }
 
