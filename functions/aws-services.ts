@@ -3,16 +3,53 @@
  * sets, the owning writer over HTTP, Parquet decoded in the calling thread (a function serves
  * one request at a time). Built once per container, on first use.
  */
+
+import { STSClient } from '@aws-sdk/client-sts';
 import { awsAdapters } from '../lib/aws/aws-adapters.ts';
-import { awsConfigFromEnv } from '../lib/aws/aws-config.ts';
+import { type AwsConfig, awsConfigFromEnv } from '../lib/aws/aws-config.ts';
+import { vendTableCredentials } from '../lib/aws/vended-credentials.ts';
 import { engineOptionsFromEnv, limitsFromEnv } from '../lib/config.ts';
+import { tableRootOf } from '../lib/engine/table-paths.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
+import type { ObjectStore } from '../lib/store/object-store.ts';
 import { JsonLogger } from '../lib/util/logger.ts';
+import { ApiError } from './api-error.ts';
 import { type Services, TableCache } from './services.ts';
 import { httpWriterLink } from './writer-link-http.ts';
 
 let services: Services | undefined;
+
+/**
+ * The `config` of the REST catalog's LoadTableResult on AWS: the region, and with vended
+ * credentials asked for, read-only credentials for the table's prefix (lib/aws/vended-credentials.ts).
+ */
+export function icebergTableConfigFor(
+  config: AwsConfig,
+  store: ObjectStore,
+  sts: () => STSClient = () => new STSClient({ region: config.region }),
+): NonNullable<Services['icebergTableConfig']> {
+  let client: STSClient | undefined;
+  return async (table, options) => {
+    const base = { 'client.region': config.region };
+    if (!options.vendedCredentials) return { config: base };
+    if (!config.vendedRoleArn)
+      throw new ApiError(
+        406,
+        'unsupported',
+        "vended credentials are not configured on this deployment (no MOONLINK_VENDED_ROLE_ARN): use the engine's own AWS credentials",
+      );
+    client ??= sts();
+    // s3://bucket/<prefix>tables/... → the key prefix within the bucket.
+    const keyPrefix = `${store.uri(tableRootOf(table)).replace(/^s3:\/\/[^/]+\//, '')}/`;
+    return vendTableCredentials(client, {
+      roleArn: config.vendedRoleArn,
+      bucket: config.bucket,
+      keyPrefix,
+      region: config.region,
+    });
+  };
+}
 
 export function awsServices(env: Record<string, string | undefined> = process.env): Services {
   if (services) return services;
@@ -41,6 +78,7 @@ export function awsServices(env: Record<string, string | undefined> = process.en
     pool: poolOf,
     tables: new TableCache(catalog, 5000),
     reader: new SnapshotReader(store, poolOf),
+    icebergTableConfig: icebergTableConfigFor(config, store),
   };
   return services;
 }

@@ -96,7 +96,10 @@ export interface Services {
   icebergTableConfig?: (
     table: string,
     options: { vendedCredentials: boolean },
-  ) => Promise<Record<string, string>>;
+  ) => Promise<{
+    config: Record<string, string>;
+    storageCredentials?: { prefix: string; config: Record<string, string> }[];
+  }>;
 }
 
 /** Table definitions change rarely; cache them briefly so ingest does not read the catalog each time. */

@@ -9,12 +9,14 @@ import * as cdk from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import * as authorizers from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import * as integrations from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as athena from 'aws-cdk-lib/aws-athena';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as glue from 'aws-cdk-lib/aws-glue';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -51,6 +53,13 @@ export interface MoonlinkStackProps extends cdk.StackProps {
    * fires within minutes.
    */
   streamRetentionHours?: number;
+  /**
+   * Register every table in the AWS Glue Data Catalog so Athena finds it (default true): a Glue
+   * database per namespace, `<glueDatabasePrefix><namespace>`; the stack creates the one of the
+   * default namespace (`moonlink_default`), the writer others on demand.
+   */
+  glue?: boolean;
+  glueDatabasePrefix?: string;
 }
 
 export const WRITER_PORT = 8081;
@@ -63,11 +72,20 @@ export class MoonlinkStack extends cdk.Stack {
   readonly functions: Record<string, nodejs.NodejsFunction> = {};
   /** Every alarm notifies this topic (output `AlarmTopicArn`). */
   readonly alarmTopic: sns.Topic;
+  /** Assumed (narrowed per table) for the REST catalog's vended credentials. */
+  readonly vendedReadRole!: iam.Role;
+  /** With `glue` on: the default namespace's Glue database and the Athena workgroup. */
+  readonly glueDatabase?: glue.CfnDatabase;
+  readonly athenaWorkGroup?: athena.CfnWorkGroup;
 
   constructor(scope: Construct, id: string, props: MoonlinkStackProps = {}) {
     super(scope, id, props);
     const groups = props.writerGroups ?? 1;
     const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    const glueOn = props.glue ?? true;
+    const gluePrefix = props.glueDatabasePrefix ?? 'moonlink_';
+    if (!/^[a-z0-9_]{1,100}$/.test(gluePrefix))
+      throw new Error('glueDatabasePrefix: lower-case letters, digits and underscores only');
 
     // ---------------------------------------------------------------- storage
     const accessLogs = new s3.Bucket(this, 'AccessLogs', {
@@ -184,6 +202,7 @@ export class MoonlinkStack extends cdk.Stack {
         environment: {
           ...common,
           MOONLINK_WRITER_GROUP: String(g),
+          ...(glueOn ? { MOONLINK_GLUE_DATABASE_PREFIX: gluePrefix } : {}),
           POWERTOOLS_METRICS_NAMESPACE: 'Moonlink',
           PORT: String(WRITER_PORT),
           HOST: '0.0.0.0',
@@ -206,7 +225,7 @@ export class MoonlinkStack extends cdk.Stack {
         // The writer flushes every table on SIGTERM; give it time to finish.
         stopTimeout: cdk.Duration.seconds(120),
       });
-      this.grantWriter(task.taskRole);
+      this.grantWriter(task.taskRole, glueOn ? gluePrefix : undefined);
       const service = new ecs.FargateService(this, `Writer${g}`, {
         cluster,
         taskDefinition: task,
@@ -306,6 +325,73 @@ export class MoonlinkStack extends cdk.Stack {
     this.allow(read, ['s3:ListBucket'], [this.bucket.bucketArn]);
     this.allow(flush, catalogRead, [this.catalogTable.tableArn]);
 
+    // ---------------------------------------------------------------- Iceberg REST catalog
+    // Vended credentials: the tables function assumes this role with a session policy that
+    // narrows it to reading one table (lib/aws/vended-credentials.ts).
+    const vendedRead = new iam.Role(this, 'VendedReadRole', {
+      assumedBy: new iam.ArnPrincipal(tables.role!.roleArn),
+      description: 'Read-only access to table objects, narrowed per table by a session policy',
+      maxSessionDuration: cdk.Duration.hours(1),
+    });
+    vendedRead.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [this.bucket.arnForObjects('tables/*')],
+      }),
+    );
+    vendedRead.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [this.bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': ['tables/*'] } },
+      }),
+    );
+    this.allow(tables, ['sts:AssumeRole'], [vendedRead.roleArn]);
+    tables.addEnvironment('MOONLINK_VENDED_ROLE_ARN', vendedRead.roleArn);
+    this.vendedReadRole = vendedRead;
+
+    // ---------------------------------------------------------------- Glue and Athena
+    if (glueOn) {
+      this.glueDatabase = new glue.CfnDatabase(this, 'GlueDefaultDatabase', {
+        catalogId: this.account,
+        databaseInput: {
+          name: `${gluePrefix}default`,
+          description: 'Moonlink tables of the default namespace (registered by the writer on every commit)',
+        },
+      });
+      const results = new s3.Bucket(this, 'AthenaResults', {
+        encryption: s3.BucketEncryption.S3_MANAGED,
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        enforceSSL: true,
+        serverAccessLogsBucket: accessLogs,
+        serverAccessLogsPrefix: 'athena-results/',
+        lifecycleRules: [
+          { expiration: cdk.Duration.days(30) },
+          { abortIncompleteMultipartUploadAfter: cdk.Duration.days(1) },
+        ],
+        removalPolicy: cdk.RemovalPolicy.DESTROY,
+        autoDeleteObjects: false,
+      });
+      this.athenaWorkGroup = new athena.CfnWorkGroup(this, 'AthenaWorkGroup', {
+        name: `${cdk.Names.uniqueResourceName(this, { maxLength: 40 })}-moonlink`.toLowerCase(),
+        description: 'Queries over Moonlink tables (Glue databases moonlink_*)',
+        state: 'ENABLED',
+        recursiveDeleteOption: true,
+        workGroupConfiguration: {
+          enforceWorkGroupConfiguration: true,
+          publishCloudWatchMetricsEnabled: true,
+          engineVersion: { selectedEngineVersion: 'AUTO' },
+          resultConfiguration: {
+            outputLocation: `s3://${results.bucketName}/results/`,
+            encryptionConfiguration: { encryptionOption: 'SSE_S3' },
+          },
+        },
+      });
+      new cdk.CfnOutput(this, 'GlueDatabase', { value: `${gluePrefix}default` });
+      new cdk.CfnOutput(this, 'AthenaWorkGroupName', { value: this.athenaWorkGroup.ref });
+      new cdk.CfnOutput(this, 'AthenaResultsBucket', { value: results.bucketName });
+    }
+
     // ---------------------------------------------------------------- HTTP API
     const apiLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
       retention,
@@ -335,6 +421,8 @@ export class MoonlinkStack extends cdk.Stack {
       [apigw.HttpMethod.GET, '/tables/{name}/rows', read],
       [apigw.HttpMethod.DELETE, '/leases/{id}', read],
       [apigw.HttpMethod.POST, '/tables/{name}/flush', flush],
+      // The Iceberg REST catalog (clients sign with SigV4, service execute-api).
+      [apigw.HttpMethod.ANY, '/iceberg/{proxy+}', tables],
     ];
     const integrationsByFn = new Map<nodejs.NodejsFunction, integrations.HttpLambdaIntegration>();
     for (const [method, routePath, fn] of routes) {
@@ -457,6 +545,19 @@ export class MoonlinkStack extends cdk.Stack {
         `Writer group ${g} kept its tables waiting a second or more (event-loop delay), or published no metrics.`,
         cloudwatch.TreatMissingData.BREACHING,
       );
+      if (glueOn)
+        alarm(
+          `Writer${g}GlueSyncAlarm`,
+          new cloudwatch.Metric({
+            namespace: 'Moonlink',
+            metricName: 'GlueSyncLagSeconds',
+            dimensionsMap: { service: 'moonlink-writer', WriterGroup: String(g) },
+            statistic: 'Maximum',
+            period: cdk.Duration.minutes(1),
+          }),
+          300,
+          `Writer group ${g} could not register its newest commits in Glue for 5 minutes: Athena reads older data (ingestion goes on; GET /tables/{name} shows catalogs.glue.lastError).`,
+        );
     }
 
     new cdk.CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint });
@@ -468,10 +569,23 @@ export class MoonlinkStack extends cdk.Stack {
     this.acknowledgeFindings(writerTasks);
   }
 
-  /** The writer reads and writes the bucket, catalog and stream; nothing else. */
-  private grantWriter(role: iam.IRole): void {
+  /** The writer reads and writes the bucket, catalog and stream, and its Glue databases; nothing else. */
+  private grantWriter(role: iam.IRole, gluePrefix: string | undefined): void {
     const policy = (actions: string[], resources: string[]) =>
       role.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources }));
+    if (gluePrefix !== undefined) {
+      const arn = (resource: string) =>
+        cdk.Arn.format({ service: 'glue', resource, resourceName: undefined }, this).replace(/\/$/, '');
+      const catalog = arn('catalog');
+      const databases = `${arn('database')}/${gluePrefix}*`;
+      const tables = `${arn('table')}/${gluePrefix}*/*`;
+      // Glue checks the catalog, the database and the table of each call.
+      policy(['glue:GetDatabase', 'glue:CreateDatabase'], [catalog, databases]);
+      policy(
+        ['glue:GetTable', 'glue:CreateTable', 'glue:UpdateTable', 'glue:DeleteTable'],
+        [catalog, databases, tables],
+      );
+    }
     policy(
       ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
       [this.bucket.arnForObjects('*')],
@@ -551,6 +665,26 @@ export class MoonlinkStack extends cdk.Stack {
       ],
       `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.bucket.node.defaultChild as cdk.CfnElement)}.Arn>/*]`,
       "Table objects (data files, deletion vectors, metadata) get their keys at run time, so object actions apply to the bucket's objects; the actions are listed exactly.",
+    );
+    if (this.glueDatabase) {
+      const glueArn = (kind: string) => `arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:${kind}`;
+      const prefix = this.glueDatabase.databaseInput as glue.CfnDatabase.DatabaseInputProperty;
+      const p = String(prefix.name).replace(/default$/, '');
+      ack(
+        writerTasks.map((t) => t.taskRole),
+        `AwsSolutions-IAM5[Resource::${glueArn(`database/${p}*`)}]`,
+        `The writer creates a Glue database per namespace on demand; only databases named ${p}* (this stack's).`,
+      );
+      ack(
+        writerTasks.map((t) => t.taskRole),
+        `AwsSolutions-IAM5[Resource::${glueArn(`table/${p}*/*`)}]`,
+        `The writer registers every table it writes; only tables in this stack's databases (${p}*).`,
+      );
+    }
+    ack(
+      [this.vendedReadRole],
+      `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.bucket.node.defaultChild as cdk.CfnElement)}.Arn>/tables/*]`,
+      'The ceiling of vended read credentials: every table object; each AssumeRole narrows it to one table with a session policy (lib/aws/vended-credentials.ts).',
     );
     ack(
       functions,

@@ -98,6 +98,7 @@ describe('CDK stack', () => {
         'POST /tables',
         'POST /tables/{name}/flush',
         'POST /tables/{name}/rows',
+        'ANY /iceberg/{proxy+}',
       ].sort(),
     );
     for (const r of Object.values(routes))
@@ -252,5 +253,90 @@ describe('CDK stack', () => {
     expect(actions).toContain('dynamodb:PutItem');
     expect(actions).not.toContain('dynamodb:BatchWriteItem');
     expect(actions).not.toContain('dynamodb:Scan');
+  });
+
+  it('registers tables in Glue: the default database, writer grants scoped to its databases, an alarm on sync lag', () => {
+    template.hasResourceProperties('AWS::Glue::Database', {
+      DatabaseInput: Match.objectLike({ Name: 'moonlink_default' }),
+    });
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      ContainerDefinitions: [
+        Match.objectLike({
+          Environment: Match.arrayWith([{ Name: 'MOONLINK_GLUE_DATABASE_PREFIX', Value: 'moonlink_' }]),
+        }),
+      ],
+    });
+    const policies = template.findResources('AWS::IAM::Policy');
+    const writer = Object.entries(policies).find(([id]) => id.startsWith('WriterTask0TaskRole'));
+    expect(writer).toBeDefined();
+    const statements = writer![1].Properties.PolicyDocument.Statement as {
+      Action: string[];
+      Resource: unknown;
+    }[];
+    const glueTables = statements.find((st) => [st.Action].flat().includes('glue:UpdateTable'));
+    expect([glueTables!.Action].flat().sort()).toEqual([
+      'glue:CreateTable',
+      'glue:DeleteTable',
+      'glue:GetTable',
+      'glue:UpdateTable',
+    ]);
+    const resources = JSON.stringify(glueTables!.Resource);
+    expect(resources).toContain(':catalog');
+    expect(resources).toContain(':database/moonlink_*');
+    expect(resources).toContain(':table/moonlink_*/*');
+    expect(resources).not.toMatch(/:table\/\*/);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'GlueSyncLagSeconds',
+      Threshold: 300,
+      Dimensions: Match.arrayWith([{ Name: 'WriterGroup', Value: '1' }]),
+    });
+    const outputs = Object.keys(template.findOutputs('*'));
+    expect(outputs).toEqual(
+      expect.arrayContaining(['GlueDatabase', 'AthenaWorkGroupName', 'AthenaResultsBucket']),
+    );
+  });
+
+  it('gives Athena a workgroup with encrypted, expiring results', () => {
+    template.hasResourceProperties('AWS::Athena::WorkGroup', {
+      State: 'ENABLED',
+      WorkGroupConfiguration: Match.objectLike({
+        EnforceWorkGroupConfiguration: true,
+        ResultConfiguration: Match.objectLike({ EncryptionConfiguration: { EncryptionOption: 'SSE_S3' } }),
+      }),
+    });
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([Match.objectLike({ ExpirationInDays: 30, Status: 'Enabled' })]),
+      },
+      PublicAccessBlockConfiguration: Match.objectLike({ BlockPublicAcls: true }),
+    });
+  });
+
+  it('vends per-table read credentials through a read-only role only the tables function may assume', () => {
+    const roles = template.findResources('AWS::IAM::Role');
+    const [id, role] = Object.entries(roles).find(([k]) => k.startsWith('VendedReadRole'))!;
+    expect(role.Properties.MaxSessionDuration).toBe(3600);
+    expect(JSON.stringify(role.Properties.AssumeRolePolicyDocument)).toContain('TablesFunctionServiceRole');
+    const policies = template.findResources('AWS::IAM::Policy');
+    const own = Object.entries(policies).find(
+      ([k]) => k.startsWith(id.replace(/[A-F0-9]{8}$/, '')) && k !== id,
+    );
+    const actions = (own![1].Properties.PolicyDocument.Statement as { Action: string | string[] }[]).flatMap(
+      (st) => st.Action,
+    );
+    expect(actions.sort()).toEqual(['s3:GetObject', 's3:ListBucket']);
+    const tablesPolicy = Object.entries(policies).find(([k]) => k.startsWith('TablesFunction'))!;
+    expect(JSON.stringify(tablesPolicy[1].Properties.PolicyDocument)).toContain('sts:AssumeRole');
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ MOONLINK_VENDED_ROLE_ARN: Match.anyValue() }) },
+    });
+  });
+
+  it('with glue off: no Glue database, grants, workgroup or alarm', () => {
+    const off = Template.fromStack(new MoonlinkStack(new cdk.App(), 'MoonlinkNoGlue', { glue: false }));
+    off.resourceCountIs('AWS::Glue::Database', 0);
+    off.resourceCountIs('AWS::Athena::WorkGroup', 0);
+    expect(JSON.stringify(off.findResources('AWS::IAM::Policy'))).not.toContain('glue:');
+    expect(JSON.stringify(off.findResources('AWS::CloudWatch::Alarm'))).not.toContain('GlueSyncLagSeconds');
   });
 });

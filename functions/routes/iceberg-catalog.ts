@@ -263,9 +263,13 @@ async function loadTableResult(
     return { statusCode: 304, headers: { etag }, body: '' };
   const metadata = new TextDecoder().decode(await s.store.get(pointer.metadataKey));
   const delegation = header(event, 'x-iceberg-access-delegation') ?? '';
-  const config =
-    (await s.icebergTableConfig?.(table, { vendedCredentials: /vended-credentials/.test(delegation) })) ?? {};
-  const text = `{"metadata-location":${JSON.stringify(pointer.metadataLocation)},"metadata":${metadata},"config":${JSON.stringify(config)}}`;
+  const access = (await s.icebergTableConfig?.(table, {
+    vendedCredentials: /vended-credentials/.test(delegation),
+  })) ?? { config: {} };
+  const credentials = access.storageCredentials
+    ? `,"storage-credentials":${JSON.stringify(access.storageCredentials)}`
+    : '';
+  const text = `{"metadata-location":${JSON.stringify(pointer.metadataLocation)},"metadata":${metadata},"config":${JSON.stringify(access.config)}${credentials}}`;
   return jsonText(status, text, { etag });
 }
 
