@@ -14,7 +14,6 @@ import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
 import { JsonLogger } from '../lib/util/logger.ts';
-import { ApiError } from './api-error.ts';
 import { type Services, TableCache } from './services.ts';
 import { httpWriterLink } from './writer-link-http.ts';
 
@@ -33,12 +32,9 @@ export function icebergTableConfigFor(
   return async (table, options) => {
     const base = { 'client.region': config.region };
     if (!options.vendedCredentials) return { config: base };
-    if (!config.vendedRoleArn)
-      throw new ApiError(
-        406,
-        'unsupported',
-        "vended credentials are not configured on this deployment (no MOONLINK_VENDED_ROLE_ARN): use the engine's own AWS credentials",
-      );
+    // Without a read role (a deployment other than the stack's) the header is ignored, as the
+    // spec allows: PyIceberg sends it by default, and its own credentials may well suffice.
+    if (!config.vendedRoleArn) return { config: base };
     client ??= sts();
     // s3://bucket/<prefix>tables/... → the key prefix within the bucket.
     const keyPrefix = `${store.uri(tableRootOf(table)).replace(/^s3:\/\/[^/]+\//, '')}/`;
