@@ -70,6 +70,10 @@ export function keepRawBody(event: HttpEvent, bytes: Uint8Array): void {
 export function bodyBytes(event: HttpEvent): { bytes: Uint8Array; text: string | undefined } {
   const raw = rawBodies.get(event);
   if (raw !== undefined && raw.length > 0) return { bytes: raw, text: undefined };
+  if (event.isBase64Encoded && event.body) {
+    // Binary bodies (Arrow) arrive base64-encoded from API Gateway: the bytes, not UTF-8 text.
+    return { bytes: Buffer.from(event.body, 'base64'), text: undefined };
+  }
   const text = bodyText(event);
   return { bytes: Buffer.from(text, 'utf8'), text };
 }

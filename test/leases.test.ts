@@ -94,12 +94,20 @@ describe('leases under concurrent writes, compaction and GC', () => {
     let reads = 0;
     let filesFetched = 0;
     let expiredOnPurpose = 0;
+    let leaseRetries = 0;
     const reader = async (seed: number): Promise<void> => {
       const r = rng(seed);
       while (Date.now() < stopAt) {
         const res = await fetch(`${svc.url}/tables/hot/snapshot`);
-        expect(res.status).toBe(200);
         const snapText = await res.text();
+        // With a 200 ms GC grace a lease must be taken within 100 ms of reading the pointer;
+        // on a loaded machine that can fail five times running, and the service says so (503
+        // lease_unavailable, retry) rather than hand out a snapshot it cannot protect.
+        if (res.status === 503 && snapText.includes('lease_unavailable')) {
+          leaseRetries++;
+          continue;
+        }
+        expect(res.status, snapText).toBe(200);
         const snap = JSON.parse(snapText) as {
           leaseId: string;
           expiresAt: string;
@@ -143,6 +151,7 @@ describe('leases under concurrent writes, compaction and GC', () => {
     const status = handler.status();
     expect(status.compactions).toBeGreaterThan(0);
     expect(reads).toBeGreaterThan(20);
+    expect(leaseRetries).toBeLessThan(reads);
 
     // Quiesce: every lease expires; GC then leaves only what the current state needs.
     await new Promise((res) => setTimeout(res, LEASE_TTL_MS + 400));

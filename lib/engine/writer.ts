@@ -19,6 +19,7 @@ import { EventLoopDelay } from '../util/event-loop-delay.ts';
 import type { Logger } from '../util/logger.ts';
 import { BackpressureError } from '../util/memory-budget.ts';
 import { Semaphore } from '../util/semaphore.ts';
+import { decodeArrowRequest, isArrowStream } from './arrow-request.ts';
 import type { CatalogMirror } from './catalog-mirror.ts';
 import type { Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
@@ -425,7 +426,11 @@ export class Writer {
     }
     let ops: Operations;
     try {
-      ops = (entry.decoded as Operations | undefined) ?? decodeRequest(def.schema, entry.payload);
+      ops =
+        (entry.decoded as Operations | undefined) ??
+        (isArrowStream(entry.payload)
+          ? decodeArrowRequest(def.schema, entry.payload, Number.MAX_SAFE_INTEGER)
+          : decodeRequest(def.schema, entry.payload));
     } catch (e) {
       this.deadLetter(def.name, entry, (e as Error).message);
       handler.advance(entry.lsn);
