@@ -41,7 +41,7 @@ async function call(method: string, p: string, body?: unknown, type = 'applicati
       body === undefined
         ? undefined
         : body instanceof Uint8Array || typeof body === 'string'
-          ? (body as BodyInit)
+          ? (body as string)
           : JSON.stringify(body),
   });
   const text = await res.text();
