@@ -10,6 +10,7 @@ import type { Context } from 'aws-lambda';
 import type { HttpEvent, HttpResult } from './http.ts';
 import { json } from './http.ts';
 import { apiMiddleware } from './middleware.ts';
+import { OPENAPI } from './openapi.ts';
 import { fileRoute } from './routes/files.ts';
 import { flushRoute } from './routes/flush.ts';
 import { healthRoute } from './routes/health.ts';
@@ -61,6 +62,7 @@ export const ROUTES: Record<
   health: [
     { method: 'GET', path: '/health', fn: healthRoute },
     { method: 'GET', path: '/health/live', fn: async () => json(200, { status: 'alive' }) },
+    { method: 'GET', path: '/openapi.json', fn: async () => json(200, OPENAPI) },
   ],
   tables: [
     { method: 'POST', path: '/tables', fn: createTableRoute, jsonBody: true },

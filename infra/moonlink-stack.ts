@@ -412,6 +412,7 @@ export class MoonlinkStack extends cdk.Stack {
     const routes: [apigw.HttpMethod, string, nodejs.NodejsFunction][] = [
       [apigw.HttpMethod.GET, '/health', tables],
       [apigw.HttpMethod.GET, '/health/live', tables],
+      [apigw.HttpMethod.GET, '/openapi.json', tables],
       [apigw.HttpMethod.POST, '/tables', tables],
       [apigw.HttpMethod.GET, '/tables', tables],
       [apigw.HttpMethod.GET, '/tables/{name}', tables],

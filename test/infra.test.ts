@@ -91,6 +91,7 @@ describe('CDK stack', () => {
         'DELETE /tables/{name}',
         'GET /health',
         'GET /health/live',
+        'GET /openapi.json',
         'GET /tables',
         'GET /tables/{name}',
         'GET /tables/{name}/rows',

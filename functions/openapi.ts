@@ -1,0 +1,309 @@
+/**
+ * The OpenAPI 3.1 document of the public API, served at `GET /openapi.json` and kept in the
+ * repository as docs/openapi.json (test/openapi.test.ts holds both to the routes in api.ts).
+ * The Iceberg REST catalog under `/iceberg/v1` follows Apache Iceberg's own OpenAPI document;
+ * its paths are listed here with a pointer to it.
+ */
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const jsonBody = (schema: unknown) => ({ content: { 'application/json': { schema } } });
+const table = {
+  name: 'name',
+  in: 'path',
+  required: true,
+  schema: { type: 'string' },
+  description: '`name` or `namespace.name`',
+};
+const minLsn = {
+  name: 'minLsn',
+  in: 'query',
+  schema: { type: 'string' },
+  description: 'Wait (up to MOONLINK_MAX_WAIT_MS) until a snapshot covers this LSN',
+};
+const errors = {
+  '400': { description: 'Bad request (names the problem)', ...jsonBody(ref('Error')) },
+  '404': { description: 'No such table', ...jsonBody(ref('Error')) },
+  '503': { description: 'Unavailable for now (Retry-After)', ...jsonBody(ref('Error')) },
+};
+const ok = (description: string, schema: unknown) => ({
+  '200': { description, ...jsonBody(schema) },
+  ...errors,
+});
+const icebergOp = (summary: string) => ({
+  summary,
+  description:
+    'Apache Iceberg REST catalog; see open-api/rest-catalog-open-api.yaml in apache/iceberg and docs/catalogs.md',
+  tags: ['iceberg'],
+  responses: { default: { description: 'As the Iceberg REST catalog specification defines' } },
+});
+const ns = { name: 'namespace', in: 'path', required: true, schema: { type: 'string' } };
+const tbl = { name: 'table', in: 'path', required: true, schema: { type: 'string' } };
+
+export const OPENAPI = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Moonlink Serverless',
+    version: '0.1.0',
+    description:
+      'Stream inserts, upserts and deletes into Apache Iceberg tables; read them fresh. Embedded (`npm start`), local AWS emulation (`npm run local`) and AWS (SigV4, service execute-api) serve the same API.',
+  },
+  servers: [{ url: 'http://127.0.0.1:8080' }],
+  paths: {
+    '/openapi.json': {
+      get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } },
+    },
+    '/health': {
+      get: {
+        summary: 'Ready: every table open and undamaged, the log writable',
+        responses: {
+          '200': { description: 'ready', ...jsonBody(ref('Health')) },
+          '503': { description: 'not ready, with the problems', ...jsonBody(ref('Health')) },
+        },
+      },
+    },
+    '/health/live': {
+      get: { summary: 'The process answers', responses: { '200': { description: 'alive' } } },
+    },
+    '/tables': {
+      post: {
+        summary: 'Create a table',
+        requestBody: { required: true, ...jsonBody(ref('CreateTable')) },
+        responses: {
+          '201': { description: 'created', ...jsonBody(ref('Table')) },
+          ...errors,
+          '409': { description: 'exists', ...jsonBody(ref('Error')) },
+        },
+      },
+      get: {
+        summary: 'List tables',
+        responses: ok('tables', {
+          type: 'object',
+          properties: { tables: { type: 'array', items: ref('Table') } },
+        }),
+      },
+    },
+    '/tables/{name}': {
+      get: { summary: 'Describe a table', parameters: [table], responses: ok('the table', ref('Table')) },
+      delete: {
+        summary: 'Drop a table (data, log, catalog entries)',
+        parameters: [table],
+        responses: { '204': { description: 'dropped' }, ...errors },
+      },
+    },
+    '/tables/{name}/rows': {
+      post: {
+        summary: 'Write one transaction',
+        parameters: [
+          table,
+          { name: 'wait', in: 'query', schema: { enum: ['durable', 'visible'] } },
+          {
+            name: 'op',
+            in: 'query',
+            schema: { enum: ['insert', 'upsert', 'delete'] },
+            description: 'NDJSON bodies of bare rows',
+          },
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: ref('Transaction') },
+            'application/x-ndjson': {
+              schema: { type: 'string', description: 'One {"op","row"} per line, or bare rows with ?op=' },
+            },
+            'application/vnd.apache.arrow.stream': {
+              schema: {
+                type: 'string',
+                format: 'binary',
+                description: "An Arrow IPC stream: the table's columns by name and an optional _op column",
+              },
+            },
+          },
+        },
+        responses: ok('durable', ref('WriteResult')),
+      },
+      get: {
+        summary: 'Read rows (deletes applied), paged',
+        parameters: [
+          table,
+          minLsn,
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1 } },
+          { name: 'columns', in: 'query', schema: { type: 'string' }, description: 'comma-separated' },
+          { name: 'cursor', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: ok('rows', {
+          type: 'object',
+          properties: {
+            lsn: ref('Lsn'),
+            rows: { type: 'array', items: { type: 'object' } },
+            nextCursor: { type: 'string' },
+          },
+        }),
+      },
+    },
+    '/tables/{name}/snapshot': {
+      get: {
+        summary: 'A leased snapshot: its data files and deletion vectors',
+        parameters: [table, minLsn],
+        responses: ok('snapshot', ref('Snapshot')),
+      },
+    },
+    '/tables/{name}/flush': {
+      post: {
+        summary: 'Make everything acknowledged Parquet and an Iceberg commit',
+        parameters: [table],
+        responses: ok('committed', {
+          type: 'object',
+          properties: { lsn: ref('Lsn'), metadataLocation: { type: ['string', 'null'] } },
+        }),
+      },
+    },
+    '/leases/{id}': {
+      delete: {
+        summary: 'Release a snapshot lease early',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { '204': { description: 'released' }, ...errors },
+      },
+    },
+    '/files/{proxy}': {
+      get: {
+        summary: 'Embedded only: the data folder over HTTP (Range supported)',
+        parameters: [{ name: 'proxy', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: {
+          '200': { description: 'the object' },
+          '206': { description: 'a range' },
+          '404': { description: 'no such object' },
+        },
+      },
+    },
+    '/iceberg/v1/config': { get: icebergOp('Catalog configuration') },
+    '/iceberg/v1/namespaces': { get: icebergOp('List namespaces'), post: icebergOp('Create a namespace') },
+    '/iceberg/v1/namespaces/{namespace}': {
+      parameters: [ns],
+      get: icebergOp('Load a namespace'),
+      head: icebergOp('Namespace exists'),
+      delete: icebergOp('Drop an empty namespace'),
+    },
+    '/iceberg/v1/namespaces/{namespace}/properties': {
+      parameters: [ns],
+      post: icebergOp('Set and remove namespace properties'),
+    },
+    '/iceberg/v1/namespaces/{namespace}/tables': {
+      parameters: [ns],
+      get: icebergOp('List tables'),
+      post: icebergOp('Create a table'),
+    },
+    '/iceberg/v1/namespaces/{namespace}/tables/{table}': {
+      parameters: [ns, tbl],
+      get: icebergOp('Load a table'),
+      head: icebergOp('Table exists'),
+      post: icebergOp('Commit (table properties only)'),
+      delete: icebergOp('Drop a table'),
+    },
+    '/iceberg/v1/namespaces/{namespace}/tables/{table}/metrics': {
+      parameters: [ns, tbl],
+      post: icebergOp('Metrics report (accepted, not kept)'),
+    },
+    '/iceberg/v1/tables/rename': { post: icebergOp('Rename (refused: 406)') },
+  },
+  components: {
+    schemas: {
+      Lsn: {
+        oneOf: [{ type: 'integer' }, { type: 'string', pattern: '^[0-9]+$' }],
+        description: 'Log sequence number (a string beyond 2^53)',
+      },
+      Error: {
+        type: 'object',
+        required: ['error'],
+        properties: {
+          error: {
+            type: 'object',
+            required: ['code', 'message'],
+            properties: { code: { type: 'string' }, message: { type: 'string' }, index: { type: 'integer' } },
+          },
+        },
+      },
+      Health: {
+        type: 'object',
+        properties: {
+          status: { enum: ['ok', 'unavailable'] },
+          problems: { type: 'array', items: { type: 'object' } },
+        },
+      },
+      Column: {
+        type: 'object',
+        required: ['name', 'type'],
+        properties: {
+          name: { type: 'string' },
+          type: { type: 'string', description: 'Iceberg type name, e.g. long, decimal(10,2), list<string>' },
+          nullable: { type: 'boolean' },
+        },
+      },
+      CreateTable: {
+        type: 'object',
+        required: ['name'],
+        properties: {
+          name: { type: 'string' },
+          columns: { type: 'array', items: ref('Column') },
+          primaryKey: { type: 'array', items: { type: 'string' } },
+          formatVersion: { enum: [2, 3] },
+          source: { type: 'object', description: 'e.g. {"postgres": {"connection", "table"}}' },
+        },
+      },
+      Table: {
+        type: 'object',
+        properties: {
+          name: { type: 'string' },
+          columns: { type: 'array', items: ref('Column') },
+          primaryKey: { type: 'array', items: { type: 'string' } },
+          formatVersion: { enum: [2, 3] },
+          metadataLocation: { type: ['string', 'null'] },
+          lsn: ref('Lsn'),
+          committedLsn: ref('Lsn'),
+          state: { enum: ['open', 'recovering', 'damaged', 'failed'] },
+          catalogs: {
+            type: 'object',
+            description:
+              'Outside catalogs (Glue on AWS): state, syncedLocation, syncedAt, lagSeconds, lastError',
+          },
+        },
+      },
+      Transaction: {
+        type: 'object',
+        required: ['ops'],
+        properties: {
+          ops: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['op', 'row'],
+              properties: { op: { enum: ['insert', 'upsert', 'delete'] }, row: { type: 'object' } },
+            },
+          },
+        },
+      },
+      WriteResult: { type: 'object', properties: { lsn: ref('Lsn'), count: { type: 'integer' } } },
+      Snapshot: {
+        type: 'object',
+        properties: {
+          lsn: ref('Lsn'),
+          leaseId: { type: 'string' },
+          expiresAt: { type: 'string', format: 'date-time' },
+          dataFiles: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                path: { type: 'string' },
+                url: { type: 'string' },
+                kind: { type: 'string' },
+                rowCount: { type: 'integer' },
+                sizeBytes: { type: 'integer' },
+                deletes: { type: 'object' },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
