@@ -1,0 +1,271 @@
+/**
+ * `moonlink`: a command-line client of the public API.
+ *
+ *   moonlink load FILE… --table T [--format csv|ndjson|parquet|arrow] [--op insert|upsert|delete]
+ *                       [--batch-rows N] [--create [--key a,b] [--schema name:type,…]] [--skip-rows N]
+ *   moonlink tables | describe T | flush T
+ *   moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--out FILE]
+ *
+ * Every command takes --url (default MOONLINK_URL or http://127.0.0.1:8080), --token (or
+ * MOONLINK_API_TOKEN) and --aws (SigV4 for the deployed HTTP API). Exit status 0 on success, 1
+ * with the server's message on failure, 2 for bad usage.
+ */
+import { promises as fs } from 'node:fs';
+import { parseArgs } from 'node:util';
+import * as arrow from 'apache-arrow';
+import { encodeParquet } from '../lib/parquet/parquet-codec.mjs';
+import {
+  arrowSchemaOf,
+  type Column,
+  columnsFromArrow,
+  fileBatches,
+  formatOf,
+  parseSchemaOption,
+} from './file-batches.ts';
+import { Client, regionOf, ServiceError } from './http-client.ts';
+import { Progress } from './progress.ts';
+
+const USAGE = `usage:
+  moonlink load FILE... --table T [--format csv|ndjson|parquet|arrow] [--op insert|upsert|delete]
+                        [--batch-rows N] [--create [--key a,b] [--schema name:type,...]] [--skip-rows N]
+  moonlink tables
+  moonlink describe T
+  moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--out FILE]
+  moonlink flush T
+options: --url URL (MOONLINK_URL, default http://127.0.0.1:8080)  --token TOKEN (MOONLINK_API_TOKEN)  --aws (SigV4)`;
+
+class UsageError extends Error {}
+
+const out = (text: string): void => {
+  process.stdout.write(`${text}\n`);
+};
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (e) {
+    process.stderr.write(`moonlink: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { command, args, values } = parsed;
+  const url = values.url ?? process.env.MOONLINK_URL ?? 'http://127.0.0.1:8080';
+  const client = new Client({
+    url,
+    token: values.token ?? process.env.MOONLINK_API_TOKEN,
+    aws: values.aws ? { region: regionOf(url) } : undefined,
+  });
+  try {
+    switch (command) {
+      case 'load':
+        return await load(client, args, values);
+      case 'tables': {
+        const r = await client.json('GET', 'tables');
+        for (const t of r.tables as { name: string; columns: unknown[]; primaryKey: string[] }[])
+          out(`${t.name}\t${t.columns.length} columns\tkey: ${t.primaryKey.join(',') || '-'}`);
+        return 0;
+      }
+      case 'describe':
+        out(JSON.stringify(await client.json('GET', `tables/${one(args, 'describe')}`), null, 2));
+        return 0;
+      case 'flush': {
+        const r = await client.json('POST', `tables/${one(args, 'flush')}/flush`);
+        out(`committed through LSN ${r.lsn}: ${r.metadataLocation}`);
+        return 0;
+      }
+      case 'scan':
+        return await scan(client, one(args, 'scan'), values);
+      case 'help':
+      case undefined:
+        out(USAGE);
+        return command ? 0 : 2;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`moonlink: ${e.message}\n${USAGE}\n`);
+      return 2;
+    }
+    process.stderr.write(`moonlink: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+function parse(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      token: { type: 'string' },
+      aws: { type: 'boolean' },
+      table: { type: 'string', short: 't' },
+      format: { type: 'string', short: 'f' },
+      op: { type: 'string' },
+      'batch-rows': { type: 'string' },
+      create: { type: 'boolean' },
+      key: { type: 'string' },
+      schema: { type: 'string' },
+      'skip-rows': { type: 'string' },
+      limit: { type: 'string' },
+      'min-lsn': { type: 'string' },
+      out: { type: 'string', short: 'o' },
+    },
+  });
+  return { command: positionals[0], args: positionals.slice(1), values };
+}
+
+type Values = ReturnType<typeof parse>['values'];
+
+function one(args: string[], command: string): string {
+  if (args.length !== 1) throw new UsageError(`${command} takes one table name`);
+  return args[0];
+}
+
+function positiveInt(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`--${name} must be a positive integer`);
+  return Number(v);
+}
+
+async function load(client: Client, files: string[], v: Values): Promise<number> {
+  if (files.length === 0) throw new UsageError('load needs at least one file');
+  if (!v.table) throw new UsageError('load needs --table');
+  if (v.op && !['insert', 'upsert', 'delete'].includes(v.op)) throw new UsageError('--op must be insert, upsert or delete');
+  const table = v.table;
+  const batchRows = positiveInt(v['batch-rows'], 'batch-rows', 10_000);
+  const skip = v['skip-rows'] === undefined ? 0 : positiveInt(v['skip-rows'], 'skip-rows', 0);
+  const formats = files.map((f) => formatOf(f, v.format));
+  let columns: Column[] | undefined;
+  if (v.create) {
+    columns = v.schema
+      ? parseSchemaOption(v.schema)
+      : formats[0] === 'parquet' || formats[0] === 'arrow'
+        ? columnsFromArrow(await arrowSchemaOf(files[0], formats[0]))
+        : undefined;
+    if (!columns) throw new UsageError('--create of a CSV or NDJSON file needs --schema name:type,...');
+    const key = v.key ? v.key.split(',').map((k) => k.trim()) : [];
+    await client.json('POST', 'tables', {
+      name: table,
+      columns: columns.map((c) => ({ ...c, nullable: key.includes(c.name) ? false : c.nullable })),
+      ...(key.length ? { primaryKey: key } : {}),
+    });
+    process.stderr.write(`created table ${table} (${columns.length} columns${key.length ? `, key ${key.join(',')}` : ''})\n`);
+  }
+  if (formats.includes('csv')) {
+    const d = await client.json('GET', `tables/${table}`);
+    columns = d.columns as Column[];
+  }
+  let totalBytes = 0;
+  for (const f of files) totalBytes += (await fs.stat(f)).size;
+  const progress = new Progress(totalBytes, process.stderr);
+  client.o.onRetry = (status, waitMs) => progress.note(`server busy (${status}); retrying in ${Math.round(waitMs / 100) / 10} s`);
+  let rows = 0;
+  let sent = 0;
+  let batches = 0;
+  let lastLsn: unknown;
+  let bytesBefore = 0;
+  const started = Date.now();
+  try {
+    for (const [i, file] of files.entries()) {
+      for await (const b of fileBatches(file, formats[i], { batchRows, op: v.op, columns })) {
+        const first = rows;
+        rows += b.rows;
+        if (rows <= skip) {
+          progress.update(rows, bytesBefore + b.bytesRead);
+          continue;
+        }
+        if (first < skip) throw new UsageError(`--skip-rows ${skip} is not at a batch boundary of --batch-rows ${batchRows}`);
+        const q = [b.query].filter(Boolean).join('&');
+        try {
+          const r = await client.request('POST', `tables/${table}/rows${q ? `?${q}` : ''}`, b.body, {
+            'content-type': b.contentType,
+          });
+          lastLsn = JSON.parse(new TextDecoder().decode(r.bytes)).lsn;
+        } catch (e) {
+          if (e instanceof ServiceError) {
+            const resume = e.unknownOutcome
+              ? `rows ${first}–${rows - 1} may or may not have been applied; rows before ${first} were`
+              : `rows before ${first} were applied; rerun with --skip-rows ${first} to continue`;
+            throw new Error(`${file}: batch ${batches + 1} (rows ${first}–${rows - 1}): ${e.message}\n  ${resume}`);
+          }
+          throw e;
+        }
+        sent += b.rows;
+        batches++;
+        progress.update(rows, bytesBefore + b.bytesRead);
+      }
+      bytesBefore += (await fs.stat(file)).size;
+    }
+  } finally {
+    progress.stop();
+  }
+  const secs = (Date.now() - started) / 1000;
+  process.stderr.write(
+    `loaded ${sent} rows in ${batches} batches from ${files.length} file(s) in ${secs.toFixed(1)} s (${Math.round(sent / Math.max(secs, 0.001))} rows/s)${skip ? `, ${skip} skipped` : ''}; last LSN ${lastLsn ?? '-'}\n`,
+  );
+  return 0;
+}
+
+async function scan(client: Client, table: string, v: Values): Promise<number> {
+  const format = v.format ?? 'ndjson';
+  if (!['ndjson', 'csv', 'parquet'].includes(format)) throw new UsageError('--format of scan: ndjson, csv or parquet');
+  const limit = v.limit === undefined ? Number.POSITIVE_INFINITY : positiveInt(v.limit, 'limit', 1);
+  const write = v.out ? await fs.open(v.out, 'w') : undefined;
+  const emit = async (text: string | Uint8Array) => {
+    if (!write) process.stdout.write(text);
+    else if (typeof text === 'string') await write.write(text);
+    else await write.write(text);
+  };
+  let cursor: string | undefined;
+  let n = 0;
+  const batches: arrow.Table[] = [];
+  let header = false;
+  try {
+    do {
+      const page = Math.min(10_000, limit - n);
+      const q = new URLSearchParams({ limit: String(page) });
+      if (v['min-lsn']) q.set('minLsn', v['min-lsn']);
+      if (cursor) q.set('cursor', cursor);
+      if (format === 'parquet') {
+        const r = await client.request('GET', `tables/${table}/rows?${q}`, undefined, {
+          accept: 'application/vnd.apache.arrow.stream',
+        });
+        const t = arrow.tableFromIPC(r.bytes);
+        batches.push(t);
+        n += t.numRows;
+        cursor = r.headers.get('x-moonlink-next-cursor') ?? undefined;
+        continue;
+      }
+      const r = await client.json('GET', `tables/${table}/rows?${q}`);
+      const rows = r.rows as Record<string, unknown>[];
+      for (const row of rows) {
+        if (format === 'ndjson') await emit(`${JSON.stringify(row)}\n`);
+        else {
+          if (!header) {
+            await emit(`${Object.keys(row).map(csvCell).join(',')}\n`);
+            header = true;
+          }
+          await emit(`${Object.values(row).map(csvCell).join(',')}\n`);
+        }
+      }
+      n += rows.length;
+      cursor = r.nextCursor;
+    } while (cursor && n < limit);
+    if (format === 'parquet') {
+      const all = batches.length === 1 ? batches[0] : new arrow.Table(batches.flatMap((t) => t.batches));
+      await emit(encodeParquet(arrow.tableToIPC(all, 'stream')));
+    }
+  } finally {
+    await write?.close();
+  }
+  process.stderr.write(`${n} rows\n`);
+  return 0;
+}
+
+function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}

@@ -1,0 +1,271 @@
+/**
+ * The `moonlink` command as a child process (bin/moonlink.mjs), against the embedded service:
+ * load from CSV, NDJSON, Parquet and Arrow files (with --create), scan to NDJSON, CSV and
+ * Parquet, flush, errors with the server's message and exit status 1, usage errors with 2; a
+ * progress bar under a pseudo-terminal (`script`), plain lines otherwise. Against a small fake
+ * server: refusals (503 with Retry-After) are retried, a bearer token and SigV4 (`--aws`) are
+ * sent.
+ */
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import * as arrow from 'apache-arrow';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serviceConfigFromEnv } from '../lib/config.ts';
+import { type EmbeddedService, startEmbedded } from '../lib/embedded/embedded-service.ts';
+import { encodeParquet } from '../lib/parquet/parquet-codec.mjs';
+import { silentLogger } from '../lib/util/logger.ts';
+
+const run = promisify(execFile);
+const BIN = path.resolve('bin/moonlink.mjs');
+let dir: string;
+let svc: EmbeddedService;
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlcli-'));
+  svc = await startEmbedded(
+    serviceConfigFromEnv({
+      PORT: '0',
+      MOONLINK_DATA_DIR: path.join(dir, 'data'),
+      MOONLINK_SNAPSHOT_INTERVAL_MS: '100',
+    }),
+    silentLogger,
+  );
+});
+afterAll(async () => {
+  await svc?.close({ flush: false });
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+async function cli(args: string[], env: Record<string, string> = {}) {
+  try {
+    const r = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, MOONLINK_URL: svc.url, ...env },
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+async function scanIds(table: string): Promise<string[]> {
+  const r = await cli(['scan', table]);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.stringify(JSON.parse(l)))
+    .sort();
+}
+
+describe('moonlink CLI', () => {
+  it('loads CSV with --create --schema, in batches, and scans it back as NDJSON and CSV', async () => {
+    const csv = [
+      'id,name,score',
+      ...Array.from({ length: 2500 }, (_, i) => `${i},"n,${i}",${i % 3 === 0 ? '' : i / 2}`),
+    ].join('\n');
+    await fs.writeFile(path.join(dir, 'a.csv'), csv);
+    const r = await cli([
+      'load',
+      path.join(dir, 'a.csv'),
+      '--table',
+      'csv_t',
+      '--create',
+      '--schema',
+      'id:long,name:string?,score:double?',
+      '--key',
+      'id',
+      '--batch-rows',
+      '1000',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/loaded 2500 rows in 3 batches from 1 file\(s\)/);
+    // Not a terminal: plain progress lines, no bar.
+    expect(r.stderr).not.toMatch(/\u001b\[/);
+    const rows = await scanIds('csv_t');
+    expect(rows).toHaveLength(2500);
+    expect(rows).toContain(JSON.stringify({ id: 7, name: 'n,7', score: 3.5 }));
+    expect(rows).toContain(JSON.stringify({ id: 9, name: 'n,9', score: null }));
+    const asCsv = await cli(['scan', 'csv_t', '--format', 'csv', '--limit', '5']);
+    expect(asCsv.code).toBe(0);
+    const lines = asCsv.stdout.trim().split('\n');
+    expect(lines[0]).toBe('id,name,score');
+    expect(lines).toHaveLength(6);
+    expect((await cli(['tables'])).stdout).toMatch(/^csv_t\t3 columns\tkey: id$/m);
+    expect(JSON.parse((await cli(['describe', 'csv_t'])).stdout).primaryKey).toEqual(['id']);
+    expect((await cli(['flush', 'csv_t'])).stdout).toMatch(/committed through LSN \d+: file:/);
+  });
+
+  it('loads NDJSON operations and bare rows (--op upsert)', async () => {
+    expect(
+      (
+        await cli([
+          'load',
+          path.join(dir, 'a.csv'),
+          '--table',
+          'nd',
+          '--create',
+          '--schema',
+          'id:long,v:string?',
+          '--key',
+          'id',
+          '--format',
+          'csv',
+        ])
+      ).code,
+    ).toBe(1); // name/score are not columns of nd
+    const ops = `${JSON.stringify({ op: 'insert', row: { id: 1, v: 'a' } })}\n${JSON.stringify({ op: 'insert', row: { id: 2, v: 'b' } })}\n`;
+    await fs.writeFile(path.join(dir, 'ops.ndjson'), ops);
+    expect((await cli(['load', path.join(dir, 'ops.ndjson'), '--table', 'nd'])).code).toBe(0);
+    await fs.writeFile(path.join(dir, 'bare.jsonl'), '{"id":2,"v":"B"}\n{"id":3,"v":"c"}\n');
+    const r = await cli(['load', path.join(dir, 'bare.jsonl'), '--table', 'nd', '--op', 'upsert']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await scanIds('nd')).toEqual(
+      [
+        { id: 1, v: 'a' },
+        { id: 2, v: 'B' },
+        { id: 3, v: 'c' },
+      ]
+        .map((x) => JSON.stringify(x))
+        .sort(),
+    );
+  });
+
+  it('round-trips through Parquet and Arrow files (scan --format parquet, load --create from the file)', async () => {
+    const pq = path.join(dir, 'out.parquet');
+    const s = await cli(['scan', 'csv_t', '--format', 'parquet', '--out', pq]);
+    expect(s.code, s.stderr).toBe(0);
+    const l = await cli(['load', pq, '--table', 'from_pq', '--create', '--key', 'id', '--batch-rows', '700']);
+    expect(l.code, l.stderr).toBe(0);
+    expect(l.stderr).toMatch(/loaded 2500 rows in 4 batches/);
+    expect(await scanIds('from_pq')).toEqual(await scanIds('csv_t'));
+
+    const table = new arrow.Table({
+      id: arrow.vectorFromArray([10n, 11n], new arrow.Int64()),
+      tag: arrow.vectorFromArray(['x', null], new arrow.Utf8()),
+    });
+    await fs.writeFile(path.join(dir, 't.arrow'), arrow.tableToIPC(table, 'file'));
+    const a = await cli(['load', path.join(dir, 't.arrow'), '--table', 'from_arrow', '--create']);
+    expect(a.code, a.stderr).toBe(0);
+    expect(await scanIds('from_arrow')).toEqual([
+      JSON.stringify({ id: 10, tag: 'x' }),
+      JSON.stringify({ id: 11, tag: null }),
+    ]);
+    // A Parquet file written by someone else (parquet-wasm from an Arrow table).
+    await fs.writeFile(path.join(dir, 'other.parquet'), encodeParquet(arrow.tableToIPC(table, 'stream')));
+    expect((await cli(['load', path.join(dir, 'other.parquet'), '--table', 'from_arrow'])).code).toBe(0);
+    expect(await scanIds('from_arrow')).toHaveLength(4);
+  });
+
+  it('fails with the server message and status 1, resumes with --skip-rows; usage errors are status 2', async () => {
+    await fs.writeFile(
+      path.join(dir, 'bad.ndjson'),
+      '{"id":20,"v":"ok"}\n{"id":21,"v":"ok"}\n{"id":22,"nope":1}\n',
+    );
+    const r = await cli(['load', path.join(dir, 'bad.ndjson'), '--table', 'nd', '--batch-rows', '2']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /batch 2 \(rows 2–2\).*400 invalid_request: ops\[0\]\.row\.nope: unknown column/s,
+    );
+    expect(r.stderr).toMatch(/rerun with --skip-rows 2 to continue/);
+    expect(await scanIds('nd')).toHaveLength(5); // the first batch landed, the bad one did not
+    await fs.writeFile(
+      path.join(dir, 'bad.ndjson'),
+      '{"id":20,"v":"ok"}\n{"id":21,"v":"ok"}\n{"id":22,"v":"fixed"}\n',
+    );
+    const resumed = await cli([
+      'load',
+      path.join(dir, 'bad.ndjson'),
+      '--table',
+      'nd',
+      '--batch-rows',
+      '2',
+      '--skip-rows',
+      '2',
+    ]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/loaded 1 rows in 1 batches.*2 skipped/);
+    expect(await scanIds('nd')).toHaveLength(6);
+    expect((await cli(['load', path.join(dir, 'bad.ndjson')])).code).toBe(2);
+    expect((await cli(['frobnicate'])).code).toBe(2);
+    expect((await cli(['describe', 'missing'])).stderr).toMatch(/404 not_found: table "missing" not found/);
+  });
+
+  it('draws a progress bar on a terminal', async () => {
+    const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} load ${JSON.stringify(path.join(dir, 'a.csv'))} --table csv_t --op upsert --batch-rows 100`;
+    // Not spawnSync: the service answering the CLI runs in this process.
+    const r = await run('script', ['-qec', cmd, '/dev/null'], {
+      env: { ...process.env, MOONLINK_URL: svc.url, TERM: 'xterm' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.stdout).toMatch(/100% \| 2500 rows \| [\d.]+ of [\d.]+ MB \| \d+ rows\/s \| ETA/);
+    expect(r.stdout).toMatch(/loaded 2500 rows in 25 batches/);
+  });
+
+  it('retries refusals after Retry-After and signs requests (bearer token, SigV4 with --aws)', async () => {
+    const seen: { url: string; auth: string | undefined; date: string | undefined }[] = [];
+    let refusals = 2;
+    const fake = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        seen.push({
+          url: req.url ?? '',
+          auth: req.headers.authorization,
+          date: req.headers['x-amz-date'] as string | undefined,
+        });
+        if (refusals-- > 0) {
+          res.writeHead(503, { 'retry-after': '1', 'content-type': 'application/json' });
+          res.end('{"error":{"code":"backpressure","message":"busy"}}');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"lsn":7,"count":3}');
+      });
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(fake.address() as AddressInfo).port}`;
+    try {
+      await fs.writeFile(path.join(dir, 'three.ndjson'), '{"id":1}\n{"id":2}\n{"id":3}\n');
+      const started = Date.now();
+      const r = await cli([
+        'load',
+        path.join(dir, 'three.ndjson'),
+        '--table',
+        't',
+        '--url',
+        url,
+        '--token',
+        'sekrit',
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+      expect(r.stderr).toMatch(/server busy \(503\); retrying in 1 s/);
+      expect(seen).toHaveLength(3);
+      expect(seen.every((s) => s.auth === 'Bearer sekrit')).toBe(true);
+      seen.length = 0;
+      const signed = await cli(
+        ['load', path.join(dir, 'three.ndjson'), '--table', 't', '--url', url, '--aws'],
+        {
+          AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+          AWS_SECRET_ACCESS_KEY: 'secret',
+          AWS_REGION: 'eu-west-1',
+        },
+      );
+      expect(signed.code, signed.stderr).toBe(0);
+      expect(seen[0].auth).toMatch(
+        /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/execute-api\/aws4_request, SignedHeaders=.*host.*, Signature=[0-9a-f]{64}$/,
+      );
+      expect(seen[0].date).toMatch(/^\d{8}T\d{6}Z$/);
+    } finally {
+      fake.close();
+    }
+  });
+});
