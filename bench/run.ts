@@ -16,8 +16,10 @@ import { type ServiceProcess, startServiceProcess } from '../test/support/servic
 import { openTestTable } from '../test/support/table-harness.ts';
 import { renderChart } from './chart.ts';
 import {
+  arrowRows,
   columns,
   duckdbAppendRowsPerSec,
+  duckdbParquetAppendRowsPerSec,
   duckdbUpsertOpsPerSec,
   floorRowsPerSec,
   percentile,
@@ -89,6 +91,7 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 function request(
   url: string,
   bytes: Uint8Array,
+  contentType = 'application/json',
 ): Promise<{ status: number; text: string; retryAfter: string | undefined }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -96,7 +99,7 @@ function request(
       {
         method: 'POST',
         agent,
-        headers: { 'content-type': 'application/json', 'content-length': bytes.byteLength },
+        headers: { 'content-type': contentType, 'content-length': bytes.byteLength },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -116,8 +119,16 @@ function request(
   });
 }
 
-async function post(url: string, body: string | Uint8Array): Promise<{ lsn: number | string }> {
-  const { status, text } = await request(url, typeof body === 'string' ? Buffer.from(body) : body);
+async function post(
+  url: string,
+  body: string | Uint8Array,
+  contentType?: string,
+): Promise<{ lsn: number | string }> {
+  const { status, text } = await request(
+    url,
+    typeof body === 'string' ? Buffer.from(body) : body,
+    contentType,
+  );
   if (status !== 200) throw new Error(`${url}: ${status} ${text.slice(0, 300)}`);
   return JSON.parse(text);
 }
@@ -140,12 +151,12 @@ function bodies(count: number, build: (b: number) => string): Uint8Array[] {
 }
 
 /** Sends the bodies with a few requests in flight. */
-async function drive(url: string, list: Uint8Array[]): Promise<void> {
+async function drive(url: string, list: Uint8Array[], contentType?: string): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < list.length) {
       const b = next++;
-      await post(url, list[b]);
+      await post(url, list[b], contentType);
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
@@ -809,8 +820,47 @@ async function soakScenario(): Promise<void> {
   });
 }
 
+/**
+ * The same rows as `append`, sent as Arrow IPC stream bodies of 10,000 rows (issue: bulk ingest).
+ * The peer is DuckDB loading the same rows from a Parquet file and writing Parquet.
+ */
+async function appendArrowScenario(): Promise<void> {
+  const n = SIZES.append;
+  const ARROW_BATCH = 10_000;
+  const list = Array.from({ length: Math.ceil(n / ARROW_BATCH) }, (_, b) =>
+    arrowRows(b * ARROW_BATCH, Math.min(ARROW_BATCH, n - b * ARROW_BATCH)),
+  );
+  const floorBefore = await floorRowsPerSec(n);
+  const s = await service();
+  await createBenchTable(s.svc.url, 'append');
+  const serviceCpu0 = processCpuSeconds(s.svc.child.pid);
+  const secs = await timed(async () => {
+    await drive(`${s.svc.url}/tables/append/rows`, list, 'application/vnd.apache.arrow.stream');
+    await post(`${s.svc.url}/tables/append/flush`, '');
+  });
+  const serviceCpu = processCpuSeconds(s.svc.child.pid) - serviceCpu0;
+  await stop(s);
+  const ours = n / secs;
+  const floor = (floorBefore + (await floorRowsPerSec(n))) / 2;
+  const dir = await tmpDir('mlduck-');
+  const duck = await duckdbParquetAppendRowsPerSec(n, dir);
+  await fs.rm(dir, { recursive: true, force: true });
+  report({
+    scenario: 'append-arrow',
+    rows: n,
+    bodyRows: ARROW_BATCH,
+    rowsPerSec: Math.round(ours),
+    floorRowsPerSec: Math.round(floor),
+    duckdbRowsPerSec: Math.round(duck),
+    vsFloor: +(ours / floor).toFixed(3),
+    vsDuckdb: +(ours / duck).toFixed(3),
+    serviceCores: +(serviceCpu / secs).toFixed(2),
+  });
+}
+
 const scenarios: [string, () => Promise<void>][] = [
   ['append', appendScenario],
+  ['append-arrow', appendArrowScenario],
   ['upsert', upsertScenario],
   ['freshness', freshnessScenario],
   ['read-planning', readPlanningScenario],

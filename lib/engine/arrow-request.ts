@@ -24,13 +24,15 @@
  * | fixed[L] | FixedSizeBinary(L) |
  * | list, map, struct | exactly the Arrow type the table's Parquet files use (List, Map, Struct of the above canonical types) |
  */
+import { isUtf8 } from 'node:buffer';
 import * as arrow from 'apache-arrow';
 import { arrowTypeFor, readData } from '../parquet/arrow-convert.ts';
 import type { IcebergType } from '../schema/iceberg-type.ts';
 import { typeName } from '../schema/iceberg-type.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
-import { InvalidTransactionError, keyOf, rowCodec } from '../schema/transaction.ts';
-import type { Value } from '../schema/values.ts';
+import { InvalidTransactionError, rowCodec } from '../schema/transaction.ts';
+import { canonicalScalar, keyFromParts, type Value } from '../schema/values.ts';
+import { type ColumnBuffer, TypedColumn, Utf8Column } from './column-buffer.ts';
 import { OP_DELETE, OP_INSERT, OP_UPSERT, OpBatch } from './op-batch.ts';
 
 export const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
@@ -42,6 +44,7 @@ export function isArrowStream(body: Uint8Array): boolean {
 }
 
 const fatal = new TextDecoder('utf-8', { fatal: true });
+const utf8d = new TextDecoder();
 
 class ColumnError extends Error {}
 
@@ -202,6 +205,107 @@ function columnValues(t: IcebergType, v: arrow.Vector, column: string): Value[] 
   }
 }
 
+interface Filler {
+  valid(row: number): boolean;
+  /** Pushes row `row` (valid) into the batch column. */
+  push(row: number): void;
+  /** The row's key part (key columns only), as keyString makes it. */
+  key(row: number): string;
+}
+
+/** Arrow's getValid walks type checks per call; this reads the bitmap (or knows there is none). */
+function validity(d: arrow.Data): (row: number) => boolean {
+  const bitmap = d.nullBitmap;
+  if (!bitmap || bitmap.length === 0 || d.nullCount === 0) return () => true;
+  const off = d.offset;
+  return (row) => (bitmap[(off + row) >> 3] & (1 << ((off + row) & 7))) !== 0;
+}
+
+/** One chunk, for the fast paths (tableFromIPC of one body gives one chunk per record batch). */
+function single(v: arrow.Vector): arrow.Data | undefined {
+  return v.data.length === 1 ? v.data[0] : undefined;
+}
+
+/**
+ * How a column's rows go into the batch: canonical types are copied as they are (UTF-8 bytes,
+ * 64-bit words), without a value object per field; the rest through {@link columnValues}.
+ */
+function fillerFor(
+  t: IcebergType,
+  v: arrow.Vector,
+  column: string,
+  into: ColumnBuffer,
+  isKey: boolean,
+): Filler {
+  const d = single(v);
+  const valid = d ? validity(d) : () => true;
+  if (d && t.kind === 'string' && arrow.DataType.isUtf8(v.type) && into instanceof Utf8Column) {
+    const offsets = d.valueOffsets as Int32Array;
+    const bytes = d.values as Uint8Array;
+    const all = bytes.subarray(offsets[0], offsets[d.length]);
+    // Valid UTF-8 as a whole, and every value starts on a character: so every value is valid.
+    let ok = isUtf8(all);
+    for (let i = 0; ok && i < d.length; i++) {
+      const b = bytes[offsets[i]];
+      if (offsets[i] < offsets[i + 1] && (b & 0xc0) === 0x80) ok = false;
+    }
+    if (!ok) return valuesFiller(t, v, column, into);
+    return {
+      valid,
+      push: (row) => into.pushBytes(bytes, offsets[row], offsets[row + 1]),
+      key: (row) => utf8d.decode(bytes.subarray(offsets[row], offsets[row + 1])),
+    };
+  }
+  const wide =
+    (t.kind === 'long' &&
+      arrow.DataType.isInt(v.type) &&
+      (v.type as arrow.Int).bitWidth === 64 &&
+      (v.type as arrow.Int).isSigned) ||
+    ((t.kind === 'timestamp' || t.kind === 'timestamptz') &&
+      arrow.DataType.isTimestamp(v.type) &&
+      (v.type as arrow.Timestamp).unit === arrow.TimeUnit.MICROSECOND &&
+      Boolean((v.type as arrow.Timestamp).timezone) === (t.kind === 'timestamptz'));
+  if (d && wide && into instanceof TypedColumn && into.wide) {
+    const values = d.values as BigInt64Array;
+    const words = new Int32Array(values.buffer, values.byteOffset, values.length * 2);
+    return {
+      valid,
+      push: (row) => into.pushWords(words, row),
+      key: (row) => {
+        const hi = words[2 * row + 1];
+        const lo = words[2 * row] >>> 0;
+        return hi >= -0x200000 && hi < 0x200000 ? String(hi * 4294967296 + lo) : String(values[row]);
+      },
+    };
+  }
+  if (
+    d &&
+    t.kind === 'double' &&
+    arrow.DataType.isFloat(v.type) &&
+    (v.type as arrow.Float).precision === arrow.Precision.DOUBLE &&
+    into instanceof TypedColumn
+  ) {
+    const values = d.values as Float64Array;
+    return { valid, push: (row) => into.pushNumber(values[row]), key: (row) => String(values[row]) };
+  }
+  return valuesFiller(t, v, column, into, isKey);
+}
+
+function valuesFiller(
+  t: IcebergType,
+  v: arrow.Vector,
+  column: string,
+  into: ColumnBuffer,
+  isKey = true,
+): Filler {
+  const values = columnValues(t, v, column);
+  return {
+    valid: (row) => values[row] !== null,
+    push: (row) => into.push(values[row]),
+    key: (row) => (isKey ? canonicalScalar(values[row]) : ''),
+  };
+}
+
 /** The chunk of a (dictionary) vector holding element `index`, and its position there. */
 function locate(v: arrow.Vector, index: number): [arrow.Data, number] {
   let at = index;
@@ -255,39 +359,38 @@ export function decodeArrowRequest(schema: TableSchema, body: Uint8Array, maxOps
   }
   const kinds = opKinds(table.getChild(OP_COLUMN), rows, codec.keyColumns.length > 0);
   const keyColumns = new Set(codec.keyColumns);
-  const columns: Value[][] = schema.fields.map((field, c) => {
+  const batch = new OpBatch(schema);
+  const fillers = schema.fields.map((field, c) => {
     const v = table.getChild(field.name);
     if (!v) {
       if (field.required && kinds.some((k) => k !== OP_DELETE || keyColumns.has(c)))
         throw bad(field.name, 'is not nullable and missing from the Arrow stream');
-      return new Array<Value>(rows).fill(null);
+      return undefined;
     }
     try {
-      return columnValues(field.type, v, field.name);
+      return fillerFor(field.type, v, field.name, batch.columns[c], keyColumns.has(c));
     } catch (e) {
       if (e instanceof ColumnError) throw bad(field.name, e.message);
       throw e;
     }
   });
-  const batch = new OpBatch(schema);
-  const values: Value[] = new Array(schema.fields.length);
+  const keyParts: string[] = new Array(codec.keyColumns.length);
   for (let i = 0; i < rows; i++) {
     const del = kinds[i] === OP_DELETE;
-    for (let c = 0; c < columns.length; c++) {
-      let x = columns[c][i];
+    for (let c = 0; c < fillers.length; c++) {
+      const f = fillers[c];
+      const inKey = keyColumns.has(c);
       const field = schema.fields[c];
-      if (del && !keyColumns.has(c))
-        x = null; // a delete needs its key only
-      else if (x === null && (field.required || keyColumns.has(c)))
-        throw bad(
-          field.name,
-          keyColumns.has(c) ? 'is part of the primary key and is required' : 'is not nullable',
-          i,
-        );
-      values[c] = x;
-      batch.columns[c].push(x);
+      if (!f || (del && !inKey) || !f.valid(i)) {
+        if (inKey || (!del && field.required))
+          throw bad(field.name, inKey ? 'is part of the primary key and is required' : 'is not nullable', i);
+        batch.columns[c].push(null);
+        continue;
+      }
+      f.push(i);
     }
-    batch.addOp(kinds[i], keyOf(codec, values));
+    for (let k = 0; k < keyParts.length; k++) keyParts[k] = fillers[codec.keyColumns[k]]!.key(i);
+    batch.addOp(kinds[i], keyParts.length === 0 ? undefined : keyFromParts(keyParts));
   }
   return batch;
 }

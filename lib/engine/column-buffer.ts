@@ -170,6 +170,21 @@ export class TypedColumn implements ColumnBuffer {
     words[2 * row + 1] = hi;
   }
 
+  /** A non-null 64-bit value given as the two 32-bit words at `2i`, `2i + 1` of `from`. */
+  pushWords(from: Int32Array, i: number): void {
+    if (this.length === this.values.length) this.grow();
+    const row = this.length++;
+    this.nulls.set(row, false, this.values.length);
+    const words = this.words!;
+    words[2 * row] = from[2 * i];
+    words[2 * row + 1] = from[2 * i + 1];
+  }
+
+  /** Whether values are 64-bit (moved as words) rather than numbers. */
+  get wide(): boolean {
+    return this.words !== undefined;
+  }
+
   pushFrom(src: ColumnBuffer, i: number): void {
     if (!(src instanceof TypedColumn) || src.ctor !== this.ctor) return this.push(src.get(i));
     if (this.length === this.values.length) this.grow();
