@@ -63,6 +63,8 @@ export interface MoonlinkStackProps extends cdk.StackProps {
 }
 
 export const WRITER_PORT = 8081;
+/** Largest request body the functions take (Lambda's 6 MB event limit, base64 for binary). */
+export const LAMBDA_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export class MoonlinkStack extends cdk.Stack {
   readonly bucket: s3.Bucket;
@@ -270,6 +272,9 @@ export class MoonlinkStack extends cdk.Stack {
           POWERTOOLS_SERVICE_NAME: `moonlink-${name.toLowerCase()}`,
           POWERTOOLS_METRICS_NAMESPACE: 'Moonlink',
           NODE_OPTIONS: '--enable-source-maps',
+          // Lambda takes request events up to 6 MB; binary bodies arrive base64 (4/3 larger).
+          // Up to 4 MiB is taken; above that, bodies that still reach the function get our 413.
+          MOONLINK_MAX_BODY_BYTES: String(LAMBDA_MAX_BODY_BYTES),
         },
         bundling: {
           format: nodejs.OutputFormat.CJS,
