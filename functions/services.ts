@@ -24,6 +24,15 @@ export interface WriterLink {
    * that owns the table; resolves with the new metadata location.
    */
   updateProperties(table: string, change: PropertyChange): Promise<{ metadataLocation: string | undefined }>;
+  /**
+   * What the write with this Idempotency-Key did (LSN, count, body hash), once the table has
+   * applied everything through `afterLsn`; undefined when no such write was applied.
+   */
+  idempotencyRecord?(
+    table: string,
+    key: string,
+    afterLsn?: Lsn,
+  ): Promise<{ lsn: Lsn; count: number; hash: string } | undefined>;
   /** A table was created; the writer starts owning it. */
   tableCreated(table: string): Promise<void>;
   /**

@@ -60,6 +60,13 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
       const r = (await call(table, 'flush')) as { lsn: number | string; metadataLocation: string | null };
       return { lsn: BigInt(r.lsn), metadataLocation: r.metadataLocation ?? undefined };
     },
+    idempotencyRecord: async (table, key, afterLsn) => {
+      const q = `?key=${encodeURIComponent(key)}${afterLsn === undefined ? '' : `&afterLsn=${afterLsn}`}`;
+      const r = (await call(table, 'idempotency', q)) as {
+        record: { lsn: string; count: number; hash: string } | null;
+      };
+      return r.record ? { lsn: BigInt(r.record.lsn), count: r.record.count, hash: r.record.hash } : undefined;
+    },
     updateProperties: async (table, change) => {
       const r = (await call(table, 'properties', '', undefined, change)) as {
         metadataLocation: string | null;

@@ -67,6 +67,8 @@ export function engineOptionsFromEnv(env: Env = process.env): EngineOptions {
     gcIntervalMs: int(env, 'MOONLINK_GC_INTERVAL_MS', d.gcIntervalMs, 0),
     candidateGraceMs: int(env, 'MOONLINK_GC_GRACE_MS', d.candidateGraceMs, 0),
     orphanGraceMs: int(env, 'MOONLINK_ORPHAN_GRACE_MS', d.orphanGraceMs, 0),
+    idempotencyRetentionMs: int(env, 'MOONLINK_IDEMPOTENCY_RETENTION_MS', d.idempotencyRetentionMs, 1000),
+    idempotencyMaxKeys: int(env, 'MOONLINK_IDEMPOTENCY_MAX_KEYS', d.idempotencyMaxKeys, 1),
     keepSnapshots: int(env, 'MOONLINK_KEEP_SNAPSHOTS', d.keepSnapshots, 1),
     maxSnapshotAgeMs: env.MOONLINK_MAX_SNAPSHOT_AGE_MS
       ? int(env, 'MOONLINK_MAX_SNAPSHOT_AGE_MS', 0, 1)

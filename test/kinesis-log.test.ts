@@ -76,13 +76,43 @@ describe('record format (no stream)', () => {
   });
 
   it('refuses what cannot be a record', () => {
-    expect(() => encodeTransaction('t', 'x', enc('not json'), 1000)).toThrow(TypeError);
+    expect(() => encodeTransaction('t', 'x', enc('{not json'), 1000)).toThrow(TypeError);
     expect(() => encodeTransaction('t', 'x', enc('{"table":"u","ops":[]}'), 1000)).toThrow(/"table"/);
     const huge = `{"ops":[{"op":"insert","row":{"v":"${'y'.repeat(2000)}"}}]}`;
     expect(() => encodeTransaction('t', 'x', enc(huge), 1000)).toThrow(RecordTooLargeError);
     expect(() => encodeTransaction('t', 'x', enc(`{"ops":[],"other":"${'z'.repeat(2000)}"}`), 1000)).toThrow(
       RecordTooLargeError,
     );
+  });
+
+  it('carries binary payloads (Arrow streams, idempotent writes) as base64 in "bin", split into parts when large', () => {
+    const asm = new TableRecordAssembler('t', 60_000);
+    const payload = new Uint8Array(5000).map((_, i) => (i * 31 + 7) & 0xff);
+    payload[0] = 0xff; // an Arrow stream's first byte: not JSON
+    const one = encodeTransaction('t', 'x1', payload.subarray(0, 300), 100_000);
+    expect(one).toHaveLength(1);
+    expect(JSON.parse(new TextDecoder().decode(one[0]))).toEqual({
+      table: 't',
+      txn: 'x1',
+      bin: Buffer.from(payload.subarray(0, 300)).toString('base64'),
+    });
+    expect(asm.accept({ seq: 1n, data: one[0], arrival: 1 })?.entry.payload).toEqual(
+      payload.subarray(0, 300),
+    );
+    const parts = encodeTransaction('t', 'x2', payload, 1000);
+    expect(parts.length).toBeGreaterThan(5);
+    for (const p of parts) expect(p.length).toBeLessThanOrEqual(1000);
+    // Out of order and with a duplicate part: delivered once, when the last part arrives.
+    const order = [...parts.keys()].reverse();
+    let delivered: Uint8Array | undefined;
+    for (const [k, i] of order.entries()) {
+      const got = asm.accept({ seq: BigInt(10 + k), data: parts[i], arrival: 2 });
+      if (k === 0) expect(asm.accept({ seq: 99n, data: parts[i], arrival: 2 })).toBeUndefined();
+      if (got) delivered = got.entry.payload;
+    }
+    expect(delivered).toEqual(payload);
+    expect(unwrapRecord(enc('{"table":"t","bin":"not base64!"}'))).toMatchObject({ kind: 'malformed' });
+    expect(unwrapRecord(enc('{"table":"t","bin":"AAAA","ops":[]}'))).toMatchObject({ kind: 'malformed' });
   });
 
   it('classifies malformed records, attributing them by table member or partition key', () => {

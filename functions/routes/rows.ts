@@ -6,6 +6,12 @@
  */
 
 import { ARROW_STREAM, decodeArrowRequest } from '../../lib/engine/arrow-request.ts';
+import {
+  IDEMPOTENCY_KEY_PATTERN,
+  type IdempotentWrite,
+  requestHash,
+  wrapIdempotent,
+} from '../../lib/engine/idempotency.ts';
 import { lsnToJson } from '../../lib/lsn.ts';
 import { NDJSON, ndjsonOp, ndjsonToRequest } from '../../lib/schema/ndjson-request.ts';
 import { decodeRequest } from '../../lib/schema/transaction.ts';
@@ -32,6 +38,18 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
   // The log keeps these bytes, and the request is decoded from them.
   const received = bodyBytes(event);
   const type = (header(event, 'content-type') ?? '').split(';')[0].trim().toLowerCase();
+  const idemKey = header(event, 'idempotency-key');
+  let idem: IdempotentWrite | undefined;
+  if (idemKey !== undefined) {
+    if (!IDEMPOTENCY_KEY_PATTERN.test(idemKey))
+      throw badRequest('Idempotency-Key must be 1 to 255 printable ASCII characters without spaces');
+    if (!s.writer.idempotencyRecord)
+      throw new ApiError(501, 'not_implemented', 'this deployment does not support Idempotency-Key');
+    idem = { key: idemKey, hash: requestHash(type, query(event, 'op') ?? '', received.bytes) };
+    // A retry of a write that was applied: its original answer, nothing applied again.
+    const known = await s.writer.idempotencyRecord(name, idemKey);
+    if (known) return replayed(s, name, known, idem, wait);
+  }
   let bytes = received.bytes;
   let text = received.text;
   if (type === NDJSON || type === 'application/ndjson' || type === 'application/jsonl') {
@@ -43,7 +61,31 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
     type === ARROW_STREAM
       ? decodeArrowRequest(def.schema, bytes, s.limits.maxOpsPerRequest)
       : decodeRequest(def.schema, bytes, s.limits.maxOpsPerRequest, text);
-  const lsn = await s.log.append(name, bytes, ops);
+  const lsn = await s.log.append(name, idem ? wrapIdempotent(idem, bytes) : bytes, ops);
+  if (idem && s.writer.idempotencyRecord) {
+    // A copy with the same key may have gone into the log just before this one: the table
+    // applies the first and skips the rest, and the answer is the first one's.
+    const first = await s.writer.idempotencyRecord(name, idem.key, lsn);
+    if (first && first.lsn !== lsn) return replayed(s, name, first, idem, wait);
+  }
   if (wait === 'visible') await waitForSnapshot(s, name, lsn);
   return json(200, { lsn: lsnToJson(lsn), count: ops.length });
+}
+
+async function replayed(
+  s: Services,
+  name: string,
+  first: { lsn: bigint; count: number; hash: string },
+  idem: IdempotentWrite,
+  wait: string | undefined,
+): Promise<HttpResult> {
+  if (first.hash !== idem.hash)
+    throw new ApiError(
+      422,
+      'idempotency_key_reused',
+      `Idempotency-Key ${JSON.stringify(idem.key)} was used for a different request (LSN ${first.lsn}); use a new key for a new write`,
+    );
+  if (wait === 'visible') await waitForSnapshot(s, name, first.lsn);
+  const r = json(200, { lsn: lsnToJson(first.lsn), count: first.count });
+  return { ...r, headers: { ...r.headers, 'idempotent-replayed': 'true' } };
 }

@@ -72,9 +72,10 @@ export function startWriterApi(
       );
       return;
     }
-    const m = /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|created|dropped|status)$/.exec(
-      url.pathname,
-    );
+    const m =
+      /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|idempotency|created|dropped|status)$/.exec(
+        url.pathname,
+      );
     if (!m || !TABLE_NAME_PATTERN.test(m[1]))
       return send(res, 404, { error: { code: 'not_found', message: 'no such route' } });
     const [, table, action] = m;
@@ -92,6 +93,15 @@ export function startWriterApi(
           const change = propertyChange(await body);
           const r = await writer.updateProperties(table, change);
           return [200, { lsn: lsnToJson(r.lsn), metadataLocation: r.metadataLocation ?? null }];
+        }
+        case 'idempotency': {
+          const key = url.searchParams.get('key') ?? '';
+          const r = await writer.idempotencyRecord(
+            table,
+            key,
+            parseLsn(url.searchParams.get('afterLsn')) ?? 0n,
+          );
+          return [200, { record: r ? { lsn: r.lsn.toString(), count: r.count, hash: r.hash } : null }];
         }
         case 'created':
           await writer.open(table);

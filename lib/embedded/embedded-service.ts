@@ -40,6 +40,7 @@ export function inProcessWriterLink(writer: Writer): WriterLink {
       const r = await writer.flush(table);
       return { lsn: r.lsn, metadataLocation: r.metadataLocation };
     },
+    idempotencyRecord: (table, key, afterLsn) => writer.idempotencyRecord(table, key, afterLsn),
     updateProperties: async (table, change) => {
       const r = await writer.updateProperties(table, change);
       return { metadataLocation: r.metadataLocation };

@@ -35,6 +35,11 @@ export interface CommitPlan {
   /** Index runs to persist (not yet in the store) and all runs to list in the summary. */
   runsToPersist: IndexRun[];
   runs: IndexRun[];
+  /**
+   * Idempotency keys of the records this commit covers: new bytes to write (`write`), or the
+   * object the last commit wrote (`key`), or none.
+   */
+  idempotency?: { write?: Uint8Array; key?: string; version?: number; complete?: boolean };
   /** Table property changes asked for (REST catalog commits) and taken into this commit. */
   properties?: PropertyChange[];
   /**
@@ -59,6 +64,7 @@ export const SUMMARY_LSN = 'moonlink.lsn';
 export const SUMMARY_CHECKPOINTS = 'moonlink.checkpoints';
 export const SUMMARY_INDEX = 'moonlink.index';
 export const SUMMARY_NEXT_FILE_ID = 'moonlink.next-file-id';
+export const SUMMARY_IDEMPOTENCY = 'moonlink.idempotency';
 
 export function buildCommit(input: {
   lsn: Lsn;
@@ -131,6 +137,8 @@ export async function runCommit(
     await store.put(key, run.serialize());
     run.persistedKey = key;
   }
+  const idempotencyKey = plan.idempotency?.key;
+  if (plan.idempotency?.write && idempotencyKey) await store.put(idempotencyKey, plan.idempotency.write);
   const deletes = new Map<string, RoaringBitmap64 | null>();
   for (const f of plan.included) {
     const d = plan.committedDeletes.get(f.fileId);
@@ -150,6 +158,7 @@ export async function runCommit(
       [SUMMARY_CHECKPOINTS]: JSON.stringify(plan.checkpoints),
       [SUMMARY_INDEX]: JSON.stringify(plan.runs.map((r) => r.persistedKey)),
       [SUMMARY_NEXT_FILE_ID]: String(deps.nextFileId),
+      ...(idempotencyKey ? { [SUMMARY_IDEMPOTENCY]: idempotencyKey } : {}),
     },
     operation:
       plan.removedKeys.length > 0 ? 'replace' : plan.committedDeletes.size > 0 ? 'overwrite' : 'append',

@@ -38,6 +38,9 @@ export interface EngineOptions {
   candidateGraceMs: number;
   /** Objects younger than this are never treated as orphans. */
   orphanGraceMs: number;
+  /** How long an Idempotency-Key is remembered, and how many keys a table keeps at most. */
+  idempotencyRetentionMs: number;
+  idempotencyMaxKeys: number;
   /** Iceberg snapshots kept (older ones expire, their files become garbage). */
   keepSnapshots: number;
   /** Iceberg snapshots older than this expire too (the current one never does); undefined = no age limit. */
@@ -70,6 +73,8 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   gcIntervalMs: 10_000,
   candidateGraceMs: 30_000,
   orphanGraceMs: 60 * 60_000,
+  idempotencyRetentionMs: 24 * 60 * 60_000,
+  idempotencyMaxKeys: 1_000_000,
   keepSnapshots: 20,
   maxSnapshotAgeMs: undefined,
   orphanSweepIntervalMs: 60 * 60_000,

@@ -38,6 +38,7 @@ import { FileIndex } from './file-index.ts';
 import { type FlushResult, writeSliceToFile } from './flusher.ts';
 import { GarbageCollector } from './garbage-collector.ts';
 import { buildCommit, type CommitOutcome, type CommitPlan, runCommit } from './iceberg-committer.ts';
+import { IdempotencyKeys, type IdempotencyRecord, type IdempotentWrite } from './idempotency.ts';
 import type { IndexRun } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import { LoadGauge } from './load-gauge.ts';
@@ -58,7 +59,8 @@ import { type SpilledSlice, StreamingTransaction } from './streaming-transaction
 import { ephemeralRootOf, tableRootOf } from './table-paths.ts';
 
 type TableEvent =
-  | { type: 'apply'; lsn: Lsn; ops: Operations; checkpoint?: [string, string] }
+  | { type: 'apply'; lsn: Lsn; ops: Operations; checkpoint?: [string, string]; idem?: IdempotentWrite }
+  | { type: 'applied-wait'; lsn: Lsn; resolve: () => void }
   | { type: 'stream-op'; xid: string; op: DecodedOp }
   | { type: 'stream-commit'; xid: string; lsn: Lsn; checkpoint?: [string, string] }
   | { type: 'stream-abort'; xid: string }
@@ -149,6 +151,9 @@ export interface RecoveredState {
    * below it is published, so reads never go back across a restart.
    */
   pointerLsn?: Lsn;
+  /** Idempotency keys the last commit kept, and the object holding them. */
+  idempotency?: IdempotencyKeys;
+  idempotencyKey?: string;
 }
 
 /** How long a reopened table waits for replay to reach its old pointer before publishing anyway. */
@@ -248,6 +253,12 @@ export class TableHandler {
   private compactRequestBusy = false;
   /** Flush requests waiting for their LSN to be applied. */
   private deferredCommits: Extract<TableEvent, { type: 'commit' }>[] = [];
+  /** Callers waiting for the table to have applied an LSN (idempotent writes). */
+  private appliedWaiters: Extract<TableEvent, { type: 'applied-wait' }>[] = [];
+  /** Idempotency keys applied within the retention window, and what the last commit wrote of them. */
+  private idempotency!: IdempotencyKeys;
+  private committedIdempotencyKey: string | undefined;
+  private idempotencyWritten = { version: -1, complete: false };
   /** Property changes waiting for the next commit (REST catalog). */
   private pendingProperties: PropertyChange[] = [];
   private commitFlushTarget: Lsn | undefined;
@@ -301,6 +312,14 @@ export class TableHandler {
     this.appliedLsn = recovered.lsn;
     this.committedLsn = recovered.lsn;
     this.holdSnapshotsBelow = recovered.pointerLsn ?? 0n;
+    this.idempotency =
+      recovered.idempotency ??
+      new IdempotencyKeys({
+        retentionMs: deps.options.idempotencyRetentionMs,
+        maxKeys: deps.options.idempotencyMaxKeys,
+      });
+    this.committedIdempotencyKey = recovered.idempotencyKey;
+    this.idempotencyWritten = { version: this.idempotency.version, complete: true };
     this.holdSince = Date.now();
     this.checkpoints = { ...recovered.checkpoints };
     this.metadataLocation = deps.iceberg.metadataLocation();
@@ -382,9 +401,20 @@ export class TableHandler {
   // Public API (posts events; promises settle when the loop has done the work)
 
   /** Applies a whole transaction from the log. */
-  apply(lsn: Lsn, ops: Operations, checkpoint?: [string, string]): void {
+  apply(lsn: Lsn, ops: Operations, checkpoint?: [string, string], idem?: IdempotentWrite): void {
     this.queuedOps += ops.length;
-    this.loop.post({ type: 'apply', lsn, ops, checkpoint });
+    this.loop.post({ type: 'apply', lsn, ops, checkpoint, idem });
+  }
+
+  /**
+   * What the write with this Idempotency-Key did (its LSN, count and body hash), once the table
+   * has applied everything through `afterLsn`; undefined when no write with the key was applied.
+   */
+  async idempotencyRecord(key: string, afterLsn: Lsn = 0n): Promise<IdempotencyRecord | undefined> {
+    if (afterLsn > this.appliedLsn) {
+      await new Promise<void>((resolve) => this.loop.post({ type: 'applied-wait', lsn: afterLsn, resolve }));
+    }
+    return this.idempotency.get(key);
   }
 
   /** Operations posted and not yet applied (they hold memory: counted in memoryBytes). */
@@ -568,7 +598,11 @@ export class TableHandler {
     switch (e.type) {
       case 'apply':
         this.queuedOps -= e.ops.length;
-        return this.onApply(e.lsn, e.ops, e.checkpoint);
+        return this.onApply(e.lsn, e.ops, e.checkpoint, e.idem);
+      case 'applied-wait':
+        if (e.lsn <= this.appliedLsn) return e.resolve();
+        this.appliedWaiters.push(e);
+        return;
       case 'advance':
         return this.onAdvance(e.lsn, e.checkpoint);
       case 'truncate':
@@ -611,8 +645,13 @@ export class TableHandler {
 
   // ---- transactions ----
 
-  private onApply(lsn: Lsn, ops: Operations, checkpoint?: [string, string]): void {
+  private onApply(lsn: Lsn, ops: Operations, checkpoint?: [string, string], idem?: IdempotentWrite): void {
     if (lsn <= this.appliedLsn) return; // already applied before a restart: exactly once
+    if (idem) {
+      // A second write with the same key (a client's retry) is skipped; the first one counts.
+      if (this.idempotency.get(idem.key)) return this.advanceTo(lsn, checkpoint);
+      this.idempotency.add(idem.key, { lsn, count: ops.length, hash: idem.hash, at: Date.now() });
+    }
     if (ops instanceof OpBatch) this.applyBatch(ops, lsn);
     else for (const op of ops) this.applyOp(op, lsn);
     this.advanceTo(lsn, checkpoint);
@@ -678,6 +717,11 @@ export class TableHandler {
     this.stateVersion++;
     this.changedSinceCommit = true;
     this.serveWaiters();
+    if (this.appliedWaiters.length > 0) {
+      const ready = this.appliedWaiters.filter((w) => w.lsn <= lsn);
+      this.appliedWaiters = this.appliedWaiters.filter((w) => w.lsn > lsn);
+      for (const w of ready) w.resolve();
+    }
     if (this.deferredCommits.length > 0) {
       const ready = this.deferredCommits.filter((c) => c.minLsn! <= lsn);
       this.deferredCommits = this.deferredCommits.filter((c) => c.minLsn! > lsn);
@@ -1228,6 +1272,22 @@ export class TableHandler {
         ? { properties: this.pendingProperties.splice(0), committedLsn: this.committedLsn }
         : {}),
     });
+    if (!plan.propertiesOnly && this.idempotency.size > 0) {
+      const w = this.idempotencyWritten;
+      if (w.version === this.idempotency.version && w.complete && this.committedIdempotencyKey) {
+        plan.idempotency = { key: this.committedIdempotencyKey };
+      } else {
+        const out = this.idempotency.serialize(plan.lsn);
+        const key = `${this.tableRoot}/idempotency/${randomUUID()}.json`;
+        plan.idempotency = {
+          write: out.bytes,
+          key,
+          version: this.idempotency.version,
+          complete: out.complete,
+        };
+        this.writesInFlight.add(key);
+      }
+    }
     runCommit(plan, {
       store: this.deps.store,
       iceberg: this.deps.iceberg,
@@ -1242,6 +1302,17 @@ export class TableHandler {
 
   private onCommitDone(plan: CommitPlan, outcome: CommitOutcome | undefined, error: unknown): void {
     this.maintenance = 'idle';
+    const idem = plan.idempotency;
+    if (idem?.write && idem.key) {
+      this.writesInFlight.delete(idem.key);
+      if (error || !outcome) this.gc.addCandidates([idem.key]);
+      else {
+        if (this.committedIdempotencyKey && this.committedIdempotencyKey !== idem.key)
+          this.gc.addCandidates([this.committedIdempotencyKey]);
+        this.committedIdempotencyKey = idem.key;
+        this.idempotencyWritten = { version: idem.version ?? -1, complete: idem.complete ?? false };
+      }
+    }
     // Property changes of a failed commit go into the next one (before any that came since).
     if ((error || !outcome) && plan.properties) this.pendingProperties.unshift(...plan.properties);
     if (error || !outcome) {
@@ -1464,6 +1535,7 @@ export class TableHandler {
       for (const s of slice.segments) if (s.key) keys.add(s.key);
     for (const r of this.index.allRuns()) if (r.persistedKey) keys.add(r.persistedKey);
     for (const k of this.committedIndexKeys) keys.add(k);
+    if (this.committedIdempotencyKey) keys.add(this.committedIdempotencyKey);
     for (const t of this.streams.values()) for (const sp of t.spilled) keys.add(sp.key);
     return keys;
   }

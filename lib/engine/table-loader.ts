@@ -22,10 +22,12 @@ import { type DataFile, fileIdFromKey } from './data-file.ts';
 import { indexRunFor } from './flusher.ts';
 import {
   SUMMARY_CHECKPOINTS,
+  SUMMARY_IDEMPOTENCY,
   SUMMARY_INDEX,
   SUMMARY_LSN,
   SUMMARY_NEXT_FILE_ID,
 } from './iceberg-committer.ts';
+import { IdempotencyKeys } from './idempotency.ts';
 import { IndexRun } from './index-run.ts';
 import type { EngineOptions } from './options.ts';
 import { PointerKeeper } from './pointer-keeper.ts';
@@ -114,6 +116,12 @@ async function openTableOrThrow(deps: OpenTableDeps): Promise<TableHandler> {
   }
   const recovered = await recoverState(iceberg, def, store, deps.pool, pointer?.committedLsn);
   if (pointer?.snapshotKey) recovered.pointerLsn = BigInt(pointer.lsn);
+  if (recovered.idempotencyKey) {
+    recovered.idempotency = IdempotencyKeys.parse(await store.get(recovered.idempotencyKey), {
+      retentionMs: deps.options.idempotencyRetentionMs,
+      maxKeys: deps.options.idempotencyMaxKeys,
+    });
+  }
   await checkDataFiles(store, recovered.files);
   logger.info('table opened', {
     table: def.name,
@@ -198,5 +206,6 @@ export async function recoverState(
     ? (JSON.parse(summary[SUMMARY_CHECKPOINTS]) as Record<string, string>)
     : {};
   const nextFileId = Math.max(maxId + 1, Number(summary[SUMMARY_NEXT_FILE_ID] ?? '1'));
-  return { files, runs, nextFileId, lsn, checkpoints };
+  const idempotencyKey = summary[SUMMARY_IDEMPOTENCY];
+  return { files, runs, nextFileId, lsn, checkpoints, ...(idempotencyKey ? { idempotencyKey } : {}) };
 }

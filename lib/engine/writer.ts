@@ -21,6 +21,7 @@ import { BackpressureError } from '../util/memory-budget.ts';
 import { Semaphore } from '../util/semaphore.ts';
 import { decodeArrowRequest, isArrowStream } from './arrow-request.ts';
 import type { CatalogMirror } from './catalog-mirror.ts';
+import { type IdempotencyRecord, type IdempotentWrite, unwrapIdempotent } from './idempotency.ts';
 import type { Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
 import type { CommitInfo, PublishedSnapshot, TableHandler } from './table-handler.ts';
@@ -425,18 +426,22 @@ export class Writer {
       return;
     }
     let ops: Operations;
+    let idem: IdempotentWrite | undefined;
     try {
+      const wrapped = unwrapIdempotent(entry.payload);
+      const body = wrapped ? wrapped.body : entry.payload;
+      if (wrapped) idem = { key: wrapped.key, hash: wrapped.hash };
       ops =
         (entry.decoded as Operations | undefined) ??
-        (isArrowStream(entry.payload)
-          ? decodeArrowRequest(def.schema, entry.payload, Number.MAX_SAFE_INTEGER)
-          : decodeRequest(def.schema, entry.payload));
+        (isArrowStream(body)
+          ? decodeArrowRequest(def.schema, body, Number.MAX_SAFE_INTEGER)
+          : decodeRequest(def.schema, body));
     } catch (e) {
       this.deadLetter(def.name, entry, (e as Error).message);
       handler.advance(entry.lsn);
       return;
     }
-    handler.apply(entry.lsn, ops);
+    handler.apply(entry.lsn, ops, undefined, idem);
   }
 
   private deadLetter(table: string, entry: LogEntry, reason: string): void {
@@ -500,6 +505,11 @@ export class Writer {
   /** Seconds each mirror is behind (metrics). */
   mirrorLagSeconds(): Record<string, number> {
     return Object.fromEntries(this.mirrors.map((m) => [m.name, m.lagSeconds()]));
+  }
+
+  /** What the write with this Idempotency-Key did, once the table applied through `afterLsn`. */
+  async idempotencyRecord(name: string, key: string, afterLsn?: Lsn): Promise<IdempotencyRecord | undefined> {
+    return (await this.open(name)).idempotencyRecord(key, afterLsn);
   }
 
   /** Sets and removes Iceberg table properties; resolves once committed. */

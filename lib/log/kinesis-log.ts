@@ -62,7 +62,7 @@ import type { DurableLog, LogEntry, LogSubscription } from './durable-log.ts';
 /** Kinesis's limit for one record: data blob plus partition key. */
 export const MAX_RECORD_BYTES = 1024 * 1024;
 const MAX_PARTS = 100_000;
-const HEADER_KEYS = new Set(['table', 'txn', 'part', 'parts']);
+const HEADER_KEYS = new Set(['table', 'txn', 'part', 'parts', 'bin']);
 
 export interface KinesisLogOptions {
   streamName: string;
@@ -248,6 +248,9 @@ export function encodeTransaction(
   payload: Uint8Array,
   maxDataBytes: number,
 ): Uint8Array[] {
+  // Payloads that are not JSON (Arrow streams, idempotent writes) go base64 in `bin`.
+  const first = payload.findIndex((b) => !isWs(b));
+  if (first < 0 || payload[first] !== 0x7b) return encodeBinary(table, txn, payload, maxDataBytes);
   let members: Member[];
   try {
     members = scanObject(payload);
@@ -309,11 +312,28 @@ export function encodeTransaction(
   });
 }
 
+/** A binary payload as base64 in `bin`: one record, or parts of it split at 4-character boundaries. */
+function encodeBinary(table: string, txn: string, payload: Uint8Array, maxDataBytes: number): Uint8Array[] {
+  const b64 = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64');
+  const head = `{"table":${JSON.stringify(table)},"txn":${JSON.stringify(txn)}`;
+  const single = encoder.encode(`${head},"bin":"${b64}"}`);
+  if (single.length <= maxDataBytes) return [single];
+  const partHead = (i: number, n: number) => `${head},"part":${i},"parts":${n},"bin":"`;
+  const budget =
+    Math.floor((maxDataBytes - encoder.encode(partHead(MAX_PARTS, MAX_PARTS)).length - 2) / 4) * 4;
+  if (budget < 4) throw new RecordTooLargeError(`a ${maxDataBytes}-byte record cannot hold a part`);
+  const n = Math.ceil(b64.length / budget);
+  if (n > MAX_PARTS) throw new RecordTooLargeError(`transaction needs more than ${MAX_PARTS} records`);
+  return Array.from({ length: n }, (_, i) =>
+    encoder.encode(`${partHead(i, n)}${b64.slice(i * budget, (i + 1) * budget)}"}`),
+  );
+}
+
 export type UnwrappedRecord =
   /** A whole transaction; `payload` is `{"ops":[...]}` (every non-header member, byte-exact). */
   | { kind: 'txn'; table: string; txn: string | undefined; payload: Uint8Array }
-  /** One part of a split transaction; `ops` is the inside of its ops array. */
-  | { kind: 'part'; table: string; txn: string; part: number; parts: number; ops: Uint8Array }
+  /** One part of a split transaction; `ops` is the inside of its ops array (or, `bin`, raw bytes). */
+  | { kind: 'part'; table: string; txn: string; part: number; parts: number; ops: Uint8Array; bin?: true }
   /** Cannot be unwrapped; `table` is the `table` member if readable, else the partition key. */
   | { kind: 'malformed'; table: string | undefined; reason: string };
 
@@ -350,7 +370,15 @@ export function unwrapRecord(data: Uint8Array, partitionKey?: string): Unwrapped
   const txn = header.txn;
   if (txn !== undefined && typeof txn !== 'string')
     return { kind: 'malformed', table, reason: '"txn" is not a string' };
+  const bin = header.bin;
+  if (
+    bin !== undefined &&
+    (typeof bin !== 'string' || rest.length > 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(bin))
+  )
+    return { kind: 'malformed', table, reason: '"bin" must be a base64 string and the only payload member' };
   if (header.part === undefined && header.parts === undefined) {
+    if (typeof bin === 'string')
+      return { kind: 'txn', table, txn, payload: new Uint8Array(Buffer.from(bin, 'base64')) };
     return { kind: 'txn', table, txn, payload: objectOf(data, rest) };
   }
   const { part, parts } = header;
@@ -364,6 +392,23 @@ export function unwrapRecord(data: Uint8Array, partitionKey?: string): Unwrapped
     (part as number) >= (parts as number)
   ) {
     return { kind: 'malformed', table, reason: 'bad "part"/"parts"/"txn" members' };
+  }
+  if (typeof bin === 'string') {
+    if (bin.length % 4 !== 0 && part !== (parts as number) - 1)
+      return {
+        kind: 'malformed',
+        table,
+        reason: 'a "bin" part other than the last must be whole base64 quads',
+      };
+    return {
+      kind: 'part',
+      table,
+      txn,
+      part: part as number,
+      parts: parts as number,
+      ops: new Uint8Array(Buffer.from(bin, 'base64')),
+      bin: true,
+    };
   }
   const ops = rest.length === 1 && rest[0].key === 'ops' ? rest[0] : undefined;
   if (!ops || data[ops.valueStart] !== 0x5b) {
@@ -399,6 +444,8 @@ function assemble(parts: Uint8Array[]): Uint8Array {
 
 interface PendingTxn {
   parts: number;
+  /** Binary parts (`bin`): the payload is their bytes, concatenated. */
+  bin: boolean;
   got: (Uint8Array | undefined)[];
   count: number;
   firstArrival: number;
@@ -451,10 +498,10 @@ export class TableRecordAssembler {
     }
     let p = this.pending.get(u.txn);
     if (!p) {
-      p = { parts: u.parts, got: new Array(u.parts), count: 0, firstArrival: r.arrival };
+      p = { parts: u.parts, bin: u.bin === true, got: new Array(u.parts), count: 0, firstArrival: r.arrival };
       this.pending.set(u.txn, p);
     }
-    if (p.parts !== u.parts) return { entry: { lsn: r.seq, payload: r.data } };
+    if (p.parts !== u.parts || p.bin !== (u.bin === true)) return { entry: { lsn: r.seq, payload: r.data } };
     if (p.got[u.part] !== undefined) {
       this.duplicates++;
       return undefined;
@@ -464,7 +511,8 @@ export class TableRecordAssembler {
     if (p.count < p.parts) return undefined;
     this.pending.delete(u.txn);
     this.seen.set(u.txn, r.arrival);
-    return { entry: { lsn: r.seq, payload: assemble(p.got as Uint8Array[]) }, txn: u.txn };
+    const payload = p.bin ? concat(p.got as Uint8Array[]) : assemble(p.got as Uint8Array[]);
+    return { entry: { lsn: r.seq, payload }, txn: u.txn };
   }
 
   private evict(now: number): void {
