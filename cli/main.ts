@@ -10,7 +10,9 @@
  * MOONLINK_API_TOKEN) and --aws (SigV4 for the deployed HTTP API). Exit status 0 on success, 1
  * with the server's message on failure, 2 for bad usage.
  */
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as arrow from 'apache-arrow';
 import { encodeParquet } from '../lib/parquet/parquet-codec.mjs';
@@ -166,10 +168,21 @@ async function load(client: Client, files: string[], v: Values): Promise<number>
   let batches = 0;
   let lastLsn: unknown;
   let bytesBefore = 0;
+  let replayed = 0;
   const started = Date.now();
   try {
     for (const [i, file] of files.entries()) {
+      // Each batch's Idempotency-Key comes from the file, the table and the batching: a retry
+      // of a batch, or a rerun of the whole command, never applies a batch twice (within the
+      // service's retention window, 24 h by default).
+      const st = await fs.stat(file);
+      const run = createHash('sha256')
+        .update(JSON.stringify([path.resolve(file), st.size, st.mtimeMs, table, v.op ?? '', batchRows, formats[i]]))
+        .digest('base64url')
+        .slice(0, 22);
+      let batchNo = 0;
       for await (const b of fileBatches(file, formats[i], { batchRows, op: v.op, columns })) {
+        const key = `moonlink-load-${run}-${batchNo++}`;
         const first = rows;
         rows += b.rows;
         if (rows <= skip) {
@@ -179,15 +192,27 @@ async function load(client: Client, files: string[], v: Values): Promise<number>
         if (first < skip) throw new UsageError(`--skip-rows ${skip} is not at a batch boundary of --batch-rows ${batchRows}`);
         const q = [b.query].filter(Boolean).join('&');
         try {
-          const r = await client.request('POST', `tables/${table}/rows${q ? `?${q}` : ''}`, b.body, {
-            'content-type': b.contentType,
-          });
+          const send = () =>
+            client.request('POST', `tables/${table}/rows${q ? `?${q}` : ''}`, b.body, {
+              'content-type': b.contentType,
+              'idempotency-key': key,
+            });
+          let r: Awaited<ReturnType<typeof send>> | undefined;
+          for (let attempt = 0; !r; attempt++) {
+            try {
+              r = await send();
+            } catch (e) {
+              // The answer was lost: the same key makes sending again safe.
+              if (!(e instanceof ServiceError) || !e.unknownOutcome || attempt >= 5) throw e;
+              progress.note(`${e.message}; sending batch ${batches + 1} again (same Idempotency-Key)`);
+              await new Promise((res) => setTimeout(res, 1000 * (attempt + 1)));
+            }
+          }
+          if (r.headers.get('idempotent-replayed') === 'true') replayed++;
           lastLsn = JSON.parse(new TextDecoder().decode(r.bytes)).lsn;
         } catch (e) {
           if (e instanceof ServiceError) {
-            const resume = e.unknownOutcome
-              ? `rows ${first}–${rows - 1} may or may not have been applied; rows before ${first} were`
-              : `rows before ${first} were applied; rerun with --skip-rows ${first} to continue`;
+            const resume = `rows before ${first} were applied; rerun the same command (batches already applied are recognized by their Idempotency-Key and not applied again) or use --skip-rows ${first}`;
             throw new Error(`${file}: batch ${batches + 1} (rows ${first}–${rows - 1}): ${e.message}\n  ${resume}`);
           }
           throw e;
@@ -203,7 +228,7 @@ async function load(client: Client, files: string[], v: Values): Promise<number>
   }
   const secs = (Date.now() - started) / 1000;
   process.stderr.write(
-    `loaded ${sent} rows in ${batches} batches from ${files.length} file(s) in ${secs.toFixed(1)} s (${Math.round(sent / Math.max(secs, 0.001))} rows/s)${skip ? `, ${skip} skipped` : ''}; last LSN ${lastLsn ?? '-'}\n`,
+    `loaded ${sent} rows in ${batches} batches from ${files.length} file(s) in ${secs.toFixed(1)} s (${Math.round(sent / Math.max(secs, 0.001))} rows/s)${skip ? `, ${skip} skipped` : ''}${replayed ? `, ${replayed} batches already applied before (not applied again)` : ''}; last LSN ${lastLsn ?? '-'}\n`,
   );
   return 0;
 }

@@ -174,7 +174,7 @@ describe('moonlink CLI', () => {
     expect(r.stderr).toMatch(
       /batch 2 \(rows 2–2\).*400 invalid_request: ops\[0\]\.row\.nope: unknown column/s,
     );
-    expect(r.stderr).toMatch(/rerun with --skip-rows 2 to continue/);
+    expect(r.stderr).toMatch(/rerun the same command .* or use --skip-rows 2/);
     expect(await scanIds('nd')).toHaveLength(5); // the first batch landed, the bad one did not
     await fs.writeFile(
       path.join(dir, 'bad.ndjson'),
@@ -192,6 +192,11 @@ describe('moonlink CLI', () => {
     ]);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toMatch(/loaded 1 rows in 1 batches.*2 skipped/);
+    expect(await scanIds('nd')).toHaveLength(6);
+    // A rerun of a whole load never doubles: every batch is recognized by its key.
+    const rerun = await cli(['load', path.join(dir, 'ops.ndjson'), '--table', 'nd']);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(rerun.stderr).toMatch(/1 batches already applied before \(not applied again\)/);
     expect(await scanIds('nd')).toHaveLength(6);
     expect((await cli(['load', path.join(dir, 'bad.ndjson')])).code).toBe(2);
     expect((await cli(['frobnicate'])).code).toBe(2);
