@@ -102,6 +102,13 @@ export const OPENAPI = {
             schema: { enum: ['insert', 'upsert', 'delete'] },
             description: 'NDJSON bodies of bare rows',
           },
+          {
+            name: 'Idempotency-Key',
+            in: 'header',
+            schema: { type: 'string', pattern: '^[!-~]{1,255}$' },
+            description:
+              'A retry with the same key answers the original result and applies nothing (422 if the request differs)',
+          },
         ],
         requestBody: {
           required: true,
