@@ -18,7 +18,10 @@ import {
   validateTableName,
 } from './schema/table-schema.ts';
 import { definitionFromPostgres } from './sources/postgres/attach.ts';
+import { deletePrefix } from './store/delete-prefix.ts';
 import type { ObjectStore } from './store/object-store.ts';
+
+export { deletePrefix };
 
 function parseBody(body: unknown): CreateTableBody {
   const parsed = createTableBody.safeParse(body);
@@ -89,19 +92,4 @@ export async function createTable(
     await catalog.dropTable(def.name).catch(() => undefined);
     throw e;
   }
-}
-
-export async function deletePrefix(store: ObjectStore, prefix: string): Promise<number> {
-  let batch: string[] = [];
-  let n = 0;
-  for await (const o of store.list(prefix)) {
-    batch.push(o.key);
-    if (batch.length === 1000) {
-      await store.deleteMany(batch);
-      n += batch.length;
-      batch = [];
-    }
-  }
-  if (batch.length > 0) await store.deleteMany(batch);
-  return n + batch.length;
 }
