@@ -409,6 +409,53 @@ describe('Postgres CDC', () => {
     await expectMirror(ml, 'acct_slots', 'acct_slots');
   });
 
+  it('a column type change it cannot follow stops the source cleanly: error state, /health not ok, no reconnect loop, the slot kept', async () => {
+    await accountsTable('acct_ddl', 20);
+    const ml = await moonlink(await tempDir('mlcdc-ddl-'));
+    const created = await attach(ml, 'acct_ddl', pgc, 'acct_ddl');
+    await expectMirror(ml, 'acct_ddl', 'acct_ddl');
+    await eventually(async () => (await sourceStatus(ml, 'acct_ddl')).state === 'streaming', 20_000);
+    const before = (await ml.scan('acct_ddl')).length;
+    const [{ confirmed_flush_lsn: slotBefore }] = await pgc.sql(
+      `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`,
+      [created.source.postgres.slot],
+    );
+    // text -> int: not a promotion the table can follow.
+    await pgc.sql(`ALTER TABLE acct_ddl ALTER COLUMN note TYPE int USING length(note)`);
+    await pgc.sql(`INSERT INTO acct_ddl VALUES (1000, 1.00, 7, 0)`);
+    await eventually(async () => (await sourceStatus(ml, 'acct_ddl')).state === 'error', 20_000);
+    const st = await sourceStatus(ml, 'acct_ddl');
+    expect(st.error.code).toBe('source_schema_changed');
+    expect(st.error.message).toMatch(/column "note" now has Postgres type int4/);
+    expect(st.wayOut).toMatch(/drop the table/);
+    const health = await ml.call('GET', '/health');
+    expect(health.status).toBe(503);
+    expect(health.body.problems).toContainEqual(
+      expect.objectContaining({
+        table: 'acct_ddl',
+        state: 'source_error',
+        error: expect.objectContaining({ code: 'source_schema_changed' }),
+      }),
+    );
+    // No reconnect loop: the count stays put.
+    const reconnects = st.reconnects;
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await sourceStatus(ml, 'acct_ddl')).reconnects).toBe(reconnects);
+    // Reads go on with what was there; the slot did not move past the change.
+    expect((await ml.scan('acct_ddl')).length).toBe(before);
+    const [{ confirmed_flush_lsn: slotAfter }] = await pgc.sql(
+      `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`,
+      [created.source.postgres.slot],
+    );
+    const lsnOf = (t: unknown) => {
+      const [hi, lo] = String(t).split('/');
+      return BigInt(`0x${hi}`) * 2n ** 32n + BigInt(`0x${lo}`);
+    };
+    expect(lsnOf(slotAfter)).toBeLessThanOrEqual(lsnOf(slotBefore) + 1_000_000n);
+    // The documented way out: drop and attach again, which copies the table as it is now.
+    expect((await ml.call('DELETE', '/tables/acct_ddl')).status).toBe(204);
+  });
+
   it('dropping the table drops its replication slot and publication', async () => {
     await accountsTable('acct_drop', 3);
     const ml = await moonlink(await tempDir('mlcdc-drop-'));

@@ -52,6 +52,8 @@ export interface TableSource {
   committed?(lsn: Lsn): void;
   /** Figures for `GET /tables/{name}` (e.g. replication lag). */
   status?(): Record<string, unknown>;
+  /** Why the source stopped taking changes, while it is stopped on an error (`GET /health`). */
+  problem?(): { code: string; message: string } | undefined;
 }
 
 export type SourceFactory = (
@@ -71,7 +73,11 @@ export interface TableProblem {
 
 export interface WriterHealth {
   ready: boolean;
-  problems: (TableProblem | { component: string; state: string; error: { code: string; message: string } })[];
+  problems: (
+    | TableProblem
+    | { component: string; state: string; error: { code: string; message: string } }
+    | { table: string; state: 'source_error'; error: { code: string; message: string } }
+  )[];
 }
 
 /** The error a table problem reports (code and message, plus what names the damage). */
@@ -341,6 +347,10 @@ export class Writer {
             message: `replaying the log: applied LSN ${r.handler.lsn} of ${target}`,
           },
         });
+    }
+    for (const [table, owned] of this.tables) {
+      const problem = owned.feed && 'problem' in owned.feed ? owned.feed.problem?.() : undefined;
+      if (problem) problems.push({ table, state: 'source_error', error: problem });
     }
     const log = (await this.deps.log.health?.()) ?? { writable: true };
     if (!log.writable)

@@ -39,6 +39,7 @@ import {
   type PgTableInfo,
   quoteIdent,
   quoteLiteral,
+  ROW_KEY_COLUMN,
   RowDecoder,
   readPgTable,
 } from './pg-schema.ts';
@@ -148,7 +149,16 @@ interface Relation {
   replicaIdentity: string;
 }
 
-type State = 'starting' | 'copying' | 'streaming' | 'reconnecting' | 'stopped';
+type State = 'starting' | 'copying' | 'streaming' | 'reconnecting' | 'error' | 'stopped';
+
+/**
+ * The Postgres table changed in a way this table cannot follow (a column's type, a dropped or
+ * renamed column the table needs): the source stops instead of reconnecting in a loop, with the
+ * slot kept at the last committed position, so nothing after the change is lost.
+ */
+export class SourceSchemaChangeError extends Error {
+  readonly code = 'source_schema_changed';
+}
 
 export class PostgresSource implements TableSource {
   private readonly cfg: { connection: string; table: string; publication: string; slot: string };
@@ -286,7 +296,21 @@ export class PostgresSource implements TableSource {
       savepointRollbacks: this.savepointRollbacks,
       reconnects: this.reconnects,
       ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.state === 'error'
+        ? {
+            error: { code: 'source_schema_changed', message: this.lastError ?? '' },
+            wayOut:
+              'drop the table (DELETE /tables/{name}) and create it again with the same source: it copies the table as it is now',
+          }
+        : {}),
     };
+  }
+
+  /** Why the source stopped, while it is stopped on an error (for /health). */
+  problem(): { code: string; message: string } | undefined {
+    return this.state === 'error'
+      ? { code: 'source_schema_changed', message: this.lastError ?? '' }
+      : undefined;
   }
 
   async stop(): Promise<void> {
@@ -344,6 +368,13 @@ export class PostgresSource implements TableSource {
       } catch (e) {
         if (this.stopped) break;
         this.lastError = (e as Error).message;
+        if (e instanceof SourceSchemaChangeError) {
+          // Reconnecting would meet the same change again: stop, keep the slot where it is.
+          await this.endSession();
+          this.state = 'error';
+          this.log.error('Postgres schema change cannot be followed; the source stopped', { error: e });
+          return;
+        }
         this.log.warn('Postgres replication interrupted; reconnecting', { error: e });
       } finally {
         await this.endSession();
@@ -730,13 +761,27 @@ export class PostgresSource implements TableSource {
     }
     const missing = m.columns.map((c) => c.typeOid).filter((o) => !this.types.types.has(o));
     if (missing.length > 0) await this.types.load(this.ctl!, missing);
-    const decoder = new RowDecoder(
-      this.def.schema,
-      m.columns.map((c) => ({
-        name: c.name,
-        mapped: mapType(this.types, c.typeOid, c.typmod, `column "${c.name}"`),
-      })),
+    const where = `Postgres table ${info.schema}.${info.name} changed`;
+    const names = new Set(m.columns.map((c) => c.name));
+    const gone = this.def.schema.fields.filter(
+      (f) => f.required && !names.has(f.name) && f.name !== ROW_KEY_COLUMN,
     );
+    if (gone.length > 0)
+      throw new SourceSchemaChangeError(
+        `${where}: column ${gone.map((f) => `"${f.name}"`).join(', ')} (not nullable here) was dropped or renamed`,
+      );
+    let decoder: RowDecoder;
+    try {
+      decoder = new RowDecoder(
+        this.def.schema,
+        m.columns.map((c) => ({
+          name: c.name,
+          mapped: mapType(this.types, c.typeOid, c.typmod, `column "${c.name}"`),
+        })),
+      );
+    } catch (e) {
+      throw new SourceSchemaChangeError(`${where}: ${(e as Error).message}`);
+    }
     if (decoder.ignoredColumns > 0)
       this.log.warn('Postgres table has columns the Moonlink table does not; they are not replicated', {
         ignored: decoder.ignoredColumns,
