@@ -17,6 +17,7 @@ import { JsonSyntaxError } from '../lib/schema/exact-json.ts';
 import { TableNameError } from '../lib/schema/table-name.ts';
 import { SchemaError } from '../lib/schema/table-schema.ts';
 import { InvalidTransactionError } from '../lib/schema/transaction.ts';
+import { ConnectionSecretError } from '../lib/sources/postgres/connection-secret.ts';
 import { DataFileMissingError, NotFoundError } from '../lib/store/object-store.ts';
 import {
   classifyIoError,
@@ -54,6 +55,7 @@ export function toApiError(e: unknown): ApiError {
   }
   if (e instanceof SchemaError) return new ApiError(400, 'invalid_schema', e.message);
   if (e instanceof TableExistsError) return new ApiError(409, 'table_exists', e.message);
+  if (e instanceof ConnectionSecretError) return new ApiError(400, 'invalid_source', e.message);
   if (e instanceof TableNameError || e instanceof PropertyChangeError)
     return new ApiError(400, e.code, e.message);
   if (e instanceof NoSuchNamespaceError) return new ApiError(404, e.code, e.message);

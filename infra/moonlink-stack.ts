@@ -352,6 +352,9 @@ export class MoonlinkStack extends cdk.Stack {
       }),
     );
     this.allow(tables, ['sts:AssumeRole'], [vendedRead.roleArn]);
+    // Postgres sources read their credentials from secrets named moonlink/… (attach reads the
+    // table's schema from the tables function; the writer streams).
+    this.allow(tables, ['secretsmanager:GetSecretValue'], [this.pgSecrets()]);
     tables.addEnvironment('MOONLINK_VENDED_ROLE_ARN', vendedRead.roleArn);
     this.vendedReadRole = vendedRead;
 
@@ -579,6 +582,7 @@ export class MoonlinkStack extends cdk.Stack {
   private grantWriter(role: iam.IRole, gluePrefix: string | undefined): void {
     const policy = (actions: string[], resources: string[]) =>
       role.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources }));
+    policy(['secretsmanager:GetSecretValue'], [this.pgSecrets()]);
     if (gluePrefix !== undefined) {
       const arn = (resource: string) =>
         cdk.Arn.format({ service: 'glue', resource, resourceName: undefined }, this).replace(/\/$/, '');
@@ -620,6 +624,11 @@ export class MoonlinkStack extends cdk.Stack {
       ],
       [this.stream.streamArn],
     );
+  }
+
+  /** Secrets that hold Postgres sources' connections: `moonlink/*` (docs/postgres-source.md). */
+  private pgSecrets(): string {
+    return `${cdk.Arn.format({ service: 'secretsmanager', resource: 'secret', resourceName: 'moonlink/', arnFormat: cdk.ArnFormat.COLON_RESOURCE_NAME }, this)}*`;
   }
 
   private allow(fn: lambda.IFunction, actions: string[], resources: string[]): void {
@@ -687,6 +696,11 @@ export class MoonlinkStack extends cdk.Stack {
         `The writer registers every table it writes; only tables in this stack's databases (${p}*).`,
       );
     }
+    ack(
+      [this.functions.Tables.role!, ...writerTasks.map((t) => t.taskRole)],
+      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:moonlink/*]',
+      'Postgres sources name their connection secret at attach time; only secrets under moonlink/ (Secrets Manager appends a random suffix to every ARN).',
+    );
     ack(
       [this.vendedReadRole],
       `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.bucket.node.defaultChild as cdk.CfnElement)}.Arn>/tables/*]`,

@@ -342,4 +342,16 @@ describe('CDK stack', () => {
     expect(JSON.stringify(off.findResources('AWS::IAM::Policy'))).not.toContain('glue:');
     expect(JSON.stringify(off.findResources('AWS::CloudWatch::Alarm'))).not.toContain('GlueSyncLagSeconds');
   });
+
+  it('lets the writer and the tables function read Postgres secrets under moonlink/ only', () => {
+    const policies = template.findResources('AWS::IAM::Policy');
+    for (const prefix of ['WriterTask0TaskRole', 'TablesFunction']) {
+      const [, p] = Object.entries(policies).find(([id]) => id.startsWith(prefix))!;
+      const doc = JSON.stringify(p.Properties.PolicyDocument);
+      expect(doc, prefix).toContain('secretsmanager:GetSecretValue');
+      expect(doc, prefix).toContain(':secret:moonlink/*');
+    }
+    const read = Object.entries(policies).find(([id]) => id.startsWith('ReadFunction'))!;
+    expect(JSON.stringify(read[1].Properties.PolicyDocument)).not.toContain('secretsmanager');
+  });
 });

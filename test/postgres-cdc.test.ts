@@ -456,6 +456,27 @@ describe('Postgres CDC', () => {
     expect((await ml.call('DELETE', '/tables/acct_ddl')).status).toBe(204);
   });
 
+  it('takes the connection from the environment (env:NAME), so the catalog holds no password', async () => {
+    await accountsTable('acct_env', 5);
+    process.env.MOONLINK_TEST_PG = pgc.url;
+    const ml = await moonlink(await tempDir('mlcdc-env-'));
+    const r = await ml.call('POST', '/tables', {
+      name: 'acct_env',
+      source: { postgres: { connection: 'env:MOONLINK_TEST_PG', table: 'acct_env' } },
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    await expectMirror(ml, 'acct_env', 'acct_env');
+    const catalog = await fs.readFile(path.join(ml.dir, 'catalog.json'), 'utf8');
+    expect(catalog).toContain('env:MOONLINK_TEST_PG');
+    expect(catalog).not.toContain(pgc.url);
+    const bad = await ml.call('POST', '/tables', {
+      name: 'acct_env2',
+      source: { postgres: { connection: 'env:MOONLINK_NOT_SET', table: 'acct_env' } },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/MOONLINK_NOT_SET, which is not set/);
+  });
+
   it('dropping the table drops its replication slot and publication', async () => {
     await accountsTable('acct_drop', 3);
     const ml = await moonlink(await tempDir('mlcdc-drop-'));

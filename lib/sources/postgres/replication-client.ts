@@ -3,7 +3,9 @@
  * replication commands (CREATE_REPLICATION_SLOT … EXPORT_SNAPSHOT, START_REPLICATION) and the
  * CopyBoth stream they open, with the socket paused and resumed for back-pressure.
  */
+
 import pg from 'pg';
+import { resolveConnection } from './connection-secret.ts';
 import { quoteIdent } from './pg-schema.ts';
 import { PG_SESSION_OPTIONS, parsePgLsn } from './pg-text.ts';
 
@@ -16,7 +18,7 @@ interface PgConnectionInternals {
 /** A regular connection with the session settings the text decoders expect. */
 export async function connectPg(connection: string, applicationName = 'moonlink'): Promise<pg.Client> {
   const client = new pg.Client({
-    connectionString: connection,
+    connectionString: await resolveConnection(connection),
     options: PG_SESSION_OPTIONS,
     application_name: applicationName,
     connectionTimeoutMillis: 10_000,
@@ -33,7 +35,7 @@ export class ReplicationClient {
 
   static async connect(connection: string, applicationName: string): Promise<ReplicationClient> {
     const client = new pg.Client({
-      connectionString: connection,
+      connectionString: await resolveConnection(connection),
       options: PG_SESSION_OPTIONS,
       application_name: applicationName,
       connectionTimeoutMillis: 10_000,
