@@ -8,6 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Context } from 'aws-lambda';
 import type { ApiHandler } from './api.ts';
+import { ApiError, errorBody, icebergErrorBody } from './api-error.ts';
 import { bearerCheck, requireTokenBeyondLoopback } from './bearer-token.ts';
 import { type HttpEvent, keepRawBody } from './http.ts';
 
@@ -89,11 +90,9 @@ export function startLocalServer(
     // With a token, every request but the liveness probe (a container's health check) carries it.
     if (authorized && !req.url?.startsWith('/health/live') && !authorized(req.headers.authorization)) {
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
-      res.end(
-        JSON.stringify({
-          error: { code: 'unauthorized', message: 'send Authorization: Bearer <MOONLINK_API_TOKEN>' },
-        }),
-      );
+      const refusal = new ApiError(401, 'unauthorized', 'send Authorization: Bearer <MOONLINK_API_TOKEN>');
+      // The Iceberg REST catalog's clients expect its ErrorModel.
+      res.end(req.url?.startsWith('/iceberg/') ? icebergErrorBody(refusal) : errorBody(refusal));
       req.resume();
       return;
     }

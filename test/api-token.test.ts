@@ -7,6 +7,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { IcebergRestCatalog } from 'iceberg-js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bearerCheck, isLoopback } from '../functions/bearer-token.ts';
 import { serviceConfigFromEnv } from '../lib/config.ts';
@@ -83,5 +84,20 @@ describe('API token', () => {
     });
     expect(refused.status).toBe(401);
     expect((await get('/health/live')).status).toBe(200);
+    // The Iceberg REST catalog takes the same token as its OAuth2 bearer token (iceberg-js,
+    // PyIceberg's `token` send it so); without it, 401 in the catalog's error shape.
+    const withToken = new IcebergRestCatalog({
+      baseUrl: `${svc.url}/iceberg`,
+      auth: { type: 'bearer', token: 's3cret-token' },
+    });
+    expect(await withToken.listTables({ namespace: ['default'] })).toEqual([
+      { namespace: ['default'], name: 't' },
+    ]);
+    const anonymous = await get('/iceberg/v1/namespaces');
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as { error: { type: string; code: number } }).error).toMatchObject({
+      type: 'NotAuthorizedException',
+      code: 401,
+    });
   });
 });

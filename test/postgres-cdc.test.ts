@@ -466,6 +466,7 @@ describe('Postgres CDC', () => {
     });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     await expectMirror(ml, 'acct_env', 'acct_env');
+    expect((await ml.describe('acct_env')).source.postgres.credentials).toBe('environment');
     const catalog = await fs.readFile(path.join(ml.dir, 'catalog.json'), 'utf8');
     expect(catalog).toContain('env:MOONLINK_TEST_PG');
     expect(catalog).not.toContain(pgc.url);
@@ -482,6 +483,9 @@ describe('Postgres CDC', () => {
     const ml = await moonlink(await tempDir('mlcdc-drop-'));
     const created = await attach(ml, 'acct_drop', pgc, 'acct_drop');
     const { slot, publication } = created.source.postgres;
+    // The test's connection has no password: flagged as such, never shown.
+    expect(created.source.postgres.credentials).toBe('none');
+    expect(JSON.stringify(created)).not.toContain(pgc.url);
     await expectMirror(ml, 'acct_drop', 'acct_drop');
     expect(await pgc.sql(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [slot])).toHaveLength(1);
     const r = await ml.call('DELETE', '/tables/acct_drop');

@@ -8,6 +8,21 @@ import { notFound } from '../api-error.ts';
 import { bodyText, type HttpEvent, type HttpResult, json, noContent, tableParam } from '../http.ts';
 import type { Services } from '../services.ts';
 
+/** Where a source's credentials are (never the connection itself); an inline password is flagged. */
+function credentialsOf(connection: string): Record<string, unknown> {
+  if (connection.startsWith('env:')) return { credentials: 'environment' };
+  if (connection.startsWith('arn:aws:secretsmanager:')) return { credentials: 'secretsmanager' };
+  const inline =
+    /^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(connection) || /(^|\s)password\s*=/.test(connection);
+  return inline
+    ? {
+        credentials: 'inline',
+        warning:
+          'the connection string in the catalog holds a password: attach again with env:NAME or a Secrets Manager ARN (docs/postgres-source.md)',
+      }
+    : { credentials: 'none' };
+}
+
 function summary(def: TableDefinition): Record<string, unknown> {
   return {
     name: def.name,
@@ -22,6 +37,7 @@ function summary(def: TableDefinition): Record<string, unknown> {
               table: def.source.postgres.table,
               publication: def.source.postgres.publication,
               slot: def.source.postgres.slot,
+              ...credentialsOf(def.source.postgres.connection),
             },
           },
         }
