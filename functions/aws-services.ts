@@ -4,7 +4,7 @@
  * one request at a time). Built once per container, on first use.
  */
 
-import { STSClient } from '@aws-sdk/client-sts';
+import type { STSClient } from '@aws-sdk/client-sts';
 import { awsAdapters } from '../lib/aws/aws-adapters.ts';
 import { type AwsConfig, awsConfigFromEnv } from '../lib/aws/aws-config.ts';
 import { vendTableCredentials } from '../lib/aws/vended-credentials.ts';
@@ -26,7 +26,10 @@ let services: Services | undefined;
 export function icebergTableConfigFor(
   config: AwsConfig,
   store: ObjectStore,
-  sts: () => STSClient = () => new STSClient({ region: config.region }),
+  // Loaded on the first vended-credentials request: every function bundles this file, and the
+  // STS client would otherwise cost each one's cold start.
+  sts: () => Promise<STSClient> = async () =>
+    new (await import('@aws-sdk/client-sts')).STSClient({ region: config.region }),
 ): NonNullable<Services['icebergTableConfig']> {
   let client: STSClient | undefined;
   return async (table, options) => {
@@ -35,7 +38,7 @@ export function icebergTableConfigFor(
     // Without a read role (a deployment other than the stack's) the header is ignored, as the
     // spec allows: PyIceberg sends it by default, and its own credentials may well suffice.
     if (!config.vendedRoleArn) return { config: base };
-    client ??= sts();
+    client ??= await sts();
     // s3://bucket/<prefix>tables/... → the key prefix within the bucket.
     const keyPrefix = `${store.uri(tableRootOf(table)).replace(/^s3:\/\/[^/]+\//, '')}/`;
     return vendTableCredentials(client, {

@@ -46,7 +46,7 @@ beforeEach(() => {
 
 describe('vended credentials', () => {
   it('asks STS for the read role narrowed to the one table prefix, and hands the credentials to the client', async () => {
-    const vend = icebergTableConfigFor(config, store, () => new STSClient({ region: 'eu-west-1' }));
+    const vend = icebergTableConfigFor(config, store, async () => new STSClient({ region: 'eu-west-1' }));
     const access = await vend('analytics.events', { vendedCredentials: true });
     const calls = sts.commandCalls(AssumeRoleCommand);
     expect(calls).toHaveLength(1);
@@ -83,7 +83,7 @@ describe('vended credentials', () => {
   });
 
   it('gives only the region without the header, or when no read role is configured', async () => {
-    const vend = icebergTableConfigFor(config, store, () => new STSClient({ region: 'eu-west-1' }));
+    const vend = icebergTableConfigFor(config, store, async () => new STSClient({ region: 'eu-west-1' }));
     expect(await vend('orders', { vendedCredentials: false })).toEqual({
       config: { 'client.region': 'eu-west-1' },
     });
