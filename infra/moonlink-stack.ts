@@ -301,7 +301,14 @@ export class MoonlinkStack extends cdk.Stack {
     const flush = makeFunction('Flush', 'flush.ts', 256);
 
     // Least privilege, by hand: exact actions on exact resources (no grant helpers' wildcards).
-    const objects = this.bucket.arnForObjects('*');
+    // Objects by prefix (lib/engine/table-paths.ts): tables/ (data, metadata, index), tmp/ (tail
+    // files, read snapshots), deadletter/ (records the writer could not apply).
+    const tableObjects = [this.bucket.arnForObjects('tables/*'), this.bucket.arnForObjects('tmp/*')];
+    const listTables = new iam.PolicyStatement({
+      actions: ['s3:ListBucket'],
+      resources: [this.bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': ['tables/*', 'tmp/*'] } },
+    });
     const kinesisRead = [
       'kinesis:ListShards',
       'kinesis:DescribeStreamSummary',
@@ -318,16 +325,16 @@ export class MoonlinkStack extends cdk.Stack {
     this.allow(ingest, ['kinesis:PutRecord', 'kinesis:PutRecords', ...kinesisRead], [this.stream.streamArn]);
     this.allow(ingest, catalogRead, [this.catalogTable.tableArn]);
     this.allow(tables, [...catalogRead, 'dynamodb:Scan', ...catalogWrite], [this.catalogTable.tableArn]);
-    this.allow(tables, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], [objects]);
-    this.allow(tables, ['s3:ListBucket'], [this.bucket.bucketArn]);
+    this.allow(tables, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], tableObjects);
+    tables.addToRolePolicy(listTables);
     // Leases only (no batch deletes: those drop tables).
     this.allow(
       read,
       [...catalogRead, 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
       [this.catalogTable.tableArn],
     );
-    this.allow(read, ['s3:GetObject'], [objects]);
-    this.allow(read, ['s3:ListBucket'], [this.bucket.bucketArn]);
+    this.allow(read, ['s3:GetObject'], tableObjects);
+    read.addToRolePolicy(listTables);
     this.allow(flush, catalogRead, [this.catalogTable.tableArn]);
 
     // ---------------------------------------------------------------- Iceberg REST catalog
@@ -598,9 +605,15 @@ export class MoonlinkStack extends cdk.Stack {
     }
     policy(
       ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
-      [this.bucket.arnForObjects('*')],
+      ['tables/*', 'tmp/*', 'deadletter/*'].map((p) => this.bucket.arnForObjects(p)),
     );
-    policy(['s3:ListBucket'], [this.bucket.bucketArn]);
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [this.bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': ['tables/*', 'tmp/*', 'deadletter/*'] } },
+      }),
+    );
     policy(
       [
         'dynamodb:GetItem',
@@ -671,16 +684,24 @@ export class MoonlinkStack extends cdk.Stack {
       'AwsSolutions-IAM5[Resource::*]',
       'ECR GetAuthorizationToken (pulling the writer image) has no resource-level permissions; nothing else is granted on *.',
     );
-    ack(
+    const bucket = this.getLogicalId(this.bucket.node.defaultChild as cdk.CfnElement);
+    for (const [prefix, who] of [
       [
-        // The functions that read or write objects, and the writers.
-        this.functions.Tables.role!,
-        this.functions.Read.role!,
-        ...writerTasks.map((t) => t.taskRole),
+        'tables',
+        [this.functions.Tables.role!, this.functions.Read.role!, ...writerTasks.map((t) => t.taskRole)],
       ],
-      `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.bucket.node.defaultChild as cdk.CfnElement)}.Arn>/*]`,
-      "Table objects (data files, deletion vectors, metadata) get their keys at run time, so object actions apply to the bucket's objects; the actions are listed exactly.",
-    );
+      [
+        'tmp',
+        [this.functions.Tables.role!, this.functions.Read.role!, ...writerTasks.map((t) => t.taskRole)],
+      ],
+      ['deadletter', writerTasks.map((t) => t.taskRole)],
+    ] as [string, IConstruct[]][]) {
+      ack(
+        who,
+        `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}/*]`,
+        `Object keys under ${prefix}/ are made at run time (one per data file, deletion vector, metadata file, snapshot); the grant is the prefix, the actions are listed exactly.`,
+      );
+    }
     if (this.glueDatabase) {
       const glueArn = (kind: string) => `arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:${kind}`;
       const prefix = this.glueDatabase.databaseInput as glue.CfnDatabase.DatabaseInputProperty;

@@ -354,4 +354,31 @@ describe('CDK stack', () => {
     const read = Object.entries(policies).find(([id]) => id.startsWith('ReadFunction'))!;
     expect(JSON.stringify(read[1].Properties.PolicyDocument)).not.toContain('secretsmanager');
   });
+
+  it('grants object actions by prefix (tables/, tmp/, deadletter/ for the writer), never the whole bucket', () => {
+    const policies = template.findResources('AWS::IAM::Policy');
+    const bucketId = stack.getLogicalId(stack.bucket.node.defaultChild as cdk.CfnElement);
+    let prefixed = 0;
+    for (const [id, p] of Object.entries(policies)) {
+      for (const st of p.Properties.PolicyDocument.Statement as {
+        Action: string | string[];
+        Resource: unknown;
+        Condition?: unknown;
+      }[]) {
+        const actions = [st.Action].flat();
+        const resources = JSON.stringify(st.Resource);
+        if (!resources.includes(bucketId)) continue;
+        if (actions.some((a) => a.startsWith('s3:') && a !== 's3:ListBucket')) {
+          expect(resources, id).not.toMatch(/"\/\*"/);
+          for (const m of resources.matchAll(/"\/([a-z]+)\/\*"/g)) {
+            expect(['tables', 'tmp', 'deadletter'], id).toContain(m[1]);
+            prefixed++;
+          }
+        }
+        if (actions.includes('s3:ListBucket') && !id.startsWith('VendedReadRole'))
+          expect(JSON.stringify(st.Condition), id).toContain('s3:prefix');
+      }
+    }
+    expect(prefixed).toBeGreaterThan(8);
+  });
 });
