@@ -130,7 +130,11 @@ describe('CDK stack', () => {
     expect(read).not.toContain('s3:PutObject');
     expect(read.some((a) => a.startsWith('kinesis:'))).toBe(false);
     const flush = actionsOf('FlushFunction');
-    expect(flush.filter((a) => !a.startsWith('xray:')).sort()).toEqual([
+    // Every function: logs into its log group and the network interfaces of a function in a VPC.
+    expect(flush).toEqual(
+      expect.arrayContaining(['logs:CreateLogStream', 'logs:PutLogEvents', 'ec2:CreateNetworkInterface']),
+    );
+    expect(flush.filter((a) => !/^(xray|logs|ec2):/.test(a)).sort()).toEqual([
       'dynamodb:GetItem',
       'dynamodb:Query',
     ]);
@@ -380,5 +384,23 @@ describe('CDK stack', () => {
       }
     }
     expect(prefixed).toBeGreaterThan(8);
+  });
+
+  it('gives the functions inline policies, not the AWS-managed execution roles (logs only into their log group)', () => {
+    const roles = Object.entries(template.findResources('AWS::IAM::Role')).filter(
+      ([id]) => /Function(ServiceRole)?/.test(id) && !id.startsWith('Vended'),
+    );
+    expect(roles.length).toBeGreaterThanOrEqual(4);
+    for (const [id, r] of roles) expect(r.Properties.ManagedPolicyArns, id).toBeUndefined();
+    const policies = template.findResources('AWS::IAM::Policy');
+    for (const [id, p] of Object.entries(policies).filter(([k]) =>
+      /^(Ingest|Tables|Read|Flush)Function/.test(k),
+    )) {
+      const logs = (
+        p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]
+      ).find((st) => [st.Action].flat().includes('logs:PutLogEvents'));
+      expect(JSON.stringify(logs?.Resource), id).toContain('FunctionLogs');
+      expect([logs!.Action].flat(), id).not.toContain('logs:CreateLogGroup');
+    }
   });
 });
