@@ -472,8 +472,8 @@ export class TableHandler {
     );
   }
 
-  /** What catalog mirrors need of the last commit (undefined before the table has metadata). */
-  mirrored(): MirroredTable | undefined {
+  /** What catalog mirrors need of the table's current Iceberg metadata. */
+  mirrored(): MirroredTable {
     const ice = this.deps.iceberg;
     return {
       table: this.name,
@@ -482,11 +482,6 @@ export class TableHandler {
       metadataLocation: ice.metadataLocation(),
       schema: ice.schema(),
     };
-  }
-
-  /** Current Iceberg table properties (as of the last commit). */
-  get properties(): Record<string, string> {
-    return { ...this.deps.iceberg.metadata.properties };
   }
 
   /** Asks for a compaction pass now (tests and operators). */

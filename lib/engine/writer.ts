@@ -502,7 +502,6 @@ export class Writer {
   private mirror(handler: TableHandler): void {
     if (this.mirrors.length === 0) return;
     const t = handler.mirrored();
-    if (!t) return;
     for (const m of this.mirrors) m.committed(t);
   }
 
