@@ -8,6 +8,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { TableNotReadyError } from '../../lib/catalog/catalog.ts';
 import { parsePropertyChange } from '../../lib/iceberg/table-properties.ts';
 import {
   createNamespace,
@@ -242,6 +243,16 @@ function etagOf(metadataLocation: string): string {
   return `"${createHash('sha256').update(metadataLocation).digest('hex').slice(0, 32)}"`;
 }
 
+/** The catalog pointer of a table that has Iceberg metadata (503 table_not_ready before). */
+async function committedPointer(
+  s: Services,
+  table: string,
+): Promise<{ metadataKey: string; metadataLocation: string }> {
+  const pointer = await s.catalog.getPointer(table);
+  if (!pointer?.metadataKey || !pointer.metadataLocation) throw new TableNotReadyError(table);
+  return { metadataKey: pointer.metadataKey, metadataLocation: pointer.metadataLocation };
+}
+
 /** `LoadTableResult` from the metadata file the catalog pointer names (served byte for byte). */
 async function loadTableResult(
   s: Services,
@@ -249,15 +260,7 @@ async function loadTableResult(
   table: string,
   status = 200,
 ): Promise<HttpResult> {
-  const pointer = await s.catalog.getPointer(table);
-  if (!pointer?.metadataKey || !pointer.metadataLocation)
-    throw new ApiError(
-      503,
-      'table_not_ready',
-      `table "${table}" is still being created; retry`,
-      {},
-      { 'Retry-After': '1' },
-    );
+  const pointer = await committedPointer(s, table);
   const etag = etagOf(pointer.metadataLocation);
   if (status === 200 && header(event, 'if-none-match') === etag)
     return { statusCode: 304, headers: { etag }, body: '' };
@@ -448,15 +451,7 @@ export async function commitIcebergTableRoute(event: HttpEvent, s: Services): Pr
     }
   });
   const change = parsePropertyChange({ set, remove: remove.filter((k) => !Object.hasOwn(set, k)) });
-  const pointer = await s.catalog.getPointer(name);
-  if (!pointer?.metadataKey)
-    throw new ApiError(
-      503,
-      'table_not_ready',
-      `table "${name}" is still being created; retry`,
-      {},
-      { 'Retry-After': '1' },
-    );
+  const pointer = await committedPointer(s, name);
   const meta = JSON.parse(new TextDecoder().decode(await s.store.get(pointer.metadataKey))) as Record<
     string,
     unknown
