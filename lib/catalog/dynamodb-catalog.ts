@@ -253,24 +253,36 @@ export class DynamoDbCatalog implements Catalog {
   }
 
   async listNamespaces(): Promise<NamespaceEntry[]> {
-    const out: NamespaceEntry[] = [];
+    const out = (await this.scanSortKey(NS)).map(namespaceFromItem);
+    return out.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  }
+
+  /** Every item with this sort key (a paged, consistent Scan), optionally only some attributes. */
+  private async scanSortKey(sk: string, attributes?: string[]): Promise<Item[]> {
+    const out: Item[] = [];
     let start: Item | undefined;
     do {
       const page = await this.send(() =>
         this.client.send(
           new ScanCommand({
             TableName: this.tableName,
-            FilterExpression: 'sk = :ns',
-            ExpressionAttributeValues: { ':ns': s(NS) },
+            FilterExpression: 'sk = :sk',
+            ExpressionAttributeValues: { ':sk': s(sk) },
+            ...(attributes
+              ? {
+                  ProjectionExpression: attributes.map((_, i) => `#a${i}`).join(', '),
+                  ExpressionAttributeNames: Object.fromEntries(attributes.map((n, i) => [`#a${i}`, n])),
+                }
+              : {}),
             ConsistentRead: true,
             ExclusiveStartKey: start,
           }),
         ),
       );
-      for (const item of page.Items ?? []) out.push(namespaceFromItem(item));
+      out.push(...(page.Items ?? []));
       start = page.LastEvaluatedKey;
     } while (start);
-    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return out;
   }
 
   async updateNamespace(
@@ -383,27 +395,10 @@ export class DynamoDbCatalog implements Catalog {
 
   async listTables(): Promise<TableDefinition[]> {
     const out: TableDefinition[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await this.send(() =>
-        this.client.send(
-          new ScanCommand({
-            TableName: this.tableName,
-            FilterExpression: 'sk = :def',
-            ExpressionAttributeValues: { ':def': s(DEF) },
-            ProjectionExpression: '#d',
-            ExpressionAttributeNames: { '#d': 'def' },
-            ConsistentRead: true,
-            ExclusiveStartKey: start,
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        const json = str(item, 'def');
-        if (json) out.push(JSON.parse(json) as TableDefinition);
-      }
-      start = page.LastEvaluatedKey;
-    } while (start);
+    for (const item of await this.scanSortKey(DEF, ['def'])) {
+      const json = str(item, 'def');
+      if (json) out.push(JSON.parse(json) as TableDefinition);
+    }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
