@@ -393,25 +393,14 @@ export function unwrapRecord(data: Uint8Array, partitionKey?: string): Unwrapped
   ) {
     return { kind: 'malformed', table, reason: 'bad "part"/"parts"/"txn" members' };
   }
-  if (typeof bin === 'string') {
-    if (bin.length % 4 !== 0 && part !== (parts as number) - 1)
-      return {
-        kind: 'malformed',
-        table,
-        reason: 'a "bin" part other than the last must be whole base64 quads',
-      };
+  if (typeof bin === 'string' && bin.length % 4 !== 0 && part !== (parts as number) - 1)
     return {
-      kind: 'part',
+      kind: 'malformed',
       table,
-      txn,
-      part: part as number,
-      parts: parts as number,
-      ops: new Uint8Array(Buffer.from(bin, 'base64')),
-      bin: true,
+      reason: 'a "bin" part other than the last must be whole base64 quads',
     };
-  }
   const ops = rest.length === 1 && rest[0].key === 'ops' ? rest[0] : undefined;
-  if (!ops || data[ops.valueStart] !== 0x5b) {
+  if (typeof bin !== 'string' && (!ops || data[ops.valueStart] !== 0x5b)) {
     return { kind: 'malformed', table, reason: 'a part must hold exactly one "ops" array' };
   }
   return {
@@ -420,7 +409,9 @@ export function unwrapRecord(data: Uint8Array, partitionKey?: string): Unwrapped
     txn,
     part: part as number,
     parts: parts as number,
-    ops: trimWs(data.subarray(ops.valueStart + 1, ops.end - 1)),
+    ...(typeof bin === 'string'
+      ? { ops: new Uint8Array(Buffer.from(bin, 'base64')), bin: true as const }
+      : { ops: trimWs(data.subarray(ops!.valueStart + 1, ops!.end - 1)) }),
   };
 }
 
