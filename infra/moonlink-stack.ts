@@ -553,6 +553,15 @@ export class MoonlinkStack extends cdk.Stack {
       'The API returns server errors.',
     );
     for (const [g, service] of writerServices.entries()) {
+      // The writer's own metrics (lib/aws/writer-metrics.ts): the worst minute of group g.
+      const writerMetric = (metricName: string) =>
+        new cloudwatch.Metric({
+          namespace: 'Moonlink',
+          metricName,
+          dimensionsMap: { service: 'moonlink-writer', WriterGroup: String(g) },
+          statistic: 'Maximum',
+          period: cdk.Duration.minutes(1),
+        });
       alarm(
         `Writer${g}CpuAlarm`,
         service.metricCpuUtilization({ period: cdk.Duration.minutes(5) }),
@@ -577,13 +586,7 @@ export class MoonlinkStack extends cdk.Stack {
       // data means the writer is not running, which is as bad as a stalled one.
       alarm(
         `Writer${g}EventLoopAlarm`,
-        new cloudwatch.Metric({
-          namespace: 'Moonlink',
-          metricName: 'EventLoopDelayMax',
-          dimensionsMap: { service: 'moonlink-writer', WriterGroup: String(g) },
-          statistic: 'Maximum',
-          period: cdk.Duration.minutes(1),
-        }),
+        writerMetric('EventLoopDelayMax'),
         1000,
         `Writer group ${g} kept its tables waiting a second or more (event-loop delay), or published no metrics.`,
         cloudwatch.TreatMissingData.BREACHING,
@@ -591,13 +594,7 @@ export class MoonlinkStack extends cdk.Stack {
       if (glueOn)
         alarm(
           `Writer${g}GlueSyncAlarm`,
-          new cloudwatch.Metric({
-            namespace: 'Moonlink',
-            metricName: 'GlueSyncLagSeconds',
-            dimensionsMap: { service: 'moonlink-writer', WriterGroup: String(g) },
-            statistic: 'Maximum',
-            period: cdk.Duration.minutes(1),
-          }),
+          writerMetric('GlueSyncLagSeconds'),
           300,
           `Writer group ${g} could not register its newest commits in Glue for 5 minutes: Athena reads older data (ingestion goes on; GET /tables/{name} shows catalogs.glue.lastError).`,
         );
