@@ -9,12 +9,7 @@ import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import * as arrowNs from 'apache-arrow';
 import { columnBufferFor } from '../lib/engine/column-buffer.ts';
-import {
-  arrowSchemaFor,
-  buildRecordBatch,
-  tableFromIpc as tableFromIpcStream,
-  tableToIpc,
-} from '../lib/parquet/arrow-convert.ts';
+import { arrowSchemaFor, buildRecordBatch, tableToIpc } from '../lib/parquet/arrow-convert.ts';
 import { encodeParquet } from '../lib/parquet/parquet-codec.mjs';
 import { buildSchema } from '../lib/schema/table-schema.ts';
 
@@ -43,8 +38,8 @@ export async function timed(fn: () => Promise<void> | void): Promise<number> {
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
 
-/** Rows [start, start + n) as an Arrow IPC stream (the bodies of the append-arrow scenario). */
-export function arrowRows(start: number, n: number): Uint8Array {
+/** Rows [start, start + n) built into Arrow: typed columns, hand-built UTF-8 (what the floor times). */
+function rowBatch(start: number, n: number): arrowNs.RecordBatch {
   const cols = schema.fields.map((f) => columnBufferFor(f.type));
   for (let i = 0; i < n; i++) {
     const id = start + i;
@@ -54,22 +49,24 @@ export function arrowRows(start: number, n: number): Uint8Array {
     cols[3].push(BASE_US + BigInt(id) * 1000n);
   }
   const all = Uint32Array.from({ length: n }, (_, i) => i);
-  return tableToIpc(
-    buildRecordBatch(
-      arrowSchemaFor(schema.fields),
-      cols.map((c) => c.toData(all)),
-    ),
+  return buildRecordBatch(
+    arrowSchemaFor(schema.fields),
+    cols.map((c) => c.toData(all)),
   );
+}
+
+/** Rows [start, start + n) as an Arrow IPC stream (the bodies of the append-arrow scenario). */
+export function arrowRows(start: number, n: number): Uint8Array {
+  return tableToIpc(rowBatch(start, n));
 }
 
 /** DuckDB loads the rows from a Parquet file and writes zstd Parquet. */
 export async function duckdbParquetAppendRowsPerSec(rows: number, dir: string): Promise<number> {
   const input = path.join(dir, 'append-in.parquet');
-  const parts: Uint8Array[] = [];
-  for (let start = 0; start < rows; start += 1_000_000)
-    parts.push(arrowRows(start, Math.min(1_000_000, rows - start)));
   // One file of several row groups: the batches as one Arrow stream.
-  const batches = parts.flatMap((p) => tableFromIpcStream(p).batches);
+  const batches: arrowNs.RecordBatch[] = [];
+  for (let start = 0; start < rows; start += 1_000_000)
+    batches.push(rowBatch(start, Math.min(1_000_000, rows - start)));
   await fs.writeFile(input, encodeParquet(tableToIpc(new arrowNs.Table(batches)), { compression: 'zstd' }));
   const db = await DuckDBInstance.create(':memory:', { threads: String(os.availableParallelism()) });
   const c = await db.connect();
@@ -86,21 +83,7 @@ export async function duckdbParquetAppendRowsPerSec(rows: number, dir: string): 
 export async function floorRowsPerSec(rows: number, batchRows = 1_000_000): Promise<number> {
   const secs = await timed(() => {
     for (let start = 0; start < rows; start += batchRows) {
-      const n = Math.min(batchRows, rows - start);
-      const cols = schema.fields.map((f) => columnBufferFor(f.type));
-      for (let i = 0; i < n; i++) {
-        const id = start + i;
-        cols[0].push(BigInt(id));
-        cols[1].push(`customer-${String(id).padStart(11, '0')}`);
-        cols[2].push(((id * 7919) % 100000) / 100);
-        cols[3].push(BASE_US + BigInt(id) * 1000n);
-      }
-      const all = Uint32Array.from({ length: n }, (_, i) => i);
-      const batch = buildRecordBatch(
-        arrowSchemaFor(schema.fields),
-        cols.map((c) => c.toData(all)),
-      );
-      encodeParquet(tableToIpc(batch), { compression: 'zstd' });
+      encodeParquet(tableToIpc(rowBatch(start, Math.min(batchRows, rows - start))), { compression: 'zstd' });
     }
   });
   return rows / secs;
