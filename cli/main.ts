@@ -3,7 +3,7 @@
  *
  *   moonlink load FILE… --table T [--format csv|ndjson|parquet|arrow] [--op insert|upsert|delete]
  *                       [--batch-rows N] [--create [--key a,b] [--schema name:type,…]] [--skip-rows N]
- *   moonlink tables | describe T | flush T
+ *   moonlink tables | describe T | flush T | rename T NEW
  *   moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--out FILE]
  *
  * Every command takes --url (default MOONLINK_URL or http://127.0.0.1:8080), --token (or
@@ -34,6 +34,7 @@ const USAGE = `usage:
   moonlink describe T
   moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--out FILE]
   moonlink flush T
+  moonlink rename T NEW
 options: --url URL (MOONLINK_URL, default http://127.0.0.1:8080)  --token TOKEN (MOONLINK_API_TOKEN)  --aws (SigV4)`;
 
 class UsageError extends Error {}
@@ -73,6 +74,12 @@ export async function main(argv: string[]): Promise<number> {
       case 'flush': {
         const r = await client.json('POST', `tables/${one(args, 'flush')}/flush`);
         out(`committed through LSN ${r.lsn}: ${r.metadataLocation}`);
+        return 0;
+      }
+      case 'rename': {
+        if (args.length !== 2) throw new UsageError('rename takes a table and its new name');
+        const r = await client.json('POST', `tables/${args[0]}/rename`, { name: args[1] });
+        out(`renamed ${r.renamedFrom} to ${r.name} (its files stay at ${r.metadataLocation})`);
         return 0;
       }
       case 'scan':

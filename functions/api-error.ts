@@ -6,9 +6,11 @@ import {
   ConflictError,
   FencedError,
   NamespaceExistsError,
+  RenameRefusedError,
   TableDamagedError,
   TableExistsError,
   TableNotReadyError,
+  TableRenamingError,
 } from '../lib/catalog/catalog.ts';
 import { PropertyChangeError } from '../lib/iceberg/table-properties.ts';
 import { LogDamagedError } from '../lib/log/durable-log.ts';
@@ -89,6 +91,9 @@ export function toApiError(e: unknown): ApiError {
       { 'Retry-After': '1' },
     );
   if (e instanceof TableDamagedError) return new ApiError(503, e.code, e.message, { damage: e.details });
+  if (e instanceof TableRenamingError)
+    return new ApiError(503, e.code, e.message, { renamedTo: e.to }, { 'Retry-After': '1' });
+  if (e instanceof RenameRefusedError) return new ApiError(409, e.code, e.message);
   if (e instanceof DataFileMissingError)
     return new ApiError(503, e.code, e.message, { object: e.key }, { 'Retry-After': '60' });
   if (e instanceof NotFoundError)
@@ -139,6 +144,7 @@ const ICEBERG_TYPES: Record<string, string> = {
   unauthorized: 'NotAuthorizedException',
   forbidden: 'ForbiddenException',
   duplicate_property: 'UnprocessableEntityException',
+  rename_refused: 'UnsupportedOperationException',
 };
 
 /** The Iceberg REST catalog's `ErrorModel`: `{"error": {"message", "type", "code"}}`, code = status. */

@@ -35,7 +35,13 @@ import {
 import { writeRowsRoute } from './routes/rows.ts';
 import { scanRoute } from './routes/scan.ts';
 import { releaseLeaseRoute, snapshotRoute } from './routes/snapshot.ts';
-import { createTableRoute, describeTableRoute, dropTableRoute, listTablesRoute } from './routes/tables.ts';
+import {
+  createTableRoute,
+  describeTableRoute,
+  dropTableRoute,
+  listTablesRoute,
+  renameTableRoute,
+} from './routes/tables.ts';
 import type { Services } from './services.ts';
 
 type RouteFn = (event: HttpEvent, s: Services) => Promise<HttpResult>;
@@ -69,6 +75,7 @@ export const ROUTES: Record<
     { method: 'GET', path: '/tables', fn: listTablesRoute },
     { method: 'GET', path: '/tables/{name}', fn: describeTableRoute },
     { method: 'DELETE', path: '/tables/{name}', fn: dropTableRoute },
+    { method: 'POST', path: '/tables/{name}/rename', fn: renameTableRoute, jsonBody: true },
   ],
   ingest: [{ method: 'POST', path: '/tables/{name}/rows', fn: writeRowsRoute }],
   read: [
@@ -94,7 +101,7 @@ export const ROUTES: Record<
     { method: 'POST', path: TABLE, fn: commitIcebergTableRoute, jsonBody: true },
     { method: 'DELETE', path: TABLE, fn: dropIcebergTableRoute },
     { method: 'POST', path: `${TABLE}/metrics`, fn: icebergMetricsRoute },
-    { method: 'POST', path: `${ICEBERG_PREFIX}/tables/rename`, fn: renameIcebergTableRoute },
+    { method: 'POST', path: `${ICEBERG_PREFIX}/tables/rename`, fn: renameIcebergTableRoute, jsonBody: true },
   ],
 };
 

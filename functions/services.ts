@@ -4,6 +4,7 @@
  * DynamoDB, Kinesis, the writer reached over its internal HTTP port).
  */
 import type { Catalog } from '../lib/catalog/catalog.ts';
+import type { TablePlace } from '../lib/engine/table-paths.ts';
 import type { PropertyChange } from '../lib/iceberg/iceberg-table.ts';
 import type { DurableLog } from '../lib/log/durable-log.ts';
 import type { Lsn } from '../lib/lsn.ts';
@@ -33,6 +34,11 @@ export interface WriterLink {
     key: string,
     afterLsn?: Lsn,
   ): Promise<{ lsn: Lsn; count: number; hash: string } | undefined>;
+  /**
+   * Renames a table in the writer that owns it (lib/engine/table-rename.ts); resolves with the
+   * renamed definition.
+   */
+  renameTable(from: string, to: string): Promise<TableDefinition>;
   /** A table was created; the writer starts owning it. */
   tableCreated(table: string): Promise<void>;
   /**
@@ -103,7 +109,7 @@ export interface Services {
    * absent (embedded: `file://` locations need nothing).
    */
   icebergTableConfig?: (
-    table: string,
+    table: TablePlace,
     options: { vendedCredentials: boolean },
   ) => Promise<{
     config: Record<string, string>;

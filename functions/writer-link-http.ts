@@ -9,6 +9,7 @@ import { writerUrlFor } from '../lib/aws/table-groups.ts';
 import type { Catalog } from '../lib/catalog/catalog.ts';
 import { ephemeralRootOf, tableRootOf } from '../lib/engine/table-paths.ts';
 import type { Lsn } from '../lib/lsn.ts';
+import type { TableDefinition } from '../lib/schema/table-schema.ts';
 import { deletePrefix } from '../lib/store/delete-prefix.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
 import type { Logger } from '../lib/util/logger.ts';
@@ -41,6 +42,11 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
         : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
     });
     const text = await res.text();
+    if (res.status === 409) {
+      // The writer refused (e.g. a rename to a taken name): its error, as it gave it.
+      const err = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+      throw new ApiError(409, err?.code ?? 'conflict', err?.message ?? text.slice(0, 200));
+    }
     if (res.status >= 400) {
       throw new ApiError(
         res.status === 404 ? 404 : 503,
@@ -73,6 +79,7 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
       };
       return { metadataLocation: r.metadataLocation ?? undefined };
     },
+    renameTable: async (from, to) => (await call(from, 'rename', '', 28_000, { to })) as TableDefinition,
     tableCreated: async (table) => {
       // Best effort: the writer also finds new tables in the catalog by itself.
       await call(table, 'created', '', 5000).catch((e) =>
@@ -85,9 +92,10 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
       } catch (e) {
         if (e instanceof ApiError && e.statusCode === 404) return;
         o.logger.warn('writer unreachable for a drop; dropping directly', { table, error: e });
+        const def = (await o.catalog.getTable(table)) ?? { name: table };
         await o.catalog.dropTable(table);
-        if (options?.purge !== false) await deletePrefix(o.store, `${tableRootOf(table)}/`);
-        await deletePrefix(o.store, `${ephemeralRootOf(table)}/`);
+        if (options?.purge !== false) await deletePrefix(o.store, `${tableRootOf(def)}/`);
+        await deletePrefix(o.store, `${ephemeralRootOf(def)}/`);
       }
     },
     status: async (table) => (await call(table, 'status', '', 2000)) as Record<string, unknown>,

@@ -459,6 +459,7 @@ export class MoonlinkStack extends cdk.Stack {
       [apigw.HttpMethod.GET, '/tables', tables],
       [apigw.HttpMethod.GET, '/tables/{name}', tables],
       [apigw.HttpMethod.DELETE, '/tables/{name}', tables],
+      [apigw.HttpMethod.POST, '/tables/{name}/rename', tables],
       [apigw.HttpMethod.POST, '/tables/{name}/rows', ingest],
       [apigw.HttpMethod.GET, '/tables/{name}/snapshot', read],
       [apigw.HttpMethod.GET, '/tables/{name}/rows', read],

@@ -4,11 +4,12 @@
  * to it (epoch 0: no writer yet); the writer then takes the table with a new epoch.
  */
 import { randomUUID } from 'node:crypto';
-import type { Catalog } from './catalog/catalog.ts';
-import { ephemeralRootOf, tableRootOf } from './engine/table-paths.ts';
+import { type Catalog, TableExistsError } from './catalog/catalog.ts';
+import { ephemeralRootOf, locationForNew, tableRootOf } from './engine/table-paths.ts';
 import { IcebergTable } from './iceberg/iceberg-table.ts';
 import type { DurableLog } from './log/durable-log.ts';
-import { ensureNamespaceOf } from './namespace-admin.ts';
+import { ensureNamespaceOf, NoSuchNamespaceError } from './namespace-admin.ts';
+import { DEFAULT_NAMESPACE, namespaceOf } from './schema/table-name.ts';
 import {
   buildSchema,
   type CreateTableBody,
@@ -63,6 +64,10 @@ export async function definitionFromRequest(body: unknown): Promise<TableDefinit
   });
 }
 
+/**
+ * Fills in the definition's `location` (see table-paths.ts) and creates the table: the catalog
+ * entry, the first Iceberg metadata file, the pointer.
+ */
 export async function createTable(
   store: ObjectStore,
   catalog: Catalog,
@@ -70,12 +75,16 @@ export async function createTable(
   log?: DurableLog,
 ): Promise<IcebergTable> {
   await ensureNamespaceOf(catalog, def.name);
+  // A table renamed away from this name left the log sealed against late writes to it.
+  log?.seal?.(def.name, undefined);
+  // Where its objects go (kept on a rename); not where a renamed table still keeps its own.
+  def.location ??= locationForNew(def.name, def.tableUuid, await catalog.listTables());
   await catalog.createTable(def);
   try {
-    const root = tableRootOf(def.name);
+    const root = tableRootOf(def);
     // A dropped table of the same name may have left files behind: start clean.
     await deletePrefix(store, `${root}/`);
-    await deletePrefix(store, `${ephemeralRootOf(def.name)}/`);
+    await deletePrefix(store, `${ephemeralRootOf(def)}/`);
     const iceberg = await IcebergTable.create(store, root, def);
     // The table starts after everything already in the log: on a shared stream, records of a
     // dropped table of the same name must not replay into this one.
@@ -92,4 +101,26 @@ export async function createTable(
     await catalog.dropTable(def.name).catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * Renames a table (`POST /tables/{name}/rename`, the REST catalog's rename). The new name is
+ * checked here — valid, not taken, not the name of a namespace; its namespace is created on
+ * demand as a create does, unless `existingNamespace` (the REST catalog: 404 instead) — and the
+ * writer that owns the table renames it (lib/engine/table-rename.ts).
+ */
+export async function renameTable(
+  catalog: Catalog,
+  rename: (from: string, to: string) => Promise<TableDefinition>,
+  from: string,
+  newName: unknown,
+  options: { existingNamespace?: boolean } = {},
+): Promise<TableDefinition> {
+  const to = validateTableName(newName);
+  if (to === from || (await catalog.getTable(to))) throw new TableExistsError(to);
+  const ns = namespaceOf(to);
+  if (options.existingNamespace && ns !== DEFAULT_NAMESPACE && !(await catalog.getNamespace(ns)))
+    throw new NoSuchNamespaceError(ns);
+  await ensureNamespaceOf(catalog, to);
+  return rename(from, to);
 }

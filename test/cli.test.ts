@@ -101,6 +101,16 @@ describe('moonlink CLI', () => {
     expect((await cli(['tables'])).stdout).toMatch(/^csv_t\t3 columns\tkey: id$/m);
     expect(JSON.parse((await cli(['describe', 'csv_t'])).stdout).primaryKey).toEqual(['id']);
     expect((await cli(['flush', 'csv_t'])).stdout).toMatch(/committed through LSN \d+: file:/);
+    const renamed = await cli(['rename', 'csv_t', 'csv_renamed']);
+    expect(renamed.stdout).toMatch(
+      /^renamed csv_t to csv_renamed \(its files stay at file:.*tables\/csv_t\/metadata\//,
+    );
+    expect((await cli(['tables'])).stdout).toMatch(/^csv_renamed\t3 columns/m);
+    const taken = await cli(['rename', 'csv_renamed', 'csv_renamed']);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toMatch(/already exists/);
+    expect((await cli(['rename', 'csv_renamed'])).code).toBe(2);
+    expect((await cli(['rename', 'csv_renamed', 'csv_t'])).code).toBe(0);
   });
 
   it('loads NDJSON operations and bare rows (--op upsert)', async () => {

@@ -32,7 +32,7 @@ import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { parseType } from '../lib/schema/iceberg-type.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
 import { LocalObjectStore } from '../lib/store/local-object-store.ts';
-import { createTable, definitionFromBody } from '../lib/table-admin.ts';
+import { createTable, definitionFromBody, renameTable } from '../lib/table-admin.ts';
 import { silentLogger } from '../lib/util/logger.ts';
 
 const glue = mockClient(GlueClient);
@@ -355,6 +355,87 @@ describe('the writer and its Glue mirror', () => {
       await writer.drop(def.name);
       expect(stored).toBeUndefined();
       expect(calls.filter((c) => c !== 'get')).toEqual(['create', 'update', 'update', 'update', 'delete']);
+    } finally {
+      await writer.close();
+      await log.close();
+      await pool.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('on a rename, removes the old name and registers the new one at the same location', async () => {
+    // Glue's tables by database and name, VersionId checked on update.
+    const stored = new Map<
+      string,
+      { Parameters: Record<string, string>; VersionId: string; Location?: string }
+    >();
+    const keyOf = (i: { DatabaseName?: string; Name?: string }) => `${i.DatabaseName}.${i.Name}`;
+    glue.on(GetTableCommand).callsFake(async (input) => {
+      const t = stored.get(keyOf(input));
+      if (!t) throw notFound();
+      return { Table: { Name: input.Name, ...structuredClone(t) } };
+    });
+    glue.on(CreateTableCommand).callsFake(async (input) => {
+      stored.set(`${input.DatabaseName}.${input.TableInput.Name}`, {
+        Parameters: input.TableInput.Parameters,
+        VersionId: '1',
+        Location: input.TableInput.StorageDescriptor?.Location,
+      });
+      return {};
+    });
+    glue.on(CreateDatabaseCommand).resolves({});
+    glue.on(UpdateTableCommand).callsFake(async (input) => {
+      const k = `${input.DatabaseName}.${input.TableInput.Name}`;
+      const t = stored.get(k);
+      if (!t || input.VersionId !== t.VersionId)
+        throw new ConcurrentModificationException({ message: 'version', $metadata: {} });
+      stored.set(k, {
+        ...t,
+        Parameters: input.TableInput.Parameters,
+        VersionId: String(Number(t.VersionId) + 1),
+      });
+      return {};
+    });
+    glue.on(DeleteTableCommand).callsFake(async (input) => {
+      stored.delete(keyOf(input));
+      return {};
+    });
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlglue-'));
+    const store = new LocalObjectStore(path.join(dir, 'objects'));
+    const catalog = new MemoryCatalog();
+    const log = new LocalLog(path.join(dir, 'log'), { logger: silentLogger });
+    const pool = new ParquetWorkerPool(1);
+    const writer = new Writer({
+      store,
+      catalog,
+      log,
+      pool,
+      options: engineOptions({ commitIntervalMs: 600_000 }),
+      logger: silentLogger,
+      spillDir: path.join(dir, 'spill'),
+      mirrors: [mirror],
+    });
+    try {
+      await writer.start();
+      const def = definitionFromBody({ name: 'analytics.orders', columns: [{ name: 'id', type: 'long' }] });
+      await createTable(store, catalog, def, log);
+      await writer.open(def.name);
+      await log.append(
+        def.name,
+        new TextEncoder().encode(JSON.stringify({ ops: [{ op: 'insert', row: { id: 1 } }] })),
+      );
+      await writer.flush(def.name);
+      await settle(mirror, def.name);
+      const before = stored.get('moonlink_analytics.orders');
+      expect(before).toBeDefined();
+      await renameTable(catalog, (f, t) => writer.rename(f, t), def.name, 'archive.orders_2023');
+      await settle(mirror, 'archive.orders_2023');
+      expect(stored.has('moonlink_analytics.orders')).toBe(false);
+      const after = stored.get('moonlink_archive.orders_2023');
+      expect(after?.Parameters.metadata_location).toBe(
+        (await catalog.getPointer('archive.orders_2023'))?.metadataLocation,
+      );
+      expect(after?.Location).toBe(before?.Location);
     } finally {
       await writer.close();
       await log.close();

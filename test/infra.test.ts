@@ -98,6 +98,7 @@ describe('CDK stack', () => {
         'GET /tables/{name}/snapshot',
         'POST /tables',
         'POST /tables/{name}/flush',
+        'POST /tables/{name}/rename',
         'POST /tables/{name}/rows',
         'ANY /iceberg/{proxy+}',
       ].sort(),

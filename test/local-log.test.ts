@@ -19,6 +19,41 @@ const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
 describe('LocalLog', () => {
+  it('startAfter: a new or behind log hands out LSNs after the given one, also after reopen; a seal refuses appends', async () => {
+    const dir = await tmp();
+    const log = new LocalLog(dir);
+    await log.startAfter('fresh', 500n);
+    expect(await log.lastLsn('fresh')).toBe(500n);
+    expect(await log.append('fresh', enc('a'))).toBe(501n);
+    // Already past it: nothing changes.
+    await log.startAfter('fresh', 10n);
+    expect(await log.append('fresh', enc('b'))).toBe(502n);
+    // A log with records, behind: the gap is skipped, and the segment still reads across it.
+    await log.append('behind', enc('x'));
+    await log.startAfter('behind', 40n);
+    expect(await log.append('behind', enc('y'))).toBe(41n);
+    const sealed = new Error('renaming');
+    log.seal('behind', sealed);
+    await expect(log.append('behind', enc('z'))).rejects.toBe(sealed);
+    log.seal('behind', undefined);
+    expect(await log.append('behind', enc('z'))).toBe(42n);
+    await log.close();
+    const again = new LocalLog(dir);
+    expect(await again.lastLsn('fresh')).toBe(502n);
+    expect(await again.lastLsn('behind')).toBe(42n);
+    expect(await again.damage('behind')).toBeUndefined();
+    const seen: LogEntry[] = [];
+    const sub = await again.subscribe('behind', 0n, (e) => seen.push(e));
+    expect(seen.map((e) => [e.lsn, dec(e.payload)])).toEqual([
+      [1n, 'x'],
+      [41n, 'y'],
+      [42n, 'z'],
+    ]);
+    expect(await again.append('fresh', enc('c'))).toBe(503n);
+    sub.stop();
+    await again.close();
+  });
+
   it('assigns increasing LSNs, group-commits concurrent appends and survives reopen', async () => {
     const dir = await tmp();
     const log = new LocalLog(dir);

@@ -371,6 +371,13 @@ describe('Postgres CDC', () => {
       ).catch(() => undefined);
       if (JSON.stringify(mlRows) !== JSON.stringify(pgRows)) console.error(svc.output());
       expect(mlRows).toEqual(pgRows);
+      // Its slot and publication are named for the table: a rename is refused, nothing changes.
+      const rename = await call(svc.url, 'POST', '/tables/acct_kill/rename', { name: 'acct_renamed' });
+      expect(rename.status).toBe(409);
+      expect(rename.body.error).toMatchObject({ code: 'rename_refused' });
+      expect(rename.body.error.message).toMatch(/postgres source/);
+      expect((await call(svc.url, 'GET', '/tables/acct_kill')).status).toBe(200);
+      expect((await call(svc.url, 'GET', '/tables/acct_renamed')).status).toBe(404);
     } finally {
       await svc.kill('SIGKILL');
     }

@@ -47,7 +47,7 @@ beforeEach(() => {
 describe('vended credentials', () => {
   it('asks STS for the read role narrowed to the one table prefix, and hands the credentials to the client', async () => {
     const vend = icebergTableConfigFor(config, store, async () => new STSClient({ region: 'eu-west-1' }));
-    const access = await vend('analytics.events', { vendedCredentials: true });
+    const access = await vend({ name: 'analytics.events' }, { vendedCredentials: true });
     const calls = sts.commandCalls(AssumeRoleCommand);
     expect(calls).toHaveLength(1);
     const input = calls[0].args[0].input;
@@ -82,14 +82,27 @@ describe('vended credentials', () => {
     });
   });
 
+  it('narrows to the stored location of a table (one renamed, or created where a renamed one lives)', async () => {
+    const vend = icebergTableConfigFor(config, store, async () => new STSClient({ region: 'eu-west-1' }));
+    const access = await vend(
+      { name: 'archive.events', location: 'analytics/events' },
+      { vendedCredentials: true },
+    );
+    expect(access.storageCredentials?.[0].prefix).toBe('s3://data-bucket/warehouse/tables/analytics/events/');
+    const policy = JSON.parse(sts.commandCalls(AssumeRoleCommand)[0].args[0].input.Policy!);
+    expect(policy.Statement[0].Resource).toEqual([
+      'arn:aws:s3:::data-bucket/warehouse/tables/analytics/events/*',
+    ]);
+  });
+
   it('gives only the region without the header, or when no read role is configured', async () => {
     const vend = icebergTableConfigFor(config, store, async () => new STSClient({ region: 'eu-west-1' }));
-    expect(await vend('orders', { vendedCredentials: false })).toEqual({
+    expect(await vend({ name: 'orders' }, { vendedCredentials: false })).toEqual({
       config: { 'client.region': 'eu-west-1' },
     });
     expect(sts.commandCalls(AssumeRoleCommand)).toHaveLength(0);
     const none = icebergTableConfigFor({ ...config, vendedRoleArn: undefined }, store);
-    expect(await none('orders', { vendedCredentials: true })).toEqual({
+    expect(await none({ name: 'orders' }, { vendedCredentials: true })).toEqual({
       config: { 'client.region': 'eu-west-1' },
     });
     expect(sts.commandCalls(AssumeRoleCommand)).toHaveLength(0);

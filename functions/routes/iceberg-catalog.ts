@@ -23,7 +23,7 @@ import { parseExactJson } from '../../lib/schema/exact-json.ts';
 import { typeName } from '../../lib/schema/iceberg-type.ts';
 import { DEFAULT_NAMESPACE, NAME_PART, qualifiedName } from '../../lib/schema/table-name.ts';
 import { buildSchema, schemaFromIcebergJson, type TableDefinition } from '../../lib/schema/table-schema.ts';
-import { createTable } from '../../lib/table-admin.ts';
+import { createTable, renameTable } from '../../lib/table-admin.ts';
 import { ApiError } from '../api-error.ts';
 import {
   bodyText,
@@ -157,6 +157,7 @@ export async function configRoute(): Promise<HttpResult> {
       'POST /v1/{prefix}/namespaces/{namespace}/tables/{table}',
       'DELETE /v1/{prefix}/namespaces/{namespace}/tables/{table}',
       'POST /v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics',
+      'POST /v1/{prefix}/tables/rename',
     ],
   });
 }
@@ -257,10 +258,10 @@ async function committedPointer(
 async function loadTableResult(
   s: Services,
   event: HttpEvent,
-  table: string,
+  table: TableDefinition,
   status = 200,
 ): Promise<HttpResult> {
-  const pointer = await committedPointer(s, table);
+  const pointer = await committedPointer(s, table.name);
   const etag = etagOf(pointer.metadataLocation);
   if (status === 200 && header(event, 'if-none-match') === etag)
     return { statusCode: 304, headers: { etag }, body: '' };
@@ -277,8 +278,8 @@ async function loadTableResult(
 }
 
 export async function loadIcebergTableRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
-  const { name } = await existingTable(s, event);
-  return loadTableResult(s, event, name);
+  const { def } = await existingTable(s, event);
+  return loadTableResult(s, event, def);
 }
 
 export async function icebergTableExistsRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
@@ -344,7 +345,7 @@ export async function createIcebergTableRoute(event: HttpEvent, s: Services): Pr
   await createTable(s.store, s.catalog, def, s.log);
   s.tables.invalidate(name);
   await s.writer.tableCreated(name);
-  return loadTableResult(s, event, name, 200);
+  return loadTableResult(s, event, def, 200);
 }
 
 export async function dropIcebergTableRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
@@ -431,7 +432,7 @@ function checkRequirement(r: Record<string, unknown>, meta: Record<string, unkno
 }
 
 export async function commitIcebergTableRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
-  const { name } = await existingTable(s, event);
+  const { name, def } = await existingTable(s, event);
   const req = parse(commitRequest, body(event));
   // Every update is checked before anything is applied: all or nothing.
   const set: Record<string, string> = {};
@@ -460,7 +461,7 @@ export async function commitIcebergTableRoute(event: HttpEvent, s: Services): Pr
   if (Object.keys(change.set).length > 0 || change.remove.length > 0)
     await s.writer.updateProperties(name, change);
   // The commit's result: the metadata after it (a concurrent commit may make it newer still).
-  const result = await loadTableResult(s, event, name);
+  const result = await loadTableResult(s, event, def);
   const parsed = JSON.parse(result.body as string) as Record<string, unknown>;
   return jsonText(
     200,
@@ -471,10 +472,36 @@ export async function commitIcebergTableRoute(event: HttpEvent, s: Services): Pr
   );
 }
 
-export async function renameIcebergTableRoute(): Promise<HttpResult> {
-  throw unsupported(
-    "renaming tables is not supported: a table's name keys its objects, its log and its writer; create a new table and copy, or keep the name",
+const tableIdentifier = z.object({ namespace: z.array(z.string()), name: z.string() }).passthrough();
+const renameRequest = z.object({ source: tableIdentifier, destination: tableIdentifier }).passthrough();
+
+/**
+ * Renames a table; its objects stay where they are (lib/engine/table-rename.ts). The
+ * destination's namespace must exist (404 otherwise, as the spec says).
+ */
+export async function renameIcebergTableRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
+  const req = parse(renameRequest, body(event));
+  const fromNs = namespaceFromParts(req.source.namespace);
+  const from = NAME_PART.test(req.source.name) ? qualifiedName(fromNs, req.source.name) : undefined;
+  if (!from || !(await s.catalog.getTable(from))) {
+    await existingNamespace(s, fromNs);
+    throw notFoundTable(`${fromNs}.${req.source.name}`);
+  }
+  const toNs = namespaceFromParts(req.destination.namespace);
+  if (!NAME_PART.test(req.destination.name))
+    throw bad(
+      `destination: invalid table name ${JSON.stringify(req.destination.name)}: use 1-128 letters, digits and underscores, not starting with a digit`,
+    );
+  const renamed = await renameTable(
+    s.catalog,
+    (f, t) => s.writer.renameTable(f, t),
+    from,
+    qualifiedName(toNs, req.destination.name),
+    { existingNamespace: true },
   );
+  s.tables.invalidate(from);
+  s.tables.invalidate(renamed.name);
+  return noContent();
 }
 
 /** Clients report scan and commit metrics here; we accept them and keep nothing. */

@@ -3,8 +3,8 @@
 import { lsnToJson } from '../../lib/lsn.ts';
 import { parseExactJson } from '../../lib/schema/exact-json.ts';
 import { describeColumns, type TableDefinition } from '../../lib/schema/table-schema.ts';
-import { createTable, definitionFromRequest } from '../../lib/table-admin.ts';
-import { notFound } from '../api-error.ts';
+import { createTable, definitionFromRequest, renameTable } from '../../lib/table-admin.ts';
+import { badRequest, notFound } from '../api-error.ts';
 import { bodyText, type HttpEvent, type HttpResult, json, noContent, tableParam } from '../http.ts';
 import type { Services } from '../services.ts';
 
@@ -110,4 +110,27 @@ export async function dropTableRoute(event: HttpEvent, s: Services): Promise<Htt
   await s.writer.tableDropped(name);
   s.tables.invalidate(name);
   return noContent();
+}
+
+/**
+ * `POST /tables/{name}/rename` `{"name": "new"}`: the table keeps its data, files and history
+ * under the new name (lib/engine/table-rename.ts); the old name is free again at once.
+ */
+export async function renameTableRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
+  const name = tableParam(event);
+  const def = await s.catalog.getTable(name);
+  if (!def) throw notFound(`table "${name}"`);
+  const body: unknown =
+    typeof event.body === 'object' && event.body !== null ? event.body : parseExactJson(bodyText(event));
+  const to = (body as { name?: unknown } | null)?.name;
+  if (typeof to !== 'string') throw badRequest('body: {"name": "<new table name>"} is required');
+  const renamed = await renameTable(s.catalog, (f, t) => s.writer.renameTable(f, t), name, to);
+  s.tables.invalidate(name);
+  s.tables.invalidate(renamed.name);
+  const pointer = await s.catalog.getPointer(renamed.name);
+  return json(200, {
+    ...summary(renamed),
+    renamedFrom: name,
+    metadataLocation: pointer?.metadataLocation ?? null,
+  });
 }

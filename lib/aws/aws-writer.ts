@@ -54,6 +54,8 @@ export async function startAwsWriter(
     spillDir: path.join(os.tmpdir(), `moonlink-index-${process.pid}`),
     owns: (table) => groupOf(table, config.writerGroups) === config.writerGroup,
     mirrors,
+    // Functions append to Kinesis themselves and cache table definitions for 5 s.
+    renameDrainMs: 6000,
   });
   writer.registerSource('postgres', postgresSourceFactory());
   await writer.start();

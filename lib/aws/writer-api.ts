@@ -36,6 +36,9 @@ function send(res: http.ServerResponse, status: number, body?: unknown): void {
 /** Bodies of internal requests are small (property changes). */
 const MAX_INTERNAL_BODY = 1024 * 1024;
 
+/** Refusals a caller must see as they are (409 with the code), not as an unavailable writer. */
+const REFUSALS = new Set(['table_exists', 'rename_refused', 'conflict', 'name_taken']);
+
 export function startWriterApi(
   writer: Writer,
   options: { port: number; host: string; logger: Logger },
@@ -73,7 +76,7 @@ export function startWriterApi(
       return;
     }
     const m =
-      /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|idempotency|created|dropped|status)$/.exec(
+      /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|idempotency|created|dropped|rename|status)$/.exec(
         url.pathname,
       );
     if (!m || !TABLE_NAME_PATTERN.test(m[1]))
@@ -106,6 +109,12 @@ export function startWriterApi(
         case 'created':
           await writer.open(table);
           return [204];
+        case 'rename': {
+          const to = (await body) as { to?: unknown };
+          if (typeof to?.to !== 'string' || !TABLE_NAME_PATTERN.test(to.to))
+            return [400, { error: { code: 'bad_request', message: 'body: {"to": "<table name>"}' } }];
+          return [200, await writer.rename(table, to.to)];
+        }
         case 'dropped':
           await writer.drop(table, { purge: url.searchParams.get('purge') !== 'false' });
           return [204];
@@ -127,6 +136,9 @@ export function startWriterApi(
       ([status, body]) => send(res, status, body),
       (e) => {
         const message = (e as Error).message ?? String(e);
+        const code = (e as { code?: unknown }).code;
+        if (typeof code === 'string' && REFUSALS.has(code))
+          return send(res, 409, { error: { code, message } });
         const notFound = /does not exist/.test(message);
         if (!notFound) options.logger.warn('internal request failed', { table, action, error: e });
         send(res, notFound ? 404 : 503, {

@@ -67,6 +67,29 @@ export interface Catalog {
   /** Removes the definition, pointer and leases of a table. */
   dropTable(name: string): Promise<void>;
 
+  /**
+   * Renames a table: its definition (`def`: the new name, the location kept) and its pointer
+   * move to `def.name`, the pointer's LSNs raised to at least `lsn`; the old name's leases are
+   * dropped. Only the writer holding `epoch` may rename. Throws {@link TableExistsError} when
+   * the new name is taken, {@link ConflictError} when `from` does not exist (or has no
+   * pointer), {@link FencedError} on another epoch.
+   */
+  renameTable(from: string, def: TableDefinition, epoch: number, lsn: string): Promise<void>;
+  /**
+   * The first step of a rename where other processes append to the log (Lambda functions on
+   * AWS): the old name stops being found (getTable, listTables) while its writer goes on
+   * applying and committing under it, so appends made with a cached definition can drain.
+   * {@link unsealRename} (or a crash, through {@link finishRenames}) undoes it; a
+   * {@link renameTable} completes it. Catalogs whose writers see every append need none.
+   */
+  sealRename?(from: string, to: string): Promise<void>;
+  unsealRename?(from: string): Promise<void>;
+  /**
+   * Completes renames a crash interrupted, for catalogs that cannot rename in one write (the
+   * DynamoDB catalog records the intent first). The writer calls it before it lists tables.
+   */
+  finishRenames?(): Promise<void>;
+
   /** Takes ownership of a table: a new epoch, so an older writer's next update fails. */
   acquireEpoch(table: string): Promise<number>;
   getPointer(table: string): Promise<TablePointer | undefined>;
@@ -143,4 +166,20 @@ export class TableDamagedError extends Error {
   ) {
     super(`table "${table}" is damaged and takes no writes: ${String(details.message ?? '')}`);
   }
+}
+
+/** A table is being renamed: its writes are refused (503, retry under the new name shortly). */
+export class TableRenamingError extends Error {
+  readonly code = 'table_renaming';
+  constructor(
+    readonly table: string,
+    readonly to: string,
+  ) {
+    super(`table "${table}" is being renamed to "${to}"; write to "${to}" once the rename is done`);
+  }
+}
+
+/** A rename that cannot be done (409 `rename_refused`), with the reason. */
+export class RenameRefusedError extends Error {
+  readonly code = 'rename_refused';
 }

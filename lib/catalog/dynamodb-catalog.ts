@@ -38,7 +38,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  type AttributeValue,
   BatchWriteItemCommand,
   DeleteItemCommand,
   DynamoDBClient,
@@ -53,14 +52,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { NAME_PART } from '../schema/table-name.ts';
 import { TABLE_NAME_PATTERN, type TableDefinition } from '../schema/table-schema.ts';
-import {
-  errorName,
-  type ResolvedRetry,
-  type RetryOptions,
-  resolveRetry,
-  sleep,
-  withRetry,
-} from '../util/aws-retry.ts';
+import { type ResolvedRetry, type RetryOptions, resolveRetry, sleep, withRetry } from '../util/aws-retry.ts';
 import {
   type Catalog,
   ConflictError,
@@ -73,6 +65,28 @@ import {
   type TablePointer,
   tableOfLease,
 } from './catalog.ts';
+import {
+  DEF,
+  type Item,
+  isConditionFailed,
+  key,
+  LEASE,
+  NS,
+  n,
+  num,
+  POINTER,
+  pk,
+  s,
+  str,
+} from './dynamodb-item.ts';
+import {
+  finishRenames,
+  type RenameContext,
+  renameIntentOf,
+  renameTable,
+  sealRename,
+  unsealRename,
+} from './dynamodb-rename.ts';
 
 export interface DynamoDbCatalogOptions {
   /** The DynamoDB table (key schema: pk S HASH, sk S RANGE). */
@@ -87,33 +101,8 @@ export interface DynamoDbCatalogOptions {
   leaseTtlGraceSeconds?: number;
 }
 
-type Item = Record<string, AttributeValue>;
-
-const DEF = 'DEF';
-const NS = 'NS';
-const POINTER = 'POINTER';
-const LEASE = 'LEASE#';
 /** Tokens of the latest epoch increments kept on the POINTER item (to recognize our own). */
 const EPOCH_TOKENS = 16;
-
-function pk(table: string): string {
-  if (!TABLE_NAME_PATTERN.test(table)) throw new Error(`invalid table name ${JSON.stringify(table)}`);
-  return `TABLE#${table}`;
-}
-
-function key(table: string, sk: string): Item {
-  return { pk: { S: pk(table) }, sk: { S: sk } };
-}
-
-const s = (v: string): AttributeValue => ({ S: v });
-const n = (v: number): AttributeValue => ({ N: String(v) });
-const str = (item: Item, name: string): string | undefined => item[name]?.S;
-const num = (item: Item, name: string): number | undefined =>
-  item[name]?.N === undefined ? undefined : Number(item[name].N);
-
-function isConditionFailed(e: unknown): boolean {
-  return errorName(e) === 'ConditionalCheckFailedException';
-}
 
 const OPTIONAL_POINTER_FIELDS = ['snapshotKey', 'metadataLocation', 'metadataKey', 'checkpoints'] as const;
 
@@ -389,17 +378,53 @@ export class DynamoDbCatalog implements Catalog {
   async getTable(name: string): Promise<TableDefinition | undefined> {
     if (!TABLE_NAME_PATTERN.test(name)) return undefined;
     const item = await this.getItem(name, DEF);
-    const json = item && str(item, 'def');
+    const json = item && !renameIntentOf(item) && str(item, 'renamingTo') === undefined && str(item, 'def');
     return json ? (JSON.parse(json) as TableDefinition) : undefined;
   }
 
   async listTables(): Promise<TableDefinition[]> {
     const out: TableDefinition[] = [];
-    for (const item of await this.scanSortKey(DEF, ['def'])) {
+    for (const item of await this.scanSortKey(DEF, ['def', 'renamingTo'])) {
       const json = str(item, 'def');
-      if (json) out.push(JSON.parse(json) as TableDefinition);
+      // A table being renamed has left its old name already (dynamodb-rename.ts).
+      if (json && str(item, 'renamingTo') === undefined) out.push(JSON.parse(json) as TableDefinition);
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async renameTable(from: string, def: TableDefinition, epoch: number, lsn: string): Promise<void> {
+    await renameTable(this.renameContext(), from, def, epoch, lsn);
+  }
+
+  async sealRename(from: string, to: string): Promise<void> {
+    await sealRename(this.renameContext(), from, to);
+  }
+
+  async unsealRename(from: string): Promise<void> {
+    await unsealRename(this.renameContext(), from);
+  }
+
+  async finishRenames(): Promise<void> {
+    const items = await this.scanSortKey(DEF, [
+      'pk',
+      'renamingTo',
+      'renamedDef',
+      'renameLsn',
+      'renamedFrom',
+      'renameSealedAt',
+    ]);
+    const started = items.filter((i) => i.renamingTo !== undefined || i.renamedFrom !== undefined);
+    if (started.length > 0) await finishRenames(this.renameContext(), started);
+  }
+
+  private renameContext(): RenameContext {
+    return {
+      client: this.client,
+      tableName: this.tableName,
+      send: (fn) => this.send(fn),
+      getItem: (table, sk) => this.getItem(table, sk),
+      deleteTableItems: (table) => this.dropTable(table),
+    };
   }
 
   async dropTable(name: string): Promise<void> {

@@ -110,6 +110,25 @@ export class MemoryCatalog implements Catalog {
     await this.commit.sync();
   }
 
+  async renameTable(from: string, def: TableDefinition, epoch: number, lsn: string): Promise<void> {
+    const e = this.entry(from);
+    if (!e?.pointer) throw new ConflictError(`table "${from}" does not exist`);
+    if (e.epoch !== epoch) throw new FencedError(from, epoch, e.epoch);
+    if (this.entry(def.name)) throw new TableExistsError(def.name);
+    const raise = (v: string): string => (BigInt(v) > BigInt(lsn) ? v : lsn);
+    const pointer: TablePointer = {
+      ...e.pointer,
+      table: def.name,
+      version: e.pointer.version + 1,
+      lsn: raise(e.pointer.lsn),
+      committedLsn: raise(e.pointer.committedLsn),
+      updatedAt: new Date().toISOString(),
+    };
+    this.state.tables[def.name] = { def: structuredClone(def), epoch, pointer, leases: {} };
+    delete this.state.tables[from];
+    await this.commit.sync();
+  }
+
   async acquireEpoch(table: string): Promise<number> {
     const e = this.entry(table);
     if (!e) throw new Error(`table "${table}" does not exist`);

@@ -49,6 +49,7 @@ export function inProcessWriterLink(writer: Writer): WriterLink {
       await writer.open(table);
     },
     tableDropped: (table, options) => writer.drop(table, options),
+    renameTable: (from, to) => writer.rename(from, to),
     status: async (table) => {
       const handler = await writer.open(table).catch(() => undefined);
       const state = writer.tableState(table);

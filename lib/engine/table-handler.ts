@@ -294,8 +294,8 @@ export class TableHandler {
   ) {
     this.def = deps.def;
     this.name = deps.def.name;
-    this.tableRoot = tableRootOf(this.name);
-    this.ephemeralRoot = ephemeralRootOf(this.name);
+    this.tableRoot = tableRootOf(this.def);
+    this.ephemeralRoot = ephemeralRootOf(this.def);
     this.codec = rowCodec(deps.def.schema);
     this.hasKey = this.codec.keyColumns.length > 0;
     this.log = deps.logger.child({ table: this.name });

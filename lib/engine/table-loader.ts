@@ -57,7 +57,7 @@ export async function loadIceberg(
   options: IcebergOptions = {},
 ): Promise<IcebergTable> {
   const pointer = await catalog.getPointer(def.name);
-  const root = tableRootOf(def.name);
+  const root = tableRootOf(def);
   if (pointer?.metadataKey) return IcebergTable.load(store, pointer.metadataKey, options);
   return (
     (await IcebergTable.loadLatest(store, root, options)) ?? IcebergTable.create(store, root, def, options)
@@ -155,12 +155,18 @@ export async function recoverState(
   def: TableDefinition,
   store: ObjectStore,
   pool: ParquetWorkerPool,
-  /** Where the table starts when Iceberg has no commit yet (the pointer's committed LSN). */
+  /**
+   * The pointer's committed LSN: where the table starts when Iceberg has no commit yet, or when
+   * the pointer was moved past the last commit (a rename starts the table after every record
+   * its new name had in a shared log).
+   */
   startLsn?: string,
 ): Promise<RecoveredState> {
   const state = await iceberg.currentState();
   const summary = state.summary ?? {};
-  const lsn: Lsn = summary[SUMMARY_LSN] ? BigInt(summary[SUMMARY_LSN]) : BigInt(startLsn ?? '0');
+  const committed: Lsn = summary[SUMMARY_LSN] ? BigInt(summary[SUMMARY_LSN]) : 0n;
+  const start = BigInt(startLsn ?? '0');
+  const lsn: Lsn = committed > start ? committed : start;
   const files: DataFile[] = [];
   let maxId = 0;
   for (const d of state.dataFiles) {

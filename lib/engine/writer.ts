@@ -6,7 +6,13 @@
  */
 
 import { mkdirSync } from 'node:fs';
-import { type Catalog, TableDamagedError, TableNotReadyError } from '../catalog/catalog.ts';
+import {
+  type Catalog,
+  ConflictError,
+  TableDamagedError,
+  TableNotReadyError,
+  TableRenamingError,
+} from '../catalog/catalog.ts';
 import type { PropertyChange } from '../iceberg/iceberg-table.ts';
 import { type DurableLog, LogDamagedError, type LogEntry, type LogSubscription } from '../log/durable-log.ts';
 import type { Lsn } from '../lsn.ts';
@@ -27,6 +33,7 @@ import type { EngineOptions } from './options.ts';
 import type { CommitInfo, PublishedSnapshot, TableHandler } from './table-handler.ts';
 import { openTable } from './table-loader.ts';
 import { ephemeralRootOf, tableRootOf } from './table-paths.ts';
+import { renameOwnedTable } from './table-rename.ts';
 
 export interface WriterDeps {
   store: ObjectStore;
@@ -41,6 +48,11 @@ export interface WriterDeps {
   owns?: (table: string) => boolean;
   /** Outside catalogs told about every commit (AWS Glue on AWS). */
   mirrors?: CatalogMirror[];
+  /**
+   * How long a rename waits for appends other processes may still make under the old name
+   * (Lambda functions cache table definitions for 5 s); 0 where only this process appends.
+   */
+  renameDrainMs?: number;
 }
 
 /** A source other than the durable log (e.g. Postgres replication) that feeds a table. */
@@ -134,9 +146,10 @@ export class Writer {
    */
   async sync(): Promise<void> {
     const owns = this.deps.owns ?? (() => true);
+    await this.deps.catalog.finishRenames?.();
     const all = await this.deps.catalog.listTables();
     const inCatalog = new Set(all.map((d) => d.name));
-    const defs = all.filter((d) => owns(d.name) && !this.lost.has(d.name));
+    const defs = all.filter((d) => owns(d.name) && !this.lost.has(d.name) && !this.renaming.has(d.name));
     const names = new Set(defs.map((d) => d.name));
     // A few at a time: each open reads metadata and the log (thousands at once exhaust file descriptors).
     const gate = new Semaphore(16);
@@ -156,7 +169,7 @@ export class Writer {
         ),
     );
     for (const [name, owned] of [...this.tables]) {
-      if (names.has(name)) continue;
+      if (names.has(name) || this.renaming.has(name)) continue;
       this.tables.delete(name);
       await stopFeed(owned.feed);
       await owned.handler.close();
@@ -179,6 +192,8 @@ export class Writer {
   open(name: string): Promise<TableHandler> {
     const lost = this.lost.get(name);
     if (lost) return Promise.reject(lost);
+    const to = this.renaming.get(name);
+    if (to !== undefined && !this.tables.has(name)) return Promise.reject(new TableRenamingError(name, to));
     const owned = this.tables.get(name);
     if (owned && !owned.handler.isFenced) return Promise.resolve(owned.handler);
     let p = this.opening.get(name);
@@ -225,6 +240,8 @@ export class Writer {
 
   /** Why writes to the table are refused now, if they are (a damaged table, or past the memory budget). */
   writeRefusal(name: string): Error | undefined {
+    const to = this.renaming.get(name);
+    if (to !== undefined) return new TableRenamingError(name, to);
     const p = this.problems.get(name);
     if (p?.state === 'damaged') return new TableDamagedError(name, p.error);
     if (this.overBudget()) {
@@ -411,6 +428,9 @@ export class Writer {
         throw new Error(`table "${name}" has a ${kind} source, but this writer has no ${kind} support`);
       owned.feed = await factory(def, handler, this);
     } else {
+      // A log that numbers the table's records itself must not hand out LSNs Iceberg already
+      // covers (its folder was lost, or the table was renamed and its log is new).
+      await this.deps.log.startAfter?.(name, handler.lsn);
       // Recovery lasts until replay reaches the log's end as of now.
       const end = await this.deps.log.lastLsn(name);
       if (end > handler.lsn) this.recovering.set(name, { target: end, handler });
@@ -526,6 +546,48 @@ export class Writer {
     return (await this.open(name)).updateProperties(change);
   }
 
+  /** Tables being renamed here, and their new names. */
+  private readonly renaming = new Map<string, string>();
+
+  /**
+   * Renames a table this writer owns (table-rename.ts); resolves with the renamed definition
+   * once it is open under the new name (or left to the writer that owns the new name).
+   */
+  async rename(from: string, to: string): Promise<TableDefinition> {
+    if (this.renaming.has(from)) throw new ConflictError(`table "${from}" is already being renamed`);
+    const handler = await this.open(from);
+    this.renaming.set(from, to);
+    try {
+      return await renameOwnedTable(
+        {
+          catalog: this.deps.catalog,
+          log: this.deps.log,
+          logger: this.deps.logger,
+          mirrors: this.mirrors,
+          drainMs: this.deps.renameDrainMs ?? 0,
+          handler: async () => handler,
+          release: async (name) => {
+            const owned = this.tables.get(name);
+            this.tables.delete(name);
+            this.recovering.delete(name);
+            if (!owned) return;
+            await stopFeed(owned.feed);
+            await owned.handler.close({ flush: true });
+          },
+          reopen: async (name) => {
+            this.renaming.delete(from);
+            if (name !== from) this.problems.delete(from);
+            if ((this.deps.owns ?? (() => true))(name)) await this.open(name);
+          },
+        },
+        from,
+        to,
+      );
+    } finally {
+      this.renaming.delete(from);
+    }
+  }
+
   /**
    * Stops a table's handler and feed, deletes its log, removes it from the catalog, and deletes
    * its data — unless `purge` is false (an Iceberg REST drop without `purgeRequested`): then the
@@ -533,6 +595,7 @@ export class Writer {
    */
   async drop(name: string, options: { purge?: boolean } = {}): Promise<void> {
     await this.opening.get(name)?.catch(() => undefined);
+    const place = (await this.deps.catalog.getTable(name)) ?? { name };
     const owned = this.tables.get(name);
     this.tables.delete(name);
     if (owned) {
@@ -549,8 +612,8 @@ export class Writer {
     await Promise.all(this.mirrors.map((m) => m.dropped(name)));
     this.problems.delete(name);
     const removed =
-      (options.purge === false ? 0 : await deletePrefix(this.deps.store, `${tableRootOf(name)}/`)) +
-      (await deletePrefix(this.deps.store, `${ephemeralRootOf(name)}/`));
+      (options.purge === false ? 0 : await deletePrefix(this.deps.store, `${tableRootOf(place)}/`)) +
+      (await deletePrefix(this.deps.store, `${ephemeralRootOf(place)}/`));
     this.deps.logger.info('table dropped', {
       table: name,
       objectsDeleted: removed,

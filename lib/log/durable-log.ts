@@ -64,6 +64,17 @@ export interface DurableLog {
    * writer skips. Logs that know their end do not need this.
    */
   barrier?(table: string): Promise<Lsn>;
+  /**
+   * Makes every LSN the table's log hands out from now on greater than `lsn`, for logs that
+   * number each table's transactions themselves: a table whose log is new or was lost (a
+   * renamed table, a deleted folder) must not get LSNs its Iceberg commits already cover.
+   */
+  startAfter?(table: string, lsn: Lsn): Promise<void>;
+  /**
+   * Refuses appends to the table with `reason` from now on (a rename is under way), or takes
+   * appends again when `reason` is undefined. Logs that other processes append to cannot.
+   */
+  seal?(table: string, reason: Error | undefined): void;
   /** Allows the log to drop entries with LSN ≤ `throughLsn`. */
   truncate(table: string, throughLsn: Lsn): Promise<void>;
   dropTable(table: string): Promise<void>;

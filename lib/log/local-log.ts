@@ -159,7 +159,20 @@ export class LocalLog implements DurableLog, TableLogOwner {
   }
 
   async append(table: string, payload: Uint8Array, decoded?: unknown): Promise<Lsn> {
-    return (await this.table(table)).append(payload, decoded);
+    const sealed = this.sealed.get(table);
+    if (sealed) throw sealed;
+    const t = await this.table(table);
+    const late = this.sealed.get(table);
+    if (late) throw late;
+    return t.append(payload, decoded);
+  }
+
+  /** Tables whose appends are refused, and why (a rename under way). */
+  private readonly sealed = new Map<string, Error>();
+
+  seal(table: string, reason: Error | undefined): void {
+    if (reason) this.sealed.set(table, reason);
+    else this.sealed.delete(table);
   }
 
   async subscribe(
@@ -238,7 +251,13 @@ export class LocalLog implements DurableLog, TableLogOwner {
     });
   }
 
+  async startAfter(table: string, lsn: Lsn): Promise<void> {
+    await (await this.table(table)).startAfter(lsn);
+  }
+
   async dropTable(table: string): Promise<void> {
+    // A seal outlives the drop (a renamed table's old name takes no appends until a table of
+    // that name is created again, which unseals it).
     const t = await this.table(table);
     await t.exclusive(() => t.closeHandle());
     t.subscribers.clear();

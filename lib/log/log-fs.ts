@@ -89,3 +89,18 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** Replaces a small file: a temporary file written and synced, then renamed over. */
+export async function writeDurably(fs: LogFs, file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp`;
+  await fs.rm(tmp);
+  const body = new TextEncoder().encode(text);
+  const f = await fs.open(tmp);
+  try {
+    await writeFully(f, body, 0, tmp);
+    await f.datasync();
+  } finally {
+    await f.close();
+  }
+  await fs.rename(tmp, file);
+}

@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Lsn } from '../lsn.ts';
 import type { LogDamage, LogEntry } from './durable-log.ts';
 import { LocalLog, readSkips, SKIPS_FILE } from './local-log.ts';
-import { concat, type LogFs, nodeLogFs, writeFully } from './log-fs.ts';
+import { concat, type LogFs, nodeLogFs, writeDurably, writeFully } from './log-fs.ts';
 import {
   frameRecord,
   type LsnRange,
@@ -120,19 +120,4 @@ export async function repairLog(
   await writeDurably(fs, path.join(dir, REPAIRS_FILE), JSON.stringify(history, null, 2));
   await fs.syncDir(dir);
   return report;
-}
-
-/** Replaces a small file: a temporary file written and synced, then renamed over. */
-async function writeDurably(fs: LogFs, file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp`;
-  await fs.rm(tmp);
-  const body = new TextEncoder().encode(text);
-  const f = await fs.open(tmp);
-  try {
-    await writeFully(f, body, 0, tmp);
-    await f.datasync();
-  } finally {
-    await f.close();
-  }
-  await fs.rename(tmp, file);
 }

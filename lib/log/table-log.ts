@@ -9,7 +9,7 @@ import type { Lsn } from '../lsn.ts';
 import { classifyIoError } from '../util/io-errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { type LogDamage, LogDamagedError, type LogEntry } from './durable-log.ts';
-import { concat, type LogFile, type LogFs, writeFully } from './log-fs.ts';
+import { concat, type LogFile, type LogFs, writeDurably, writeFully } from './log-fs.ts';
 import {
   frameRecord,
   type LsnRange,
@@ -276,6 +276,22 @@ export class TableLog {
       () => undefined,
     );
     return run;
+  }
+
+  /**
+   * Makes the next LSN handed out greater than `lsn`: the LSNs up to it are recorded as skipped
+   * (as a repair records those it gave up), so the log opens across the gap.
+   */
+  startAfter(lsn: Lsn): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.nextLsn > lsn) return;
+      this.skips = [...this.skips, { from: this.nextLsn, to: lsn }];
+      const text = JSON.stringify(this.skips.map((r) => ({ from: r.from.toString(), to: r.to.toString() })));
+      await writeDurably(this.fs, path.join(this.dir, SKIPS_FILE), text);
+      await this.fs.syncDir(this.dir);
+      this.nextLsn = lsn + 1n;
+      this.durableLsn = lsn;
+    });
   }
 
   append(payload: Uint8Array, decoded: unknown): Promise<Lsn> {

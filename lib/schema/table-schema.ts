@@ -45,6 +45,12 @@ export interface TableDefinition {
   source?: PostgresSource;
   /** Iceberg table properties given at creation (later changes live in the Iceberg metadata). */
   properties?: Record<string, string>;
+  /**
+   * Where the table's objects live, relative to `tables/` (lib/engine/table-paths.ts). Fixed at
+   * creation and kept by a rename; absent on tables created before it was stored (derived from
+   * the name then).
+   */
+  location?: string;
 }
 
 export class SchemaError extends Error {

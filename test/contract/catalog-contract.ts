@@ -260,5 +260,67 @@ export function catalogContract(name: string, make: () => Promise<CatalogFixture
       const p = await catalog.updatePointer(t, 0, e, update('1'));
       expect(p.version).toBe(1);
     });
+
+    it('renames a table: definition and pointer move, LSNs raised, old name free; refusals', async () => {
+      const from = uniqueTable('rf');
+      const to = uniqueTable('rt');
+      const def = tableDef(from);
+      await catalog.createTable(def);
+      const epoch = await catalog.acquireEpoch(from);
+      const before = await catalog.updatePointer(
+        from,
+        0,
+        epoch,
+        update('12', {
+          committedLsn: '10',
+          metadataLocation: 'file:///m/v2.metadata.json',
+          metadataKey: 'm',
+        }),
+      );
+      await catalog.putLease({
+        leaseId: `${from}.l1`,
+        table: from,
+        snapshotKey: 's',
+        expiresAt: Date.now() + 1e5,
+      });
+      const renamed = { ...def, name: to, location: from };
+      // A stale writer, a missing table and a taken name are refused, and change nothing.
+      await expect(catalog.renameTable(from, renamed, epoch + 1, '0')).rejects.toBeInstanceOf(FencedError);
+      await expect(catalog.renameTable(uniqueTable('none'), renamed, epoch, '0')).rejects.toBeInstanceOf(
+        ConflictError,
+      );
+      const taken = uniqueTable('taken');
+      await catalog.createTable(tableDef(taken));
+      await expect(catalog.renameTable(from, { ...renamed, name: taken }, epoch, '0')).rejects.toBeInstanceOf(
+        TableExistsError,
+      );
+      expect(await catalog.getTable(from)).toEqual(def);
+
+      await catalog.renameTable(from, renamed, epoch, '11');
+      expect(await catalog.getTable(from)).toBeUndefined();
+      expect(await catalog.getPointer(from)).toBeUndefined();
+      expect(await catalog.listLeases(from)).toEqual([]);
+      expect(await catalog.getTable(to)).toEqual(renamed);
+      const names = (await catalog.listTables()).map((d) => d.name);
+      expect(names).toContain(to);
+      expect(names).not.toContain(from);
+      const after = await catalog.getPointer(to);
+      expect(after).toMatchObject({
+        table: to,
+        epoch,
+        lsn: '12',
+        committedLsn: '11',
+        metadataLocation: before.metadataLocation,
+        snapshotKey: before.snapshotKey,
+      });
+      // The writer that renamed it goes on with the pointer under the new name.
+      const next = await catalog.acquireEpoch(to);
+      await catalog.updatePointer(to, after?.version ?? 0, next, update('13', { committedLsn: '13' }));
+      // The old name can be created again, as a new table.
+      const again = tableDef(from);
+      await catalog.createTable(again);
+      expect(await catalog.getTable(from)).toEqual(again);
+      expect(await catalog.getPointer(from)).toBeUndefined();
+    });
   });
 }

@@ -357,10 +357,16 @@ export function restCatalogContract(name: string, start: () => Promise<RestCatal
         { updates: { a: 1 }, removals: 'x' },
         { requirements: 'x', updates: [] },
         { requirements: [], updates: [{ action: 'set-properties', updates: { a: 5 } }] },
+        // A rename onto a taken name, or from a table that is not there.
         {
           source: { namespace: ['analytics'], name: 'orders' },
+          destination: { namespace: ['analytics'], name: 'events' },
+        },
+        {
+          source: { namespace: ['analytics'], name: 'nothere' },
           destination: { namespace: ['analytics'], name: 'o2' },
         },
+        { source: { namespace: 'analytics', name: 'orders' }, destination: {} },
       ];
       for (let i = 0; i < 120; i++) {
         const p = paths[rand(paths.length)];
@@ -373,6 +379,60 @@ export function restCatalogContract(name: string, start: () => Promise<RestCatal
       }
       expect(await state()).toBe(before);
     });
+
+    it('renames a table: same metadata and files under the new name, spec errors, and back again', async () => {
+      const rename = (source: unknown, destination: unknown) =>
+        call('POST', '/iceberg/v1/tables/rename', { source, destination });
+      const src = { namespace: ['analytics'], name: 'events' };
+      const dst = { namespace: ['archive'], name: 'old_events' };
+      const before = await call('GET', '/iceberg/v1/namespaces/analytics/tables/events');
+      const rowsBefore = await ourRows('analytics.events');
+      // The destination's namespace must exist (NoSuchNamespaceException), the source too.
+      const noNs = await rename(src, dst);
+      expect(noNs.status).toBe(404);
+      expect(noNs.body.error).toMatchObject({ type: 'NoSuchNamespaceException', code: 404 });
+      const noTable = await rename({ namespace: ['analytics'], name: 'missing' }, dst);
+      expect(noTable.status).toBe(404);
+      expect(noTable.body.error.type).toBe('NoSuchTableException');
+      await catalog.createNamespace({ namespace: ['archive'] });
+      const taken = await rename(src, { namespace: ['analytics'], name: 'orders' });
+      expect(taken.status).toBe(409);
+      expect(taken.body.error.type).toBe('AlreadyExistsException');
+      expect((await rename(src, { namespace: ['archive'], name: 'bad name' })).status).toBe(400);
+
+      expect((await rename(src, dst)).status).toBe(204);
+      expect(await catalog.tableExists(src)).toBe(false);
+      expect(await catalog.listTables({ namespace: ['archive'] })).toEqual([dst]);
+      const moved = await call('GET', '/iceberg/v1/namespaces/archive/tables/old_events');
+      expect(moved.status).toBe(200);
+      // The same files: a rename moves the name, not the objects (engines holding the old
+      // metadata location keep reading).
+      const location = String(moved.body['metadata-location']);
+      expect(location.slice(0, location.indexOf('/metadata/'))).toBe(
+        String(before.body['metadata-location']).slice(
+          0,
+          String(before.body['metadata-location']).indexOf('/metadata/'),
+        ),
+      );
+      const rows = (await icebergRead({
+        tableUrl: location.slice(0, location.indexOf('/metadata/')),
+        metadata: moved.body.metadata,
+      })) as Record<string, unknown>[];
+      expect(rows.map((x) => JSON.stringify([String(x.id), x.note ?? null])).sort()).toEqual(rowsBefore);
+      // Our API writes to it under the new name.
+      const w = await call('POST', '/tables/archive.old_events/rows', {
+        ops: [{ op: 'insert', row: { id: 900, note: 'after' } }],
+      });
+      expect(w.status, JSON.stringify(w.body)).toBe(200);
+      expect(await ourRows('archive.old_events')).toEqual(
+        [...rowsBefore, JSON.stringify(['900', 'after'])].sort(),
+      );
+
+      expect((await rename(dst, src)).status).toBe(204);
+      expect(await catalog.tableExists(dst)).toBe(false);
+      expect((await ourRows('analytics.events')).length).toBe(rowsBefore.length + 1);
+      await catalog.dropNamespace({ namespace: ['archive'] });
+    }, 120_000);
 
     it('refuses to drop a namespace with tables, then drops tables and the namespace', async () => {
       expect(await icebergStatus(catalog.dropNamespace({ namespace: ['analytics'] }))).toBe(409);

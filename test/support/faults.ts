@@ -184,6 +184,9 @@ export class FaultyCatalog implements Catalog {
   dropTable(name: string): Promise<void> {
     return this.inner.dropTable(name);
   }
+  renameTable(from: string, def: TableDefinition, epoch: number, lsn: string): Promise<void> {
+    return this.inner.renameTable(from, def, epoch, lsn);
+  }
   acquireEpoch(table: string): Promise<number> {
     return this.call('acquireEpoch', () => this.inner.acquireEpoch(table));
   }
