@@ -4,6 +4,7 @@
  *   moonlink load FILE… --table T [--format csv|ndjson|parquet|arrow] [--op insert|upsert|delete]
  *                       [--batch-rows N] [--create [--key a,b] [--schema name:type,…]] [--skip-rows N]
  *   moonlink tables | describe T | flush T | rename T NEW
+ *   moonlink import T URI [--format parquet|arrow|csv|ndjson] [--op insert|upsert] [--no-wait]
  *   moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--out FILE]
  *
  * Every command takes --url (default MOONLINK_URL or http://127.0.0.1:8080), --token (or
@@ -23,7 +24,7 @@ import {
   fileBatches,
   formatOf,
   parseSchemaOption,
-} from './file-batches.ts';
+} from '../lib/sources/files/file-batches.ts';
 import { Client, regionOf, ServiceError } from './http-client.ts';
 import { Progress } from './progress.ts';
 
@@ -35,6 +36,7 @@ const USAGE = `usage:
   moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--out FILE]
   moonlink flush T
   moonlink rename T NEW
+  moonlink import T URI [--format parquet|arrow|csv|ndjson] [--op insert|upsert] [--no-wait]
 options: --url URL (MOONLINK_URL, default http://127.0.0.1:8080)  --token TOKEN (MOONLINK_API_TOKEN)  --aws (SigV4)`;
 
 class UsageError extends Error {}
@@ -82,6 +84,8 @@ export async function main(argv: string[]): Promise<number> {
         out(`renamed ${r.renamedFrom} to ${r.name} (its files stay at ${r.metadataLocation})`);
         return 0;
       }
+      case 'import':
+        return await importFiles(client, args, values);
       case 'scan':
         return await scan(client, one(args, 'scan'), values);
       case 'help':
@@ -120,6 +124,7 @@ function parse(argv: string[]) {
       limit: { type: 'string' },
       'min-lsn': { type: 'string' },
       out: { type: 'string', short: 'o' },
+      'no-wait': { type: 'boolean' },
     },
   });
   return { command: positionals[0], args: positionals.slice(1), values };
@@ -136,6 +141,43 @@ function positiveInt(v: string | undefined, name: string, dflt: number): number 
   if (v === undefined) return dflt;
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`--${name} must be a positive integer`);
   return Number(v);
+}
+
+/**
+ * `moonlink import T URI`: the server reads the files (POST /tables/{name}/imports); this
+ * follows its progress until it is committed or failed (or, with --no-wait, prints its id).
+ */
+async function importFiles(client: Client, args: string[], v: Values): Promise<number> {
+  if (args.length !== 2) throw new UsageError('import takes a table and a URI (s3://bucket/prefix/, file:///folder/*.parquet)');
+  const [table, uri] = args;
+  if (v.op && !['insert', 'upsert'].includes(v.op)) throw new UsageError('--op must be insert or upsert');
+  const started = await client.json('POST', `tables/${table}/imports`, {
+    uri,
+    ...(v.format ? { format: v.format } : {}),
+    ...(v.op ? { op: v.op } : {}),
+  });
+  process.stderr.write(`import ${started.id}: ${started.files} file(s), ${(started.totalBytes / 1e6).toFixed(1)} MB\n`);
+  if (v['no-wait']) {
+    out(started.id);
+    return 0;
+  }
+  const progress = new Progress(started.totalBytes, process.stderr);
+  const t0 = Date.now();
+  for (;;) {
+    const r = await client.json('GET', `tables/${table}/imports/${started.id}`);
+    progress.update(r.rows, r.bytes);
+    if (r.state === 'committed' || r.state === 'failed') {
+      progress.stop();
+      if (r.state === 'failed') {
+        process.stderr.write(`moonlink: import ${r.id} failed, nothing of it applied: ${r.error?.message}\n`);
+        return 1;
+      }
+      const s = (Date.now() - t0) / 1000;
+      out(`imported ${r.rows} rows from ${r.files} file(s) in ${s.toFixed(1)} s, committed at LSN ${r.lsn}: ${r.metadataLocation}`);
+      return 0;
+    }
+    await new Promise((res) => setTimeout(res, 500));
+  }
 }
 
 async function load(client: Client, files: string[], v: Values): Promise<number> {

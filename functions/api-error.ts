@@ -2,6 +2,7 @@
  * API errors: every error leaves as `{"error": {"code", "message", ...}}` with a 4xx/5xx status.
  * Domain errors from lib/ are mapped here, in one place.
  */
+
 import {
   ConflictError,
   FencedError,
@@ -19,6 +20,8 @@ import { JsonSyntaxError } from '../lib/schema/exact-json.ts';
 import { TableNameError } from '../lib/schema/table-name.ts';
 import { SchemaError } from '../lib/schema/table-schema.ts';
 import { InvalidTransactionError } from '../lib/schema/transaction.ts';
+import { ImportRefusedError } from '../lib/sources/import/import-runner.ts';
+import { ImportSourceError } from '../lib/sources/import/import-source.ts';
 import { ConnectionSecretError } from '../lib/sources/postgres/connection-secret.ts';
 import { DataFileMissingError, NotFoundError } from '../lib/store/object-store.ts';
 import {
@@ -61,6 +64,8 @@ export function toApiError(e: unknown): ApiError {
   if (e instanceof TableNameError || e instanceof PropertyChangeError)
     return new ApiError(400, e.code, e.message);
   if (e instanceof NoSuchNamespaceError) return new ApiError(404, e.code, e.message);
+  if (e instanceof ImportSourceError) return new ApiError(400, e.code, e.message);
+  if (e instanceof ImportRefusedError) return new ApiError(409, e.code, e.message);
   if (e instanceof NamespaceExistsError || e instanceof NameTakenError)
     return new ApiError(409, e.code, e.message);
   if (e instanceof NamespaceNotEmptyError)

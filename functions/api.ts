@@ -32,6 +32,7 @@ import {
   renameIcebergTableRoute,
   updateNamespacePropertiesRoute,
 } from './routes/iceberg-catalog.ts';
+import { importStatusRoute, startImportRoute } from './routes/imports.ts';
 import { writeRowsRoute } from './routes/rows.ts';
 import { scanRoute } from './routes/scan.ts';
 import { releaseLeaseRoute, snapshotRoute } from './routes/snapshot.ts';
@@ -76,6 +77,8 @@ export const ROUTES: Record<
     { method: 'GET', path: '/tables/{name}', fn: describeTableRoute },
     { method: 'DELETE', path: '/tables/{name}', fn: dropTableRoute },
     { method: 'POST', path: '/tables/{name}/rename', fn: renameTableRoute, jsonBody: true },
+    { method: 'POST', path: '/tables/{name}/imports', fn: startImportRoute, jsonBody: true },
+    { method: 'GET', path: '/tables/{name}/imports/{id}', fn: importStatusRoute },
   ],
   ingest: [{ method: 'POST', path: '/tables/{name}/rows', fn: writeRowsRoute }],
   read: [

@@ -182,6 +182,51 @@ export const OPENAPI = {
         }),
       },
     },
+    '/tables/{name}/imports': {
+      post: {
+        summary: 'Import files from object storage as one transaction (run by the writer)',
+        description:
+          'Reads every file the URI names (a folder ending in /, a glob, or one file; s3:// or, where MOONLINK_IMPORT_ROOTS allows, file://) as one streamed transaction: nothing is visible until it commits, a failure applies nothing, a restart runs it again. Follow it at the Location.',
+        parameters: [table],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['uri'],
+                properties: {
+                  uri: {
+                    type: 'string',
+                    examples: ['s3://landing/orders/2026-12-01/', 'file:///data/*.parquet'],
+                  },
+                  format: {
+                    enum: ['parquet', 'arrow', 'csv', 'ndjson'],
+                    description: 'default: from each file name',
+                  },
+                  op: { enum: ['insert', 'upsert'], default: 'insert' },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '202': { description: 'queued', ...jsonBody(ref('Import')) },
+          '409': {
+            description: 'The table cannot take imports (a source feeds it)',
+            ...jsonBody(ref('Error')),
+          },
+          ...errors,
+        },
+      },
+    },
+    '/tables/{name}/imports/{id}': {
+      get: {
+        summary: 'An import: its state and progress',
+        parameters: [table, { name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: ok('the import', ref('Import')),
+      },
+    },
     '/tables/{name}/flush': {
       post: {
         summary: 'Make everything acknowledged Parquet and an Iceberg commit',
@@ -242,6 +287,30 @@ export const OPENAPI = {
   },
   components: {
     schemas: {
+      Import: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          table: { type: 'string' },
+          uri: { type: 'string' },
+          format: { type: 'string' },
+          op: { enum: ['insert', 'upsert'] },
+          state: { enum: ['queued', 'running', 'committing', 'committed', 'failed'] },
+          attempt: { type: 'integer', description: 'runs so far (a restart runs it again)' },
+          files: { type: 'integer' },
+          filesDone: { type: 'integer' },
+          rows: { type: 'integer' },
+          bytes: { type: 'integer' },
+          totalBytes: { type: 'integer' },
+          current: { type: 'string', description: 'the file being read' },
+          error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
+          lsn: { type: 'string', description: 'the commit LSN, once committed' },
+          metadataLocation: { type: 'string' },
+          createdAt: { type: 'string' },
+          updatedAt: { type: 'string' },
+          finishedAt: { type: 'string' },
+        },
+      },
       Lsn: {
         oneOf: [{ type: 'integer' }, { type: 'string', pattern: '^[0-9]+$' }],
         description: 'Log sequence number (a string beyond 2^53)',

@@ -11,6 +11,7 @@ import type { Lsn } from '../lib/lsn.ts';
 import type { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import type { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import type { TableDefinition } from '../lib/schema/table-schema.ts';
+import type { ImportRecord, ImportRequest } from '../lib/sources/import/import-record.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
 import type { Logger } from '../lib/util/logger.ts';
 
@@ -39,6 +40,11 @@ export interface WriterLink {
    * renamed definition.
    */
   renameTable(from: string, to: string): Promise<TableDefinition>;
+  /**
+   * Starts an import into the table in the writer that owns it (lib/sources/import); resolves
+   * with its record once queued. Absent where imports are not served.
+   */
+  startImport?(table: string, req: ImportRequest): Promise<ImportRecord>;
   /** A table was created; the writer starts owning it. */
   tableCreated(table: string): Promise<void>;
   /**

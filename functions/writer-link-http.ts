@@ -10,6 +10,7 @@ import type { Catalog } from '../lib/catalog/catalog.ts';
 import { ephemeralRootOf, tableRootOf } from '../lib/engine/table-paths.ts';
 import type { Lsn } from '../lib/lsn.ts';
 import type { TableDefinition } from '../lib/schema/table-schema.ts';
+import type { ImportRecord } from '../lib/sources/import/import-record.ts';
 import { deletePrefix } from '../lib/store/delete-prefix.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
 import type { Logger } from '../lib/util/logger.ts';
@@ -42,10 +43,10 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
         : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
     });
     const text = await res.text();
-    if (res.status === 409) {
-      // The writer refused (e.g. a rename to a taken name): its error, as it gave it.
+    if (res.status === 409 || res.status === 400) {
+      // The writer refused (e.g. a rename to a taken name, an import of nothing): its error.
       const err = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-      throw new ApiError(409, err?.code ?? 'conflict', err?.message ?? text.slice(0, 200));
+      throw new ApiError(res.status, err?.code ?? 'conflict', err?.message ?? text.slice(0, 200));
     }
     if (res.status >= 400) {
       throw new ApiError(
@@ -79,6 +80,7 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
       };
       return { metadataLocation: r.metadataLocation ?? undefined };
     },
+    startImport: async (table, req) => (await call(table, 'imports', '', 28_000, req)) as ImportRecord,
     renameTable: async (from, to) => (await call(from, 'rename', '', 28_000, { to })) as TableDefinition,
     tableCreated: async (table) => {
       // Best effort: the writer also finds new tables in the catalog by itself.

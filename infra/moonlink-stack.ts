@@ -60,6 +60,11 @@ export interface MoonlinkStackProps extends cdk.StackProps {
    */
   glue?: boolean;
   glueDatabasePrefix?: string;
+  /**
+   * Where imports (`POST /tables/{name}/imports`) may read from: `s3://bucket/` or
+   * `s3://bucket/prefix/` (the writer gets read access there and nowhere else; none by default).
+   */
+  importSources?: string[];
 }
 
 export const WRITER_PORT = 8081;
@@ -68,6 +73,7 @@ export const LAMBDA_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export class MoonlinkStack extends cdk.Stack {
   readonly bucket: s3.Bucket;
+  private readonly importSources: string[];
   readonly catalogTable: dynamodb.Table;
   readonly stream: kinesis.Stream;
   readonly api: apigw.HttpApi;
@@ -84,6 +90,7 @@ export class MoonlinkStack extends cdk.Stack {
     super(scope, id, props);
     const groups = props.writerGroups ?? 1;
     const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    this.importSources = props.importSources ?? [];
     const glueOn = props.glue ?? true;
     const gluePrefix = props.glueDatabasePrefix ?? 'moonlink_';
     if (!/^[a-z0-9_]{1,100}$/.test(gluePrefix))
@@ -227,7 +234,7 @@ export class MoonlinkStack extends cdk.Stack {
         // The writer flushes every table on SIGTERM; give it time to finish.
         stopTimeout: cdk.Duration.seconds(120),
       });
-      this.grantWriter(task.taskRole, glueOn ? gluePrefix : undefined);
+      this.grantWriter(task.taskRole, glueOn ? gluePrefix : undefined, props.importSources ?? []);
       const service = new ecs.FargateService(this, `Writer${g}`, {
         cluster,
         taskDefinition: task,
@@ -353,6 +360,8 @@ export class MoonlinkStack extends cdk.Stack {
     this.allow(ingest, catalogRead, [this.catalogTable.tableArn]);
     this.allow(tables, [...catalogRead, 'dynamodb:Scan', ...catalogWrite], [this.catalogTable.tableArn]);
     this.allow(tables, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], tableObjects);
+    // Import progress (the writer writes the records).
+    this.allow(tables, ['s3:GetObject'], [this.bucket.arnForObjects('imports/*')]);
     tables.addToRolePolicy(listTables);
     // Leases only (no batch deletes: those drop tables).
     this.allow(
@@ -460,6 +469,8 @@ export class MoonlinkStack extends cdk.Stack {
       [apigw.HttpMethod.GET, '/tables/{name}', tables],
       [apigw.HttpMethod.DELETE, '/tables/{name}', tables],
       [apigw.HttpMethod.POST, '/tables/{name}/rename', tables],
+      [apigw.HttpMethod.POST, '/tables/{name}/imports', tables],
+      [apigw.HttpMethod.GET, '/tables/{name}/imports/{id}', tables],
       [apigw.HttpMethod.POST, '/tables/{name}/rows', ingest],
       [apigw.HttpMethod.GET, '/tables/{name}/snapshot', read],
       [apigw.HttpMethod.GET, '/tables/{name}/rows', read],
@@ -611,9 +622,24 @@ export class MoonlinkStack extends cdk.Stack {
   }
 
   /** The writer reads and writes the bucket, catalog and stream, and its Glue databases; nothing else. */
-  private grantWriter(role: iam.IRole, gluePrefix: string | undefined): void {
+  private grantWriter(role: iam.IRole, gluePrefix: string | undefined, importSources: string[]): void {
     const policy = (actions: string[], resources: string[]) =>
       role.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources }));
+    // Import sources: read only, each bucket's listing limited to the prefix given.
+    for (const uri of importSources) {
+      const m = /^s3:\/\/([a-z0-9.-]{3,63})\/(.*)$/.exec(uri);
+      if (!m)
+        throw new Error(`importSources: ${JSON.stringify(uri)} is not s3://bucket/ or s3://bucket/prefix/`);
+      const [, bucket, prefix] = m;
+      policy(['s3:GetObject'], [`arn:${cdk.Aws.PARTITION}:s3:::${bucket}/${prefix}*`]);
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['s3:ListBucket'],
+          resources: [`arn:${cdk.Aws.PARTITION}:s3:::${bucket}`],
+          ...(prefix ? { conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } } } : {}),
+        }),
+      );
+    }
     policy(['secretsmanager:GetSecretValue'], [this.pgSecrets()]);
     if (gluePrefix !== undefined) {
       const arn = (resource: string) =>
@@ -630,13 +656,13 @@ export class MoonlinkStack extends cdk.Stack {
     }
     policy(
       ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
-      ['tables/*', 'tmp/*', 'deadletter/*'].map((p) => this.bucket.arnForObjects(p)),
+      ['tables/*', 'tmp/*', 'deadletter/*', 'imports/*'].map((p) => this.bucket.arnForObjects(p)),
     );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['s3:ListBucket'],
         resources: [this.bucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': ['tables/*', 'tmp/*', 'deadletter/*'] } },
+        conditions: { StringLike: { 's3:prefix': ['tables/*', 'tmp/*', 'deadletter/*', 'imports/*'] } },
       }),
     );
     policy(
@@ -709,11 +735,20 @@ export class MoonlinkStack extends cdk.Stack {
         [this.functions.Tables.role!, this.functions.Read.role!, ...writerTasks.map((t) => t.taskRole)],
       ],
       ['deadletter', writerTasks.map((t) => t.taskRole)],
+      ['imports', [this.functions.Tables.role!, ...writerTasks.map((t) => t.taskRole)]],
     ] as [string, IConstruct[]][]) {
       ack(
         who,
         `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}/*]`,
         `Object keys under ${prefix}/ are made at run time (one per data file, deletion vector, metadata file, snapshot); the grant is the prefix, the actions are listed exactly.`,
+      );
+    }
+    for (const uri of this.importSources) {
+      const [, bucket, prefix] = /^s3:\/\/([^/]+)\/(.*)$/.exec(uri) ?? [];
+      ack(
+        writerTasks.map((t) => t.taskRole),
+        `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${bucket}/${prefix}*]`,
+        `Imports read the files under ${uri}, named at import time; read only, that prefix only (importSources).`,
       );
     }
     if (this.glueDatabase) {

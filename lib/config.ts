@@ -4,6 +4,7 @@
  */
 import { type ApiLimits, DEFAULT_LIMITS } from '../functions/services.ts';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from './engine/options.ts';
+import { importRootsFromEnv } from './sources/import/import-source.ts';
 
 export interface ServiceConfig {
   port: number;
@@ -15,6 +16,8 @@ export interface ServiceConfig {
   limits: ApiLimits;
   /** MOONLINK_API_TOKEN: clients send it as a bearer token; required beyond loopback. */
   apiToken?: string;
+  /** MOONLINK_IMPORT_ROOTS: local folders file:// imports may read (none by default). */
+  importRoots: string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -104,5 +107,6 @@ export function serviceConfigFromEnv(env: Env = process.env): ServiceConfig {
     engine,
     limits: limitsFromEnv(engine, env),
     apiToken: env.MOONLINK_API_TOKEN || undefined,
+    importRoots: importRootsFromEnv(env),
   };
 }

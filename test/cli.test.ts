@@ -32,6 +32,7 @@ beforeAll(async () => {
       PORT: '0',
       MOONLINK_DATA_DIR: path.join(dir, 'data'),
       MOONLINK_SNAPSHOT_INTERVAL_MS: '100',
+      MOONLINK_IMPORT_ROOTS: dir,
     }),
     silentLogger,
   );
@@ -211,6 +212,30 @@ describe('moonlink CLI', () => {
     expect((await cli(['load', path.join(dir, 'bad.ndjson')])).code).toBe(2);
     expect((await cli(['frobnicate'])).code).toBe(2);
     expect((await cli(['describe', 'missing'])).stderr).toMatch(/404 not_found: table "missing" not found/);
+  });
+
+  it('imports files on the server (moonlink import) and follows its progress; a failure is status 1', async () => {
+    await fs.mkdir(path.join(dir, 'imp'));
+    for (let f = 0; f < 3; f++)
+      await fs.writeFile(
+        path.join(dir, 'imp', `${f}.ndjson`),
+        Array.from({ length: 500 }, (_, i) => JSON.stringify({ id: 10_000 + f * 500 + i, name: 'imp' })).join(
+          '\n',
+        ),
+      );
+    const before = (await scanIds('csv_t')).length;
+    const r = await cli(['import', 'csv_t', `file://${dir}/imp/*.ndjson`, '--op', 'upsert']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/import imp_[0-9a-f]{24}: 3 file\(s\)/);
+    expect(r.stdout).toMatch(/^imported 1500 rows from 3 file\(s\) in [\d.]+ s, committed at LSN \d+: file:/);
+    expect((await scanIds('csv_t')).length).toBe(before + 1500);
+    await fs.writeFile(path.join(dir, 'imp', 'bad.ndjson'), '{"id":"nope"}');
+    const bad = await cli(['import', 'csv_t', `file://${dir}/imp/bad.ndjson`]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/failed, nothing of it applied: .*bad\.ndjson \(row 1\)/);
+    const queued = await cli(['import', 'csv_t', `file://${dir}/imp/0.ndjson`, '--no-wait']);
+    expect(queued.stdout.trim()).toMatch(/^imp_[0-9a-f]{24}$/);
+    expect((await cli(['import', 'csv_t'])).code).toBe(2);
   });
 
   it('draws a progress bar on a terminal', async () => {

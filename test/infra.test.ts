@@ -99,6 +99,8 @@ describe('CDK stack', () => {
         'POST /tables',
         'POST /tables/{name}/flush',
         'POST /tables/{name}/rename',
+        'POST /tables/{name}/imports',
+        'GET /tables/{name}/imports/{id}',
         'POST /tables/{name}/rows',
         'ANY /iceberg/{proxy+}',
       ].sort(),
@@ -360,7 +362,7 @@ describe('CDK stack', () => {
     expect(JSON.stringify(read[1].Properties.PolicyDocument)).not.toContain('secretsmanager');
   });
 
-  it('grants object actions by prefix (tables/, tmp/, deadletter/ for the writer), never the whole bucket', () => {
+  it('grants object actions by prefix (tables/, tmp/, deadletter/, imports/ for the writer), never the whole bucket', () => {
     const policies = template.findResources('AWS::IAM::Policy');
     const bucketId = stack.getLogicalId(stack.bucket.node.defaultChild as cdk.CfnElement);
     let prefixed = 0;
@@ -376,7 +378,7 @@ describe('CDK stack', () => {
         if (actions.some((a) => a.startsWith('s3:') && a !== 's3:ListBucket')) {
           expect(resources, id).not.toMatch(/"\/\*"/);
           for (const m of resources.matchAll(/"\/([a-z]+)\/\*"/g)) {
-            expect(['tables', 'tmp', 'deadletter'], id).toContain(m[1]);
+            expect(['tables', 'tmp', 'deadletter', 'imports'], id).toContain(m[1]);
             prefixed++;
           }
         }
@@ -385,6 +387,19 @@ describe('CDK stack', () => {
       }
     }
     expect(prefixed).toBeGreaterThan(8);
+  });
+
+  it('lets the writer read import sources it is given, and nothing else outside its bucket', () => {
+    const withImports = Template.fromStack(
+      new MoonlinkStack(new cdk.App(), 'MoonlinkImports', { importSources: ['s3://landing-zone/exports/'] }),
+    );
+    const text = JSON.stringify(withImports.findResources('AWS::IAM::Policy'));
+    expect(text).toContain(':s3:::landing-zone/exports/*');
+    expect(text).toMatch(/"s3:prefix":\["exports\/\*"\]/);
+    expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).not.toContain('landing-zone');
+    expect(() => new MoonlinkStack(new cdk.App(), 'Bad', { importSources: ['landing-zone'] })).toThrow(
+      /importSources/,
+    );
   });
 
   it('gives the functions inline policies, not the AWS-managed execution roles (logs only into their log group)', () => {

@@ -10,6 +10,8 @@ export interface AwsAdapters {
   store: S3ObjectStore;
   catalog: DynamoDbCatalog;
   log: KinesisLog;
+  /** The S3 client settings (emulator endpoint included), for other buckets (import sources). */
+  s3Config: Record<string, unknown>;
 }
 
 function common(config: AwsConfig, endpoint: string | undefined): Record<string, unknown> {
@@ -36,6 +38,7 @@ export function awsAdapters(config: AwsConfig, logger: Logger): AwsAdapters {
     });
   }
   return {
+    s3Config: s3,
     store: new S3ObjectStore({ bucket: config.bucket, prefix: config.prefix, clientConfig: s3 }),
     catalog: new DynamoDbCatalog({
       tableName: config.catalogTable,

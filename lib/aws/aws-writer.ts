@@ -9,6 +9,8 @@ import { GlueClient } from '@aws-sdk/client-glue';
 import type { EngineOptions } from '../engine/options.ts';
 import { Writer } from '../engine/writer.ts';
 import { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import { ImportRunner } from '../sources/import/import-runner.ts';
+import { importRootsFromEnv } from '../sources/import/import-source.ts';
 import { postgresSourceFactory } from '../sources/postgres/postgres-source.ts';
 import type { Logger } from '../util/logger.ts';
 import { type AwsAdapters, awsAdapters } from './aws-adapters.ts';
@@ -59,7 +61,18 @@ export async function startAwsWriter(
   });
   writer.registerSource('postgres', postgresSourceFactory());
   await writer.start();
-  const api = await startWriterApi(writer, { port: listen.port, host: listen.host, logger });
+  const imports = new ImportRunner({
+    writer,
+    store: adapters.store,
+    catalog: adapters.catalog,
+    log: adapters.log,
+    pool,
+    logger,
+    sources: { localRoots: importRootsFromEnv(), s3: adapters.s3Config },
+    owns: (table) => groupOf(table, config.writerGroups) === config.writerGroup,
+  });
+  void imports.resume().catch((e) => logger.error('resuming imports failed', { error: e }));
+  const api = await startWriterApi(writer, { port: listen.port, host: listen.host, logger, imports });
   // CloudWatch metrics where the stack asks for them (a namespace); none under `npm run local`.
   const namespace = process.env.POWERTOOLS_METRICS_NAMESPACE;
   const metrics = namespace
@@ -85,6 +98,7 @@ export async function startAwsWriter(
         clearInterval(timer);
         metrics?.close();
         await api.close();
+        await imports.close();
         await writer.close({ flush: options.flush ?? true });
         await adapters.log.close();
         await pool.close();

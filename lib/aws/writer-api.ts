@@ -17,6 +17,8 @@ import type { Writer } from '../engine/writer.ts';
 import { parsePropertyChange as propertyChange } from '../iceberg/table-properties.ts';
 import { lsnToJson, parseLsn } from '../lsn.ts';
 import { TABLE_NAME_PATTERN } from '../schema/table-schema.ts';
+import { importRequest } from '../sources/import/import-record.ts';
+import type { ImportRunner } from '../sources/import/import-runner.ts';
 import type { Logger } from '../util/logger.ts';
 
 export interface WriterApi {
@@ -37,11 +39,11 @@ function send(res: http.ServerResponse, status: number, body?: unknown): void {
 const MAX_INTERNAL_BODY = 1024 * 1024;
 
 /** Refusals a caller must see as they are (409 with the code), not as an unavailable writer. */
-const REFUSALS = new Set(['table_exists', 'rename_refused', 'conflict', 'name_taken']);
+const REFUSALS = new Set(['table_exists', 'rename_refused', 'conflict', 'name_taken', 'import_refused']);
 
 export function startWriterApi(
   writer: Writer,
-  options: { port: number; host: string; logger: Logger },
+  options: { port: number; host: string; logger: Logger; imports?: ImportRunner },
 ): Promise<WriterApi> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://writer');
@@ -76,7 +78,7 @@ export function startWriterApi(
       return;
     }
     const m =
-      /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|idempotency|created|dropped|rename|status)$/.exec(
+      /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|idempotency|created|dropped|rename|imports|status)$/.exec(
         url.pathname,
       );
     if (!m || !TABLE_NAME_PATTERN.test(m[1]))
@@ -115,6 +117,14 @@ export function startWriterApi(
             return [400, { error: { code: 'bad_request', message: 'body: {"to": "<table name>"}' } }];
           return [200, await writer.rename(table, to.to)];
         }
+        case 'imports': {
+          if (!options.imports)
+            return [501, { error: { code: 'not_implemented', message: 'no imports here' } }];
+          const parsed = importRequest.safeParse(await body);
+          if (!parsed.success)
+            return [400, { error: { code: 'invalid_import', message: parsed.error.issues[0].message } }];
+          return [202, await options.imports.start(table, parsed.data)];
+        }
         case 'dropped':
           await writer.drop(table, { purge: url.searchParams.get('purge') !== 'false' });
           return [204];
@@ -139,6 +149,7 @@ export function startWriterApi(
         const code = (e as { code?: unknown }).code;
         if (typeof code === 'string' && REFUSALS.has(code))
           return send(res, 409, { error: { code, message } });
+        if (code === 'invalid_import') return send(res, 400, { error: { code, message } });
         const notFound = /does not exist/.test(message);
         if (!notFound) options.logger.warn('internal request failed', { table, action, error: e });
         send(res, notFound ? 404 : 503, {

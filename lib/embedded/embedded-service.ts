@@ -15,6 +15,7 @@ import { Writer } from '../engine/writer.ts';
 import { LocalLog } from '../log/local-log.ts';
 import { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { SnapshotReader } from '../read/snapshot-reader.ts';
+import { ImportRunner } from '../sources/import/import-runner.ts';
 import { postgresSourceFactory } from '../sources/postgres/postgres-source.ts';
 import { LocalObjectStore, recordedLocationBase } from '../store/local-object-store.ts';
 import { lockDir } from '../util/dir-lock.ts';
@@ -31,8 +32,9 @@ export interface EmbeddedService {
 }
 
 /** The WriterLink of the embedded service: direct calls into the in-process writer. */
-export function inProcessWriterLink(writer: Writer): WriterLink {
+export function inProcessWriterLink(writer: Writer, imports?: ImportRunner): WriterLink {
   return {
+    ...(imports ? { startImport: (table, req) => imports.start(table, req) } : {}),
     requestSnapshot: async (table, minLsn) => {
       await writer.snapshotAtLeast(table, minLsn);
     },
@@ -102,11 +104,21 @@ export async function startEmbedded(
   });
   writer.registerSource('postgres', postgresSourceFactory());
   await writer.start();
+  const imports = new ImportRunner({
+    writer,
+    store,
+    catalog,
+    log,
+    pool,
+    logger,
+    sources: { localRoots: config.importRoots },
+  });
+  void imports.resume().catch((e) => logger.error('resuming imports failed', { error: e }));
   const services: Services = {
     catalog,
     store,
     log,
-    writer: inProcessWriterLink(writer),
+    writer: inProcessWriterLink(writer, imports),
     limits: config.limits,
     logger,
     pool: () => pool,
@@ -147,6 +159,7 @@ export async function startEmbedded(
     close: (options = {}) => {
       closing ??= (async () => {
         await server.close();
+        await imports.close();
         await writer.close({ flush: options.flush ?? true });
         await log.close();
         await catalog.close();

@@ -62,7 +62,7 @@ type TableEvent =
   | { type: 'apply'; lsn: Lsn; ops: Operations; checkpoint?: [string, string]; idem?: IdempotentWrite }
   | { type: 'applied-wait'; lsn: Lsn; resolve: () => void }
   | { type: 'stream-op'; xid: string; op: DecodedOp }
-  | { type: 'stream-commit'; xid: string; lsn: Lsn; checkpoint?: [string, string] }
+  | { type: 'stream-commit'; xid: string; lsn: Lsn; checkpoint?: [string, string]; idem?: IdempotentWrite }
   | { type: 'stream-abort'; xid: string }
   | { type: 'advance'; lsn: Lsn; checkpoint?: [string, string] }
   | { type: 'truncate'; lsn: Lsn; checkpoint?: [string, string] }
@@ -434,8 +434,13 @@ export class TableHandler {
     this.loop.post({ type: 'stream-op', xid, op });
   }
 
-  streamCommit(xid: string, lsn: Lsn, checkpoint?: [string, string]): void {
-    this.loop.post({ type: 'stream-commit', xid, lsn, checkpoint });
+  /**
+   * Commits a streamed transaction at `lsn` (nothing but the LSN when it is not open here: a
+   * replay after a restart). With `idem`, the commit is kept as an idempotency record under its
+   * key (what an import checks after a restart: did its commit reach Iceberg).
+   */
+  streamCommit(xid: string, lsn: Lsn, checkpoint?: [string, string], idem?: IdempotentWrite): void {
+    this.loop.post({ type: 'stream-commit', xid, lsn, checkpoint, idem });
   }
 
   streamAbort(xid: string): void {
@@ -605,7 +610,7 @@ export class TableHandler {
       case 'stream-op':
         return this.onStreamOp(e.xid, e.op);
       case 'stream-commit':
-        return this.onStreamCommit(e.xid, e.lsn, e.checkpoint);
+        return this.onStreamCommit(e.xid, e.lsn, e.checkpoint, e.idem);
       case 'stream-abort':
         return this.onStreamAbort(e.xid);
       case 'flush-done':
@@ -972,12 +977,13 @@ export class TableHandler {
     }
   }
 
-  private onStreamCommit(xid: string, lsn: Lsn, checkpoint?: [string, string]): void {
+  private onStreamCommit(xid: string, lsn: Lsn, checkpoint?: [string, string], idem?: IdempotentWrite): void {
     const t = this.streams.get(xid);
     this.streams.delete(xid);
     if (lsn <= this.appliedLsn) return;
     if (t) {
       t.state = 'committed';
+      if (idem) this.idempotency.add(idem.key, { lsn, count: t.opCount, hash: idem.hash, at: Date.now() });
       for (const key of t.deletedTableKeys) {
         hashKey(key);
         this.deleteKey(key, hashHi(), hashLo(), lsn);

@@ -452,7 +452,9 @@ export class Writer {
 
   private deliver(def: TableDefinition, handler: TableHandler, entry: LogEntry): void {
     if (isMarker(entry)) {
-      handler.advance(entry.lsn);
+      const commit = streamCommitOf(entry);
+      if (commit) handler.streamCommit(commit, entry.lsn, undefined, { key: commit, hash: 'stream-commit' });
+      else handler.advance(entry.lsn);
       return;
     }
     let ops: Operations;
@@ -656,6 +658,25 @@ async function stopFeed(feed: LogSubscription | TableSource | undefined): Promis
 }
 
 const MARKER_PREFIX = new TextEncoder().encode('{"marker"');
+
+/**
+ * A marker that commits a transaction streamed to the table by this process (an import):
+ * `{"marker":"stream-commit","xid":…}`. The transaction commits at the marker's LSN and is kept
+ * as an idempotency record under its xid; replayed after a restart (the streamed rows gone with
+ * the process) it only moves the LSN.
+ */
+export function streamCommitMarker(xid: string): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ marker: 'stream-commit', xid }));
+}
+
+function streamCommitOf(entry: LogEntry): string | undefined {
+  try {
+    const m = JSON.parse(new TextDecoder().decode(entry.payload)) as { marker?: unknown; xid?: unknown };
+    return m.marker === 'stream-commit' && typeof m.xid === 'string' ? m.xid : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** A marker record (see DurableLog.barrier): moves the table's LSN, changes nothing. */
 function isMarker(entry: LogEntry): boolean {

@@ -1,13 +1,16 @@
 /**
- * Local files → request bodies of at most `batchRows` rows: Parquet and Arrow IPC files become
- * Arrow IPC stream bodies (a Parquet file is read a row group at a time), NDJSON files NDJSON
- * bodies, CSV files (with a header row) NDJSON bodies typed by the table's columns.
+ * Files → request bodies of at most `batchRows` rows, for the CLI's `load` (local files) and
+ * imports (objects of a store): Parquet and Arrow IPC files become Arrow IPC stream bodies (a
+ * Parquet file is read a row group at a time, or decoded by `decodeParquet` where it must not
+ * run on the calling thread), NDJSON files NDJSON bodies, CSV files (with a header row) NDJSON
+ * bodies typed by the table's columns.
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import readline from 'node:readline';
+import { Readable } from 'node:stream';
 import * as arrow from 'apache-arrow';
 import { parse } from 'csv-parse';
-import { openParquet } from '../lib/parquet/parquet-codec.mjs';
+import { openParquet } from '../../parquet/parquet-codec.mjs';
 
 export type Format = 'csv' | 'ndjson' | 'parquet' | 'arrow';
 
@@ -19,6 +22,34 @@ export interface Batch {
   rows: number;
   /** Bytes of the file read so far (for progress). */
   bytesRead: number;
+}
+
+/** A file to read: a local path, or any object with its size, bytes and a stream of them. */
+export interface FileInput {
+  name: string;
+  size: number;
+  bytes(): Promise<Uint8Array>;
+  stream(): Readable;
+}
+
+export async function localFile(file: string): Promise<FileInput> {
+  const size = (await fs.stat(file)).size;
+  return {
+    name: file,
+    size,
+    bytes: async () => new Uint8Array(await fs.readFile(file)),
+    stream: () => createReadStream(file),
+  };
+}
+
+/** A file held in memory (an object read from a store). */
+export function bytesFile(name: string, bytes: Uint8Array): FileInput {
+  return {
+    name,
+    size: bytes.length,
+    bytes: async () => bytes,
+    stream: () => Readable.from([Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]),
+  };
 }
 
 export interface Column {
@@ -70,25 +101,39 @@ export async function arrowSchemaOf(file: string, format: Format): Promise<arrow
 }
 
 export async function* fileBatches(
-  file: string,
+  file: string | FileInput,
   format: Format,
-  o: { batchRows: number; op?: string; columns?: Column[] },
+  o: {
+    batchRows: number;
+    op?: string;
+    columns?: Column[];
+    /** Parquet file → Arrow IPC stream, e.g. in a worker thread (default: here, a row group at a time). */
+    decodeParquet?: (bytes: Uint8Array) => Promise<Uint8Array>;
+  },
 ): AsyncGenerator<Batch> {
-  const size = (await fs.stat(file)).size;
+  const input = typeof file === 'string' ? await localFile(file) : file;
+  const size = input.size;
   if (format === 'arrow') {
-    const table = arrow.tableFromIPC(new Uint8Array(await fs.readFile(file)));
+    const table = arrow.tableFromIPC(await input.bytes());
+    yield* arrowBatches(table, o.batchRows, (done) => Math.round((size * done) / Math.max(1, table.numRows)));
+    return;
+  }
+  if (format === 'parquet' && o.decodeParquet) {
+    const table = arrow.tableFromIPC(await o.decodeParquet(await input.bytes()));
     yield* arrowBatches(table, o.batchRows, (done) => Math.round((size * done) / Math.max(1, table.numRows)));
     return;
   }
   if (format === 'parquet') {
-    const pq = await openParquet(new Uint8Array(await fs.readFile(file)));
+    const pq = await openParquet(await input.bytes());
     try {
       const total = pq.rowGroupRows.reduce((a, b) => a + b, 0);
       let before = 0;
       for (let g = 0; g < pq.rowGroupRows.length; g++) {
         const table = arrow.tableFromIPC(await pq.readRowGroup(g));
         const base = before;
-        yield* arrowBatches(table, o.batchRows, (done) => Math.round((size * (base + done)) / Math.max(1, total)));
+        yield* arrowBatches(table, o.batchRows, (done) =>
+          Math.round((size * (base + done)) / Math.max(1, total)),
+        );
         before += table.numRows;
       }
     } finally {
@@ -96,7 +141,7 @@ export async function* fileBatches(
     }
     return;
   }
-  const stream = createReadStream(file);
+  const stream = input.stream();
   let bytesRead = 0;
   stream.on('data', (c) => {
     bytesRead += c.length;
@@ -116,7 +161,10 @@ export async function* fileBatches(
   let bare = true;
   if (format === 'ndjson') {
     let first = true;
-    for await (const line of readline.createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })) {
+    for await (const line of readline.createInterface({
+      input: stream,
+      crlfDelay: Number.POSITIVE_INFINITY,
+    })) {
       if (line.trim() === '') continue;
       if (first) {
         // Lines that are operations ({"op", "row"}) go as they are; bare rows get ?op=.
@@ -197,8 +245,10 @@ function icebergTypeOf(t: arrow.DataType, name: string): string {
     const i = t as arrow.Int;
     return i.bitWidth < 32 || (i.bitWidth === 32 && i.isSigned) ? 'int' : 'long';
   }
-  if (arrow.DataType.isFloat(t)) return (t as arrow.Float).precision === arrow.Precision.DOUBLE ? 'double' : 'float';
-  if (arrow.DataType.isDecimal(t)) return `decimal(${(t as arrow.Decimal).precision},${(t as arrow.Decimal).scale})`;
+  if (arrow.DataType.isFloat(t))
+    return (t as arrow.Float).precision === arrow.Precision.DOUBLE ? 'double' : 'float';
+  if (arrow.DataType.isDecimal(t))
+    return `decimal(${(t as arrow.Decimal).precision},${(t as arrow.Decimal).scale})`;
   if (arrow.DataType.isDate(t)) return 'date';
   if (arrow.DataType.isTime(t)) return 'time';
   if (arrow.DataType.isTimestamp(t)) return (t as arrow.Timestamp).timezone ? 'timestamptz' : 'timestamp';
