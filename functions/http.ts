@@ -1,9 +1,10 @@
 /** Small helpers for API Gateway v2 events and responses. */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { Operations } from '../lib/engine/op-batch.ts';
 import { parseLsn } from '../lib/lsn.ts';
 import { canonicalTableName } from '../lib/schema/table-name.ts';
+import type { TableSchema } from '../lib/schema/table-schema.ts';
 import { ApiError, badRequest } from './api-error.ts';
-
 export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResult = APIGatewayProxyStructuredResultV2;
 
@@ -57,6 +58,21 @@ export function intParam(event: HttpEvent, key: string, dflt: number, min: numbe
 
 /** Request bodies as the local adapter received them (API Gateway events carry text only). */
 const rawBodies = new WeakMap<HttpEvent, Uint8Array>();
+const streamedBodies = new WeakMap<HttpEvent, StreamedBody>();
+
+/** A body the server decoded as it arrived (NDJSON rows on the embedded server). */
+export interface StreamedBody {
+  schema: TableSchema;
+  ops: Operations;
+}
+
+export function keepStreamedBody(event: HttpEvent, body: StreamedBody): void {
+  streamedBodies.set(event, body);
+}
+
+export function streamedBodyOf(event: HttpEvent): StreamedBody | undefined {
+  return streamedBodies.get(event);
+}
 
 /** Keeps the bytes a body arrived as, so a route can take them without encoding the text again. */
 export function keepRawBody(event: HttpEvent, bytes: Uint8Array): void {

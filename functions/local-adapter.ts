@@ -10,7 +10,7 @@ import type { Context } from 'aws-lambda';
 import type { ApiHandler } from './api.ts';
 import { ApiError, errorBody, icebergErrorBody } from './api-error.ts';
 import { bearerCheck, requireTokenBeyondLoopback } from './bearer-token.ts';
-import { type HttpEvent, keepRawBody } from './http.ts';
+import { type HttpEvent, keepRawBody, keepStreamedBody, type StreamedBody } from './http.ts';
 
 export interface LocalServer {
   server: http.Server;
@@ -75,9 +75,23 @@ function lambdaContext(requestId: string): Context {
   };
 }
 
+/** Takes a request's body as it arrives (see {@link startLocalServer}'s `streamBody`). */
+export interface BodySink {
+  push(chunk: Uint8Array): void;
+  /** The decoded body, or undefined when the route must decode it itself. */
+  end(): StreamedBody | undefined;
+}
+
 export function startLocalServer(
   handler: ApiHandler,
-  options: { port: number; host?: string; maxBodyBytes: number; token?: string },
+  options: {
+    port: number;
+    host?: string;
+    maxBodyBytes: number;
+    token?: string;
+    /** For requests whose body is decoded as it arrives (NDJSON rows), a sink for its chunks. */
+    streamBody?: (req: http.IncomingMessage) => BodySink | undefined;
+  },
 ): Promise<LocalServer> {
   const host = options.host ?? '127.0.0.1';
   try {
@@ -99,6 +113,7 @@ export function startLocalServer(
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
+    const sink = options.streamBody?.(req);
     req.on('data', (c: Buffer) => {
       if (refused) return;
       size += c.length;
@@ -117,12 +132,15 @@ export function startLocalServer(
         return;
       }
       chunks.push(c);
+      sink?.push(c);
     });
     req.on('end', () => {
       if (refused) return;
       const body = Buffer.concat(chunks);
       const event = toEvent(req, body);
       if (!event.isBase64Encoded) keepRawBody(event, body);
+      const streamed = sink?.end();
+      if (streamed) keepStreamedBody(event, streamed);
       handler(event, lambdaContext(event.requestContext.requestId)).then(
         (r) => {
           const body = r.body === undefined ? '' : r.isBase64Encoded ? Buffer.from(r.body, 'base64') : r.body;

@@ -329,4 +329,43 @@ describe('NDJSON bodies', () => {
     }
     expect(await rows('lines')).toEqual(before);
   });
+
+  it('decodes a large body as it arrives (sent in pauses), the same rows and errors as whole', async () => {
+    const lines = Array.from({ length: 40_000 }, (_, i) =>
+      JSON.stringify({ id: 1_000_000 + i, v: `row ${i} `.repeat(3) }),
+    );
+    const text = lines.join('\n');
+    expect(text.length).toBeGreaterThan(1_000_000);
+    // Sent in 8 parts with a pause between them: pieces are decoded while the rest is on its way.
+    const chunks = Array.from({ length: 8 }, (_, i) =>
+      text.slice((i * text.length) / 8, ((i + 1) * text.length) / 8),
+    );
+    const send = (parts: string[]) =>
+      fetch(`${svc.url}/tables/lines/rows?op=upsert`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        duplex: 'half',
+        body: new ReadableStream({
+          async pull(c) {
+            const next = parts.shift();
+            if (next === undefined) return c.close();
+            await new Promise((r) => setTimeout(r, 20));
+            c.enqueue(new TextEncoder().encode(next));
+          },
+        }),
+      } as RequestInit).then(async (r) => ({
+        status: r.status,
+        body: parseExactJson(await r.text()) as any,
+      }));
+    const r = await send([...chunks]);
+    expect(r.status, show(r.body)).toBe(200);
+    expect(r.body.count).toBe(40_000);
+    const got = await rows('lines');
+    expect(got.filter((x) => Number(x.id) >= 1_000_000 && Number(x.id) < 2_000_000)).toHaveLength(40_000);
+    expect(got.find((x) => String(x.id) === '1039999')?.v).toBe('row 39999 '.repeat(3));
+    // A bad line late in a large body: the usual error, naming it, and nothing applied.
+    const bad = await send([...chunks.slice(0, 7), `${chunks[7]}\n{"id":"no","v":"x"}`]);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/ops\[40000\]\.row\.id/);
+  });
 });

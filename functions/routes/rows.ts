@@ -12,11 +12,21 @@ import {
   requestHash,
   wrapIdempotent,
 } from '../../lib/engine/idempotency.ts';
+import type { Operations } from '../../lib/engine/op-batch.ts';
 import { lsnToJson } from '../../lib/lsn.ts';
 import { NDJSON, ndjsonOp, ndjsonToRequest } from '../../lib/schema/ndjson-request.ts';
 import { decodeRequest } from '../../lib/schema/transaction.ts';
 import { ApiError, badRequest, notFound } from '../api-error.ts';
-import { bodyBytes, type HttpEvent, type HttpResult, header, json, query, tableParam } from '../http.ts';
+import {
+  bodyBytes,
+  type HttpEvent,
+  type HttpResult,
+  header,
+  json,
+  query,
+  streamedBodyOf,
+  tableParam,
+} from '../http.ts';
 import type { Services } from '../services.ts';
 import { waitForSnapshot } from '../snapshot-lease.ts';
 
@@ -52,15 +62,20 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
   }
   let bytes = received.bytes;
   let text = received.text;
+  let streamed: Operations | undefined;
   if (type === NDJSON || type === 'application/ndjson' || type === 'application/jsonl') {
     // One operation per line becomes the JSON body it stands for (the values' bytes untouched).
     bytes = ndjsonToRequest(bytes, ndjsonOp(query(event, 'op')));
     text = undefined;
+    // Decoded as it arrived (the embedded server), with the definition this request uses.
+    const early = streamedBodyOf(event);
+    if (early?.schema === def.schema) streamed = early.ops;
   }
   const ops =
-    type === ARROW_STREAM
+    streamed ??
+    (type === ARROW_STREAM
       ? decodeArrowRequest(def.schema, bytes, s.limits.maxOpsPerRequest)
-      : decodeRequest(def.schema, bytes, s.limits.maxOpsPerRequest, text);
+      : decodeRequest(def.schema, bytes, s.limits.maxOpsPerRequest, text));
   const lsn = await s.log.append(name, idem ? wrapIdempotent(idem, bytes) : bytes, ops);
   if (idem && s.writer.idempotencyRecord) {
     // A copy with the same key may have gone into the log just before this one: the table

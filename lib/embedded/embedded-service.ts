@@ -7,6 +7,7 @@ import path from 'node:path';
 import { type ApiHandler, createApiHandler } from '../../functions/api.ts';
 import { requireTokenBeyondLoopback } from '../../functions/bearer-token.ts';
 import { type LocalServer, startLocalServer } from '../../functions/local-adapter.ts';
+import { ndjsonBodySink } from '../../functions/ndjson-body-sink.ts';
 import { type Services, TableCache, type WriterLink } from '../../functions/services.ts';
 import { FileCatalog } from '../catalog/file-catalog.ts';
 import type { ServiceConfig } from '../config.ts';
@@ -141,6 +142,7 @@ export async function startEmbedded(
       host: config.host,
       maxBodyBytes: config.limits.maxBodyBytes,
       token: config.apiToken,
+      streamBody: ndjsonBodySink((t) => services.tables.get(t), config.limits.maxOpsPerRequest),
     });
   } catch (e) {
     await writer.close();

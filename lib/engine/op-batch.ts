@@ -53,6 +53,14 @@ export class OpBatch {
     if (this.keys) this.keys.push(key!);
   }
 
+  /** Appends every operation of `other` (same schema), column to column. */
+  append(other: OpBatch): void {
+    for (let i = 0; i < other.length; i++) {
+      for (let c = 0; c < this.columns.length; c++) this.columns[c].pushFrom(other.columns[c], i);
+      this.addOp(other.kinds[i], other.keys?.[i]);
+    }
+  }
+
   /** Operation i in the general form. */
   op(i: number): DecodedOp {
     const values: Value[] = this.columns.map((c) => c.get(i));
