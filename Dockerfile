@@ -1,10 +1,17 @@
-# The writer service (ECS Fargate). Built by `cdk deploy` from the repository root; it cannot be
-# built on the development machine this project was made on (no Docker engine there).
-FROM public.ecr.aws/docker/library/node:22-bookworm-slim AS deps
+# The writer service (ECS Fargate). Built by `cdk deploy` from the repository root for the task's
+# CPU (linux/arm64); it cannot be built on the development machine this project was made on (no
+# Docker engine there). test/writer-bundle.test.ts starts the same bundle against the emulators.
+FROM public.ecr.aws/docker/library/node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Production dependencies only (tsx runs the TypeScript sources; parquet-wasm ships its wasm).
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY lib ./lib
+COPY functions ./functions
+COPY infra/build-writer.mjs ./infra/
+# Compiled JavaScript: the writer and its Parquet worker bundled, parquet-wasm's .wasm beside
+# them. Nothing is compiled at start-up and no node_modules ship.
+RUN node infra/build-writer.mjs /app/dist/writer
 
 FROM public.ecr.aws/docker/library/node:22-bookworm-slim
 WORKDIR /app
@@ -13,10 +20,7 @@ ENV NODE_ENV=production
 # back to the system (glibc's adaptive threshold otherwise keeps it in its arenas: measured
 # peak RSS 1.9-2.2x the memory budget under overload, 1.2x with this).
 ENV MALLOC_MMAP_THRESHOLD_=131072
-COPY --from=deps /app/node_modules ./node_modules
-COPY package.json tsconfig.json ./
-COPY lib ./lib
-COPY functions ./functions
+COPY --from=build /app/dist/writer ./
 # Index runs spill to local disk (the task's ephemeral storage).
 RUN mkdir -p /tmp && chown node:node /tmp
 USER node
@@ -28,4 +32,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
 STOPSIGNAL SIGTERM
 # A 64 MB young generation: the write path allocates fast, and scavenges cost less (≈15 % more
 # append throughput in bench/).
-CMD ["node", "--max-semi-space-size=64", "--import", "tsx", "lib/aws/writer-main.ts"]
+CMD ["node", "--max-semi-space-size=64", "--enable-source-maps", "writer-main.js"]

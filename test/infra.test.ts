@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /**
  * The CDK stack, synthesized offline (no AWS account, no Docker): template assertions for what
  * the design requires, and cdk-nag's AwsSolutions checks with every acknowledged finding
@@ -245,6 +246,11 @@ describe('CDK stack', () => {
     );
     expect(images.length).toBeGreaterThan(0);
     for (const i of images) expect(i.platform).toBe('linux/arm64');
+    // The image runs the compiled bundle (npm run build:writer), not TypeScript through tsx.
+    const dockerfile = readFileSync('Dockerfile', 'utf8');
+    expect(dockerfile).toMatch(/RUN node infra\/build-writer\.mjs/);
+    expect(dockerfile).toMatch(/CMD \[.*"writer-main\.js"\]/);
+    expect(dockerfile).not.toMatch(/tsx/);
     template.hasResourceProperties('AWS::ECS::TaskDefinition', {
       RuntimePlatform: { CpuArchitecture: 'ARM64' },
     });

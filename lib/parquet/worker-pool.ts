@@ -31,6 +31,14 @@ type Job = {
   transfer: ArrayBuffer[];
 };
 
+/**
+ * The worker's script: `MOONLINK_PARQUET_WORKER` where a bundle says where its compiled worker
+ * is (the writer's bundle sets it, infra/build-writer.mjs), else the worker beside this module.
+ */
+function workerScript(): string | URL {
+  return process.env.MOONLINK_PARQUET_WORKER ?? new URL('./parquet-worker.mjs', import.meta.url);
+}
+
 export class ParquetWorkerPool {
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
@@ -60,7 +68,7 @@ export class ParquetWorkerPool {
   }
 
   private spawn(): Worker {
-    const w = new Worker(new URL('./parquet-worker.mjs', import.meta.url));
+    const w = new Worker(workerScript());
     w.unref();
     w.on(
       'message',
@@ -104,7 +112,7 @@ export class ParquetWorkerPool {
   }
 
   private spawnCompactor(): Worker {
-    const w = new Worker(new URL('./parquet-worker.mjs', import.meta.url));
+    const w = new Worker(workerScript());
     w.on('message', (msg: { held?: number }) => {
       if (msg.held === undefined) return;
       this.held.set(w, msg.held);

@@ -1,0 +1,4 @@
+export function serveParquetJobs(loaders: {
+  columnEncoder: Promise<unknown>;
+  compactionJob: () => Promise<unknown>;
+}): void;
