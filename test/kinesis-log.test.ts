@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 /**
  * KinesisLog beyond the shared log contract: the record format (splitting and reassembly,
  * byte-exact payloads), malformed records delivered raw for dead-lettering, duplicate records,
@@ -28,6 +29,14 @@ import { decodeTransactionText } from '../lib/schema/transaction.ts';
 import { createStream, type Emulators, startEmulators, uniqueName } from '../localstack/emulators.ts';
 import { tableDef } from './contract/catalog-contract.ts';
 import { waitUntil } from './contract/log-contract.ts';
+
+// aws-kinesis-agg (AWS Labs' KPL aggregation for Node) types no RecordAggregator: required plainly.
+const { RecordAggregator } = createRequire(import.meta.url)('aws-kinesis-agg') as {
+  RecordAggregator: new () => {
+    addUserRecord(r: { partitionKey: string; data: Buffer }): void;
+    build(): { partitionKey: string; data: Buffer };
+  };
+};
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -280,6 +289,51 @@ describe('KinesisLog on kinesalite', () => {
     expect(dec(seen[4].payload)).toBe('{"ops":[{"op":"insert","row":{"id":"nope"}}]}');
     expect(() => decodeTransactionText(def.schema, dec(seen[4].payload))).toThrow();
     expect(decodeTransactionText(def.schema, dec(seen[5].payload))).toHaveLength(1);
+  });
+
+  it('reads KPL-aggregated records (made by aws-kinesis-agg): each table’s user records as one transaction', async () => {
+    const log = newLog();
+    const t = uniqueName('kpl');
+    const other = uniqueName('kplother');
+    const def = tableDef(t);
+    const agg = new RecordAggregator();
+    const users = [
+      `{"table":"${t}","txn":"k1","ops":[{"op":"insert","row":{"id":1,"v":"a"}}]}`,
+      `{"table":"${other}","ops":[{"op":"insert","row":{"id":9}}]}`,
+      `{"ops":[{"op":"insert","row":{"id":2,"v":"b"}},{"op":"upsert","row":{"id":1,"v":"a2"}}],"table":"${t}"}`,
+      `{"table":"${t}","txn":"k1","ops":[{"op":"insert","row":{"id":99}}]}`, // a duplicate txn
+      `{"table":"${t}","bin":"AAAA"}`, // not a JSON transaction: delivered as it is
+    ];
+    for (const u of users)
+      agg.addUserRecord({ partitionKey: u.includes(other) ? other : t, data: Buffer.from(u) });
+    const built = agg.build();
+    // The aggregated record goes to the table's shard (KPL sends it with a hash key there).
+    const r = await emu.clients.kinesis.send(
+      new PutRecordCommand({ StreamName: emu.kinesis.stream, PartitionKey: t, Data: built.data }),
+    );
+    const seq = BigInt(r.SequenceNumber!);
+    // A plain record after it, and a record with the magic but a broken checksum (taken as is).
+    const plain = await put(t, `{"table":"${t}","ops":[{"op":"insert","row":{"id":3,"v":"c"}}]}`);
+    const broken = new Uint8Array(built.data);
+    broken[broken.length - 1] ^= 0xff;
+    const brokenSeq = (
+      await emu.clients.kinesis.send(
+        new PutRecordCommand({ StreamName: emu.kinesis.stream, PartitionKey: t, Data: broken }),
+      )
+    ).SequenceNumber;
+    const seen = await collect(log, t, 0n);
+    await waitUntil('all entries', () => seen.length >= 4);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(seen.map((e) => e.lsn)).toEqual([seq, seq, plain, BigInt(brokenSeq!)]);
+    const merged = decodeTransactionText(def.schema, dec(seen[0].payload));
+    expect(merged.map((o) => [o.op, o.values[0]])).toEqual([
+      ['insert', 1n],
+      ['insert', 2n],
+      ['upsert', 1n],
+    ]);
+    expect(dec(seen[1].payload)).toBe(users[4]);
+    expect(decodeTransactionText(def.schema, dec(seen[2].payload))).toHaveLength(1);
+    expect(() => decodeTransactionText(def.schema, dec(seen[3].payload))).toThrow();
   });
 
   it('skips duplicate records and parts of one transaction (a retried put that landed twice)', async () => {

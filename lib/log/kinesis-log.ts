@@ -58,6 +58,7 @@ import {
   withRetry,
 } from '../util/aws-retry.ts';
 import type { DurableLog, LogEntry, LogSubscription } from './durable-log.ts';
+import { deaggregate } from './kpl-records.ts';
 
 /** Kinesis's limit for one record: data blob plus partition key. */
 export const MAX_RECORD_BYTES = 1024 * 1024;
@@ -418,6 +419,19 @@ export function unwrapRecord(data: Uint8Array, partitionKey?: string): Unwrapped
 const OPS_OPEN = encoder.encode('{"ops":[');
 const OPS_CLOSE = encoder.encode(']}');
 
+/** The inside of the `ops` array of a payload that is exactly `{"ops":[...]}`, else undefined. */
+function opsArrayOf(payload: Uint8Array): Uint8Array | undefined {
+  let members: Member[];
+  try {
+    members = scanObject(payload);
+  } catch {
+    return undefined;
+  }
+  if (members.length !== 1 || members[0].key !== 'ops' || payload[members[0].valueStart] !== 0x5b)
+    return undefined;
+  return trimWs(payload.subarray(members[0].valueStart + 1, members[0].end - 1));
+}
+
 function assemble(parts: Uint8Array[]): Uint8Array {
   const chunks: Uint8Array[] = [OPS_OPEN];
   let first = true;
@@ -505,6 +519,44 @@ export class TableRecordAssembler {
     const payload = p.bin ? concat(p.got as Uint8Array[]) : assemble(p.got as Uint8Array[]);
     return { entry: { lsn: r.seq, payload }, txn: u.txn };
   }
+
+  /**
+   * The entries a record gives: {@link accept}'s, or for a KPL-aggregated record
+   * (kpl-records.ts) its user records of this table as one transaction at the record's sequence
+   * number — their operations in order, duplicates (by `txn`) dropped — followed by any that
+   * are not a whole JSON transaction, as they are (the writer dead-letters them). One LSN per
+   * Kinesis record: the resume point stays a real sequence number.
+   */
+  acceptAll(r: ConsumedRecord): { entry: LogEntry; txn?: string }[] {
+    const users = deaggregate(r.data);
+    if (!users) {
+      const one = this.accept(r);
+      return one ? [one] : [];
+    }
+    this.evict(r.arrival);
+    const ops: Uint8Array[] = [];
+    const bad: { entry: LogEntry }[] = [];
+    for (const user of users) {
+      const u = unwrapRecord(user.data, user.partitionKey);
+      if (u.table !== this.table) continue;
+      if (u.kind === 'txn' && u.txn !== undefined && this.seen.has(u.txn)) {
+        this.duplicates++;
+        continue;
+      }
+      const inner = u.kind === 'txn' ? opsArrayOf(u.payload) : undefined;
+      if (!inner) {
+        bad.push({ entry: { lsn: r.seq, payload: user.data } });
+        continue;
+      }
+      if (u.kind === 'txn' && u.txn !== undefined) this.seen.set(u.txn, r.arrival);
+      ops.push(inner);
+    }
+    this.aggregated++;
+    return [...(ops.length > 0 ? [{ entry: { lsn: r.seq, payload: assemble(ops) } }] : []), ...bad];
+  }
+
+  /** KPL-aggregated records read. */
+  aggregated = 0;
 
   private evict(now: number): void {
     if (now - this.evictedAt < 1000) return;
@@ -993,18 +1045,20 @@ class ShardFollower {
           if (this.stopped) return;
           const seq = BigInt(r.SequenceNumber!);
           lastSeq = r.SequenceNumber;
-          const got = this.assembler.accept({
+          const entries = this.assembler.acceptAll({
             seq,
             data: r.Data ?? new Uint8Array(0),
             partitionKey: r.PartitionKey,
             arrival: r.ApproximateArrivalTimestamp?.getTime() ?? Date.now(),
           });
-          if (!got || (idx === resumeIdx && seq <= this.afterLsn)) continue;
-          const decoded = this.log.takeDecoded(got.txn);
-          try {
-            this.deliver(decoded === undefined ? got.entry : { ...got.entry, decoded });
-          } catch (e) {
-            this.log.report(e, this.table, `deliver entry ${got.entry.lsn}`);
+          if (idx === resumeIdx && seq <= this.afterLsn) continue;
+          for (const got of entries) {
+            const decoded = this.log.takeDecoded(got.txn);
+            try {
+              this.deliver(decoded === undefined ? got.entry : { ...got.entry, decoded });
+            } catch (e) {
+              this.log.report(e, this.table, `deliver entry ${got.entry.lsn}`);
+            }
           }
         }
         if (!page.NextShardIterator) {
