@@ -11,6 +11,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { encodeTransaction, MAX_RECORD_BYTES } from '../lib/log/kinesis-log.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { type ServiceProcess, startServiceProcess } from '../test/support/service-process.ts';
 import { openTestTable } from '../test/support/table-harness.ts';
@@ -858,6 +859,51 @@ async function appendArrowScenario(): Promise<void> {
   });
 }
 
+/**
+ * Kinesis records: the bench's insert bodies (1,000 rows) as the log writes them, plain JSON and
+ * Brotli-compressed, and what that means for one shard, which takes 1 MiB/s and 1,000 records/s
+ * of writes (arithmetic from the measured bytes, not a Kinesis run: kinesalite enforces no limits).
+ */
+async function kinesisRecordsScenario(): Promise<void> {
+  const bodies = 200;
+  let plainBytes = 0;
+  let plainRecords = 0;
+  let zBytes = 0;
+  let zRecords = 0;
+  let compressSecs = 0;
+  for (let b = 0; b < bodies; b++) {
+    let body = '{"ops":[';
+    for (let i = b * BATCH; i < (b + 1) * BATCH; i++)
+      body += `${i > b * BATCH ? ',' : ''}{"op":"insert","row":${rowJson(i)}}`;
+    const bytes = new TextEncoder().encode(`${body}]}`);
+    for (const r of encodeTransaction('append', 'x'.repeat(36), bytes, MAX_RECORD_BYTES - 6, false)) {
+      plainBytes += r.length;
+      plainRecords++;
+    }
+    const t0 = performance.now();
+    const z = encodeTransaction('append', 'x'.repeat(36), bytes, MAX_RECORD_BYTES - 6, true);
+    compressSecs += (performance.now() - t0) / 1000;
+    for (const r of z) {
+      zBytes += r.length;
+      zRecords++;
+    }
+  }
+  const rows = bodies * BATCH;
+  // A shard takes 1 MiB/s and 1,000 records/s; whichever binds first.
+  const perShard = (bytes: number, records: number) =>
+    Math.round(Math.min((2 ** 20 / bytes) * rows, (1000 / records) * rows));
+  report({
+    scenario: 'kinesis-records',
+    rows,
+    plainBytesPerRow: +(plainBytes / rows).toFixed(1),
+    compressedBytesPerRow: +(zBytes / rows).toFixed(1),
+    ratio: +(plainBytes / zBytes).toFixed(2),
+    compressUsPerRow: +((compressSecs * 1e6) / rows).toFixed(2),
+    plainRowsPerSecPerShard: perShard(plainBytes, plainRecords),
+    compressedRowsPerSecPerShard: perShard(zBytes, zRecords),
+  });
+}
+
 const scenarios: [string, () => Promise<void>][] = [
   ['append', appendScenario],
   ['append-arrow', appendArrowScenario],
@@ -868,6 +914,7 @@ const scenarios: [string, () => Promise<void>][] = [
   ['overload', overloadScenario],
   ['recovery', recoveryScenario],
   ['soak', soakScenario],
+  ['kinesis-records', kinesisRecordsScenario],
 ];
 
 const started = Date.now();

@@ -230,8 +230,30 @@ describe('KinesisLog on kinesalite', () => {
     return out;
   }
 
-  it('splits a transaction over the record limit and delivers it whole, at its last part', async () => {
+  it('compresses payloads (Brotli, "z":"br" on base64 "bin"), split into parts when large; reads both forms', async () => {
     const log = newLog(undefined, { maxRecordBytes: 4096 });
+    const t = uniqueName('zip');
+    const plain = newLog(undefined, { maxRecordBytes: 4096, compress: false });
+    const old = await plain.append(t, enc('{"ops":[{"op":"insert","row":{"id":1}}]}'));
+    const payload = bigTxn(2000);
+    const big = await log.append(t, enc(payload));
+    const tiny = await log.append(t, enc('{"ops":[{"op":"insert","row":{"id":2}}]}'));
+    const raw = await rawRecords(t);
+    const zipped = raw.filter((r) => r.includes('"z":"br"'));
+    // Several parts, far fewer than the plain JSON would need (that is ~payload/4096).
+    expect(zipped.length).toBeGreaterThan(1);
+    expect(zipped.length).toBeLessThan(payload.length / 4096 / 3);
+    expect(raw.filter((r) => !r.includes('"z"'))).toHaveLength(2); // small ones stay JSON
+    const bad = await put(t, `{"table":"${t}","z":"br","bin":"AAAA"}`);
+    const seen = await collect(log, t, 0n);
+    await waitUntil('all', () => seen.length >= 4);
+    expect(seen.map((e) => e.lsn)).toEqual([old, big, tiny, bad]);
+    expect(dec(seen[1].payload)).toBe(payload);
+    expect(dec(seen[3].payload)).toBe(`{"table":"${t}","z":"br","bin":"AAAA"}`); // dead-lettered by the writer
+  });
+
+  it('splits a transaction over the record limit and delivers it whole, at its last part', async () => {
+    const log = newLog(undefined, { maxRecordBytes: 4096, compress: false });
     const t = uniqueName('big');
     const small1 = await log.append(t, enc('{"ops":[{"op":"insert","row":{"id":1}}]}'));
     const payload = bigTxn(200);
