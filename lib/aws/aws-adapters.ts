@@ -47,6 +47,7 @@ export function awsAdapters(config: AwsConfig, logger: Logger): AwsAdapters {
     log: new KinesisLog({
       streamName: config.stream,
       clientConfig: common(config, config.endpoints.kinesis),
+      compress: config.compressRecords ?? true,
       onError: (error, context) => logger.warn('kinesis retrying', { ...context, error }),
     }),
   };

@@ -23,6 +23,8 @@ export interface AwsConfig {
   glue?: { databasePrefix: string; catalogId?: string };
   /** Role assumed for vended read credentials of the Iceberg REST catalog (tables function). */
   vendedRoleArn?: string;
+  /** Compress log records (`MOONLINK_KINESIS_COMPRESS`, default true; docs/kinesis-records.md). */
+  compressRecords?: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -63,5 +65,6 @@ export function awsConfigFromEnv(env: Env = process.env): AwsConfig {
         }
       : {}),
     ...(env.MOONLINK_VENDED_ROLE_ARN ? { vendedRoleArn: env.MOONLINK_VENDED_ROLE_ARN } : {}),
+    compressRecords: env.MOONLINK_KINESIS_COMPRESS !== 'false',
   };
 }
