@@ -92,8 +92,22 @@ describe('writer metrics', () => {
       // busy
     }
     await new Promise((r) => setTimeout(r, 20));
-    const [emf] = emfLines(() => metrics.publish());
+    const lines = emfLines(() => metrics.publish());
+    const emf = lines.find((l) => l.Table === undefined)!;
     expect(emf).toBeDefined();
+    // Per table: its own line under the Table dimension.
+    const table = lines.find((l) => l.Table === 'm')!;
+    expect(table).toBeDefined();
+    expect(
+      (table._aws as { CloudWatchMetrics: { Dimensions: string[][] }[] }).CloudWatchMetrics[0].Dimensions[0],
+    ).toEqual(expect.arrayContaining(['WriterGroup', 'Table']));
+    // Rows applied, none committed to Iceberg yet: the commit lag grows.
+    expect(table.TableCommitLagSeconds as number).toBeGreaterThan(0);
+    expect(table.TableRows as number).toBeGreaterThan(0);
+    expect(table.TableDeadLetters).toBe(0);
+    expect(emf.CommitLagSeconds).toBe(table.TableCommitLagSeconds);
+    expect(emf.DeadLetters).toBe(0);
+    expect(emf.PostgresSlotLagBytes).toBe(0);
     const aws = emf._aws as {
       CloudWatchMetrics: {
         Namespace: string;
@@ -116,9 +130,14 @@ describe('writer metrics', () => {
     expect(emf.TablesDamaged).toBe(0);
     expect(emf.BackpressureRefusals).toBe(1);
     // The next interval starts afresh: no stall, no refusals since.
-    const [next] = emfLines(() => metrics.publish());
+    const next = emfLines(() => metrics.publish()).find((l) => l.Table === undefined)!;
     expect(next.EventLoopDelayMax as number).toBeLessThan(250);
     expect(next.BackpressureRefusals).toBe(0);
+    // Once committed, the lag is back to 0.
+    expect((await post('/tables/m/flush', {})).status).toBe(200);
+    const after = emfLines(() => metrics.publish());
+    expect(after.find((l) => l.Table === 'm')?.TableCommitLagSeconds).toBe(0);
+    expect(after.find((l) => l.Table === undefined)?.CommitLagSeconds).toBe(0);
     emfLines(() => metrics.close());
   });
 });

@@ -6,7 +6,11 @@
  *
  * Per interval: the main thread's event-loop delay (p99 and max over the interval: the one
  * thread that serves every table), memory held against the budget, resident memory, tables by
- * state, and writes refused for backpressure.
+ * state, writes refused for backpressure, and over the group's tables the worst commit lag
+ * (how long the oldest change not yet in an Iceberg commit has waited), records dead-lettered,
+ * and the largest Postgres replication-slot lag — what the stack's alarms watch. Per table
+ * (dimension `Table` beside `WriterGroup`): commit lag, rows, rows in memory, data files, dead
+ * letters, and the source's lag where it has one.
  */
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Writer } from '../engine/writer.ts';
@@ -32,6 +36,21 @@ export function startWriterMetrics(writer: Writer, o: WriterMetricsOptions, logg
     defaultDimensions: { WriterGroup: String(o.writerGroup) },
   });
   let refusedBefore = writer.refusedWrites;
+  const deadBefore = new Map<string, number>();
+  // One EMF line per table and interval, its metrics under the Table dimension.
+  const perTable = new Map<string, Metrics>();
+  const tableMetrics = (table: string): Metrics => {
+    let m = perTable.get(table);
+    if (!m) {
+      m = new Metrics({
+        namespace: o.namespace,
+        serviceName: 'moonlink-writer',
+        defaultDimensions: { WriterGroup: String(o.writerGroup), Table: table },
+      });
+      perTable.set(table, m);
+    }
+    return m;
+  };
   const publish = (): void => {
     try {
       const delay = writer.eventLoop.window();
@@ -58,6 +77,35 @@ export function startWriterMetrics(writer: Writer, o: WriterMetricsOptions, logg
       const refused = writer.refusedWrites;
       metrics.addMetric('BackpressureRefusals', MetricUnit.Count, refused - refusedBefore);
       refusedBefore = refused;
+      let maxCommitLag = 0;
+      let maxSlotLag = 0;
+      let dead = 0;
+      for (const table of writer.tableNames()) {
+        const s = writer.handlerStatus(table);
+        if (!s) continue;
+        const one = tableMetrics(table);
+        const commitLag = s.commitLagMs / 1000;
+        maxCommitLag = Math.max(maxCommitLag, commitLag);
+        one.addMetric('TableCommitLagSeconds', MetricUnit.Seconds, commitLag);
+        one.addMetric('TableRows', MetricUnit.Count, s.rows);
+        one.addMetric('TableMemRows', MetricUnit.Count, s.memRows);
+        one.addMetric('TableDataFiles', MetricUnit.Count, s.dataFiles);
+        const total = writer.deadLetteredByTable.get(table) ?? 0;
+        const newly = total - (deadBefore.get(table) ?? 0);
+        deadBefore.set(table, total);
+        dead += newly;
+        one.addMetric('TableDeadLetters', MetricUnit.Count, newly);
+        const lag = Number(writer.sourceStatus(table)?.lagBytes ?? Number.NaN);
+        if (Number.isFinite(lag)) {
+          maxSlotLag = Math.max(maxSlotLag, lag);
+          one.addMetric('TableSourceLagBytes', MetricUnit.Bytes, lag);
+        }
+        one.publishStoredMetrics();
+      }
+      for (const table of perTable.keys()) if (!writer.tableNames().includes(table)) perTable.delete(table);
+      metrics.addMetric('CommitLagSeconds', MetricUnit.Seconds, maxCommitLag);
+      metrics.addMetric('DeadLetters', MetricUnit.Count, dead);
+      metrics.addMetric('PostgresSlotLagBytes', MetricUnit.Bytes, maxSlotLag);
       metrics.publishStoredMetrics();
     } catch (e) {
       logger.warn('writer metrics not published', { error: e });

@@ -182,6 +182,8 @@ export interface TableStatus {
   compactionsFailed: number;
   metadataLocation: string | undefined;
   checkpoints: Record<string, string>;
+  /** How long the oldest change not in an Iceberg commit has waited (0 when all are committed). */
+  commitLagMs: number;
 }
 
 /** The writer's figures of a table as `GET /tables/{name}` shows them under `writer`. */
@@ -199,6 +201,7 @@ export function writerStatusJson(s: TableStatus): Record<string, unknown> {
     compactions: s.compactions,
     compactionsDeferred: s.compactionsDeferred,
     compactionsFailed: s.compactionsFailed,
+    commitLagMs: s.commitLagMs,
   };
 }
 
@@ -274,6 +277,8 @@ export class TableHandler {
   /** Keys of Iceberg data files that compaction replaced since the last commit. */
   private removedSinceCommit: string[] = [];
   private changedSinceCommit = false;
+  /** When the oldest change no Iceberg commit holds yet was made (ms), for the commit lag. */
+  private uncommittedSince: number | undefined;
   private flushesInFlight = 0;
   private commitFailures = 0;
   private compactions = 0;
@@ -519,6 +524,11 @@ export class TableHandler {
     return this.fenced !== undefined;
   }
 
+  private markChanged(): void {
+    this.changedSinceCommit = true;
+    this.uncommittedSince ??= Date.now();
+  }
+
   status(): TableStatus {
     let rows = 0;
     let bytes = 0;
@@ -552,6 +562,7 @@ export class TableHandler {
       compactionsFailed: this.compactionsFailed,
       metadataLocation: this.metadataLocation,
       checkpoints: { ...this.checkpoints },
+      commitLagMs: this.uncommittedSince === undefined ? 0 : Date.now() - this.uncommittedSince,
     };
   }
 
@@ -715,7 +726,7 @@ export class TableHandler {
     }
     if (checkpoint) this.checkpoints[checkpoint[0]] = checkpoint[1];
     this.stateVersion++;
-    this.changedSinceCommit = true;
+    this.markChanged();
     this.serveWaiters();
     if (this.appliedWaiters.length > 0) {
       const ready = this.appliedWaiters.filter((w) => w.lsn <= lsn);
@@ -859,7 +870,7 @@ export class TableHandler {
     }
     this.files.set(fileId, file);
     if (result.run) this.index.add(result.run);
-    this.changedSinceCommit = true;
+    this.markChanged();
     return file;
   }
 
@@ -1361,6 +1372,8 @@ export class TableHandler {
       this.appliedLsn > plan.lsn ||
       this.removedSinceCommit.length > 0 ||
       [...this.files.values()].some((f) => !f.inIceberg);
+    // What is left came after the commit was planned: its lag counts from about now.
+    this.uncommittedSince = this.changedSinceCommit ? Date.now() : undefined;
     this.gc.addCandidates(outcome.obsoleteKeys);
     this.committedMetadataKey = outcome.metadataKey;
     this.committedCheckpoints = { ...plan.checkpoints };
@@ -1514,7 +1527,7 @@ export class TableHandler {
     // that commit's persisted runs, which stay referenced).
     this.index.dropDeadRuns((fileId) => this.files.has(fileId));
     this.stateVersion++;
-    this.changedSinceCommit = true;
+    this.markChanged();
     this.compactions++;
     this.log.info('compaction done', {
       inputs: plan.inputs.length,

@@ -30,7 +30,7 @@ import type { CatalogMirror } from './catalog-mirror.ts';
 import { type IdempotencyRecord, type IdempotentWrite, unwrapIdempotent } from './idempotency.ts';
 import type { Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
-import type { CommitInfo, PublishedSnapshot, TableHandler } from './table-handler.ts';
+import type { CommitInfo, PublishedSnapshot, TableHandler, TableStatus } from './table-handler.ts';
 import { openTable } from './table-loader.ts';
 import { ephemeralRootOf, tableRootOf } from './table-paths.ts';
 import { renameOwnedTable } from './table-rename.ts';
@@ -120,6 +120,8 @@ export class Writer {
   private readonly problems = new Map<string, TableProblem>();
   private closed = false;
   deadLettered = 0;
+  /** Records dead-lettered since the writer started, by table. */
+  readonly deadLetteredByTable = new Map<string, number>();
   /** The main thread's event-loop delay (every table's loop runs on it). */
   readonly eventLoop = new EventLoopDelay();
   /** The process's resident memory when the writer was made (runtime and code, no tables yet). */
@@ -478,6 +480,7 @@ export class Writer {
 
   private deadLetter(table: string, entry: LogEntry, reason: string): void {
     this.deadLettered++;
+    this.deadLetteredByTable.set(table, (this.deadLetteredByTable.get(table) ?? 0) + 1);
     const key = `deadletter/${table}/${entry.lsn.toString().padStart(20, '0')}.json`;
     const body = JSON.stringify({
       table,
@@ -495,6 +498,11 @@ export class Writer {
     this.deps.store
       .put(key, new TextEncoder().encode(body))
       .catch((e) => this.deps.logger.error('dead-letter write failed', { key, error: e }));
+  }
+
+  /** The open handler's figures of a table, if this writer has it open. */
+  handlerStatus(name: string): TableStatus | undefined {
+    return this.tables.get(name)?.handler.status();
   }
 
   /** Source figures (e.g. replication lag) of a table fed by a source. */

@@ -77,7 +77,10 @@ const MAX_INFLATED_BYTES = 256 << 20;
 
 function brotli(payload: Uint8Array): Uint8Array {
   return brotliCompressSync(payload, {
-    params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 1, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: payload.length },
+    params: {
+      [zlibConstants.BROTLI_PARAM_QUALITY]: 1,
+      [zlibConstants.BROTLI_PARAM_SIZE_HINT]: payload.length,
+    },
   });
 }
 
@@ -434,7 +437,11 @@ export function unwrapRecord(data: Uint8Array, partitionKey?: string): Unwrapped
       try {
         return { kind: 'txn', table, txn, payload: unbrotli(bytes) };
       } catch (e) {
-        return { kind: 'malformed', table, reason: `"z":"br" payload does not decompress: ${(e as Error).message}` };
+        return {
+          kind: 'malformed',
+          table,
+          reason: `"z":"br" payload does not decompress: ${(e as Error).message}`,
+        };
       }
     }
     return { kind: 'txn', table, txn, payload: objectOf(data, rest) };
