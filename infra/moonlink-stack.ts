@@ -603,6 +603,30 @@ export class MoonlinkStack extends cdk.Stack {
         `Writer group ${g} kept its tables waiting a second or more (event-loop delay), or published no metrics.`,
         cloudwatch.TreatMissingData.BREACHING,
       );
+      alarm(
+        `Writer${g}CommitLagAlarm`,
+        writerMetric('CommitLagSeconds'),
+        300,
+        `A table of writer group ${g} has changes no Iceberg commit has held for 5 minutes (commits fail or stall; engines reading Iceberg see older data; GET /tables/{name} shows the table's state).`,
+      );
+      alarm(
+        `Writer${g}DeadLettersAlarm`,
+        new cloudwatch.Metric({
+          namespace: 'Moonlink',
+          metricName: 'DeadLetters',
+          dimensionsMap: { service: 'moonlink-writer', WriterGroup: String(g) },
+          statistic: 'Sum',
+          period: cdk.Duration.minutes(1),
+        }),
+        1,
+        `Writer group ${g} moved records it could not apply to deadletter/ in the bucket (a producer writing to the stream in a wrong format).`,
+      );
+      alarm(
+        `Writer${g}PostgresSlotLagAlarm`,
+        writerMetric('PostgresSlotLagBytes'),
+        1024 ** 3,
+        `A Postgres source of writer group ${g} is 1 GiB or more behind its server: the replication slot keeps WAL on the database until it catches up.`,
+      );
       if (glueOn)
         alarm(
           `Writer${g}GlueSyncAlarm`,
@@ -612,6 +636,8 @@ export class MoonlinkStack extends cdk.Stack {
         );
     }
 
+    this.dashboard(writerServices.length, stage.stageName, glueOn);
+
     new cdk.CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint });
     new cdk.CfnOutput(this, 'BucketName', { value: this.bucket.bucketName });
     new cdk.CfnOutput(this, 'CatalogTableName', { value: this.catalogTable.tableName });
@@ -619,6 +645,78 @@ export class MoonlinkStack extends cdk.Stack {
     new cdk.CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });
 
     this.acknowledgeFindings(writerTasks);
+  }
+
+  /**
+   * One CloudWatch dashboard: ingestion lag (stream iterator age, commit lag), throughput (stream
+   * records in, API requests), the writers (event-loop delay, memory budget, tables by state,
+   * backpressure refusals, dead letters, Postgres slot lag, Glue sync lag), errors (API 5xx,
+   * function errors).
+   */
+  private dashboard(groups: number, stage: string, glueOn: boolean): void {
+    const minute = cdk.Duration.minutes(1);
+    const writer = (metricName: string, statistic = 'Maximum') =>
+      Array.from(
+        { length: groups },
+        (_, g) =>
+          new cloudwatch.Metric({
+            namespace: 'Moonlink',
+            metricName,
+            dimensionsMap: { service: 'moonlink-writer', WriterGroup: String(g) },
+            statistic,
+            period: minute,
+            label: `group ${g}`,
+          }),
+      );
+    const graph = (title: string, left: cloudwatch.IMetric[], unit?: string) =>
+      new cloudwatch.GraphWidget({
+        title,
+        left,
+        width: 8,
+        height: 6,
+        ...(unit ? { leftYAxis: { label: unit } } : {}),
+      });
+    const api = (metricName: string, statistic: string) =>
+      new cloudwatch.Metric({
+        namespace: 'AWS/ApiGateway',
+        metricName,
+        dimensionsMap: { ApiId: this.api.apiId, Stage: stage },
+        statistic,
+        period: minute,
+      });
+    const d = new cloudwatch.Dashboard(this, 'Dashboard', { dashboardName: `${this.stackName}-moonlink` });
+    d.addWidgets(
+      graph(
+        'Stream iterator age (ms)',
+        [this.stream.metricGetRecordsIteratorAgeMilliseconds({ statistic: 'Maximum', period: minute })],
+        'ms',
+      ),
+      graph('Commit lag (s, worst table)', writer('CommitLagSeconds'), 's'),
+      graph('Records into the stream', [
+        this.stream.metricIncomingRecords({ statistic: 'Sum', period: minute }),
+      ]),
+    );
+    d.addWidgets(
+      graph('Writer event-loop delay max (ms)', writer('EventLoopDelayMax'), 'ms'),
+      graph('Writer memory budget used (%)', writer('MemoryBudgetUsed'), '%'),
+      graph('Backpressure refusals', writer('BackpressureRefusals', 'Sum')),
+    );
+    d.addWidgets(
+      graph('Tables damaged / failed', [...writer('TablesDamaged'), ...writer('TablesFailed')]),
+      graph('Dead letters', writer('DeadLetters', 'Sum')),
+      graph(glueOn ? 'Postgres slot lag (bytes), Glue sync lag (s)' : 'Postgres slot lag (bytes)', [
+        ...writer('PostgresSlotLagBytes'),
+        ...(glueOn ? writer('GlueSyncLagSeconds') : []),
+      ]),
+    );
+    d.addWidgets(
+      graph('API requests and 5xx', [api('Count', 'Sum'), api('5xx', 'Sum')]),
+      graph('API latency p99 (ms)', [api('Latency', 'p99')], 'ms'),
+      graph(
+        'Function errors',
+        Object.values(this.functions).map((fn) => fn.metricErrors({ period: minute, label: fn.node.id })),
+      ),
+    );
   }
 
   /** The writer reads and writes the bucket, catalog and stream, and its Glue databases; nothing else. */

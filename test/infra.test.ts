@@ -194,6 +194,33 @@ describe('CDK stack', () => {
       expect(a.Properties.AlarmActions, id).toEqual([{ Ref: topic[0] }]);
       expect(a.Properties.OKActions, id).toEqual([{ Ref: topic[0] }]);
     }
+    // The writer's own metrics (lib/aws/writer-metrics.ts) behind alarms, per group.
+    for (const [metric, threshold] of [
+      ['CommitLagSeconds', 300],
+      ['DeadLetters', 1],
+      ['PostgresSlotLagBytes', 1024 ** 3],
+    ] as const) {
+      for (const g of ['0', '1'])
+        template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+          Namespace: 'Moonlink',
+          MetricName: metric,
+          Threshold: threshold,
+          Dimensions: Match.arrayWith([{ Name: 'WriterGroup', Value: g }]),
+        });
+    }
+    // A dashboard of lag, throughput, the writers and errors.
+    const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    expect(dashboards).toHaveLength(1);
+    const body = JSON.stringify(dashboards[0].Properties.DashboardBody);
+    for (const m of [
+      'CommitLagSeconds',
+      'EventLoopDelayMax',
+      'DeadLetters',
+      'IteratorAgeMilliseconds',
+      '5xx',
+      'Errors',
+    ])
+      expect(body, m).toContain(m);
     template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
     template.hasOutput('AlarmTopicArn', {});
     const writer = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0];

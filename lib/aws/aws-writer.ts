@@ -76,7 +76,15 @@ export async function startAwsWriter(
   // CloudWatch metrics where the stack asks for them (a namespace); none under `npm run local`.
   const namespace = process.env.POWERTOOLS_METRICS_NAMESPACE;
   const metrics = namespace
-    ? startWriterMetrics(writer, { namespace, writerGroup: config.writerGroup }, logger)
+    ? startWriterMetrics(
+        writer,
+        {
+          namespace,
+          writerGroup: config.writerGroup,
+          perTable: process.env.MOONLINK_TABLE_METRICS !== 'false',
+        },
+        logger,
+      )
     : undefined;
   const timer = setInterval(() => {
     writer.sync().catch((e) => logger.warn('catalog sync failed', { error: e }));

@@ -21,6 +21,8 @@ export interface WriterMetricsOptions {
   writerGroup: number;
   /** How often metrics are published (default 60 s, CloudWatch's standard resolution). */
   intervalMs?: number;
+  /** Per-table metrics too (default true; each costs as a custom metric: README "What it costs"). */
+  perTable?: boolean;
 }
 
 export interface WriterMetrics {
@@ -83,23 +85,22 @@ export function startWriterMetrics(writer: Writer, o: WriterMetricsOptions, logg
       for (const table of writer.tableNames()) {
         const s = writer.handlerStatus(table);
         if (!s) continue;
-        const one = tableMetrics(table);
         const commitLag = s.commitLagMs / 1000;
+        const total = writer.deadLetteredByTable.get(table) ?? 0;
+        const newly = total - (deadBefore.get(table) ?? 0);
+        deadBefore.set(table, total);
+        const lag = Number(writer.sourceStatus(table)?.lagBytes ?? Number.NaN);
         maxCommitLag = Math.max(maxCommitLag, commitLag);
+        dead += newly;
+        if (Number.isFinite(lag)) maxSlotLag = Math.max(maxSlotLag, lag);
+        if (o.perTable === false) continue;
+        const one = tableMetrics(table);
         one.addMetric('TableCommitLagSeconds', MetricUnit.Seconds, commitLag);
         one.addMetric('TableRows', MetricUnit.Count, s.rows);
         one.addMetric('TableMemRows', MetricUnit.Count, s.memRows);
         one.addMetric('TableDataFiles', MetricUnit.Count, s.dataFiles);
-        const total = writer.deadLetteredByTable.get(table) ?? 0;
-        const newly = total - (deadBefore.get(table) ?? 0);
-        deadBefore.set(table, total);
-        dead += newly;
         one.addMetric('TableDeadLetters', MetricUnit.Count, newly);
-        const lag = Number(writer.sourceStatus(table)?.lagBytes ?? Number.NaN);
-        if (Number.isFinite(lag)) {
-          maxSlotLag = Math.max(maxSlotLag, lag);
-          one.addMetric('TableSourceLagBytes', MetricUnit.Bytes, lag);
-        }
+        if (Number.isFinite(lag)) one.addMetric('TableSourceLagBytes', MetricUnit.Bytes, lag);
         one.publishStoredMetrics();
       }
       for (const table of perTable.keys()) if (!writer.tableNames().includes(table)) perTable.delete(table);
