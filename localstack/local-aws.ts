@@ -16,7 +16,16 @@ import type { ServiceConfig } from '../lib/config.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import type { Logger } from '../lib/util/logger.ts';
-import { type Emulators, startEmulators } from './emulators.ts';
+import {
+  DEFAULT_BUCKET,
+  DEFAULT_CATALOG_TABLE,
+  DEFAULT_STREAM,
+  dynamoDbClientFor,
+  type Emulators,
+  kinesisClientFor,
+  s3ClientFor,
+  startEmulators,
+} from './emulators.ts';
 
 export interface LocalAws {
   url: string;
@@ -36,21 +45,54 @@ function port(v: string | undefined): number | undefined {
   return n;
 }
 
+/** Services that already run (LocalStack on :4566, or any S3, DynamoDB and Kinesis endpoints). */
+export interface ExternalEndpoints {
+  s3: string;
+  dynamodb: string;
+  kinesis: string;
+  /** Resource names (defaults: those localstack/init creates). */
+  bucket?: string;
+  catalogTable?: string;
+  stream?: string;
+}
+
+/** Emulators that are not ours to start or stop: clients for endpoints that run already. */
+function existing(e: ExternalEndpoints): Emulators {
+  const clients = {
+    s3: s3ClientFor(e.s3),
+    dynamodb: dynamoDbClientFor(e.dynamodb),
+    kinesis: kinesisClientFor(e.kinesis),
+  };
+  return {
+    s3: { endpoint: e.s3, bucket: e.bucket ?? DEFAULT_BUCKET },
+    dynamodb: { endpoint: e.dynamodb, table: e.catalogTable ?? DEFAULT_CATALOG_TABLE },
+    kinesis: { endpoint: e.kinesis, stream: e.stream ?? DEFAULT_STREAM },
+    clients,
+    stop: async () => {
+      clients.s3.destroy();
+      clients.dynamodb.destroy();
+      clients.kinesis.destroy();
+    },
+  };
+}
+
 export async function startLocalAws(
   service: ServiceConfig,
   logger: Logger,
-  options: { shards?: number; emulatorDataDir?: string } = {},
+  options: { shards?: number; emulatorDataDir?: string; endpoints?: ExternalEndpoints } = {},
 ): Promise<LocalAws> {
   requireTokenBeyondLoopback(service.host, service.apiToken);
-  const emulators = await startEmulators({
-    kinesisShards: options.shards ?? 2,
-    dataDir: options.emulatorDataDir,
-    ports: {
-      s3: port(process.env.MOONLINK_S3_PORT),
-      dynamodb: port(process.env.MOONLINK_DYNAMODB_PORT),
-      kinesis: port(process.env.MOONLINK_KINESIS_PORT),
-    },
-  });
+  const emulators = options.endpoints
+    ? existing(options.endpoints)
+    : await startEmulators({
+        kinesisShards: options.shards ?? 2,
+        dataDir: options.emulatorDataDir,
+        ports: {
+          s3: port(process.env.MOONLINK_S3_PORT),
+          dynamodb: port(process.env.MOONLINK_DYNAMODB_PORT),
+          kinesis: port(process.env.MOONLINK_KINESIS_PORT),
+        },
+      });
   const config: AwsConfig = {
     region: 'us-east-1',
     bucket: emulators.s3.bucket,

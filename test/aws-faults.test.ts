@@ -564,7 +564,7 @@ describe('KinesisLog under faults', () => {
       // Exact accounting of the stream: every record of every transaction, plus one copy per
       // PutRecord that landed with its response lost (those the consumer skipped).
       const records = [...appended.values()].reduce(
-        (sum, p) => sum + encodeTransaction(t, randomUUID(), enc(p), 2048 - t.length).length,
+        (sum, p) => sum + encodeTransaction(t, randomUUID(), enc(p), 2048 - t.length, true).length,
         0,
       );
       const duplicates = producerFaults.landedAndLost.filter((op) => op.endsWith('.PutRecord')).length;

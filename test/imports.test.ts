@@ -198,9 +198,20 @@ for (const entry of ['start', 'local'] as const) {
       // Committed before a crash, the record not updated: found committed, not run again.
       const recordFile = path.join(dir, 'data', ...(entry === 'start' ? ['objects'] : ['s3']), 'imports');
       if (entry === 'start') {
-        const file = path.join(recordFile, `${started.body.id}.json`);
-        const rec = JSON.parse(await fs.readFile(file, 'utf8'));
-        await fs.writeFile(file, JSON.stringify({ ...rec, state: 'committing', lsn: undefined }));
+        // The newest version of the record, then one newer that says "committing".
+        const folder = path.join(recordFile, started.body.id);
+        const newest = (await fs.readdir(folder)).sort().at(-1)!;
+        const rec = JSON.parse(await fs.readFile(path.join(folder, newest), 'utf8'));
+        const next = String(rec.version + 1).padStart(10, '0');
+        await fs.writeFile(
+          path.join(folder, `${next}.json`),
+          JSON.stringify({ ...rec, version: rec.version + 1, state: 'committing', lsn: undefined }),
+        );
+        // A torn newest version (a store whose puts are not atomic, killed mid-write) is passed over.
+        await fs.writeFile(
+          path.join(folder, `${String(rec.version + 2).padStart(10, '0')}.json`),
+          '{"id":"imp_',
+        );
         await svc.kill('SIGKILL');
         await start();
         const again = await settle('t', started.body.id);

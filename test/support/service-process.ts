@@ -29,7 +29,7 @@ const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export async function startServiceProcess(
   env: Record<string, string>,
   timeoutMs = 30_000,
-  options: { openFileLimit?: number; entry?: 'start' | 'local' } = {},
+  options: { openFileLimit?: number; entry?: 'start' | 'local' | 'api'; args?: string[] } = {},
 ): Promise<ServiceProcess> {
   const port = await freePort();
   const extra = (process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -37,8 +37,10 @@ export async function startServiceProcess(
   const main =
     options.entry === 'local'
       ? path.join(ROOT, 'localstack', 'local-main.ts')
-      : path.join(ROOT, 'lib', 'main.ts');
-  const args = ['--max-semi-space-size=64', ...extra, '--import', 'tsx', main];
+      : options.entry === 'api'
+        ? path.join(ROOT, 'localstack', 'api-main.ts')
+        : path.join(ROOT, 'lib', 'main.ts');
+  const args = ['--max-semi-space-size=64', ...extra, '--import', 'tsx', main, ...(options.args ?? [])];
   // With a file-descriptor limit, through a shell that sets it (`ulimit -n`) and then execs node.
   const [cmd, argv] =
     options.openFileLimit === undefined

@@ -1,6 +1,9 @@
 /**
- * An import's state, kept as `imports/<id>.json` in the service's store: what `GET
- * /tables/{name}/imports/{id}` shows, and what a restarted writer resumes from.
+ * An import's state, kept in the service's store: what `GET /tables/{name}/imports/{id}` shows,
+ * and what a restarted writer resumes from. Each update is a new object,
+ * `imports/<id>/<version>.json` (the one before it is then deleted), never an overwrite: a store
+ * whose puts are not atomic (s3rver under `npm run local`, killed mid-write) may leave the
+ * newest one torn, and the one before it is still whole.
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -47,6 +50,8 @@ export interface ImportRecord {
   createdAt: string;
   updatedAt: string;
   finishedAt?: string;
+  /** Updates so far (the record's object key). */
+  version?: number;
 }
 
 const ID = /^imp_[0-9a-f]{24}$/;
@@ -55,26 +60,41 @@ export function newImportId(): string {
   return `imp_${randomUUID().replace(/-/g, '').slice(0, 24)}`;
 }
 
-export function importKey(id: string): string {
-  if (!ID.test(id)) throw new Error(`invalid import id ${JSON.stringify(id)}`);
-  return `imports/${id}.json`;
-}
-
 export const IMPORTS_PREFIX = 'imports/';
 
+function versionKey(id: string, version: number): string {
+  if (!ID.test(id)) throw new Error(`invalid import id ${JSON.stringify(id)}`);
+  return `${IMPORTS_PREFIX}${id}/${String(version).padStart(10, '0')}.json`;
+}
+
+/** The import's ids under `imports/` (from a listing of it). */
+export function importIdOf(key: string): string | undefined {
+  const id = key.slice(IMPORTS_PREFIX.length).split('/')[0];
+  return ID.test(id) ? id : undefined;
+}
+
+/** The newest whole version of the record (a torn newest one is passed over). */
 export async function readImport(store: ObjectStore, id: string): Promise<ImportRecord | undefined> {
   if (!ID.test(id)) return undefined;
-  try {
-    return JSON.parse(new TextDecoder().decode(await store.get(importKey(id)))) as ImportRecord;
-  } catch (e) {
-    if (e instanceof NotFoundError) return undefined;
-    throw e;
+  const keys: string[] = [];
+  for await (const o of store.list(`${IMPORTS_PREFIX}${id}/`)) keys.push(o.key);
+  keys.sort().reverse();
+  for (const key of keys) {
+    try {
+      return JSON.parse(new TextDecoder().decode(await store.get(key))) as ImportRecord;
+    } catch (e) {
+      if (!(e instanceof NotFoundError) && !(e instanceof SyntaxError)) throw e;
+    }
   }
+  return undefined;
 }
 
 export async function writeImport(store: ObjectStore, r: ImportRecord): Promise<void> {
   r.updatedAt = new Date().toISOString();
-  await store.put(importKey(r.id), new TextEncoder().encode(JSON.stringify(r, null, 2)));
+  r.version = (r.version ?? 0) + 1;
+  await store.put(versionKey(r.id, r.version), new TextEncoder().encode(JSON.stringify(r, null, 2)));
+  // The one before the previous (the previous stays until this one is known whole: it is).
+  if (r.version > 2) await store.delete(versionKey(r.id, r.version - 2)).catch(() => undefined);
 }
 
 /** Whether the import is over (committed or failed). */

@@ -32,6 +32,7 @@ import {
   IMPORTS_PREFIX,
   type ImportRecord,
   type ImportRequest,
+  importIdOf,
   isFinished,
   newImportId,
   readImport,
@@ -108,8 +109,12 @@ export class ImportRunner {
    */
   async resume(): Promise<void> {
     const owns = this.deps.owns ?? (() => true);
+    const ids = new Set<string>();
     for await (const info of this.deps.store.list(IMPORTS_PREFIX)) {
-      const id = info.key.slice(IMPORTS_PREFIX.length).replace(/\.json$/, '');
+      const id = importIdOf(info.key);
+      if (id) ids.add(id);
+    }
+    for (const id of ids) {
       const r = await readImport(this.deps.store, id).catch(() => undefined);
       if (!r || isFinished(r) || !owns(r.table) || this.running.has(r.id)) continue;
       if (!(await this.deps.catalog.getTable(r.table))) {
