@@ -13,15 +13,12 @@ import {
   TableNotReadyError,
   TableRenamingError,
 } from '../lib/catalog/catalog.ts';
-import { PropertyChangeError } from '../lib/iceberg/table-properties.ts';
 import { LogDamagedError } from '../lib/log/durable-log.ts';
 import { NamespaceNotEmptyError, NameTakenError, NoSuchNamespaceError } from '../lib/namespace-admin.ts';
+import { InvalidTransactionError, PropertyChangeError, SchemaError } from '../lib/schema/errors.ts';
 import { JsonSyntaxError } from '../lib/schema/exact-json.ts';
 import { TableNameError } from '../lib/schema/table-name.ts';
-import { SchemaError } from '../lib/schema/table-schema.ts';
-import { InvalidTransactionError } from '../lib/schema/transaction.ts';
-import { ImportRefusedError } from '../lib/sources/import/import-runner.ts';
-import { ImportSourceError } from '../lib/sources/import/import-source.ts';
+import { ImportRefusedError, ImportSourceError } from '../lib/sources/import/import-errors.ts';
 import { ConnectionSecretError } from '../lib/sources/postgres/connection-secret.ts';
 import { DataFileMissingError, NotFoundError } from '../lib/store/object-store.ts';
 import {

@@ -4,12 +4,9 @@
  * one request at a time). Built once per container, on first use.
  */
 
-import type { STSClient } from '@aws-sdk/client-sts';
 import { awsAdapters } from '../lib/aws/aws-adapters.ts';
 import { type AwsConfig, awsConfigFromEnv } from '../lib/aws/aws-config.ts';
-import { vendTableCredentials } from '../lib/aws/vended-credentials.ts';
 import { engineOptionsFromEnv, limitsFromEnv } from '../lib/config.ts';
-import { tableRootOf } from '../lib/engine/table-paths.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
@@ -20,37 +17,14 @@ import { httpWriterLink } from './writer-link-http.ts';
 let services: Services | undefined;
 
 /**
- * The `config` of the REST catalog's LoadTableResult on AWS: the region, and with vended
- * credentials asked for, read-only credentials for the table's prefix (lib/aws/vended-credentials.ts).
+ * The services, built once. `tableConfig` is the REST catalog's table `config` (vended
+ * credentials, functions/vended-table-config.ts): only the tables function passes it, so the
+ * STS client is in its bundle alone.
  */
-export function icebergTableConfigFor(
-  config: AwsConfig,
-  store: ObjectStore,
-  // Loaded on the first vended-credentials request: every function bundles this file, and the
-  // STS client would otherwise cost each one's cold start.
-  sts: () => Promise<STSClient> = async () =>
-    new (await import('@aws-sdk/client-sts')).STSClient({ region: config.region }),
-): NonNullable<Services['icebergTableConfig']> {
-  let client: STSClient | undefined;
-  return async (table, options) => {
-    const base = { 'client.region': config.region };
-    if (!options.vendedCredentials) return { config: base };
-    // Without a read role (a deployment other than the stack's) the header is ignored, as the
-    // spec allows: PyIceberg sends it by default, and its own credentials may well suffice.
-    if (!config.vendedRoleArn) return { config: base };
-    client ??= await sts();
-    // s3://bucket/<prefix>tables/... → the key prefix within the bucket.
-    const keyPrefix = `${store.uri(tableRootOf(table)).replace(/^s3:\/\/[^/]+\//, '')}/`;
-    return vendTableCredentials(client, {
-      roleArn: config.vendedRoleArn,
-      bucket: config.bucket,
-      keyPrefix,
-      region: config.region,
-    });
-  };
-}
-
-export function awsServices(env: Record<string, string | undefined> = process.env): Services {
+export function awsServices(
+  env: Record<string, string | undefined> = process.env,
+  tableConfig?: (config: AwsConfig, store: ObjectStore) => NonNullable<Services['icebergTableConfig']>,
+): Services {
   if (services) return services;
   const logger = new JsonLogger({ service: env.POWERTOOLS_SERVICE_NAME ?? 'moonlink-api' });
   const config = awsConfigFromEnv(env);
@@ -77,7 +51,7 @@ export function awsServices(env: Record<string, string | undefined> = process.en
     pool: poolOf,
     tables: new TableCache(catalog, 5000),
     reader: new SnapshotReader(store, poolOf),
-    icebergTableConfig: icebergTableConfigFor(config, store),
+    ...(tableConfig ? { icebergTableConfig: tableConfig(config, store) } : {}),
   };
   return services;
 }

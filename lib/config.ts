@@ -4,7 +4,7 @@
  */
 import { type ApiLimits, DEFAULT_LIMITS } from '../functions/services.ts';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from './engine/options.ts';
-import { importRootsFromEnv } from './sources/import/import-source.ts';
+import { importRootsFromEnv } from './sources/import/import-errors.ts';
 
 export interface ServiceConfig {
   port: number;

@@ -5,14 +5,19 @@
  * adapter on PORT instead of API Gateway: the `api` service of localstack/docker-compose.yml, or
  * any machine that should serve the API of an AWS-shaped deployment without Lambda.
  */
+import { routeGroups } from '../functions/all-routes.ts';
 import { createApiHandler } from '../functions/api.ts';
 import { awsServices } from '../functions/aws-services.ts';
 import { startLocalServer } from '../functions/local-adapter.ts';
+import { icebergTableConfigFor } from '../functions/vended-table-config.ts';
 
-const services = awsServices();
+const services = awsServices(process.env, icebergTableConfigFor);
 const port = Number(process.env.PORT ?? '8080');
 const host = process.env.HOST ?? '127.0.0.1';
-const handler = createApiHandler(services, ['health', 'tables', 'ingest', 'read', 'flush', 'catalog']);
+const handler = createApiHandler(
+  services,
+  routeGroups(['health', 'tables', 'ingest', 'read', 'flush', 'catalog']),
+);
 startLocalServer(handler, {
   port,
   host,

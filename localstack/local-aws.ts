@@ -4,6 +4,7 @@
  * local HTTP adapter, reaching the writer over its internal HTTP API as the functions do.
  */
 import path from 'node:path';
+import { routeGroups } from '../functions/all-routes.ts';
 import { createApiHandler } from '../functions/api.ts';
 import { requireTokenBeyondLoopback } from '../functions/bearer-token.ts';
 import { type LocalServer, startLocalServer } from '../functions/local-adapter.ts';
@@ -128,7 +129,10 @@ export async function startLocalAws(
     tables: new TableCache(catalog, 1000),
     reader: new SnapshotReader(store, () => pool),
   };
-  const handler = createApiHandler(services, ['health', 'tables', 'ingest', 'read', 'flush', 'catalog']);
+  const handler = createApiHandler(
+    services,
+    routeGroups(['health', 'tables', 'ingest', 'read', 'flush', 'catalog']),
+  );
   const server: LocalServer = await startLocalServer(handler, {
     port: service.port,
     host: service.host,

@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROUTES } from '../functions/api.ts';
+import { ROUTES } from '../functions/all-routes.ts';
 import { OPENAPI } from '../functions/openapi.ts';
 import { serviceConfigFromEnv } from '../lib/config.ts';
 import { startEmbedded } from '../lib/embedded/embedded-service.ts';

@@ -8,7 +8,7 @@
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { icebergTableConfigFor } from '../functions/aws-services.ts';
+import { icebergTableConfigFor } from '../functions/vended-table-config.ts';
 import type { AwsConfig } from '../lib/aws/aws-config.ts';
 import { tableReadPolicy } from '../lib/aws/vended-credentials.ts';
 import { S3ObjectStore } from '../lib/store/s3-object-store.ts';

@@ -16,7 +16,7 @@ import { writerStatusJson } from '../engine/table-handler.ts';
 import type { Writer } from '../engine/writer.ts';
 import { parsePropertyChange as propertyChange } from '../iceberg/table-properties.ts';
 import { lsnToJson, parseLsn } from '../lsn.ts';
-import { TABLE_NAME_PATTERN } from '../schema/table-schema.ts';
+import { TABLE_NAME_PATTERN } from '../schema/table-name.ts';
 import { importRequest } from '../sources/import/import-record.ts';
 import type { ImportRunner } from '../sources/import/import-runner.ts';
 import type { Logger } from '../util/logger.ts';

@@ -50,8 +50,8 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { NAME_PART } from '../schema/table-name.ts';
-import { TABLE_NAME_PATTERN, type TableDefinition } from '../schema/table-schema.ts';
+import { NAME_PART, TABLE_NAME_PATTERN } from '../schema/table-name.ts';
+import type { TableDefinition } from '../schema/table-schema.ts';
 import { type ResolvedRetry, type RetryOptions, resolveRetry, sleep, withRetry } from '../util/aws-retry.ts';
 import {
   type Catalog,

@@ -4,6 +4,7 @@
  * writer runs in-process and the public API is served by the same handlers Lambda runs.
  */
 import path from 'node:path';
+import { routeGroups } from '../../functions/all-routes.ts';
 import { type ApiHandler, createApiHandler } from '../../functions/api.ts';
 import { requireTokenBeyondLoopback } from '../../functions/bearer-token.ts';
 import { type LocalServer, startLocalServer } from '../../functions/local-adapter.ts';
@@ -126,15 +127,10 @@ export async function startEmbedded(
     tables: new TableCache(catalog, 1000),
     reader: new SnapshotReader(store, () => pool),
   };
-  const handler = createApiHandler(services, [
-    'health',
-    'tables',
-    'ingest',
-    'read',
-    'flush',
-    'files',
-    'catalog',
-  ]);
+  const handler = createApiHandler(
+    services,
+    routeGroups(['health', 'tables', 'ingest', 'read', 'flush', 'files', 'catalog']),
+  );
   let server: LocalServer;
   try {
     server = await startLocalServer(handler, {

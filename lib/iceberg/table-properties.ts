@@ -64,6 +64,6 @@ export function parsePropertyChange(value: unknown): PropertyChange {
   return { set: { ...r.data.set }, remove: [...r.data.remove] };
 }
 
-export class PropertyChangeError extends Error {
-  readonly code = 'invalid_properties';
-}
+import { PropertyChangeError } from '../schema/errors.ts';
+
+export { PropertyChangeError } from '../schema/errors.ts';

@@ -47,7 +47,7 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Lsn } from '../lsn.ts';
-import { TABLE_NAME_PATTERN } from '../schema/table-schema.ts';
+import { TABLE_NAME_PATTERN } from '../schema/table-name.ts';
 import {
   backoffDelay,
   errorName,

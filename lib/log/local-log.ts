@@ -17,7 +17,7 @@
  */
 import path from 'node:path';
 import type { Lsn } from '../lsn.ts';
-import { TABLE_NAME_PATTERN } from '../schema/table-schema.ts';
+import { TABLE_NAME_PATTERN } from '../schema/table-name.ts';
 import { classifyIoError } from '../util/io-errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { Semaphore } from '../util/semaphore.ts';

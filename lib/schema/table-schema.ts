@@ -53,9 +53,9 @@ export interface TableDefinition {
   location?: string;
 }
 
-export class SchemaError extends Error {
-  readonly code = 'invalid_schema';
-}
+import { SchemaError } from './errors.ts';
+
+export { SchemaError } from './errors.ts';
 
 /** A table name from a request, normalized (`default.x` is `x`). Throws {@link SchemaError}. */
 export function validateTableName(name: unknown): string {

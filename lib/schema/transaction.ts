@@ -30,15 +30,9 @@ export interface DecodedOp {
   key: string | undefined;
 }
 
-export class InvalidTransactionError extends Error {
-  readonly code = 'invalid_request';
-  constructor(
-    message: string,
-    readonly index?: number,
-  ) {
-    super(message);
-  }
-}
+import { InvalidTransactionError } from './errors.ts';
+
+export { InvalidTransactionError } from './errors.ts';
 
 export interface RowCodec {
   readonly schema: TableSchema;

@@ -28,6 +28,7 @@ import { decodeRequest, InvalidTransactionError } from '../../schema/transaction
 import type { ObjectStore } from '../../store/object-store.ts';
 import type { Logger } from '../../util/logger.ts';
 import { type Format, fileBatches, formatOf } from '../files/file-batches.ts';
+import { ImportRefusedError } from './import-errors.ts';
 import {
   IMPORTS_PREFIX,
   type ImportRecord,
@@ -56,10 +57,7 @@ export interface ImportRunnerDeps {
   progressIntervalMs?: number;
 }
 
-/** The table does not exist or is not a table imports may write to. */
-export class ImportRefusedError extends Error {
-  readonly code = 'import_refused';
-}
+export { ImportRefusedError } from './import-errors.ts';
 
 const xidOf = (r: ImportRecord): string => `import:${r.id}:${r.attempt}`;
 

@@ -17,23 +17,15 @@ import type { ObjectInfo, ObjectStore } from '../../store/object-store.ts';
 import { S3ObjectStore } from '../../store/s3-object-store.ts';
 import { bytesFile, type FileInput, localFile } from '../files/file-batches.ts';
 
-export class ImportSourceError extends Error {
-  readonly code = 'invalid_import';
-}
+import { ImportSourceError } from './import-errors.ts';
+
+export { ImportSourceError, importRootsFromEnv } from './import-errors.ts';
 
 export interface ImportSourceOptions {
   /** Local folders file:// imports may read from (none: file:// is refused). */
   localRoots: string[];
   /** For s3:// sources: the S3 client settings (region, endpoint, credentials). */
   s3?: S3ClientConfig;
-}
-
-/** `MOONLINK_IMPORT_ROOTS`: folders file:// imports may read, separated by commas. */
-export function importRootsFromEnv(env: Record<string, string | undefined> = process.env): string[] {
-  return (env.MOONLINK_IMPORT_ROOTS ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
 }
 
 export interface SourceFile {
