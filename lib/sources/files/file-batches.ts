@@ -10,7 +10,13 @@ import readline from 'node:readline';
 import { Readable } from 'node:stream';
 import * as arrow from 'apache-arrow';
 import { parse } from 'csv-parse';
-import { openParquet } from '../../parquet/parquet-codec.mjs';
+
+/**
+ * parquet-wasm, loaded on the first Parquet file read here (the CLI's): loading it compiles 5 MB
+ * of WebAssembly, which the writer — whose imports decode Parquet in a worker — would otherwise
+ * pay at every start on its main thread.
+ */
+const parquetCodec = () => import('../../parquet/parquet-codec.mjs');
 
 export type Format = 'csv' | 'ndjson' | 'parquet' | 'arrow';
 
@@ -92,7 +98,7 @@ function arrowBatches(table: arrow.Table, batchRows: number, bytesAt: (done: num
 export async function arrowSchemaOf(file: string, format: Format): Promise<arrow.Schema> {
   const bytes = new Uint8Array(await fs.readFile(file));
   if (format === 'arrow') return arrow.tableFromIPC(bytes).schema;
-  const pq = await openParquet(bytes);
+  const pq = await (await parquetCodec()).openParquet(bytes);
   try {
     return arrow.tableFromIPC(await pq.readRowGroup(0)).schema;
   } finally {
@@ -124,7 +130,7 @@ export async function* fileBatches(
     return;
   }
   if (format === 'parquet') {
-    const pq = await openParquet(await input.bytes());
+    const pq = await (await parquetCodec()).openParquet(await input.bytes());
     try {
       const total = pq.rowGroupRows.reduce((a, b) => a + b, 0);
       let before = 0;

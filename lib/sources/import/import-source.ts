@@ -14,7 +14,6 @@ import path from 'node:path';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { LocalObjectStore } from '../../store/local-object-store.ts';
 import type { ObjectInfo, ObjectStore } from '../../store/object-store.ts';
-import { S3ObjectStore } from '../../store/s3-object-store.ts';
 import { bytesFile, type FileInput, localFile } from '../files/file-batches.ts';
 
 import { ImportSourceError } from './import-errors.ts';
@@ -105,6 +104,9 @@ async function locate(uri: string, o: ImportSourceOptions): Promise<Located> {
   const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(uri);
   if (!m) throw new ImportSourceError(`${uri}: the source must be a file:// or s3:// URI`);
   const [, bucket, rest] = m;
+  // The S3 client loads on the first s3:// import (the embedded service would otherwise pay it at
+  // every start).
+  const { S3ObjectStore } = await import('../../store/s3-object-store.ts');
   return {
     store: new S3ObjectStore({ bucket, prefix: '', clientConfig: o.s3, retry: { maxAttempts: 4 } }),
     ...splitGlob(rest),
