@@ -97,11 +97,11 @@ export async function sealRename(c: RenameContext, from: string, to: string): Pr
 }
 
 export async function unsealRename(c: RenameContext, from: string): Promise<void> {
-  await update(c, {
+  await updateIfPresent(c, {
     Key: key(from, DEF),
     UpdateExpression: 'REMOVE renamingTo, renameSealedAt',
     ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(renamedDef)',
-  }).catch((e) => (isConditionFailed(e) ? undefined : Promise.reject(e)));
+  });
 }
 
 /** Steps 2 to 5 (see the module comment); safe to run again. */
@@ -132,11 +132,11 @@ async function completeRename(
   } catch (e) {
     if (!isConditionFailed(e)) throw e;
     // The name was taken between the check and the intent: the rename is undone.
-    await update(c, {
+    await updateIfPresent(c, {
       Key: key(from, DEF),
       UpdateExpression: 'REMOVE renamingTo, renamedDef, renameLsn',
       ConditionExpression: 'attribute_exists(pk)',
-    }).catch((u) => (isConditionFailed(u) ? undefined : Promise.reject(u)));
+    });
     throw new TableExistsError(def.name);
   }
   const oldPointer = await c.getItem(from, POINTER);
@@ -166,11 +166,7 @@ async function completeRename(
     }
   }
   await c.deleteTableItems(from);
-  await update(c, {
-    Key: key(def.name, DEF),
-    UpdateExpression: 'REMOVE renamedFrom',
-    ConditionExpression: 'attribute_exists(pk)',
-  }).catch((e) => (isConditionFailed(e) ? undefined : Promise.reject(e)));
+  await clearRenamedFrom(c, def.name);
 }
 
 /**
@@ -193,14 +189,27 @@ export async function finishRenames(c: RenameContext, defItems: Item[], now = Da
   for (const item of defItems) {
     const name = (str(item, 'pk') ?? '').replace(/^TABLE#/, '');
     if (str(item, 'renamedFrom') === undefined || resumed.has(name)) continue;
-    await update(c, {
-      Key: key(name, DEF),
-      UpdateExpression: 'REMOVE renamedFrom',
-      ConditionExpression: 'attribute_exists(pk)',
-    }).catch((e) => (isConditionFailed(e) ? undefined : Promise.reject(e)));
+    await clearRenamedFrom(c, name);
   }
 }
 
 async function update(c: RenameContext, input: Omit<UpdateItemCommandInput, 'TableName'>): Promise<void> {
   await c.send(() => c.client.send(new UpdateItemCommand({ TableName: c.tableName, ...input })));
+}
+
+/** An update whose condition failing means there is nothing left to do. */
+async function updateIfPresent(
+  c: RenameContext,
+  input: Omit<UpdateItemCommandInput, 'TableName'>,
+): Promise<void> {
+  await update(c, input).catch((e) => (isConditionFailed(e) ? undefined : Promise.reject(e)));
+}
+
+/** Step 5: the new definition no longer says where it came from. */
+function clearRenamedFrom(c: RenameContext, name: string): Promise<void> {
+  return updateIfPresent(c, {
+    Key: key(name, DEF),
+    UpdateExpression: 'REMOVE renamedFrom',
+    ConditionExpression: 'attribute_exists(pk)',
+  });
 }
