@@ -82,7 +82,8 @@ export function startWriterMetrics(writer: Writer, o: WriterMetricsOptions, logg
       let maxCommitLag = 0;
       let maxSlotLag = 0;
       let dead = 0;
-      for (const table of writer.tableNames()) {
+      const open = new Set(writer.tableNames());
+      for (const table of open) {
         const s = writer.handlerStatus(table);
         if (!s) continue;
         const commitLag = s.commitLagMs / 1000;
@@ -103,7 +104,7 @@ export function startWriterMetrics(writer: Writer, o: WriterMetricsOptions, logg
         if (Number.isFinite(lag)) one.addMetric('TableSourceLagBytes', MetricUnit.Bytes, lag);
         one.publishStoredMetrics();
       }
-      for (const table of perTable.keys()) if (!writer.tableNames().includes(table)) perTable.delete(table);
+      for (const table of perTable.keys()) if (!open.has(table)) perTable.delete(table);
       metrics.addMetric('CommitLagSeconds', MetricUnit.Seconds, maxCommitLag);
       metrics.addMetric('DeadLetters', MetricUnit.Count, dead);
       metrics.addMetric('PostgresSlotLagBytes', MetricUnit.Bytes, maxSlotLag);

@@ -20,6 +20,7 @@
 import {
   type DynamoDBClient,
   PutItemCommand,
+  type PutItemCommandInput,
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
@@ -112,23 +113,18 @@ async function completeRename(
   lsn: string,
 ): Promise<void> {
   try {
-    await c.send(() =>
-      c.client.send(
-        new PutItemCommand({
-          TableName: c.tableName,
-          Item: {
-            ...key(def.name, DEF),
-            name: s(def.name),
-            tableUuid: s(def.tableUuid),
-            def: s(JSON.stringify(def)),
-            createdAt: s(def.createdAt),
-            renamedFrom: s(from),
-          },
-          ConditionExpression: 'attribute_not_exists(pk) OR renamedFrom = :from',
-          ExpressionAttributeValues: { ':from': s(from) },
-        }),
-      ),
-    );
+    await put(c, {
+      Item: {
+        ...key(def.name, DEF),
+        name: s(def.name),
+        tableUuid: s(def.tableUuid),
+        def: s(JSON.stringify(def)),
+        createdAt: s(def.createdAt),
+        renamedFrom: s(from),
+      },
+      ConditionExpression: 'attribute_not_exists(pk) OR renamedFrom = :from',
+      ExpressionAttributeValues: { ':from': s(from) },
+    });
   } catch (e) {
     if (!isConditionFailed(e)) throw e;
     // The name was taken between the check and the intent: the rename is undone.
@@ -143,24 +139,19 @@ async function completeRename(
   if (oldPointer) {
     const raise = (v: string | undefined): string => (v !== undefined && BigInt(v) > BigInt(lsn) ? v : lsn);
     try {
-      await c.send(() =>
-        c.client.send(
-          new PutItemCommand({
-            TableName: c.tableName,
-            Item: {
-              ...oldPointer,
-              ...key(def.name, POINTER),
-              table: s(def.name),
-              version: n((num(oldPointer, 'version') ?? 0) + 1),
-              lsn: s(raise(str(oldPointer, 'lsn'))),
-              committedLsn: s(raise(str(oldPointer, 'committedLsn'))),
-              updatedAt: s(new Date().toISOString()),
-            },
-            ConditionExpression: 'attribute_not_exists(pk) OR tableUuid <> :uuid',
-            ExpressionAttributeValues: { ':uuid': s(def.tableUuid) },
-          }),
-        ),
-      );
+      await put(c, {
+        Item: {
+          ...oldPointer,
+          ...key(def.name, POINTER),
+          table: s(def.name),
+          version: n((num(oldPointer, 'version') ?? 0) + 1),
+          lsn: s(raise(str(oldPointer, 'lsn'))),
+          committedLsn: s(raise(str(oldPointer, 'committedLsn'))),
+          updatedAt: s(new Date().toISOString()),
+        },
+        ConditionExpression: 'attribute_not_exists(pk) OR tableUuid <> :uuid',
+        ExpressionAttributeValues: { ':uuid': s(def.tableUuid) },
+      });
     } catch (e) {
       if (!isConditionFailed(e)) throw e;
     }
@@ -191,6 +182,10 @@ export async function finishRenames(c: RenameContext, defItems: Item[], now = Da
     if (str(item, 'renamedFrom') === undefined || resumed.has(name)) continue;
     await clearRenamedFrom(c, name);
   }
+}
+
+async function put(c: RenameContext, input: Omit<PutItemCommandInput, 'TableName'>): Promise<void> {
+  await c.send(() => c.client.send(new PutItemCommand({ TableName: c.tableName, ...input })));
 }
 
 async function update(c: RenameContext, input: Omit<UpdateItemCommandInput, 'TableName'>): Promise<void> {
