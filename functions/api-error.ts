@@ -15,7 +15,14 @@ import {
 } from '../lib/catalog/catalog.ts';
 import { LogDamagedError } from '../lib/log/durable-log.ts';
 import { NamespaceNotEmptyError, NameTakenError, NoSuchNamespaceError } from '../lib/namespace-admin.ts';
-import { InvalidTransactionError, PropertyChangeError, SchemaError } from '../lib/schema/errors.ts';
+import {
+  InferenceError,
+  InvalidTransactionError,
+  PropertyChangeError,
+  SchemaChangeError,
+  SchemaChangeRefusedError,
+  SchemaError,
+} from '../lib/schema/errors.ts';
 import { JsonSyntaxError } from '../lib/schema/exact-json.ts';
 import { TableNameError } from '../lib/schema/table-name.ts';
 import { ImportRefusedError, ImportSourceError } from '../lib/sources/import/import-errors.ts';
@@ -56,6 +63,9 @@ export function toApiError(e: unknown): ApiError {
     return new ApiError(400, 'invalid_request', e.message, e.index === undefined ? {} : { index: e.index });
   }
   if (e instanceof SchemaError) return new ApiError(400, 'invalid_schema', e.message);
+  if (e instanceof SchemaChangeError) return new ApiError(400, e.code, e.message, { index: e.index });
+  if (e instanceof SchemaChangeRefusedError) return new ApiError(409, e.code, e.message);
+  if (e instanceof InferenceError) return new ApiError(400, e.code, e.message);
   if (e instanceof TableExistsError) return new ApiError(409, 'table_exists', e.message);
   if (e instanceof ConnectionSecretError) return new ApiError(400, 'invalid_source', e.message);
   if (e instanceof TableNameError || e instanceof PropertyChangeError)

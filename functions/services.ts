@@ -10,6 +10,7 @@ import type { DurableLog } from '../lib/log/durable-log.ts';
 import type { Lsn } from '../lib/lsn.ts';
 import type { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import type { SnapshotReader } from '../lib/read/snapshot-reader.ts';
+import type { SchemaChange } from '../lib/schema/schema-change.ts';
 import type { TableDefinition } from '../lib/schema/table-schema.ts';
 import type { ImportRecord, ImportRequest } from '../lib/sources/import/import-record.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
@@ -41,6 +42,17 @@ export interface WriterLink {
    */
   renameTable(from: string, to: string): Promise<TableDefinition>;
   /**
+   * Applies a schema change (`{"changes": [...]}`) in the writer that owns the table; resolves
+   * once writes are checked against the new schema.
+   */
+  changeSchema(table: string, body: unknown): Promise<SchemaChangeAnswer>;
+  /**
+   * For tables that add columns from records: logs the add-column changes a write's new fields
+   * need (those another write has not added meanwhile) and resolves with the definition to
+   * check the write against (undefined: the table does not add columns).
+   */
+  addColumns?(table: string, changes: SchemaChange[]): Promise<TableDefinition | undefined>;
+  /**
    * Starts an import into the table in the writer that owns it (lib/sources/import); resolves
    * with its record once queued. Absent where imports are not served.
    */
@@ -60,6 +72,12 @@ export interface WriterLink {
   recoveryTarget?(table: string): Lsn | undefined;
   /** Readiness: every table open, the log writable (`GET /health`). */
   health?(): Promise<HealthReport>;
+}
+
+export interface SchemaChangeAnswer {
+  schemaId: number;
+  columns: { name: string; type: string; nullable: boolean }[];
+  lsn: Lsn;
 }
 
 export interface HealthReport {

@@ -15,7 +15,7 @@ import { deletePrefix } from '../lib/store/delete-prefix.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
 import type { Logger } from '../lib/util/logger.ts';
 import { ApiError } from './api-error.ts';
-import type { WriterLink } from './services.ts';
+import type { SchemaChangeAnswer, WriterLink } from './services.ts';
 
 export interface HttpWriterLinkOptions {
   urlTemplate: string;
@@ -45,8 +45,13 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
     const text = await res.text();
     if (res.status === 409 || res.status === 400) {
       // The writer refused (e.g. a rename to a taken name, an import of nothing): its error.
-      const err = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-      throw new ApiError(res.status, err?.code ?? 'conflict', err?.message ?? text.slice(0, 200));
+      const err = (JSON.parse(text) as { error?: { code?: string; message?: string; index?: number } }).error;
+      throw new ApiError(
+        res.status,
+        err?.code ?? 'conflict',
+        err?.message ?? text.slice(0, 200),
+        typeof err?.index === 'number' ? { index: err.index } : {},
+      );
     }
     if (res.status >= 400) {
       throw new ApiError(
@@ -82,6 +87,15 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
     },
     startImport: async (table, req) => (await call(table, 'imports', '', 28_000, req)) as ImportRecord,
     renameTable: async (from, to) => (await call(from, 'rename', '', 28_000, { to })) as TableDefinition,
+    changeSchema: async (table, body) => {
+      const r = (await call(table, 'schema', '', 28_000, body)) as Omit<SchemaChangeAnswer, 'lsn'> & {
+        lsn: number | string;
+      };
+      return { ...r, lsn: BigInt(r.lsn) };
+    },
+    addColumns: async (table, changes) =>
+      ((await call(table, 'columns', '', 28_000, { changes })) as { definition: TableDefinition | null })
+        .definition ?? undefined,
     tableCreated: async (table) => {
       // Best effort: the writer also finds new tables in the catalog by itself.
       await call(table, 'created', '', 5000).catch((e) =>

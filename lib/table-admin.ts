@@ -45,6 +45,7 @@ export function definitionFromBody(body: unknown): TableDefinition {
     schema: buildSchema(b.columns ?? [], b.primaryKey ?? []),
     formatVersion: b.formatVersion ?? 2,
     createdAt: new Date().toISOString(),
+    ...(b.schemaEvolution && b.schemaEvolution !== 'none' ? { schemaEvolution: b.schemaEvolution } : {}),
   };
 }
 

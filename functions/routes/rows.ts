@@ -10,11 +10,14 @@ import {
   IDEMPOTENCY_KEY_PATTERN,
   type IdempotentWrite,
   requestHash,
-  wrapIdempotent,
+  wrapRecord,
 } from '../../lib/engine/idempotency.ts';
 import type { Operations } from '../../lib/engine/op-batch.ts';
 import { lsnToJson } from '../../lib/lsn.ts';
+import { InvalidTransactionError } from '../../lib/schema/errors.ts';
+import { newColumnsOf } from '../../lib/schema/infer-columns.ts';
 import { NDJSON, ndjsonOp, ndjsonToRequest } from '../../lib/schema/ndjson-request.ts';
+import type { TableDefinition } from '../../lib/schema/table-schema.ts';
 import { decodeRequest } from '../../lib/schema/transaction.ts';
 import { ApiError, badRequest, notFound } from '../api-error.ts';
 import {
@@ -35,7 +38,7 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
   const wait = query(event, 'wait');
   if (wait !== undefined && wait !== 'visible' && wait !== 'durable')
     throw badRequest('wait must be "visible" (or "durable", the default)');
-  const def = await s.tables.get(name);
+  let def = await s.tables.get(name);
   if (!def) throw notFound(`table "${name}"`);
   if (def.source)
     throw new ApiError(
@@ -71,12 +74,22 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
     const early = streamedBodyOf(event);
     if (early?.schema === def.schema) streamed = early.ops;
   }
-  const ops =
-    streamed ??
-    (type === ARROW_STREAM
-      ? decodeArrowRequest(def.schema, bytes, s.limits.maxOpsPerRequest)
-      : decodeRequest(def.schema, bytes, s.limits.maxOpsPerRequest, text));
-  const lsn = await s.log.append(name, idem ? wrapIdempotent(idem, bytes) : bytes, ops);
+  let ops: Operations;
+  try {
+    ops =
+      streamed ??
+      (type === ARROW_STREAM
+        ? decodeArrowRequest(def.schema, bytes, s.limits.maxOpsPerRequest)
+        : decodeRequest(def.schema, bytes, s.limits.maxOpsPerRequest, text));
+  } catch (e) {
+    // A table that adds columns for new fields: they are added (logged first), then it is checked again.
+    const evolved = type === ARROW_STREAM ? undefined : await withNewColumns(s, def, bytes, text, e);
+    if (!evolved) throw e;
+    def = evolved;
+    ops = decodeRequest(def.schema, bytes, s.limits.maxOpsPerRequest, text);
+  }
+  // The record says which schema it was checked in: a change logged before it is carried over.
+  const lsn = await s.log.append(name, wrapRecord({ idem, schemaId: def.schema.schemaId }, bytes), ops);
   if (idem && s.writer.idempotencyRecord) {
     // A copy with the same key may have gone into the log just before this one: the table
     // applies the first and skips the rest, and the answer is the first one's.
@@ -85,6 +98,26 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
   }
   if (wait === 'visible') await waitForSnapshot(s, name, lsn);
   return json(200, { lsn: lsnToJson(lsn), count: ops.length });
+}
+
+/**
+ * The definition to check a write against after adding the columns its new fields need, for
+ * tables created with `"schemaEvolution": "add-columns"`; undefined otherwise (the error stands).
+ */
+async function withNewColumns(
+  s: Services,
+  def: TableDefinition,
+  bytes: Uint8Array,
+  text: string | undefined,
+  error: unknown,
+): Promise<TableDefinition | undefined> {
+  if (def.schemaEvolution !== 'add-columns' || !s.writer.addColumns) return undefined;
+  if (!(error instanceof InvalidTransactionError) || !/unknown column/.test(error.message)) return undefined;
+  const changes = newColumnsOf(def.schema, text ?? new TextDecoder().decode(bytes));
+  if (changes.length === 0) return undefined;
+  const evolved = await s.writer.addColumns(def.name, changes);
+  s.tables.invalidate(def.name);
+  return evolved;
 }
 
 async function replayed(

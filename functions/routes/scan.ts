@@ -6,6 +6,7 @@
  */
 import type * as arrow from 'apache-arrow';
 import type { Lease } from '../../lib/catalog/catalog.ts';
+import { snapshotSchema } from '../../lib/engine/snapshot-manifest.ts';
 import { lsnToJson } from '../../lib/lsn.ts';
 import {
   arrowSchemaFor,
@@ -14,6 +15,7 @@ import {
   readData,
   tableToIpc,
 } from '../../lib/parquet/arrow-convert.ts';
+import { projectBatch } from '../../lib/parquet/schema-projection.ts';
 import type { NestedField } from '../../lib/schema/iceberg-type.ts';
 import { fieldEncoder, type Value } from '../../lib/schema/values.ts';
 import { ApiError, badRequest, notFound } from '../api-error.ts';
@@ -61,21 +63,24 @@ function decodeCursor(text: string, table: string): Cursor {
 
 const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
 
+/** The positions of the `columns` parameter's columns (all columns when absent). */
+function columnsOf(fields: NestedField[], param: string | undefined): number[] {
+  if (!param) return fields.map((_, i) => i);
+  return param.split(',').map((c) => {
+    const i = fields.findIndex((f) => f.name === c.trim());
+    if (i < 0) throw badRequest(`unknown column "${c.trim()}" in columns`);
+    return i;
+  });
+}
+
 export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
   const name = tableParam(event);
   const def = await s.tables.get(name);
   if (!def) throw notFound(`table "${name}"`);
   const limit = intParam(event, 'limit', s.limits.defaultScanLimit, 1, s.limits.maxScanLimit);
-  const fields = def.schema.fields;
   const columnsParam = query(event, 'columns');
-  let projection = fields.map((_, i) => i);
-  if (columnsParam) {
-    projection = columnsParam.split(',').map((c) => {
-      const i = fields.findIndex((f) => f.name === c.trim());
-      if (i < 0) throw badRequest(`unknown column "${c.trim()}" in columns`);
-      return i;
-    });
-  }
+  // Checked against the table's schema before a lease is taken; again against the snapshot's.
+  columnsOf(def.schema.fields, columnsParam);
   const cursorText = query(event, 'cursor');
   let cursor: Cursor;
   let lease: Lease;
@@ -93,6 +98,9 @@ export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResu
     cursor = { l: lease.leaseId, s: lease.snapshotKey, f: 0, r: 0 };
   }
   const manifest = await s.reader.manifest(cursor.s);
+  // The snapshot's schema: a read at an LSN after a schema change shows the new columns.
+  const fields = snapshotSchema(manifest, def).fields;
+  const projection = columnsOf(fields, columnsParam);
   const picked: Value[][] = projection.map(() => []);
   let count = 0;
   let f = cursor.f;
@@ -105,7 +113,8 @@ export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResu
         pos += batch.numRows;
         continue;
       }
-      const cols = projection.map((c) => readData(fields[c].type, batch.data.children[c]));
+      const data = projectBatch(batch, fields);
+      const cols = projection.map((c) => readData(fields[c].type, data[c]));
       for (let i = 0; i < batch.numRows && count < limit; i++, pos++) {
         if (pos < r || deleted?.has(pos)) continue;
         for (let k = 0; k < projection.length; k++) picked[k].push(cols[k][i]);

@@ -1,7 +1,9 @@
 /** `GET /tables/{name}/snapshot` (leased read state) and `DELETE /leases/{id}`. */
 
 import { tableOfLease } from '../../lib/catalog/catalog.ts';
+import { snapshotSchema } from '../../lib/engine/snapshot-manifest.ts';
 import { lsnToJson } from '../../lib/lsn.ts';
+import { schemaToIcebergJson } from '../../lib/schema/schema-json.ts';
 import { notFound } from '../api-error.ts';
 import { type HttpEvent, type HttpResult, json, lsnParam, noContent, tableParam } from '../http.ts';
 import type { Services } from '../services.ts';
@@ -10,7 +12,8 @@ import { leaseSnapshot } from '../snapshot-lease.ts';
 export async function snapshotRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
   const name = tableParam(event);
   const minLsn = lsnParam(event, 'minLsn');
-  if (!(await s.tables.get(name))) throw notFound(`table "${name}"`);
+  const def = await s.tables.get(name);
+  if (!def) throw notFound(`table "${name}"`);
   const { manifest, lease } = await leaseSnapshot(s, name, minLsn);
   const ttl = Math.ceil(s.limits.leaseTtlMs / 1000);
   const dataFiles = await Promise.all(
@@ -37,6 +40,8 @@ export async function snapshotRoute(event: HttpEvent, s: Services): Promise<Http
   return json(200, {
     lsn: lsnToJson(BigInt(manifest.lsn)),
     schemaId: manifest.schemaId,
+    // Files written before a schema change hold older columns: engines match them by field id.
+    schema: schemaToIcebergJson(snapshotSchema(manifest, def)),
     dataFiles,
     leaseId: lease.leaseId,
     expiresAt: new Date(lease.expiresAt).toISOString(),

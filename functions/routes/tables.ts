@@ -27,7 +27,9 @@ function summary(def: TableDefinition): Record<string, unknown> {
   return {
     name: def.name,
     columns: describeColumns(def.schema),
+    schemaId: def.schema.schemaId,
     primaryKey: def.schema.primaryKey,
+    ...(def.schemaEvolution ? { schemaEvolution: def.schemaEvolution } : {}),
     formatVersion: def.formatVersion,
     createdAt: def.createdAt,
     ...(def.source

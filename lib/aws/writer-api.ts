@@ -12,6 +12,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseSchemaChanges } from '../engine/schema-evolution.ts';
 import { writerStatusJson } from '../engine/table-handler.ts';
 import type { Writer } from '../engine/writer.ts';
 import { parsePropertyChange as propertyChange } from '../iceberg/table-properties.ts';
@@ -39,7 +40,14 @@ function send(res: http.ServerResponse, status: number, body?: unknown): void {
 const MAX_INTERNAL_BODY = 1024 * 1024;
 
 /** Refusals a caller must see as they are (409 with the code), not as an unavailable writer. */
-const REFUSALS = new Set(['table_exists', 'rename_refused', 'conflict', 'name_taken', 'import_refused']);
+const REFUSALS = new Set([
+  'table_exists',
+  'rename_refused',
+  'conflict',
+  'name_taken',
+  'import_refused',
+  'schema_change_refused',
+]);
 
 export function startWriterApi(
   writer: Writer,
@@ -78,7 +86,7 @@ export function startWriterApi(
       return;
     }
     const m =
-      /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|idempotency|created|dropped|rename|imports|status)$/.exec(
+      /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|idempotency|created|dropped|rename|imports|schema|columns|status)$/.exec(
         url.pathname,
       );
     if (!m || !TABLE_NAME_PATTERN.test(m[1]))
@@ -117,6 +125,17 @@ export function startWriterApi(
             return [400, { error: { code: 'bad_request', message: 'body: {"to": "<table name>"}' } }];
           return [200, await writer.rename(table, to.to)];
         }
+        case 'schema': {
+          const r = await writer.changeSchema(table, await body);
+          return [200, { schemaId: r.schemaId, columns: r.columns, lsn: lsnToJson(r.lsn) }];
+        }
+        case 'columns': {
+          const changes = ((await body) as { changes?: unknown } | null)?.changes;
+          return [
+            200,
+            { definition: (await writer.addColumns(table, parseSchemaChanges({ changes }))) ?? null },
+          ];
+        }
         case 'imports': {
           if (!options.imports)
             return [501, { error: { code: 'not_implemented', message: 'no imports here' } }];
@@ -150,6 +169,8 @@ export function startWriterApi(
         if (typeof code === 'string' && REFUSALS.has(code))
           return send(res, 409, { error: { code, message } });
         if (code === 'invalid_import') return send(res, 400, { error: { code, message } });
+        if (code === 'invalid_schema_change' || code === 'invalid_request' || code === 'invalid_schema')
+          return send(res, 400, { error: { code, message, index: (e as { index?: unknown }).index } });
         const notFound = /does not exist/.test(message);
         if (!notFound) options.logger.warn('internal request failed', { table, action, error: e });
         send(res, notFound ? 404 : 503, {

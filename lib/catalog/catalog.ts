@@ -64,6 +64,12 @@ export interface Catalog {
   createTable(def: TableDefinition): Promise<void>;
   getTable(name: string): Promise<TableDefinition | undefined>;
   listTables(): Promise<TableDefinition[]>;
+  /**
+   * Replaces a table's definition after a schema change (lib/schema/schema-change.ts): only
+   * the same table (`tableUuid`) and only with a newer schema (higher `schemaId`); otherwise
+   * nothing changes (an older writer, or a change already stored).
+   */
+  updateDefinition(def: TableDefinition): Promise<void>;
   /** Removes the definition, pointer and leases of a table. */
   dropTable(name: string): Promise<void>;
 

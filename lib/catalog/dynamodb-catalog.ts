@@ -392,6 +392,31 @@ export class DynamoDbCatalog implements Catalog {
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
+  async updateDefinition(def: TableDefinition): Promise<void> {
+    try {
+      await this.send(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: key(def.name, DEF),
+            UpdateExpression: 'SET #d = :def, schemaId = :sid',
+            // The same table, not being renamed, and only forward (a stale writer changes nothing).
+            ConditionExpression:
+              'attribute_exists(pk) AND tableUuid = :uuid AND attribute_not_exists(renamingTo) AND (attribute_not_exists(schemaId) OR schemaId < :sid)',
+            ExpressionAttributeNames: { '#d': 'def' },
+            ExpressionAttributeValues: {
+              ':def': s(JSON.stringify(def)),
+              ':sid': n(def.schema.schemaId),
+              ':uuid': s(def.tableUuid),
+            },
+          }),
+        ),
+      );
+    } catch (e) {
+      if (!isConditionFailed(e)) throw e;
+    }
+  }
+
   async renameTable(from: string, def: TableDefinition, epoch: number, lsn: string): Promise<void> {
     await renameTable(this.renameContext(), from, def, epoch, lsn);
   }

@@ -104,6 +104,13 @@ export class MemoryCatalog implements Catalog {
       .sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
+  async updateDefinition(def: TableDefinition): Promise<void> {
+    const e = this.entry(def.name);
+    if (!e || e.def.tableUuid !== def.tableUuid || e.def.schema.schemaId >= def.schema.schemaId) return;
+    e.def = structuredClone(def);
+    await this.commit.sync();
+  }
+
   async dropTable(name: string): Promise<void> {
     if (!this.entry(name)) return;
     delete this.state.tables[name];

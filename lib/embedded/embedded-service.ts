@@ -54,6 +54,8 @@ export function inProcessWriterLink(writer: Writer, imports?: ImportRunner): Wri
     },
     tableDropped: (table, options) => writer.drop(table, options),
     renameTable: (from, to) => writer.rename(from, to),
+    changeSchema: (table, body) => writer.changeSchema(table, body),
+    addColumns: (table, changes) => writer.addColumns(table, changes),
     status: async (table) => {
       const handler = await writer.open(table).catch(() => undefined);
       const state = writer.tableState(table);

@@ -15,6 +15,7 @@ import {
   takeData,
 } from '../parquet/arrow-convert.ts';
 import { encodeParquetStream, openParquet, wasmBytes } from '../parquet/parquet-codec.mjs';
+import { inSchema, projectBatch } from '../parquet/schema-projection.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import { keyString } from '../schema/values.ts';
 import { type ColumnStats, dataStats, mergeStats, NUMERIC_KINDS } from './column-stats.ts';
@@ -169,12 +170,14 @@ function takeLive(
   // Always re-wrapped in the table's own schema (field ids); the decoded columns are reused as
   // they are when every row stays and their types are the table's.
   const all = deletes.length === 0 || keep.length === batch.numRows;
+  // An input written before a schema change is read in the current schema (by field id).
+  const columns = inSchema(batch, fields) ? batch.data.children : projectBatch(batch, fields);
   const taken =
-    all && fields.every((f, c) => reusable(f, schema.fields[c].type, batch.data.children[c].type))
-      ? buildRecordBatch(schema, batch.data.children)
+    all && fields.every((f, c) => reusable(f, schema.fields[c].type, columns[c].type))
+      ? buildRecordBatch(schema, columns)
       : buildRecordBatch(
           schema,
-          fields.map((f, c) => takeData(f.type, batch.data.children[c], all ? iota(batch.numRows) : keep)),
+          fields.map((f, c) => takeData(f.type, columns[c], all ? iota(batch.numRows) : keep)),
         );
   if (job.keyColumns.length > 0 && unhashed) {
     const keyCols = job.keyColumns.map((c) => readData(fields[c].type, taken.data.children[c]));

@@ -5,6 +5,7 @@
  * `runCommit` persists new index runs, writes the Iceberg snapshot and moves the catalog
  * pointer's metadata location, off the loop.
  */
+
 import {
   type CommitResult,
   type IcebergCommitInput,
@@ -15,6 +16,7 @@ import {
 import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import { metadataKeyFor, metadataVersion } from '../iceberg/table-metadata.ts';
 import type { Lsn } from '../lsn.ts';
+import type { TableSchema } from '../schema/table-schema.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { DataFile, PendingDeletes } from './data-file.ts';
 import type { FileIndex } from './file-index.ts';
@@ -47,6 +49,8 @@ export interface CommitPlan {
    * file without a new snapshot.
    */
   propertiesOnly?: boolean;
+  /** Schema changes taken into this commit (the last one becomes current). */
+  schemas?: { added: TableSchema[]; lastColumnId: number };
 }
 
 export interface CommitOutcome {
@@ -76,6 +80,7 @@ export function buildCommit(input: {
   /** Property changes to take into this commit, and the LSN of the last commit. */
   properties?: PropertyChange[];
   committedLsn?: Lsn;
+  schemas?: CommitPlan['schemas'];
 }): CommitPlan {
   const present = (f: DataFile): boolean => f.removedLsn === undefined || f.removedLsn > input.lsn;
   const included = input.files.filter((f) => f.addedLsn <= input.lsn && present(f));
@@ -102,7 +107,7 @@ export function buildCommit(input: {
   const runsToPersist = runs.filter((r) => r.persistedKey === undefined);
   const removedKeys = [...input.removedKeys, ...truncated];
   const propertiesOnly =
-    input.properties !== undefined &&
+    (input.properties !== undefined || input.schemas !== undefined) &&
     input.lsn === input.committedLsn &&
     added.length === 0 &&
     removedKeys.length === 0 &&
@@ -117,7 +122,9 @@ export function buildCommit(input: {
     checkpoints: { ...input.checkpoints },
     runsToPersist,
     runs,
-    ...(input.properties ? { properties: input.properties, propertiesOnly } : {}),
+    ...(input.properties || input.schemas ? { propertiesOnly } : {}),
+    ...(input.properties ? { properties: input.properties } : {}),
+    ...(input.schemas ? { schemas: input.schemas } : {}),
   };
 }
 
@@ -163,10 +170,11 @@ export async function runCommit(
     operation:
       plan.removedKeys.length > 0 ? 'replace' : plan.committedDeletes.size > 0 ? 'overwrite' : 'append',
     ...(plan.properties ? { properties: plan.properties } : {}),
+    ...(plan.schemas ? { schemas: plan.schemas } : {}),
   };
   const result = await commitOnce(deps, () =>
-    plan.propertiesOnly && plan.properties
-      ? deps.iceberg.updateProperties(plan.properties)
+    plan.propertiesOnly
+      ? deps.iceberg.updateProperties(plan.properties ?? [], Date.now(), plan.schemas)
       : deps.iceberg.commit(input),
   );
   // The Iceberg commit is done and must not be repeated; the pointer update is retried here. If

@@ -36,8 +36,26 @@ export function requestHash(contentType: string, query: string, body: Uint8Array
   return createHash('sha256').update(`${contentType}\n${query}\n`).update(body).digest('base64url');
 }
 
-export function wrapIdempotent(w: IdempotentWrite, body: Uint8Array): Uint8Array {
-  const header = enc.encode(JSON.stringify({ k: w.key, h: w.hash }));
+/**
+ * What a log record says of itself in its header: the write's idempotency key and body hash,
+ * and the schema id its body was validated in (a schema change may come between the check and
+ * the record's place in the log: the writer decodes it in that schema, then carries it over).
+ */
+export interface RecordHeader {
+  idem?: IdempotentWrite;
+  schemaId?: number;
+}
+
+/** The body with its header (`0x1E {json} 0x1E body`), or the body itself when there is none. */
+export function wrapRecord(h: RecordHeader, body: Uint8Array): Uint8Array {
+  const fields: Record<string, unknown> = {};
+  if (h.idem) {
+    fields.k = h.idem.key;
+    fields.h = h.idem.hash;
+  }
+  if (h.schemaId !== undefined) fields.s = h.schemaId;
+  if (Object.keys(fields).length === 0) return body;
+  const header = enc.encode(JSON.stringify(fields));
   const out = new Uint8Array(header.length + 2 + body.length);
   out[0] = RS;
   out.set(header, 1);
@@ -46,13 +64,21 @@ export function wrapIdempotent(w: IdempotentWrite, body: Uint8Array): Uint8Array
   return out;
 }
 
-/** The key, hash and body of a wrapped record; undefined for a plain one. */
-export function unwrapIdempotent(payload: Uint8Array): (IdempotentWrite & { body: Uint8Array }) | undefined {
-  if (payload.length === 0 || payload[0] !== RS) return undefined;
+export function wrapIdempotent(w: IdempotentWrite, body: Uint8Array): Uint8Array {
+  return wrapRecord({ idem: w }, body);
+}
+
+/** A record's header and body (an empty header for a plain one). */
+export function unwrapRecord(payload: Uint8Array): RecordHeader & { body: Uint8Array } {
+  if (payload.length === 0 || payload[0] !== RS) return { body: payload };
   const end = payload.indexOf(RS, 1);
-  if (end < 0) throw new Error('idempotent log record without the end of its header');
-  const h = JSON.parse(dec.decode(payload.subarray(1, end))) as { k: string; h: string };
-  return { key: h.k, hash: h.h, body: payload.subarray(end + 1) };
+  if (end < 0) throw new Error('log record without the end of its header');
+  const h = JSON.parse(dec.decode(payload.subarray(1, end))) as { k?: string; h?: string; s?: number };
+  return {
+    ...(typeof h.k === 'string' && typeof h.h === 'string' ? { idem: { key: h.k, hash: h.h } } : {}),
+    ...(typeof h.s === 'number' ? { schemaId: h.s } : {}),
+    body: payload.subarray(end + 1),
+  };
 }
 
 export interface IdempotencyOptions {

@@ -3,6 +3,8 @@
  * the catalog pointer names. Readers (the snapshot and scan endpoints) load it; the writer
  * never shares memory with them.
  */
+import { schemaFromIcebergJson } from '../schema/schema-json.ts';
+import type { TableDefinition, TableSchema } from '../schema/table-schema.ts';
 import type { DeletionVectorRef } from './mem-slice.ts';
 
 export const SNAPSHOT_FORMAT = 'moonlink-snapshot/1';
@@ -26,8 +28,26 @@ export interface SnapshotManifest {
   seq: number;
   createdAt: string;
   schemaId: number;
+  /** The schema (Iceberg JSON) when the table's schema changed since its creation. */
+  schema?: Record<string, unknown>;
   files: SnapshotFile[];
 }
+
+/**
+ * The schema a snapshot shows: its own when it names one, else the table's (a table whose
+ * schema never changed, or a snapshot written before snapshots named theirs).
+ */
+export function snapshotSchema(m: SnapshotManifest, def: TableDefinition): TableSchema {
+  if (!m.schema) return def.schema;
+  let cached = schemas.get(m);
+  if (!cached) {
+    cached = schemaFromIcebergJson(m.schema);
+    schemas.set(m, cached);
+  }
+  return cached;
+}
+
+const schemas = new WeakMap<SnapshotManifest, TableSchema>();
 
 /** Every object key a snapshot needs: its files and their deletion-vector Puffin files. */
 export function snapshotObjectKeys(m: SnapshotManifest): string[] {

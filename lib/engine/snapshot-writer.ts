@@ -2,6 +2,8 @@ import { deletionVectorBlob } from '../iceberg/delete-files.ts';
 import { writePuffin } from '../iceberg/puffin.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import { schemaToIcebergJson } from '../schema/schema-json.ts';
+import type { TableSchema } from '../schema/table-schema.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { iota } from './index-run.ts';
 import type { DeletionVectorRef, MemSlice, TailSegment } from './mem-slice.ts';
@@ -57,7 +59,8 @@ export interface SnapshotWriterDeps {
   table: string;
   /** Prefix for the snapshot's own objects (see ephemeralRootOf). */
   ephemeralRoot: string;
-  schemaId: number;
+  /** The table's schema at the snapshot's LSN. */
+  schema: TableSchema;
   store: ObjectStore;
   pool: ParquetWorkerPool;
 }
@@ -108,7 +111,9 @@ export async function writeSnapshot(c: SnapshotCapture, deps: SnapshotWriterDeps
     lsn: c.lsn.toString(),
     seq: c.seq,
     createdAt: new Date().toISOString(),
-    schemaId: deps.schemaId,
+    schemaId: deps.schema.schemaId,
+    // A table whose schema changed says which one this snapshot is in (readers project to it).
+    ...(deps.schema.schemaId > 0 ? { schema: schemaToIcebergJson(deps.schema) } : {}),
     files,
   };
   const manifestKey = c.manifestKey;

@@ -5,7 +5,9 @@
  * and files join it; at abort everything it wrote is discarded.
  */
 
+import { rowMapper } from '../schema/evolve-values.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
+import type { TableSchema } from '../schema/table-schema.ts';
 import type { DecodedOp } from '../schema/transaction.ts';
 import type { FlushResult } from './flusher.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
@@ -33,10 +35,31 @@ export class StreamingTransaction {
 
   constructor(
     readonly xid: string,
-    private readonly fields: NestedField[],
+    /** The schema of the rows in the private active slice (spilled slices keep theirs). */
+    public schema: TableSchema,
     private readonly hasKey: boolean,
   ) {
-    this.active = new MemSlice(fields, hasKey);
+    this.active = new MemSlice(schema.fields, hasKey);
+  }
+
+  private get fields(): NestedField[] {
+    return this.schema.fields;
+  }
+
+  /** Carries the private active slice's live rows into `schema` (a change while streaming). */
+  evolve(schema: TableSchema): void {
+    const old = this.active;
+    const map = rowMapper(this.schema, schema);
+    this.schema = schema;
+    this.active = new MemSlice(schema.fields, this.hasKey);
+    for (const row of old.liveRows()) {
+      const key = this.hasKey ? old.rowKeys[row] : undefined;
+      if (key === undefined) this.active.append(map(old.get(row)), undefined);
+      else {
+        hashKey(key);
+        this.active.append(map(old.get(row)), key, hashHi(), hashLo());
+      }
+    }
   }
 
   apply(op: DecodedOp): void {

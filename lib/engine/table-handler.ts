@@ -20,7 +20,9 @@ import type { IcebergTable, PropertyChange } from '../iceberg/iceberg-table.ts';
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import { type Lsn, lsnToJson, maxLsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
-import type { TableDefinition } from '../schema/table-schema.ts';
+import { rowMapper } from '../schema/evolve-values.ts';
+import type { EvolvedSchema } from '../schema/schema-change.ts';
+import type { TableDefinition, TableSchema } from '../schema/table-schema.ts';
 import { type DecodedOp, type RowCodec, rowCodec } from '../schema/transaction.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { Logger } from '../util/logger.ts';
@@ -59,9 +61,18 @@ import { type SpilledSlice, StreamingTransaction } from './streaming-transaction
 import { ephemeralRootOf, tableRootOf } from './table-paths.ts';
 
 type TableEvent =
-  | { type: 'apply'; lsn: Lsn; ops: Operations; checkpoint?: [string, string]; idem?: IdempotentWrite }
+  | {
+      type: 'apply';
+      lsn: Lsn;
+      ops: Operations;
+      checkpoint?: [string, string];
+      idem?: IdempotentWrite;
+      /** The schema the operations were decoded in (the table's current one when absent). */
+      schema?: TableSchema;
+    }
+  | { type: 'schema'; lsn: Lsn; evolved: EvolvedSchema; inline: boolean; resolve?: () => void }
   | { type: 'applied-wait'; lsn: Lsn; resolve: () => void }
-  | { type: 'stream-op'; xid: string; op: DecodedOp }
+  | { type: 'stream-op'; xid: string; op: DecodedOp; schema?: TableSchema }
   | { type: 'stream-commit'; xid: string; lsn: Lsn; checkpoint?: [string, string]; idem?: IdempotentWrite }
   | { type: 'stream-abort'; xid: string }
   | { type: 'advance'; lsn: Lsn; checkpoint?: [string, string] }
@@ -96,7 +107,15 @@ type TableEvent =
 /** Attempts of an Iceberg commit before a flush request fails (transient store errors). */
 const MAX_COMMIT_RETRIES = 6;
 
-const DATA_EVENTS = new Set(['apply', 'stream-op', 'stream-commit', 'stream-abort', 'advance', 'truncate']);
+const DATA_EVENTS = new Set([
+  'apply',
+  'schema',
+  'stream-op',
+  'stream-commit',
+  'stream-abort',
+  'advance',
+  'truncate',
+]);
 
 export interface PublishedSnapshot {
   lsn: Lsn;
@@ -210,7 +229,16 @@ export class TableHandler {
   readonly tableRoot: string;
   readonly ephemeralRoot: string;
   readonly def: TableDefinition;
-  private readonly codec: RowCodec;
+  private codec: RowCodec;
+  /** The schema of the rows applied so far (changes at a schema-change event). */
+  private schema: TableSchema;
+  private lastColumnId: number;
+  /** Every schema the table had, by id, up to the latest posted change (decoding old records). */
+  private readonly schemas = new Map<number, TableSchema>();
+  /** The schema as of the last event posted (what a record logged now is decoded in). */
+  private postedSchema: TableSchema;
+  /** Schema changes applied and not yet in an Iceberg commit (with their LSNs). */
+  private pendingSchemas: { lsn: Lsn; evolved: EvolvedSchema }[] = [];
   private readonly hasKey: boolean;
   private readonly loop: EventLoop<TableEvent>;
   private readonly log: Logger;
@@ -301,7 +329,13 @@ export class TableHandler {
     this.name = deps.def.name;
     this.tableRoot = tableRootOf(this.def);
     this.ephemeralRoot = ephemeralRootOf(this.def);
-    this.codec = rowCodec(deps.def.schema);
+    // The schema of the last Iceberg commit: changes after it replay from the log.
+    this.schema = deps.iceberg.schema();
+    this.postedSchema = this.schema;
+    this.lastColumnId = deps.iceberg.lastColumnId;
+    for (const sc of deps.iceberg.schemas()) this.schemas.set(sc.schemaId, sc);
+    this.schemas.set(this.schema.schemaId, this.schema);
+    this.codec = rowCodec(this.schema);
     this.hasKey = this.codec.keyColumns.length > 0;
     this.log = deps.logger.child({ table: this.name });
     this.active = this.newSlice();
@@ -399,16 +433,57 @@ export class TableHandler {
 
   /** A new active slice, sized for as many rows as the one before it reached (at most 4 M). */
   private newSlice(expectedRows = 1024): MemSlice {
-    return new MemSlice(this.def.schema.fields, this.hasKey, Math.min(expectedRows, 4 << 20));
+    return new MemSlice(this.schema.fields, this.hasKey, Math.min(expectedRows, 4 << 20));
   }
 
   // =========================================================================================
   // Public API (posts events; promises settle when the loop has done the work)
 
-  /** Applies a whole transaction from the log. */
-  apply(lsn: Lsn, ops: Operations, checkpoint?: [string, string], idem?: IdempotentWrite): void {
+  /**
+   * Applies a whole transaction from the log; `schema`: the one its operations were decoded in,
+   * when not the table's current one (an OpBatch says its own).
+   */
+  apply(
+    lsn: Lsn,
+    ops: Operations,
+    checkpoint?: [string, string],
+    idem?: IdempotentWrite,
+    schema?: TableSchema,
+  ): void {
     this.queuedOps += ops.length;
-    this.loop.post({ type: 'apply', lsn, ops, checkpoint, idem });
+    this.loop.post({ type: 'apply', lsn, ops, checkpoint, idem, schema });
+  }
+
+  /**
+   * Changes the table's schema at `lsn`, ordered with the transactions (resolves once applied).
+   * `inline`: the change belongs to the transaction logged at `lsn` (a record that added
+   * columns), which is applied right after it at the same LSN.
+   */
+  changeSchema(lsn: Lsn, evolved: EvolvedSchema, inline = false): Promise<void> {
+    this.schemas.set(evolved.schema.schemaId, evolved.schema);
+    this.postedSchema = evolved.schema;
+    return new Promise((resolve) => this.loop.post({ type: 'schema', lsn, evolved, inline, resolve }));
+  }
+
+  /** Resolves once every transaction through `lsn` is applied. */
+  appliedThrough(lsn: Lsn): Promise<void> {
+    if (lsn <= this.appliedLsn) return Promise.resolve();
+    return new Promise((resolve) => this.loop.post({ type: 'applied-wait', lsn, resolve }));
+  }
+
+  /** The schema a record logged now is in (every change posted so far applied). */
+  get latestSchema(): TableSchema {
+    return this.postedSchema;
+  }
+
+  /** The table's `last-column-id` as of the latest change posted. */
+  get latestLastColumnId(): number {
+    return Math.max(this.lastColumnId, ...this.pendingSchemas.map((p) => p.evolved.lastColumnId));
+  }
+
+  /** A schema the table had (for records written in it), or undefined. */
+  schemaById(id: number): TableSchema | undefined {
+    return this.schemas.get(id);
   }
 
   /**
@@ -435,8 +510,9 @@ export class TableHandler {
     this.loop.post({ type: 'truncate', lsn, checkpoint });
   }
 
-  streamOp(xid: string, op: DecodedOp): void {
-    this.loop.post({ type: 'stream-op', xid, op });
+  /** One operation of a streamed transaction; `schema`: the one it was decoded in, if not the current. */
+  streamOp(xid: string, op: DecodedOp, schema?: TableSchema): void {
+    this.loop.post({ type: 'stream-op', xid, op, schema });
   }
 
   /**
@@ -609,7 +685,11 @@ export class TableHandler {
     switch (e.type) {
       case 'apply':
         this.queuedOps -= e.ops.length;
-        return this.onApply(e.lsn, e.ops, e.checkpoint, e.idem);
+        return this.onApply(e.lsn, this.inCurrentSchema(e.ops, e.schema), e.checkpoint, e.idem);
+      case 'schema':
+        this.onSchema(e.lsn, e.evolved, e.inline);
+        e.resolve?.();
+        return;
       case 'applied-wait':
         if (e.lsn <= this.appliedLsn) return e.resolve();
         this.appliedWaiters.push(e);
@@ -619,7 +699,7 @@ export class TableHandler {
       case 'truncate':
         return this.onTruncate(e.lsn, e.checkpoint);
       case 'stream-op':
-        return this.onStreamOp(e.xid, e.op);
+        return this.onStreamOp(e.xid, e.op, e.schema);
       case 'stream-commit':
         return this.onStreamCommit(e.xid, e.lsn, e.checkpoint, e.idem);
       case 'stream-abort':
@@ -701,6 +781,36 @@ export class TableHandler {
       this.active.append(op.values, key, hi, lo);
     }
     this.maybeFreeze(lsn);
+  }
+
+  /** Operations decoded in an older schema, in the current one (by field id). */
+  private inCurrentSchema(ops: Operations, schema: TableSchema | undefined): Operations {
+    const from = ops instanceof OpBatch ? ops.schema : (schema ?? this.schema);
+    if (from.schemaId === this.schema.schemaId) return ops;
+    const map = rowMapper(from, this.schema);
+    const list = ops instanceof OpBatch ? ops.ops() : ops;
+    return list.map((o) => ({ ...o, values: map(o.values) }));
+  }
+
+  /**
+   * A schema change: rows in memory keep their schema (the active slice is frozen and flushes
+   * in it), rows from now on are in the new one, and the next Iceberg commit adds it.
+   */
+  private onSchema(lsn: Lsn, evolved: EvolvedSchema, inline: boolean): void {
+    if (lsn <= this.appliedLsn) return; // replayed: Iceberg has it already
+    if (evolved.schema.schemaId <= this.schema.schemaId) {
+      if (!inline) this.advanceTo(lsn);
+      return;
+    }
+    this.freezeActive(this.appliedLsn);
+    this.schema = evolved.schema;
+    this.codec = rowCodec(evolved.schema);
+    this.active = this.newSlice();
+    this.pendingSchemas.push({ lsn, evolved });
+    this.stateVersion++;
+    this.markChanged();
+    this.log.info('schema changed', { schemaId: evolved.schema.schemaId, lsn });
+    if (!inline) this.advanceTo(lsn);
   }
 
   private onAdvance(lsn: Lsn, checkpoint?: [string, string]): void {
@@ -921,15 +1031,20 @@ export class TableHandler {
   private stream(xid: string): StreamingTransaction {
     let t = this.streams.get(xid);
     if (!t) {
-      t = new StreamingTransaction(xid, this.def.schema.fields, this.hasKey);
+      t = new StreamingTransaction(xid, this.schema, this.hasKey);
       this.streams.set(xid, t);
     }
     return t;
   }
 
-  private onStreamOp(xid: string, op: DecodedOp): void {
+  private onStreamOp(xid: string, op: DecodedOp, schema: TableSchema | undefined): void {
     const t = this.stream(xid);
-    t.apply(op);
+    const from = schema ?? this.schema;
+    // A transaction streaming across a schema change goes on in the new schema.
+    if (t.schema.schemaId < from.schemaId) t.evolve(from);
+    t.apply(
+      from.schemaId === t.schema.schemaId ? op : { ...op, values: rowMapper(from, t.schema)(op.values) },
+    );
     const o = this.deps.options;
     if (t.active.rowCount >= o.memSliceMaxRows || t.active.byteSize >= o.memSliceMaxBytes) {
       if (t.active.liveCount === 0) {
@@ -1000,7 +1115,8 @@ export class TableHandler {
         this.deleteKey(key, hashHi(), hashLo(), lsn);
       }
       for (const s of t.spilled) this.adoptSpilled(s, lsn);
-      // The private active slice's rows join the table's active slice.
+      // The private active slice's rows join the table's active slice (in its schema).
+      if (t.schema.schemaId !== this.schema.schemaId) t.evolve(this.schema);
       const live = t.active.liveRows();
       for (let i = 0; i < live.length; i++) {
         const row = live[i];
@@ -1095,7 +1211,7 @@ export class TableHandler {
     writeSnapshot(capture, {
       table: this.name,
       ephemeralRoot: this.ephemeralRoot,
-      schemaId: this.def.schema.schemaId,
+      schema: this.schema,
       store: deps.store,
       pool: deps.pool,
     })
@@ -1256,7 +1372,12 @@ export class TableHandler {
       return;
     }
     this.commitRequested = false;
-    if (!this.changedSinceCommit && this.frozen.length === 0 && this.pendingProperties.length === 0) {
+    if (
+      !this.changedSinceCommit &&
+      this.frozen.length === 0 &&
+      this.pendingProperties.length === 0 &&
+      this.pendingSchemas.length === 0
+    ) {
       // Nothing new since the last commit.
       this.resolveCommitWaiters();
       return;
@@ -1283,6 +1404,7 @@ export class TableHandler {
       ...(this.pendingProperties.length > 0
         ? { properties: this.pendingProperties.splice(0), committedLsn: this.committedLsn }
         : {}),
+      ...this.schemasThrough(target),
     });
     if (!plan.propertiesOnly && this.idempotency.size > 0) {
       const w = this.idempotencyWritten;
@@ -1365,6 +1487,10 @@ export class TableHandler {
     }
     this.removedSinceCommit = this.removedSinceCommit.filter((k) => !plan.removedKeys.includes(k));
     this.committedLsn = plan.lsn;
+    if (plan.schemas) {
+      this.pendingSchemas = this.pendingSchemas.filter((p) => p.lsn > plan.lsn);
+      this.lastColumnId = Math.max(this.lastColumnId, plan.schemas.lastColumnId);
+    }
     this.committedIndexKeys = plan.runs.map((r) => r.persistedKey!).filter(Boolean);
     this.metadataLocation = outcome.metadataLocation;
     if (!plan.propertiesOnly) this.lastSnapshotId = outcome.snapshotId;
@@ -1389,6 +1515,19 @@ export class TableHandler {
     this.afterMaintenance();
     // Publish the flushed files (instead of tail files) without waiting for the interval.
     this.loop.post({ type: 'snapshot' });
+  }
+
+  /** The schema changes a commit through `lsn` adds to the Iceberg metadata. */
+  private schemasThrough(lsn: Lsn): { schemas?: CommitPlan['schemas']; committedLsn?: Lsn } {
+    const taken = this.pendingSchemas.filter((p) => p.lsn <= lsn);
+    if (taken.length === 0) return {};
+    return {
+      schemas: {
+        added: taken.map((p) => p.evolved.schema),
+        lastColumnId: Math.max(...taken.map((p) => p.evolved.lastColumnId)),
+      },
+      committedLsn: this.committedLsn,
+    };
   }
 
   private committedPointerFields(): {
@@ -1467,7 +1606,7 @@ export class TableHandler {
     runCompaction(plan, {
       store: this.deps.store,
       pool: this.deps.pool,
-      fields: this.def.schema.fields,
+      fields: this.schema.fields,
       keyColumns: this.codec.keyColumns,
       compression: o.dataCompression,
       rowHashes:

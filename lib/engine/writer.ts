@@ -17,7 +17,8 @@ import type { PropertyChange } from '../iceberg/iceberg-table.ts';
 import { type DurableLog, LogDamagedError, type LogEntry, type LogSubscription } from '../log/durable-log.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
-import type { TableDefinition } from '../schema/table-schema.ts';
+import type { EvolvedSchema, SchemaChange } from '../schema/schema-change.ts';
+import type { TableDefinition, TableSchema } from '../schema/table-schema.ts';
 import { decodeRequest } from '../schema/transaction.ts';
 import { deletePrefix } from '../store/delete-prefix.ts';
 import { DataFileMissingError, type ObjectStore } from '../store/object-store.ts';
@@ -27,9 +28,19 @@ import { BackpressureError } from '../util/memory-budget.ts';
 import { Semaphore } from '../util/semaphore.ts';
 import { decodeArrowRequest, isArrowStream } from './arrow-request.ts';
 import type { CatalogMirror } from './catalog-mirror.ts';
-import { type IdempotencyRecord, type IdempotentWrite, unwrapIdempotent } from './idempotency.ts';
+import { type IdempotencyRecord, type IdempotentWrite, unwrapRecord } from './idempotency.ts';
 import type { Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
+import {
+  changeOwnedSchema,
+  deliverSchemaChange,
+  evolvedDefinition,
+  parseSchemaChanges,
+  type SchemaChangeContext,
+  type SchemaChangeResult,
+  schemaChangeOf,
+  schemaForNewFields,
+} from './schema-evolution.ts';
 import type { CommitInfo, PublishedSnapshot, TableHandler, TableStatus } from './table-handler.ts';
 import { openTable } from './table-loader.ts';
 import { ephemeralRootOf, tableRootOf } from './table-paths.ts';
@@ -454,6 +465,11 @@ export class Writer {
 
   private deliver(def: TableDefinition, handler: TableHandler, entry: LogEntry): void {
     if (isMarker(entry)) {
+      const evolved = schemaChangeOf(entry);
+      if (evolved) {
+        void deliverSchemaChange(this.schemaContext(), def, handler, entry.lsn, evolved);
+        return;
+      }
       const commit = streamCommitOf(entry);
       if (commit) handler.streamCommit(commit, entry.lsn, undefined, { key: commit, hash: 'stream-commit' });
       else handler.advance(entry.lsn);
@@ -461,21 +477,110 @@ export class Writer {
     }
     let ops: Operations;
     let idem: IdempotentWrite | undefined;
+    let schema: TableSchema = handler.latestSchema;
+    let body = entry.payload;
     try {
-      const wrapped = unwrapIdempotent(entry.payload);
-      const body = wrapped ? wrapped.body : entry.payload;
-      if (wrapped) idem = { key: wrapped.key, hash: wrapped.hash };
-      ops =
-        (entry.decoded as Operations | undefined) ??
-        (isArrowStream(body)
-          ? decodeArrowRequest(def.schema, body, Number.MAX_SAFE_INTEGER)
-          : decodeRequest(def.schema, body));
+      const rec = unwrapRecord(entry.payload);
+      body = rec.body;
+      idem = rec.idem;
+      // The schema the record was checked in (a change may have come between).
+      if (rec.schemaId !== undefined) schema = handler.schemaById(rec.schemaId) ?? schema;
+      ops = (entry.decoded as Operations | undefined) ?? decodeLogged(schema, body);
     } catch (e) {
-      this.deadLetter(def.name, entry, (e as Error).message);
-      handler.advance(entry.lsn);
-      return;
+      const evolved = this.newFieldsSchema(def, handler, body);
+      if (!evolved) {
+        this.deadLetter(def.name, entry, (e as Error).message);
+        handler.advance(entry.lsn);
+        return;
+      }
+      // A record with new fields (a table that adds columns): the change goes with it.
+      void deliverSchemaChange(this.schemaContext(), def, handler, entry.lsn, evolved, true);
+      schema = evolved.schema;
+      try {
+        ops = decodeLogged(schema, body);
+      } catch (again) {
+        this.deadLetter(def.name, entry, (again as Error).message);
+        handler.advance(entry.lsn);
+        return;
+      }
     }
-    handler.apply(entry.lsn, ops, undefined, idem);
+    handler.apply(entry.lsn, ops, undefined, idem, schema);
+  }
+
+  /** The schema a record's new fields need, for tables that add columns (else undefined). */
+  private newFieldsSchema(
+    def: TableDefinition,
+    handler: TableHandler,
+    body: Uint8Array,
+  ): EvolvedSchema | undefined {
+    if (def.schemaEvolution !== 'add-columns' || isArrowStream(body)) return undefined;
+    try {
+      return schemaForNewFields(
+        def,
+        handler.latestSchema,
+        handler.latestLastColumnId,
+        new TextDecoder().decode(body),
+      );
+    } catch {
+      return undefined;
+    }
+  }
+
+  private schemaContext(): SchemaChangeContext {
+    return { catalog: this.deps.catalog, log: this.deps.log, logger: this.deps.logger };
+  }
+
+  private readonly schemaChanges = new Map<string, Promise<unknown>>();
+
+  /**
+   * Changes a table's schema (`POST /tables/{name}/schema`): checked against the newest schema,
+   * logged, applied, stored in the catalog. One change at a time per table.
+   */
+  async changeSchema(name: string, body: unknown): Promise<SchemaChangeResult> {
+    const changes = parseSchemaChanges(body);
+    const run = async (): Promise<SchemaChangeResult> => {
+      const handler = await this.open(name);
+      const def = await this.deps.catalog.getTable(name);
+      if (!def) throw new Error(`table "${name}" does not exist`);
+      const refusal = this.writeRefusal(name);
+      if (refusal) throw refusal;
+      return changeOwnedSchema(this.schemaContext(), def, handler, changes);
+    };
+    return this.serialized(name, run);
+  }
+
+  /**
+   * Adds the columns a write's new fields need (tables created with `"schemaEvolution":
+   * "add-columns"`), before the write is checked and logged: the add-column changes whose
+   * column another write has not added meanwhile, as one change. Resolves with the definition
+   * to check the write against; undefined when the table does not add columns.
+   */
+  async addColumns(name: string, changes: SchemaChange[]): Promise<TableDefinition | undefined> {
+    const run = async (): Promise<TableDefinition | undefined> => {
+      const handler = await this.open(name);
+      const def = await this.deps.catalog.getTable(name);
+      if (!def || def.schemaEvolution !== 'add-columns') return undefined;
+      const have = new Set(handler.latestSchema.fields.map((f) => f.name));
+      const missing = changes.filter((c) => c.action === 'add-column' && !have.has(c.name));
+      if (missing.length > 0) await changeOwnedSchema(this.schemaContext(), def, handler, missing);
+      return evolvedDefinition(def, {
+        schema: handler.latestSchema,
+        lastColumnId: handler.latestLastColumnId,
+      });
+    };
+    return this.serialized(name, run);
+  }
+
+  /** Runs schema changes of one table one at a time. */
+  private serialized<T>(name: string, run: () => Promise<T>): Promise<T> {
+    const before = this.schemaChanges.get(name) ?? Promise.resolve();
+    const mine = before.then(run, run);
+    const tail = mine.catch(() => undefined);
+    this.schemaChanges.set(name, tail);
+    void tail.then(() => {
+      if (this.schemaChanges.get(name) === tail) this.schemaChanges.delete(name);
+    });
+    return mine;
   }
 
   private deadLetter(table: string, entry: LogEntry, reason: string): void {
@@ -691,4 +796,11 @@ function isMarker(entry: LogEntry): boolean {
   if (entry.decoded !== undefined || entry.payload.length < MARKER_PREFIX.length) return false;
   for (let i = 0; i < MARKER_PREFIX.length; i++) if (entry.payload[i] !== MARKER_PREFIX[i]) return false;
   return true;
+}
+
+/** A logged record's body decoded in `schema` (JSON or an Arrow stream). */
+function decodeLogged(schema: TableSchema, body: Uint8Array): Operations {
+  return isArrowStream(body)
+    ? decodeArrowRequest(schema, body, Number.MAX_SAFE_INTEGER)
+    : decodeRequest(schema, body);
 }

@@ -23,7 +23,12 @@
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type ParquetWorkerPool, parquetPool } from '../parquet/worker-pool.ts';
-import { schemaFromIcebergJson, type TableDefinition, type TableSchema } from '../schema/table-schema.ts';
+import {
+  schemaFromIcebergJson,
+  schemaToIcebergJson,
+  type TableDefinition,
+  type TableSchema,
+} from '../schema/table-schema.ts';
 import { NotFoundError, type ObjectStore, putRetrying } from '../store/object-store.ts';
 import { type AvroDataFile, type AvroManifestFile, CONTENT, MANIFEST_STATUS } from './avro-schemas.ts';
 import {
@@ -62,6 +67,7 @@ import {
   currentSnapshotOf,
   initialMetadata,
   METADATA_DIR,
+  mergedNameMapping,
   metadataKeyFor,
   metadataVersion,
   parseTableMetadata,
@@ -98,6 +104,8 @@ export interface IcebergCommitInput {
   operation?: Operation;
   /** Table properties to set and remove with this commit (applied in order). */
   properties?: PropertyChange[];
+  /** Schema changes (the last one becomes current), added to the metadata's schemas with this commit. */
+  schemas?: { added: TableSchema[]; lastColumnId: number };
 }
 
 export interface CommitResult {
@@ -221,9 +229,21 @@ export class IcebergTable {
     return currentSnapshotOf(this.meta);
   }
 
+  /** The current schema. */
   schema(): TableSchema {
-    this.schemaCache ??= schemaFromIcebergJson(currentSchemaJson(this.meta));
+    if (this.schemaCache?.schemaId !== this.meta['current-schema-id'])
+      this.schemaCache = schemaFromIcebergJson(currentSchemaJson(this.meta));
     return this.schemaCache;
+  }
+
+  /** Every schema the metadata keeps (the current one among them), oldest first. */
+  schemas(): TableSchema[] {
+    return this.meta.schemas.map(schemaFromIcebergJson);
+  }
+
+  /** The highest field id the table ever used. */
+  get lastColumnId(): number {
+    return this.meta['last-column-id'];
   }
 
   // ------------------------------------------------------------------ create / load
@@ -493,13 +513,19 @@ export class IcebergTable {
    * Changes table properties only: a new metadata file with the same snapshots. Throws
    * {@link IcebergConflictError} when the next metadata version exists.
    */
-  updateProperties(changes: PropertyChange[], now = Date.now()): Promise<CommitResult> {
+  updateProperties(
+    changes: PropertyChange[],
+    now = Date.now(),
+    schemas?: { added: TableSchema[]; lastColumnId: number },
+  ): Promise<CommitResult> {
     return this.exclusive(async () => {
       const prev = this.meta;
       const at = Math.max(now, prev['last-updated-ms']);
       const nextKey = metadataKeyFor(this.tableRoot, (metadataVersion(this.key) ?? 0) + 1);
+      const evolved = schemas ? withSchemas(prev, schemas.added, schemas.lastColumnId) : {};
       const meta = this.nextMetadata(prev, at, prev.snapshots, {
-        properties: applyPropertyChanges(prev.properties, changes),
+        ...evolved,
+        properties: applyPropertyChanges(evolved.properties ?? prev.properties, changes),
       });
       await this.writeMetadata(nextKey, meta);
       const obsoleteKeys = this.install(prev, this.key, meta, nextKey);
@@ -677,10 +703,12 @@ export class IcebergTable {
       changes.manifestsReplaced = current.length - kept.length;
 
       // ---- write the new manifests, assign row ids (v3), write the manifest list
+      const evolved = input.schemas ? withSchemas(prev, input.schemas.added, input.schemas.lastColumnId) : {};
+      const schemaNow = { ...prev, ...evolved };
       const ctx = {
         formatVersion: fv,
-        schemaJson: JSON.stringify(currentSchemaJson(prev)),
-        schemaId: prev['current-schema-id'],
+        schemaJson: JSON.stringify(currentSchemaJson(schemaNow)),
+        schemaId: schemaNow['current-schema-id'],
       };
       const newManifests = await Promise.all(
         fresh.map(async (c, k) => {
@@ -725,7 +753,7 @@ export class IcebergTable {
         'timestamp-ms': now,
         'manifest-list': uri(listKey),
         summary: buildSummary(operation, changes, totals, fv, input.summary),
-        'schema-id': prev['current-schema-id'],
+        'schema-id': schemaNow['current-schema-id'],
       };
       if (parent) snapshot['parent-snapshot-id'] = parent['snapshot-id'];
       if (v3) {
@@ -748,7 +776,10 @@ export class IcebergTable {
         refs: { ...prev.refs, main: { 'snapshot-id': snapshotId, type: 'branch' } },
         'snapshot-log': [...prev['snapshot-log'], { 'timestamp-ms': now, 'snapshot-id': snapshotId }],
         ...(v3 ? { 'next-row-id': nextRowId } : {}),
-        ...(input.properties ? { properties: applyPropertyChanges(prev.properties, input.properties) } : {}),
+        ...evolved,
+        ...(input.properties
+          ? { properties: applyPropertyChanges(evolved.properties ?? prev.properties, input.properties) }
+          : {}),
       });
       await this.writeMetadata(nextKey, meta);
 
@@ -1032,5 +1063,33 @@ function emptyDataFile(
     referenced_data_file: null,
     content_offset: null,
     content_size_in_bytes: null,
+  };
+}
+
+/**
+ * The metadata fields schema changes set: each schema added to `schemas` (kept if there), the
+ * last one current, `last-column-id` raised, and the name mapping with the new names (every
+ * name a field id had stays mapped, so files written by name-only writers still resolve).
+ */
+function withSchemas(
+  prev: TableMetadata,
+  added: TableSchema[],
+  lastColumnId: number,
+): Partial<TableMetadata> {
+  const schemas = [...prev.schemas];
+  for (const sc of added)
+    if (!schemas.some((x) => x['schema-id'] === sc.schemaId)) schemas.push(schemaToIcebergJson(sc));
+  const current = added[added.length - 1];
+  return {
+    schemas,
+    'current-schema-id': current.schemaId,
+    'last-column-id': Math.max(prev['last-column-id'], lastColumnId),
+    properties: {
+      ...prev.properties,
+      'schema.name-mapping.default': mergedNameMapping(
+        prev.properties['schema.name-mapping.default'],
+        current.fields,
+      ),
+    },
   };
 }

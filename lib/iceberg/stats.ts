@@ -125,11 +125,12 @@ export function deserializeValue(t: IcebergType, b: Uint8Array): unknown {
     case 'time':
     case 'timestamp':
     case 'timestamptz':
-      return d.getBigInt64(0, true);
+      // A bound written before the column was promoted from int is 4 bytes (Iceberg allows it).
+      return b.length === 4 ? BigInt(d.getInt32(0, true)) : d.getBigInt64(0, true);
     case 'float':
       return d.getFloat32(0, true);
     case 'double':
-      return d.getFloat64(0, true);
+      return b.length === 4 ? d.getFloat32(0, true) : d.getFloat64(0, true);
     case 'decimal': {
       let x = 0n;
       for (const byte of b) x = (x << 8n) | BigInt(byte);

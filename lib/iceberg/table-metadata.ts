@@ -115,6 +115,31 @@ export function nameMapping(fields: NestedField[]): string {
   return JSON.stringify(fields.map(fieldMapping));
 }
 
+/**
+ * The name mapping of `fields` that also keeps every name the previous mapping gave the same
+ * field id (a renamed column answers to its old name too), unless a current field has it.
+ */
+export function mergedNameMapping(previous: string | undefined, fields: NestedField[]): string {
+  let old: NameMappingField[] = [];
+  try {
+    old = previous ? (JSON.parse(previous) as NameMappingField[]) : [];
+  } catch {
+    old = [];
+  }
+  const merge = (now: NameMappingField[], before: NameMappingField[]): NameMappingField[] => {
+    const taken = new Set(now.flatMap((m) => m.names));
+    return now.map((m) => {
+      const b = before.find((x) => x['field-id'] === m['field-id']);
+      if (!b) return m;
+      const names = [...m.names, ...b.names.filter((n) => !m.names.includes(n) && !taken.has(n))];
+      for (const n of names) taken.add(n);
+      const nested = m.fields && b.fields ? merge(m.fields, b.fields) : m.fields;
+      return nested ? { ...m, names, fields: nested } : { ...m, names };
+    });
+  };
+  return JSON.stringify(merge(fields.map(fieldMapping), old));
+}
+
 // ------------------------------------------------------------------------------ creation
 
 export interface InitialMetadataOptions {

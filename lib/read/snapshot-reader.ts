@@ -13,6 +13,7 @@ import {
 import { decodeDeletionVector } from '../iceberg/deletion-vector.ts';
 import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import { readData, tableFromIpc } from '../parquet/arrow-convert.ts';
+import { projectBatch } from '../parquet/schema-projection.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { Value } from '../schema/values.ts';
@@ -103,7 +104,8 @@ export class SnapshotReader {
       const { table, deleted } = await this.file(f);
       let pos = 0;
       for (const batch of table.batches) {
-        const cols = fields.map((field, c) => readData(field.type, batch.data.children[c]));
+        const data = projectBatch(batch, fields);
+        const cols = fields.map((field, c) => readData(field.type, data[c]));
         for (let i = 0; i < batch.numRows; i++, pos++) {
           if (deleted?.has(pos)) continue;
           rows.push(cols.map((col) => col[i]));

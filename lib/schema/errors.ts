@@ -23,3 +23,24 @@ export class InvalidTransactionError extends Error {
 export class PropertyChangeError extends Error {
   readonly code = 'invalid_properties';
 }
+
+/** A schema change that cannot be applied (400); `index` is the first bad change of the request. */
+export class SchemaChangeError extends Error {
+  readonly code = 'invalid_schema_change';
+  constructor(
+    message: string,
+    readonly index: number,
+  ) {
+    super(`changes[${index}]: ${message}`);
+  }
+}
+
+/** A schema change refused for the table as a whole (409: its source owns its shape). */
+export class SchemaChangeRefusedError extends Error {
+  readonly code = 'schema_change_refused';
+}
+
+/** A record's new field whose column cannot be added (its type cannot be told; 400). */
+export class InferenceError extends Error {
+  readonly code = 'invalid_request';
+}

@@ -38,6 +38,11 @@ export interface NestedField {
   name: string;
   required: boolean;
   type: IcebergType;
+  /**
+   * v3 `initial-default`: the value rows written before the field existed read as, in its
+   * Iceberg single-value JSON form (a primitive; absent: null).
+   */
+  initialDefault?: string | number | boolean;
 }
 
 export type ListType = Extract<IcebergType, { kind: 'list' }>;
@@ -287,7 +292,14 @@ export function typeToIcebergJson(t: IcebergType): IcebergTypeJson {
 }
 
 export function fieldToIcebergJson(f: NestedField): Record<string, unknown> {
-  return { id: f.id, name: f.name, required: f.required, type: typeToIcebergJson(f.type) };
+  const j: Record<string, unknown> = {
+    id: f.id,
+    name: f.name,
+    required: f.required,
+    type: typeToIcebergJson(f.type),
+  };
+  if (f.initialDefault !== undefined) j['initial-default'] = f.initialDefault;
+  return j;
 }
 
 /** Reads the Iceberg metadata JSON form back (used when loading a table from its metadata). */
@@ -325,10 +337,13 @@ export function typeFromIcebergJson(j: IcebergTypeJson): IcebergType {
 }
 
 export function fieldFromIcebergJson(j: Record<string, unknown>): NestedField {
-  return {
+  const f: NestedField = {
     id: j.id as number,
     name: j.name as string,
     required: j.required as boolean,
     type: typeFromIcebergJson(j.type as IcebergTypeJson),
   };
+  const d = j['initial-default'];
+  if (typeof d === 'string' || typeof d === 'number' || typeof d === 'boolean') f.initialDefault = d;
+  return f;
 }

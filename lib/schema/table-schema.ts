@@ -19,8 +19,10 @@ import {
 import { canonicalTableName, TABLE_NAME_PATTERN, TableNameError } from './table-name.ts';
 
 export { TABLE_NAME_PATTERN };
-export const COLUMN_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-export const MAX_COLUMNS = 1000;
+
+import { COLUMN_NAME_PATTERN, MAX_COLUMNS } from './column-name.ts';
+
+export { COLUMN_NAME_PATTERN, MAX_COLUMNS };
 
 export interface TableSchema {
   schemaId: number;
@@ -51,7 +53,20 @@ export interface TableDefinition {
    * the name then).
    */
   location?: string;
+  /**
+   * The highest field id the table ever used (Iceberg's `last-column-id`): new columns get ids
+   * above it, so a dropped column's id is never reused. Absent until the first schema change
+   * (the schema's highest id then).
+   */
+  lastColumnId?: number;
+  /**
+   * `add-columns`: a write with a top-level field the table does not have adds a nullable
+   * column for it (type inferred from the JSON value) instead of being refused.
+   */
+  schemaEvolution?: SchemaEvolutionMode;
 }
+
+export type SchemaEvolutionMode = 'none' | 'add-columns';
 
 import { SchemaError } from './errors.ts';
 
@@ -96,6 +111,7 @@ export const createTableBody = z
     primaryKey: z.array(z.string()).max(16).optional(),
     formatVersion: z.union([z.literal(2), z.literal(3)]).optional(),
     source: postgresSourceBody.optional(),
+    schemaEvolution: z.enum(['none', 'add-columns']).optional(),
   })
   .refine((b) => b.columns !== undefined || b.source !== undefined, {
     message: 'is required (or give a "source" to read the columns from)',
@@ -151,37 +167,18 @@ export function buildSchema(
   return { schemaId: 0, fields, primaryKey: [...primaryKey] };
 }
 
-export function identifierFieldIds(schema: TableSchema): number[] {
-  return schema.primaryKey.map((k) => schema.fields.find((f) => f.name === k)!.id);
-}
+export {
+  identifierFieldIds,
+  lastColumnId,
+  schemaFromIcebergJson,
+  schemaToIcebergJson,
+} from './schema-json.ts';
 
-/** The schema as Iceberg metadata JSON (`schemas[]` entry). */
-export function schemaToIcebergJson(schema: TableSchema): Record<string, unknown> {
-  const json: Record<string, unknown> = {
-    type: 'struct',
-    'schema-id': schema.schemaId,
-    fields: schema.fields.map(fieldToIcebergJson),
-  };
-  if (schema.primaryKey.length > 0) json['identifier-field-ids'] = identifierFieldIds(schema);
-  return json;
-}
+import { lastColumnId } from './schema-json.ts';
 
-export function schemaFromIcebergJson(json: Record<string, unknown>): TableSchema {
-  const fields = (json.fields as Record<string, unknown>[]).map(fieldFromIcebergJson);
-  const ids = (json['identifier-field-ids'] as number[] | undefined) ?? [];
-  return {
-    schemaId: (json['schema-id'] as number) ?? 0,
-    fields,
-    primaryKey: ids.map((id) => {
-      const f = fields.find((x) => x.id === id);
-      if (!f) throw new SchemaError(`identifier field id ${id} is not a top-level column`);
-      return f.name;
-    }),
-  };
-}
-
-export function lastColumnId(schema: TableSchema): number {
-  return highestFieldId(schema.fields);
+/** The table's `last-column-id`: stored once the schema changed, else the schema's highest id. */
+export function lastColumnIdOf(def: TableDefinition): number {
+  return Math.max(def.lastColumnId ?? 0, lastColumnId(def.schema));
 }
 
 /** The API form of the columns (what `GET /tables/{name}` shows). */

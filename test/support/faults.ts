@@ -187,6 +187,9 @@ export class FaultyCatalog implements Catalog {
   renameTable(from: string, def: TableDefinition, epoch: number, lsn: string): Promise<void> {
     return this.inner.renameTable(from, def, epoch, lsn);
   }
+  updateDefinition(def: TableDefinition): Promise<void> {
+    return this.call('updateDefinition', () => this.inner.updateDefinition(def));
+  }
   acquireEpoch(table: string): Promise<number> {
     return this.call('acquireEpoch', () => this.inner.acquireEpoch(table));
   }
