@@ -182,6 +182,63 @@ export const OPENAPI = {
         }),
       },
     },
+    '/tables/{name}/schema': {
+      post: {
+        summary: 'Change the schema: add, drop, rename, widen columns, make them nullable (all or nothing)',
+        description:
+          'The change is a record in the log, ordered with the writes: writes after it are checked against the new schema, rows written before read null in an added column (or its initialDefault, v3 tables). Iceberg gets a new schema id; field ids are never reused. Nested struct fields by dotted path ("address.zip"). A bad change is 400 invalid_schema_change with the index of the first bad one, and nothing is applied. Tables fed by a Postgres source follow its schema (409 schema_change_refused).',
+        parameters: [table],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['changes'],
+                properties: {
+                  changes: {
+                    type: 'array',
+                    minItems: 1,
+                    maxItems: 100,
+                    items: {
+                      type: 'object',
+                      required: ['action', 'name'],
+                      properties: {
+                        action: {
+                          enum: [
+                            'add-column',
+                            'drop-column',
+                            'rename-column',
+                            'widen-column',
+                            'make-nullable',
+                          ],
+                        },
+                        name: { type: 'string', description: 'the column, or a struct field by dotted path' },
+                        type: { type: 'string', description: 'add-column, widen-column: a type name' },
+                        newName: { type: 'string', description: 'rename-column' },
+                        nullable: { type: 'boolean', description: 'add-column: must be true (the default)' },
+                        initialDefault: {
+                          type: ['string', 'number', 'boolean'],
+                          description: 'add-column on format version 3 tables: what older rows read as',
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+        responses: ok('the new schema', {
+          type: 'object',
+          properties: {
+            schemaId: { type: 'integer' },
+            columns: { type: 'array', items: { type: 'object' } },
+            lsn: { type: ['integer', 'string'] },
+          },
+        }),
+      },
+    },
     '/tables/{name}/imports': {
       post: {
         summary: 'Import files from object storage as one transaction (run by the writer)',
@@ -351,6 +408,11 @@ export const OPENAPI = {
           primaryKey: { type: 'array', items: { type: 'string' } },
           formatVersion: { enum: [2, 3] },
           source: { type: 'object', description: 'e.g. {"postgres": {"connection", "table"}}' },
+          schemaEvolution: {
+            enum: ['none', 'add-columns'],
+            description:
+              'add-columns: a JSON or NDJSON write with a new top-level field adds a nullable column for it (type inferred from the value) before it is checked',
+          },
         },
       },
       Table: {
@@ -358,6 +420,10 @@ export const OPENAPI = {
         properties: {
           name: { type: 'string' },
           columns: { type: 'array', items: ref('Column') },
+          schemaId: {
+            type: 'integer',
+            description: 'the current schema id (0 until the first schema change)',
+          },
           primaryKey: { type: 'array', items: { type: 'string' } },
           formatVersion: { enum: [2, 3] },
           metadataLocation: { type: ['string', 'null'] },

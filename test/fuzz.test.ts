@@ -165,6 +165,66 @@ describe('bad input is refused and changes nothing', () => {
     expect(await lsnOf()).toEqual(before);
   });
 
+  it('bad schema changes: 400 with the index of the first bad one, the schema unchanged', async () => {
+    const describe = async () =>
+      (await (await fetch(`${svc.url}/tables/fz`)).json()) as Record<string, unknown>;
+    const before = await describe();
+    const existing = fc.constantFrom('id', 's', 'd', 'ts', 'tags', 'm', 'st', 'x', 'st.a', 'st.b');
+    const unknown = fc
+      .string({ minLength: 1, maxLength: 12 })
+      .filter((n) => !columnNames.has(n) && n !== 'st.a');
+    const badChange = fc.oneof(
+      existing.map((name) => ({ action: 'add-column', name, type: 'string' })),
+      unknown.map((name) => ({ action: 'drop-column', name })),
+      fc.constant({ action: 'drop-column', name: 'id' }),
+      fc.constant({ action: 'rename-column', name: 'id', newName: 'pk' }),
+      existing.map((newName) => ({ action: 'rename-column', name: 's', newName })),
+      fc.constantFrom(
+        { action: 'widen-column', name: 'x', type: 'float' },
+        { action: 'widen-column', name: 'd', type: 'decimal(6,2)' },
+        { action: 'widen-column', name: 'd', type: 'decimal(10,3)' },
+        { action: 'widen-column', name: 's', type: 'int' },
+        { action: 'widen-column', name: 'st.a', type: 'string' },
+        { action: 'make-nullable', name: 'id' },
+        { action: 'add-column', name: 'y', type: 'string', nullable: false },
+      ),
+      fc.string().map((type) => ({ action: 'add-column', name: 'fresh', type: `${type}<` })),
+      fc
+        .string()
+        .filter(
+          (a) => !['add-column', 'drop-column', 'rename-column', 'widen-column', 'make-nullable'].includes(a),
+        )
+        .map((action) => ({ action, name: 's' })),
+      fc.anything().filter((v) => v === null || typeof v !== 'object' || Array.isArray(v)),
+    );
+    // Changes that are fine on their own and together (each at most once).
+    const goodChanges = fc.subarray([
+      { action: 'add-column', name: 'fresh1', type: 'long' },
+      { action: 'make-nullable', name: 's' },
+      { action: 'widen-column', name: 'd', type: 'decimal(12,2)' },
+    ]);
+    await fc.assert(
+      fc.asyncProperty(goodChanges, badChange, async (valid, bad) => {
+        const changes = [...valid, bad];
+        tried++;
+        const r = await fetch(`${svc.url}/tables/fz/schema`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ changes }),
+        });
+        const text = await r.text();
+        expect(r.status, `${JSON.stringify(changes)} → ${text.slice(0, 300)}`).toBe(400);
+        const err = JSON.parse(text) as { error: { code: string; index?: number } };
+        expect(['invalid_schema_change', 'invalid_request']).toContain(err.error.code);
+        if (err.error.code === 'invalid_schema_change') expect(err.error.index).toBe(valid.length);
+      }),
+      { numRuns: 200 },
+    );
+    const after = await describe();
+    expect(after.schemaId).toBe(before.schemaId);
+    expect(after.columns).toEqual(before.columns);
+  });
+
   it('malformed JSON, deep nesting, huge values, oversized bodies, junk bodies', async () => {
     const before = await lsnOf();
     await fc.assert(

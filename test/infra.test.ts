@@ -100,6 +100,7 @@ describe('CDK stack', () => {
         'POST /tables',
         'POST /tables/{name}/flush',
         'POST /tables/{name}/rename',
+        'POST /tables/{name}/schema',
         'POST /tables/{name}/imports',
         'GET /tables/{name}/imports/{id}',
         'POST /tables/{name}/rows',

@@ -119,8 +119,10 @@ export function projectBatch(batch: arrow.RecordBatch, fields: NestedField[]): a
     const id = idOf(f);
     if (id !== undefined) byId.set(id, i);
   });
+  // A file written without field ids (not by us) is matched by name, as Iceberg's name mapping does.
+  const byName = byId.size === 0 ? new Map(fileFields.map((f, i) => [f.name, i])) : undefined;
   return fields.map((target) => {
-    const at = byId.get(target.id);
+    const at = byName ? byName.get(target.name) : byId.get(target.id);
     if (at === undefined) return constantData(target, batch.numRows);
     const d = children[at];
     const fileType = fileTypeOf(target.type, fileFields[at]);
@@ -137,7 +139,9 @@ export function projectBatch(batch: arrow.RecordBatch, fields: NestedField[]): a
 export function inSchema(batch: arrow.RecordBatch, fields: NestedField[]): boolean {
   const fileFields = batch.schema.fields;
   if (fileFields.length !== fields.length) return false;
-  return fields.every(
-    (f, i) => idOf(fileFields[i]) === f.id && sameType(fileTypeOf(f.type, fileFields[i]), f.type),
-  );
+  return fields.every((f, i) => {
+    const id = idOf(fileFields[i]);
+    const same = id === undefined ? fileFields[i].name === f.name : id === f.id;
+    return same && sameType(fileTypeOf(f.type, fileFields[i]), f.type);
+  });
 }
