@@ -239,6 +239,15 @@ export const OPENAPI = {
         }),
       },
     },
+    '/tables/{name}/source/resync': {
+      post: {
+        summary: 'Copy a source-fed table again from its source, as it is now (its columns included)',
+        description:
+          'The way out of a Postgres change the table could not follow (source.state "error"): a new slot, the table emptied and copied from its snapshot, then streaming from there. 202; follow it in GET /tables/{name} (source.state).',
+        parameters: [table],
+        responses: { '202': { description: 'copying' } },
+      },
+    },
     '/tables/{name}/imports': {
       post: {
         summary: 'Import files from object storage as one transaction (run by the writer)',

@@ -57,6 +57,8 @@ export interface WriterLink {
    * with its record once queued. Absent where imports are not served.
    */
   startImport?(table: string, req: ImportRequest): Promise<ImportRecord>;
+  /** Copies a source-fed table again from its source (`POST /tables/{name}/source/resync`). */
+  resyncSource(table: string): Promise<void>;
   /** A table was created; the writer starts owning it. */
   tableCreated(table: string): Promise<void>;
   /**

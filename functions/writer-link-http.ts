@@ -93,6 +93,9 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
       };
       return { ...r, lsn: BigInt(r.lsn) };
     },
+    resyncSource: async (table) => {
+      await call(table, 'resync', '', 28_000, {});
+    },
     addColumns: async (table, changes) =>
       ((await call(table, 'columns', '', 28_000, { changes })) as { definition: TableDefinition | null })
         .definition ?? undefined,

@@ -470,6 +470,7 @@ export class MoonlinkStack extends cdk.Stack {
       [apigw.HttpMethod.DELETE, '/tables/{name}', tables],
       [apigw.HttpMethod.POST, '/tables/{name}/rename', tables],
       [apigw.HttpMethod.POST, '/tables/{name}/schema', tables],
+      [apigw.HttpMethod.POST, '/tables/{name}/source/resync', tables],
       [apigw.HttpMethod.POST, '/tables/{name}/imports', tables],
       [apigw.HttpMethod.GET, '/tables/{name}/imports/{id}', tables],
       [apigw.HttpMethod.POST, '/tables/{name}/rows', ingest],

@@ -101,6 +101,7 @@ describe('CDK stack', () => {
         'POST /tables/{name}/flush',
         'POST /tables/{name}/rename',
         'POST /tables/{name}/schema',
+        'POST /tables/{name}/source/resync',
         'POST /tables/{name}/imports',
         'GET /tables/{name}/imports/{id}',
         'POST /tables/{name}/rows',

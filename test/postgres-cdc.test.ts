@@ -433,8 +433,10 @@ describe('Postgres CDC', () => {
     await eventually(async () => (await sourceStatus(ml, 'acct_ddl')).state === 'error', 20_000);
     const st = await sourceStatus(ml, 'acct_ddl');
     expect(st.error.code).toBe('source_schema_changed');
-    expect(st.error.message).toMatch(/column "note" now has Postgres type int4/);
-    expect(st.wayOut).toMatch(/drop the table/);
+    expect(st.error.message).toMatch(
+      /column "note" changed from string to int \(Postgres int4\), which Iceberg cannot promote/,
+    );
+    expect(st.wayOut).toMatch(/source\/resync/);
     const health = await ml.call('GET', '/health');
     expect(health.status).toBe(503);
     expect(health.body.problems).toContainEqual(
@@ -459,8 +461,86 @@ describe('Postgres CDC', () => {
       return BigInt(`0x${hi}`) * 2n ** 32n + BigInt(`0x${lo}`);
     };
     expect(lsnOf(slotAfter)).toBeLessThanOrEqual(lsnOf(slotBefore) + 1_000_000n);
-    // The documented way out: drop and attach again, which copies the table as it is now.
+    // The documented way out: a resync copies the table again as it is now, its columns too
+    // ("note" becomes a new int column; the others keep their field ids), then streams on.
+    const resync = await ml.call('POST', '/tables/acct_ddl/source/resync');
+    expect(resync.status).toBe(202);
+    await eventually(async () => (await sourceStatus(ml, 'acct_ddl')).state === 'streaming', 20_000);
+    await pgc.sql(`INSERT INTO acct_ddl VALUES (1001, 2.00, 8, 0)`);
+    await expectMirror(ml, 'acct_ddl', 'acct_ddl');
+    const d = await ml.describe('acct_ddl');
+    expect(d.columns.find((c: { name: string }) => c.name === 'note').type).toBe('int');
+    expect((await ml.call('GET', '/health')).status).toBe(200);
+    expect(
+      (await ml.call('POST', '/tables/acct_ddl/schema', { changes: [{ action: 'drop-column', name: 'n' }] }))
+        .status,
+    ).toBe(409);
     expect((await ml.call('DELETE', '/tables/acct_ddl')).status).toBe(204);
+  });
+
+  it('follows ALTER TABLE: ADD, RENAME and DROP COLUMN, int4 -> int8 and numeric precision up, DDL and DML in one transaction, across a restart', async () => {
+    await pgc.sql(
+      `CREATE TABLE acct_alter (id bigint PRIMARY KEY, bal numeric(12,2) NOT NULL, note text, n int)`,
+    );
+    await pgc.sql(`INSERT INTO acct_alter SELECT g, g * 1.25, 'seed ' || g, g FROM generate_series(1, 50) g`);
+    const dir = await tempDir('mlcdc-alter-');
+    let ml = await moonlink(dir);
+    await attach(ml, 'acct_alter', pgc, 'acct_alter');
+    const mirror = async (cols: string[]) => {
+      const { pg: p, moonlink: m } = await waitForMirror(ml, 'acct_alter', pgc, 'acct_alter', cols, 30_000);
+      expect(m).toEqual(p);
+    };
+    await mirror(['id', 'bal', 'note', 'n']);
+    await eventually(async () => (await sourceStatus(ml, 'acct_alter')).state === 'streaming', 20_000);
+
+    await pgc.sql(`ALTER TABLE acct_alter ADD COLUMN extra text`);
+    await pgc.sql(`INSERT INTO acct_alter VALUES (100, 1.00, 'new', 1, 'x100')`);
+    await pgc.sql(`UPDATE acct_alter SET extra = 'e' || id WHERE id <= 10`);
+    await mirror(['id', 'bal', 'note', 'n', 'extra']);
+
+    await pgc.sql(`ALTER TABLE acct_alter RENAME COLUMN note TO memo`);
+    await pgc.sql(`UPDATE acct_alter SET memo = 'renamed ' || id WHERE id % 5 = 0`);
+    await mirror(['id', 'bal', 'memo', 'n', 'extra']);
+
+    await pgc.sql(`ALTER TABLE acct_alter ALTER COLUMN n TYPE bigint, ALTER COLUMN bal TYPE numeric(16,2)`);
+    await pgc.sql(`INSERT INTO acct_alter VALUES (101, 12345678901234.50, 'big', 9000000000, NULL)`);
+    await mirror(['id', 'bal', 'memo', 'n', 'extra']);
+
+    await pgc.sql(`ALTER TABLE acct_alter DROP COLUMN extra`);
+    await pgc.sql(`DELETE FROM acct_alter WHERE id = 3`);
+    await mirror(['id', 'bal', 'memo', 'n']);
+
+    // DDL and DML in one transaction: rows changed before and after the ALTER.
+    await pgc.sql(`BEGIN; UPDATE acct_alter SET memo = 'before' WHERE id = 4; ALTER TABLE acct_alter ADD COLUMN z int;
+      UPDATE acct_alter SET z = id % 7; INSERT INTO acct_alter VALUES (102, 2.00, 'in txn', 2, 5); COMMIT`);
+    await mirror(['id', 'bal', 'memo', 'n', 'z']);
+
+    const d = await ml.describe('acct_alter');
+    expect(d.schemaId).toBe(5);
+    expect(d.columns.map((c: { name: string; type: string }) => `${c.name}:${c.type}`)).toEqual([
+      'id:long',
+      'bal:decimal(16,2)',
+      'memo:string',
+      'n:long',
+      'z:int',
+    ]);
+    const st = await sourceStatus(ml, 'acct_alter');
+    expect(st.state).toBe('streaming');
+    expect(st.reconnects).toBe(0);
+
+    // A restart without a flush: Postgres sends the changes again from the slot, with the table
+    // as it was at each of them; the mirror ends the same.
+    await ml.close({ flush: false });
+    open.splice(open.indexOf(ml), 1);
+    ml = await moonlink(dir);
+    await pgc.sql(`UPDATE acct_alter SET z = 99 WHERE id = 1`);
+    await mirror(['id', 'bal', 'memo', 'n', 'z']);
+    expect((await ml.describe('acct_alter')).schemaId).toBe(5);
+    // Committed: the Iceberg metadata keeps the history.
+    expect((await ml.call('POST', '/tables/acct_alter/flush')).status).toBe(200);
+    const loaded = (await ml.call('GET', '/iceberg/v1/namespaces/default/tables/acct_alter')).body;
+    expect(loaded.metadata['current-schema-id']).toBe(5);
+    expect(loaded.metadata.schemas.length).toBe(6);
   });
 
   it('takes the connection from the environment (env:NAME), so the catalog holds no password', async () => {

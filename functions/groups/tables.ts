@@ -1,7 +1,7 @@
 /** Routes of the public API: tables: create, list, describe, drop, rename, schema changes, imports (the tables function on AWS). Each Lambda bundle holds only its own groups. */
 import type { RouteSpec } from '../route-spec.ts';
 import { importStatusRoute, startImportRoute } from '../routes/imports.ts';
-import { changeSchemaRoute } from '../routes/schema.ts';
+import { changeSchemaRoute, resyncSourceRoute } from '../routes/schema.ts';
 import {
   createTableRoute,
   describeTableRoute,
@@ -17,6 +17,7 @@ export const routes: RouteSpec[] = [
   { method: 'DELETE', path: '/tables/{name}', fn: dropTableRoute },
   { method: 'POST', path: '/tables/{name}/rename', fn: renameTableRoute, jsonBody: true },
   { method: 'POST', path: '/tables/{name}/schema', fn: changeSchemaRoute, jsonBody: true },
+  { method: 'POST', path: '/tables/{name}/source/resync', fn: resyncSourceRoute },
   { method: 'POST', path: '/tables/{name}/imports', fn: startImportRoute, jsonBody: true },
   { method: 'GET', path: '/tables/{name}/imports/{id}', fn: importStatusRoute },
 ];

@@ -86,7 +86,7 @@ export function startWriterApi(
       return;
     }
     const m =
-      /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|idempotency|created|dropped|rename|imports|schema|columns|status)$/.exec(
+      /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|idempotency|created|dropped|rename|imports|schema|columns|resync|status)$/.exec(
         url.pathname,
       );
     if (!m || !TABLE_NAME_PATTERN.test(m[1]))
@@ -129,6 +129,9 @@ export function startWriterApi(
           const r = await writer.changeSchema(table, await body);
           return [200, { schemaId: r.schemaId, columns: r.columns, lsn: lsnToJson(r.lsn) }];
         }
+        case 'resync':
+          await writer.resyncSource(table);
+          return [202, { state: 'copying' }];
         case 'columns': {
           const changes = ((await body) as { changes?: unknown } | null)?.changes;
           return [

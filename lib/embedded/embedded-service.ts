@@ -56,6 +56,7 @@ export function inProcessWriterLink(writer: Writer, imports?: ImportRunner): Wri
     renameTable: (from, to) => writer.rename(from, to),
     changeSchema: (table, body) => writer.changeSchema(table, body),
     addColumns: (table, changes) => writer.addColumns(table, changes),
+    resyncSource: (table) => writer.resyncSource(table),
     status: async (table) => {
       const handler = await writer.open(table).catch(() => undefined);
       const state = writer.tableState(table);

@@ -237,6 +237,9 @@ export class TableHandler {
   private readonly schemas = new Map<number, TableSchema>();
   /** The schema as of the last event posted (what a record logged now is decoded in). */
   private postedSchema: TableSchema;
+  /** The LSN each schema posted by this process became current at. */
+  private readonly schemaLsns = new Map<number, Lsn>();
+  private readonly openedAtLsn: Lsn;
   /** Schema changes applied and not yet in an Iceberg commit (with their LSNs). */
   private pendingSchemas: { lsn: Lsn; evolved: EvolvedSchema }[] = [];
   private readonly hasKey: boolean;
@@ -350,6 +353,7 @@ export class TableHandler {
     this.committedIndexKeys = recovered.runs.map((r) => r.persistedKey!).filter(Boolean);
     this.appliedLsn = recovered.lsn;
     this.committedLsn = recovered.lsn;
+    this.openedAtLsn = recovered.lsn;
     this.holdSnapshotsBelow = recovered.pointerLsn ?? 0n;
     this.idempotency =
       recovered.idempotency ??
@@ -461,6 +465,7 @@ export class TableHandler {
    */
   changeSchema(lsn: Lsn, evolved: EvolvedSchema, inline = false): Promise<void> {
     this.schemas.set(evolved.schema.schemaId, evolved.schema);
+    this.schemaLsns.set(evolved.schema.schemaId, lsn);
     this.postedSchema = evolved.schema;
     return new Promise((resolve) => this.loop.post({ type: 'schema', lsn, evolved, inline, resolve }));
   }
@@ -479,6 +484,19 @@ export class TableHandler {
   /** The table's `last-column-id` as of the latest change posted. */
   get latestLastColumnId(): number {
     return Math.max(this.lastColumnId, ...this.pendingSchemas.map((p) => p.evolved.lastColumnId));
+  }
+
+  /** Every schema the table had, oldest first (the newest posted last). */
+  schemaHistory(): TableSchema[] {
+    return [...this.schemas.values()].sort((a, b) => a.schemaId - b.schemaId);
+  }
+
+  /**
+   * The LSN at which a schema became the table's (a change posted by this process), or the LSN
+   * the table opened at for schemas it found in Iceberg (they became current at or before it).
+   */
+  schemaChangedAt(id: number): Lsn {
+    return this.schemaLsns.get(id) ?? this.openedAtLsn;
   }
 
   /** A schema the table had (for records written in it), or undefined. */

@@ -17,6 +17,7 @@ import type { PropertyChange } from '../iceberg/iceberg-table.ts';
 import { type DurableLog, LogDamagedError, type LogEntry, type LogSubscription } from '../log/durable-log.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import { SchemaChangeRefusedError } from '../schema/errors.ts';
 import type { EvolvedSchema, SchemaChange } from '../schema/schema-change.ts';
 import type { TableDefinition, TableSchema } from '../schema/table-schema.ts';
 import { decodeRequest } from '../schema/transaction.ts';
@@ -77,6 +78,8 @@ export interface TableSource {
   status?(): Record<string, unknown>;
   /** Why the source stopped taking changes, while it is stopped on an error (`GET /health`). */
   problem?(): { code: string; message: string } | undefined;
+  /** Copies the table again from the source (the way out of a change it could not follow). */
+  resync?(): Promise<void>;
 }
 
 export type SourceFactory = (
@@ -608,6 +611,18 @@ export class Writer {
   /** The open handler's figures of a table, if this writer has it open. */
   handlerStatus(name: string): TableStatus | undefined {
     return this.tables.get(name)?.handler.status();
+  }
+
+  /**
+   * Copies a source-fed table again from its source (`POST /tables/{name}/source/resync`): the
+   * way out of a source change the table could not follow. Throws for a table without a source.
+   */
+  async resyncSource(name: string): Promise<void> {
+    await this.open(name);
+    const feed = this.tables.get(name)?.feed;
+    if (!feed || !('resync' in feed) || !feed.resync)
+      throw new SchemaChangeRefusedError(`table "${name}" has no source to copy again`);
+    await feed.resync();
   }
 
   /** Source figures (e.g. replication lag) of a table fed by a source. */

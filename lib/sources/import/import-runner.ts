@@ -191,7 +191,8 @@ export class ImportRunner {
             throw new ImportSourceError(`${file.uri}${at}: ${(e as Error).message}`);
           }
           const n = ops.length;
-          for (let i = 0; i < n; i++) handler.streamOp(xid, ops instanceof OpBatch ? ops.op(i) : ops[i], def.schema);
+          for (let i = 0; i < n; i++)
+            handler.streamOp(xid, ops instanceof OpBatch ? ops.op(i) : ops[i], def.schema);
           row += n;
           r.rows += n;
           r.bytes = bytesBefore + batch.bytesRead;

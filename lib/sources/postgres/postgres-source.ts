@@ -28,8 +28,10 @@ import type { Catalog } from '../../catalog/catalog.ts';
 import type { TableHandler } from '../../engine/table-handler.ts';
 import type { SourceFactory, TableSource } from '../../engine/writer.ts';
 import { type Lsn, maxLsn } from '../../lsn.ts';
+import { rowMapper } from '../../schema/evolve-values.ts';
+import { describeChange, type EvolvedSchema } from '../../schema/schema-change.ts';
 import { flatTableName } from '../../schema/table-name.ts';
-import type { TableDefinition } from '../../schema/table-schema.ts';
+import type { TableDefinition, TableSchema } from '../../schema/table-schema.ts';
 import type { DecodedOp } from '../../schema/transaction.ts';
 import type { Value } from '../../schema/values.ts';
 import type { Logger } from '../../util/logger.ts';
@@ -43,6 +45,12 @@ import {
   RowDecoder,
   readPgTable,
 } from './pg-schema.ts';
+import {
+  matchRelation,
+  type RelationMatch,
+  resyncSchema,
+  UnfollowableChangeError,
+} from './pg-schema-change.ts';
 import { formatPgLsn, parsePgLsn } from './pg-text.ts';
 import {
   PgOutputDecoder,
@@ -52,7 +60,7 @@ import {
   type TupleText,
 } from './pgoutput.ts';
 import { connectPg, ReplicationClient } from './replication-client.ts';
-import { mapType, PgTypeCatalog } from './type-mapping.ts';
+import { type MappedType, mapType, PgTypeCatalog } from './type-mapping.ts';
 
 export interface PostgresSourceOptions {
   /** First reconnect delay; doubles up to `retryMaxMs`. */
@@ -300,7 +308,7 @@ export class PostgresSource implements TableSource {
         ? {
             error: { code: 'source_schema_changed', message: this.lastError ?? '' },
             wayOut:
-              'drop the table (DELETE /tables/{name}) and create it again with the same source: it copies the table as it is now',
+              'POST /tables/{name}/source/resync copies the table again as it is now (its columns included); or drop the table and create it again with the same source',
           }
         : {}),
     };
@@ -325,6 +333,49 @@ export class PostgresSource implements TableSource {
     this.wake?.();
     await this.endSession();
     await this.running?.catch(() => undefined);
+  }
+
+  /** The schema a re-copy gives the table (the Postgres columns now), applied at `lsn`. */
+  private rebuildSchema(lsn: Lsn, info: PgTableInfo): void {
+    let evolved: EvolvedSchema | undefined;
+    try {
+      evolved = resyncSchema(
+        this.handler.latestSchema,
+        this.handler.latestLastColumnId,
+        info.columns.map((c) => ({ name: c.name, type: c.mapped.type, pgName: c.mapped.pgName })),
+        this.def.formatVersion,
+      );
+    } catch (e) {
+      if (e instanceof UnfollowableChangeError) throw new SourceSchemaChangeError(e.message);
+      throw e;
+    }
+    if (!evolved) return;
+    this.log.info("the re-copy takes the Postgres table's columns", { schemaId: evolved.schema.schemaId });
+    this.applySchemaChange(lsn, evolved);
+  }
+
+  /**
+   * Copies the Postgres table again (`POST /tables/{name}/source/resync`): the way out of a
+   * change that could not be followed. The slot is dropped; the next session creates a new one,
+   * gives the table the Postgres columns as they are now, empties it and copies the rows from
+   * the new slot's snapshot, then streams from there. Nothing is lost: the copy holds every row.
+   */
+  async resync(): Promise<void> {
+    if (this.stopped) throw new Error('the source is stopped');
+    this.failSession?.(new Error('resync requested'));
+    await this.endSession();
+    const c = await connectPg(this.cfg.connection, 'moonlink-resync');
+    try {
+      await this.dropSlot(c);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+    this.lastError = undefined;
+    if (this.state === 'error') {
+      this.state = 'starting';
+      this.running = this.run();
+    } else this.wake?.();
+    this.log.info('resync: the table is copied again');
   }
 
   /** Drops the replication slot and the publication (the table is being dropped). */
@@ -450,6 +501,9 @@ export class PostgresSource implements TableSource {
         this.log.warn('replication slot was missing; copying the table again');
         if (created.consistentPoint - 1n <= this.posted)
           throw new Error('cannot re-copy: the new slot does not start after the table LSN');
+        // The table takes the Postgres table's columns as they are now (a resync after a
+        // change that could not be followed), then is emptied for the copy.
+        this.rebuildSchema(created.consistentPoint - 1n, this.info);
         // Until the new copy commits, the table is marked as not copied (a failure redoes it).
         this.handler.truncate(created.consistentPoint - 1n, [this.checkpointKey, RECOPYING]);
         this.posted = created.consistentPoint - 1n;
@@ -579,7 +633,7 @@ export class PostgresSource implements TableSource {
     this.copiedRows = 0;
     const xid = `pg-copy:${this.cfg.slot}:${this.sessionNo}`;
     const decoder = new RowDecoder(
-      this.def.schema,
+      this.handler.latestSchema,
       info.columns.map((c) => ({ name: c.name, mapped: c.mapped })),
     );
     const c = await connectPg(this.cfg.connection, 'moonlink-copy');
@@ -715,7 +769,9 @@ export class PostgresSource implements TableSource {
         const rel = this.relations.get(m.oid);
         if (!rel?.ours || !rel.decoder) return undefined;
         if (this.streamXid === undefined && this.txn?.skip) return undefined;
-        for (const op of this.decodeChange(m, rel.decoder)) this.emit(op, m.xid);
+        const map = this.toLatest(rel.decoder.schema);
+        for (const op of this.decodeChange(m, rel.decoder))
+          this.emit(map ? { ...op, values: map(op.values) } : op, m.xid);
         return undefined;
       }
       case 'truncate': {
@@ -762,30 +818,22 @@ export class PostgresSource implements TableSource {
     const missing = m.columns.map((c) => c.typeOid).filter((o) => !this.types.types.has(o));
     if (missing.length > 0) await this.types.load(this.ctl!, missing);
     const where = `Postgres table ${info.schema}.${info.name} changed`;
-    const names = new Set(m.columns.map((c) => c.name));
-    const gone = this.def.schema.fields.filter(
-      (f) => f.required && !names.has(f.name) && f.name !== ROW_KEY_COLUMN,
-    );
-    if (gone.length > 0)
-      throw new SourceSchemaChangeError(
-        `${where}: column ${gone.map((f) => `"${f.name}"`).join(', ')} (not nullable here) was dropped or renamed`,
-      );
-    let decoder: RowDecoder;
+    let incoming: { name: string; mapped: MappedType }[];
     try {
-      decoder = new RowDecoder(
-        this.def.schema,
-        m.columns.map((c) => ({
-          name: c.name,
-          mapped: mapType(this.types, c.typeOid, c.typmod, `column "${c.name}"`),
-        })),
-      );
+      incoming = m.columns.map((c) => ({
+        name: c.name,
+        mapped: mapType(this.types, c.typeOid, c.typmod, `column "${c.name}"`),
+      }));
     } catch (e) {
       throw new SourceSchemaChangeError(`${where}: ${(e as Error).message}`);
     }
-    if (decoder.ignoredColumns > 0)
-      this.log.warn('Postgres table has columns the Moonlink table does not; they are not replicated', {
-        ignored: decoder.ignoredColumns,
-      });
+    const schema = this.followRelation(where, incoming);
+    let decoder: RowDecoder;
+    try {
+      decoder = new RowDecoder(schema, incoming);
+    } catch (e) {
+      throw new SourceSchemaChangeError(`${where}: ${(e as Error).message}`);
+    }
     if (m.replicaIdentity !== 'f')
       this.log.warn(
         'Postgres table is not REPLICA IDENTITY FULL; unchanged TOAST values cannot be restored',
@@ -794,6 +842,59 @@ export class PostgresSource implements TableSource {
         },
       );
     this.relations.set(m.oid, { ours: true, decoder, replicaIdentity: m.replicaIdentity });
+  }
+
+  /**
+   * The schema a Relation message's rows are in: the table's newest, an older one (a replay of
+   * changes made before a schema change), or a new one: the change is followed at this point of
+   * the stream (pg-schema-change.ts). Throws {@link SourceSchemaChangeError} for a change that
+   * cannot be followed.
+   */
+  private followRelation(where: string, incoming: { name: string; mapped: MappedType }[]): TableSchema {
+    // Where in the stream this is: the open transaction's commit, or the streamed change's position.
+    const at = this.streamXid === undefined && this.txn ? this.txn.finalLsn : this.received;
+    let match: RelationMatch;
+    try {
+      match = matchRelation(
+        this.handler.schemaHistory(),
+        this.handler.latestLastColumnId,
+        incoming.map((c) => ({ name: c.name, type: c.mapped.type, pgName: c.mapped.pgName })),
+        this.def.formatVersion,
+        (next) => at < this.handler.schemaChangedAt(next.schemaId),
+      );
+    } catch (e) {
+      if (e instanceof UnfollowableChangeError) throw new SourceSchemaChangeError(`${where}: ${e.message}`);
+      throw e;
+    }
+    if (match.kind !== 'evolve') return match.schema;
+    const before = this.handler.latestSchema;
+    const lsn = at > this.posted ? at : this.posted + 1n;
+    this.applySchemaChange(lsn, match.evolved);
+    // Changes of the open transaction decoded before it are carried over to the new schema.
+    const t = this.streamXid === undefined ? this.txn : undefined;
+    if (t && t.ops.length > 0) {
+      const map = rowMapper(before, match.evolved.schema);
+      t.ops = t.ops.map((o) => ({ ...o, values: map(o.values) }));
+    }
+    this.log.info('following a Postgres schema change', {
+      changes: match.changes.map(describeChange),
+      schemaId: match.evolved.schema.schemaId,
+    });
+    return match.evolved.schema;
+  }
+
+  /** A schema change at `lsn`, ordered before the changes that follow it; the catalog follows. */
+  private applySchemaChange(lsn: Lsn, evolved: EvolvedSchema): void {
+    void this.handler.changeSchema(lsn, evolved, true);
+    this.deps.catalog
+      .updateDefinition({ ...this.def, schema: evolved.schema, lastColumnId: evolved.lastColumnId })
+      .catch((e) => this.log.warn('table definition update failed', { error: e }));
+  }
+
+  /** Maps rows of a relation decoded in an older schema to the table's newest (a replay). */
+  private toLatest(schema: TableSchema): ((values: Value[]) => Value[]) | undefined {
+    const latest = this.handler.latestSchema;
+    return schema.schemaId === latest.schemaId ? undefined : rowMapper(schema, latest);
   }
 
   /** Row operations for one change: an update that moves the key is a delete plus an insert. */
