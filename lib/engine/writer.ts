@@ -562,7 +562,7 @@ export class Writer {
     const run = async (): Promise<TableDefinition | undefined> => {
       const handler = await this.open(name);
       const def = await this.deps.catalog.getTable(name);
-      if (!def || def.schemaEvolution !== 'add-columns') return undefined;
+      if (def?.schemaEvolution !== 'add-columns') return undefined;
       const have = new Set(handler.latestSchema.fields.map((f) => f.name));
       const missing = changes.filter((c) => c.action === 'add-column' && !have.has(c.name));
       if (missing.length > 0) await changeOwnedSchema(this.schemaContext(), def, handler, missing);

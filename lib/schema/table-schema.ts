@@ -5,9 +5,6 @@
 import { z } from 'zod';
 import {
   assignFieldIds,
-  fieldFromIcebergJson,
-  fieldToIcebergJson,
-  highestFieldId,
   type IcebergType,
   isPrimitive,
   type NestedField,
