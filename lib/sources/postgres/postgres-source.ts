@@ -41,7 +41,6 @@ import {
   type PgTableInfo,
   quoteIdent,
   quoteLiteral,
-  ROW_KEY_COLUMN,
   RowDecoder,
   readPgTable,
 } from './pg-schema.ts';
