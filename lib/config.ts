@@ -60,6 +60,7 @@ export function engineOptionsFromEnv(env: Env = process.env): EngineOptions {
     memSliceMaxRows: int(env, 'MOONLINK_MEMSLICE_MAX_ROWS', d.memSliceMaxRows, 1),
     snapshotIntervalMs: int(env, 'MOONLINK_SNAPSHOT_INTERVAL_MS', d.snapshotIntervalMs, 10),
     commitIntervalMs: int(env, 'MOONLINK_COMMIT_INTERVAL_MS', d.commitIntervalMs, 100),
+    schemaCommitDelayMs: int(env, 'MOONLINK_SCHEMA_COMMIT_DELAY_MS', d.schemaCommitDelayMs, 0),
     targetFileBytes: int(env, 'MOONLINK_TARGET_FILE_BYTES', d.targetFileBytes, 1024),
     compactDeletedRatio: ratio(env, 'MOONLINK_COMPACT_DELETED_RATIO', d.compactDeletedRatio),
     compactMinSmallFiles: int(env, 'MOONLINK_COMPACT_MIN_SMALL_FILES', d.compactMinSmallFiles, 2),

@@ -11,6 +11,8 @@ export interface EngineOptions {
   snapshotIntervalMs: number;
   /** Iceberg commits happen at this interval when anything changed (and on POST /flush). */
   commitIntervalMs: number;
+  /** A schema change is committed this soon after it (when no commit comes first). */
+  schemaCommitDelayMs: number;
   /** Compaction writes files of about this size and merges files smaller than half of it. */
   targetFileBytes: number;
   /** Files with at least this share of deleted rows are rewritten by compaction. */
@@ -63,6 +65,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   memSliceMaxRows: 1_000_000,
   snapshotIntervalMs: 1000,
   commitIntervalMs: 30_000,
+  schemaCommitDelayMs: 1000,
   targetFileBytes: 128 * 1024 * 1024,
   compactDeletedRatio: 0.2,
   compactMinSmallFiles: 4,

@@ -828,6 +828,9 @@ export class TableHandler {
     this.stateVersion++;
     this.markChanged();
     this.log.info('schema changed', { schemaId: evolved.schema.schemaId, lsn });
+    // Engines see the new schema (the Iceberg metadata, Glue) soon, not at the next interval (a
+    // second later: changes made together, or replayed together, go into one commit).
+    setTimeout(() => this.loop.post({ type: 'commit' }), this.deps.options.schemaCommitDelayMs).unref();
     if (!inline) this.advanceTo(lsn);
   }
 
