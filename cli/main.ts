@@ -4,6 +4,7 @@
  *   moonlink load FILE… --table T [--format csv|ndjson|parquet|arrow] [--op insert|upsert|delete]
  *                       [--batch-rows N] [--create [--key a,b] [--schema name:type,…]] [--skip-rows N]
  *   moonlink tables | describe T | flush T | rename T NEW
+ *   moonlink alter T [--drop C] [--rename C=NEW] [--widen C:TYPE] [--nullable C] [--add C:TYPE] (each repeatable)
  *   moonlink import T URI [--format parquet|arrow|csv|ndjson] [--op insert|upsert] [--no-wait]
  *   moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--out FILE]
  *
@@ -36,6 +37,7 @@ const USAGE = `usage:
   moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--out FILE]
   moonlink flush T
   moonlink rename T NEW
+  moonlink alter T [--drop C] [--rename C=NEW] [--widen C:TYPE] [--nullable C] [--add C:TYPE]  (repeatable; one change, all or nothing)
   moonlink import T URI [--format parquet|arrow|csv|ndjson] [--op insert|upsert] [--no-wait]
 options: --url URL (MOONLINK_URL, default http://127.0.0.1:8080)  --token TOKEN (MOONLINK_API_TOKEN)  --aws (SigV4)`;
 
@@ -84,6 +86,14 @@ export async function main(argv: string[]): Promise<number> {
         out(`renamed ${r.renamedFrom} to ${r.name} (its files stay at ${r.metadataLocation})`);
         return 0;
       }
+      case 'alter': {
+        const table = one(args, 'alter');
+        const r = await client.json('POST', `tables/${table}/schema`, { changes: alterChanges(values) });
+        out(`${table}: schema ${r.schemaId} at LSN ${r.lsn}`);
+        for (const c of r.columns as { name: string; type: string; nullable: boolean }[])
+          out(`  ${c.name}\t${c.type}${c.nullable ? '' : ' not null'}`);
+        return 0;
+      }
       case 'import':
         return await importFiles(client, args, values);
       case 'scan':
@@ -125,12 +135,47 @@ function parse(argv: string[]) {
       'min-lsn': { type: 'string' },
       out: { type: 'string', short: 'o' },
       'no-wait': { type: 'boolean' },
+      add: { type: 'string', multiple: true },
+      drop: { type: 'string', multiple: true },
+      rename: { type: 'string', multiple: true },
+      widen: { type: 'string', multiple: true },
+      nullable: { type: 'string', multiple: true },
     },
   });
   return { command: positionals[0], args: positionals.slice(1), values };
 }
 
 type Values = ReturnType<typeof parse>['values'];
+
+/**
+ * The schema changes of `moonlink alter`, in this order: drops, renames, widenings, nullables,
+ * adds (so a dropped name can be added again with another type in one change).
+ */
+function alterChanges(values: Values): Record<string, unknown>[] {
+  const split = (v: string, sep: string, what: string): [string, string] => {
+    const at = v.indexOf(sep);
+    if (at <= 0 || at === v.length - 1) throw new UsageError(`--${what} takes ${what === 'rename' ? 'C=NEW' : 'C:TYPE'}, got "${v}"`);
+    return [v.slice(0, at), v.slice(at + 1)];
+  };
+  const changes = [
+    ...(values.drop ?? []).map((name) => ({ action: 'drop-column', name })),
+    ...(values.rename ?? []).map((v) => {
+      const [name, newName] = split(v, '=', 'rename');
+      return { action: 'rename-column', name, newName };
+    }),
+    ...(values.widen ?? []).map((v) => {
+      const [name, type] = split(v, ':', 'widen');
+      return { action: 'widen-column', name, type };
+    }),
+    ...(values.nullable ?? []).map((name) => ({ action: 'make-nullable', name })),
+    ...(values.add ?? []).map((v) => {
+      const [name, type] = split(v, ':', 'add');
+      return { action: 'add-column', name, type };
+    }),
+  ];
+  if (changes.length === 0) throw new UsageError('alter takes at least one of --add, --drop, --rename, --widen, --nullable');
+  return changes;
+}
 
 function one(args: string[], command: string): string {
   if (args.length !== 1) throw new UsageError(`${command} takes one table name`);

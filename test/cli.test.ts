@@ -112,6 +112,31 @@ describe('moonlink CLI', () => {
     expect(taken.stderr).toMatch(/already exists/);
     expect((await cli(['rename', 'csv_renamed'])).code).toBe(2);
     expect((await cli(['rename', 'csv_renamed', 'csv_t'])).code).toBe(0);
+    // alter: one schema change from flags, all or nothing.
+    const altered = await cli([
+      'alter',
+      'csv_t',
+      '--add',
+      'note:string',
+      '--rename',
+      'name=label',
+      '--add',
+      'tags:list<string>',
+    ]);
+    expect(altered.code, altered.stderr).toBe(0);
+    expect(altered.stdout).toMatch(/^csv_t: schema 1 at LSN \d+/);
+    expect(altered.stdout).toMatch(/^ {2}label\tstring$/m);
+    expect(altered.stdout).toMatch(/^ {2}tags\tlist<string>$/m);
+    const bad = await cli(['alter', 'csv_t', '--add', 'x:string', '--drop', 'id']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/changes\[0\]: column "id" is in the primary key/);
+    expect(JSON.parse((await cli(['describe', 'csv_t'])).stdout).schemaId).toBe(1);
+    expect((await cli(['alter', 'csv_t'])).code).toBe(2);
+    expect((await cli(['alter', 'csv_t', '--add', 'nocolon'])).code).toBe(2);
+    // Back to the columns the tests below load (drops first, then renames).
+    const back = await cli(['alter', 'csv_t', '--rename', 'label=name', '--drop', 'note', '--drop', 'tags']);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toMatch(/^csv_t: schema 2 at LSN/);
   });
 
   it('loads NDJSON operations and bare rows (--op upsert)', async () => {
