@@ -117,7 +117,10 @@ describe('applySchemaChanges', () => {
 
 function parseTypeWithIds(text: string, ids: number[]) {
   const t = parseType(text);
-  if (t.kind === 'struct') t.fields.forEach((f, i) => (f.id = ids[i]));
+  if (t.kind === 'struct')
+    t.fields.forEach((f, i) => {
+      f.id = ids[i];
+    });
   return t;
 }
 
