@@ -283,7 +283,13 @@ describe('Glue catalog mirror', () => {
 describe('the writer and its Glue mirror', () => {
   it('registers a table when it opens, follows every commit, and removes it on drop', async () => {
     // A small model of Glue's table store: VersionId checked on update, as Glue does.
-    let stored: { Parameters: Record<string, string>; VersionId: string } | undefined;
+    let stored:
+      | {
+          Parameters: Record<string, string>;
+          VersionId: string;
+          Columns?: { Name?: string; Type?: string }[];
+        }
+      | undefined;
     const calls: string[] = [];
     glue.on(GetTableCommand).callsFake(async () => {
       calls.push('get');
@@ -300,7 +306,11 @@ describe('the writer and its Glue mirror', () => {
       calls.push('update');
       if (!stored || input.VersionId !== stored.VersionId)
         throw new ConcurrentModificationException({ message: 'version', $metadata: {} });
-      stored = { Parameters: input.TableInput.Parameters, VersionId: String(Number(stored.VersionId) + 1) };
+      stored = {
+        Parameters: input.TableInput.Parameters,
+        VersionId: String(Number(stored.VersionId) + 1),
+        Columns: input.TableInput.StorageDescriptor?.Columns,
+      };
       return {};
     });
     glue.on(DeleteTableCommand).callsFake(async () => {
@@ -349,12 +359,34 @@ describe('the writer and its Glue mirror', () => {
       }
       expect(stored?.Parameters.previous_metadata_location).toMatch(/v3\.metadata\.json$/);
       expect(stored?.VersionId).toBe('4');
+      // A schema change reaches Glue's columns with its commit (Athena sees the new column).
+      await writer.changeSchema(def.name, {
+        changes: [
+          { action: 'add-column', name: 'note', type: 'string' },
+          { action: 'rename-column', name: 'v', newName: 'label' },
+        ],
+      });
+      const evolved = await writer.flush(def.name);
+      for (let i = 0; i < 200 && stored?.Parameters.metadata_location !== evolved.metadataLocation; i++)
+        await new Promise((r) => setTimeout(r, 5));
+      expect(stored?.Columns?.map((c) => `${c.Name}:${c.Type}`)).toEqual([
+        'id:bigint',
+        'label:string',
+        'note:string',
+      ]);
       await settle(mirror, def.name);
       expect(writer.catalogStatus(def.name)?.glue).toMatchObject({ state: 'synced', lagSeconds: 0 });
       expect(writer.mirrorLagSeconds()).toEqual({ glue: 0 });
       await writer.drop(def.name);
       expect(stored).toBeUndefined();
-      expect(calls.filter((c) => c !== 'get')).toEqual(['create', 'update', 'update', 'update', 'delete']);
+      expect(calls.filter((c) => c !== 'get')).toEqual([
+        'create',
+        'update',
+        'update',
+        'update',
+        'update',
+        'delete',
+      ]);
     } finally {
       await writer.close();
       await log.close();
