@@ -195,6 +195,52 @@ describe('schema changes over HTTP', () => {
     expect(norm(await rows('people'))).toEqual(expected);
   });
 
+  it('on a v3 table an added column may have an initial default that older rows read', async () => {
+    expect(
+      (
+        await call('POST', '/tables', {
+          name: 'v3t',
+          columns: [
+            { name: 'id', type: 'long', nullable: false },
+            { name: 'v', type: 'string' },
+          ],
+          primaryKey: ['id'],
+          formatVersion: 3,
+        })
+      ).status,
+    ).toBe(201);
+    await call('POST', '/tables/v3t/rows', { ops: [{ op: 'insert', row: { id: 1, v: 'old' } }] });
+    expect((await call('POST', '/tables/v3t/flush')).status).toBe(200);
+    await call('POST', '/tables/v3t/rows', { ops: [{ op: 'insert', row: { id: 2, v: 'in memory' } }] });
+    const c = await call('POST', '/tables/v3t/schema', {
+      changes: [{ action: 'add-column', name: 'region', type: 'string', initialDefault: 'eu' }],
+    });
+    expect(c.status).toBe(200);
+    const w = await call('POST', '/tables/v3t/rows', {
+      ops: [
+        { op: 'insert', row: { id: 3, v: 'new', region: 'us' } },
+        { op: 'insert', row: { id: 4, v: 'new, no region' } },
+      ],
+    });
+    const got = ((await rows('v3t', w.body!.lsn)).rows as Record<string, unknown>[])
+      .map((r) => [Number(r.id), r.region])
+      .sort();
+    // Rows written before the column existed (in a file, or in memory then) read its default;
+    // a row written after it without a value is null.
+    expect(got).toEqual([
+      [1, 'eu'],
+      [2, 'eu'],
+      [3, 'us'],
+      [4, null],
+    ]);
+    expect((await call('POST', '/tables/v3t/flush')).status).toBe(200);
+    const loaded = (await call('GET', '/iceberg/v1/namespaces/default/tables/v3t')).body!;
+    const current = loaded.metadata.schemas.find(
+      (x: { 'schema-id': number }) => x['schema-id'] === loaded.metadata['current-schema-id'],
+    );
+    expect(current.fields.at(-1)).toMatchObject({ name: 'region', required: false, 'initial-default': 'eu' });
+  });
+
   it('a table with "schemaEvolution": "add-columns" adds a column for each new field', async () => {
     expect(
       (
