@@ -7,7 +7,7 @@ import * as arrow from 'apache-arrow';
 import type { FixedType, IcebergType, NestedField } from '../schema/iceberg-type.ts';
 import type { Value } from '../schema/values.ts';
 
-const FIELD_ID = 'PARQUET:field_id';
+export const FIELD_ID = 'PARQUET:field_id';
 const utf8 = new TextEncoder();
 const utf8d = new TextDecoder();
 

@@ -10,9 +10,7 @@ import * as arrow from 'apache-arrow';
 import { convertValue as convert, defaultOf } from '../schema/evolve-values.ts';
 import type { IcebergType, NestedField } from '../schema/iceberg-type.ts';
 import type { Value } from '../schema/values.ts';
-import { buildData, readData } from './arrow-convert.ts';
-
-const FIELD_ID = 'PARQUET:field_id';
+import { buildData, FIELD_ID, readData } from './arrow-convert.ts';
 
 function idOf(f: arrow.Field): number | undefined {
   const v = f.metadata.get(FIELD_ID);
