@@ -71,11 +71,17 @@ function dump(url: string, leaseId: string): void {
 
 describe('leases under concurrent writes, compaction and GC', () => {
   it('no read finds a missing file; expired leases let files go', async () => {
-    const stopAt = Date.now() + 6000;
+    // At least 6 s, and on until two compactions have run while readers hold leases (a loaded
+    // machine may take longer to get there; at most 40 s).
+    const table = await svc.writer.open('hot');
+    const minStop = Date.now() + 6000;
+    const maxStop = Date.now() + 40_000;
+    const running = (): boolean =>
+      Date.now() < minStop || (table.status().compactions < 2 && Date.now() < maxStop);
     let writes = 0;
     const writer = (async () => {
       const r = rng(1);
-      while (Date.now() < stopAt) {
+      while (running()) {
         const ops = Array.from({ length: 100 }, () => {
           const id = Math.floor(r() * 3000);
           return r() < 0.15
@@ -97,7 +103,7 @@ describe('leases under concurrent writes, compaction and GC', () => {
     let leaseRetries = 0;
     const reader = async (seed: number): Promise<void> => {
       const r = rng(seed);
-      while (Date.now() < stopAt) {
+      while (running()) {
         const res = await fetch(`${svc.url}/tables/hot/snapshot`);
         const snapText = await res.text();
         // With a 200 ms GC grace a lease must be taken within 100 ms of reading the pointer;
