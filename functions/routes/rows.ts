@@ -74,20 +74,13 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
     const early = streamedBodyOf(event);
     if (early?.schema === def.schema) streamed = early.ops;
   }
+  const decode = (d: TableDefinition): Operations =>
+    type === ARROW_STREAM
+      ? decodeArrowRequest(d.schema, bytes, s.limits.maxOpsPerRequest)
+      : decodeRequest(d.schema, bytes, s.limits.maxOpsPerRequest, text);
   let ops: Operations;
-  try {
-    ops =
-      streamed ??
-      (type === ARROW_STREAM
-        ? decodeArrowRequest(def.schema, bytes, s.limits.maxOpsPerRequest)
-        : decodeRequest(def.schema, bytes, s.limits.maxOpsPerRequest, text));
-  } catch (e) {
-    // A table that adds columns for new fields: they are added (logged first), then it is checked again.
-    const evolved = type === ARROW_STREAM ? undefined : await withNewColumns(s, def, bytes, text, e);
-    if (!evolved) throw e;
-    def = evolved;
-    ops = decodeRequest(def.schema, bytes, s.limits.maxOpsPerRequest, text);
-  }
+  if (streamed) ops = streamed;
+  else ({ def, ops } = await checked(s, def, decode, (d, e) => newColumnsFor(s, d, type, bytes, text, e)));
   // The record says which schema it was checked in: a change logged before it is carried over.
   const lsn = await s.log.append(name, wrapRecord({ idem, schemaId: def.schema.schemaId }, bytes), ops);
   if (idem && s.writer.idempotencyRecord) {
@@ -101,17 +94,55 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
 }
 
 /**
+ * Decodes a write against the table's definition. Refused, it is checked again against the
+ * catalog's definition when the cached one is older (on AWS, a schema change made through
+ * another function instance up to 5 s ago), and on a table that adds columns for new fields,
+ * against the definition with them (added, and logged, first).
+ */
+async function checked(
+  s: Services,
+  cached: TableDefinition,
+  decode: (d: TableDefinition) => Operations,
+  addColumns: (d: TableDefinition, e: unknown) => Promise<TableDefinition | undefined>,
+): Promise<{ def: TableDefinition; ops: Operations }> {
+  let def = cached;
+  let error: unknown;
+  try {
+    return { def, ops: decode(def) };
+  } catch (e) {
+    if (!(e instanceof InvalidTransactionError)) throw e;
+    error = e;
+  }
+  s.tables.invalidate(def.name);
+  const fresh = await s.tables.get(def.name);
+  if (fresh && fresh.schema.schemaId !== def.schema.schemaId) {
+    def = fresh;
+    try {
+      return { def, ops: decode(def) };
+    } catch (e) {
+      if (!(e instanceof InvalidTransactionError)) throw e;
+      error = e;
+    }
+  }
+  const evolved = await addColumns(def, error);
+  if (!evolved) throw error;
+  return { def: evolved, ops: decode(evolved) };
+}
+
+/**
  * The definition to check a write against after adding the columns its new fields need, for
  * tables created with `"schemaEvolution": "add-columns"`; undefined otherwise (the error stands).
  */
-async function withNewColumns(
+async function newColumnsFor(
   s: Services,
   def: TableDefinition,
+  type: string,
   bytes: Uint8Array,
   text: string | undefined,
   error: unknown,
 ): Promise<TableDefinition | undefined> {
-  if (def.schemaEvolution !== 'add-columns' || !s.writer.addColumns) return undefined;
+  if (type === ARROW_STREAM || def.schemaEvolution !== 'add-columns' || !s.writer.addColumns)
+    return undefined;
   if (!(error instanceof InvalidTransactionError) || !/unknown column/.test(error.message)) return undefined;
   const changes = newColumnsOf(def.schema, text ?? new TextDecoder().decode(bytes));
   if (changes.length === 0) return undefined;
