@@ -12,7 +12,7 @@ import type { Catalog } from '../catalog/catalog.ts';
 import type { DurableLog, LogEntry } from '../log/durable-log.ts';
 import type { Lsn } from '../lsn.ts';
 import { SchemaChangeRefusedError } from '../schema/errors.ts';
-import { InferenceError, newColumnsOf } from '../schema/infer-columns.ts';
+import { newColumnsOf } from '../schema/infer-columns.ts';
 import {
   applySchemaChanges,
   type EvolvedSchema,
@@ -73,11 +73,12 @@ export interface SchemaChangeContext {
 }
 
 /**
- * Applies a schema change the log delivered to the table, and brings the catalog's definition
- * forward if a crash left it behind (best effort: the next change or restart retries).
+ * Applies a schema change the log (or a source) delivered to the table, and brings the
+ * catalog's definition forward if a crash left it behind (best effort: the next change or
+ * restart retries).
  */
 export function deliverSchemaChange(
-  ctx: SchemaChangeContext,
+  ctx: Pick<SchemaChangeContext, 'catalog' | 'logger'>,
   def: TableDefinition,
   handler: TableHandler,
   lsn: Lsn,
@@ -121,7 +122,7 @@ export async function changeOwnedSchema(
 
 /**
  * For tables that add columns from records: the schema a record with new fields needs, from the
- * table's newest one (undefined when it has no new fields). Throws {@link InferenceError} or
+ * table's newest one (undefined when it has no new fields). Throws InferenceError or
  * {@link SchemaChangeError}.
  */
 export function schemaForNewFields(
@@ -135,5 +136,3 @@ export function schemaForNewFields(
   if (changes.length === 0) return undefined;
   return applySchemaChanges(schema, lastColumnId, changes, def.formatVersion);
 }
-
-export { InferenceError };

@@ -232,7 +232,8 @@ export class TableHandler {
   private codec: RowCodec;
   /** The schema of the rows applied so far (changes at a schema-change event). */
   private schema: TableSchema;
-  private lastColumnId: number;
+  /** The table's `last-column-id` as of the last change posted (new field ids go above it). */
+  private postedLastColumnId: number;
   /** Every schema the table had, by id, up to the latest posted change (decoding old records). */
   private readonly schemas = new Map<number, TableSchema>();
   /** The schema as of the last event posted (what a record logged now is decoded in). */
@@ -335,7 +336,7 @@ export class TableHandler {
     // The schema of the last Iceberg commit: changes after it replay from the log.
     this.schema = deps.iceberg.schema();
     this.postedSchema = this.schema;
-    this.lastColumnId = deps.iceberg.lastColumnId;
+    this.postedLastColumnId = deps.iceberg.lastColumnId;
     for (const sc of deps.iceberg.schemas()) this.schemas.set(sc.schemaId, sc);
     this.schemas.set(this.schema.schemaId, this.schema);
     this.codec = rowCodec(this.schema);
@@ -467,6 +468,7 @@ export class TableHandler {
     this.schemas.set(evolved.schema.schemaId, evolved.schema);
     this.schemaLsns.set(evolved.schema.schemaId, lsn);
     this.postedSchema = evolved.schema;
+    this.postedLastColumnId = Math.max(this.postedLastColumnId, evolved.lastColumnId);
     return new Promise((resolve) => this.loop.post({ type: 'schema', lsn, evolved, inline, resolve }));
   }
 
@@ -483,7 +485,7 @@ export class TableHandler {
 
   /** The table's `last-column-id` as of the latest change posted. */
   get latestLastColumnId(): number {
-    return Math.max(this.lastColumnId, ...this.pendingSchemas.map((p) => p.evolved.lastColumnId));
+    return this.postedLastColumnId;
   }
 
   /** Every schema the table had, oldest first (the newest posted last). */
@@ -1508,10 +1510,7 @@ export class TableHandler {
     }
     this.removedSinceCommit = this.removedSinceCommit.filter((k) => !plan.removedKeys.includes(k));
     this.committedLsn = plan.lsn;
-    if (plan.schemas) {
-      this.pendingSchemas = this.pendingSchemas.filter((p) => p.lsn > plan.lsn);
-      this.lastColumnId = Math.max(this.lastColumnId, plan.schemas.lastColumnId);
-    }
+    if (plan.schemas) this.pendingSchemas = this.pendingSchemas.filter((p) => p.lsn > plan.lsn);
     this.committedIndexKeys = plan.runs.map((r) => r.persistedKey!).filter(Boolean);
     this.metadataLocation = outcome.metadataLocation;
     if (!plan.propertiesOnly) this.lastSnapshotId = outcome.snapshotId;

@@ -25,6 +25,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Catalog } from '../../catalog/catalog.ts';
+import { deliverSchemaChange } from '../../engine/schema-evolution.ts';
 import type { TableHandler } from '../../engine/table-handler.ts';
 import type { SourceFactory, TableSource } from '../../engine/writer.ts';
 import { type Lsn, maxLsn } from '../../lsn.ts';
@@ -45,6 +46,7 @@ import {
   readPgTable,
 } from './pg-schema.ts';
 import {
+  type IncomingColumn,
   matchRelation,
   type RelationMatch,
   resyncSchema,
@@ -103,6 +105,11 @@ export function defaultReplicationName(def: { name: string; tableUuid: string })
     0,
     63,
   );
+}
+
+/** Postgres columns as the schema-change rules compare them. */
+function asIncoming(columns: { name: string; mapped: MappedType }[]): IncomingColumn[] {
+  return columns.map((c) => ({ name: c.name, type: c.mapped.type, pgName: c.mapped.pgName }));
 }
 
 /** Registers this with `Writer.registerSource('postgres', …)`. */
@@ -341,7 +348,7 @@ export class PostgresSource implements TableSource {
       evolved = resyncSchema(
         this.handler.latestSchema,
         this.handler.latestLastColumnId,
-        info.columns.map((c) => ({ name: c.name, type: c.mapped.type, pgName: c.mapped.pgName })),
+        asIncoming(info.columns),
         this.def.formatVersion,
       );
     } catch (e) {
@@ -857,7 +864,7 @@ export class PostgresSource implements TableSource {
       match = matchRelation(
         this.handler.schemaHistory(),
         this.handler.latestLastColumnId,
-        incoming.map((c) => ({ name: c.name, type: c.mapped.type, pgName: c.mapped.pgName })),
+        asIncoming(incoming),
         this.def.formatVersion,
         (next) => at < this.handler.schemaChangedAt(next.schemaId),
       );
@@ -884,10 +891,14 @@ export class PostgresSource implements TableSource {
 
   /** A schema change at `lsn`, ordered before the changes that follow it; the catalog follows. */
   private applySchemaChange(lsn: Lsn, evolved: EvolvedSchema): void {
-    void this.handler.changeSchema(lsn, evolved, true);
-    this.deps.catalog
-      .updateDefinition({ ...this.def, schema: evolved.schema, lastColumnId: evolved.lastColumnId })
-      .catch((e) => this.log.warn('table definition update failed', { error: e }));
+    void deliverSchemaChange(
+      { catalog: this.deps.catalog, logger: this.log },
+      this.def,
+      this.handler,
+      lsn,
+      evolved,
+      true,
+    );
   }
 
   /** Maps rows of a relation decoded in an older schema to the table's newest (a replay). */
