@@ -64,6 +64,7 @@ export function engineOptionsFromEnv(env: Env = process.env): EngineOptions {
     targetFileBytes: int(env, 'MOONLINK_TARGET_FILE_BYTES', d.targetFileBytes, 1024),
     compactDeletedRatio: ratio(env, 'MOONLINK_COMPACT_DELETED_RATIO', d.compactDeletedRatio),
     compactMinSmallFiles: int(env, 'MOONLINK_COMPACT_MIN_SMALL_FILES', d.compactMinSmallFiles, 2),
+    compactSmallFileAgeMs: int(env, 'MOONLINK_COMPACT_SMALL_FILE_AGE_MS', d.compactSmallFileAgeMs, 0),
     compactYieldUtilization: ratio(env, 'MOONLINK_COMPACT_YIELD_UTILIZATION', d.compactYieldUtilization),
     indexMemoryBytes: int(env, 'MOONLINK_INDEX_MEMORY_BYTES', d.indexMemoryBytes, 0),
     indexMaxRuns: int(env, 'MOONLINK_INDEX_MAX_RUNS', d.indexMaxRuns, 2),

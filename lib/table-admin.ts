@@ -9,6 +9,8 @@ import { ephemeralRootOf, locationForNew, tableRootOf } from './engine/table-pat
 import { IcebergTable } from './iceberg/iceberg-table.ts';
 import type { DurableLog } from './log/durable-log.ts';
 import { ensureNamespaceOf, NoSuchNamespaceError } from './namespace-admin.ts';
+import { describePartitioning, NO_PARTITION_FIELD_ID, parsePartitionBy } from './schema/partition-spec.ts';
+import { describeSortOrder, parseSortBy } from './schema/sort-order.ts';
 import { DEFAULT_NAMESPACE, namespaceOf } from './schema/table-name.ts';
 import {
   buildSchema,
@@ -39,14 +41,34 @@ export function definitionFromBody(body: unknown): TableDefinition {
   const b = parseBody(body);
   if (b.source) throw new SchemaError('source: use definitionFromRequest for tables with a source');
   const name = validateTableName(b.name);
-  return {
-    name,
-    tableUuid: randomUUID(),
-    schema: buildSchema(b.columns ?? [], b.primaryKey ?? []),
-    formatVersion: b.formatVersion ?? 2,
-    createdAt: new Date().toISOString(),
-    ...(b.schemaEvolution && b.schemaEvolution !== 'none' ? { schemaEvolution: b.schemaEvolution } : {}),
-  };
+  return withLayout(
+    {
+      name,
+      tableUuid: randomUUID(),
+      schema: buildSchema(b.columns ?? [], b.primaryKey ?? []),
+      formatVersion: b.formatVersion ?? 2,
+      createdAt: new Date().toISOString(),
+      ...(b.schemaEvolution && b.schemaEvolution !== 'none' ? { schemaEvolution: b.schemaEvolution } : {}),
+    },
+    b,
+  );
+}
+
+/**
+ * The body's `partitionBy` and `sortBy`, checked against the table's columns (400s naming the
+ * item) and stored in their full form (every partition field named).
+ */
+function withLayout(def: TableDefinition, b: CreateTableBody): TableDefinition {
+  if (b.partitionBy && b.partitionBy.length > 0) {
+    const { spec } = parsePartitionBy(b.partitionBy, def.schema.fields, {
+      specId: 0,
+      lastPartitionId: NO_PARTITION_FIELD_ID,
+    });
+    def.partitionBy = describePartitioning(spec, def.schema.fields);
+  }
+  if (b.sortBy && b.sortBy.length > 0)
+    def.sortBy = describeSortOrder(parseSortBy(b.sortBy, def.schema.fields), def.schema.fields);
+  return def;
 }
 
 /**
@@ -57,12 +79,13 @@ export async function definitionFromRequest(body: unknown): Promise<TableDefinit
   const b = parseBody(body);
   if (!b.source) return definitionFromBody(body);
   const name = validateTableName(b.name);
-  return definitionFromPostgres({
+  const def = await definitionFromPostgres({
     name,
     source: b.source.postgres,
     primaryKey: b.primaryKey,
     formatVersion: b.formatVersion ?? 2,
   });
+  return withLayout(def, b);
 }
 
 /**

@@ -246,11 +246,13 @@ describe('compaction run', () => {
         slice.append([BigInt(key), `v${key}`], key, hi, lo);
       }
       const rows = Uint32Array.from({ length: 300 }, (_, i) => i);
-      const r = await writeSliceToFile(
-        { slice, rows, fileId, key: `data/${fileId}.parquet`, compression: 'none' },
-        store,
-        pool,
-      );
+      const [r] = (
+        await writeSliceToFile(
+          { slice, rows, fileId, key: `data/${fileId}.parquet`, compression: 'none' },
+          store,
+          pool,
+        )
+      ).files;
       index.add(r.run!);
       const f = newDataFile({
         fileId,

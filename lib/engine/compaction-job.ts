@@ -8,6 +8,7 @@
 import type * as arrow from 'apache-arrow';
 import {
   arrowSchemaFor,
+  buildData,
   buildRecordBatch,
   readData,
   tableFromIpc,
@@ -17,12 +18,16 @@ import {
 import { encodeParquetStream, openParquet, wasmBytes } from '../parquet/parquet-codec.mjs';
 import { inSchema, projectBatch } from '../parquet/schema-projection.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
+import type { PartitionTuple } from '../schema/partition-spec.ts';
+import type { Value } from '../schema/values.ts';
 import { keyString } from '../schema/values.ts';
 import { type ColumnStats, dataStats, mergeStats, NUMERIC_KINDS } from './column-stats.ts';
+import type { Placement } from './compactor.ts';
 import { mostlyDistinctColumns } from './dictionary-choice.ts';
 import type { RowHashes } from './file-index.ts';
 import { IndexRun, iota, type RunParts, runPartsBuffers } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
+import { hasLayout, layoutRows, type RowLayout } from './row-layout.ts';
 
 export interface CompactionJobInput {
   fileId: number;
@@ -39,13 +44,23 @@ export interface CompactionJob {
   keyColumns: number[];
   compression: 'zstd' | 'snappy' | 'lz4' | 'none';
   rowsPerOutput: number;
-  /** The output files' ids, in order. */
+  /** The output files' ids, in order (none for a laid-out job: its outputs name file 0). */
   outputs: number[];
   inputs: CompactionJobInput[];
+  /** A partitioned or sorted table: outputs per partition, rows in order (see compactLaidOut). */
+  layout?: RowLayout;
 }
 
 export interface CompactionJobResult {
-  outputs: { rowCount: number; bytes: Uint8Array; stats: Map<number, ColumnStats>; run?: RunParts }[];
+  outputs: {
+    rowCount: number;
+    bytes: Uint8Array;
+    stats: Map<number, ColumnStats>;
+    run?: RunParts;
+    partition?: PartitionTuple;
+  }[];
+  /** A laid-out job: where each live row (in input order) went. */
+  placement?: Placement;
   /** Input row groups decoded (one at a time; those wholly deleted are skipped). */
   rowGroupsRead: number;
   /** The thread's WebAssembly memory afterwards (its high-water mark: it never shrinks). */
@@ -59,6 +74,7 @@ export function resultBuffers(r: CompactionJobResult): ArrayBuffer[] {
     out.push(o.bytes.buffer as ArrayBuffer);
     if (o.run) out.push(...runPartsBuffers(o.run));
   }
+  if (r.placement) out.push(r.placement.output.buffer as ArrayBuffer, r.placement.pos.buffer as ArrayBuffer);
   return [...new Set(out)];
 }
 
@@ -219,6 +235,7 @@ class BatchCutter {
  * worth whatever the inputs' size: the compaction's memory is its inputs' and outputs' bytes.
  */
 export async function compactFiles(job: CompactionJob): Promise<CompactionJobResult> {
+  if (hasLayout(job.layout)) return compactLaidOut(job, job.layout);
   const { fields, rowsPerOutput } = job;
   const schema = arrowSchemaFor(fields);
   const hasKey = job.keyColumns.length > 0;
@@ -274,4 +291,104 @@ export async function compactFiles(job: CompactionJob): Promise<CompactionJobRes
   }
   if (await cutter.take(1)) throw new Error(`compaction: more than the expected ${liveRows} live rows`);
   return { outputs, rowGroupsRead: live.rowGroupsRead, wasmBytes: wasmBytes() };
+}
+
+/** Rows per Arrow batch handed to the Parquet writer by a laid-out compaction. */
+const PIECE_ROWS = 65_536;
+
+/**
+ * A partitioned or sorted table's compaction: every live row of the inputs is held decoded (as
+ * one batch per column, built a column at a time), grouped by partition of the current spec and
+ * sorted (row-layout.ts), then written as outputs of at most `rowsPerOutput` rows per partition.
+ * Memory is the inputs' rows decoded, which compactionMemory counts for such plans.
+ */
+async function compactLaidOut(job: CompactionJob, layout: RowLayout): Promise<CompactionJobResult> {
+  const { fields, rowsPerOutput } = job;
+  const schema = arrowSchemaFor(fields);
+  const hasKey = job.keyColumns.length > 0;
+  const liveRows = job.inputs.reduce((n, i) => n + i.rowCount - i.deletes.length, 0);
+  const live: LiveRows = {
+    total: 0,
+    his: new Uint32Array(hasKey ? liveRows : 0),
+    los: new Uint32Array(hasKey ? liveRows : 0),
+    rowGroupsRead: 0,
+  };
+  const batches: arrow.RecordBatch[] = [];
+  for await (const b of liveBatches(job, schema, live)) batches.push(b);
+  if (live.total !== liveRows)
+    throw new Error(`compaction: expected ${liveRows} live rows, found ${live.total}`);
+  // Each column as one Data over all live rows (values read a column at a time).
+  const valuesOf = (c: number): Value[] => {
+    const out: Value[] = [];
+    for (const b of batches) for (const v of readData(fields[c].type, b.data.children[c])) out.push(v);
+    return out;
+  };
+  const sourceValues = new Map<number, Value[]>();
+  const groups = layoutRows(layout, fields, liveRows, (c, i) => {
+    let col = sourceValues.get(c);
+    if (!col) {
+      col = valuesOf(c);
+      sourceValues.set(c, col);
+    }
+    return col[i];
+  });
+  const whole = fields.map((f, c) => {
+    const data = buildData(f.type, sourceValues.get(c) ?? valuesOf(c));
+    sourceValues.delete(c);
+    return data;
+  });
+  batches.length = 0;
+  const placement: Placement = { output: new Int32Array(liveRows).fill(-1), pos: new Uint32Array(liveRows) };
+  const outputs: CompactionJobResult['outputs'] = [];
+  for (const g of groups) {
+    for (let start = 0; start < g.rows.length; start += rowsPerOutput) {
+      const rows = g.rows.subarray(start, Math.min(g.rows.length, start + rowsPerOutput));
+      const k = outputs.length;
+      for (let i = 0; i < rows.length; i++) {
+        placement.output[rows[i]] = k;
+        placement.pos[rows[i]] = i;
+      }
+      const stats = fields.map(() => undefined as ColumnStats | undefined);
+      let at = 0;
+      const next = async (): Promise<Uint8Array | undefined> => {
+        if (at >= rows.length) return undefined;
+        const idx = rows.subarray(at, at + PIECE_ROWS);
+        at += idx.length;
+        const piece = buildRecordBatch(
+          schema,
+          fields.map((f, c) => takeData(f.type, whole[c], idx)),
+        );
+        fields.forEach((f, c) => {
+          stats[c] = mergeStats(stats[c], dataStats(f, piece.data.children[c]));
+        });
+        return tableToIpc(piece);
+      };
+      const head = buildRecordBatch(
+        schema,
+        fields.map((f, c) => takeData(f.type, whole[c], rows.subarray(0, Math.min(rows.length, 4096)))),
+      );
+      const bytes = await encodeParquetStream(next, {
+        compression: job.compression,
+        plainColumns: mostlyDistinctColumns(fields, (c, i) => head.getChildAt(c)?.get(i), head.numRows),
+      });
+      let run: RunParts | undefined;
+      if (hasKey) {
+        const his = new Uint32Array(rows.length);
+        const los = new Uint32Array(rows.length);
+        for (let i = 0; i < rows.length; i++) {
+          his[i] = live.his[rows[i]];
+          los[i] = live.los[rows[i]];
+        }
+        run = IndexRun.forFile(0, his, los).toParts();
+      }
+      outputs.push({
+        rowCount: rows.length,
+        bytes,
+        stats: new Map(fields.map((f, c) => [f.id, stats[c] ?? { valueCount: 0, nullCount: 0 }])),
+        run,
+        partition: g.partition,
+      });
+    }
+  }
+  return { outputs, placement, rowGroupsRead: live.rowGroupsRead, wasmBytes: wasmBytes() };
 }

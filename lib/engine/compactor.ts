@@ -10,12 +10,14 @@ import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
+import type { PartitionTuple } from '../schema/partition-spec.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { ColumnStats } from './column-stats.ts';
 import type { CompactionJob } from './compaction-job.ts';
 import type { DataFile } from './data-file.ts';
 import type { RowHashes } from './file-index.ts';
-import { IndexRun } from './index-run.ts';
+import { IndexRun, runForFile } from './index-run.ts';
+import { hasLayout, type RowLayout } from './row-layout.ts';
 
 export interface CompactionInput {
   fileId: number;
@@ -28,11 +30,16 @@ export interface CompactionInput {
 
 export interface CompactionPlan {
   inputs: CompactionInput[];
-  /** Output files to write (ids and keys reserved up front). */
+  /**
+   * Output files to write (ids and keys reserved up front; for a laid-out plan, added as the
+   * job finds its partitions, see runCompaction).
+   */
   outputs: { fileId: number; key: string }[];
   /** Rows per output file, so outputs land near the target size. */
   rowsPerOutput: number;
   startLsn: Lsn;
+  /** A partitioned or sorted table: outputs by partition of this spec, rows in this order. */
+  layout?: RowLayout & { specId: number };
 }
 
 export interface CompactionOutput {
@@ -42,6 +49,9 @@ export interface CompactionOutput {
   sizeBytes: number;
   stats: Map<number, ColumnStats>;
   run: IndexRun | undefined;
+  specId: number;
+  partition: PartitionTuple;
+  sortOrderId: number;
 }
 
 /**
@@ -58,6 +68,8 @@ export class RowMapping {
     readonly base: number,
     readonly deleted: Uint32Array,
     readonly rowsPerOutput: number,
+    /** A laid-out compaction: where each live row (in input order) went. */
+    readonly placement?: Placement,
   ) {}
 
   /** The output (index into the plan's outputs) and position of input row `pos`; undefined if it was deleted already. */
@@ -71,6 +83,7 @@ export class RowMapping {
     }
     if (a < this.deleted.length && this.deleted[a] === pos) return undefined;
     const at = this.base + pos - a;
+    if (this.placement) return [this.placement.output[at], this.placement.pos[at]];
     return [Math.floor(at / this.rowsPerOutput), at % this.rowsPerOutput];
   }
 }
@@ -102,6 +115,12 @@ export interface PlanOptions {
   maxMemoryBytes?: number;
   /** Bytes of one decoded row in memory (for compactionMemory). */
   rowBytes?: number;
+  /** Every file is an input (a rewrite into the current partition spec), not only small ones. */
+  rewrite?: boolean;
+  /** Output ids are not reserved up front (a laid-out plan: see {@link CompactionPlan.outputs}). */
+  deferOutputs?: boolean;
+  /** Inputs are held decoded whole (a laid-out plan): counted by compactionMemory. */
+  laidOut?: boolean;
 }
 
 /** Rows per row group of the files this service writes (parquet-codec.mjs's default). */
@@ -122,9 +141,13 @@ const WORKER_BYTES = 96 * 1024 * 1024;
 export function compactionMemory(
   inputs: { rowCount: number; sizeBytes: number }[],
   rowBytes: number,
+  laidOut = false,
 ): number {
   let bytes = WORKER_BYTES + 4 * ROW_GROUP_ROWS * rowBytes;
-  for (const i of inputs) bytes += 4 * i.sizeBytes + 56 * i.rowCount;
+  // A laid-out compaction holds every input row decoded (twice: as read, and as one batch), a
+  // column of them as JavaScript values, and where each row goes.
+  for (const i of inputs)
+    bytes += 4 * i.sizeBytes + 56 * i.rowCount + (laidOut ? (2 * rowBytes + 64) * i.rowCount : 0);
   return bytes;
 }
 
@@ -132,12 +155,12 @@ export function compactionMemory(
 export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPlan | undefined {
   const small = files.filter((f) => f.sizeBytes < o.targetFileBytes / 2);
   const deleted = files.filter((f) => f.rowCount > 0 && f.deletes.size / f.rowCount >= o.deletedRatio);
-  const chosen = new Set<DataFile>(deleted);
+  const chosen = new Set<DataFile>(o.rewrite ? files : deleted);
   const enoughSmall = small.length >= (o.busy ? 4 * o.minSmallFiles : o.minSmallFiles);
   if (enoughSmall || (deleted.length > 0 && small.length > 0)) for (const f of small) chosen.add(f);
   else if (o.busy && small.length >= o.minSmallFiles) o.onDeferred?.();
   if (chosen.size === 0) return undefined;
-  if (chosen.size === 1) {
+  if (chosen.size === 1 && !o.rewrite) {
     const only = [...chosen][0];
     // A single small file with no deletes gains nothing from a rewrite.
     if (only.deletes.isEmpty()) return undefined;
@@ -151,7 +174,7 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
     if (inputs.length > 0 && bytes + f.sizeBytes > o.targetFileBytes * 2) break;
     if (
       o.maxMemoryBytes !== undefined &&
-      compactionMemory([...inputs, f], o.rowBytes ?? 0) > o.maxMemoryBytes
+      compactionMemory([...inputs, f], o.rowBytes ?? 0, o.laidOut) > o.maxMemoryBytes
     )
       break;
     inputs.push({
@@ -167,24 +190,31 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
     liveBytes += f.rowCount > 0 ? (f.sizeBytes * live) / f.rowCount : 0;
   }
   // Memory admits one file at most: merging needs two; a single file is rewritten only for its deletes.
-  if (inputs.length === 0 || (inputs.length === 1 && inputs[0].deletesAtStart.isEmpty())) return undefined;
+  if (inputs.length === 0 || (inputs.length === 1 && inputs[0].deletesAtStart.isEmpty() && !o.rewrite))
+    return undefined;
   const bytesPerRow = liveRows > 0 ? Math.max(1, liveBytes / liveRows) : 1;
   const rowsPerOutput = Math.max(1, Math.floor(o.targetFileBytes / bytesPerRow));
   const outputCount = Math.max(1, Math.ceil(liveRows / rowsPerOutput));
-  const outputs = Array.from({ length: liveRows === 0 ? 0 : outputCount }, () => {
+  const outputs = Array.from({ length: liveRows === 0 || o.deferOutputs ? 0 : outputCount }, () => {
     const fileId = o.nextFileId();
     return { fileId, key: o.keyFor(fileId) };
   });
   return { inputs, outputs, rowsPerOutput, startLsn: o.startLsn };
 }
 
+/** Where each live row of a laid-out compaction went: output index and position, by live row. */
+export interface Placement {
+  output: Int32Array;
+  pos: Uint32Array;
+}
+
 /** Each input's RowMapping (the inputs in the plan's order, as the job takes them). */
-export function rowMappings(plan: CompactionPlan): Map<number, RowMapping> {
+export function rowMappings(plan: CompactionPlan, placement?: Placement): Map<number, RowMapping> {
   const out = new Map<number, RowMapping>();
   let base = 0;
   for (const i of plan.inputs) {
     const deleted = Uint32Array.from(i.deletesAtStart.toArray());
-    out.set(i.fileId, new RowMapping(base, deleted, plan.rowsPerOutput));
+    out.set(i.fileId, new RowMapping(base, deleted, plan.rowsPerOutput, placement));
     base += i.rowCount - deleted.length;
   }
   return out;
@@ -198,6 +228,8 @@ export interface CompactionDeps {
   compression: 'zstd' | 'snappy' | 'lz4' | 'none';
   /** Key hashes of the inputs' rows from the index (gathered in the background meanwhile). */
   rowHashes?: Map<number, RowHashes> | Promise<Map<number, RowHashes>>;
+  /** A laid-out plan's output ids and keys, taken as the job's outputs come back. */
+  allocate?: () => { fileId: number; key: string };
 }
 
 /**
@@ -225,12 +257,16 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
     rowsPerOutput: plan.rowsPerOutput,
     outputs: plan.outputs.map((o) => o.fileId),
     inputs,
+    ...(hasLayout(plan.layout) ? { layout: { spec: plan.layout.spec, order: plan.layout.order } } : {}),
   };
   const result = await deps.pool.compact(job);
   const outputs: CompactionOutput[] = [];
-  for (let k = 0; k < plan.outputs.length; k++) {
-    const { fileId, key } = plan.outputs[k];
+  const laidOut = hasLayout(plan.layout);
+  if (laidOut && !deps.allocate) throw new Error('a laid-out compaction needs allocate()');
+  for (let k = 0; k < result.outputs.length; k++) {
     const o = result.outputs[k];
+    if (laidOut) plan.outputs.push(deps.allocate!());
+    const { fileId, key } = plan.outputs[k];
     await deps.store.put(key, o.bytes);
     outputs.push({
       fileId,
@@ -238,12 +274,15 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
       rowCount: o.rowCount,
       sizeBytes: o.bytes.length,
       stats: o.stats,
-      run: o.run ? IndexRun.fromParts(o.run) : undefined,
+      run: o.run ? (laidOut ? runForFile(o.run, fileId) : IndexRun.fromParts(o.run)) : undefined,
+      specId: plan.layout?.specId ?? 0,
+      partition: o.partition ?? [],
+      sortOrderId: plan.layout?.order.orderId ?? 0,
     });
   }
   return {
     outputs,
-    mapping: rowMappings(plan),
+    mapping: rowMappings(plan, result.placement),
     rowGroupsRead: result.rowGroupsRead,
     wasmBytes: result.wasmBytes,
   };

@@ -4,6 +4,7 @@
  */
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
+import type { PartitionTuple } from '../schema/partition-spec.ts';
 import type { ColumnStats } from './column-stats.ts';
 import type { DeletionVectorRef } from './mem-slice.ts';
 
@@ -27,12 +28,33 @@ export interface DataFile {
   inIceberg: boolean;
   /** Set when a TRUNCATE at this LSN emptied the table; the file leaves at the next commit. */
   removedLsn?: Lsn;
+  /** The partition spec the file was written with, its partition under it, its sort order. */
+  specId: number;
+  partition: PartitionTuple;
+  sortOrderId: number;
+  /** When the file was written (ms; 0 when it was found in Iceberg at recovery): small files of a partition merge as they age. */
+  addedAt: number;
 }
 
 export function newDataFile(
-  init: Omit<DataFile, 'deletes' | 'committedDeletes' | 'dvDirty' | 'inIceberg'>,
+  init: Omit<
+    DataFile,
+    | 'deletes'
+    | 'committedDeletes'
+    | 'dvDirty'
+    | 'inIceberg'
+    | 'specId'
+    | 'partition'
+    | 'sortOrderId'
+    | 'addedAt'
+  > &
+    Partial<Pick<DataFile, 'specId' | 'partition' | 'sortOrderId' | 'addedAt'>>,
 ): DataFile {
   return {
+    specId: 0,
+    partition: [],
+    sortOrderId: 0,
+    addedAt: Date.now(),
     ...init,
     deletes: new RoaringBitmap64(),
     committedDeletes: new RoaringBitmap64(),

@@ -1,5 +1,6 @@
 /**
- * Flush: the live rows of a frozen MemSlice become one Parquet data file. Everything here runs
+ * Flush: the live rows of a frozen MemSlice become one Parquet data file (one per partition of
+ * a partitioned table, rows in the table's sort order). Everything here runs
  * off the table's event loop: copies of the columns go to a worker thread, which builds Arrow,
  * encodes Parquet and computes the statistics (column-encoder.ts); the index run for the keys
  * is sorted here between events; the upload is async I/O. The result (file,
@@ -7,11 +8,13 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import type { PartitionTuple } from '../schema/partition-spec.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { ColumnStats } from './column-stats.ts';
-import { IndexRun } from './index-run.ts';
+import { IndexRun, runForFile } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import type { MemSlice } from './mem-slice.ts';
+import { hasLayout, type RowLayout } from './row-layout.ts';
 
 export interface FlushJob {
   slice: MemSlice;
@@ -20,15 +23,32 @@ export interface FlushJob {
   fileId: number;
   key: string;
   compression: 'zstd' | 'snappy' | 'lz4' | 'none';
+  /**
+   * A partitioned or sorted table: one file per partition (the first takes `fileId`/`key`, the
+   * others `allocate()`'s), rows in the sort order.
+   */
+  layout?: RowLayout & { specId: number };
+  allocate?: () => { fileId: number; key: string };
 }
 
-export interface FlushResult {
+/** A data file a flush wrote. */
+export interface FlushedFile {
+  fileId: number;
   key: string;
   sizeBytes: number;
   rowCount: number;
   stats: Map<number, ColumnStats>;
   /** Index entries for the file's keys (primary-key tables). */
   run: IndexRun | undefined;
+  /** Slice rows the file holds, in order (row i of the file is slice row rows[i]). */
+  rows: Uint32Array;
+  specId: number;
+  partition: PartitionTuple;
+  sortOrderId: number;
+}
+
+export interface FlushResult {
+  files: FlushedFile[];
 }
 
 export async function writeSliceToFile(
@@ -38,6 +58,7 @@ export async function writeSliceToFile(
 ): Promise<FlushResult> {
   const { slice, rows } = job;
   await yieldToLoop();
+  const layout = hasLayout(job.layout) ? job.layout : undefined;
   const encoded = pool.encodeColumns({
     fields: slice.fields,
     images: slice.columns.map((c) => c.image()),
@@ -46,16 +67,47 @@ export async function writeSliceToFile(
     withStats: true,
     // The worker sorts the rows' key hashes into the file's index run.
     indexRun: slice.rowKeys.length > 0 ? { fileId: job.fileId, ...slice.hashesOf(rows) } : undefined,
+    layout,
   });
-  const { bytes, stats, run } = await encoded;
-  await store.put(job.key, bytes);
-  return {
-    key: job.key,
-    sizeBytes: bytes.length,
-    rowCount: rows.length,
-    stats: stats!,
-    run: run ? IndexRun.fromParts(run) : undefined,
-  };
+  const { bytes, stats, run, groups } = await encoded;
+  if (!layout || !groups) {
+    await store.put(job.key, bytes);
+    return {
+      files: [
+        {
+          fileId: job.fileId,
+          key: job.key,
+          sizeBytes: bytes.length,
+          rowCount: rows.length,
+          stats: stats!,
+          run: run ? IndexRun.fromParts(run) : undefined,
+          rows,
+          specId: job.layout?.specId ?? 0,
+          partition: [],
+          sortOrderId: job.layout?.order.orderId ?? 0,
+        },
+      ],
+    };
+  }
+  const files: FlushedFile[] = [];
+  for (const [i, g] of groups.entries()) {
+    const { fileId, key } = i === 0 || !job.allocate ? { fileId: job.fileId, key: job.key } : job.allocate();
+    if (i > 0 && !job.allocate) throw new Error('a partitioned flush needs allocate() for its files');
+    await store.put(key, g.bytes);
+    files.push({
+      fileId,
+      key,
+      sizeBytes: g.bytes.length,
+      rowCount: g.rows.length,
+      stats: g.stats!,
+      run: g.run ? runForFile(g.run, fileId) : undefined,
+      rows: g.rows,
+      specId: layout.specId,
+      partition: g.partition,
+      sortOrderId: layout.order.orderId,
+    });
+  }
+  return { files };
 }
 
 /** An index run mapping the key of each file row i (given by `keyAt`) to (fileId, i). */

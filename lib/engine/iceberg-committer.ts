@@ -16,6 +16,7 @@ import {
 import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import { metadataKeyFor, metadataVersion } from '../iceberg/table-metadata.ts';
 import type { Lsn } from '../lsn.ts';
+import type { PartitionSpec } from '../schema/partition-spec.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { DataFile, PendingDeletes } from './data-file.ts';
@@ -51,6 +52,8 @@ export interface CommitPlan {
   propertiesOnly?: boolean;
   /** Schema changes taken into this commit (the last one becomes current). */
   schemas?: { added: TableSchema[]; lastColumnId: number };
+  /** A new default partition spec taken into this commit. */
+  partitioning?: { spec: PartitionSpec; lastPartitionId: number };
 }
 
 export interface CommitOutcome {
@@ -81,6 +84,7 @@ export function buildCommit(input: {
   properties?: PropertyChange[];
   committedLsn?: Lsn;
   schemas?: CommitPlan['schemas'];
+  partitioning?: CommitPlan['partitioning'];
 }): CommitPlan {
   const present = (f: DataFile): boolean => f.removedLsn === undefined || f.removedLsn > input.lsn;
   const included = input.files.filter((f) => f.addedLsn <= input.lsn && present(f));
@@ -106,8 +110,10 @@ export function buildCommit(input: {
   const runs = [...input.index.allRuns()];
   const runsToPersist = runs.filter((r) => r.persistedKey === undefined);
   const removedKeys = [...input.removedKeys, ...truncated];
+  const metadataChange =
+    input.properties !== undefined || input.schemas !== undefined || input.partitioning !== undefined;
   const propertiesOnly =
-    (input.properties !== undefined || input.schemas !== undefined) &&
+    metadataChange &&
     input.lsn === input.committedLsn &&
     added.length === 0 &&
     removedKeys.length === 0 &&
@@ -122,9 +128,10 @@ export function buildCommit(input: {
     checkpoints: { ...input.checkpoints },
     runsToPersist,
     runs,
-    ...(input.properties || input.schemas ? { propertiesOnly } : {}),
+    ...(metadataChange ? { propertiesOnly } : {}),
     ...(input.properties ? { properties: input.properties } : {}),
     ...(input.schemas ? { schemas: input.schemas } : {}),
+    ...(input.partitioning ? { partitioning: input.partitioning } : {}),
   };
 }
 
@@ -157,6 +164,9 @@ export async function runCommit(
       recordCount: f.rowCount,
       fileSizeBytes: f.sizeBytes,
       columnStats: f.stats,
+      specId: f.specId,
+      partition: f.partition,
+      sortOrderId: f.sortOrderId,
     })),
     removedDataFiles: plan.removedKeys,
     deletes,
@@ -171,10 +181,11 @@ export async function runCommit(
       plan.removedKeys.length > 0 ? 'replace' : plan.committedDeletes.size > 0 ? 'overwrite' : 'append',
     ...(plan.properties ? { properties: plan.properties } : {}),
     ...(plan.schemas ? { schemas: plan.schemas } : {}),
+    ...(plan.partitioning ? { partitioning: plan.partitioning } : {}),
   };
   const result = await commitOnce(deps, () =>
     plan.propertiesOnly
-      ? deps.iceberg.updateProperties(plan.properties ?? [], Date.now(), plan.schemas)
+      ? deps.iceberg.updateProperties(plan.properties ?? [], Date.now(), plan.schemas, plan.partitioning)
       : deps.iceberg.commit(input),
   );
   // The Iceberg commit is done and must not be repeated; the pointer update is retried here. If

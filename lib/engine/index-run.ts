@@ -114,6 +114,16 @@ export interface RunParts {
   bloom: Uint32Array;
 }
 
+/**
+ * The run of one file built before its id was known (a worker names it file 0): its entries
+ * are given `fileId` (in place) and it becomes an IndexRun.
+ */
+export function runForFile(parts: RunParts, fileId: number): IndexRun {
+  for (let i = 0; i < parts.locs.length; i += 2) parts.locs[i] = fileId;
+  if (parts.fileIds.length > 0) parts.fileIds[0] = fileId;
+  return IndexRun.fromParts(parts);
+}
+
 /** The buffers of a run's parts, to transfer them. */
 export function runPartsBuffers(p: RunParts): ArrayBuffer[] {
   return [...new Set([p.hashes.buffer, p.locs.buffer, p.fileIds.buffer, p.bloom.buffer] as ArrayBuffer[])];

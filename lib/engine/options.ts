@@ -20,6 +20,11 @@ export interface EngineOptions {
   /** Compaction runs when at least this many small files exist. */
   compactMinSmallFiles: number;
   /**
+   * A partitioned table's small files merge within their partition once there are
+   * compactMinSmallFiles of them, or two once the oldest is this old (ms).
+   */
+  compactSmallFileAgeMs: number;
+  /**
    * Timed compaction of small files waits while the event loop was busier than this share of the
    * last interval (writes come first), until 4 × compactMinSmallFiles small files exist. Files
    * with many deleted rows are never kept waiting. 1 never waits.
@@ -69,6 +74,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   targetFileBytes: 128 * 1024 * 1024,
   compactDeletedRatio: 0.2,
   compactMinSmallFiles: 4,
+  compactSmallFileAgeMs: 5 * 60_000,
   compactYieldUtilization: 0.6,
   indexMemoryBytes: 256 * 1024 * 1024,
   indexMaxRuns: 8,

@@ -19,6 +19,8 @@ export interface SpilledSlice {
   rows: Uint32Array;
   fileId: number;
   key: string;
+  /** Keys of the files after the first (a partitioned table's spill writes one per partition). */
+  extra?: string[];
   result?: FlushResult;
   failed?: unknown;
   /** Set when the transaction committed while this file was still being written. */

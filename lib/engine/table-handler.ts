@@ -21,23 +21,19 @@ import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import { type Lsn, lsnToJson, maxLsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { rowMapper } from '../schema/evolve-values.ts';
+import type { PartitionSpec } from '../schema/partition-spec.ts';
 import type { EvolvedSchema } from '../schema/schema-change.ts';
 import type { TableDefinition, TableSchema } from '../schema/table-schema.ts';
 import { type DecodedOp, type RowCodec, rowCodec } from '../schema/transaction.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { Logger } from '../util/logger.ts';
 import type { MirroredTable } from './catalog-mirror.ts';
-import {
-  type CompactionPlan,
-  type CompactionResult,
-  compactionMemory,
-  planCompaction,
-  runCompaction,
-} from './compactor.ts';
+import { planLayoutCompaction } from './compaction-groups.ts';
+import { type CompactionPlan, type CompactionResult, compactionMemory, runCompaction } from './compactor.ts';
 import { type DataFile, dataFileKey, liveRowCount, newDataFile, PendingDeletes } from './data-file.ts';
 import { EventLoop } from './event-loop.ts';
 import { FileIndex } from './file-index.ts';
-import { type FlushResult, writeSliceToFile } from './flusher.ts';
+import { type FlushedFile, type FlushJob, type FlushResult, writeSliceToFile } from './flusher.ts';
 import { GarbageCollector } from './garbage-collector.ts';
 import { buildCommit, type CommitOutcome, type CommitPlan, runCommit } from './iceberg-committer.ts';
 import { IdempotencyKeys, type IdempotencyRecord, type IdempotentWrite } from './idempotency.ts';
@@ -48,6 +44,7 @@ import { MemSlice, type TailSegment } from './mem-slice.ts';
 import { OP_DELETE, OpBatch, type Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
 import type { PointerKeeper } from './pointer-keeper.ts';
+import { hasLayout, type RowLayout } from './row-layout.ts';
 import { snapshotObjectKeys } from './snapshot-manifest.ts';
 import {
   type CapturedBlob,
@@ -83,6 +80,8 @@ type TableEvent =
       fileId: number;
       rows: Uint32Array;
       key: string;
+      /** Keys of the files after the first (a partitioned flush). */
+      extra?: string[];
       result?: FlushResult;
       error?: unknown;
     }
@@ -98,6 +97,7 @@ type TableEvent =
   | { type: 'read'; minLsn: Lsn; waiter: SnapshotWaiter }
   | { type: 'commit'; waiter?: CommitWaiter; minLsn?: Lsn }
   | { type: 'properties'; change: PropertyChange; waiter: CommitWaiter }
+  | { type: 'partitioning'; spec: PartitionSpec; lastPartitionId: number; waiter: CommitWaiter }
   | { type: 'commit-done'; plan: CommitPlan; outcome?: CommitOutcome; error?: unknown }
   /** `busy`: writes kept the loop busy (timed passes), so small files may wait. */
   | { type: 'compact'; busy?: boolean }
@@ -243,6 +243,10 @@ export class TableHandler {
   private readonly openedAtLsn: Lsn;
   /** Schema changes applied and not yet in an Iceberg commit (with their LSNs). */
   private pendingSchemas: { lsn: Lsn; evolved: EvolvedSchema }[] = [];
+  /** How new data files are partitioned and sorted (the Iceberg metadata's defaults). */
+  private layout: RowLayout & { specId: number };
+  /** A partition spec set and not yet committed to the Iceberg metadata. */
+  private pendingPartitioning: { spec: PartitionSpec; lastPartitionId: number } | undefined;
   private readonly hasKey: boolean;
   private readonly loop: EventLoop<TableEvent>;
   private readonly log: Logger;
@@ -341,6 +345,8 @@ export class TableHandler {
     this.schemas.set(this.schema.schemaId, this.schema);
     this.codec = rowCodec(this.schema);
     this.hasKey = this.codec.keyColumns.length > 0;
+    const spec = deps.iceberg.spec();
+    this.layout = { spec, order: deps.iceberg.sortOrder(), specId: spec.specId };
     this.log = deps.logger.child({ table: this.name });
     this.active = this.newSlice();
     this.index = new FileIndex({
@@ -578,6 +584,23 @@ export class TableHandler {
     );
   }
 
+  /**
+   * Makes `spec` the table's partition spec (partition evolution): files written from now on
+   * use it, files already written keep theirs, compaction rewrites them into it. Resolves once
+   * the spec is committed to the Iceberg metadata.
+   */
+  setPartitioning(spec: PartitionSpec, lastPartitionId: number): Promise<CommitInfo> {
+    if (this.fenced) return Promise.reject(this.fenced);
+    return new Promise((resolve, reject) =>
+      this.loop.post({ type: 'partitioning', spec, lastPartitionId, waiter: { resolve, reject } }),
+    );
+  }
+
+  /** The table's partition spec and sort order (as set; committed once setPartitioning resolves). */
+  get fileLayout(): RowLayout {
+    return { spec: this.layout.spec, order: this.layout.order };
+  }
+
   /** What catalog mirrors need of the table's current Iceberg metadata. */
   mirrored(): MirroredTable {
     const ice = this.deps.iceberg;
@@ -742,6 +765,12 @@ export class TableHandler {
         return this.onCommit(e.waiter);
       case 'properties':
         this.pendingProperties.push(e.change);
+        return this.onCommit(e.waiter);
+      case 'partitioning':
+        // Files flushed from now on use the new spec; it is in the metadata of the commit that
+        // adds the first of them (the one asked for here).
+        this.pendingPartitioning = { spec: e.spec, lastPartitionId: e.lastPartitionId };
+        this.layout = { ...this.layout, spec: e.spec, specId: e.spec.specId };
         return this.onCommit(e.waiter);
       case 'commit-done':
         return this.onCommitDone(e.plan, e.outcome, e.error);
@@ -941,20 +970,47 @@ export class TableHandler {
     this.flushesInFlight++;
     const key = dataFileKey(this.tableRoot, fileId, randomUUID());
     this.writesInFlight.add(key);
-    writeSliceToFile(
-      { slice, rows, fileId, key, compression: this.deps.options.dataCompression },
-      this.deps.store,
-      this.deps.pool,
-    ).then(
-      (result) => this.loop.post({ type: 'flush-done', slice, fileId, rows, key, result }),
-      (error) => this.loop.post({ type: 'flush-done', slice, fileId, rows, key, error }),
+    const extra: string[] = [];
+    writeSliceToFile(this.flushJob(slice, rows, fileId, key, extra), this.deps.store, this.deps.pool).then(
+      (result) => this.loop.post({ type: 'flush-done', slice, fileId, rows, key, extra, result }),
+      (error) => this.loop.post({ type: 'flush-done', slice, fileId, rows, key, extra, error }),
     );
+  }
+
+  /**
+   * A flush of slice rows: laid out as the table is (one file per partition, sorted), the files
+   * after the first under ids allocated as the flush finds its partitions (listed in `extra`,
+   * kept from the orphan sweep until installed).
+   */
+  private flushJob(
+    slice: MemSlice,
+    rows: Uint32Array,
+    fileId: number,
+    key: string,
+    extra: string[],
+  ): FlushJob {
+    return {
+      slice,
+      rows,
+      fileId,
+      key,
+      compression: this.deps.options.dataCompression,
+      layout: this.layout,
+      allocate: () => {
+        const id = this.nextFileId++;
+        const k = dataFileKey(this.tableRoot, id, randomUUID());
+        this.writesInFlight.add(k);
+        extra.push(k);
+        return { fileId: id, key: k };
+      },
+    };
   }
 
   private onFlushDone(e: Extract<TableEvent, { type: 'flush-done' }>): void {
     this.flushesInFlight--;
     // Installed below, or (on failure) left for the orphan sweep: a retry writes a new key.
     this.writesInFlight.delete(e.key);
+    for (const k of e.extra ?? []) this.writesInFlight.delete(k);
     if (e.error || !e.result) {
       this.log.warn('flush failed; retrying', { error: e.error, retryInMs: this.flushRetryMs });
       this.flushesInFlight++;
@@ -967,7 +1023,7 @@ export class TableHandler {
       return;
     }
     this.flushRetryMs = 100;
-    this.installFile(e.slice, e.fileId, e.rows, e.result, e.slice.frozenAt!);
+    for (const f of e.result.files) this.installFile(e.slice, f, e.slice.frozenAt!);
     this.frozen.splice(this.frozen.indexOf(e.slice), 1);
     this.stateVersion++;
     this.maybeMergeIndex();
@@ -975,13 +1031,8 @@ export class TableHandler {
   }
 
   /** A flushed slice becomes a data file: deletes made during the flush move to its deletion vector. */
-  private installFile(
-    slice: MemSlice,
-    fileId: number,
-    rows: Uint32Array,
-    result: FlushResult,
-    addedLsn: Lsn,
-  ): DataFile {
+  private installFile(slice: MemSlice, result: FlushedFile, addedLsn: Lsn): DataFile {
+    const { fileId, rows } = result;
     const file = newDataFile({
       fileId,
       key: result.key,
@@ -989,6 +1040,9 @@ export class TableHandler {
       sizeBytes: result.sizeBytes,
       addedLsn,
       stats: result.stats,
+      specId: result.specId,
+      partition: result.partition,
+      sortOrderId: result.sortOrderId,
     });
     if (slice.deletesAfterFreeze.length > 0) {
       const posOf = new Int32Array(slice.rowCount).fill(-1);
@@ -1077,14 +1131,9 @@ export class TableHandler {
       const fileId = this.nextFileId++;
       const spilled = t.spill(fileId, dataFileKey(this.tableRoot, fileId, randomUUID()));
       this.writesInFlight.add(spilled.key);
+      spilled.extra = [];
       writeSliceToFile(
-        {
-          slice: spilled.slice,
-          rows: spilled.rows,
-          fileId,
-          key: spilled.key,
-          compression: o.dataCompression,
-        },
+        this.flushJob(spilled.slice, spilled.rows, fileId, spilled.key, spilled.extra),
         this.deps.store,
         this.deps.pool,
       ).then(
@@ -1104,14 +1153,16 @@ export class TableHandler {
         fileId: spilled.fileId,
         rows: spilled.rows,
         key: spilled.key,
+        extra: spilled.extra,
         result: e.result,
         error: e.error,
       });
       return;
     }
     this.writesInFlight.delete(spilled.key);
+    for (const k of spilled.extra ?? []) this.writesInFlight.delete(k);
     if (txn.state === 'aborted') {
-      if (e.result) this.gc.addCandidates([e.result.key]);
+      if (e.result) this.gc.addCandidates(e.result.files.map((f) => f.key));
       return;
     }
     if (e.error || !e.result) {
@@ -1154,7 +1205,7 @@ export class TableHandler {
   private adoptSpilled(s: SpilledSlice, lsn: Lsn): void {
     for (const d of s.slice.deletesAfterFreeze) d.lsn = lsn;
     if (s.result) {
-      this.installFile(s.slice, s.fileId, s.rows, s.result, lsn);
+      for (const f of s.result.files) this.installFile(s.slice, f, lsn);
       this.stateVersion++;
       return;
     }
@@ -1179,7 +1230,7 @@ export class TableHandler {
     this.streams.delete(xid);
     if (!t) return;
     t.state = 'aborted';
-    this.gc.addCandidates(t.spilled.filter((s) => s.result).map((s) => s.result!.key));
+    this.gc.addCandidates(t.spilled.flatMap((s) => (s.result ? s.result.files.map((f) => f.key) : [])));
   }
 
   // ---- read snapshots ----
@@ -1399,7 +1450,8 @@ export class TableHandler {
       !this.changedSinceCommit &&
       this.frozen.length === 0 &&
       this.pendingProperties.length === 0 &&
-      this.pendingSchemas.length === 0
+      this.pendingSchemas.length === 0 &&
+      this.pendingPartitioning === undefined
     ) {
       // Nothing new since the last commit.
       this.resolveCommitWaiters();
@@ -1428,6 +1480,9 @@ export class TableHandler {
         ? { properties: this.pendingProperties.splice(0), committedLsn: this.committedLsn }
         : {}),
       ...this.schemasThrough(target),
+      ...(this.pendingPartitioning
+        ? { partitioning: this.pendingPartitioning, committedLsn: this.committedLsn }
+        : {}),
     });
     if (!plan.propertiesOnly && this.idempotency.size > 0) {
       const w = this.idempotencyWritten;
@@ -1511,6 +1566,8 @@ export class TableHandler {
     this.removedSinceCommit = this.removedSinceCommit.filter((k) => !plan.removedKeys.includes(k));
     this.committedLsn = plan.lsn;
     if (plan.schemas) this.pendingSchemas = this.pendingSchemas.filter((p) => p.lsn > plan.lsn);
+    if (plan.partitioning && plan.partitioning === this.pendingPartitioning)
+      this.pendingPartitioning = undefined;
     this.committedIndexKeys = plan.runs.map((r) => r.persistedKey!).filter(Boolean);
     this.metadataLocation = outcome.metadataLocation;
     if (!plan.propertiesOnly) this.lastSnapshotId = outcome.snapshotId;
@@ -1602,9 +1659,11 @@ export class TableHandler {
     }
     this.compactRequested = false;
     const o = this.deps.options;
-    const plan = planCompaction(
+    const plan = planLayoutCompaction(
       [...this.files.values()].filter((f) => f.removedLsn === undefined),
       {
+        layout: this.layout,
+        smallFileAgeMs: o.compactSmallFileAgeMs,
         targetFileBytes: o.targetFileBytes,
         deletedRatio: o.compactDeletedRatio,
         minSmallFiles: o.compactMinSmallFiles,
@@ -1620,7 +1679,7 @@ export class TableHandler {
     );
     if (!plan) return;
     this.maintenance = 'compacting';
-    this.compactingBytes = compactionMemory(plan.inputs, this.rowBytes);
+    this.compactingBytes = compactionMemory(plan.inputs, this.rowBytes, hasLayout(plan.layout));
     for (const out of plan.outputs) this.writesInFlight.add(out.key);
     this.log.info('compaction started', { inputs: plan.inputs.length, outputs: plan.outputs.length });
     runCompaction(plan, {
@@ -1629,6 +1688,12 @@ export class TableHandler {
       fields: this.schema.fields,
       keyColumns: this.codec.keyColumns,
       compression: o.dataCompression,
+      allocate: () => {
+        const fileId = this.nextFileId++;
+        const key = dataFileKey(this.tableRoot, fileId, randomUUID());
+        this.writesInFlight.add(key);
+        return { fileId, key };
+      },
       rowHashes:
         this.codec.keyColumns.length > 0
           ? this.index.rowHashes(new Map(plan.inputs.map((i) => [i.fileId, i.rowCount])))
@@ -1659,6 +1724,9 @@ export class TableHandler {
         sizeBytes: o.sizeBytes,
         addedLsn: plan.startLsn,
         stats: o.stats,
+        specId: o.specId,
+        partition: o.partition,
+        sortOrderId: o.sortOrderId,
       });
       this.files.set(f.fileId, f);
       if (o.run) this.index.add(o.run);
@@ -1709,7 +1777,11 @@ export class TableHandler {
     for (const r of this.index.allRuns()) if (r.persistedKey) keys.add(r.persistedKey);
     for (const k of this.committedIndexKeys) keys.add(k);
     if (this.committedIdempotencyKey) keys.add(this.committedIdempotencyKey);
-    for (const t of this.streams.values()) for (const sp of t.spilled) keys.add(sp.key);
+    for (const t of this.streams.values())
+      for (const sp of t.spilled) {
+        keys.add(sp.key);
+        for (const k of sp.extra ?? []) keys.add(k);
+      }
     return keys;
   }
 

@@ -185,6 +185,10 @@ export async function recoverState(
       committedDeletes: deletes.clone(),
       dvDirty: !deletes.isEmpty(),
       inIceberg: true,
+      specId: d.specId ?? 0,
+      partition: d.partition ?? [],
+      sortOrderId: d.sortOrderId ?? 0,
+      addedAt: 0,
     });
   }
   const runs: IndexRun[] = [];

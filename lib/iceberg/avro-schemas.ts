@@ -5,11 +5,13 @@
  * reference implementation writes them (maps with int keys as arrays of `k<id>_v<id>` records
  * with logical type `map`, optional fields as `["null", T]` unions defaulting to null).
  *
- * Only unpartitioned tables are written here: the `data_file.partition` struct (field 102) is
- * an empty record, manifests carry partition spec 0 (`[]`), and manifest lists carry no
- * partition summaries. Deprecated fields (block_size_in_bytes, distinct_counts, ...) are omitted.
+ * The `data_file.partition` struct (field 102) is the manifest's partition type (partition-avro.ts
+ * builds its fields; an empty record for an unpartitioned spec), so the schemas are made per
+ * format version and partition type. Deprecated fields (block_size_in_bytes, distinct_counts,
+ * ...) are omitted.
  */
 import type { AvroSchemaJson } from './avro-file.ts';
+import type { PartitionFieldSummary } from './partition-avro.ts';
 
 const opt = (type: unknown) => ['null', type];
 
@@ -39,12 +41,12 @@ function intMap(
   };
 }
 
-function buildDataFileSchema(formatVersion: 2 | 3): AvroSchemaJson {
+function buildDataFileSchema(formatVersion: 2 | 3, partition: Record<string, unknown>[]): AvroSchemaJson {
   const fields: Record<string, unknown>[] = [
     { name: 'content', type: 'int', 'field-id': 134 },
     { name: 'file_path', type: 'string', 'field-id': 100 },
     { name: 'file_format', type: 'string', 'field-id': 101 },
-    { name: 'partition', type: { type: 'record', name: 'r102', fields: [] }, 'field-id': 102 },
+    { name: 'partition', type: { type: 'record', name: 'r102', fields: partition }, 'field-id': 102 },
     { name: 'record_count', type: 'long', 'field-id': 103 },
     { name: 'file_size_in_bytes', type: 'long', 'field-id': 104 },
     intMap('column_sizes', 108, 117, 118, 'long'),
@@ -78,7 +80,10 @@ function buildDataFileSchema(formatVersion: 2 | 3): AvroSchemaJson {
   return { type: 'record', name: 'r2', fields };
 }
 
-function buildManifestEntrySchema(formatVersion: 2 | 3): AvroSchemaJson {
+function buildManifestEntrySchema(
+  formatVersion: 2 | 3,
+  partition: Record<string, unknown>[],
+): AvroSchemaJson {
   return {
     type: 'record',
     name: 'manifest_entry',
@@ -87,7 +92,7 @@ function buildManifestEntrySchema(formatVersion: 2 | 3): AvroSchemaJson {
       { name: 'snapshot_id', type: opt('long'), default: null, 'field-id': 1 },
       { name: 'sequence_number', type: opt('long'), default: null, 'field-id': 3 },
       { name: 'file_sequence_number', type: opt('long'), default: null, 'field-id': 4 },
-      { name: 'data_file', type: dataFileSchema(formatVersion), 'field-id': 2 },
+      { name: 'data_file', type: dataFileSchema(formatVersion, partition), 'field-id': 2 },
     ],
   };
 }
@@ -133,24 +138,34 @@ function buildManifestFileSchema(formatVersion: 2 | 3): AvroSchemaJson {
   return { type: 'record', name: 'manifest_file', fields };
 }
 
-function memo(build: (v: 2 | 3) => AvroSchemaJson): (v: 2 | 3) => AvroSchemaJson {
-  const byVersion = new Map<number, AvroSchemaJson>();
-  return (v) => {
-    let s = byVersion.get(v);
+type PartitionFields = Record<string, unknown>[];
+const NO_PARTITION: PartitionFields = [];
+
+function memo(
+  build: (v: 2 | 3, partition: PartitionFields) => AvroSchemaJson,
+): (v: 2 | 3, partition?: PartitionFields) => AvroSchemaJson {
+  const byKey = new Map<string, AvroSchemaJson>();
+  return (v, partition = NO_PARTITION) => {
+    const key = partition.length === 0 ? String(v) : `${v}:${JSON.stringify(partition)}`;
+    let s = byKey.get(key);
     if (!s) {
-      s = build(v);
-      byVersion.set(v, s);
+      s = build(v, partition);
+      if (byKey.size > 256) byKey.clear();
+      byKey.set(key, s);
     }
     return s;
   };
 }
 
-/** The `data_file` struct (field 2 of a manifest entry); one object per version, never mutate. */
+/**
+ * The `data_file` struct (field 2 of a manifest entry) for a format version and the Avro fields
+ * of the partition type; one object per both, never mutate.
+ */
 export const dataFileSchema = memo(buildDataFileSchema);
 /** `manifest_entry`, the record of a manifest file. */
 export const manifestEntrySchema = memo(buildManifestEntrySchema);
 /** `manifest_file`, the record of a manifest list. */
-export const manifestFileSchema = memo(buildManifestFileSchema);
+export const manifestFileSchema = memo((v) => buildManifestFileSchema(v));
 
 export const MANIFEST_STATUS = { EXISTING: 0, ADDED: 1, DELETED: 2 } as const;
 export const CONTENT = { DATA: 0, POSITION_DELETES: 1, EQUALITY_DELETES: 2 } as const;
@@ -159,7 +174,8 @@ export interface AvroDataFile {
   content: number;
   file_path: string;
   file_format: string;
-  partition: Record<string, never>;
+  /** The partition tuple as an Avro record (partition-avro.ts); `{}` when unpartitioned. */
+  partition: Record<string, unknown>;
   record_count: number;
   file_size_in_bytes: number;
   column_sizes: { key: number; value: number }[] | null;
@@ -200,7 +216,7 @@ export interface AvroManifestFile {
   added_rows_count: number;
   existing_rows_count: number;
   deleted_rows_count: number;
-  partitions: unknown[] | null;
+  partitions: PartitionFieldSummary[] | null;
   key_metadata: Uint8Array | null;
   first_row_id?: number | null;
 }

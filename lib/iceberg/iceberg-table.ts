@@ -18,11 +18,16 @@
  * (`previousVersionsMax`), and returns the keys no retained snapshot or metadata file needs any
  * more, for the caller's garbage collector (which checks reader leases before deleting).
  *
- * Unpartitioned tables only (partition spec 0 with no fields), unsorted (order 0).
+ * Partitioned tables: each data file carries its spec id and partition tuple, each manifest
+ * holds one spec's files (with `partitions` summaries in the manifest list), and a delete file
+ * carries the partition of the data file it applies to.
  */
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type ParquetWorkerPool, parquetPool } from '../parquet/worker-pool.ts';
+import type { NestedField } from '../schema/iceberg-type.ts';
+import type { PartitionSpec, PartitionTuple } from '../schema/partition-spec.ts';
+import type { SortOrder } from '../schema/sort-order.ts';
 import {
   schemaFromIcebergJson,
   schemaToIcebergJson,
@@ -44,11 +49,13 @@ import {
   encodeManifest,
   encodeManifestList,
   inheritedRowCount,
+  type ManifestSpec,
   type MaterializedEntry,
   manifestFileRecord,
   materializeAdded,
 } from './manifest-io.ts';
 import { planManifestMerges } from './manifest-merge.ts';
+import { partitionFromAvro, partitionToAvro } from './partition-avro.ts';
 import { type Content, ReferenceIndex } from './reference-index.ts';
 import type { RoaringBitmap64 } from './roaring.ts';
 import {
@@ -61,6 +68,13 @@ import {
   totalsOf,
 } from './snapshot-summary.ts';
 import { type ColumnStats, fileMetrics, statsFromMetrics } from './stats.ts';
+import {
+  defaultSortOrderOf,
+  defaultSpecOf,
+  manifestSpecOf,
+  specsOf,
+  withDefaultSpec,
+} from './table-layout.ts';
 import {
   currentSchemaJson,
   currentSnapshotId,
@@ -87,6 +101,11 @@ export interface DataFileEntry {
   fileSizeBytes: number;
   /** Statistics by top-level field id. */
   columnStats: Map<number, ColumnStats>;
+  /** The partition spec the file was written with (default 0) and its tuple under it. */
+  specId?: number;
+  partition?: PartitionTuple;
+  /** The sort order its rows are in (0: unsorted). */
+  sortOrderId?: number;
 }
 
 export interface IcebergCommitInput {
@@ -106,6 +125,8 @@ export interface IcebergCommitInput {
   properties?: PropertyChange[];
   /** Schema changes (the last one becomes current), added to the metadata's schemas with this commit. */
   schemas?: { added: TableSchema[]; lastColumnId: number };
+  /** A new default partition spec (partition evolution): files added from now on may use it. */
+  partitioning?: { spec: PartitionSpec; lastPartitionId: number };
 }
 
 export interface CommitResult {
@@ -161,8 +182,8 @@ interface LoadedManifest {
 
 /** A manifest of the snapshot being built: carried over unchanged, or to be written. */
 type Candidate =
-  | { kind: 'kept'; content: number; manifest: LoadedManifest }
-  | { kind: 'new'; content: number; entries: MaterializedEntry[] };
+  | { kind: 'kept'; content: number; specId: number; manifest: LoadedManifest }
+  | { kind: 'new'; content: number; specId: number; entries: MaterializedEntry[] };
 type NewCandidate = Extract<Candidate, { kind: 'new' }>;
 
 const DEFAULTS = {
@@ -244,6 +265,25 @@ export class IcebergTable {
   /** The highest field id the table ever used. */
   get lastColumnId(): number {
     return this.meta['last-column-id'];
+  }
+
+  /** The partition spec new data files are written with. */
+  spec(): PartitionSpec {
+    return defaultSpecOf(this.meta);
+  }
+
+  /** Every partition spec of the table, by id. */
+  specs(): Map<number, PartitionSpec> {
+    return specsOf(this.meta);
+  }
+
+  get lastPartitionId(): number {
+    return this.meta['last-partition-id'];
+  }
+
+  /** The sort order new data files are written in. */
+  sortOrder(): SortOrder {
+    return defaultSortOrderOf(this.meta);
   }
 
   // ------------------------------------------------------------------ create / load
@@ -421,6 +461,15 @@ export class IcebergTable {
   async currentState(): Promise<IcebergState> {
     const s = this.currentSnapshot();
     const fields = this.schema().fields;
+    const partTypes = new Map<number, NestedField[]>();
+    const partTypeOf = (specId: number): NestedField[] => {
+      let t = partTypes.get(specId);
+      if (!t) {
+        t = manifestSpecOf(this.meta, specId, fields).partType;
+        partTypes.set(specId, t);
+      }
+      return t;
+    };
     const dataFiles: (DataFileEntry & { firstRowId?: number })[] = [];
     const dataSeq = new Map<string, number>();
     const deleteEntries: MaterializedEntry[] = [];
@@ -437,6 +486,9 @@ export class IcebergTable {
           recordCount: d.record_count,
           fileSizeBytes: d.file_size_in_bytes,
           columnStats: statsFromMetrics(fields, d),
+          specId: m.file.partition_spec_id,
+          partition: partitionFromAvro(partTypeOf(m.file.partition_spec_id), d.partition),
+          sortOrderId: d.sort_order_id ?? 0,
         };
         if (d.first_row_id !== null && d.first_row_id !== undefined) f.firstRowId = d.first_row_id;
         dataFiles.push(f);
@@ -517,14 +569,19 @@ export class IcebergTable {
     changes: PropertyChange[],
     now = Date.now(),
     schemas?: { added: TableSchema[]; lastColumnId: number },
+    partitioning?: IcebergCommitInput['partitioning'],
   ): Promise<CommitResult> {
     return this.exclusive(async () => {
       const prev = this.meta;
       const at = Math.max(now, prev['last-updated-ms']);
       const nextKey = metadataKeyFor(this.tableRoot, (metadataVersion(this.key) ?? 0) + 1);
       const evolved = schemas ? withSchemas(prev, schemas.added, schemas.lastColumnId) : {};
+      const layout = partitioning
+        ? withDefaultSpec(prev, partitioning.spec, partitioning.lastPartitionId)
+        : {};
       const meta = this.nextMetadata(prev, at, prev.snapshots, {
         ...evolved,
+        ...layout,
         properties: applyPropertyChanges(evolved.properties ?? prev.properties, changes),
       });
       await this.writeMetadata(nextKey, meta);
@@ -655,43 +712,96 @@ export class IcebergTable {
       file_sequence_number: seq,
       data_file: data,
     });
-    try {
-      // ---- new delete files, then their entries
-      const deleteEntries: MaterializedEntry[] = [];
-      for (const f of await this.writeDeleteFiles(newDeletes, put)) {
-        deleteEntries.push(addedEntry(f));
-        changes.addedDeleteFiles++;
-        changes.addedPositionDeletes += f.record_count;
-        changes.addedFilesSize += contentSize(f);
+    // The metadata this commit writes: schema and partition changes first, as entries need them.
+    const evolved = input.schemas ? withSchemas(prev, input.schemas.added, input.schemas.lastColumnId) : {};
+    const layout = input.partitioning
+      ? withDefaultSpec(prev, input.partitioning.spec, input.partitioning.lastPartitionId)
+      : {};
+    const metaNow: TableMetadata = { ...prev, ...evolved, ...layout };
+    const fieldsNow = schemaFromIcebergJson(currentSchemaJson(metaNow)).fields;
+    const specs = new Map<number, ManifestSpec>();
+    const specOf = (id: number): ManifestSpec => {
+      let sp = specs.get(id);
+      if (!sp) {
+        sp = manifestSpecOf(metaNow, id, fieldsNow);
+        specs.set(id, sp);
       }
+      return sp;
+    };
+    try {
       const fields = this.schema().fields;
+      /** Added data files by URI, with their spec: a delete file carries its data file's partition. */
+      const addedByPath = new Map<string, { specId: number; data: AvroDataFile }>();
       const dataEntries = input.addedDataFiles.map((df) => {
         const f = emptyDataFile(CONTENT.DATA, uri(df.key), 'PARQUET', df.recordCount, df.fileSizeBytes);
+        const specId = df.specId ?? 0;
+        f.partition = partitionToAvro(specOf(specId).partType, df.partition ?? []);
+        addedByPath.set(f.file_path, { specId, data: f });
         const m = fileMetrics(fields, df.columnStats);
         f.value_counts = m.valueCounts;
         f.null_value_counts = m.nullValueCounts;
         f.nan_value_counts = m.nanValueCounts.length > 0 ? m.nanValueCounts : null;
         f.lower_bounds = m.lowerBounds;
         f.upper_bounds = m.upperBounds;
-        f.sort_order_id = 0;
+        f.sort_order_id = df.sortOrderId ?? 0;
         changes.addedRecords += df.recordCount;
         changes.addedFilesSize += df.fileSizeBytes;
         return addedEntry(f);
       });
+      const specOfData = (u: string): { specId: number; partition: Record<string, unknown> } => {
+        const added = addedByPath.get(u);
+        if (added) return { specId: added.specId, partition: added.data.partition };
+        const hit = find('data', u);
+        return hit
+          ? { specId: hit[0].file.partition_spec_id, partition: hit[1].data_file.partition }
+          : { specId: 0, partition: {} };
+      };
 
-      // ---- the manifests of the new snapshot
-      const candidates: Candidate[] = [];
-      if (dataEntries.length > 0)
-        candidates.push({ kind: 'new', content: CONTENT.DATA, entries: dataEntries });
-      if (deleteEntries.length > 0) {
-        candidates.push({ kind: 'new', content: CONTENT.POSITION_DELETES, entries: deleteEntries });
+      // ---- new delete files, then their entries (in the partition of the file they apply to)
+      const deleteEntries: MaterializedEntry[] = [];
+      const deleteSpecs = new Map<MaterializedEntry, number>();
+      for (const f of await this.writeDeleteFiles(newDeletes, put)) {
+        const target = specOfData(f.referenced_data_file ?? '');
+        f.partition = target.partition;
+        const e = addedEntry(f);
+        deleteSpecs.set(e, target.specId);
+        deleteEntries.push(e);
+        changes.addedDeleteFiles++;
+        changes.addedPositionDeletes += f.record_count;
+        changes.addedFilesSize += contentSize(f);
       }
+
+      // ---- the manifests of the new snapshot: one spec per manifest
+      const candidates: Candidate[] = [];
+      const bySpec = (entries: MaterializedEntry[], specIdOf: (e: MaterializedEntry) => number) => {
+        const groups = new Map<number, MaterializedEntry[]>();
+        for (const e of entries) {
+          const id = specIdOf(e);
+          const g = groups.get(id);
+          if (g) g.push(e);
+          else groups.set(id, [e]);
+        }
+        return groups;
+      };
+      for (const [specId, entries] of bySpec(
+        dataEntries,
+        (e) => addedByPath.get(e.data_file.file_path)!.specId,
+      ))
+        candidates.push({ kind: 'new', content: CONTENT.DATA, specId, entries });
+      for (const [specId, entries] of bySpec(deleteEntries, (e) => deleteSpecs.get(e)!))
+        candidates.push({ kind: 'new', content: CONTENT.POSITION_DELETES, specId, entries });
       for (const m of current) {
         const out = leaving.get(m);
+        const specId = m.file.partition_spec_id;
         if (out) {
-          candidates.push({ kind: 'new', content: m.file.content, entries: rewritten(m, out, snapshotId) });
+          candidates.push({
+            kind: 'new',
+            content: m.file.content,
+            specId,
+            entries: rewritten(m, out, snapshotId),
+          });
         } else if (m.live.length > 0) {
-          candidates.push({ kind: 'kept', content: m.file.content, manifest: m });
+          candidates.push({ kind: 'kept', content: m.file.content, specId, manifest: m });
         }
         // (A manifest left with only DELETED entries of an earlier snapshot is dropped.)
       }
@@ -703,19 +813,26 @@ export class IcebergTable {
       changes.manifestsReplaced = current.length - kept.length;
 
       // ---- write the new manifests, assign row ids (v3), write the manifest list
-      const evolved = input.schemas ? withSchemas(prev, input.schemas.added, input.schemas.lastColumnId) : {};
-      const schemaNow = { ...prev, ...evolved };
       const ctx = {
         formatVersion: fv,
-        schemaJson: JSON.stringify(currentSchemaJson(schemaNow)),
-        schemaId: schemaNow['current-schema-id'],
+        schemaJson: JSON.stringify(currentSchemaJson(metaNow)),
+        schemaId: metaNow['current-schema-id'],
       };
       const newManifests = await Promise.all(
         fresh.map(async (c, k) => {
           const key = `${this.tableRoot}/${METADATA_DIR}/${commitId}-m${k}.avro`;
-          const bytes = encodeManifest(ctx, c.content, c.entries);
+          const spec = specOf(c.specId);
+          const bytes = encodeManifest({ ...ctx, spec }, c.content, c.entries);
           await put(key, bytes);
-          const file = manifestFileRecord(uri(key), bytes.length, c.content, c.entries, snapshotId, seq);
+          const file = manifestFileRecord(
+            uri(key),
+            bytes.length,
+            c.content,
+            c.entries,
+            snapshotId,
+            seq,
+            spec,
+          );
           return { key, c, file };
         }),
       );
@@ -753,7 +870,7 @@ export class IcebergTable {
         'timestamp-ms': now,
         'manifest-list': uri(listKey),
         summary: buildSummary(operation, changes, totals, fv, input.summary),
-        'schema-id': schemaNow['current-schema-id'],
+        'schema-id': metaNow['current-schema-id'],
       };
       if (parent) snapshot['parent-snapshot-id'] = parent['snapshot-id'];
       if (v3) {
@@ -777,6 +894,7 @@ export class IcebergTable {
         'snapshot-log': [...prev['snapshot-log'], { 'timestamp-ms': now, 'snapshot-id': snapshotId }],
         ...(v3 ? { 'next-row-id': nextRowId } : {}),
         ...evolved,
+        ...layout,
         ...(input.properties
           ? { properties: applyPropertyChanges(evolved.properties ?? prev.properties, input.properties) }
           : {}),
@@ -877,6 +995,7 @@ export class IcebergTable {
       const out: Candidate[] = plan.map((members) => ({
         kind: 'new',
         content: group[members[0]].content,
+        specId: group[members[0]].specId,
         entries: members.flatMap((i) => {
           const c = group[i];
           return c.kind === 'new' ? c.entries : c.manifest.live.map(asExisting);
@@ -888,12 +1007,25 @@ export class IcebergTable {
       // New manifests first, then the kept ones in their previous order (as Java lists them).
       return [...out.filter((c) => c.kind === 'new'), ...out.filter((c) => c.kind === 'kept')];
     };
-    const deletes = mergeGroup(
+    // A manifest holds one partition spec's files: each spec's manifests merge among themselves,
+    // sharing their content's budget.
+    const perSpec = (group: Candidate[], limit: number, carry: boolean): Candidate[] => {
+      const ids = [...new Set(group.map((c) => c.specId))].sort((a, b) => b - a);
+      const each = Math.max(1, Math.floor(limit / Math.max(1, ids.length)));
+      return ids.flatMap((id) =>
+        mergeGroup(
+          group.filter((c) => c.specId === id),
+          each,
+          carry,
+        ),
+      );
+    };
+    const deletes = perSpec(
       candidates.filter((c) => c.content !== CONTENT.DATA),
       Math.max(1, Math.floor(this.opts.maxManifests / 2)),
       false,
     );
-    const data = mergeGroup(
+    const data = perSpec(
       candidates.filter((c) => c.content === CONTENT.DATA),
       Math.max(1, this.opts.maxManifests - deletes.length),
       true,

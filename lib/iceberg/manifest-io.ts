@@ -10,6 +10,7 @@
  * Entries handed out by {@link decodeManifest} are materialized: no inherited value is null
  * (except `first_row_id` of delete files and of manifests that have none).
  */
+import type { NestedField } from '../schema/iceberg-type.ts';
 import {
   type AvroSchemaJson,
   avroTypeOf,
@@ -27,6 +28,7 @@ import {
   manifestEntrySchema,
   manifestFileSchema,
 } from './avro-schemas.ts';
+import { partitionAvroFields, partitionFromAvro, partitionSummaries } from './partition-avro.ts';
 
 /**
  * A manifest entry with inherited values filled in. Entries are immutable: they are carried
@@ -47,6 +49,28 @@ export interface ManifestWriteContext {
   /** JSON of the table schema the manifest was written with, and its id. */
   schemaJson: string;
   schemaId: number;
+  /** The manifest's partition spec (every entry's); unpartitioned when absent. */
+  spec?: ManifestSpec;
+}
+
+/** A partition spec as a manifest records it. */
+export interface ManifestSpec {
+  specId: number;
+  /** JSON of the spec's fields (the manifest's `partition-spec` metadata). */
+  fieldsJson: string;
+  /** The partition type (result types of the spec's fields). */
+  partType: NestedField[];
+  /** Avro fields of `data_file.partition` for that type. */
+  avroFields: Record<string, unknown>[];
+}
+
+export function manifestSpec(specId: number, fieldsJson: unknown[], partType: NestedField[]): ManifestSpec {
+  return {
+    specId,
+    fieldsJson: JSON.stringify(fieldsJson),
+    partType,
+    avroFields: partitionAvroFields(partType),
+  };
 }
 
 function isLive(e: AvroManifestEntry): boolean {
@@ -87,10 +111,16 @@ interface Encoded {
 const encodedDataFiles = new WeakMap<AvroDataFile, Encoded>();
 const encodedEntries = new WeakMap<MaterializedEntry, Encoded>();
 
-function encodeDataFile(f: AvroDataFile, formatVersion: 2 | 3): Uint8Array {
+function encodeDataFile(
+  f: AvroDataFile,
+  formatVersion: 2 | 3,
+  partition: Record<string, unknown>[],
+): Uint8Array {
   const hit = encodedDataFiles.get(f);
   if (hit && hit.formatVersion === formatVersion) return hit.bytes;
-  const bytes = avroTypeOf(dataFileSchema(formatVersion)).toBuffer(dataFileRecord(f, formatVersion));
+  const bytes = avroTypeOf(dataFileSchema(formatVersion, partition)).toBuffer(
+    dataFileRecord(f, formatVersion),
+  );
   encodedDataFiles.set(f, { formatVersion, bytes });
   return bytes;
 }
@@ -105,16 +135,21 @@ function encodeHead(e: MaterializedEntry, inherit: boolean): Uint8Array {
 }
 
 /** The Avro encoding of one `manifest_entry`, as two chunks (head, data_file). */
-function encodeEntry(e: MaterializedEntry, formatVersion: 2 | 3, out: Uint8Array[]): void {
+function encodeEntry(
+  e: MaterializedEntry,
+  formatVersion: 2 | 3,
+  partition: Record<string, unknown>[],
+  out: Uint8Array[],
+): void {
   if (e.status === MANIFEST_STATUS.ADDED) {
-    out.push(encodeHead(e, true), encodeDataFile(e.data_file, formatVersion));
+    out.push(encodeHead(e, true), encodeDataFile(e.data_file, formatVersion, partition));
     return;
   }
   let hit = encodedEntries.get(e);
   if (!hit || hit.formatVersion !== formatVersion) {
     hit = {
       formatVersion,
-      bytes: Buffer.concat([encodeHead(e, false), encodeDataFile(e.data_file, formatVersion)]),
+      bytes: Buffer.concat([encodeHead(e, false), encodeDataFile(e.data_file, formatVersion, partition)]),
     };
     encodedEntries.set(e, hit);
   }
@@ -132,12 +167,14 @@ export function encodeManifest(
   entries: readonly MaterializedEntry[],
 ): Uint8Array {
   const chunks: Uint8Array[] = [];
-  for (const e of entries) encodeEntry(e, ctx.formatVersion, chunks);
-  return encodeAvroFileFromEncoded(manifestEntrySchema(ctx.formatVersion), chunks, entries.length, {
+  const partition = ctx.spec?.avroFields ?? [];
+  for (const e of entries) encodeEntry(e, ctx.formatVersion, partition, chunks);
+  const schema = manifestEntrySchema(ctx.formatVersion, partition);
+  return encodeAvroFileFromEncoded(schema, chunks, entries.length, {
     schema: ctx.schemaJson,
     'schema-id': String(ctx.schemaId),
-    'partition-spec': '[]',
-    'partition-spec-id': '0',
+    'partition-spec': ctx.spec?.fieldsJson ?? '[]',
+    'partition-spec-id': String(ctx.spec?.specId ?? 0),
     'format-version': String(ctx.formatVersion),
     content: content === CONTENT.DATA ? 'data' : 'deletes',
   });
@@ -151,11 +188,12 @@ export function manifestFileRecord(
   entries: readonly MaterializedEntry[],
   snapshotId: number,
   seq: number,
+  spec?: ManifestSpec,
 ): AvroManifestFile {
   const f: AvroManifestFile = {
     manifest_path: path,
     manifest_length: length,
-    partition_spec_id: 0,
+    partition_spec_id: spec?.specId ?? 0,
     content,
     sequence_number: seq,
     min_sequence_number: seq,
@@ -166,7 +204,13 @@ export function manifestFileRecord(
     added_rows_count: 0,
     existing_rows_count: 0,
     deleted_rows_count: 0,
-    partitions: null,
+    partitions:
+      spec && spec.partType.length > 0
+        ? partitionSummaries(
+            spec.partType,
+            entries.map((e) => partitionFromAvro(spec.partType, e.data_file.partition)),
+          )
+        : null,
     key_metadata: null,
   };
   let minSeq = Number.POSITIVE_INFINITY;

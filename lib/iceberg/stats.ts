@@ -14,7 +14,11 @@
  * Floats: NaN is never a bound; a zero lower bound is written as -0.0 and a zero upper bound as
  * +0.0, so bounds stay valid under IEEE 754 totalOrder whichever zero the column held.
  */
+
+import { decimalBytes } from '../schema/decimal-bytes.ts';
 import { type IcebergType, isPrimitive, type NestedField } from '../schema/iceberg-type.ts';
+
+export { decimalBytes };
 
 export const TRUNCATE_LENGTH = 16;
 
@@ -58,19 +62,6 @@ function asNumber(v: unknown): number {
 function asBytes(v: unknown): Buffer {
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   throw new TypeError(`expected bytes, got ${typeof v}`);
-}
-
-/** Two's complement big-endian in the fewest bytes that hold the value (Java's BigInteger.toByteArray). */
-export function decimalBytes(unscaled: bigint): Buffer {
-  let n = 1;
-  while (unscaled < -(1n << BigInt(8 * n - 1)) || unscaled >= 1n << BigInt(8 * n - 1)) n++;
-  const b = Buffer.alloc(n);
-  let x = BigInt.asUintN(8 * n, unscaled);
-  for (let i = n - 1; i >= 0; i--) {
-    b[i] = Number(x & 0xffn);
-    x >>= 8n;
-  }
-  return b;
 }
 
 const UUID_HEX = /^[0-9a-fA-F]{32}$/;

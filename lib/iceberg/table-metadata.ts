@@ -1,10 +1,17 @@
 /**
  * Iceberg table metadata (`vN.metadata.json`, spec "Table Metadata" and Appendix C) for
- * unpartitioned, unsorted tables in format v2 or v3: the JSON types, the first metadata of a new
+ * tables in format v2 or v3: the JSON types, the first metadata of a new
  * table, parsing with the checks a reader owes the spec, and the default name mapping so engines
  * that ignore Parquet field ids still find the columns.
  */
 import type { IcebergType, NestedField } from '../schema/iceberg-type.ts';
+import {
+  NO_PARTITION_FIELD_ID,
+  type PartitionSpecJson,
+  parsePartitionBy,
+  specToIcebergJson,
+} from '../schema/partition-spec.ts';
+import { parseSortBy, type SortOrderJson, sortOrderToIcebergJson } from '../schema/sort-order.ts';
 import { lastColumnId, schemaToIcebergJson, type TableDefinition } from '../schema/table-schema.ts';
 
 export interface SnapshotJson {
@@ -29,15 +36,7 @@ export interface SnapshotRefJson {
   'max-ref-age-ms'?: number;
 }
 
-export interface PartitionSpecJson {
-  'spec-id': number;
-  fields: unknown[];
-}
-
-export interface SortOrderJson {
-  'order-id': number;
-  fields: unknown[];
-}
+export type { PartitionSpecJson, SortOrderJson };
 
 export interface TableMetadata {
   'format-version': 2 | 3;
@@ -72,8 +71,7 @@ export const VERSION_HINT = 'version-hint.text';
 /** Unpartitioned spec and unsorted order (ids 0), as Iceberg creates them. */
 export const UNPARTITIONED_SPEC: PartitionSpecJson = { 'spec-id': 0, fields: [] };
 export const UNSORTED_ORDER: SortOrderJson = { 'order-id': 0, fields: [] };
-/** Partition field ids start at 1000, so a table that never had one records 999. */
-export const NO_PARTITION_FIELD_ID = 999;
+export { NO_PARTITION_FIELD_ID };
 
 export class MetadataParseError extends Error {}
 
@@ -148,12 +146,20 @@ export interface InitialMetadataOptions {
   previousVersionsMax?: number;
 }
 
-/** The metadata of a new table: no snapshot, unpartitioned, unsorted. */
+/** The metadata of a new table: no snapshot; partitioned and sorted as the definition says. */
 export function initialMetadata(
   def: TableDefinition,
   location: string,
   options: InitialMetadataOptions = {},
 ): TableMetadata {
+  // A partitioned table's first spec is spec 0 with its fields; a sorted table's order is 1.
+  const parsed = parsePartitionBy(def.partitionBy ?? [], def.schema.fields, {
+    specId: 0,
+    lastPartitionId: NO_PARTITION_FIELD_ID,
+  });
+  const spec = specToIcebergJson(parsed.spec);
+  const lastPartitionId = parsed.lastPartitionId;
+  const order = sortOrderToIcebergJson(parseSortBy(def.sortBy ?? [], def.schema.fields));
   const m: TableMetadata = {
     'format-version': def.formatVersion,
     'table-uuid': def.tableUuid,
@@ -163,11 +169,11 @@ export function initialMetadata(
     'last-column-id': lastColumnId(def.schema),
     'current-schema-id': def.schema.schemaId,
     schemas: [schemaToIcebergJson(def.schema)],
-    'default-spec-id': UNPARTITIONED_SPEC['spec-id'],
-    'partition-specs': [UNPARTITIONED_SPEC],
-    'last-partition-id': NO_PARTITION_FIELD_ID,
-    'default-sort-order-id': UNSORTED_ORDER['order-id'],
-    'sort-orders': [UNSORTED_ORDER],
+    'default-spec-id': spec['spec-id'],
+    'partition-specs': [spec],
+    'last-partition-id': lastPartitionId,
+    'default-sort-order-id': order['order-id'],
+    'sort-orders': [order],
     properties: {
       ...def.properties,
       'write.format.default': 'parquet',

@@ -40,8 +40,11 @@ async function reply(msg) {
     if (msg.op === 'columns') {
       const encoder = await loaders.columnEncoder;
       const result = await encoder.encodeColumns(msg.job);
-      const { bytes, stats, run } = result;
-      parentPort.postMessage({ id: msg.id, ok: true, bytes, stats, run }, encoder.resultTransfer(result));
+      const { bytes, stats, run, groups } = result;
+      parentPort.postMessage(
+        { id: msg.id, ok: true, bytes, stats, run, groups },
+        encoder.resultTransfer(result),
+      );
       return;
     }
     const bytes = msg.op === 'encode' ? encodeParquet(msg.ipc, msg) : decodeParquet(msg.parquet, msg.columns);

@@ -6,7 +6,7 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { imageBuffers } from '../engine/column-buffer.ts';
-import type { ColumnsJob, ColumnsResult } from '../engine/column-encoder.ts';
+import type { ColumnsJob, ColumnsResult, EncodedGroup } from '../engine/column-encoder.ts';
 import type { CompactionJob, CompactionJobResult } from '../engine/compaction-job.ts';
 import type * as Codec from './parquet-codec.mjs';
 import type { EncodeOptions } from './parquet-codec.mjs';
@@ -18,6 +18,8 @@ interface Reply {
   result?: CompactionJobResult;
   /** A flushed file's index run. */
   run?: ColumnsResult['run'];
+  /** A laid-out flush's files (column-encoder.ts). */
+  groups?: EncodedGroup[];
 }
 
 interface Pending {
@@ -79,6 +81,7 @@ export class ParquetWorkerPool {
         stats?: Reply['stats'];
         result?: CompactionJobResult;
         run?: ColumnsResult['run'];
+        groups?: EncodedGroup[];
         error?: string;
         held?: number;
       }) => {
@@ -91,7 +94,13 @@ export class ParquetWorkerPool {
         this.inFlight.delete(w);
         if (cur) {
           if (msg.ok)
-            cur.pending.resolve({ bytes: msg.bytes!, stats: msg.stats, result: msg.result, run: msg.run });
+            cur.pending.resolve({
+              bytes: msg.bytes!,
+              stats: msg.stats,
+              result: msg.result,
+              run: msg.run,
+              groups: msg.groups,
+            });
           else cur.pending.reject(new Error(`parquet worker: ${msg.error}`));
         }
         // Keep the process alive only while work is in flight.
@@ -215,13 +224,13 @@ export class ParquetWorkerPool {
    * Rows of MemSlice column images → Parquet bytes (and statistics when asked), see
    * column-encoder.ts. The images' buffers are transferred (unusable after); `rows` is copied.
    */
-  encodeColumns(job: ColumnsJob): Promise<ColumnsResult> {
+  encodeColumns(job: ColumnsJob): Promise<ColumnsResult & { groups?: EncodedGroup[] }> {
     const hashes = job.indexRun ? [job.indexRun.his.buffer, job.indexRun.los.buffer] : [];
     return this.run({
       op: 'columns',
       payload: { job },
       transfer: [...new Set([...job.images.flatMap(imageBuffers), ...(hashes as ArrayBuffer[])])],
-    }).then((r) => ({ bytes: r.bytes, stats: r.stats, run: r.run }));
+    }).then((r) => ({ bytes: r.bytes, stats: r.stats, run: r.run, groups: r.groups }));
   }
 
   /**

@@ -13,6 +13,8 @@ import {
   typeName,
 } from './iceberg-type.ts';
 
+import { type PartitionByItem, partitionByBody } from './partition-spec.ts';
+import { type SortByItem, sortByBody } from './sort-order.ts';
 import { canonicalTableName, TABLE_NAME_PATTERN, TableNameError } from './table-name.ts';
 
 export { TABLE_NAME_PATTERN };
@@ -61,6 +63,13 @@ export interface TableDefinition {
    * column for it (type inferred from the JSON value) instead of being refused.
    */
   schemaEvolution?: SchemaEvolutionMode;
+  /**
+   * How the table was partitioned at creation (its first spec, 0). Later specs live in the
+   * Iceberg metadata; `set-partitioning` also stores the newest here, for `GET /tables`.
+   */
+  partitionBy?: PartitionByItem[];
+  /** The sort order of the table's data files (identity sort fields). */
+  sortBy?: SortByItem[];
 }
 
 export type SchemaEvolutionMode = 'none' | 'add-columns';
@@ -79,7 +88,7 @@ export function validateTableName(name: unknown): string {
   }
 }
 
-const columnSchema = z.object({
+const columnSchema = z.strictObject({
   name: z.string(),
   type: z.string(),
   nullable: z.boolean().optional(),
@@ -101,7 +110,7 @@ export const postgresSourceBody = z.strictObject({
 });
 
 export const createTableBody = z
-  .object({
+  .strictObject({
     name: z.string(),
     /** Required unless `source` is given (a source's columns come from it). */
     columns: z.array(columnSchema).min(1).max(MAX_COLUMNS).optional(),
@@ -109,6 +118,8 @@ export const createTableBody = z
     formatVersion: z.union([z.literal(2), z.literal(3)]).optional(),
     source: postgresSourceBody.optional(),
     schemaEvolution: z.enum(['none', 'add-columns']).optional(),
+    partitionBy: partitionByBody.optional(),
+    sortBy: sortByBody.optional(),
   })
   .refine((b) => b.columns !== undefined || b.source !== undefined, {
     message: 'is required (or give a "source" to read the columns from)',

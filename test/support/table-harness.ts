@@ -52,6 +52,9 @@ export async function openTestTable(o: {
   catalog?: Catalog;
   options?: Partial<EngineOptions>;
   spillDir?: string;
+  /** Partitioning and sort order, as `POST /tables` takes them. */
+  partitionBy?: TableDefinition['partitionBy'];
+  sortBy?: TableDefinition['sortBy'];
 }): Promise<TestTable> {
   const store = o.store ?? new MemoryObjectStore();
   const catalog = o.catalog ?? new MemoryCatalog();
@@ -61,6 +64,8 @@ export async function openTestTable(o: {
     schema: o.schema,
     formatVersion: o.formatVersion ?? 2,
     createdAt: new Date().toISOString(),
+    ...(o.partitionBy ? { partitionBy: o.partitionBy } : {}),
+    ...(o.sortBy ? { sortBy: o.sortBy } : {}),
   };
   await createTable(store, catalog, def);
   const handler = await openTable({
