@@ -135,6 +135,13 @@ export const OPENAPI = {
           minLsn,
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1 } },
           { name: 'columns', in: 'query', schema: { type: 'string' }, description: 'comma-separated' },
+          {
+            name: 'filter',
+            in: 'query',
+            schema: { type: 'string' },
+            description:
+              'Comparisons joined by commas, all must hold: column op value, ops = != < <= > >=, values bare (42, true, 2024-05-01T00:00:00Z) or a "JSON string". Files whose partition cannot match are skipped unread.',
+          },
           { name: 'cursor', in: 'query', schema: { type: 'string' } },
         ],
         responses: ok('rows', {
@@ -142,6 +149,8 @@ export const OPENAPI = {
           properties: {
             lsn: ref('Lsn'),
             rows: { type: 'array', items: { type: 'object' } },
+            filesScanned: { type: 'integer', description: 'files read for this page' },
+            filesSkipped: { type: 'integer', description: 'files skipped by partition for this page' },
             nextCursor: { type: 'string' },
           },
         }),
@@ -202,7 +211,7 @@ export const OPENAPI = {
                     maxItems: 100,
                     items: {
                       type: 'object',
-                      required: ['action', 'name'],
+                      required: ['action'],
                       properties: {
                         action: {
                           enum: [
@@ -211,7 +220,15 @@ export const OPENAPI = {
                             'rename-column',
                             'widen-column',
                             'make-nullable',
+                            'set-partitioning',
                           ],
+                          description:
+                            'set-partitioning (alone in its request): a new partition spec; new files use it, old files keep theirs until compaction rewrites them',
+                        },
+                        partitionBy: {
+                          type: 'array',
+                          items: ref('PartitionField'),
+                          description: 'set-partitioning: the new spec ([] for unpartitioned)',
                         },
                         name: { type: 'string', description: 'the column, or a struct field by dotted path' },
                         type: { type: 'string', description: 'add-column, widen-column: a type name' },
@@ -422,6 +439,32 @@ export const OPENAPI = {
             description:
               'add-columns: a JSON or NDJSON write with a new top-level field adds a nullable column for it (type inferred from the value) before it is checked',
           },
+          partitionBy: { type: 'array', items: ref('PartitionField') },
+          sortBy: { type: 'array', items: ref('SortField') },
+        },
+        additionalProperties: false,
+      },
+      PartitionField: {
+        type: 'object',
+        required: ['column'],
+        additionalProperties: false,
+        properties: {
+          column: { type: 'string', description: 'a column, or a struct field by dotted path' },
+          transform: {
+            type: 'string',
+            description: 'identity (default), year, month, day, hour, bucket[N], truncate[W], void',
+          },
+          name: { type: 'string', description: "the partition field's name (default e.g. placed_at_day)" },
+        },
+      },
+      SortField: {
+        type: 'object',
+        required: ['column'],
+        additionalProperties: false,
+        properties: {
+          column: { type: 'string' },
+          direction: { enum: ['asc', 'desc'] },
+          nulls: { enum: ['first', 'last'], description: 'default first for asc, last for desc' },
         },
       },
       Table: {
@@ -435,6 +478,9 @@ export const OPENAPI = {
           },
           primaryKey: { type: 'array', items: { type: 'string' } },
           formatVersion: { enum: [2, 3] },
+          partitionBy: { type: 'array', items: ref('PartitionField') },
+          partitionSpecId: { type: 'integer' },
+          sortBy: { type: 'array', items: ref('SortField') },
           metadataLocation: { type: ['string', 'null'] },
           lsn: ref('Lsn'),
           committedLsn: ref('Lsn'),
@@ -477,6 +523,11 @@ export const OPENAPI = {
                 kind: { type: 'string' },
                 rowCount: { type: 'integer' },
                 sizeBytes: { type: 'integer' },
+                specId: { type: 'integer', description: 'partitioned data files: their partition spec' },
+                partition: {
+                  type: 'object',
+                  description: 'partitioned data files: partition field name → Iceberg partition value',
+                },
                 deletes: { type: 'object' },
               },
             },

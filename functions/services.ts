@@ -80,6 +80,9 @@ export interface SchemaChangeAnswer {
   schemaId: number;
   columns: { name: string; type: string; nullable: boolean }[];
   lsn: Lsn;
+  /** set-partitioning: the spec now current. */
+  partitionSpecId?: number;
+  partitionBy?: { column: string; transform?: string; name?: string }[];
 }
 
 export interface HealthReport {

@@ -22,7 +22,21 @@ import {
 import { parseExactJson } from '../../lib/schema/exact-json.ts';
 import { typeName } from '../../lib/schema/iceberg-type.ts';
 import { DEFAULT_NAMESPACE, NAME_PART, qualifiedName } from '../../lib/schema/table-name.ts';
-import { buildSchema, schemaFromIcebergJson, type TableDefinition } from '../../lib/schema/table-schema.ts';
+import {
+  columnPath,
+  describePartitioning,
+  NO_PARTITION_FIELD_ID,
+  type PartitionByItem,
+  parsePartitionBy,
+} from '../../lib/schema/partition-spec.ts';
+import { describeSortOrder, parseSortBy, type SortByItem } from '../../lib/schema/sort-order.ts';
+import {
+  buildSchema,
+  SchemaError,
+  schemaFromIcebergJson,
+  type TableDefinition,
+  type TableSchema,
+} from '../../lib/schema/table-schema.ts';
 import { createTable, renameTable } from '../../lib/table-admin.ts';
 import { ApiError } from '../api-error.ts';
 import {
@@ -315,23 +329,22 @@ export async function createIcebergTableRoute(event: HttpEvent, s: Services): Pr
     throw unsupported('staged creates (stage-create) are not supported: create the table directly');
   if (req.location !== undefined)
     throw bad('location: the service chooses where a table lives; leave it out');
-  if ((req['partition-spec']?.fields?.length ?? 0) > 0)
-    throw unsupported('partition-spec: partitioned tables are not supported yet; leave it out or empty');
-  if ((req['write-order']?.fields?.length ?? 0) > 0)
-    throw unsupported('write-order: sort orders are not supported yet; leave it out or empty');
   const properties = req.properties
     ? parsePropertyChange({ set: req.properties, remove: [] }).set
     : undefined;
   await existingNamespace(s, ns);
   let columns: { name: string; type: string; nullable: boolean }[];
   let primaryKey: string[];
+  let requested: TableSchema;
   try {
-    const schema = schemaFromIcebergJson(req.schema as Record<string, unknown>);
-    columns = schema.fields.map((f) => ({ name: f.name, type: typeName(f.type), nullable: !f.required }));
-    primaryKey = schema.primaryKey;
+    requested = schemaFromIcebergJson(req.schema as Record<string, unknown>);
+    columns = requested.fields.map((f) => ({ name: f.name, type: typeName(f.type), nullable: !f.required }));
+    primaryKey = requested.primaryKey;
   } catch (e) {
     throw bad(`schema: ${(e as Error).message}`);
   }
+  // The spec and order name columns by the request's field ids; the table gets its own ids.
+  const layout = layoutOfRequest(req['partition-spec'], req['write-order'], requested);
   const formatVersion = properties?.['format-version'] === '3' ? 3 : 2;
   const name = qualifiedName(ns, req.name);
   const def: TableDefinition = {
@@ -342,10 +355,57 @@ export async function createIcebergTableRoute(event: HttpEvent, s: Services): Pr
     createdAt: new Date().toISOString(),
     ...(properties ? { properties } : {}),
   };
+  try {
+    if (layout.partitionBy.length > 0) {
+      const { spec } = parsePartitionBy(layout.partitionBy, def.schema.fields, {
+        specId: 0,
+        lastPartitionId: NO_PARTITION_FIELD_ID,
+      });
+      def.partitionBy = describePartitioning(spec, def.schema.fields);
+    }
+    if (layout.sortBy.length > 0)
+      def.sortBy = describeSortOrder(parseSortBy(layout.sortBy, def.schema.fields), def.schema.fields);
+  } catch (e) {
+    if (e instanceof SchemaError) throw bad(e.message);
+    throw e;
+  }
   await createTable(s.store, s.catalog, def, s.log);
   s.tables.invalidate(name);
   await s.writer.tableCreated(name);
   return loadTableResult(s, event, def, 200);
+}
+
+/** A REST create's partition-spec and write-order as `partitionBy`/`sortBy` (columns by name). */
+function layoutOfRequest(
+  spec: { fields?: unknown[] } | undefined,
+  order: { fields?: unknown[] } | undefined,
+  schema: TableSchema,
+): { partitionBy: PartitionByItem[]; sortBy: SortByItem[] } {
+  const nameOf = (id: unknown, what: string): string => {
+    const path = typeof id === 'number' ? columnPath(schema.fields, id) : undefined;
+    if (!path) throw bad(`${what}: source-id ${JSON.stringify(id)} is not a field of the schema`);
+    return path;
+  };
+  const partitionBy = (spec?.fields ?? []).map((raw, i) => {
+    const f = raw as Record<string, unknown>;
+    if (typeof f.transform !== 'string') throw bad(`partition-spec.fields[${i}]: a transform is required`);
+    return {
+      column: nameOf(f['source-id'], `partition-spec.fields[${i}]`),
+      transform: f.transform,
+      ...(typeof f.name === 'string' ? { name: f.name } : {}),
+    };
+  });
+  const sortBy = (order?.fields ?? []).map((raw, i): SortByItem => {
+    const f = raw as Record<string, unknown>;
+    if ((f.transform ?? 'identity') !== 'identity')
+      throw unsupported(`write-order.fields[${i}]: only identity sort fields are supported`);
+    return {
+      column: nameOf(f['source-id'], `write-order.fields[${i}]`),
+      direction: f.direction === 'desc' ? 'desc' : 'asc',
+      nulls: f['null-order'] === 'nulls-last' ? 'last' : 'first',
+    };
+  });
+  return { partitionBy, sortBy };
 }
 
 export async function dropIcebergTableRoute(event: HttpEvent, s: Services): Promise<HttpResult> {

@@ -1,7 +1,9 @@
 /**
  * `GET /tables/{name}/rows`: rows of a leased snapshot with deletion vectors applied, for
- * clients with no engine. `columns` projects, `limit` pages, `cursor` continues (the cursor
- * keeps the snapshot's lease alive; the lease is released after the last page). JSON by
+ * clients with no engine. `columns` projects, `filter` selects rows (and skips files whose
+ * partition cannot hold any, reported as `filesSkipped`; see lib/read/scan-filter.ts), `limit`
+ * pages, `cursor` continues (the cursor keeps the snapshot's lease alive; the lease is released
+ * after the last page). JSON by
  * default; Arrow IPC stream with `Accept: application/vnd.apache.arrow.stream`.
  */
 import type * as arrow from 'apache-arrow';
@@ -16,6 +18,8 @@ import {
   tableToIpc,
 } from '../../lib/parquet/arrow-convert.ts';
 import { projectBatch } from '../../lib/parquet/schema-projection.ts';
+import { type Comparison, FilterError, matches, parseFilter, partitionMayMatch } from '../../lib/read/scan-filter.ts';
+import { specFromIcebergJson } from '../../lib/schema/partition-spec.ts';
 import type { NestedField } from '../../lib/schema/iceberg-type.ts';
 import { fieldEncoder, type Value } from '../../lib/schema/values.ts';
 import { ApiError, badRequest, notFound } from '../api-error.ts';
@@ -37,6 +41,7 @@ interface Cursor {
   s: string; // snapshot key
   f: number; // file index
   r: number; // row position within the file
+  q?: string; // the filter the scan started with
 }
 
 function encodeCursor(c: Cursor): string {
@@ -101,12 +106,34 @@ export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResu
   // The snapshot's schema: a read at an LSN after a schema change shows the new columns.
   const fields = snapshotSchema(manifest, def).fields;
   const projection = columnsOf(fields, columnsParam);
+  // A continued scan keeps the filter it started with.
+  const filterText = cursorText ? cursor.q : query(event, 'filter');
+  let filter: Comparison[] = [];
+  try {
+    filter = parseFilter(filterText ?? '', fields);
+  } catch (e) {
+    if (e instanceof FilterError) throw badRequest(e.message);
+    throw e;
+  }
+  if (filterText) cursor.q = filterText;
+  const specs = new Map((manifest.partitionSpecs ?? []).map((j) => [j['spec-id'], specFromIcebergJson(j)]));
   const picked: Value[][] = projection.map(() => []);
   let count = 0;
+  let skipped = 0;
+  let scanned = 0;
   let f = cursor.f;
   let r = cursor.r;
   while (f < manifest.files.length && count < limit) {
-    const { table, deleted } = await s.reader.file(manifest.files[f]);
+    const file = manifest.files[f];
+    const spec = file.specId === undefined ? undefined : specs.get(file.specId);
+    if (filter.length > 0 && spec && file.partition && !partitionMayMatch(filter, spec, fields, file.partition)) {
+      skipped++;
+      f++;
+      r = 0;
+      continue;
+    }
+    if (r === 0) scanned++;
+    const { table, deleted } = await s.reader.file(file);
     let pos = 0;
     for (const batch of table.batches) {
       if (pos + batch.numRows <= r) {
@@ -115,8 +142,10 @@ export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResu
       }
       const data = projectBatch(batch, fields);
       const cols = projection.map((c) => readData(fields[c].type, data[c]));
+      const tests = filter.map((c) => readData(fields[c.index].type, data[c.index]));
       for (let i = 0; i < batch.numRows && count < limit; i++, pos++) {
         if (pos < r || deleted?.has(pos)) continue;
+        if (!filter.every((c, k) => matches(c, tests[k][i]))) continue;
         for (let k = 0; k < projection.length; k++) picked[k].push(cols[k][i]);
         count++;
       }
@@ -130,7 +159,7 @@ export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResu
     r = 0;
   }
   const done = f >= manifest.files.length;
-  const next = done ? undefined : encodeCursor({ l: cursor.l, s: cursor.s, f, r });
+  const next = done ? undefined : encodeCursor({ l: cursor.l, s: cursor.s, f, r, ...(cursor.q ? { q: cursor.q } : {}) });
   if (done) await s.catalog.deleteLease(cursor.l).catch(() => undefined);
   const projected: NestedField[] = projection.map((c) => fields[c]);
   const accept = header(event, 'accept') ?? '';
@@ -145,6 +174,8 @@ export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResu
       headers: {
         'content-type': ARROW_STREAM,
         'x-moonlink-lsn': manifest.lsn,
+        'x-moonlink-files-scanned': String(scanned),
+        'x-moonlink-files-skipped': String(skipped),
         ...(next ? { 'x-moonlink-next-cursor': next } : {}),
       },
       body: Buffer.from(ipc).toString('base64'),
@@ -163,6 +194,6 @@ export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResu
   const lsn = JSON.stringify(lsnToJson(BigInt(manifest.lsn)));
   return jsonText(
     200,
-    `{"lsn":${lsn},"rows":[${rows.join(',')}]${next ? `,"nextCursor":${JSON.stringify(next)}` : ''}}`,
+    `{"lsn":${lsn},"rows":[${rows.join(',')}],"filesScanned":${scanned},"filesSkipped":${skipped}${next ? `,"nextCursor":${JSON.stringify(next)}` : ''}}`,
   );
 }

@@ -17,7 +17,7 @@ export async function changeSchemaRoute(event: HttpEvent, s: Services): Promise<
     typeof event.body === 'object' && event.body !== null ? event.body : parseExactJson(bodyText(event));
   const result = await s.writer.changeSchema(name, body);
   s.tables.invalidate(name);
-  return json(200, { schemaId: result.schemaId, columns: result.columns, lsn: lsnToJson(result.lsn) });
+  return json(200, { ...result, lsn: lsnToJson(result.lsn) });
 }
 
 /**

@@ -23,6 +23,7 @@ export async function snapshotRoute(event: HttpEvent, s: Services): Promise<Http
       kind: f.kind,
       rowCount: f.rowCount,
       sizeBytes: f.sizeBytes,
+      ...(f.partition ? { specId: f.specId, partition: f.partition } : {}),
       ...(f.deletes
         ? {
             deletes: {

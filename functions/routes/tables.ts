@@ -30,6 +30,9 @@ function summary(def: TableDefinition): Record<string, unknown> {
     schemaId: def.schema.schemaId,
     primaryKey: def.schema.primaryKey,
     ...(def.schemaEvolution ? { schemaEvolution: def.schemaEvolution } : {}),
+    ...(def.partitionBy && def.partitionBy.length > 0 ? { partitionBy: def.partitionBy } : {}),
+    ...(def.partitionSpecId ? { partitionSpecId: def.partitionSpecId } : {}),
+    ...(def.sortBy && def.sortBy.length > 0 ? { sortBy: def.sortBy } : {}),
     formatVersion: def.formatVersion,
     createdAt: def.createdAt,
     ...(def.source

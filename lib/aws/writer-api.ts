@@ -127,7 +127,7 @@ export function startWriterApi(
         }
         case 'schema': {
           const r = await writer.changeSchema(table, await body);
-          return [200, { schemaId: r.schemaId, columns: r.columns, lsn: lsnToJson(r.lsn) }];
+          return [200, { ...r, lsn: lsnToJson(r.lsn) }];
         }
         case 'resync':
           await writer.resyncSource(table);

@@ -189,3 +189,9 @@ export class TableRenamingError extends Error {
 export class RenameRefusedError extends Error {
   readonly code = 'rename_refused';
 }
+
+/** Whether `def` is a later definition than `stored`: a newer schema, or a newer partition spec. */
+export function definitionIsNewer(def: TableDefinition, stored: TableDefinition): boolean {
+  if (def.schema.schemaId !== stored.schema.schemaId) return def.schema.schemaId > stored.schema.schemaId;
+  return (def.partitionSpecId ?? 0) > (stored.partitionSpecId ?? 0);
+}

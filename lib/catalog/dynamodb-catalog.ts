@@ -399,14 +399,16 @@ export class DynamoDbCatalog implements Catalog {
           new UpdateItemCommand({
             TableName: this.tableName,
             Key: key(def.name, DEF),
-            UpdateExpression: 'SET #d = :def, schemaId = :sid',
-            // The same table, not being renamed, and only forward (a stale writer changes nothing).
+            UpdateExpression: 'SET #d = :def, schemaId = :sid, specId = :spec',
+            // The same table, not being renamed, and only forward (a stale writer changes nothing):
+            // a newer schema, or the same schema and a newer partition spec.
             ConditionExpression:
-              'attribute_exists(pk) AND tableUuid = :uuid AND attribute_not_exists(renamingTo) AND (attribute_not_exists(schemaId) OR schemaId < :sid)',
+              'attribute_exists(pk) AND tableUuid = :uuid AND attribute_not_exists(renamingTo) AND (attribute_not_exists(schemaId) OR schemaId < :sid OR (schemaId = :sid AND (attribute_not_exists(specId) OR specId < :spec)))',
             ExpressionAttributeNames: { '#d': 'def' },
             ExpressionAttributeValues: {
               ':def': s(JSON.stringify(def)),
               ':sid': n(def.schema.schemaId),
+              ':spec': n(def.partitionSpecId ?? 0),
               ':uuid': s(def.tableUuid),
             },
           }),

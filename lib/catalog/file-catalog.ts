@@ -13,6 +13,7 @@ import { GroupCommit } from '../util/group-commit.ts';
 import {
   type Catalog,
   ConflictError,
+  definitionIsNewer,
   FencedError,
   type Lease,
   type NamespaceEntry,
@@ -106,7 +107,7 @@ export class MemoryCatalog implements Catalog {
 
   async updateDefinition(def: TableDefinition): Promise<void> {
     const e = this.entry(def.name);
-    if (!e || e.def.tableUuid !== def.tableUuid || e.def.schema.schemaId >= def.schema.schemaId) return;
+    if (!e || e.def.tableUuid !== def.tableUuid || !definitionIsNewer(def, e.def)) return;
     e.def = structuredClone(def);
     await this.commit.sync();
   }

@@ -23,6 +23,7 @@ import {
 import { schemaFromIcebergJson, schemaToIcebergJson } from '../schema/schema-json.ts';
 import { describeColumns, type TableDefinition, type TableSchema } from '../schema/table-schema.ts';
 import type { Logger } from '../util/logger.ts';
+import { checkLayoutColumns } from './partition-evolution.ts';
 import type { TableHandler } from './table-handler.ts';
 
 export { parseSchemaChanges, type SchemaChange, SchemaChangeError, SchemaChangeRefusedError };
@@ -114,6 +115,8 @@ export async function changeOwnedSchema(
     changes,
     def.formatVersion,
   );
+  // A column the table is partitioned or sorted by stays (set-partitioning without it first).
+  checkLayoutColumns(handler.fileLayout, evolved.schema.fields);
   const lsn = await ctx.log.append(def.name, schemaChangeMarker(evolved));
   await handler.appliedThrough(lsn);
   await ctx.catalog.updateDefinition(evolvedDefinition(def, evolved));

@@ -3,6 +3,7 @@
  * the catalog pointer names. Readers (the snapshot and scan endpoints) load it; the writer
  * never shares memory with them.
  */
+import type { PartitionSpecJson } from '../schema/partition-spec.ts';
 import { schemaFromIcebergJson } from '../schema/schema-json.ts';
 import type { TableDefinition, TableSchema } from '../schema/table-schema.ts';
 import type { DeletionVectorRef } from './mem-slice.ts';
@@ -18,6 +19,12 @@ export interface SnapshotFile {
   sizeBytes: number;
   /** Deleted row positions: a `deletion-vector-v1` blob inside a Puffin file. */
   deletes?: DeletionVectorRef;
+  /**
+   * A data file of a partitioned spec: the spec's id and the file's partition, by partition
+   * field name, values as Iceberg's partition values (`{"placed_at_day": 19844, "id_bucket": 3}`).
+   */
+  specId?: number;
+  partition?: Record<string, unknown>;
 }
 
 export interface SnapshotManifest {
@@ -31,6 +38,8 @@ export interface SnapshotManifest {
   /** The schema (Iceberg JSON) when the table's schema changed since its creation. */
   schema?: Record<string, unknown>;
   files: SnapshotFile[];
+  /** The partition specs of its partitioned files (Iceberg JSON), for readers that prune. */
+  partitionSpecs?: PartitionSpecJson[];
 }
 
 /**

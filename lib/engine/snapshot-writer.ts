@@ -2,6 +2,7 @@ import { deletionVectorBlob } from '../iceberg/delete-files.ts';
 import { writePuffin } from '../iceberg/puffin.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import { type PartitionSpec, specToIcebergJson } from '../schema/partition-spec.ts';
 import { schemaToIcebergJson } from '../schema/schema-json.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
 import type { ObjectStore } from '../store/object-store.ts';
@@ -20,6 +21,9 @@ export interface CapturedFile {
   rowCount: number;
   sizeBytes: number;
   dv: DvSource;
+  /** A partitioned data file's spec and partition (SnapshotFile's). */
+  specId?: number;
+  partition?: Record<string, unknown>;
 }
 
 export interface CapturedTail {
@@ -61,6 +65,8 @@ export interface SnapshotWriterDeps {
   ephemeralRoot: string;
   /** The table's schema at the snapshot's LSN. */
   schema: TableSchema;
+  /** The table's partition specs (those of partitioned files go into the manifest). */
+  specs?: Map<number, PartitionSpec>;
   store: ObjectStore;
   pool: ParquetWorkerPool;
 }
@@ -97,6 +103,10 @@ export async function writeSnapshot(c: SnapshotCapture, deps: SnapshotWriterDeps
   }
   const files: SnapshotFile[] = c.files.map((f) => {
     const out: SnapshotFile = { path: f.key, kind: f.kind, rowCount: f.rowCount, sizeBytes: f.sizeBytes };
+    if (f.partition) {
+      out.specId = f.specId;
+      out.partition = f.partition;
+    }
     if (f.dv.kind === 'keep') out.deletes = f.dv.ref;
     else if (f.dv.kind === 'new') out.deletes = blobRefs[f.dv.blob];
     return out;
@@ -116,6 +126,13 @@ export async function writeSnapshot(c: SnapshotCapture, deps: SnapshotWriterDeps
     ...(deps.schema.schemaId > 0 ? { schema: schemaToIcebergJson(deps.schema) } : {}),
     files,
   };
+  const used = new Set(files.flatMap((f) => (f.specId === undefined ? [] : [f.specId])));
+  if (used.size > 0 && deps.specs) {
+    manifest.partitionSpecs = [...used].flatMap((id) => {
+      const spec = deps.specs!.get(id);
+      return spec ? [specToIcebergJson(spec)] : [];
+    });
+  }
   const manifestKey = c.manifestKey;
   await store.put(manifestKey, new TextEncoder().encode(JSON.stringify(manifest)), { ephemeral: true });
   return { manifestKey, manifest, blobRefs, tailSizes };

@@ -21,7 +21,7 @@ import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import { type Lsn, lsnToJson, maxLsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { rowMapper } from '../schema/evolve-values.ts';
-import type { PartitionSpec } from '../schema/partition-spec.ts';
+import { type PartitionSpec, partitionRecord } from '../schema/partition-spec.ts';
 import type { EvolvedSchema } from '../schema/schema-change.ts';
 import type { TableDefinition, TableSchema } from '../schema/table-schema.ts';
 import { type DecodedOp, type RowCodec, rowCodec } from '../schema/transaction.ts';
@@ -245,6 +245,10 @@ export class TableHandler {
   private pendingSchemas: { lsn: Lsn; evolved: EvolvedSchema }[] = [];
   /** How new data files are partitioned and sorted (the Iceberg metadata's defaults). */
   private layout: RowLayout & { specId: number };
+  /** Every partition spec of the table (those set by this process too), by id. */
+  private readonly specs: Map<number, PartitionSpec>;
+  private postedLastPartitionId: number;
+  private readonly partitionRecords = new WeakMap<DataFile, Record<string, unknown>>();
   /** A partition spec set and not yet committed to the Iceberg metadata. */
   private pendingPartitioning: { spec: PartitionSpec; lastPartitionId: number } | undefined;
   private readonly hasKey: boolean;
@@ -346,6 +350,8 @@ export class TableHandler {
     this.codec = rowCodec(this.schema);
     this.hasKey = this.codec.keyColumns.length > 0;
     const spec = deps.iceberg.spec();
+    this.specs = deps.iceberg.specs();
+    this.postedLastPartitionId = deps.iceberg.lastPartitionId;
     this.layout = { spec, order: deps.iceberg.sortOrder(), specId: spec.specId };
     this.log = deps.logger.child({ table: this.name });
     this.active = this.newSlice();
@@ -591,14 +597,39 @@ export class TableHandler {
    */
   setPartitioning(spec: PartitionSpec, lastPartitionId: number): Promise<CommitInfo> {
     if (this.fenced) return Promise.reject(this.fenced);
+    this.postedLastPartitionId = Math.max(this.postedLastPartitionId, lastPartitionId);
+    this.specs.set(spec.specId, spec);
     return new Promise((resolve, reject) =>
       this.loop.post({ type: 'partitioning', spec, lastPartitionId, waiter: { resolve, reject } }),
     );
   }
 
+  /** Every partition spec of the table, by id (those set and not yet committed too). */
+  partitionSpecs(): Map<number, PartitionSpec> {
+    return new Map(this.specs);
+  }
+
+  /** The highest partition field id the table used (Iceberg's `last-partition-id`). */
+  get lastPartitionId(): number {
+    return this.postedLastPartitionId;
+  }
+
   /** The table's partition spec and sort order (as set; committed once setPartitioning resolves). */
   get fileLayout(): RowLayout {
     return { spec: this.layout.spec, order: this.layout.order };
+  }
+
+  /** A partitioned data file's spec and partition as snapshots show them (computed once per file). */
+  private partitionOf(f: DataFile): { specId?: number; partition?: Record<string, unknown> } {
+    if (f.partition.length === 0) return {};
+    let record = this.partitionRecords.get(f);
+    if (!record) {
+      const spec = this.specs.get(f.specId);
+      if (!spec) return {};
+      record = partitionRecord(spec, this.schema.fields, f.partition);
+      this.partitionRecords.set(f, record);
+    }
+    return { specId: f.specId, partition: record };
   }
 
   /** What catalog mirrors need of the table's current Iceberg metadata. */
@@ -770,6 +801,7 @@ export class TableHandler {
         // Files flushed from now on use the new spec; it is in the metadata of the commit that
         // adds the first of them (the one asked for here).
         this.pendingPartitioning = { spec: e.spec, lastPartitionId: e.lastPartitionId };
+        this.specs.set(e.spec.specId, e.spec);
         this.layout = { ...this.layout, spec: e.spec, specId: e.spec.specId };
         return this.onCommit(e.waiter);
       case 'commit-done':
@@ -1286,6 +1318,7 @@ export class TableHandler {
       table: this.name,
       ephemeralRoot: this.ephemeralRoot,
       schema: this.schema,
+      specs: this.specs,
       store: deps.store,
       pool: deps.pool,
     })
@@ -1322,7 +1355,14 @@ export class TableHandler {
           f.dvDirty = false;
         } else dv = { kind: 'keep', ref: f.dvRef };
       }
-      files.push({ kind: 'data', key: f.key, rowCount: f.rowCount, sizeBytes: f.sizeBytes, dv });
+      files.push({
+        kind: 'data',
+        key: f.key,
+        rowCount: f.rowCount,
+        sizeBytes: f.sizeBytes,
+        dv,
+        ...this.partitionOf(f),
+      });
     }
     this.active.seal();
     for (const slice of [...this.frozen, this.active]) {

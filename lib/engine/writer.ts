@@ -42,6 +42,7 @@ import {
   schemaChangeOf,
   schemaForNewFields,
 } from './schema-evolution.ts';
+import { changeOwnedPartitioning, type PartitioningResult, partitioningChangeOf } from './partition-evolution.ts';
 import type { CommitInfo, PublishedSnapshot, TableHandler, TableStatus } from './table-handler.ts';
 import { openTable } from './table-loader.ts';
 import { ephemeralRootOf, tableRootOf } from './table-paths.ts';
@@ -539,7 +540,18 @@ export class Writer {
    * Changes a table's schema (`POST /tables/{name}/schema`): checked against the newest schema,
    * logged, applied, stored in the catalog. One change at a time per table.
    */
-  async changeSchema(name: string, body: unknown): Promise<SchemaChangeResult> {
+  async changeSchema(name: string, body: unknown): Promise<SchemaChangeResult | PartitioningResult> {
+    const partitionBy = partitioningChangeOf(body);
+    if (partitionBy) {
+      return this.serialized(name, async () => {
+        const handler = await this.open(name);
+        const def = await this.deps.catalog.getTable(name);
+        if (!def) throw new Error(`table "${name}" does not exist`);
+        const refusal = this.writeRefusal(name);
+        if (refusal) throw refusal;
+        return changeOwnedPartitioning(this.deps.catalog, def, handler, partitionBy);
+      });
+    }
     const changes = parseSchemaChanges(body);
     const run = async (): Promise<SchemaChangeResult> => {
       const handler = await this.open(name);

@@ -68,6 +68,8 @@ export interface TableDefinition {
    * Iceberg metadata; `set-partitioning` also stores the newest here, for `GET /tables`.
    */
   partitionBy?: PartitionByItem[];
+  /** The spec `partitionBy` is (0 until partitioning changes). */
+  partitionSpecId?: number;
   /** The sort order of the table's data files (identity sort fields). */
   sortBy?: SortByItem[];
 }
