@@ -21,7 +21,6 @@ import {
 } from '../../lib/namespace-admin.ts';
 import { parseExactJson } from '../../lib/schema/exact-json.ts';
 import { typeName } from '../../lib/schema/iceberg-type.ts';
-import { DEFAULT_NAMESPACE, NAME_PART, qualifiedName } from '../../lib/schema/table-name.ts';
 import {
   columnPath,
   describePartitioning,
@@ -30,6 +29,7 @@ import {
   parsePartitionBy,
 } from '../../lib/schema/partition-spec.ts';
 import { describeSortOrder, parseSortBy, type SortByItem } from '../../lib/schema/sort-order.ts';
+import { DEFAULT_NAMESPACE, NAME_PART, qualifiedName } from '../../lib/schema/table-name.ts';
 import {
   buildSchema,
   SchemaError,

@@ -18,9 +18,15 @@ import {
   tableToIpc,
 } from '../../lib/parquet/arrow-convert.ts';
 import { projectBatch } from '../../lib/parquet/schema-projection.ts';
-import { type Comparison, FilterError, matches, parseFilter, partitionMayMatch } from '../../lib/read/scan-filter.ts';
-import { specFromIcebergJson } from '../../lib/schema/partition-spec.ts';
+import {
+  type Comparison,
+  FilterError,
+  matches,
+  parseFilter,
+  partitionMayMatch,
+} from '../../lib/read/scan-filter.ts';
 import type { NestedField } from '../../lib/schema/iceberg-type.ts';
+import { specFromIcebergJson } from '../../lib/schema/partition-spec.ts';
 import { fieldEncoder, type Value } from '../../lib/schema/values.ts';
 import { ApiError, badRequest, notFound } from '../api-error.ts';
 import {
@@ -126,7 +132,12 @@ export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResu
   while (f < manifest.files.length && count < limit) {
     const file = manifest.files[f];
     const spec = file.specId === undefined ? undefined : specs.get(file.specId);
-    if (filter.length > 0 && spec && file.partition && !partitionMayMatch(filter, spec, fields, file.partition)) {
+    if (
+      filter.length > 0 &&
+      spec &&
+      file.partition &&
+      !partitionMayMatch(filter, spec, fields, file.partition)
+    ) {
       skipped++;
       f++;
       r = 0;
@@ -159,7 +170,9 @@ export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResu
     r = 0;
   }
   const done = f >= manifest.files.length;
-  const next = done ? undefined : encodeCursor({ l: cursor.l, s: cursor.s, f, r, ...(cursor.q ? { q: cursor.q } : {}) });
+  const next = done
+    ? undefined
+    : encodeCursor({ l: cursor.l, s: cursor.s, f, r, ...(cursor.q ? { q: cursor.q } : {}) });
   if (done) await s.catalog.deleteLease(cursor.l).catch(() => undefined);
   const projected: NestedField[] = projection.map((c) => fields[c]);
   const accept = header(event, 'accept') ?? '';

@@ -8,6 +8,8 @@
  *
  * Also the check that a schema change keeps the columns the current spec and sort order read.
  */
+
+import type { Catalog } from '../catalog/catalog.ts';
 import type { Lsn } from '../lsn.ts';
 import { SchemaError } from '../schema/errors.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
@@ -15,12 +17,11 @@ import {
   describePartitioning,
   fieldById,
   type PartitionByItem,
-  partitionByBody,
   parsePartitionBy,
+  partitionByBody,
 } from '../schema/partition-spec.ts';
 import { SchemaChangeError } from '../schema/schema-change.ts';
 import { describeColumns, type TableDefinition } from '../schema/table-schema.ts';
-import type { Catalog } from '../catalog/catalog.ts';
 import type { RowLayout } from './row-layout.ts';
 import type { TableHandler } from './table-handler.ts';
 
@@ -49,7 +50,10 @@ export function partitioningChangeOf(body: unknown): PartitionByItem[] | undefin
   const parsed = partitionByBody.safeParse(rest.partitionBy);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new SchemaChangeError(`partitionBy${issue.path.map((p) => `[${String(p)}]`).join('')}: ${issue.message}`, at);
+    throw new SchemaChangeError(
+      `partitionBy${issue.path.map((p) => `[${String(p)}]`).join('')}: ${issue.message}`,
+      at,
+    );
   }
   return parsed.data;
 }
@@ -64,7 +68,10 @@ export function checkLayoutColumns(layout: RowLayout, fields: NestedField[]): vo
       );
   for (const s of layout.order.fields)
     if (!fieldById(fields, s.sourceId))
-      throw new SchemaChangeError(`the table's files are sorted by the column with field id ${s.sourceId}`, 0);
+      throw new SchemaChangeError(
+        `the table's files are sorted by the column with field id ${s.sourceId}`,
+        0,
+      );
 }
 
 /** Sets the owning table's partitioning (calls serialized per table by the caller). */
@@ -84,7 +91,8 @@ export async function changeOwnedPartitioning(
       previous: [...specs.values()],
     });
   } catch (e) {
-    if (e instanceof SchemaError) throw new SchemaChangeError(e.message.replace(/^partitionBy/, 'partitionBy'), 0);
+    if (e instanceof SchemaError)
+      throw new SchemaChangeError(e.message.replace(/^partitionBy/, 'partitionBy'), 0);
     throw e;
   }
   let spec = parsed.spec;

@@ -33,6 +33,11 @@ import { type IdempotencyRecord, type IdempotentWrite, unwrapRecord } from './id
 import type { Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
 import {
+  changeOwnedPartitioning,
+  type PartitioningResult,
+  partitioningChangeOf,
+} from './partition-evolution.ts';
+import {
   changeOwnedSchema,
   deliverSchemaChange,
   evolvedDefinition,
@@ -42,7 +47,6 @@ import {
   schemaChangeOf,
   schemaForNewFields,
 } from './schema-evolution.ts';
-import { changeOwnedPartitioning, type PartitioningResult, partitioningChangeOf } from './partition-evolution.ts';
 import type { CommitInfo, PublishedSnapshot, TableHandler, TableStatus } from './table-handler.ts';
 import { openTable } from './table-loader.ts';
 import { ephemeralRootOf, tableRootOf } from './table-paths.ts';
