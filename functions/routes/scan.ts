@@ -132,12 +132,7 @@ export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResu
   while (f < manifest.files.length && count < limit) {
     const file = manifest.files[f];
     const spec = file.specId === undefined ? undefined : specs.get(file.specId);
-    if (
-      filter.length > 0 &&
-      spec &&
-      file.partition &&
-      !partitionMayMatch(filter, spec, fields, file.partition)
-    ) {
+    if (filter.length > 0 && spec && file.partition && !partitionMayMatch(filter, spec, file.partition)) {
       skipped++;
       f++;
       r = 0;

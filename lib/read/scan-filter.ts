@@ -140,7 +140,6 @@ function compareJson(type: IcebergType, a: unknown, b: unknown): number | undefi
 export function partitionMayMatch(
   filter: Comparison[],
   spec: PartitionSpec,
-  fields: NestedField[],
   partition: Record<string, unknown>,
 ): boolean {
   for (const c of filter) {
