@@ -2,11 +2,13 @@
  * `moonlink`: a command-line client of the public API.
  *
  *   moonlink load FILE… --table T [--format csv|ndjson|parquet|arrow] [--op insert|upsert|delete]
- *                       [--batch-rows N] [--create [--key a,b] [--schema name:type,…]] [--skip-rows N]
+ *                       [--batch-rows N] [--create [--key a,b] [--schema name:type,…]
+ *                       [--partition-by 'day(at),bucket[16](id)'] [--sort-by 'at desc,id']] [--skip-rows N]
  *   moonlink tables | describe T | flush T | rename T NEW
  *   moonlink alter T [--drop C] [--rename C=NEW] [--widen C:TYPE] [--nullable C] [--add C:TYPE] (each repeatable)
+ *   moonlink alter T --partition-by 'month(at)' (alone; '' for unpartitioned)
  *   moonlink import T URI [--format parquet|arrow|csv|ndjson] [--op insert|upsert] [--no-wait]
- *   moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--out FILE]
+ *   moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--filter EXPR] [--out FILE]
  *
  * Every command takes --url (default MOONLINK_URL or http://127.0.0.1:8080), --token (or
  * MOONLINK_API_TOKEN) and --aws (SigV4 for the deployed HTTP API). Exit status 0 on success, 1
@@ -31,13 +33,15 @@ import { Progress } from './progress.ts';
 
 const USAGE = `usage:
   moonlink load FILE... --table T [--format csv|ndjson|parquet|arrow] [--op insert|upsert|delete]
-                        [--batch-rows N] [--create [--key a,b] [--schema name:type,...]] [--skip-rows N]
+                        [--batch-rows N] [--create [--key a,b] [--schema name:type,...]
+                        [--partition-by 'day(at),bucket[16](id)'] [--sort-by 'at desc,id']] [--skip-rows N]
   moonlink tables
   moonlink describe T
-  moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--out FILE]
+  moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--filter 'at>=2024-05-01,id=7'] [--out FILE]
   moonlink flush T
   moonlink rename T NEW
   moonlink alter T [--drop C] [--rename C=NEW] [--widen C:TYPE] [--nullable C] [--add C:TYPE]  (repeatable; one change, all or nothing)
+  moonlink alter T --partition-by 'month(at),region'  (alone; '' for unpartitioned)
   moonlink import T URI [--format parquet|arrow|csv|ndjson] [--op insert|upsert] [--no-wait]
 options: --url URL (MOONLINK_URL, default http://127.0.0.1:8080)  --token TOKEN (MOONLINK_API_TOKEN)  --aws (SigV4)`;
 
@@ -88,6 +92,17 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'alter': {
         const table = one(args, 'alter');
+        if (values['partition-by'] !== undefined) {
+          if (alterCount(values) > 0) throw new UsageError('--partition-by goes alone (change the columns first)');
+          const partitionBy = partitionByOption(values['partition-by']);
+          const r = await client.json('POST', `tables/${table}/schema`, {
+            changes: [{ action: 'set-partitioning', partitionBy }],
+          });
+          const fields = r.partitionBy as { column: string; transform: string; name: string }[];
+          out(`${table}: partition spec ${r.partitionSpecId}${fields.length === 0 ? ' (unpartitioned)' : ''}`);
+          for (const f of fields) out(`  ${f.name}\t${f.transform}(${f.column})`);
+          return 0;
+        }
         const r = await client.json('POST', `tables/${table}/schema`, { changes: alterChanges(values) });
         out(`${table}: schema ${r.schemaId} at LSN ${r.lsn}`);
         for (const c of r.columns as { name: string; type: string; nullable: boolean }[])
@@ -135,6 +150,9 @@ function parse(argv: string[]) {
       'min-lsn': { type: 'string' },
       out: { type: 'string', short: 'o' },
       'no-wait': { type: 'boolean' },
+      'partition-by': { type: 'string' },
+      'sort-by': { type: 'string' },
+      filter: { type: 'string' },
       add: { type: 'string', multiple: true },
       drop: { type: 'string', multiple: true },
       rename: { type: 'string', multiple: true },
@@ -175,6 +193,54 @@ function alterChanges(values: Values): Record<string, unknown>[] {
   ];
   if (changes.length === 0) throw new UsageError('alter takes at least one of --add, --drop, --rename, --widen, --nullable');
   return changes;
+}
+
+function alterCount(values: Values): number {
+  return ['add', 'drop', 'rename', 'widen', 'nullable'].reduce(
+    (n, k) => n + ((values[k as 'add'] as string[] | undefined)?.length ?? 0),
+    0,
+  );
+}
+
+/** Splits on commas outside brackets and parentheses (`bucket[16](id),day(at)`). */
+function splitList(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let cur = '';
+  for (const c of text) {
+    if (c === '(' || c === '[') depth++;
+    if (c === ')' || c === ']') depth--;
+    if (c === ',' && depth === 0) {
+      out.push(cur.trim());
+      cur = '';
+    } else cur += c;
+  }
+  if (cur.trim()) out.push(cur.trim());
+  return out;
+}
+
+/** `day(placed_at),bucket[16](id),region` → `partitionBy` (a bare column is identity). */
+export function partitionByOption(text: string): { column: string; transform: string }[] {
+  return splitList(text).map((item) => {
+    const m = /^([a-z]+(?:\[\d+\])?)\(([^()]+)\)$/.exec(item);
+    if (m) return { column: m[2].trim(), transform: m[1] };
+    if (/^[A-Za-z_][A-Za-z0-9_.]*$/.test(item)) return { column: item, transform: 'identity' };
+    throw new UsageError(`--partition-by: "${item}" is not transform(column) or a column`);
+  });
+}
+
+/** `placed_at desc,id` → `sortBy` (`asc`/`desc`, then `nulls-first`/`nulls-last`). */
+export function sortByOption(text: string): { column: string; direction?: string; nulls?: string }[] {
+  return splitList(text).map((item) => {
+    const [column, ...rest] = item.split(/\s+/);
+    const o: { column: string; direction?: string; nulls?: string } = { column };
+    for (const w of rest) {
+      if (w === 'asc' || w === 'desc') o.direction = w;
+      else if (w === 'nulls-first' || w === 'nulls-last') o.nulls = w.slice(6);
+      else throw new UsageError(`--sort-by: "${w}" is not asc, desc, nulls-first or nulls-last`);
+    }
+    return o;
+  });
 }
 
 function one(args: string[], command: string): string {
@@ -246,6 +312,8 @@ async function load(client: Client, files: string[], v: Values): Promise<number>
       name: table,
       columns: columns.map((c) => ({ ...c, nullable: key.includes(c.name) ? false : c.nullable })),
       ...(key.length ? { primaryKey: key } : {}),
+      ...(v['partition-by'] ? { partitionBy: partitionByOption(v['partition-by']) } : {}),
+      ...(v['sort-by'] ? { sortBy: sortByOption(v['sort-by']) } : {}),
     });
     process.stderr.write(`created table ${table} (${columns.length} columns${key.length ? `, key ${key.join(',')}` : ''})\n`);
   }
@@ -341,11 +409,13 @@ async function scan(client: Client, table: string, v: Values): Promise<number> {
   let n = 0;
   const batches: arrow.Table[] = [];
   let header = false;
+  let skipped = 0;
   try {
     do {
       const page = Math.min(10_000, limit - n);
       const q = new URLSearchParams({ limit: String(page) });
       if (v['min-lsn']) q.set('minLsn', v['min-lsn']);
+      if (v.filter && !cursor) q.set('filter', v.filter);
       if (cursor) q.set('cursor', cursor);
       if (format === 'parquet') {
         const r = await client.request('GET', `tables/${table}/rows?${q}`, undefined, {
@@ -370,6 +440,7 @@ async function scan(client: Client, table: string, v: Values): Promise<number> {
         }
       }
       n += rows.length;
+      skipped += (r.filesSkipped as number | undefined) ?? 0;
       cursor = r.nextCursor;
     } while (cursor && n < limit);
     if (format === 'parquet') {
@@ -379,7 +450,7 @@ async function scan(client: Client, table: string, v: Values): Promise<number> {
   } finally {
     await write?.close();
   }
-  process.stderr.write(`${n} rows\n`);
+  process.stderr.write(`${n} rows${skipped > 0 ? ` (${skipped} files skipped by partition)` : ''}\n`);
   return 0;
 }
 

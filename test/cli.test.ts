@@ -174,6 +174,45 @@ describe('moonlink CLI', () => {
     );
   });
 
+  it('creates a partitioned, sorted table, scans with a filter, and changes its partitioning', async () => {
+    const rows = Array.from({ length: 30 }, (_, i) =>
+      JSON.stringify({ id: i, at: `2024-05-0${1 + (i % 3)}T08:00:00Z` }),
+    );
+    await fs.writeFile(path.join(dir, 'events.jsonl'), `${rows.join('\n')}\n`);
+    const created = await cli([
+      'load',
+      path.join(dir, 'events.jsonl'),
+      '--table',
+      'ev',
+      '--create',
+      '--schema',
+      'id:long,at:timestamptz',
+      '--key',
+      'id',
+      '--partition-by',
+      'day(at),bucket[4](id)',
+      '--sort-by',
+      'at desc,id',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const d = JSON.parse((await cli(['describe', 'ev'])).stdout);
+    expect(d.partitionBy.map((p: { name: string }) => p.name)).toEqual(['at_day', 'id_bucket']);
+    expect(d.sortBy).toEqual([
+      { column: 'at', direction: 'desc', nulls: 'last' },
+      { column: 'id', direction: 'asc', nulls: 'first' },
+    ]);
+    expect((await cli(['flush', 'ev'])).code).toBe(0);
+    const scanned = await cli(['scan', 'ev', '--filter', 'at>=2024-05-03T00:00:00Z']);
+    expect(scanned.code, scanned.stderr).toBe(0);
+    expect(scanned.stdout.trim().split('\n')).toHaveLength(10);
+    expect(scanned.stderr).toMatch(/10 rows \(\d+ files skipped by partition\)/);
+    const altered = await cli(['alter', 'ev', '--partition-by', 'month(at)']);
+    expect(altered.code, altered.stderr).toBe(0);
+    expect(altered.stdout).toMatch(/^ev: partition spec 1\n {2}at_month\tmonth\(at\)$/m);
+    expect((await cli(['alter', 'ev', '--partition-by', 'month(at)', '--add', 'x:int'])).code).toBe(2);
+    expect((await cli(['alter', 'ev', '--partition-by', 'month at'])).code).toBe(2);
+  });
+
   it('round-trips through Parquet and Arrow files (scan --format parquet, load --create from the file)', async () => {
     const pq = path.join(dir, 'out.parquet');
     const s = await cli(['scan', 'csv_t', '--format', 'parquet', '--out', pq]);
