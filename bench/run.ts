@@ -134,11 +134,15 @@ async function post(
   return JSON.parse(text);
 }
 
-async function createBenchTable(url: string, name: string): Promise<void> {
+async function createBenchTable(
+  url: string,
+  name: string,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
   const r = await fetch(`${url}/tables`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ name, columns, primaryKey: ['id'] }),
+    body: JSON.stringify({ name, columns, primaryKey: ['id'], ...extra }),
   });
   if (r.status !== 201) throw new Error(`create: ${r.status} ${await r.text()}`);
 }
@@ -859,6 +863,95 @@ async function appendArrowScenario(): Promise<void> {
   });
 }
 
+const PARTITION_BY = [
+  { column: 'at', transform: 'day' },
+  { column: 'id', transform: 'bucket[16]' },
+];
+
+/** Files per partition in the table's current snapshot: the most and the mean. */
+async function filesPerPartition(
+  url: string,
+  table: string,
+): Promise<{ partitions: number; max: number; mean: number }> {
+  const snap = (await (await fetch(`${url}/tables/${table}/snapshot`)).json()) as {
+    dataFiles: { kind: string; partition?: Record<string, unknown> }[];
+    leaseId: string;
+  };
+  await fetch(`${url}/leases/${snap.leaseId}`, { method: 'DELETE' });
+  const counts = new Map<string, number>();
+  for (const f of snap.dataFiles) {
+    const k = JSON.stringify(f.partition ?? null);
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  const n = [...counts.values()];
+  return {
+    partitions: n.length,
+    max: Math.max(0, ...n),
+    mean: n.length === 0 ? 0 : +(n.reduce((a, b) => a + b, 0) / n.length).toFixed(2),
+  };
+}
+
+/**
+ * The append's rows into a table partitioned by day(at) and bucket[16](id), against the same
+ * rows into an unpartitioned table in the same service just before (target: at least 0.7× its
+ * rate); then how many files each partition keeps once compaction has merged them (small
+ * files of a partition merge once four exist, or two once the oldest is 10 s old here).
+ */
+async function appendPartitionedScenario(): Promise<void> {
+  const n = SIZES.append;
+  const list = bodies(Math.ceil(n / BATCH), (b) => {
+    let body = '{"ops":[';
+    for (let i = b * BATCH; i < Math.min(n, (b + 1) * BATCH); i++)
+      body += `${i > b * BATCH ? ',' : ''}{"op":"insert","row":${rowJson(i)}}`;
+    return `${body}]}`;
+  });
+  const s = await service({ MOONLINK_COMPACT_SMALL_FILE_AGE_MS: '10000' });
+  await createBenchTable(s.svc.url, 'plain');
+  await createBenchTable(s.svc.url, 'parted', { partitionBy: PARTITION_BY });
+  const run = async (table: string): Promise<number> =>
+    n /
+    (await timed(async () => {
+      await drive(`${s.svc.url}/tables/${table}/rows`, list);
+      await post(`${s.svc.url}/tables/${table}/flush`, '');
+    }));
+  // Warm-up (the JIT, the worker threads) so neither measured run pays for it.
+  await createBenchTable(s.svc.url, 'warm');
+  await drive(`${s.svc.url}/tables/warm/rows`, list.slice(0, Math.ceil(list.length / 10)));
+  await post(`${s.svc.url}/tables/warm/flush`, '');
+  const plain = await run('plain');
+  // The plain table's compaction is let finish first, so it does not share the cores.
+  await compactionSettled(s.svc.url, 'plain');
+  const parted = await run('parted');
+  const atCommit = await filesPerPartition(s.svc.url, 'parted');
+  const t0 = Date.now();
+  let after = atCommit;
+  while (after.max > 1 && Date.now() - t0 < 180_000) {
+    await new Promise((r) => setTimeout(r, 1000));
+    after = await filesPerPartition(s.svc.url, 'parted');
+  }
+  const settleSecs = (Date.now() - t0) / 1000;
+  const d = (await (await fetch(`${s.svc.url}/tables/parted`)).json()) as {
+    writer?: { compactions: number; compactionsFailed: number };
+  };
+  await stop(s);
+  const ratio = parted / plain;
+  report({
+    scenario: 'append-partitioned',
+    rows: n,
+    partitionBy: 'day(at), bucket[16](id)',
+    rowsPerSec: Math.round(parted),
+    unpartitionedRowsPerSec: Math.round(plain),
+    vsUnpartitioned: +ratio.toFixed(3),
+    partitions: after.partitions,
+    filesPerPartitionAtCommit: atCommit.mean,
+    filesPerPartitionMax: after.max,
+    filesPerPartitionMean: after.mean,
+    compactedAfterSec: +settleSecs.toFixed(1),
+    compactionsFailed: d.writer?.compactionsFailed ?? 0,
+    targetsMet: ratio >= 0.7 && after.max <= 1,
+  });
+}
+
 /**
  * Kinesis records: the bench's insert bodies (1,000 rows) as the log writes them, plain JSON and
  * Brotli-compressed, and what that means for one shard, which takes 1 MiB/s and 1,000 records/s
@@ -907,6 +1000,7 @@ async function kinesisRecordsScenario(): Promise<void> {
 const scenarios: [string, () => Promise<void>][] = [
   ['append', appendScenario],
   ['append-arrow', appendArrowScenario],
+  ['append-partitioned', appendPartitionedScenario],
   ['upsert', upsertScenario],
   ['freshness', freshnessScenario],
   ['read-planning', readPlanningScenario],

@@ -1796,6 +1796,12 @@ export class TableHandler {
     this.stateVersion++;
     this.markChanged();
     this.compactions++;
+    // A partitioned table compacts one partition per pass: the next one goes right after, not
+    // a timer interval later (the pass runs in a worker; this thread only installs its result).
+    if (hasLayout(plan.layout) && !this.compactRequested) {
+      this.compactRequested = true;
+      this.compactRequestBusy = false;
+    }
     this.log.info('compaction done', {
       inputs: plan.inputs.length,
       outputs: outputs.map((o) => ({ key: o.key, rows: o.rowCount, bytes: o.sizeBytes })),
