@@ -543,6 +543,49 @@ describe('Postgres CDC', () => {
     expect(loaded.metadata.schemas.length).toBe(6);
   });
 
+  it('a partitioned table mirrors its source; dropping its partition column stops the source until the partitioning changes and a resync', async () => {
+    await accountsTable('acct_part', 40);
+    const ml = await moonlink(await tempDir('mlcdc-part-'));
+    await attach(ml, 'acct_part', pgc, 'acct_part', {
+      partitionBy: [
+        { column: 'id', transform: 'bucket[4]' },
+        { column: 'n', transform: 'truncate[10]' },
+      ],
+      sortBy: [{ column: 'bal', direction: 'desc' }],
+    });
+    await expectMirror(ml, 'acct_part', 'acct_part');
+    await pgc.sql(`UPDATE acct_part SET n = id * 3 WHERE id % 2 = 0`);
+    await pgc.sql(`DELETE FROM acct_part WHERE id % 7 = 0`);
+    await expectMirror(ml, 'acct_part', 'acct_part');
+    expect((await ml.call('POST', '/tables/acct_part/flush')).status).toBe(200);
+    const snap = (await ml.call('GET', '/tables/acct_part/snapshot')).body;
+    const parts = snap.dataFiles
+      .filter((f: { kind: string }) => f.kind === 'data')
+      .map((f: { partition: unknown }) => f.partition);
+    expect(parts.length).toBeGreaterThan(1);
+    for (const p of parts) expect(Object.keys(p)).toEqual(['id_bucket', 'n_trunc']);
+    // The column the table is partitioned by goes away in Postgres: the source stops, says why.
+    await pgc.sql(`ALTER TABLE acct_part DROP COLUMN n`);
+    await pgc.sql(`INSERT INTO acct_part VALUES (1000, 1.00, 'after drop')`);
+    await eventually(async () => (await sourceStatus(ml, 'acct_part')).state === 'error', 20_000);
+    expect((await sourceStatus(ml, 'acct_part')).error.message).toMatch(
+      /partitioned by .*"n_trunc".*set-partitioning without it, then resync/,
+    );
+    // The way out: partition without it, then resync.
+    const set = await ml.call('POST', '/tables/acct_part/schema', {
+      changes: [{ action: 'set-partitioning', partitionBy: [{ column: 'id', transform: 'bucket[4]' }] }],
+    });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    expect((await ml.call('POST', '/tables/acct_part/source/resync')).status).toBe(202);
+    await eventually(async () => (await sourceStatus(ml, 'acct_part')).state === 'streaming', 30_000);
+    const want = (await pgc.sql(`SELECT id FROM acct_part ORDER BY id`)).map((r) => Number(r.id));
+    const ids = async () => (await ml.scan('acct_part')).map((r) => Number(r.id)).sort((a, b) => a - b);
+    await eventually(async () => JSON.stringify(await ids()) === JSON.stringify(want), 30_000);
+    expect(await ids()).toEqual(want);
+    expect((await ml.describe('acct_part')).columns.map((c: { name: string }) => c.name)).not.toContain('n');
+    expect((await ml.call('DELETE', '/tables/acct_part')).status).toBe(204);
+  });
+
   it('takes the connection from the environment (env:NAME), so the catalog holds no password', async () => {
     await accountsTable('acct_env', 5);
     process.env.MOONLINK_TEST_PG = pgc.url;

@@ -25,12 +25,13 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Catalog } from '../../catalog/catalog.ts';
+import { checkLayoutColumns } from '../../engine/partition-evolution.ts';
 import { deliverSchemaChange } from '../../engine/schema-evolution.ts';
 import type { TableHandler } from '../../engine/table-handler.ts';
 import type { SourceFactory, TableSource } from '../../engine/writer.ts';
 import { type Lsn, maxLsn } from '../../lsn.ts';
 import { rowMapper } from '../../schema/evolve-values.ts';
-import { describeChange, type EvolvedSchema } from '../../schema/schema-change.ts';
+import { describeChange, type EvolvedSchema, SchemaChangeError } from '../../schema/schema-change.ts';
 import { flatTableName } from '../../schema/table-name.ts';
 import type { TableDefinition, TableSchema } from '../../schema/table-schema.ts';
 import type { DecodedOp } from '../../schema/transaction.ts';
@@ -873,6 +874,16 @@ export class PostgresSource implements TableSource {
       throw e;
     }
     if (match.kind !== 'evolve') return match.schema;
+    try {
+      // A column the table is partitioned or sorted by cannot go (Iceberg's rule).
+      checkLayoutColumns(this.handler.fileLayout, match.evolved.schema.fields);
+    } catch (e) {
+      if (e instanceof SchemaChangeError)
+        throw new SourceSchemaChangeError(
+          `${where}: ${e.message.replace(/: set-partitioning.*$/, '')}; set-partitioning without it, then resync`,
+        );
+      throw e;
+    }
     const before = this.handler.latestSchema;
     const lsn = at > this.posted ? at : this.posted + 1n;
     this.applySchemaChange(lsn, match.evolved);
