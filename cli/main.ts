@@ -6,7 +6,7 @@
  *                       [--partition-by 'day(at),bucket[16](id)'] [--sort-by 'at desc,id']] [--skip-rows N]
  *   moonlink tables | describe T | flush T | rename T NEW
  *   moonlink alter T [--drop C] [--rename C=NEW] [--widen C:TYPE] [--nullable C] [--add C:TYPE] (each repeatable)
- *   moonlink alter T --partition-by 'month(at)' (alone; '' for unpartitioned)
+ *   moonlink alter T --partition-by 'month(at)' (with column changes or alone; '' for unpartitioned)
  *   moonlink import T URI [--format parquet|arrow|csv|ndjson] [--op insert|upsert] [--no-wait]
  *   moonlink scan T [--format ndjson|csv|parquet] [--limit N] [--min-lsn L] [--filter EXPR] [--out FILE]
  *
@@ -41,7 +41,7 @@ const USAGE = `usage:
   moonlink flush T
   moonlink rename T NEW
   moonlink alter T [--drop C] [--rename C=NEW] [--widen C:TYPE] [--nullable C] [--add C:TYPE]  (repeatable; one change, all or nothing)
-  moonlink alter T --partition-by 'month(at),region'  (alone; '' for unpartitioned)
+  moonlink alter T --partition-by 'month(at),region'  (with column changes or alone; '' for unpartitioned)
   moonlink import T URI [--format parquet|arrow|csv|ndjson] [--op insert|upsert] [--no-wait]
 options: --url URL (MOONLINK_URL, default http://127.0.0.1:8080)  --token TOKEN (MOONLINK_API_TOKEN)  --aws (SigV4)`;
 
@@ -93,13 +93,14 @@ export async function main(argv: string[]): Promise<number> {
       case 'alter': {
         const table = one(args, 'alter');
         if (values['partition-by'] !== undefined) {
-          if (alterCount(values) > 0) throw new UsageError('--partition-by goes alone (change the columns first)');
           const partitionBy = partitionByOption(values['partition-by']);
-          const r = await client.json('POST', `tables/${table}/schema`, {
-            changes: [{ action: 'set-partitioning', partitionBy }],
-          });
+          const changes = [
+            ...(alterCount(values) > 0 ? alterChanges(values) : []),
+            { action: 'set-partitioning', partitionBy },
+          ];
+          const r = await client.json('POST', `tables/${table}/schema`, { changes });
           const fields = r.partitionBy as { column: string; transform: string; name: string }[];
-          out(`${table}: partition spec ${r.partitionSpecId}${fields.length === 0 ? ' (unpartitioned)' : ''}`);
+          out(`${table}: schema ${r.schemaId}, partition spec ${r.partitionSpecId}${fields.length === 0 ? ' (unpartitioned)' : ''}`);
           for (const f of fields) out(`  ${f.name}\t${f.transform}(${f.column})`);
           return 0;
         }

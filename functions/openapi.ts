@@ -223,7 +223,7 @@ export const OPENAPI = {
                             'set-partitioning',
                           ],
                           description:
-                            'set-partitioning (alone in its request): a new partition spec; new files use it, old files keep theirs until compaction rewrites them',
+                            'set-partitioning (at most one per request, with column changes or alone): a new partition spec; new files use it, old files keep theirs until compaction rewrites them',
                         },
                         partitionBy: {
                           type: 'array',

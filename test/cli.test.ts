@@ -208,8 +208,12 @@ describe('moonlink CLI', () => {
     expect(scanned.stderr).toMatch(/10 rows \(\d+ files skipped by partition\)/);
     const altered = await cli(['alter', 'ev', '--partition-by', 'month(at)']);
     expect(altered.code, altered.stderr).toBe(0);
-    expect(altered.stdout).toMatch(/^ev: partition spec 1\n {2}at_month\tmonth\(at\)$/m);
-    expect((await cli(['alter', 'ev', '--partition-by', 'month(at)', '--add', 'x:int'])).code).toBe(2);
+    expect(altered.stdout).toMatch(/^ev: schema 0, partition spec 1\n {2}at_month\tmonth\(at\)$/m);
+    const both = await cli(['alter', 'ev', '--add', 'region:string', '--partition-by', 'month(at),region']);
+    expect(both.code, both.stderr).toBe(0);
+    expect(both.stdout).toMatch(
+      /^ev: schema 1, partition spec 2\n {2}at_month\tmonth\(at\)\n {2}region\tidentity\(region\)$/m,
+    );
     expect((await cli(['alter', 'ev', '--partition-by', 'month at'])).code).toBe(2);
   });
 

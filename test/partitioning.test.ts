@@ -16,6 +16,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { icebergRead } from 'icebird';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { engineOptions } from '../lib/engine/options.ts';
+import { openTable } from '../lib/engine/table-loader.ts';
 import { CONTENT } from '../lib/iceberg/avro-schemas.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
 import { decodeManifest, decodeManifestList } from '../lib/iceberg/manifest-io.ts';
@@ -31,6 +33,7 @@ import { buildSchema, type FormatVersion } from '../lib/schema/table-schema.ts';
 import { type DecodedOp, keyOf, rowCodec } from '../lib/schema/transaction.ts';
 import { compareScalars, fieldEncoder, type Value } from '../lib/schema/values.ts';
 import { LocalObjectStore } from '../lib/store/local-object-store.ts';
+import { silentLogger } from '../lib/util/logger.ts';
 import { rng } from './support/model.ts';
 import { type StaticServer, serveFolder } from './support/static-server.ts';
 import { openTestTable } from './support/table-harness.ts';
@@ -180,7 +183,7 @@ for (const formatVersion of [2, 3] as FormatVersion[]) {
   describe(`partitioned tables, format v${formatVersion}`, () => {
     it('random upserts and deletes across partitions, compaction and a partition evolution read as the model', async () => {
       const name = `parts_v${formatVersion}`;
-      const { handler } = await openTestTable({
+      const { handler, def, catalog } = await openTestTable({
         name,
         schema,
         pool,
@@ -272,6 +275,29 @@ for (const formatVersion of [2, 3] as FormatVersion[]) {
       // One file per region (five values, null among them) once compaction is done.
       expect(after.files).toBeLessThanOrEqual(REGIONS.length);
       await handler.close();
+      // Reopened from the store: the specs, files and partitions come back from Iceberg.
+      const reopened = await openTable({
+        def,
+        store,
+        catalog,
+        pool,
+        options: engineOptions({
+          snapshotIntervalMs: 0,
+          commitIntervalMs: 0,
+          gcIntervalMs: 0,
+          compaction: false,
+        }),
+        logger: silentLogger,
+        spillDir: os.tmpdir(),
+      });
+      expect(reopened.fileLayout.spec.specId).toBe(1);
+      const snap = await reopened.snapshotAtLeast(lsn);
+      const manifest = await reader.manifest(snap.key);
+      expect((await reader.readAll(manifest, schema.fields)).map(text).sort()).toEqual(modelTexts());
+      expect(manifest.files.every((f) => f.specId === 1 && f.partition && 'region' in f.partition)).toBe(
+        true,
+      );
+      await reopened.close();
     }, 120_000);
   });
 }

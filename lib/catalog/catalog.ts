@@ -193,5 +193,5 @@ export class RenameRefusedError extends Error {
 /** Whether `def` is a later definition than `stored`: a newer schema, or a newer partition spec. */
 export function definitionIsNewer(def: TableDefinition, stored: TableDefinition): boolean {
   if (def.schema.schemaId !== stored.schema.schemaId) return def.schema.schemaId > stored.schema.schemaId;
-  return (def.partitionSpecId ?? 0) > (stored.partitionSpecId ?? 0);
+  return (def.partitionVersion ?? 0) > (stored.partitionVersion ?? 0);
 }

@@ -408,7 +408,7 @@ export class DynamoDbCatalog implements Catalog {
             ExpressionAttributeValues: {
               ':def': s(JSON.stringify(def)),
               ':sid': n(def.schema.schemaId),
-              ':spec': n(def.partitionSpecId ?? 0),
+              ':spec': n(def.partitionVersion ?? 0),
               ':uuid': s(def.tableUuid),
             },
           }),

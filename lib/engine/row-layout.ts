@@ -5,12 +5,14 @@
  */
 import type { NestedField } from '../schema/iceberg-type.ts';
 import {
+  fieldById,
   isPartitioned,
   type PartitionSpec,
   type PartitionTuple,
   partitioner,
   tupleKey,
 } from '../schema/partition-spec.ts';
+import { SchemaChangeError } from '../schema/schema-change.ts';
 import { isSorted, rowComparator, type SortOrder } from '../schema/sort-order.ts';
 import type { Value } from '../schema/values.ts';
 
@@ -102,4 +104,20 @@ export function layoutRows(
     out.push({ partition: g.partition, rows: Uint32Array.from(rows) });
   }
   return out;
+}
+
+/** Throws {@link SchemaChangeError} when `fields` lack a column the layout partitions or sorts by. */
+export function checkLayoutColumns(layout: RowLayout, fields: NestedField[]): void {
+  for (const p of layout.spec.fields)
+    if (!fieldById(fields, p.sourceId))
+      throw new SchemaChangeError(
+        `the table is partitioned by the column with field id ${p.sourceId} ("${p.name}"): set-partitioning without it first`,
+        0,
+      );
+  for (const s of layout.order.fields)
+    if (!fieldById(fields, s.sourceId))
+      throw new SchemaChangeError(
+        `the table's files are sorted by the column with field id ${s.sourceId}`,
+        0,
+      );
 }

@@ -23,7 +23,7 @@ import {
 import { schemaFromIcebergJson, schemaToIcebergJson } from '../schema/schema-json.ts';
 import { describeColumns, type TableDefinition, type TableSchema } from '../schema/table-schema.ts';
 import type { Logger } from '../util/logger.ts';
-import { checkLayoutColumns } from './partition-evolution.ts';
+import { checkLayoutColumns } from './row-layout.ts';
 import type { TableHandler } from './table-handler.ts';
 
 export { parseSchemaChanges, type SchemaChange, SchemaChangeError, SchemaChangeRefusedError };

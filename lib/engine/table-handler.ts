@@ -21,7 +21,7 @@ import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import { type Lsn, lsnToJson, maxLsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { rowMapper } from '../schema/evolve-values.ts';
-import { type PartitionSpec, partitionRecord } from '../schema/partition-spec.ts';
+import { type PartitionSpec, partitionRecord, withDroppedFields } from '../schema/partition-spec.ts';
 import type { EvolvedSchema } from '../schema/schema-change.ts';
 import type { TableDefinition, TableSchema } from '../schema/table-schema.ts';
 import { type DecodedOp, type RowCodec, rowCodec } from '../schema/transaction.ts';
@@ -626,7 +626,11 @@ export class TableHandler {
     if (!record) {
       const spec = this.specs.get(f.specId);
       if (!spec) return {};
-      record = partitionRecord(spec, this.schema.fields, f.partition);
+      record = partitionRecord(
+        spec,
+        withDroppedFields(this.schema.fields, this.schemas.values()),
+        f.partition,
+      );
       this.partitionRecords.set(f, record);
     }
     return { specId: f.specId, partition: record };

@@ -32,11 +32,7 @@ import type { CatalogMirror } from './catalog-mirror.ts';
 import { type IdempotencyRecord, type IdempotentWrite, unwrapRecord } from './idempotency.ts';
 import type { Operations } from './op-batch.ts';
 import type { EngineOptions } from './options.ts';
-import {
-  changeOwnedPartitioning,
-  type PartitioningResult,
-  partitioningChangeOf,
-} from './partition-evolution.ts';
+import { changeOwnedLayout, type PartitioningResult, partitioningChangeOf } from './partition-evolution.ts';
 import {
   changeOwnedSchema,
   deliverSchemaChange,
@@ -545,15 +541,15 @@ export class Writer {
    * logged, applied, stored in the catalog. One change at a time per table.
    */
   async changeSchema(name: string, body: unknown): Promise<SchemaChangeResult | PartitioningResult> {
-    const partitionBy = partitioningChangeOf(body);
-    if (partitionBy) {
+    const layout = partitioningChangeOf(body);
+    if (layout) {
       return this.serialized(name, async () => {
         const handler = await this.open(name);
         const def = await this.deps.catalog.getTable(name);
         if (!def) throw new Error(`table "${name}" does not exist`);
         const refusal = this.writeRefusal(name);
         if (refusal) throw refusal;
-        return changeOwnedPartitioning(this.deps.catalog, def, handler, partitionBy);
+        return changeOwnedLayout(this.schemaContext(), def, handler, layout);
       });
     }
     const changes = parseSchemaChanges(body);

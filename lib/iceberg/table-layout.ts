@@ -5,12 +5,15 @@
  */
 import type { NestedField } from '../schema/iceberg-type.ts';
 import {
+  fieldById,
   type PartitionSpec,
   partitionType,
   specFromIcebergJson,
   specToIcebergJson,
   UNPARTITIONED,
+  withDroppedFields,
 } from '../schema/partition-spec.ts';
+import { schemaFromIcebergJson } from '../schema/schema-json.ts';
 import {
   type SortOrder,
   sortOrderFromIcebergJson,
@@ -58,7 +61,11 @@ export function defaultSortOrderOf(meta: TableMetadata): SortOrder {
 export function manifestSpecOf(meta: TableMetadata, specId: number, fields: NestedField[]): ManifestSpec {
   const spec = specsOf(meta).get(specId);
   if (!spec) throw new Error(`partition spec ${specId} is not in the table metadata`);
-  return manifestSpec(specId, specToIcebergJson(spec).fields, partitionType(spec, fields));
+  // A spec of earlier files may partition by a column dropped since: its type is the old one.
+  const all = spec.fields.every((p) => fieldById(fields, p.sourceId))
+    ? fields
+    : withDroppedFields(fields, meta.schemas.map(schemaFromIcebergJson));
+  return manifestSpec(specId, specToIcebergJson(spec).fields, partitionType(spec, all));
 }
 
 /** The metadata fields that make `spec` the default (added unless an equal spec is there). */

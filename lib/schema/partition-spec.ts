@@ -78,6 +78,19 @@ export function columnPath(fields: NestedField[], id: number): string | undefine
   return undefined;
 }
 
+/**
+ * `fields` and, after them, the top-level fields of earlier schemas that are gone from it: an
+ * older partition spec may partition by a column dropped since (its files keep their tuples).
+ */
+export function withDroppedFields(
+  fields: NestedField[],
+  earlier: Iterable<{ fields: NestedField[] }>,
+): NestedField[] {
+  const out = [...fields];
+  for (const s of earlier) for (const f of s.fields) if (!fieldById(out, f.id)) out.push(f);
+  return out;
+}
+
 /** The field with id `id` anywhere in structs. */
 export function fieldById(fields: NestedField[], id: number): NestedField | undefined {
   for (const f of fields) {

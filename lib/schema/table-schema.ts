@@ -70,6 +70,8 @@ export interface TableDefinition {
   partitionBy?: PartitionByItem[];
   /** The spec `partitionBy` is (0 until partitioning changes). */
   partitionSpecId?: number;
+  /** How many times the partitioning changed (the catalog keeps only later definitions). */
+  partitionVersion?: number;
   /** The sort order of the table's data files (identity sort fields). */
   sortBy?: SortByItem[];
 }

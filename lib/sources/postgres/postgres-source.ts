@@ -25,7 +25,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Catalog } from '../../catalog/catalog.ts';
-import { checkLayoutColumns } from '../../engine/partition-evolution.ts';
+import { checkLayoutColumns } from '../../engine/row-layout.ts';
 import { deliverSchemaChange } from '../../engine/schema-evolution.ts';
 import type { TableHandler } from '../../engine/table-handler.ts';
 import type { SourceFactory, TableSource } from '../../engine/writer.ts';
