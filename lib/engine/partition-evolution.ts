@@ -13,7 +13,6 @@ import { SchemaChangeRefusedError, SchemaError } from '../schema/errors.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import {
   describePartitioning,
-  fieldById,
   type PartitionByItem,
   parsePartitionBy,
   partitionByBody,
@@ -26,7 +25,6 @@ import {
   SchemaChangeError,
 } from '../schema/schema-change.ts';
 import { describeColumns, type TableDefinition } from '../schema/table-schema.ts';
-import type { RowLayout } from './row-layout.ts';
 import { changeOwnedSchema, type SchemaChangeContext } from './schema-evolution.ts';
 import type { TableHandler } from './table-handler.ts';
 
