@@ -22,7 +22,6 @@ import type { PartitionTuple } from '../schema/partition-spec.ts';
 import type { Value } from '../schema/values.ts';
 import { keyString } from '../schema/values.ts';
 import { type ColumnStats, dataStats, mergeStats, NUMERIC_KINDS } from './column-stats.ts';
-import type { Placement } from './compactor.ts';
 import { mostlyDistinctColumns } from './dictionary-choice.ts';
 import type { RowHashes } from './file-index.ts';
 import { IndexRun, iota, type RunParts, runPartsBuffers } from './index-run.ts';
@@ -49,6 +48,12 @@ export interface CompactionJob {
   inputs: CompactionJobInput[];
   /** A partitioned or sorted table: outputs per partition, rows in order (see compactLaidOut). */
   layout?: RowLayout;
+}
+
+/** Where each live row of a laid-out compaction went: output index and position, by live row. */
+export interface Placement {
+  output: Int32Array;
+  pos: Uint32Array;
 }
 
 export interface CompactionJobResult {

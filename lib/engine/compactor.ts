@@ -13,7 +13,10 @@ import type { NestedField } from '../schema/iceberg-type.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { ColumnStats } from './column-stats.ts';
-import type { CompactionJob } from './compaction-job.ts';
+import type { CompactionJob, Placement } from './compaction-job.ts';
+
+export type { Placement };
+
 import type { DataFile } from './data-file.ts';
 import type { RowHashes } from './file-index.ts';
 import { IndexRun, runForFile } from './index-run.ts';
@@ -200,12 +203,6 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
     return { fileId, key: o.keyFor(fileId) };
   });
   return { inputs, outputs, rowsPerOutput, startLsn: o.startLsn };
-}
-
-/** Where each live row of a laid-out compaction went: output index and position, by live row. */
-export interface Placement {
-  output: Int32Array;
-  pos: Uint32Array;
 }
 
 /** Each input's RowMapping (the inputs in the plan's order, as the job takes them). */
