@@ -301,3 +301,45 @@ for (const formatVersion of [2, 3] as FormatVersion[]) {
     }, 120_000);
   });
 }
+
+describe('a TRUNCATE while a compaction runs', () => {
+  for (const partitioned of [false, true]) {
+    it(`leaves the truncated rows out of the compaction's outputs (${partitioned ? 'partitioned' : 'unpartitioned'})`, async () => {
+      const { handler } = await openTestTable({
+        name: `trunc_${partitioned}`,
+        schema,
+        pool,
+        store,
+        ...(partitioned ? { partitionBy: [{ column: 'id', transform: 'bucket[2]' }] } : {}),
+        options: { compaction: true, compactMinSmallFiles: 2, compactSmallFileAgeMs: 0 },
+      });
+      const r = rng(5);
+      let lsn = 0n;
+      for (let k = 0; k < 4; k++) {
+        handler.apply(
+          ++lsn,
+          randomOps(r, 30).filter((o) => o.op === 'upsert'),
+        );
+        await handler.flush();
+      }
+      expect(handler.dataFiles().length).toBeGreaterThanOrEqual(2);
+      const compactions = handler.status().compactions;
+      // The compaction is planned first, then the TRUNCATE is applied while its job runs.
+      handler.compactNow();
+      handler.truncate(++lsn);
+      const values = [9999n, BASE, 'eu', 1];
+      handler.apply(++lsn, [{ op: 'insert', values, key: keyOf(codec, values) }]);
+      for (let i = 0; i < 100 && handler.status().compactions === compactions; i++)
+        await new Promise((res) => setTimeout(res, 50));
+      expect(handler.status().compactions).toBeGreaterThan(compactions);
+      const commit = await handler.flush();
+      const iceberg = await IcebergTable.load(store, new URL(commit.metadataLocation!).pathname.slice(1));
+      const reader = new SnapshotReader(store, () => pool);
+      const snap = await handler.snapshotAtLeast(lsn);
+      const rows = await reader.readAll(await reader.manifest(snap.key), schema.fields);
+      expect(rows.map((row) => row[0])).toEqual([9999n]);
+      expect((await iceberg.currentState()).dataFiles.reduce((n, f) => n + f.recordCount, 0)).toBe(1);
+      await handler.close();
+    });
+  }
+});

@@ -1777,6 +1777,14 @@ export class TableHandler {
       return f;
     });
     const inputIds = new Set(plan.inputs.map((i) => i.fileId));
+    // A TRUNCATE applied while the compaction ran marked its inputs: their rows leave at that
+    // LSN, so the outputs that now hold them do too (else the truncated rows would come back).
+    let removedLsn: Lsn | undefined;
+    for (const input of plan.inputs) {
+      const r = this.files.get(input.fileId)?.removedLsn;
+      if (r !== undefined && (removedLsn === undefined || r < removedLsn)) removedLsn = r;
+    }
+    if (removedLsn !== undefined) for (const o of outputs) o.removedLsn = removedLsn;
     for (const input of plan.inputs) {
       const f = this.files.get(input.fileId)!;
       const mapping = result.mapping.get(input.fileId)!;
