@@ -155,6 +155,16 @@ function bodies(count: number, build: (b: number) => string): Uint8Array[] {
   return Array.from({ length: count }, (_, b) => Buffer.from(build(b)));
 }
 
+/** The append's rows 0…n-1 as insert bodies of BATCH rows. */
+function insertBodies(n: number): Uint8Array[] {
+  return bodies(Math.ceil(n / BATCH), (b) => {
+    let body = '{"ops":[';
+    for (let i = b * BATCH; i < Math.min(n, (b + 1) * BATCH); i++)
+      body += `${i > b * BATCH ? ',' : ''}{"op":"insert","row":${rowJson(i)}}`;
+    return `${body}]}`;
+  });
+}
+
 /** Sends the bodies with a few requests in flight. */
 async function drive(url: string, list: Uint8Array[], contentType?: string): Promise<void> {
   let next = 0;
@@ -169,12 +179,7 @@ async function drive(url: string, list: Uint8Array[], contentType?: string): Pro
 
 async function appendScenario(): Promise<void> {
   const n = SIZES.append;
-  const list = bodies(Math.ceil(n / BATCH), (b) => {
-    let body = '{"ops":[';
-    for (let i = b * BATCH; i < Math.min(n, (b + 1) * BATCH); i++)
-      body += `${i > b * BATCH ? ',' : ''}{"op":"insert","row":${rowJson(i)}}`;
-    return `${body}]}`;
-  });
+  const list = insertBodies(n);
   // The floor is measured before and after ours and averaged: this machine's speed drifts by
   // tens of percent within minutes, and a single measurement moved the ratio as much.
   const floorBefore = await floorRowsPerSec(n);
@@ -678,12 +683,7 @@ async function recoveryScenario(): Promise<void> {
   };
   const s = await service(env);
   await createBenchTable(s.svc.url, 'recover');
-  const list = bodies(Math.ceil(n / BATCH), (b) => {
-    let body = '{"ops":[';
-    for (let i = b * BATCH; i < Math.min(n, (b + 1) * BATCH); i++)
-      body += `${i > b * BATCH ? ',' : ''}{"op":"insert","row":${rowJson(i)}}`;
-    return `${body}]}`;
-  });
+  const list = insertBodies(n);
   // The last batch after all others, so its LSN is the log's end.
   await drive(`${s.svc.url}/tables/recover/rows`, list.slice(0, -1));
   const lastLsn = (await post(`${s.svc.url}/tables/recover/rows`, list[list.length - 1])).lsn;
@@ -873,11 +873,15 @@ async function filesPerPartition(
   url: string,
   table: string,
 ): Promise<{ partitions: number; max: number; mean: number }> {
-  const snap = (await (await fetch(`${url}/tables/${table}/snapshot`)).json()) as {
-    dataFiles: { kind: string; partition?: Record<string, unknown> }[];
-    leaseId: string;
-  };
-  await fetch(`${url}/leases/${snap.leaseId}`, { method: 'DELETE' });
+  type Snap = { dataFiles: { kind: string; partition?: Record<string, unknown> }[]; leaseId: string };
+  let snap: Snap;
+  // A snapshot published before the flush's files may still list tail files: wait for one without.
+  for (let tries = 0; ; tries++) {
+    snap = (await (await fetch(`${url}/tables/${table}/snapshot`)).json()) as Snap;
+    await fetch(`${url}/leases/${snap.leaseId}`, { method: 'DELETE' });
+    if (snap.dataFiles.every((f) => f.kind === 'data') || tries >= 100) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const counts = new Map<string, number>();
   for (const f of snap.dataFiles) {
     const k = JSON.stringify(f.partition ?? null);
@@ -899,12 +903,7 @@ async function filesPerPartition(
  */
 async function appendPartitionedScenario(): Promise<void> {
   const n = SIZES.append;
-  const list = bodies(Math.ceil(n / BATCH), (b) => {
-    let body = '{"ops":[';
-    for (let i = b * BATCH; i < Math.min(n, (b + 1) * BATCH); i++)
-      body += `${i > b * BATCH ? ',' : ''}{"op":"insert","row":${rowJson(i)}}`;
-    return `${body}]}`;
-  });
+  const list = insertBodies(n);
   const s = await service({ MOONLINK_COMPACT_SMALL_FILE_AGE_MS: '10000' });
   await createBenchTable(s.svc.url, 'plain');
   await createBenchTable(s.svc.url, 'parted', { partitionBy: PARTITION_BY });

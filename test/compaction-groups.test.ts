@@ -13,7 +13,7 @@ const spec = {
   specId: 1,
   fields: [{ sourceId: 2, fieldId: 1000, name: 'at_day', transform: { kind: 'day' as const } }],
 };
-const layout: RowLayout & { specId: number } = { spec, order: UNSORTED, specId: 1 };
+const layout: RowLayout = { spec, order: UNSORTED };
 const NOW = 1_000_000;
 
 let nextId = 1;
@@ -50,7 +50,7 @@ describe('partitioned compaction plans', () => {
     const files = [file(1, NOW), file(1, NOW), file(1, NOW), file(1, NOW), file(2, NOW), file(2, NOW)];
     const plan = planLayoutCompaction(files, opts())!;
     expect(plan.inputs.map((i) => i.fileId)).toEqual(files.slice(0, 4).map((f) => f.fileId));
-    expect(plan.layout?.specId).toBe(1);
+    expect(plan.layout?.spec.specId).toBe(1);
     // Outputs are named as the job finds its partitions, not reserved up front.
     expect(plan.outputs).toEqual([]);
   });

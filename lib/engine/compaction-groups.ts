@@ -11,7 +11,7 @@ import type { DataFile } from './data-file.ts';
 import { hasLayout, type RowLayout } from './row-layout.ts';
 
 export interface LayoutPlanOptions extends PlanOptions {
-  layout?: RowLayout & { specId: number };
+  layout?: RowLayout;
   /** Small files of one partition merge, two or more, once the oldest is this old. */
   smallFileAgeMs: number;
   now?: number;
@@ -22,7 +22,7 @@ export function planLayoutCompaction(files: DataFile[], o: LayoutPlanOptions): C
   if (!layout) return planCompaction(files, o);
   const withLayout = (plan: CompactionPlan | undefined): CompactionPlan | undefined =>
     plan ? { ...plan, layout } : undefined;
-  const misfiled = files.filter((f) => f.specId !== layout.specId);
+  const misfiled = files.filter((f) => f.specId !== layout.spec.specId);
   if (!hasLayout(layout)) {
     // Unpartitioned and unsorted: files of an earlier, partitioned spec are rewritten into it.
     if (misfiled.length > 0) return withLayout(planCompaction(misfiled, { ...o, rewrite: true }));

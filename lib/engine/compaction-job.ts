@@ -211,6 +211,22 @@ function takeLive(
   return { batch: taken, nextDelete };
 }
 
+/** A job's live row count and the (empty) record of their key hashes, to fill as they are read. */
+function liveRowsOf(job: CompactionJob): { hasKey: boolean; liveRows: number; live: LiveRows } {
+  const hasKey = job.keyColumns.length > 0;
+  const liveRows = job.inputs.reduce((n, i) => n + i.rowCount - i.deletes.length, 0);
+  return {
+    hasKey,
+    liveRows,
+    live: {
+      total: 0,
+      his: new Uint32Array(hasKey ? liveRows : 0),
+      los: new Uint32Array(hasKey ? liveRows : 0),
+      rowGroupsRead: 0,
+    },
+  };
+}
+
 /** Takes batches of at most a given number of rows from a stream of batches. */
 class BatchCutter {
   private current: arrow.RecordBatch | undefined;
@@ -243,14 +259,7 @@ export async function compactFiles(job: CompactionJob): Promise<CompactionJobRes
   if (hasLayout(job.layout)) return compactLaidOut(job, job.layout);
   const { fields, rowsPerOutput } = job;
   const schema = arrowSchemaFor(fields);
-  const hasKey = job.keyColumns.length > 0;
-  const liveRows = job.inputs.reduce((n, i) => n + i.rowCount - i.deletes.length, 0);
-  const live: LiveRows = {
-    total: 0,
-    his: new Uint32Array(hasKey ? liveRows : 0),
-    los: new Uint32Array(hasKey ? liveRows : 0),
-    rowGroupsRead: 0,
-  };
+  const { hasKey, liveRows, live } = liveRowsOf(job);
   const cutter = new BatchCutter(liveBatches(job, schema, live));
   const short = () => new Error(`compaction: expected ${liveRows} live rows, found fewer`);
   const outputs: CompactionJobResult['outputs'] = [];
@@ -310,14 +319,7 @@ const PIECE_ROWS = 65_536;
 async function compactLaidOut(job: CompactionJob, layout: RowLayout): Promise<CompactionJobResult> {
   const { fields, rowsPerOutput } = job;
   const schema = arrowSchemaFor(fields);
-  const hasKey = job.keyColumns.length > 0;
-  const liveRows = job.inputs.reduce((n, i) => n + i.rowCount - i.deletes.length, 0);
-  const live: LiveRows = {
-    total: 0,
-    his: new Uint32Array(hasKey ? liveRows : 0),
-    los: new Uint32Array(hasKey ? liveRows : 0),
-    rowGroupsRead: 0,
-  };
+  const { hasKey, liveRows, live } = liveRowsOf(job);
   const batches: arrow.RecordBatch[] = [];
   for await (const b of liveBatches(job, schema, live)) batches.push(b);
   if (live.total !== liveRows)

@@ -42,7 +42,7 @@ export interface CompactionPlan {
   rowsPerOutput: number;
   startLsn: Lsn;
   /** A partitioned or sorted table: outputs by partition of this spec, rows in this order. */
-  layout?: RowLayout & { specId: number };
+  layout?: RowLayout;
 }
 
 export interface CompactionOutput {
@@ -272,7 +272,7 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
       sizeBytes: o.bytes.length,
       stats: o.stats,
       run: o.run ? (laidOut ? runForFile(o.run, fileId) : IndexRun.fromParts(o.run)) : undefined,
-      specId: plan.layout?.specId ?? 0,
+      specId: plan.layout?.spec.specId ?? 0,
       partition: o.partition ?? [],
       sortOrderId: plan.layout?.order.orderId ?? 0,
     });

@@ -27,7 +27,7 @@ export interface FlushJob {
    * A partitioned or sorted table: one file per partition (the first takes `fileId`/`key`, the
    * others `allocate()`'s), rows in the sort order.
    */
-  layout?: RowLayout & { specId: number };
+  layout?: RowLayout;
   allocate?: () => { fileId: number; key: string };
 }
 
@@ -82,7 +82,7 @@ export async function writeSliceToFile(
           stats: stats!,
           run: run ? IndexRun.fromParts(run) : undefined,
           rows,
-          specId: job.layout?.specId ?? 0,
+          specId: job.layout?.spec.specId ?? 0,
           partition: [],
           sortOrderId: job.layout?.order.orderId ?? 0,
         },
@@ -91,8 +91,8 @@ export async function writeSliceToFile(
   }
   const files: FlushedFile[] = [];
   for (const [i, g] of groups.entries()) {
-    const { fileId, key } = i === 0 || !job.allocate ? { fileId: job.fileId, key: job.key } : job.allocate();
     if (i > 0 && !job.allocate) throw new Error('a partitioned flush needs allocate() for its files');
+    const { fileId, key } = i === 0 ? { fileId: job.fileId, key: job.key } : job.allocate!();
     await store.put(key, g.bytes);
     files.push({
       fileId,
@@ -102,7 +102,7 @@ export async function writeSliceToFile(
       stats: g.stats!,
       run: g.run ? runForFile(g.run, fileId) : undefined,
       rows: g.rows,
-      specId: layout.specId,
+      specId: layout.spec.specId,
       partition: g.partition,
       sortOrderId: layout.order.orderId,
     });

@@ -244,7 +244,7 @@ export class TableHandler {
   /** Schema changes applied and not yet in an Iceberg commit (with their LSNs). */
   private pendingSchemas: { lsn: Lsn; evolved: EvolvedSchema }[] = [];
   /** How new data files are partitioned and sorted (the Iceberg metadata's defaults). */
-  private layout: RowLayout & { specId: number };
+  private layout: RowLayout;
   /** Every partition spec of the table (those set by this process too), by id. */
   private readonly specs: Map<number, PartitionSpec>;
   private postedLastPartitionId: number;
@@ -352,7 +352,7 @@ export class TableHandler {
     const spec = deps.iceberg.spec();
     this.specs = deps.iceberg.specs();
     this.postedLastPartitionId = deps.iceberg.lastPartitionId;
-    this.layout = { spec, order: deps.iceberg.sortOrder(), specId: spec.specId };
+    this.layout = { spec, order: deps.iceberg.sortOrder() };
     this.log = deps.logger.child({ table: this.name });
     this.active = this.newSlice();
     this.index = new FileIndex({
@@ -805,8 +805,7 @@ export class TableHandler {
         // Files flushed from now on use the new spec; it is in the metadata of the commit that
         // adds the first of them (the one asked for here).
         this.pendingPartitioning = { spec: e.spec, lastPartitionId: e.lastPartitionId };
-        this.specs.set(e.spec.specId, e.spec);
-        this.layout = { ...this.layout, spec: e.spec, specId: e.spec.specId };
+        this.layout = { ...this.layout, spec: e.spec };
         return this.onCommit(e.waiter);
       case 'commit-done':
         return this.onCommitDone(e.plan, e.outcome, e.error);

@@ -8,7 +8,7 @@
 import type { IcebergType, NestedField } from '../schema/iceberg-type.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
 import { compareScalars, type Value } from '../schema/values.ts';
-import { serializeValue } from './stats.ts';
+import { deserializeValue, serializeValue } from './stats.ts';
 
 /** Bytes of a fixed that holds any unscaled value of `precision` digits. */
 function decimalWidth(precision: number): number {
@@ -73,10 +73,9 @@ function toAvro(t: IcebergType, v: Value): unknown {
     case 'timestamptz':
       return Number(v as bigint);
     case 'uuid':
-      return Buffer.from(String(v).replace(/-/g, ''), 'hex');
     case 'binary':
     case 'fixed':
-      return Buffer.from(v as Uint8Array);
+      return serializeValue(t, v);
     case 'decimal': {
       const size = decimalWidth(t.precision);
       const b = Buffer.alloc(size);
@@ -100,19 +99,11 @@ function fromAvro(t: IcebergType, v: unknown): Value {
     case 'timestamp':
     case 'timestamptz':
       return BigInt(v as number);
-    case 'uuid': {
-      const h = Buffer.from(v as Uint8Array).toString('hex');
-      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-    }
+    case 'uuid':
     case 'binary':
     case 'fixed':
-      return new Uint8Array(v as Uint8Array);
-    case 'decimal': {
-      const b = v as Uint8Array;
-      let x = 0n;
-      for (const byte of b) x = (x << 8n) | BigInt(byte);
-      return b.length === 0 ? 0n : BigInt.asIntN(8 * b.length, x);
-    }
+    case 'decimal':
+      return deserializeValue(t, v as Uint8Array);
     default:
       return v as Value;
   }

@@ -11,7 +11,7 @@
  * (partition-transform.ts's projectPredicate).
  */
 import type { IcebergType, NestedField } from '../schema/iceberg-type.ts';
-import { findColumn, type PartitionSpec, partitionValueJson } from '../schema/partition-spec.ts';
+import { type PartitionSpec, partitionValueJson } from '../schema/partition-spec.ts';
 import { type ComparisonOp, projectPredicate, resultType } from '../schema/partition-transform.ts';
 import { compareScalars, compareUtf8, decoderFor, type Value, ValueError } from '../schema/values.ts';
 
@@ -69,7 +69,7 @@ export function parseFilter(text: string, fields: NestedField[]): Comparison[] {
     const index = fields.findIndex((f) => f.name === name);
     if (index < 0) throw new FilterError(`filter: unknown column "${name}"`);
     const column = fields[index];
-    if (!findColumn(fields, name) || ['struct', 'list', 'map'].includes(column.type.kind))
+    if (['struct', 'list', 'map'].includes(column.type.kind))
       throw new FilterError(`filter: a ${column.type.kind} column cannot be compared`);
     if (raw === '') throw new FilterError(`filter: "${part.trim()}" has no value`);
     let value: Value;
