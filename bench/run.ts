@@ -11,7 +11,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { encodeTransaction, MAX_RECORD_BYTES } from '../lib/log/kinesis-log.ts';
+import { encodeTransaction, MAX_RECORD_BYTES } from '../lib/log/kinesis-records.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { type ServiceProcess, startServiceProcess } from '../test/support/service-process.ts';
 import { openTestTable } from '../test/support/table-harness.ts';

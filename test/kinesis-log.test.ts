@@ -16,15 +16,10 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEntry, LogSubscription } from '../lib/log/durable-log.ts';
-import {
-  encodeTransaction,
-  hashKeyOf,
-  KinesisLog,
-  RecordTooLargeError,
-  shardChain,
-  TableRecordAssembler,
-  unwrapRecord,
-} from '../lib/log/kinesis-log.ts';
+import { TableRecordAssembler } from '../lib/log/kinesis-assembler.ts';
+import { KinesisLog } from '../lib/log/kinesis-log.ts';
+import { encodeTransaction, RecordTooLargeError, unwrapRecord } from '../lib/log/kinesis-records.ts';
+import { hashKeyOf, shardChain } from '../lib/log/kinesis-shards.ts';
 import { decodeTransactionText } from '../lib/schema/transaction.ts';
 import { createStream, type Emulators, startEmulators, uniqueName } from '../localstack/emulators.ts';
 import { tableDef } from './contract/catalog-contract.ts';
