@@ -13,6 +13,7 @@ import type { TableDefinition } from '../lib/schema/table-schema.ts';
 import type { ImportRecord } from '../lib/sources/import/import-record.ts';
 import { deletePrefix } from '../lib/store/delete-prefix.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
+import { sleep } from '../lib/util/aws-retry.ts';
 import type { Logger } from '../lib/util/logger.ts';
 import { ApiError } from './api-error.ts';
 import type { SchemaChangeAnswer, WriterLink } from './services.ts';
@@ -26,6 +27,18 @@ export interface HttpWriterLinkOptions {
   timeoutMs?: number;
 }
 
+const TAKEOVER_RETRY_MS = 250;
+
+/** Internal actions that may be sent twice (a retry after a reset connection changes nothing). */
+const REPEATABLE = new Set(['snapshot', 'flush', 'status', 'idempotency', 'created']);
+
+/** A call that failed before the writer could have acted on it (or one that may be repeated). */
+function notSent(e: unknown, action: string): boolean {
+  const code = (e as { cause?: { code?: unknown } }).cause?.code;
+  if (code === 'ECONNREFUSED') return true;
+  return REPEATABLE.has(action) && (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE');
+}
+
 export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
   const call = async (
     table: string,
@@ -35,14 +48,34 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
     body?: unknown,
   ): Promise<unknown> => {
     const url = `${writerUrlFor(o.urlTemplate, table, o.groups)}/internal/tables/${table}/${action}${query}`;
-    const res = await fetch(url, {
-      method: action === 'status' ? 'GET' : 'POST',
-      signal: AbortSignal.timeout(timeoutMs),
-      ...(body === undefined
-        ? {}
-        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    });
-    const text = await res.text();
+    const deadline = Date.now() + timeoutMs;
+    let res: Response;
+    let text: string;
+    // A group's takeover (a standby starting, the active writer draining) is waited out until
+    // the deadline: a request a standby answered was not applied, nor one never connected.
+    for (;;) {
+      try {
+        res = await fetch(url, {
+          method: action === 'status' ? 'GET' : 'POST',
+          signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+          ...(body === undefined
+            ? {}
+            : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        });
+        text = await res.text();
+      } catch (e) {
+        if (notSent(e, action) && Date.now() + TAKEOVER_RETRY_MS < deadline) {
+          await sleep(TAKEOVER_RETRY_MS);
+          continue;
+        }
+        throw e;
+      }
+      if (res.status === 503 && /"writer_standby"/.test(text) && Date.now() + TAKEOVER_RETRY_MS < deadline) {
+        await sleep(TAKEOVER_RETRY_MS);
+        continue;
+      }
+      break;
+    }
     if (res.status === 409 || res.status === 400) {
       // The writer refused (e.g. a rename to a taken name, an import of nothing): its error.
       const err = (JSON.parse(text) as { error?: { code?: string; message?: string; index?: number } }).error;

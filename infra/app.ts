@@ -11,6 +11,7 @@ new MoonlinkStack(app, 'Moonlink', {
   writerGroups: Number(process.env.MOONLINK_WRITER_GROUPS ?? '1'),
   alarmEmail: process.env.MOONLINK_ALARM_EMAIL || undefined,
   importSources: (process.env.MOONLINK_IMPORT_SOURCES ?? '').split(',').filter(Boolean),
+  writerStandby: process.env.MOONLINK_WRITER_STANDBY !== 'false',
   streamRetentionHours: process.env.MOONLINK_STREAM_RETENTION_HOURS
     ? Number(process.env.MOONLINK_STREAM_RETENTION_HOURS)
     : undefined,

@@ -65,6 +65,13 @@ export interface MoonlinkStackProps extends cdk.StackProps {
    * `s3://bucket/prefix/` (the writer gets read access there and nowhere else; none by default).
    */
   importSources?: string[];
+  /**
+   * Two tasks per writer group (default true): the second is a standby that forwards internal
+   * requests to the active writer and takes its tables over when it drains (a rolling deploy)
+   * or dies (lib/aws/writer-group-member.ts). False: one task, and every deploy or crash of it
+   * is a gap in flushes and fresh reads (writes still land in the stream).
+   */
+  writerStandby?: boolean;
 }
 
 export const WRITER_PORT = 8081;
@@ -89,6 +96,7 @@ export class MoonlinkStack extends cdk.Stack {
   constructor(scope: Construct, id: string, props: MoonlinkStackProps = {}) {
     super(scope, id, props);
     const groups = props.writerGroups ?? 1;
+    const writerTasksPerGroup = props.writerStandby === false ? 1 : 2;
     const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     this.importSources = props.importSources ?? [];
     const glueOn = props.glue ?? true;
@@ -238,11 +246,13 @@ export class MoonlinkStack extends cdk.Stack {
       const service = new ecs.FargateService(this, `Writer${g}`, {
         cluster,
         taskDefinition: task,
-        desiredCount: 1,
-        // One writer per table group: stop the old task before starting the new one (fencing
-        // epochs make an overlap safe, but it would only cause churn).
-        minHealthyPercent: 0,
-        maxHealthyPercent: 100,
+        desiredCount: writerTasksPerGroup,
+        // With a standby, a deploy starts the new tasks (standbys) before it stops the old ones:
+        // the active one drains and releases the group's lease, a new task takes over at once.
+        // Alone, the old task stops first (the lease and fencing epochs would make an overlap
+        // safe, but the new task would only wait for the lease).
+        minHealthyPercent: writerTasksPerGroup === 2 ? 50 : 0,
+        maxHealthyPercent: writerTasksPerGroup === 2 ? 200 : 100,
         securityGroups: [writerSg],
         vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
         cloudMapOptions: {
@@ -596,6 +606,22 @@ export class MoonlinkStack extends cdk.Stack {
         cloudwatch.TreatMissingData.BREACHING,
         cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       );
+      if (writerTasksPerGroup === 2) {
+        alarm(
+          `Writer${g}StandbyAlarm`,
+          new cloudwatch.Metric({
+            namespace: 'ECS/ContainerInsights',
+            metricName: 'RunningTaskCount',
+            dimensionsMap: { ClusterName: cluster.clusterName, ServiceName: service.serviceName },
+            statistic: 'Minimum',
+            period: cdk.Duration.minutes(5),
+          }),
+          writerTasksPerGroup,
+          `Writer group ${g} runs fewer than ${writerTasksPerGroup} tasks: no standby is ready to take its tables over.`,
+          cloudwatch.TreatMissingData.BREACHING,
+          cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        );
+      }
       // The writer's own metrics (lib/aws/writer-metrics.ts), published every minute: missing
       // data means the writer is not running, which is as bad as a stalled one.
       alarm(

@@ -115,30 +115,8 @@ export async function startLocalAws(
     syncIntervalMs: 1000,
   });
   config.writerUrlTemplate = writer.api.url;
-  // The functions' own clients, as separate from the writer's as two processes would be.
-  const { store, catalog, log } = awsAdapters(config, logger);
-  const pool = new ParquetWorkerPool(0);
-  const services: Services = {
-    catalog,
-    store,
-    log,
-    writer: httpWriterLink({ urlTemplate: config.writerUrlTemplate, groups: 1, catalog, store, logger }),
-    limits: service.limits,
-    logger: logger.child({ component: 'api' }),
-    pool: () => pool,
-    tables: new TableCache(catalog, 1000),
-    reader: new SnapshotReader(store, () => pool),
-  };
-  const handler = createApiHandler(
-    services,
-    routeGroups(['health', 'tables', 'ingest', 'read', 'flush', 'catalog']),
-  );
-  const server: LocalServer = await startLocalServer(handler, {
-    port: service.port,
-    host: service.host,
-    maxBodyBytes: service.limits.maxBodyBytes,
-    token: service.apiToken,
-  });
+  const api = await startLocalFunctions(service, config, logger);
+  const { server, services } = api;
   logger.info('local AWS emulation serving', {
     url: server.url,
     s3: emulators.s3.endpoint,
@@ -164,11 +142,53 @@ export async function startLocalAws(
       });
     },
     close: async () => {
-      await server.close();
+      await api.close();
       await writer.close({ flush: false });
+      await emulators.stop();
+    },
+  };
+}
+
+/**
+ * The public API as the functions serve it (every route group behind the local HTTP adapter),
+ * on clients of their own — as separate from the writer's as two processes would be — reaching
+ * the writer at `config.writerUrlTemplate`.
+ */
+export async function startLocalFunctions(
+  service: ServiceConfig,
+  config: AwsConfig,
+  logger: Logger,
+): Promise<{ server: LocalServer; services: Services; close(): Promise<void> }> {
+  const { store, catalog, log } = awsAdapters(config, logger);
+  const pool = new ParquetWorkerPool(0);
+  const services: Services = {
+    catalog,
+    store,
+    log,
+    writer: httpWriterLink({ urlTemplate: config.writerUrlTemplate, groups: 1, catalog, store, logger }),
+    limits: service.limits,
+    logger: logger.child({ component: 'api' }),
+    pool: () => pool,
+    tables: new TableCache(catalog, 1000),
+    reader: new SnapshotReader(store, () => pool),
+  };
+  const handler = createApiHandler(
+    services,
+    routeGroups(['health', 'tables', 'ingest', 'read', 'flush', 'catalog']),
+  );
+  const server: LocalServer = await startLocalServer(handler, {
+    port: service.port,
+    host: service.host,
+    maxBodyBytes: service.limits.maxBodyBytes,
+    token: service.apiToken,
+  });
+  return {
+    server,
+    services,
+    close: async () => {
+      await server.close();
       await log.close();
       await pool.close();
-      await emulators.stop();
     },
   };
 }

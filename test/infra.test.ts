@@ -66,12 +66,27 @@ describe('CDK stack', () => {
     Template.fromStack(week).hasResourceProperties('AWS::Kinesis::Stream', { RetentionPeriodHours: 168 });
   });
 
-  it('runs one writer service per table group, health-checked and drained on stop', () => {
+  it('runs one writer service per table group, two tasks (active and standby), health-checked and drained on stop', () => {
     template.resourceCountIs('AWS::ECS::Service', 2);
-    template.hasResourceProperties('AWS::ECS::Service', {
+    // A deploy starts the new tasks before it stops the old: the standby takes over on the drain.
+    template.allResourcesProperties('AWS::ECS::Service', {
+      DesiredCount: 2,
+      DeploymentConfiguration: Match.objectLike({ MinimumHealthyPercent: 50, MaximumPercent: 200 }),
+    });
+    const standbyAlarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).filter((a) =>
+      String(a.Properties.AlarmDescription).includes('no standby'),
+    );
+    expect(standbyAlarms).toHaveLength(2);
+    for (const a of standbyAlarms)
+      expect(a.Properties).toMatchObject({ Threshold: 2, TreatMissingData: 'breaching' });
+    const alone = Template.fromStack(
+      new MoonlinkStack(new cdk.App(), 'MoonlinkAlone', { writerStandby: false }),
+    );
+    alone.hasResourceProperties('AWS::ECS::Service', {
       DesiredCount: 1,
       DeploymentConfiguration: Match.objectLike({ MinimumHealthyPercent: 0, MaximumPercent: 100 }),
     });
+    expect(JSON.stringify(alone.findResources('AWS::CloudWatch::Alarm'))).not.toContain('no standby');
     template.hasResourceProperties('AWS::ECS::TaskDefinition', {
       ContainerDefinitions: [
         Match.objectLike({

@@ -14,7 +14,8 @@ export interface AwsAdapters {
   s3Config: Record<string, unknown>;
 }
 
-function common(config: AwsConfig, endpoint: string | undefined): Record<string, unknown> {
+/** Client settings for one service: the region, and for an emulator its endpoint, credentials, HTTP/1.1. */
+export function clientConfigFor(config: AwsConfig, endpoint: string | undefined): Record<string, unknown> {
   if (!endpoint) return { region: config.region };
   // Emulators: fixed credentials unless the environment has its own, HTTP/1.1.
   return {
@@ -29,7 +30,7 @@ function common(config: AwsConfig, endpoint: string | undefined): Record<string,
 }
 
 export function awsAdapters(config: AwsConfig, logger: Logger): AwsAdapters {
-  const s3 = common(config, config.endpoints.s3);
+  const s3 = clientConfigFor(config, config.endpoints.s3);
   if (config.endpoints.s3) {
     Object.assign(s3, {
       forcePathStyle: true,
@@ -42,11 +43,11 @@ export function awsAdapters(config: AwsConfig, logger: Logger): AwsAdapters {
     store: new S3ObjectStore({ bucket: config.bucket, prefix: config.prefix, clientConfig: s3 }),
     catalog: new DynamoDbCatalog({
       tableName: config.catalogTable,
-      clientConfig: common(config, config.endpoints.dynamodb),
+      clientConfig: clientConfigFor(config, config.endpoints.dynamodb),
     }),
     log: new KinesisLog({
       streamName: config.stream,
-      clientConfig: common(config, config.endpoints.kinesis),
+      clientConfig: clientConfigFor(config, config.endpoints.kinesis),
       compress: config.compressRecords ?? true,
       onError: (error, context) => logger.warn('kinesis retrying', { ...context, error }),
     }),

@@ -17,7 +17,7 @@ import { type AwsAdapters, awsAdapters } from './aws-adapters.ts';
 import type { AwsConfig } from './aws-config.ts';
 import { GlueCatalogMirror } from './glue-catalog-mirror.ts';
 import { groupOf } from './table-groups.ts';
-import { startWriterApi, type WriterApi } from './writer-api.ts';
+import { type FrontServer, startWriterApi, type WriterApi } from './writer-api.ts';
 import { startWriterMetrics } from './writer-metrics.ts';
 
 export interface AwsWriter {
@@ -31,7 +31,7 @@ export async function startAwsWriter(
   config: AwsConfig,
   engine: EngineOptions,
   logger: Logger,
-  listen: { port: number; host: string; syncIntervalMs?: number },
+  listen: { port: number; host: string; syncIntervalMs?: number; front?: FrontServer },
 ): Promise<AwsWriter> {
   const adapters = awsAdapters(config, logger);
   const mirrors = config.glue
@@ -72,7 +72,13 @@ export async function startAwsWriter(
     owns: (table) => groupOf(table, config.writerGroups) === config.writerGroup,
   });
   void imports.resume().catch((e) => logger.error('resuming imports failed', { error: e }));
-  const api = await startWriterApi(writer, { port: listen.port, host: listen.host, logger, imports });
+  const api = await startWriterApi(writer, {
+    port: listen.port,
+    host: listen.host,
+    logger,
+    imports,
+    front: listen.front,
+  });
   // CloudWatch metrics where the stack asks for them (a namespace); none under `npm run local`.
   const namespace = process.env.POWERTOOLS_METRICS_NAMESPACE;
   const metrics = namespace

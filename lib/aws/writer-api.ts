@@ -9,6 +9,9 @@
  *   POST /internal/tables/{name}/created             → 204
  *   POST /internal/tables/{name}/dropped             → 204 (drops data and catalog entries)
  *   GET  /internal/tables/{name}/status              → writer-side figures
+ *
+ * On a group member (writer-group-member.ts) it is mounted on the member's server once the
+ * member is the active writer; a standby answers the same paths itself (forwarding).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -49,11 +52,48 @@ const REFUSALS = new Set([
   'schema_change_refused',
 ]);
 
-export function startWriterApi(
+/**
+ * An HTTP server whose request handler can be switched: a standby task's answers until the
+ * writer's API takes over on the same port (writer-group-member.ts), and back during a drain.
+ */
+export interface FrontServer {
+  port: number;
+  url: string;
+  /** Installs a handler; returns the one it replaces. */
+  use(handler: http.RequestListener): http.RequestListener;
+  close(): Promise<void>;
+}
+
+export function listenFront(port: number, host: string, initial: http.RequestListener): Promise<FrontServer> {
+  let current = initial;
+  const server = http.createServer((req, res) => current(req, res));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      const bound = (server.address() as AddressInfo).port;
+      resolve({
+        port: bound,
+        url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}`,
+        use: (handler) => {
+          const before = current;
+          current = handler;
+          return before;
+        },
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
+
+export async function startWriterApi(
   writer: Writer,
-  options: { port: number; host: string; logger: Logger; imports?: ImportRunner },
+  options: { port: number; host: string; logger: Logger; imports?: ImportRunner; front?: FrontServer },
 ): Promise<WriterApi> {
-  const server = http.createServer((req, res) => {
+  const handle: http.RequestListener = (req, res) => {
     const url = new URL(req.url ?? '/', 'http://writer');
     const chunks: Buffer[] = [];
     let size = 0;
@@ -181,20 +221,13 @@ export function startWriterApi(
         });
       },
     );
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      const port = (server.address() as AddressInfo).port;
-      resolve({
-        port,
-        url: `http://${options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`,
-        close: () =>
-          new Promise<void>((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
+  };
+  if (options.front) {
+    // Mounted on a group member's server: closing gives the port back to its standby answers.
+    const front = options.front;
+    const before = front.use(handle);
+    return { port: front.port, url: front.url, close: async () => void front.use(before) };
+  }
+  const front = await listenFront(options.port, options.host, handle);
+  return { port: front.port, url: front.url, close: () => front.close() };
 }
