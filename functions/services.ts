@@ -57,6 +57,12 @@ export interface WriterLink {
    * with its record once queued. Absent where imports are not served.
    */
   startImport?(table: string, req: ImportRequest): Promise<ImportRecord>;
+  /**
+   * The definition of a `POST /tables` body with a source, read from the source by the writer
+   * that will own the table (on AWS only the writer may read a source's secret). Absent: the
+   * caller reads the source itself (the embedded service is one process).
+   */
+  definitionFromSource?(table: string, body: unknown): Promise<TableDefinition>;
   /** Copies a source-fed table again from its source (`POST /tables/{name}/source/resync`). */
   resyncSource(table: string): Promise<void>;
   /** A table was created; the writer starts owning it. */

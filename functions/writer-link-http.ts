@@ -30,7 +30,7 @@ export interface HttpWriterLinkOptions {
 const TAKEOVER_RETRY_MS = 250;
 
 /** Internal actions that may be sent twice (a retry after a reset connection changes nothing). */
-const REPEATABLE = new Set(['snapshot', 'flush', 'status', 'idempotency', 'created']);
+const REPEATABLE = new Set(['snapshot', 'flush', 'status', 'idempotency', 'created', 'definition']);
 
 /** A call that failed before the writer could have acted on it (or one that may be repeated). */
 function notSent(e: unknown, action: string): boolean {
@@ -126,6 +126,8 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
       };
       return { ...r, lsn: BigInt(r.lsn) };
     },
+    definitionFromSource: async (table, body) =>
+      (await call(table, 'definition', '', 28_000, body)) as TableDefinition,
     resyncSource: async (table) => {
       await call(table, 'resync', '', 28_000, {});
     },

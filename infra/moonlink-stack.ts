@@ -405,9 +405,8 @@ export class MoonlinkStack extends cdk.Stack {
       }),
     );
     this.allow(tables, ['sts:AssumeRole'], [vendedRead.roleArn]);
-    // Postgres sources read their credentials from secrets named moonlink/… (attach reads the
-    // table's schema from the tables function; the writer streams).
-    this.allow(tables, ['secretsmanager:GetSecretValue'], [this.pgSecrets()]);
+    // Postgres sources' secrets (moonlink/…) are the writer's alone: a table with a source is
+    // defined by the writer that owns it (POST /internal/tables/{name}/definition).
     tables.addEnvironment('MOONLINK_VENDED_ROLE_ARN', vendedRead.roleArn);
     this.vendedReadRole = vendedRead;
 
@@ -893,9 +892,9 @@ export class MoonlinkStack extends cdk.Stack {
       );
     }
     ack(
-      [this.functions.Tables.role!, ...writerTasks.map((t) => t.taskRole)],
+      writerTasks.map((t) => t.taskRole),
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:moonlink/*]',
-      'Postgres sources name their connection secret at attach time; only secrets under moonlink/ (Secrets Manager appends a random suffix to every ARN).',
+      'Postgres sources name their connection secret at attach time, and the writer reads it (to define the table and to stream); only secrets under moonlink/ (Secrets Manager appends a random suffix to every ARN).',
     );
     ack(
       [this.vendedReadRole],

@@ -2,7 +2,7 @@
 
 import { lsnToJson } from '../../lib/lsn.ts';
 import { parseExactJson } from '../../lib/schema/exact-json.ts';
-import { describeColumns, type TableDefinition } from '../../lib/schema/table-schema.ts';
+import { describeColumns, type TableDefinition, validateTableName } from '../../lib/schema/table-schema.ts';
 import { createTable, definitionFromRequest, renameTable } from '../../lib/table-admin.ts';
 import { badRequest, notFound } from '../api-error.ts';
 import { bodyText, type HttpEvent, type HttpResult, json, noContent, tableParam } from '../http.ts';
@@ -54,7 +54,13 @@ export async function createTableRoute(event: HttpEvent, s: Services): Promise<H
   // A table definition has no big numbers: middy's JSON body parser has parsed it (api.ts).
   const body: unknown =
     typeof event.body === 'object' && event.body !== null ? event.body : parseExactJson(bodyText(event));
-  const def = await definitionFromRequest(body);
+  const source = (body as { source?: unknown; name?: unknown } | null)?.source;
+  const name = (body as { name?: unknown } | null)?.name;
+  // A source's definition is read where its secret may be read: by the writer, on AWS.
+  const def =
+    source !== undefined && typeof name === 'string' && s.writer.definitionFromSource
+      ? await s.writer.definitionFromSource(validateTableName(name), body)
+      : await definitionFromRequest(body);
   const iceberg = await createTable(s.store, s.catalog, def, s.log);
   s.tables.invalidate(def.name);
   await s.writer.tableCreated(def.name);

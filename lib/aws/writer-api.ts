@@ -9,6 +9,9 @@
  *   POST /internal/tables/{name}/created             → 204
  *   POST /internal/tables/{name}/dropped             → 204 (drops data and catalog entries)
  *   GET  /internal/tables/{name}/status              → writer-side figures
+ *   POST /internal/tables/{name}/definition          → the definition of a `POST /tables` body
+ *                                                      with a source, read from the source here:
+ *                                                      only the writer reads its secret
  *
  * On a group member (writer-group-member.ts) it is mounted on the member's server once the
  * member is the active writer; a standby answers the same paths itself (forwarding).
@@ -21,8 +24,12 @@ import type { Writer } from '../engine/writer.ts';
 import { parsePropertyChange as propertyChange } from '../iceberg/table-properties.ts';
 import { lsnToJson, parseLsn } from '../lsn.ts';
 import { TABLE_NAME_PATTERN } from '../schema/table-name.ts';
+import { SchemaError } from '../schema/table-schema.ts';
 import { importRequest } from '../sources/import/import-record.ts';
 import type { ImportRunner } from '../sources/import/import-runner.ts';
+import { PostgresAttachError } from '../sources/postgres/attach.ts';
+import { ConnectionSecretError } from '../sources/postgres/connection-secret.ts';
+import { definitionFromRequest } from '../table-admin.ts';
 import type { Logger } from '../util/logger.ts';
 
 export interface WriterApi {
@@ -126,7 +133,7 @@ export async function startWriterApi(
       return;
     }
     const m =
-      /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|idempotency|created|dropped|rename|imports|schema|columns|resync|status)$/.exec(
+      /^\/internal\/tables\/([^/]+)\/(snapshot|flush|properties|idempotency|created|dropped|rename|imports|schema|columns|resync|definition|status)$/.exec(
         url.pathname,
       );
     if (!m || !TABLE_NAME_PATTERN.test(m[1]))
@@ -168,6 +175,15 @@ export async function startWriterApi(
         case 'schema': {
           const r = await writer.changeSchema(table, await body);
           return [200, { ...r, lsn: lsnToJson(r.lsn) }];
+        }
+        case 'definition': {
+          const request = (await body) as { name?: unknown } | null;
+          if (request?.name !== table)
+            return [
+              400,
+              { error: { code: 'bad_request', message: 'body: a POST /tables body naming this table' } },
+            ];
+          return [200, await definitionFromRequest(request)];
         }
         case 'resync':
           await writer.resyncSource(table);
@@ -212,6 +228,10 @@ export async function startWriterApi(
         if (typeof code === 'string' && REFUSALS.has(code))
           return send(res, 409, { error: { code, message } });
         if (code === 'invalid_import') return send(res, 400, { error: { code, message } });
+        // A source that cannot be attached (unreachable, no such table, a bad secret): the caller's.
+        if (e instanceof SchemaError) return send(res, 400, { error: { code: 'invalid_schema', message } });
+        if (e instanceof ConnectionSecretError || e instanceof PostgresAttachError)
+          return send(res, 400, { error: { code: 'invalid_source', message } });
         if (code === 'invalid_schema_change' || code === 'invalid_request' || code === 'invalid_schema')
           return send(res, 400, { error: { code, message, index: (e as { index?: unknown }).index } });
         const notFound = /does not exist/.test(message);
