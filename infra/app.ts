@@ -12,6 +12,7 @@ new MoonlinkStack(app, 'Moonlink', {
   alarmEmail: process.env.MOONLINK_ALARM_EMAIL || undefined,
   importSources: (process.env.MOONLINK_IMPORT_SOURCES ?? '').split(',').filter(Boolean),
   writerStandby: process.env.MOONLINK_WRITER_STANDBY !== 'false',
+  kinesisEnhancedFanOut: process.env.MOONLINK_KINESIS_ENHANCED_FAN_OUT === 'true',
   streamRetentionHours: process.env.MOONLINK_STREAM_RETENTION_HOURS
     ? Number(process.env.MOONLINK_STREAM_RETENTION_HOURS)
     : undefined,

@@ -72,6 +72,13 @@ export interface MoonlinkStackProps extends cdk.StackProps {
    * is a gap in flushes and fresh reads (writes still land in the stream).
    */
   writerStandby?: boolean;
+  /**
+   * Kinesis enhanced fan-out (default false): a stream consumer per writer group, whose shard
+   * readers subscribe (SubscribeToShard, HTTP/2) instead of polling GetRecords — each group
+   * gets 2 MiB/s per shard of its own and records as they land, at $0.015 per consumer-shard
+   * hour plus $0.013 per GB read.
+   */
+  kinesisEnhancedFanOut?: boolean;
 }
 
 export const WRITER_PORT = 8081;
@@ -213,12 +220,19 @@ export class MoonlinkStack extends cdk.Stack {
         ephemeralStorageGiB: 40,
       });
       writerTasks.push(task);
+      const consumer = props.kinesisEnhancedFanOut
+        ? new kinesis.CfnStreamConsumer(this, `WriterConsumer${g}`, {
+            consumerName: `moonlink-writer-${g}`,
+            streamArn: this.stream.streamArn,
+          })
+        : undefined;
       task.addContainer('writer', {
         image,
         logging: ecs.LogDrivers.awsLogs({ logGroup: writerLogs, streamPrefix: `writer-${g}` }),
         environment: {
           ...common,
           MOONLINK_WRITER_GROUP: String(g),
+          ...(consumer ? { MOONLINK_KINESIS_CONSUMER_ARN: consumer.attrConsumerArn } : {}),
           ...(glueOn ? { MOONLINK_GLUE_DATABASE_PREFIX: gluePrefix } : {}),
           POWERTOOLS_METRICS_NAMESPACE: 'Moonlink',
           PORT: String(WRITER_PORT),
@@ -243,6 +257,14 @@ export class MoonlinkStack extends cdk.Stack {
         stopTimeout: cdk.Duration.seconds(120),
       });
       this.grantWriter(task.taskRole, glueOn ? gluePrefix : undefined, props.importSources ?? []);
+      if (consumer) {
+        task.taskRole.addToPrincipalPolicy(
+          new iam.PolicyStatement({
+            actions: ['kinesis:SubscribeToShard', 'kinesis:DescribeStreamConsumer'],
+            resources: [consumer.attrConsumerArn],
+          }),
+        );
+      }
       const service = new ecs.FargateService(this, `Writer${g}`, {
         cluster,
         taskDefinition: task,

@@ -87,6 +87,30 @@ describe('CDK stack', () => {
       DeploymentConfiguration: Match.objectLike({ MinimumHealthyPercent: 0, MaximumPercent: 100 }),
     });
     expect(JSON.stringify(alone.findResources('AWS::CloudWatch::Alarm'))).not.toContain('no standby');
+  });
+
+  it('with enhanced fan-out: a stream consumer per writer group, its ARN and subscribe rights for that group only', () => {
+    template.resourceCountIs('AWS::Kinesis::StreamConsumer', 0);
+    const efo = Template.fromStack(
+      new MoonlinkStack(new cdk.App(), 'MoonlinkFanOut', { writerGroups: 2, kinesisEnhancedFanOut: true }),
+    );
+    efo.resourceCountIs('AWS::Kinesis::StreamConsumer', 2);
+    efo.hasResourceProperties('AWS::Kinesis::StreamConsumer', { ConsumerName: 'moonlink-writer-1' });
+    const consumers = Object.keys(efo.findResources('AWS::Kinesis::StreamConsumer'));
+    const tasks = efo.findResources('AWS::ECS::TaskDefinition');
+    for (const [g, consumer] of consumers.sort().entries()) {
+      const [, task] = Object.entries(tasks).find(([id]) => id.startsWith(`WriterTask${g}`))!;
+      const env = task.Properties.ContainerDefinitions[0].Environment as { Name: string; Value: unknown }[];
+      expect(env.find((e) => e.Name === 'MOONLINK_KINESIS_CONSUMER_ARN')?.Value).toEqual({
+        'Fn::GetAtt': [consumer, 'ConsumerARN'],
+      });
+    }
+    const policies = efo.findResources('AWS::IAM::Policy');
+    for (const [id, p] of Object.entries(policies)) {
+      const doc = JSON.stringify(p.Properties.PolicyDocument);
+      if (!doc.includes('kinesis:SubscribeToShard')) continue;
+      expect(id).toMatch(/^WriterTask[01]TaskRole/);
+    }
     template.hasResourceProperties('AWS::ECS::TaskDefinition', {
       ContainerDefinitions: [
         Match.objectLike({

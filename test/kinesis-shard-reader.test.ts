@@ -4,13 +4,22 @@
  * order while tables subscribe early, late (catching up on their own iterator under traffic,
  * then handing over) and from a resume point; the calls at rest are one loop's, not one per
  * table; stopped subscriptions stop the loop; a shard split sends a shared reader's tables on
- * into their own child shards.
+ * into their own child shards. With enhanced fan-out the readers subscribe instead of polling.
+ *
+ * kinesalite has no enhanced fan-out (SubscribeToShard, HTTP/2 event streams): the subscribing
+ * client here serves each subscription from kinesalite's records (GetRecords pages as events,
+ * ending after a short lifetime as Kinesis ends them after five minutes). Not covered: the
+ * HTTP/2 transport and the SDK's event-stream decoding, and consumer registration (the stack
+ * registers one per writer group).
  */
 import {
   DescribeStreamSummaryCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
   type KinesisClient,
   ListShardsCommand,
   SplitShardCommand,
+  SubscribeToShardCommand,
 } from '@aws-sdk/client-kinesis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEntry, LogSubscription } from '../lib/log/durable-log.ts';
@@ -42,6 +51,55 @@ function countingClient(endpoint: string): { client: KinesisClient; getRecords: 
   return { client, getRecords: () => calls };
 }
 
+/** SubscribeToShard as Kinesis serves it, made of kinesalite's records (see the top of the file). */
+function fanOutClient(endpoint: string, stream: string, lifetimeMs: number) {
+  const reader = kinesisClientFor(endpoint);
+  let subscriptions = 0;
+  const send = async (command: unknown, options?: { abortSignal?: AbortSignal }) => {
+    if (!(command instanceof SubscribeToShardCommand)) throw new Error('this client only subscribes');
+    subscriptions++;
+    const { ShardId, StartingPosition, ConsumerARN } = command.input;
+    if (ConsumerARN !== CONSUMER) throw new Error(`unknown consumer ${ConsumerARN}`);
+    const first = (
+      await reader.send(
+        new GetShardIteratorCommand({
+          StreamName: stream,
+          ShardId,
+          ShardIteratorType: StartingPosition!.Type,
+          StartingSequenceNumber: StartingPosition!.SequenceNumber,
+        }),
+      )
+    ).ShardIterator;
+    async function* events() {
+      let it = first;
+      let last = StartingPosition!.SequenceNumber;
+      const until = Date.now() + lifetimeMs;
+      while (it && Date.now() < until && !options?.abortSignal?.aborted) {
+        const page = await reader.send(new GetRecordsCommand({ ShardIterator: it }));
+        const records = page.Records ?? [];
+        if (records.length > 0) last = records.at(-1)!.SequenceNumber;
+        const closed = !page.NextShardIterator;
+        yield {
+          SubscribeToShardEvent: {
+            Records: records,
+            ContinuationSequenceNumber: closed ? undefined : last,
+            MillisBehindLatest: page.MillisBehindLatest,
+            ...(closed ? { ChildShards: [] } : {}),
+          },
+        };
+        if (closed) return;
+        it = page.NextShardIterator;
+        await new Promise((r) => setTimeout(r, IDLE_MS));
+      }
+    }
+    return { EventStream: events() };
+  };
+  const client = { send, destroy: () => reader.destroy() } as unknown as KinesisClient;
+  return { client, subscriptions: () => subscriptions };
+}
+
+const CONSUMER = 'arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/moonlink-writer-0:1';
+
 describe('one Kinesis reader per shard, shared by its tables', () => {
   let emu: Emulators;
   const cleanup: (() => Promise<void> | void)[] = [];
@@ -53,14 +111,24 @@ describe('one Kinesis reader per shard, shared by its tables', () => {
     await emu?.stop();
   });
 
-  async function setup(shards: number) {
+  async function setup(shards: number, fanOutLifetimeMs?: number) {
     const stream = uniqueName('shared');
     await createStream(emu.clients.kinesis, stream, shards);
     const counting = countingClient(emu.kinesis.endpoint);
-    const log = new KinesisLog({ streamName: stream, client: counting.client, idleIntervalMs: IDLE_MS });
+    const fanOut =
+      fanOutLifetimeMs === undefined
+        ? undefined
+        : fanOutClient(emu.kinesis.endpoint, stream, fanOutLifetimeMs);
+    const log = new KinesisLog({
+      streamName: stream,
+      client: counting.client,
+      idleIntervalMs: IDLE_MS,
+      ...(fanOut ? { consumerArn: CONSUMER, subscribeClient: fanOut.client } : {}),
+    });
     cleanup.push(
       () => log.close(),
       () => counting.client.destroy(),
+      () => fanOut?.client.destroy(),
     );
     const seen = new Map<string, LogEntry[]>();
     const subs: LogSubscription[] = [];
@@ -77,7 +145,17 @@ describe('one Kinesis reader per shard, shared by its tables', () => {
       list.push(lsn);
       return lsn;
     };
-    return { stream, log, seen, subs, subscribe, appended, append, getRecords: counting.getRecords };
+    return {
+      stream,
+      log,
+      seen,
+      subs,
+      subscribe,
+      appended,
+      append,
+      getRecords: counting.getRecords,
+      subscriptions: () => fanOut?.subscriptions() ?? 0,
+    };
   }
 
   it('delivers every table exactly once and in order, with tables joining early, late and from a resume point; at rest one loop polls', async () => {
@@ -182,5 +260,62 @@ describe('one Kinesis reader per shard, shared by its tables', () => {
     // One reader per child shard, each shared by the two tables it holds.
     await waitUntil('a reader per child', () => s.log.readingStats().catchingUp === 0);
     expect(s.log.readingStats()).toEqual({ readers: 2, catchingUp: 0, shared: 4 });
+  });
+
+  it('with enhanced fan-out, subscribes instead of polling: again each time a subscription ends, and on into child shards', async () => {
+    const s = await setup(1, 300);
+    const mid = 1n << 127n;
+    const named = (low: boolean): string => {
+      for (;;) {
+        const t = uniqueName(low ? 'flo' : 'fhi');
+        if (hashKeyOf(t) < mid === low) return t;
+      }
+    };
+    const tables = [named(true), named(false), named(true), named(false), named(true), named(false)];
+    let n = 0;
+    for (const t of tables) await s.append(t, n++);
+    await Promise.all(tables.map((t) => s.subscribe(t)));
+    await waitUntil('shared', () => s.log.readingStats().shared === tables.length);
+    expect(s.log.readingStats().readers).toBe(1);
+
+    // Records keep coming while subscriptions end and are made again; nothing polls at rest.
+    const polled = s.getRecords();
+    const subscribed = s.subscriptions();
+    const until = Date.now() + 1200;
+    while (Date.now() < until) {
+      await s.append(tables[n % tables.length], n++);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    await waitUntil('delivered', () =>
+      tables.every((t) => s.seen.get(t)!.length === s.appended.get(t)!.length),
+    );
+    expect(s.getRecords()).toBe(polled);
+    expect(s.subscriptions() - subscribed).toBeGreaterThanOrEqual(3);
+    for (const t of tables) expect(s.seen.get(t)!.map((e) => e.lsn)).toEqual(s.appended.get(t));
+
+    // A split: the subscription reads the parent to its end, the tables go on into their children.
+    const { Shards } = await emu.clients.kinesis.send(new ListShardsCommand({ StreamName: s.stream }));
+    await emu.clients.kinesis.send(
+      new SplitShardCommand({
+        StreamName: s.stream,
+        ShardToSplit: Shards![0].ShardId,
+        NewStartingHashKey: String(mid),
+      }),
+    );
+    for (;;) {
+      const d = await emu.clients.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: s.stream }));
+      if (d.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (let round = 0; round < 3; round++) for (const t of tables) await s.append(t, n++);
+    await waitUntil(
+      'delivered after the split',
+      () => tables.every((t) => s.seen.get(t)!.length === s.appended.get(t)!.length),
+      20_000,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    for (const t of tables) expect(s.seen.get(t)!.map((e) => e.lsn)).toEqual(s.appended.get(t));
+    await waitUntil('a reader per child', () => s.log.readingStats().catchingUp === 0);
+    expect(s.log.readingStats()).toEqual({ readers: 2, catchingUp: 0, shared: tables.length });
   });
 });

@@ -49,6 +49,7 @@ export function awsAdapters(config: AwsConfig, logger: Logger): AwsAdapters {
       streamName: config.stream,
       clientConfig: clientConfigFor(config, config.endpoints.kinesis),
       compress: config.compressRecords ?? true,
+      ...(config.kinesisConsumerArn ? { consumerArn: config.kinesisConsumerArn } : {}),
       onError: (error, context) => logger.warn('kinesis retrying', { ...context, error }),
     }),
   };

@@ -25,6 +25,11 @@ export interface AwsConfig {
   vendedRoleArn?: string;
   /** Compress log records (`MOONLINK_KINESIS_COMPRESS`, default true; docs/kinesis-records.md). */
   compressRecords?: boolean;
+  /**
+   * Enhanced fan-out (writer only; the stack sets it with `kinesisEnhancedFanOut`): the stream
+   * consumer the writer's shard readers subscribe as (`MOONLINK_KINESIS_CONSUMER_ARN`).
+   */
+  kinesisConsumerArn?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -66,5 +71,6 @@ export function awsConfigFromEnv(env: Env = process.env): AwsConfig {
       : {}),
     ...(env.MOONLINK_VENDED_ROLE_ARN ? { vendedRoleArn: env.MOONLINK_VENDED_ROLE_ARN } : {}),
     compressRecords: env.MOONLINK_KINESIS_COMPRESS !== 'false',
+    ...(env.MOONLINK_KINESIS_CONSUMER_ARN ? { kinesisConsumerArn: env.MOONLINK_KINESIS_CONSUMER_ARN } : {}),
   };
 }

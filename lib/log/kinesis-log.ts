@@ -66,6 +66,18 @@ export interface KinesisLogOptions {
    * take compressed records (see docs/kinesis-records.md before an upgrade).
    */
   compress?: boolean;
+  /**
+   * Enhanced fan-out: the ARN of a stream consumer (RegisterStreamConsumer) the shard readers
+   * subscribe as (SubscribeToShard over HTTP/2) instead of polling GetRecords.
+   */
+  consumerArn?: string;
+  /** The client for those subscriptions (default: built from `clientConfig` with the SDK's HTTP/2 handler). */
+  subscribeClient?: KinesisClient;
+}
+
+function withoutHandler(config: KinesisClientConfig | undefined): KinesisClientConfig {
+  const { requestHandler: _, ...rest } = config ?? {};
+  return rest;
 }
 
 export class KinesisLog implements DurableLog {
@@ -83,6 +95,8 @@ export class KinesisLog implements DurableLog {
   private readonly retry: ResolvedRetry;
   /** Retries of reads (shard listing, iterators, locating a retried record). */
   readonly readRetry: ResolvedRetry;
+  readonly fanOut: { consumerArn: string; client: KinesisClient } | undefined;
+  private readonly subscribeClientGiven: boolean;
   /** Backoff of a subscription after failed reads (throttling included); it never gives up. */
   readonly readBackoff: ResolvedRetry;
   private readonly onError: KinesisLogOptions['onError'];
@@ -120,6 +134,16 @@ export class KinesisLog implements DurableLog {
     this.readRetry = { ...r, deadlineMs: Number.POSITIVE_INFINITY };
     this.readBackoff = { ...this.readRetry, maxAttempts: Number.POSITIVE_INFINITY };
     this.onError = options.onError;
+    this.subscribeClientGiven = options.subscribeClient !== undefined;
+    this.fanOut = options.consumerArn
+      ? {
+          consumerArn: options.consumerArn,
+          // SubscribeToShard needs HTTP/2: the SDK's default handler, not an HTTP/1.1 one.
+          client:
+            options.subscribeClient ??
+            new KinesisClient({ ...withoutHandler(options.clientConfig), maxAttempts: 1 }),
+        }
+      : undefined;
   }
 
   private checkTable(table: string): void {
@@ -330,5 +354,6 @@ export class KinesisLog implements DurableLog {
     this.closed = true;
     this.readers.close();
     if (this.ownsClient) this.client.destroy();
+    if (this.fanOut && !this.subscribeClientGiven) this.fanOut.client.destroy();
   }
 }

@@ -18,14 +18,21 @@
  * is still ahead of the reader; the subscription skips what the reader gives it at or before
  * its own position. When a shard closes (resharding), its reader's subscriptions each go on to
  * the child that holds their hash key, catching up from the child's start.
+ *
+ * Enhanced fan-out (a stream consumer given): a shard's reader subscribes (SubscribeToShard,
+ * HTTP/2) instead of polling, so it has the shard's 2 MiB/s to itself and records arrive as
+ * they land; the subscription lasts five minutes and is made again after the last record read.
+ * Subscriptions catching up still poll.
  */
 import {
+  type _Record,
   GetRecordsCommand,
   type GetRecordsCommandOutput,
   GetShardIteratorCommand,
   type GetShardIteratorCommandInput,
   type KinesisClient,
   type Shard,
+  SubscribeToShardCommand,
 } from '@aws-sdk/client-kinesis';
 import type { Lsn } from '../lsn.ts';
 import {
@@ -55,6 +62,8 @@ export interface ShardReadHost {
   readonly readBackoff: ResolvedRetry;
   /** While it answers true, nothing is read (the writer's memory budget). */
   readonly holdBack: (() => boolean) | undefined;
+  /** Enhanced fan-out: the stream consumer the shard readers subscribe as, and its (HTTP/2) client. */
+  readonly fanOut: { consumerArn: string; client: KinesisClient } | undefined;
   listShards(): Promise<Shard[]>;
   report(error: unknown, table: string, action: string): void;
   /** The decoded form of a transaction this process appended, if still held. */
@@ -174,13 +183,18 @@ abstract class ShardLoop {
   protected async page(iterator: string, each: Dispatch): Promise<GetRecordsCommandOutput | undefined> {
     // Past the writer's memory budget: no more records until it has flushed (an iterator that
     // expires meanwhile is renewed from the last sequence number).
-    while (this.host.holdBack?.() && !this.stopped) await sleep(100, this.abort.signal);
+    await this.heldBack();
     const page = await this.host.client.send(
       new GetRecordsCommand({ ShardIterator: iterator, Limit: this.host.getRecordsLimit }),
       { abortSignal: this.abort.signal },
     );
-    for (const r of page.Records ?? []) {
-      if (this.stopped) return undefined;
+    return this.each(page.Records, each) ? page : undefined;
+  }
+
+  /** Passes records to `each` in order; false if stopped meanwhile. */
+  protected each(records: _Record[] | undefined, each: Dispatch): boolean {
+    for (const r of records ?? []) {
+      if (this.stopped) return false;
       each(
         BigInt(r.SequenceNumber!),
         r.Data ?? new Uint8Array(0),
@@ -188,7 +202,12 @@ abstract class ShardLoop {
         r.ApproximateArrivalTimestamp?.getTime() ?? Date.now(),
       );
     }
-    return page;
+    return true;
+  }
+
+  /** Waits while the writer is past its memory budget. */
+  protected async heldBack(): Promise<void> {
+    while (this.host.holdBack?.() && !this.stopped) await sleep(100, this.abort.signal);
   }
 
   /** After a failed call: the iterator to go on with (none: get a new one) once backed off. */
@@ -312,8 +331,58 @@ class ShardReader extends ShardLoop {
     if (--this.count === 0) this.readers.retire(this);
   }
 
+  /** Subscriptions made (enhanced fan-out), for tests and figures. */
+  subscribeCalls = 0;
+
   start(): void {
-    void this.run().catch((e) => this.host.report(e, `shard ${this.shard.ShardId}`, 'shard reader stopped'));
+    const fanOut = this.host.fanOut;
+    void (fanOut ? this.runSubscribed(fanOut) : this.run()).catch((e) =>
+      this.host.report(e, `shard ${this.shard.ShardId}`, 'shard reader stopped'),
+    );
+  }
+
+  /** Enhanced fan-out: the shard's records pushed over one subscription after another. */
+  private async runSubscribed(fanOut: { consumerArn: string; client: KinesisClient }): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        this.subscribeCalls++;
+        const out = await fanOut.client.send(
+          new SubscribeToShardCommand({
+            ConsumerARN: fanOut.consumerArn,
+            ShardId: this.shard.ShardId,
+            // After the last record read: every record after it, whatever ended the last subscription.
+            StartingPosition: { Type: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: this.pos.toString() },
+          }),
+          { abortSignal: this.abort.signal },
+        );
+        for await (const event of out.EventStream ?? []) {
+          if (this.stopped) return;
+          const e = event.SubscribeToShardEvent;
+          if (!e) {
+            // An error delivered in the stream (ResourceInUse, KMS, internal): the stream ends.
+            const name = Object.keys(event).find((k) => k !== '$unknown') ?? 'UnknownEvent';
+            throw Object.assign(new Error(`SubscribeToShard: ${name}`), { name });
+          }
+          failures = 0;
+          await this.heldBack();
+          if (!this.each(e.Records, this.dispatch)) return;
+          if (!e.ContinuationSequenceNumber) {
+            // The shard was closed (resharding) and is read to its end.
+            this.readers.shardClosed(
+              this,
+              [...this.byTable.values()].flatMap((s) => [...s]),
+            );
+            return;
+          }
+        }
+        // Ended (every five minutes, or the service closed it): subscribe again.
+      } catch (e) {
+        if (this.stopped) return;
+        failures++;
+        await this.failed(e, failures, `shard ${this.shard.ShardId}`);
+      }
+    }
   }
 
   /** A record to the subscriptions of the table (or tables, if KPL-aggregated) it is for. */
