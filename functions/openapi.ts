@@ -433,7 +433,11 @@ export const OPENAPI = {
           columns: { type: 'array', items: ref('Column') },
           primaryKey: { type: 'array', items: { type: 'string' } },
           formatVersion: { enum: [2, 3] },
-          source: { type: 'object', description: 'e.g. {"postgres": {"connection", "table"}}' },
+          source: {
+            type: 'object',
+            description:
+              'e.g. {"postgres": {"connection": "env:PG_SHOP", "table": "public.orders"}}; "connection" is env:NAME, a Secrets Manager secret ARN or a connection string, or give "secretArn" instead',
+          },
           schemaEvolution: {
             enum: ['none', 'add-columns'],
             description:

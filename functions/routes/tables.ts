@@ -11,6 +11,7 @@ import type { Services } from '../services.ts';
 /** Where a source's credentials are (never the connection itself); an inline password is flagged. */
 function credentialsOf(connection: string): Record<string, unknown> {
   if (connection.startsWith('env:')) return { credentials: 'environment' };
+  if (connection.startsWith('file:')) return { credentials: 'file' };
   if (connection.startsWith('arn:aws:secretsmanager:')) return { credentials: 'secretsmanager' };
   const inline =
     /^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(connection) || /(^|\s)password\s*=/.test(connection);

@@ -99,18 +99,32 @@ const columnSchema = z.strictObject({
 });
 
 export const postgresSourceBody = z.strictObject({
-  postgres: z.strictObject({
-    connection: z.string().min(1),
-    table: z.string().min(1),
-    publication: z
-      .string()
-      .regex(/^[a-z_][a-z0-9_]{0,62}$/)
-      .optional(),
-    slot: z
-      .string()
-      .regex(/^[a-z0-9_]{1,63}$/)
-      .optional(),
-  }),
+  postgres: z
+    .strictObject({
+      /** `env:NAME`, a Secrets Manager secret ARN, or a libpq connection string. */
+      connection: z.string().min(1).optional(),
+      /** The same as a `connection` that is a Secrets Manager secret ARN. */
+      secretArn: z
+        .string()
+        .regex(/^arn:aws:secretsmanager:[^:]+:\d{12}:secret:.+$/, 'must be a Secrets Manager secret ARN')
+        .optional(),
+      table: z.string().min(1),
+      publication: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+        .optional(),
+      slot: z
+        .string()
+        .regex(/^[a-z0-9_]{1,63}$/)
+        .optional(),
+    })
+    .refine((p) => (p.connection === undefined) !== (p.secretArn === undefined), {
+      message: 'give exactly one of "connection" and "secretArn"',
+    })
+    .transform(({ secretArn, connection, ...rest }) => ({
+      ...rest,
+      connection: (connection ?? secretArn) as string,
+    })),
 });
 
 export const createTableBody = z

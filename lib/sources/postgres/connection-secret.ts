@@ -3,12 +3,15 @@
  * the catalog, so it should not hold a password:
  *
  * - `env:NAME` — the connection string is the environment variable NAME of the process that
- *   connects (the service, or on AWS the writer and the tables function);
+ *   connects (the service, or on AWS the writer);
+ * - `file:/path` — the connection string is the file's content (trimmed), read at every
+ *   connect: a mounted secret (Docker, Kubernetes) that is rotated is picked up;
  * - `arn:aws:secretsmanager:…:secret:…` — an AWS Secrets Manager secret: either a connection
  *   string, or the JSON an RDS-managed secret holds (`host`, `port`, `username`, `password`,
  *   `dbname`). Read again after five minutes, so a rotated password is picked up;
  * - anything else — a libpq connection string, as it is.
  */
+import { readFile } from 'node:fs/promises';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 
 const CACHE_MS = 5 * 60_000;
@@ -58,6 +61,17 @@ export async function resolveConnection(
     if (!v)
       throw new ConnectionSecretError(`the connection is the environment variable ${name}, which is not set`);
     return v;
+  }
+  if (connection.startsWith('file:')) {
+    const file = connection.slice(5);
+    let text: string;
+    try {
+      text = (await readFile(file, 'utf8')).trim();
+    } catch (e) {
+      throw new ConnectionSecretError(`could not read the connection file ${file}: ${(e as Error).message}`);
+    }
+    if (!text) throw new ConnectionSecretError(`the connection file ${file} is empty`);
+    return text;
   }
   if (!connection.startsWith('arn:aws:secretsmanager:')) return connection;
   const hit = cache.get(connection);
