@@ -42,6 +42,7 @@ const SIZES = quick
       visibleWrites: 100,
       files: 200,
       memRows: 300_000,
+      localAppend: 100_000,
     }
   : {
       append: 5_000_000,
@@ -51,6 +52,7 @@ const SIZES = quick
       visibleWrites: 400,
       files: 1000,
       memRows: 2_000_000,
+      localAppend: 1_000_000,
     };
 const BATCH = 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
@@ -66,11 +68,15 @@ function report(r: Result): void {
 /** The service of the scenario running now (its output is printed if the scenario fails). */
 let running: ServiceProcess | undefined;
 
-async function service(env: Record<string, string> = {}): Promise<{ svc: ServiceProcess; dir: string }> {
+async function service(
+  env: Record<string, string> = {},
+  entry: 'start' | 'local' = 'start',
+): Promise<{ svc: ServiceProcess; dir: string }> {
   const dir = await tmpDir('mlbench-');
   const svc = await startServiceProcess(
     { MOONLINK_DATA_DIR: dir, LOG_LEVEL: 'ERROR', MOONLINK_MAX_BODY_BYTES: String(64 << 20), ...env },
     60_000,
+    { entry },
   );
   running = svc;
   return { svc, dir };
@@ -956,6 +962,56 @@ async function appendPartitionedScenario(): Promise<void> {
  * Brotli-compressed, and what that means for one shard, which takes 1 MiB/s and 1,000 records/s
  * of writes (arithmetic from the measured bytes, not a Kinesis run: kinesalite enforces no limits).
  */
+/** The child processes of a process (`npm run local`'s emulators), from /proc (Linux). */
+function childPids(pid: number | undefined): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * `npm run local` (the AWS shape on emulators) against `npm start`, the same append in the same
+ * run: where the difference goes, by process.
+ */
+async function appendLocalScenario(): Promise<void> {
+  const n = SIZES.localAppend;
+  const list = insertBodies(n);
+  const rate: Record<string, number> = {};
+  const cpu: Record<string, number> = {};
+  for (const entry of ['start', 'local'] as const) {
+    const s = await service({}, entry);
+    await createBenchTable(s.svc.url, 'append');
+    const emulators = childPids(s.svc.child.pid);
+    const own0 = processCpuSeconds(s.svc.child.pid);
+    const emu0 = emulators.reduce((t, p) => t + processCpuSeconds(p), 0);
+    const secs = await timed(async () => {
+      await drive(`${s.svc.url}/tables/append/rows`, list);
+      await post(`${s.svc.url}/tables/append/flush`, '');
+    });
+    rate[entry] = n / secs;
+    cpu[entry] = (processCpuSeconds(s.svc.child.pid) - own0) / secs;
+    if (entry === 'local')
+      cpu.emulators = (emulators.reduce((t, p) => t + processCpuSeconds(p), 0) - emu0) / secs;
+    await stop(s);
+  }
+  report({
+    scenario: 'append-local',
+    rows: n,
+    startRowsPerSec: Math.round(rate.start),
+    localRowsPerSec: Math.round(rate.local),
+    localVsStart: +(rate.local / rate.start).toFixed(3),
+    startServiceCores: +cpu.start.toFixed(2),
+    localServiceCores: +cpu.local.toFixed(2),
+    localEmulatorCores: +cpu.emulators.toFixed(2),
+  });
+}
+
 async function kinesisRecordsScenario(): Promise<void> {
   const bodies = 200;
   let plainBytes = 0;
@@ -1008,6 +1064,7 @@ const scenarios: [string, () => Promise<void>][] = [
   ['recovery', recoveryScenario],
   ['soak', soakScenario],
   ['kinesis-records', kinesisRecordsScenario],
+  ['append-local', appendLocalScenario],
 ];
 
 const started = Date.now();
