@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import * as arrowNs from 'apache-arrow';
-import { columnBufferFor } from '../lib/engine/column-buffer.ts';
-import { arrowSchemaFor, buildRecordBatch, tableToIpc } from '../lib/parquet/arrow-convert.ts';
+import { arrowSchemaFor, buildRecordBatch, tableToIpc } from '../lib/columns/arrow-convert.ts';
+import { columnBufferFor } from '../lib/columns/column-buffer.ts';
 import { encodeParquet } from '../lib/parquet/parquet-codec.mjs';
 import { buildSchema } from '../lib/schema/table-schema.ts';
 

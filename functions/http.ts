@@ -1,9 +1,9 @@
 /** Small helpers for API Gateway v2 events and responses. */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import type { Operations } from '../lib/engine/op-batch.ts';
 import { parseLsn } from '../lib/lsn.ts';
 import { canonicalTableName } from '../lib/schema/table-name.ts';
 import type { TableSchema } from '../lib/schema/table-schema.ts';
+import type { Operations } from '../lib/txn/op-batch.ts';
 import { ApiError, badRequest } from './api-error.ts';
 export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResult = APIGatewayProxyStructuredResultV2;

@@ -20,13 +20,13 @@ import {
   type TableDefinition,
   validateTableName,
 } from './schema/table-schema.ts';
-import { definitionFromPostgres } from './sources/postgres/attach.ts';
 import { deletePrefix } from './store/delete-prefix.ts';
 import type { ObjectStore } from './store/object-store.ts';
 
 export { deletePrefix };
 
-function parseBody(body: unknown): CreateTableBody {
+/** A `POST /tables` body, checked (a SchemaError naming the field at fault otherwise). */
+export function parseCreateBody(body: unknown): CreateTableBody {
   const parsed = createTableBody.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -38,7 +38,7 @@ function parseBody(body: unknown): CreateTableBody {
 
 /** A table definition from a `POST /tables` body with its columns (no source). */
 export function definitionFromBody(body: unknown): TableDefinition {
-  const b = parseBody(body);
+  const b = parseCreateBody(body);
   if (b.source) throw new SchemaError('source: use definitionFromRequest for tables with a source');
   const name = validateTableName(b.name);
   return withLayout(
@@ -58,7 +58,7 @@ export function definitionFromBody(body: unknown): TableDefinition {
  * The body's `partitionBy` and `sortBy`, checked against the table's columns (400s naming the
  * item) and stored in their full form (every partition field named).
  */
-function withLayout(def: TableDefinition, b: CreateTableBody): TableDefinition {
+export function withLayout(def: TableDefinition, b: CreateTableBody): TableDefinition {
   if (b.partitionBy && b.partitionBy.length > 0) {
     const { spec } = parsePartitionBy(b.partitionBy, def.schema.fields, {
       specId: 0,
@@ -69,23 +69,6 @@ function withLayout(def: TableDefinition, b: CreateTableBody): TableDefinition {
   if (b.sortBy && b.sortBy.length > 0)
     def.sortBy = describeSortOrder(parseSortBy(b.sortBy, def.schema.fields), def.schema.fields);
   return def;
-}
-
-/**
- * A table definition from any `POST /tables` body: with a `source`, the columns and key are
- * read from it (e.g. the Postgres table's schema), which is why this is async.
- */
-export async function definitionFromRequest(body: unknown): Promise<TableDefinition> {
-  const b = parseBody(body);
-  if (!b.source) return definitionFromBody(body);
-  const name = validateTableName(b.name);
-  const def = await definitionFromPostgres({
-    name,
-    source: b.source.postgres,
-    primaryKey: b.primaryKey,
-    formatVersion: b.formatVersion ?? 2,
-  });
-  return withLayout(def, b);
 }
 
 /**

@@ -1,6 +1,4 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { columnBufferFor, columnFromImage } from '../lib/engine/column-buffer.ts';
-import { dataStats } from '../lib/engine/column-stats.ts';
 import {
   batchFromValues,
   readColumn,
@@ -8,7 +6,9 @@ import {
   tableFromIpc,
   tableToIpc,
   takeData,
-} from '../lib/parquet/arrow-convert.ts';
+} from '../lib/columns/arrow-convert.ts';
+import { columnBufferFor, columnFromImage } from '../lib/columns/column-buffer.ts';
+import { dataStats } from '../lib/columns/column-stats.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { isPrimitive } from '../lib/schema/iceberg-type.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';

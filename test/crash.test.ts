@@ -17,7 +17,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseExactJson } from '../lib/schema/exact-json.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
-import { type DecodedOp, decodeTransaction } from '../lib/schema/transaction.ts';
+import { type DecodedOp, decodeTransaction } from '../lib/txn/transaction.ts';
 import { ReferenceModel, rng } from './support/model.ts';
 import { type ServiceProcess, startServiceProcess } from './support/service-process.ts';
 

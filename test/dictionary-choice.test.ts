@@ -5,9 +5,9 @@
 import * as arrow from 'apache-arrow';
 import * as pw from 'parquet-wasm/node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { columnBufferFor } from '../lib/engine/column-buffer.ts';
+import { arrowSchemaFor, buildRecordBatch, readColumn, tableFromIpc } from '../lib/columns/arrow-convert.ts';
+import { columnBufferFor } from '../lib/columns/column-buffer.ts';
 import { mostlyDistinctColumns } from '../lib/engine/dictionary-choice.ts';
-import { arrowSchemaFor, buildRecordBatch, readColumn, tableFromIpc } from '../lib/parquet/arrow-convert.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
 

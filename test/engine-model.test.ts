@@ -12,7 +12,6 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
-import { OpBatch } from '../lib/engine/op-batch.ts';
 import type { EngineOptions } from '../lib/engine/options.ts';
 import type { TableHandler } from '../lib/engine/table-handler.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
@@ -20,9 +19,10 @@ import type { Lsn } from '../lib/lsn.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
-import { type DecodedOp, keyOf, rowCodec } from '../lib/schema/transaction.ts';
 import type { Value } from '../lib/schema/values.ts';
 import type { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
+import { OpBatch } from '../lib/txn/op-batch.ts';
+import { type DecodedOp, keyOf, rowCodec } from '../lib/txn/transaction.ts';
 import { readIcebergRows } from './support/iceberg-rows.ts';
 import { ReferenceModel, rng } from './support/model.ts';
 import { openTestTable } from './support/table-harness.ts';

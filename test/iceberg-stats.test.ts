@@ -5,8 +5,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { columnBufferFor } from '../lib/engine/column-buffer.ts';
-import { type ColumnStats, dataStats } from '../lib/engine/column-stats.ts';
+import { readData } from '../lib/columns/arrow-convert.ts';
+import { columnBufferFor } from '../lib/columns/column-buffer.ts';
+import { type ColumnStats, dataStats } from '../lib/columns/column-stats.ts';
 import {
   deserializeValue,
   fileMetrics,
@@ -18,7 +19,6 @@ import {
   truncateStringMin,
   upperBound,
 } from '../lib/iceberg/stats.ts';
-import { readData } from '../lib/parquet/arrow-convert.ts';
 import type { IcebergType, NestedField } from '../lib/schema/iceberg-type.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
 import { compareUtf8 } from '../lib/schema/values.ts';

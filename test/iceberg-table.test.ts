@@ -10,7 +10,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { computeStats } from '../lib/engine/column-stats.ts';
+import { batchFromValues, tableToIpc } from '../lib/columns/arrow-convert.ts';
+import { computeStats } from '../lib/columns/column-stats.ts';
 import { decodeAvroFile } from '../lib/iceberg/avro-file.ts';
 import { readPositionDeletes } from '../lib/iceberg/delete-files.ts';
 import {
@@ -22,7 +23,6 @@ import {
 import { readPuffinFooter } from '../lib/iceberg/puffin.ts';
 import { RoaringBitmap64 } from '../lib/iceberg/roaring.ts';
 import { parseTableMetadata } from '../lib/iceberg/table-metadata.ts';
-import { batchFromValues, tableToIpc } from '../lib/parquet/arrow-convert.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
 import type { Value } from '../lib/schema/values.ts';

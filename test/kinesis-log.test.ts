@@ -20,7 +20,7 @@ import { TableRecordAssembler } from '../lib/log/kinesis-assembler.ts';
 import { KinesisLog } from '../lib/log/kinesis-log.ts';
 import { encodeTransaction, RecordTooLargeError, unwrapRecord } from '../lib/log/kinesis-records.ts';
 import { hashKeyOf, shardChain } from '../lib/log/kinesis-shards.ts';
-import { decodeTransactionText } from '../lib/schema/transaction.ts';
+import { decodeTransactionText } from '../lib/txn/transaction.ts';
 import { createStream, type Emulators, startEmulators, uniqueName } from '../localstack/emulators.ts';
 import { tableDef } from './contract/catalog-contract.ts';
 import { waitUntil } from './contract/log-contract.ts';

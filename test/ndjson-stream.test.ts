@@ -6,10 +6,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { NdjsonStreamDecoder } from '../lib/engine/ndjson-stream.ts';
-import { OpBatch, type Operations } from '../lib/engine/op-batch.ts';
 import { ndjsonToRequest } from '../lib/schema/ndjson-request.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
-import { decodeRequest } from '../lib/schema/transaction.ts';
+import { OpBatch, type Operations } from '../lib/txn/op-batch.ts';
+import { decodeRequest } from '../lib/txn/transaction.ts';
 
 const schema = buildSchema(
   [

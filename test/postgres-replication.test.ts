@@ -8,13 +8,13 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { DecodedOp } from '../lib/schema/transaction.ts';
 import { OpBuffer } from '../lib/sources/postgres/op-buffer.ts';
 import {
   PgOutputDecoder,
   parseReplicationFrame,
   standbyStatusUpdate,
 } from '../lib/sources/postgres/pgoutput.ts';
+import type { DecodedOp } from '../lib/txn/transaction.ts';
 
 /** Builds binary messages the way the server writes them. */
 class W {

@@ -6,11 +6,11 @@
  * fall through to the general path, errors included.
  */
 import { describe, expect, it } from 'vitest';
-import { OpBatch } from '../lib/engine/op-batch.ts';
-import { scanRequest } from '../lib/schema/request-scanner.ts';
 import { buildSchema, type TableSchema } from '../lib/schema/table-schema.ts';
 import { fastTimestampMicros, parseTimestamp } from '../lib/schema/temporal.ts';
-import { type DecodedOp, decodeRequest, decodeTransactionText, rowCodec } from '../lib/schema/transaction.ts';
+import { OpBatch } from '../lib/txn/op-batch.ts';
+import { scanRequest } from '../lib/txn/request-scanner.ts';
+import { type DecodedOp, decodeRequest, decodeTransactionText, rowCodec } from '../lib/txn/transaction.ts';
 import { rng } from './support/model.ts';
 
 const SCHEMAS: Record<string, TableSchema> = {

@@ -12,7 +12,7 @@ import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
-import type { DecodedOp } from '../lib/schema/transaction.ts';
+import type { DecodedOp } from '../lib/txn/transaction.ts';
 import { openTestTable } from './support/table-harness.ts';
 
 const pool = new ParquetWorkerPool(2);

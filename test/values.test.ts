@@ -5,11 +5,6 @@ import { parseType, typeName } from '../lib/schema/iceberg-type.ts';
 import { buildSchema, SchemaError } from '../lib/schema/table-schema.ts';
 import { formatTimestamp, parseTimestamp } from '../lib/schema/temporal.ts';
 import {
-  decodeTransaction,
-  decodeTransactionText,
-  type InvalidTransactionError,
-} from '../lib/schema/transaction.ts';
-import {
   decoderFor,
   encoderFor,
   formatDecimal,
@@ -17,6 +12,11 @@ import {
   parseDecimal,
   ValueError,
 } from '../lib/schema/values.ts';
+import {
+  decodeTransaction,
+  decodeTransactionText,
+  type InvalidTransactionError,
+} from '../lib/txn/transaction.ts';
 
 const dec = (t: string) => decoderFor(parseType(t));
 const enc = (t: string) => encoderFor(parseType(t));

@@ -12,13 +12,13 @@ import {
   requestHash,
   wrapRecord,
 } from '../../lib/engine/idempotency.ts';
-import type { Operations } from '../../lib/engine/op-batch.ts';
 import { lsnToJson } from '../../lib/lsn.ts';
 import { InvalidTransactionError } from '../../lib/schema/errors.ts';
 import { newColumnsOf } from '../../lib/schema/infer-columns.ts';
 import { NDJSON, ndjsonOp, ndjsonToRequest } from '../../lib/schema/ndjson-request.ts';
 import type { TableDefinition } from '../../lib/schema/table-schema.ts';
-import { decodeRequest } from '../../lib/schema/transaction.ts';
+import type { Operations } from '../../lib/txn/op-batch.ts';
+import { decodeRequest } from '../../lib/txn/transaction.ts';
 import { ApiError, badRequest, notFound } from '../api-error.ts';
 import {
   bodyBytes,

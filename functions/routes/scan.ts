@@ -8,15 +8,15 @@
  */
 import type * as arrow from 'apache-arrow';
 import type { Lease } from '../../lib/catalog/catalog.ts';
-import { snapshotSchema } from '../../lib/engine/snapshot-manifest.ts';
-import { lsnToJson } from '../../lib/lsn.ts';
 import {
   arrowSchemaFor,
   buildData,
   buildRecordBatch,
   readData,
   tableToIpc,
-} from '../../lib/parquet/arrow-convert.ts';
+} from '../../lib/columns/arrow-convert.ts';
+import { snapshotSchema } from '../../lib/engine/snapshot-manifest.ts';
+import { lsnToJson } from '../../lib/lsn.ts';
 import { projectBatch } from '../../lib/parquet/schema-projection.ts';
 import {
   type Comparison,

@@ -3,7 +3,8 @@
 import { lsnToJson } from '../../lib/lsn.ts';
 import { parseExactJson } from '../../lib/schema/exact-json.ts';
 import { describeColumns, type TableDefinition, validateTableName } from '../../lib/schema/table-schema.ts';
-import { createTable, definitionFromRequest, renameTable } from '../../lib/table-admin.ts';
+import { definitionFromRequest } from '../../lib/sources/table-definition.ts';
+import { createTable, renameTable } from '../../lib/table-admin.ts';
 import { badRequest, notFound } from '../api-error.ts';
 import { bodyText, type HttpEvent, type HttpResult, json, noContent, tableParam } from '../http.ts';
 import type { Services } from '../services.ts';

@@ -29,7 +29,7 @@ import { importRequest } from '../sources/import/import-record.ts';
 import type { ImportRunner } from '../sources/import/import-runner.ts';
 import { PostgresAttachError } from '../sources/postgres/attach.ts';
 import { ConnectionSecretError } from '../sources/postgres/connection-secret.ts';
-import { definitionFromRequest } from '../table-admin.ts';
+import { definitionFromRequest } from '../sources/table-definition.ts';
 import type { Logger } from '../util/logger.ts';
 
 export interface WriterApi {

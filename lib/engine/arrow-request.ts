@@ -26,14 +26,14 @@
  */
 import { isUtf8 } from 'node:buffer';
 import * as arrow from 'apache-arrow';
-import { arrowTypeFor, readData } from '../parquet/arrow-convert.ts';
+import { arrowTypeFor, readData } from '../columns/arrow-convert.ts';
+import { type ColumnBuffer, TypedColumn, Utf8Column } from '../columns/column-buffer.ts';
 import type { IcebergType } from '../schema/iceberg-type.ts';
 import { typeName } from '../schema/iceberg-type.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
-import { InvalidTransactionError, rowCodec } from '../schema/transaction.ts';
 import { canonicalScalar, keyFromParts, type Value } from '../schema/values.ts';
-import { type ColumnBuffer, TypedColumn, Utf8Column } from './column-buffer.ts';
-import { OP_DELETE, OP_INSERT, OP_UPSERT, OpBatch } from './op-batch.ts';
+import { OP_DELETE, OP_INSERT, OP_UPSERT, OpBatch } from '../txn/op-batch.ts';
+import { InvalidTransactionError, rowCodec } from '../txn/transaction.ts';
 
 export const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
 export const OP_COLUMN = '_op';

@@ -5,12 +5,12 @@
  * thread about an eighth of its time while rows stream in.
  */
 import type * as arrow from 'apache-arrow';
-import { arrowSchemaFor, buildRecordBatch, tableToIpc } from '../parquet/arrow-convert.ts';
+import { arrowSchemaFor, buildRecordBatch, tableToIpc } from '../columns/arrow-convert.ts';
+import { type ColumnBuffer, type ColumnImage, columnFromImage } from '../columns/column-buffer.ts';
+import { type ColumnStats, columnStats } from '../columns/column-stats.ts';
 import { encodeParquetStream } from '../parquet/parquet-codec.mjs';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
-import { type ColumnBuffer, type ColumnImage, columnFromImage } from './column-buffer.ts';
-import { type ColumnStats, columnStats } from './column-stats.ts';
 import { mostlyDistinctColumns } from './dictionary-choice.ts';
 import { IndexRun, type RunParts, runPartsBuffers } from './index-run.ts';
 import { hasLayout, layoutRows, type RowLayout } from './row-layout.ts';

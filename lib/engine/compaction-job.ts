@@ -14,14 +14,14 @@ import {
   tableFromIpc,
   tableToIpc,
   takeData,
-} from '../parquet/arrow-convert.ts';
+} from '../columns/arrow-convert.ts';
+import { type ColumnStats, dataStats, mergeStats, NUMERIC_KINDS } from '../columns/column-stats.ts';
 import { encodeParquetStream, openParquet, wasmBytes } from '../parquet/parquet-codec.mjs';
 import { inSchema, projectBatch } from '../parquet/schema-projection.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
 import type { Value } from '../schema/values.ts';
 import { keyString } from '../schema/values.ts';
-import { type ColumnStats, dataStats, mergeStats, NUMERIC_KINDS } from './column-stats.ts';
 import { mostlyDistinctColumns } from './dictionary-choice.ts';
 import type { RowHashes } from './file-index.ts';
 import { IndexRun, iota, type RunParts, runPartsBuffers } from './index-run.ts';

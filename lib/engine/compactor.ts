@@ -6,13 +6,13 @@
  * input row, where it went, so deletes that arrive meanwhile can follow their rows.
  */
 
+import type { ColumnStats } from '../columns/column-stats.ts';
 import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import type { ColumnStats } from './column-stats.ts';
 import type { CompactionJob, Placement } from './compaction-job.ts';
 
 export type { Placement };

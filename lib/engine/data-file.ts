@@ -2,10 +2,11 @@
  * A flushed data file as the writer tracks it: where it is, what it holds, and its deletion
  * vector: the live one (every delete applied so far) and the one last committed to Iceberg.
  */
+
+import type { ColumnStats } from '../columns/column-stats.ts';
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
-import type { ColumnStats } from './column-stats.ts';
 import type { DeletionVectorRef } from './mem-slice.ts';
 
 export interface DataFile {

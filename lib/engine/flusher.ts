@@ -7,10 +7,10 @@
  * stats, index run for its keys) returns to the loop as a `flush-done` event.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { ColumnStats } from '../columns/column-stats.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import type { ColumnStats } from './column-stats.ts';
 import { IndexRun, runForFile } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import type { MemSlice } from './mem-slice.ts';

@@ -5,13 +5,14 @@
  * bits on that tail file. When the slice grows past its threshold it is frozen and flushed to a
  * data file, while a fresh slice takes new rows.
  */
+
+import { type ColumnBuffer, columnBufferFor } from '../columns/column-buffer.ts';
 import type { Lsn } from '../lsn.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { Value } from '../schema/values.ts';
-import { type ColumnBuffer, columnBufferFor } from './column-buffer.ts';
+import type { OpBatch } from '../txn/op-batch.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import { KeyTable } from './key-table.ts';
-import type { OpBatch } from './op-batch.ts';
 
 /** Rows [start, end) of a slice, published as one tail file. */
 export interface TailSegment {

@@ -8,8 +8,8 @@
  */
 import { type NdjsonOp, ndjsonToRequest } from '../schema/ndjson-request.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
-import { decodeRequest } from '../schema/transaction.ts';
-import { OpBatch, type Operations } from './op-batch.ts';
+import { OpBatch, type Operations } from '../txn/op-batch.ts';
+import { decodeRequest } from '../txn/transaction.ts';
 
 const PIECE_BYTES = 256 * 1024;
 

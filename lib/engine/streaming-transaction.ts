@@ -8,7 +8,7 @@
 import { rowMapper } from '../schema/evolve-values.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
-import type { DecodedOp } from '../schema/transaction.ts';
+import type { DecodedOp } from '../txn/transaction.ts';
 import type { FlushResult } from './flusher.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import { MemSlice } from './mem-slice.ts';

@@ -7,15 +7,15 @@
  */
 
 import { type Catalog, TableNotReadyError } from '../catalog/catalog.ts';
+import { readColumn, tableFromIpc } from '../columns/arrow-convert.ts';
 import { type IcebergOptions, IcebergTable } from '../iceberg/iceberg-table.ts';
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
-import { readColumn, tableFromIpc } from '../parquet/arrow-convert.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
-import { rowCodec } from '../schema/transaction.ts';
 import { keyString } from '../schema/values.ts';
 import { DataFileMissingError, NotFoundError, type ObjectStore } from '../store/object-store.ts';
+import { rowCodec } from '../txn/transaction.ts';
 import type { Logger } from '../util/logger.ts';
 import { Semaphore } from '../util/semaphore.ts';
 import { type DataFile, fileIdFromKey } from './data-file.ts';

@@ -7,7 +7,7 @@
  *   properties the Puffin spec requires (`referenced-data-file`, `cardinality`) and snapshot id
  *   and sequence number -1 (they are inherited from the manifest entry).
  */
-import { batchFromValues, readColumn, tableFromIpc, tableToIpc } from '../parquet/arrow-convert.ts';
+import { batchFromValues, readColumn, tableFromIpc, tableToIpc } from '../columns/arrow-convert.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import { DELETION_VECTOR_BLOB_TYPE, decodeDeletionVector, encodeDeletionVector } from './deletion-vector.ts';

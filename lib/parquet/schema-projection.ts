@@ -7,10 +7,10 @@
  * current schema is passed through as it is (the common case costs a comparison per column).
  */
 import * as arrow from 'apache-arrow';
+import { buildData, FIELD_ID, readData } from '../columns/arrow-convert.ts';
 import { convertValue as convert, defaultOf } from '../schema/evolve-values.ts';
 import type { IcebergType, NestedField } from '../schema/iceberg-type.ts';
 import type { Value } from '../schema/values.ts';
-import { buildData, FIELD_ID, readData } from './arrow-convert.ts';
 
 function idOf(f: arrow.Field): number | undefined {
   const v = f.metadata.get(FIELD_ID);

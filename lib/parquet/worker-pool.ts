@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { imageBuffers } from '../engine/column-buffer.ts';
+import { imageBuffers } from '../columns/column-buffer.ts';
 import type { ColumnsJob, ColumnsResult, EncodedGroup } from '../engine/column-encoder.ts';
 import type { CompactionJob, CompactionJobResult } from '../engine/compaction-job.ts';
 import type * as Codec from './parquet-codec.mjs';

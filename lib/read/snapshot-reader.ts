@@ -4,6 +4,7 @@
  * vectors are cached by key (objects never change once written), within a byte budget.
  */
 import type * as arrow from 'apache-arrow';
+import { readData, tableFromIpc } from '../columns/arrow-convert.ts';
 import type { DeletionVectorRef } from '../engine/mem-slice.ts';
 import {
   parseSnapshotManifest,
@@ -12,7 +13,6 @@ import {
 } from '../engine/snapshot-manifest.ts';
 import { decodeDeletionVector } from '../iceberg/deletion-vector.ts';
 import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
-import { readData, tableFromIpc } from '../parquet/arrow-convert.ts';
 import { projectBatch } from '../parquet/schema-projection.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';

@@ -4,7 +4,7 @@
  * they stand for, byte for byte (`{"ops":[line,line,…]}`), so decoding, validation, exact
  * numbers and the log's record are those of a JSON body; errors name the line.
  */
-import { InvalidTransactionError } from './transaction.ts';
+import { InvalidTransactionError } from './errors.ts';
 
 export const NDJSON = 'application/x-ndjson';
 export type NdjsonOp = 'insert' | 'upsert' | 'delete' | undefined;

@@ -1,6 +1,7 @@
 /** Reads the live rows of an Iceberg table's current snapshot with our own reader (tests). */
+
+import { readData, tableFromIpc } from '../../lib/columns/arrow-convert.ts';
 import type { IcebergTable } from '../../lib/iceberg/iceberg-table.ts';
-import { readData, tableFromIpc } from '../../lib/parquet/arrow-convert.ts';
 import type { ParquetWorkerPool } from '../../lib/parquet/worker-pool.ts';
 import type { TableSchema } from '../../lib/schema/table-schema.ts';
 import type { Value } from '../../lib/schema/values.ts';

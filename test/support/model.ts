@@ -4,8 +4,8 @@
  */
 import type { Lsn } from '../../lib/lsn.ts';
 import type { TableSchema } from '../../lib/schema/table-schema.ts';
-import type { DecodedOp } from '../../lib/schema/transaction.ts';
 import { type Encoder, fieldEncoder, type Value } from '../../lib/schema/values.ts';
+import type { DecodedOp } from '../../lib/txn/transaction.ts';
 
 export class ReferenceModel {
   private current = new Map<string, string>();

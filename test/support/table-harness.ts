@@ -12,10 +12,10 @@ import {
   type TableDefinition,
   type TableSchema,
 } from '../../lib/schema/table-schema.ts';
-import { type DecodedOp, keyOf, rowCodec } from '../../lib/schema/transaction.ts';
 import { MemoryObjectStore } from '../../lib/store/memory-object-store.ts';
 import type { ObjectStore } from '../../lib/store/object-store.ts';
 import { createTable } from '../../lib/table-admin.ts';
+import { type DecodedOp, keyOf, rowCodec } from '../../lib/txn/transaction.ts';
 import { silentLogger } from '../../lib/util/logger.ts';
 
 /** The smallest keyed table: `id long` (the key) and `v string`. */

@@ -18,14 +18,14 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Catalog } from '../../catalog/catalog.ts';
 import { decodeArrowRequest, isArrowStream } from '../../engine/arrow-request.ts';
-import { OpBatch, type Operations } from '../../engine/op-batch.ts';
 import { streamCommitMarker, type Writer } from '../../engine/writer.ts';
 import type { DurableLog } from '../../log/durable-log.ts';
 import type { ParquetWorkerPool } from '../../parquet/worker-pool.ts';
 import { ndjsonOp, ndjsonToRequest } from '../../schema/ndjson-request.ts';
 import { describeColumns, type TableDefinition } from '../../schema/table-schema.ts';
-import { decodeRequest, InvalidTransactionError } from '../../schema/transaction.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
+import { OpBatch, type Operations } from '../../txn/op-batch.ts';
+import { decodeRequest, InvalidTransactionError } from '../../txn/transaction.ts';
 import type { Logger } from '../../util/logger.ts';
 import { type Format, fileBatches, formatOf } from '../files/file-batches.ts';
 import { ImportRefusedError } from './import-errors.ts';

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
-import type { DecodedOp } from '../../schema/transaction.ts';
+import type { DecodedOp } from '../../txn/transaction.ts';
 
 interface Chunk {
   offset: number;

@@ -13,8 +13,8 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { type IcebergType, typeName } from '../../schema/iceberg-type.ts';
 import { buildSchema, SchemaError, type TableSchema } from '../../schema/table-schema.ts';
-import { type DecodedOp, keyOf, type RowCodec, rowCodec } from '../../schema/transaction.ts';
 import { fieldEncoder, type Value, ValueError } from '../../schema/values.ts';
+import { type DecodedOp, keyOf, type RowCodec, rowCodec } from '../../txn/transaction.ts';
 import { decodeColumn, type MappedType, mapType, PgTypeCatalog, type TextDecoder } from './type-mapping.ts';
 
 /** The digest column of tables whose key is "all columns" but some column cannot be a key column. */

@@ -34,8 +34,8 @@ import { rowMapper } from '../../schema/evolve-values.ts';
 import { describeChange, type EvolvedSchema, SchemaChangeError } from '../../schema/schema-change.ts';
 import { flatTableName } from '../../schema/table-name.ts';
 import type { TableDefinition, TableSchema } from '../../schema/table-schema.ts';
-import type { DecodedOp } from '../../schema/transaction.ts';
 import type { Value } from '../../schema/values.ts';
+import type { DecodedOp } from '../../txn/transaction.ts';
 import type { Logger } from '../../util/logger.ts';
 import { OpBuffer } from './op-buffer.ts';
 import {

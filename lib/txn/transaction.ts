@@ -5,11 +5,9 @@
  */
 
 import { isUtf8 } from 'node:buffer';
-import type { Operations } from '../engine/op-batch.ts';
-import { firstDuplicateKey } from './duplicate-keys.ts';
-import { JsonSyntaxError, parseExactJson, parseJson } from './exact-json.ts';
-import { scanRequest } from './request-scanner.ts';
-import type { TableSchema } from './table-schema.ts';
+import { firstDuplicateKey } from '../schema/duplicate-keys.ts';
+import { JsonSyntaxError, parseExactJson, parseJson } from '../schema/exact-json.ts';
+import type { TableSchema } from '../schema/table-schema.ts';
 import {
   type Decoder,
   fieldDecoder,
@@ -18,7 +16,9 @@ import {
   keyString,
   type Value,
   ValueError,
-} from './values.ts';
+} from '../schema/values.ts';
+import type { Operations } from './op-batch.ts';
+import { scanRequest } from './request-scanner.ts';
 
 export type OpKind = 'insert' | 'upsert' | 'delete';
 
@@ -30,9 +30,9 @@ export interface DecodedOp {
   key: string | undefined;
 }
 
-import { InvalidTransactionError } from './errors.ts';
+import { InvalidTransactionError } from '../schema/errors.ts';
 
-export { InvalidTransactionError } from './errors.ts';
+export { InvalidTransactionError } from '../schema/errors.ts';
 
 export interface RowCodec {
   readonly schema: TableSchema;

@@ -3,10 +3,10 @@
  * bounds), computed from the rows as they are written so no file is read back.
  */
 import type * as arrow from 'apache-arrow';
-import { readData } from '../parquet/arrow-convert.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import { isPrimitive } from '../schema/iceberg-type.ts';
 import { compareScalars, type Value } from '../schema/values.ts';
+import { readData } from './arrow-convert.ts';
 
 export interface ColumnStats {
   valueCount: number;

@@ -5,11 +5,11 @@
  */
 import os from 'node:os';
 import * as arrow from 'apache-arrow';
-import { arrowTypeFor, buildData } from '../parquet/arrow-convert.ts';
 import type { IcebergType } from '../schema/iceberg-type.ts';
 import { isPrimitive } from '../schema/iceberg-type.ts';
 import type { Value } from '../schema/values.ts';
 import { compareScalars } from '../schema/values.ts';
+import { arrowTypeFor, buildData } from './arrow-convert.ts';
 import { type ColumnStats, int64Stats, numericStats } from './column-stats.ts';
 
 export interface ColumnBuffer {

@@ -6,10 +6,10 @@
  * the general form, {@link DecodedOp}.
  */
 
+import { type ColumnBuffer, columnBufferFor } from '../columns/column-buffer.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
-import type { DecodedOp, OpKind } from '../schema/transaction.ts';
 import type { Value } from '../schema/values.ts';
-import { type ColumnBuffer, columnBufferFor } from './column-buffer.ts';
+import type { DecodedOp, OpKind } from './transaction.ts';
 
 export const OP_INSERT = 0;
 export const OP_UPSERT = 1;

@@ -15,11 +15,11 @@
  * column's general decoder.
  */
 import { isUtf8 } from 'node:buffer';
-import type { TypedColumn, Utf8Column } from '../engine/column-buffer.ts';
-import { OP_DELETE, OP_INSERT, OP_UPSERT, OpBatch } from '../engine/op-batch.ts';
-import { fastTimestampMicros } from './temporal.ts';
+import type { TypedColumn, Utf8Column } from '../columns/column-buffer.ts';
+import { fastTimestampMicros } from '../schema/temporal.ts';
+import { canonicalScalar, keyFromParts, type Value } from '../schema/values.ts';
+import { OP_DELETE, OP_INSERT, OP_UPSERT, OpBatch } from './op-batch.ts';
 import type { RowCodec } from './transaction.ts';
-import { canonicalScalar, keyFromParts, type Value } from './values.ts';
 
 const QUOTE = 34;
 const BACKSLASH = 92;
