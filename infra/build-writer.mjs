@@ -37,7 +37,7 @@ await build({
 });
 await build({
   ...common,
-  entryPoints: { 'parquet-worker': path.join(root, 'lib/parquet/parquet-worker-bundle.ts') },
+  entryPoints: { 'parquet-worker': path.join(root, 'lib/engine/engine-worker-bundle.ts') },
   outdir: out,
 });
 // parquet-wasm's Node build reads its .wasm from beside the module that loads it.

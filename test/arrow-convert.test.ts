@@ -9,6 +9,7 @@ import {
 } from '../lib/columns/arrow-convert.ts';
 import { columnBufferFor, columnFromImage } from '../lib/columns/column-buffer.ts';
 import { dataStats } from '../lib/columns/column-stats.ts';
+import { encodeColumnsIn } from '../lib/engine/worker-jobs.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { isPrimitive } from '../lib/schema/iceberg-type.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
@@ -192,7 +193,7 @@ describe('arrow-convert', () => {
       });
       // Through a worker: Parquet with every row of the range, backwards, and data-file stats.
       const order = Uint32Array.from({ length: n }, (_, i) => n - 1 - i);
-      const { bytes, stats } = await pool.encodeColumns({
+      const { bytes, stats } = await encodeColumnsIn(pool, {
         fields: schema.fields,
         images: buffers.map((b) => b.image(from, to)),
         rows: order,

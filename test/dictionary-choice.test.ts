@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { arrowSchemaFor, buildRecordBatch, readColumn, tableFromIpc } from '../lib/columns/arrow-convert.ts';
 import { columnBufferFor } from '../lib/columns/column-buffer.ts';
 import { mostlyDistinctColumns } from '../lib/engine/dictionary-choice.ts';
+import { encodeColumnsIn } from '../lib/engine/worker-jobs.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
 
@@ -96,7 +97,7 @@ describe('dictionary encoding choice', () => {
     const cols = columns(n);
     const rows = Uint32Array.from({ length: n }, (_, i) => i);
     for (const withStats of [true, false]) {
-      const { bytes } = await pool.encodeColumns({
+      const { bytes } = await encodeColumnsIn(pool, {
         fields: schema.fields,
         images: cols.map((c) => c.image()),
         rows,

@@ -125,3 +125,9 @@ async function encodeRows(
   });
   return { bytes, stats: job.withStats ? columnStats(job.fields, columns, rowsIn) : undefined };
 }
+
+/** This module as a job of the pool's workers (worker-jobs.ts): a message `{ job }`. */
+export const workerJob = {
+  run: (message: { job: ColumnsJob }) => encodeColumns(message.job),
+  transfer: resultTransfer,
+};

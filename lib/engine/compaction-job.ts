@@ -399,3 +399,9 @@ async function compactLaidOut(job: CompactionJob, layout: RowLayout): Promise<Co
   }
   return { outputs, placement, rowGroupsRead: live.rowGroupsRead, wasmBytes: wasmBytes() };
 }
+
+/** This module as a job of the pool's workers (worker-jobs.ts): a message `{ compaction }`. */
+export const workerJob = {
+  run: async (message: { compaction: CompactionJob }) => ({ result: await compactFiles(message.compaction) }),
+  transfer: (r: { result: CompactionJobResult }) => resultBuffers(r.result),
+};

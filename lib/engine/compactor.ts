@@ -21,6 +21,7 @@ import type { DataFile } from './data-file.ts';
 import type { RowHashes } from './file-index.ts';
 import { IndexRun, runForFile } from './index-run.ts';
 import { hasLayout, type RowLayout } from './row-layout.ts';
+import { compactIn } from './worker-jobs.ts';
 
 export interface CompactionInput {
   fileId: number;
@@ -256,7 +257,7 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
     inputs,
     ...(hasLayout(plan.layout) ? { layout: { spec: plan.layout.spec, order: plan.layout.order } } : {}),
   };
-  const result = await deps.pool.compact(job);
+  const result = await compactIn(deps.pool, job);
   const outputs: CompactionOutput[] = [];
   const laidOut = hasLayout(plan.layout);
   if (laidOut && !deps.allocate) throw new Error('a laid-out compaction needs allocate()');

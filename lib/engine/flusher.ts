@@ -15,6 +15,7 @@ import { IndexRun, runForFile } from './index-run.ts';
 import { hashHi, hashKey, hashLo } from './key-hash.ts';
 import type { MemSlice } from './mem-slice.ts';
 import { hasLayout, type RowLayout } from './row-layout.ts';
+import { encodeColumnsIn } from './worker-jobs.ts';
 
 export interface FlushJob {
   slice: MemSlice;
@@ -59,7 +60,7 @@ export async function writeSliceToFile(
   const { slice, rows } = job;
   await yieldToLoop();
   const layout = hasLayout(job.layout) ? job.layout : undefined;
-  const encoded = pool.encodeColumns({
+  const encoded = encodeColumnsIn(pool, {
     fields: slice.fields,
     images: slice.columns.map((c) => c.image()),
     rows,

@@ -9,6 +9,7 @@ import type { ObjectStore } from '../store/object-store.ts';
 import { iota } from './index-run.ts';
 import type { DeletionVectorRef, MemSlice, TailSegment } from './mem-slice.ts';
 import { SNAPSHOT_FORMAT, type SnapshotFile, type SnapshotManifest } from './snapshot-manifest.ts';
+import { encodeColumnsIn } from './worker-jobs.ts';
 
 export type DvSource =
   | { kind: 'none' }
@@ -76,7 +77,7 @@ export async function writeSnapshot(c: SnapshotCapture, deps: SnapshotWriterDeps
   const tailSizes = new Map<TailSegment, number>();
   await Promise.all(
     c.tails.map(async ({ slice, segment }) => {
-      const { bytes } = await pool.encodeColumns({
+      const { bytes } = await encodeColumnsIn(pool, {
         fields: slice.fields,
         images: slice.columns.map((c) => c.image(segment.start, segment.end)),
         rows: iota(segment.end - segment.start),

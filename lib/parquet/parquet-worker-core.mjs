@@ -1,10 +1,10 @@
-// Worker thread: Parquet encode/decode off the table event loops (see worker-pool.ts), the part
-// shared by the worker as the sources run it (parquet-worker.mjs, TypeScript through tsx) and
-// as the writer's bundle runs it (parquet-worker-bundle.ts, everything compiled in).
+// Worker thread: Parquet encode/decode off the table event loops (see worker-pool.ts), and the
+// jobs higher layers register (the engine's column encoder and compaction, lib/engine/worker-jobs.ts).
+// The part shared by the worker as the sources run it (parquet-worker.mjs, job modules loaded
+// through tsx) and as the writer's bundle runs it (lib/engine/engine-worker-bundle.ts, compiled in).
 // Messages: { id, op: 'encode', ipc, compression, rowGroupSize, keyValue } | { id, op: 'decode', parquet, columns }
-//         | { id, op: 'columns', job } (MemSlice column images → Parquet + stats, column-encoder.ts)
-//         | { id, op: 'compact', compaction } (a compaction's CPU work, compaction-job.ts)
-// Replies:  { id, ok: true, bytes?, stats?, result? } | { id, ok: false, error }, then { held }
+//         | { id, op: <job name>, long?, ...payload } (a registered job: `run(message)`)
+// Replies:  { id, ok: true, reply } | { id, ok: false, error }, then { held }
 //           (the thread's heap + external memory after the job, see worker-pool.ts)
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -25,52 +25,39 @@ function held() {
 setFlagsFromString('--expose-gc');
 const collect = runInNewContext('gc');
 
-let loaders;
-let compactionJob;
+let loadJob;
 
 async function reply(msg) {
   try {
-    if (msg.op === 'compact') {
-      compactionJob ??= loaders.compactionJob();
-      const job = await compactionJob;
-      const result = await job.compactFiles(msg.compaction);
-      parentPort.postMessage({ id: msg.id, ok: true, result }, job.resultBuffers(result));
+    if (msg.op === 'encode' || msg.op === 'decode') {
+      const bytes =
+        msg.op === 'encode' ? encodeParquet(msg.ipc, msg) : decodeParquet(msg.parquet, msg.columns);
+      parentPort.postMessage({ id: msg.id, ok: true, reply: { bytes } }, [bytes.buffer]);
       return;
     }
-    if (msg.op === 'columns') {
-      const encoder = await loaders.columnEncoder;
-      const result = await encoder.encodeColumns(msg.job);
-      const { bytes, stats, run, groups } = result;
-      parentPort.postMessage(
-        { id: msg.id, ok: true, bytes, stats, run, groups },
-        encoder.resultTransfer(result),
-      );
-      return;
-    }
-    const bytes = msg.op === 'encode' ? encodeParquet(msg.ipc, msg) : decodeParquet(msg.parquet, msg.columns);
-    parentPort.postMessage({ id: msg.id, ok: true, bytes }, [bytes.buffer]);
+    const job = await loadJob(msg.op);
+    const result = await job.run(msg);
+    parentPort.postMessage({ id: msg.id, ok: true, reply: result }, job.transfer(result));
   } catch (e) {
     parentPort.postMessage({ id: msg.id, ok: false, error: String(e?.message ?? e) });
   }
 }
 
 /**
- * Serves the pool's jobs on this thread. `loaders.columnEncoder` is the column encoder module
- * (a promise, started at once: it is needed by the first flush); `loaders.compactionJob()`
- * loads the compaction module on the first compaction (most workers never compact).
+ * Serves the pool's jobs on this thread: encode and decode, and the registered jobs that
+ * `load(name)` resolves to `{ run(message), transfer(result) }`.
  */
-export function serveParquetJobs(given) {
-  loaders = given;
-  loaders.columnEncoder.catch(() => undefined); // reported by the first job that needs it
+export function serveParquetJobs(load) {
+  loadJob = load;
   parentPort.on('message', onMessage);
 }
 
 async function onMessage(msg) {
-  const compaction = msg.op === 'compact';
+  const long = msg.long === true;
   await reply(msg);
-  // After each reply, what the thread still holds ({ held } alone), once a compaction's
-  // garbage is collected: the pool counts it against the writer's memory budget.
+  // After each reply, what the thread still holds ({ held } alone), once a long job's garbage
+  // (a compaction's) is collected: the pool counts it against the writer's memory budget.
   msg = undefined;
-  if (compaction) collect();
+  if (long) collect();
   parentPort.postMessage({ held: held() });
 }

@@ -2,43 +2,57 @@
  * A small pool of worker threads running parquet-wasm. Encoding and decoding are synchronous
  * and CPU-bound, so they never run on a table's event loop; callers await the result.
  * A pool of size 0 runs them in the calling thread (for a Lambda serving one request at a time).
+ *
+ * Besides encode and decode the workers run jobs that higher layers define (the engine's column
+ * encoder and compaction, lib/engine/worker-jobs.ts): a job module registered here by name
+ * ({@link registerWorkerJob}) is loaded by each worker, and run with {@link runJob} (or
+ * {@link runLong} on a worker of its own). The pool knows their names, not what they do.
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { imageBuffers } from '../columns/column-buffer.ts';
-import type { ColumnsJob, ColumnsResult, EncodedGroup } from '../engine/column-encoder.ts';
-import type { CompactionJob, CompactionJobResult } from '../engine/compaction-job.ts';
 import type * as Codec from './parquet-codec.mjs';
 import type { EncodeOptions } from './parquet-codec.mjs';
 
-interface Reply {
-  bytes: Uint8Array;
-  stats?: ColumnsResult['stats'];
-  /** A compaction's result. */
-  result?: CompactionJobResult;
-  /** A flushed file's index run. */
-  run?: ColumnsResult['run'];
-  /** A laid-out flush's files (column-encoder.ts). */
-  groups?: EncodedGroup[];
-}
+/** A worker's answer: what the job returned (its own fields). */
+export type JobReply = Record<string, unknown>;
 
 interface Pending {
-  resolve: (reply: Reply) => void;
+  resolve: (reply: JobReply) => void;
   reject: (e: Error) => void;
 }
 
 type Job = {
-  op: 'encode' | 'decode' | 'columns' | 'compact';
+  op: string;
   payload: Record<string, unknown>;
   transfer: ArrayBuffer[];
 };
 
+/** Job modules workers load (as the sources run: TypeScript through tsx), by job name. */
+const jobModules = new Map<string, { href: () => string; eager: boolean }>();
+
+/**
+ * Makes a job available in the workers: `href` is the URL of a module exporting
+ * `workerJob = { run(payload), transfer(result) }`, asked for only when a worker starts without
+ * a bundle (a bundled worker has its jobs compiled in); `eager` loads it as the worker starts.
+ */
+export function registerWorkerJob(name: string, href: () => string, eager = false): void {
+  jobModules.set(name, { href, eager });
+}
+
 /**
  * The worker's script: `MOONLINK_PARQUET_WORKER` where a bundle says where its compiled worker
- * is (the writer's bundle sets it, infra/build-writer.mjs), else the worker beside this module.
+ * is (the writer's bundle sets it, infra/build-writer.mjs), else the worker beside this module,
+ * told which job modules to load.
  */
-function workerScript(): string | URL {
-  return process.env.MOONLINK_PARQUET_WORKER ?? new URL('./parquet-worker.mjs', import.meta.url);
+function newWorker(): Worker {
+  const bundled = process.env.MOONLINK_PARQUET_WORKER;
+  if (bundled) return new Worker(bundled);
+  const modules = Object.fromEntries(
+    [...jobModules].map(([name, m]) => [name, { href: m.href(), eager: m.eager }]),
+  );
+  return new Worker(new URL('./parquet-worker.mjs', import.meta.url), {
+    workerData: { jobModules: modules },
+  });
 }
 
 export class ParquetWorkerPool {
@@ -70,44 +84,24 @@ export class ParquetWorkerPool {
   }
 
   private spawn(): Worker {
-    const w = new Worker(workerScript());
+    const w = newWorker();
     w.unref();
-    w.on(
-      'message',
-      (msg: {
-        id: number;
-        ok: boolean;
-        bytes?: Uint8Array;
-        stats?: Reply['stats'];
-        result?: CompactionJobResult;
-        run?: ColumnsResult['run'];
-        groups?: EncodedGroup[];
-        error?: string;
-        held?: number;
-      }) => {
-        if (msg.held !== undefined) {
-          // Sent after each reply: what the worker holds now.
-          this.held.set(w, msg.held);
-          return;
-        }
-        const cur = this.inFlight.get(w);
-        this.inFlight.delete(w);
-        if (cur) {
-          if (msg.ok)
-            cur.pending.resolve({
-              bytes: msg.bytes!,
-              stats: msg.stats,
-              result: msg.result,
-              run: msg.run,
-              groups: msg.groups,
-            });
-          else cur.pending.reject(new Error(`parquet worker: ${msg.error}`));
-        }
-        // Keep the process alive only while work is in flight.
-        w.unref();
-        this.release(w);
-      },
-    );
+    w.on('message', (msg: { id: number; ok: boolean; error?: string; held?: number; reply?: JobReply }) => {
+      if (msg.held !== undefined) {
+        // Sent after each reply: what the worker holds now.
+        this.held.set(w, msg.held);
+        return;
+      }
+      const cur = this.inFlight.get(w);
+      this.inFlight.delete(w);
+      if (cur) {
+        if (msg.ok) cur.pending.resolve(msg.reply ?? {});
+        else cur.pending.reject(new Error(`parquet worker: ${msg.error}`));
+      }
+      // Keep the process alive only while work is in flight.
+      w.unref();
+      this.release(w);
+    });
     w.on('error', (e) => {
       const cur = this.inFlight.get(w);
       this.inFlight.delete(w);
@@ -121,7 +115,7 @@ export class ParquetWorkerPool {
   }
 
   private spawnCompactor(): Worker {
-    const w = new Worker(workerScript());
+    const w = newWorker();
     w.on('message', (msg: { held?: number }) => {
       if (msg.held === undefined) return;
       this.held.set(w, msg.held);
@@ -165,7 +159,7 @@ export class ParquetWorkerPool {
     }
   }
 
-  private run(job: Job): Promise<Reply> {
+  private run(job: Job): Promise<JobReply> {
     if (this.closed) return Promise.reject(new Error('parquet worker pool is closed'));
     if (this.size === 0) return this.runInline(job);
     return new Promise((resolve, reject) => {
@@ -175,32 +169,14 @@ export class ParquetWorkerPool {
   }
 
   private codec: Promise<typeof Codec> | undefined;
-  private columnEncoder: Promise<typeof import('../engine/column-encoder.ts')> | undefined;
-  private compactionJob: Promise<typeof import('../engine/compaction-job.ts')> | undefined;
 
   /** Size 0: in the calling thread; parquet-wasm loads on first use (a short cold start). */
-  private async runInline(job: Job): Promise<Reply> {
+  private async runInline(job: Job): Promise<JobReply> {
     this.codec ??= import('./parquet-codec.mjs');
     const { encodeParquet, decodeParquet } = await this.codec;
-    const p = job.payload as {
-      ipc?: Uint8Array;
-      parquet?: Uint8Array;
-      columns?: string[];
-      job?: ColumnsJob;
-      compaction?: CompactionJob;
-    };
+    const p = job.payload as { ipc?: Uint8Array; parquet?: Uint8Array; columns?: string[] };
+    if (job.op !== 'encode' && job.op !== 'decode') throw new Error(`no inline job ${job.op}`);
     try {
-      if (job.op === 'compact') {
-        this.compactionJob ??= import('../engine/compaction-job.ts');
-        return {
-          bytes: new Uint8Array(0),
-          result: await (await this.compactionJob).compactFiles(p.compaction!),
-        };
-      }
-      if (job.op === 'columns') {
-        this.columnEncoder ??= import('../engine/column-encoder.ts');
-        return (await this.columnEncoder).encodeColumns(p.job!);
-      }
       return {
         bytes:
           job.op === 'encode' ? encodeParquet(p.ipc!, job.payload) : decodeParquet(p.parquet!, p.columns),
@@ -210,6 +186,16 @@ export class ParquetWorkerPool {
     }
   }
 
+  /** No threads: jobs are the caller's to run in its own thread (see worker-jobs.ts). */
+  get inline(): boolean {
+    return this.size === 0;
+  }
+
+  /** Fails once the pool is closed (a job run inline checks too). */
+  checkOpen(): void {
+    if (this.closed) throw new Error('parquet worker pool is closed');
+  }
+
   /** Arrow IPC stream bytes → Parquet bytes. The input buffer is transferred (unusable after). */
   encode(ipc: Uint8Array, options: EncodeOptions = {}): Promise<Uint8Array> {
     const own = ownBuffer(ipc);
@@ -217,59 +203,25 @@ export class ParquetWorkerPool {
       op: 'encode',
       payload: { ipc: own, ...options },
       transfer: [own.buffer as ArrayBuffer],
-    }).then((r) => r.bytes);
+    }).then((r) => r.bytes as Uint8Array);
+  }
+
+  /** A registered job on one of the pool's workers; `transfer` is handed over (unusable after). */
+  runJob(op: string, payload: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<JobReply> {
+    if (this.size === 0) return Promise.reject(new Error(`job ${op}: a pool of size 0 runs no jobs`));
+    return this.run({ op, payload, transfer });
   }
 
   /**
-   * Rows of MemSlice column images → Parquet bytes (and statistics when asked), see
-   * column-encoder.ts. The images' buffers are transferred (unusable after); `rows` is copied.
+   * A long registered job (a compaction) on a worker of its own, one at a time, so flushes and
+   * tail files never queue behind it.
    */
-  encodeColumns(job: ColumnsJob): Promise<ColumnsResult & { groups?: EncodedGroup[] }> {
-    const hashes = job.indexRun ? [job.indexRun.his.buffer, job.indexRun.los.buffer] : [];
-    return this.run({
-      op: 'columns',
-      payload: { job },
-      transfer: [...new Set([...job.images.flatMap(imageBuffers), ...(hashes as ArrayBuffer[])])],
-    }).then((r) => ({ bytes: r.bytes, stats: r.stats, run: r.run, groups: r.groups }));
-  }
-
-  /**
-   * A compaction's CPU work (compaction-job.ts) in a worker. The inputs' buffers are handed
-   * over (copied first where a view does not own its buffer).
-   */
-  compact(job: CompactionJob): Promise<CompactionJobResult> {
-    const owned: CompactionJob = {
-      ...job,
-      inputs: job.inputs.map((i) => ({
-        ...i,
-        parquet: ownBuffer(i.parquet),
-        deletes: ownBuffer(i.deletes),
-        hashes: i.hashes && {
-          his: ownBuffer(i.hashes.his),
-          los: ownBuffer(i.hashes.los),
-          has: ownBuffer(i.hashes.has),
-        },
-      })),
-    };
-    const transfer = new Set(
-      owned.inputs.flatMap(
-        (i) =>
-          [
-            i.parquet.buffer,
-            i.deletes.buffer,
-            ...(i.hashes ? [i.hashes.his.buffer, i.hashes.los.buffer, i.hashes.has.buffer] : []),
-          ] as ArrayBuffer[],
-      ),
-    );
+  runLong(op: string, payload: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<JobReply> {
     if (this.closed) return Promise.reject(new Error('parquet worker pool is closed'));
-    if (this.size === 0)
-      return this.runInline({ op: 'compact', payload: { compaction: owned }, transfer: [] }).then(
-        (r) => r.result!,
-      );
-    // A worker of its own, so flushes and tail files never queue behind a compaction. It is
-    // ended when it holds much after a job (its WebAssembly memory never shrinks; a compaction
-    // streams row groups, so that is rare) or after a failure; otherwise it is reused
-    // (starting one costs half a second).
+    if (this.size === 0) return Promise.reject(new Error(`job ${op}: a pool of size 0 runs no jobs`));
+    // The worker is ended when it holds much after a job (its WebAssembly memory never shrinks;
+    // a compaction streams row groups, so that is rare) or after a failure; otherwise it is
+    // reused (starting one costs half a second).
     const run = this.compactions.then(async () => {
       this.compactor ??= this.spawnCompactor();
       const w = this.compactor;
@@ -277,20 +229,15 @@ export class ParquetWorkerPool {
       this.compacting = true;
       w.ref();
       try {
-        return await new Promise<CompactionJobResult>((resolve, reject) => {
-          const onMessage = (msg: {
-            ok: boolean;
-            result?: CompactionJobResult;
-            error?: string;
-            held?: number;
-          }) => {
+        return await new Promise<JobReply>((resolve, reject) => {
+          const onMessage = (msg: { ok: boolean; reply?: JobReply; error?: string; held?: number }) => {
             if (msg.held !== undefined) return; // the worker's own listener takes it
             cleanup();
-            if (msg.ok) resolve(msg.result!);
+            if (msg.ok) resolve(msg.reply ?? {});
             else {
               // Its WebAssembly instance may be left unusable by what failed: a fresh one next.
               failed = true;
-              reject(new Error(`compaction worker: ${msg.error}`));
+              reject(new Error(`${op} worker: ${msg.error}`));
             }
           };
           const onError = (e: Error) => {
@@ -301,7 +248,7 @@ export class ParquetWorkerPool {
           const onExit = (code: number) => {
             cleanup();
             this.forgetCompactor(w);
-            reject(new Error(`compaction worker exited (${code})`));
+            reject(new Error(`${op} worker exited (${code})`));
           };
           const cleanup = () => {
             w.off('message', onMessage);
@@ -311,7 +258,7 @@ export class ParquetWorkerPool {
           w.on('message', onMessage);
           w.on('error', onError);
           w.on('exit', onExit);
-          w.postMessage({ id: 0, op: 'compact', compaction: owned }, [...transfer]);
+          w.postMessage({ id: 0, op, long: true, ...payload }, [...new Set(transfer)]);
         });
       } finally {
         this.compacting = false;
@@ -333,7 +280,7 @@ export class ParquetWorkerPool {
       op: 'decode',
       payload: { parquet: own, columns },
       transfer: [own.buffer as ArrayBuffer],
-    }).then((r) => r.bytes);
+    }).then((r) => r.bytes as Uint8Array);
   }
 
   async close(): Promise<void> {
@@ -351,7 +298,7 @@ export class ParquetWorkerPool {
 }
 
 /** A copy when the view does not own its whole buffer, so it can be transferred safely. */
-function ownBuffer<T extends Uint8Array | Uint32Array>(bytes: T): T {
+export function ownBuffer<T extends Uint8Array | Uint32Array>(bytes: T): T {
   if (
     bytes.byteOffset === 0 &&
     bytes.byteLength === bytes.buffer.byteLength &&
