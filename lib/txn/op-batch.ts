@@ -9,7 +9,17 @@
 import { type ColumnBuffer, columnBufferFor } from '../columns/column-buffer.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
 import type { Value } from '../schema/values.ts';
-import type { DecodedOp, OpKind } from './transaction.ts';
+
+export type OpKind = 'insert' | 'upsert' | 'delete';
+
+/** One decoded operation of a transaction. */
+export interface DecodedOp {
+  op: OpKind;
+  /** One value per column in schema order; for deletes only key columns are set. */
+  values: Value[];
+  /** Primary-key string; undefined for tables without a primary key. */
+  key: string | undefined;
+}
 
 export const OP_INSERT = 0;
 export const OP_UPSERT = 1;

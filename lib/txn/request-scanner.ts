@@ -19,7 +19,7 @@ import type { TypedColumn, Utf8Column } from '../columns/column-buffer.ts';
 import { fastTimestampMicros } from '../schema/temporal.ts';
 import { canonicalScalar, keyFromParts, type Value } from '../schema/values.ts';
 import { OP_DELETE, OP_INSERT, OP_UPSERT, OpBatch } from './op-batch.ts';
-import type { RowCodec } from './transaction.ts';
+import type { RowCodec } from './row-codec.ts';
 
 const QUOTE = 34;
 const BACKSLASH = 92;

@@ -6,57 +6,17 @@
 
 import { isUtf8 } from 'node:buffer';
 import { firstDuplicateKey } from '../schema/duplicate-keys.ts';
+import { InvalidTransactionError } from '../schema/errors.ts';
 import { JsonSyntaxError, parseExactJson, parseJson } from '../schema/exact-json.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
-import {
-  type Decoder,
-  fieldDecoder,
-  InexactNumberError,
-  isWellFormed,
-  keyString,
-  type Value,
-  ValueError,
-} from '../schema/values.ts';
-import type { Operations } from './op-batch.ts';
+import { InexactNumberError, isWellFormed, keyString, type Value, ValueError } from '../schema/values.ts';
+import type { DecodedOp, Operations } from './op-batch.ts';
 import { scanRequest } from './request-scanner.ts';
-
-export type OpKind = 'insert' | 'upsert' | 'delete';
-
-export interface DecodedOp {
-  op: OpKind;
-  /** One value per column in schema order; for deletes only key columns are set. */
-  values: Value[];
-  /** Primary-key string; undefined for tables without a primary key. */
-  key: string | undefined;
-}
-
-import { InvalidTransactionError } from '../schema/errors.ts';
+import { type RowCodec, rowCodec } from './row-codec.ts';
 
 export { InvalidTransactionError } from '../schema/errors.ts';
-
-export interface RowCodec {
-  readonly schema: TableSchema;
-  readonly columnIndex: Map<string, number>;
-  readonly decoders: Decoder[];
-  readonly keyColumns: number[];
-}
-
-const codecs = new WeakMap<TableSchema, RowCodec>();
-
-export function rowCodec(schema: TableSchema): RowCodec {
-  let c = codecs.get(schema);
-  if (!c) {
-    const columnIndex = new Map(schema.fields.map((f, i) => [f.name, i]));
-    c = {
-      schema,
-      columnIndex,
-      decoders: schema.fields.map(fieldDecoder),
-      keyColumns: schema.primaryKey.map((k) => columnIndex.get(k)!),
-    };
-    codecs.set(schema, c);
-  }
-  return c;
-}
+export type { DecodedOp, OpKind } from './op-batch.ts';
+export { type RowCodec, rowCodec } from './row-codec.ts';
 
 export const DEFAULT_MAX_OPS = 100_000;
 
