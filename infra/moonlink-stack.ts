@@ -182,6 +182,14 @@ export class MoonlinkStack extends cdk.Stack {
       ec2.Port.tcp(WRITER_PORT),
       'functions ask the writer for snapshots and flushes',
     );
+    if (writerTasksPerGroup === 2) {
+      // A standby forwards the functions' requests to its group's active writer.
+      writerSg.addIngressRule(
+        writerSg,
+        ec2.Port.tcp(WRITER_PORT),
+        'a standby writer forwards to the active one',
+      );
+    }
 
     const common: Record<string, string> = {
       MOONLINK_BUCKET: this.bucket.bucketName,

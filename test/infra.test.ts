@@ -79,6 +79,12 @@ describe('CDK stack', () => {
     expect(standbyAlarms).toHaveLength(2);
     for (const a of standbyAlarms)
       expect(a.Properties).toMatchObject({ Threshold: 2, TreatMissingData: 'breaching' });
+    // The standby reaches the active writer's internal port: the writers' group admits itself.
+    const ingress = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress')).filter(
+      (r) => r.Properties.FromPort === 8081 && String(r.Properties.Description).includes('standby'),
+    );
+    expect(ingress).toHaveLength(1);
+    expect(ingress[0].Properties.GroupId).toEqual(ingress[0].Properties.SourceSecurityGroupId);
     const alone = Template.fromStack(
       new MoonlinkStack(new cdk.App(), 'MoonlinkAlone', { writerStandby: false }),
     );
