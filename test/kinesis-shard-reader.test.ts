@@ -98,6 +98,17 @@ function fanOutClient(endpoint: string, stream: string, lifetimeMs: number) {
   return { client, subscriptions: () => subscriptions };
 }
 
+/** The middle of the hash-key range: a split there sends each half's tables to one child. */
+const MID = 1n << 127n;
+
+/** A table name whose hash key is in the lower (or upper) half of the range. */
+function tableInHalf(prefix: string, low: boolean): string {
+  for (;;) {
+    const t = uniqueName(prefix);
+    if (hashKeyOf(t) < MID === low) return t;
+  }
+}
+
 const CONSUMER = 'arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/moonlink-writer-0:1';
 
 describe('one Kinesis reader per shard, shared by its tables', () => {
@@ -156,6 +167,23 @@ describe('one Kinesis reader per shard, shared by its tables', () => {
       getRecords: counting.getRecords,
       subscriptions: () => fanOut?.subscriptions() ?? 0,
     };
+  }
+
+  /** Splits the stream's one shard at the middle of the hash range; resolves once it is active. */
+  async function splitInHalves(stream: string): Promise<void> {
+    const { Shards } = await emu.clients.kinesis.send(new ListShardsCommand({ StreamName: stream }));
+    await emu.clients.kinesis.send(
+      new SplitShardCommand({
+        StreamName: stream,
+        ShardToSplit: Shards![0].ShardId,
+        NewStartingHashKey: String(MID),
+      }),
+    );
+    for (;;) {
+      const d = await emu.clients.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
+      if (d.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   it('delivers every table exactly once and in order, with tables joining early, late and from a resume point; at rest one loop polls', async () => {
@@ -222,13 +250,7 @@ describe('one Kinesis reader per shard, shared by its tables', () => {
 
   it("sends a shared reader's tables on into their own child shards after a split", async () => {
     const s = await setup(1);
-    const mid = 1n << 127n;
-    const named = (low: boolean): string => {
-      for (;;) {
-        const t = uniqueName(low ? 'lo' : 'hi');
-        if (hashKeyOf(t) < mid === low) return t;
-      }
-    };
+    const named = (low: boolean) => tableInHalf(low ? 'lo' : 'hi', low);
     const tables = [named(true), named(false), named(true), named(false)];
     let n = 0;
     for (const t of tables) await s.append(t, n++);
@@ -236,19 +258,7 @@ describe('one Kinesis reader per shard, shared by its tables', () => {
     await waitUntil('shared before the split', () => s.log.readingStats().shared === 4);
     expect(s.log.readingStats().readers).toBe(1);
 
-    const { Shards } = await emu.clients.kinesis.send(new ListShardsCommand({ StreamName: s.stream }));
-    await emu.clients.kinesis.send(
-      new SplitShardCommand({
-        StreamName: s.stream,
-        ShardToSplit: Shards![0].ShardId,
-        NewStartingHashKey: String(mid),
-      }),
-    );
-    for (;;) {
-      const d = await emu.clients.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: s.stream }));
-      if (d.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await splitInHalves(s.stream);
     for (let round = 0; round < 3; round++) for (const t of tables) await s.append(t, n++);
     await waitUntil(
       'every record after the split',
@@ -264,13 +274,7 @@ describe('one Kinesis reader per shard, shared by its tables', () => {
 
   it('with enhanced fan-out, subscribes instead of polling: again each time a subscription ends, and on into child shards', async () => {
     const s = await setup(1, 300);
-    const mid = 1n << 127n;
-    const named = (low: boolean): string => {
-      for (;;) {
-        const t = uniqueName(low ? 'flo' : 'fhi');
-        if (hashKeyOf(t) < mid === low) return t;
-      }
-    };
+    const named = (low: boolean) => tableInHalf(low ? 'flo' : 'fhi', low);
     const tables = [named(true), named(false), named(true), named(false), named(true), named(false)];
     let n = 0;
     for (const t of tables) await s.append(t, n++);
@@ -294,19 +298,7 @@ describe('one Kinesis reader per shard, shared by its tables', () => {
     for (const t of tables) expect(s.seen.get(t)!.map((e) => e.lsn)).toEqual(s.appended.get(t));
 
     // A split: the subscription reads the parent to its end, the tables go on into their children.
-    const { Shards } = await emu.clients.kinesis.send(new ListShardsCommand({ StreamName: s.stream }));
-    await emu.clients.kinesis.send(
-      new SplitShardCommand({
-        StreamName: s.stream,
-        ShardToSplit: Shards![0].ShardId,
-        NewStartingHashKey: String(mid),
-      }),
-    );
-    for (;;) {
-      const d = await emu.clients.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: s.stream }));
-      if (d.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await splitInHalves(s.stream);
     for (let round = 0; round < 3; round++) for (const t of tables) await s.append(t, n++);
     await waitUntil(
       'delivered after the split',

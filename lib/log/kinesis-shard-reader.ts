@@ -210,7 +210,17 @@ abstract class ShardLoop {
     while (this.host.holdBack?.() && !this.stopped) await sleep(100, this.abort.signal);
   }
 
-  /** After a failed call: the iterator to go on with (none: get a new one) once backed off. */
+  /**
+   * After a failed GetRecords: true when the iterator must be renewed — at once when it expired,
+   * else after backing off, for an error that is not a retryable one.
+   */
+  protected async recover(e: unknown, failures: number, who: string): Promise<boolean> {
+    if (errorName(e) === 'ExpiredIteratorException') return true;
+    await this.failed(e, failures, who);
+    return !isRetryable(e);
+  }
+
+  /** After a failed call: reported unless retryable, then backed off. */
   protected async failed(e: unknown, failures: number, who: string): Promise<void> {
     if (!isRetryable(e)) this.host.report(e, who, 'read records');
     await sleep(
@@ -282,13 +292,8 @@ class CatchUp extends ShardLoop {
         if (records.length === 0) await sleep(this.host.idleIntervalMs, this.abort.signal);
       } catch (e) {
         if (this.stopped) return;
-        if (errorName(e) === 'ExpiredIteratorException') {
-          iterator = undefined;
-          continue;
-        }
-        failures++;
-        if (!isRetryable(e)) iterator = undefined;
-        await this.failed(e, failures, sub.table);
+        if (errorName(e) !== 'ExpiredIteratorException') failures++;
+        if (await this.recover(e, failures, sub.table)) iterator = undefined;
       }
     }
   }
@@ -425,14 +430,9 @@ class ShardReader extends ShardLoop {
         if ((page.Records ?? []).length === 0) await sleep(this.host.idleIntervalMs, this.abort.signal);
       } catch (e) {
         if (this.stopped) return;
-        if (errorName(e) === 'ExpiredIteratorException') {
-          iterator = undefined;
-          continue;
-        }
-        failures++;
+        if (errorName(e) !== 'ExpiredIteratorException') failures++;
         // A new iterator after any error that is not a retryable one (the position is kept).
-        if (!isRetryable(e)) iterator = undefined;
-        await this.failed(e, failures, `shard ${this.shard.ShardId}`);
+        if (await this.recover(e, failures, `shard ${this.shard.ShardId}`)) iterator = undefined;
       }
     }
   }
