@@ -621,15 +621,18 @@ export class MoonlinkStack extends cdk.Stack {
         90,
         `Writer group ${g} is CPU-bound.`,
       );
-      alarm(
-        `Writer${g}RunningAlarm`,
+      // Tasks running in the group's service (Container Insights), the fewest over `minutes`.
+      const runningTasks = (minutes: number) =>
         new cloudwatch.Metric({
           namespace: 'ECS/ContainerInsights',
           metricName: 'RunningTaskCount',
           dimensionsMap: { ClusterName: cluster.clusterName, ServiceName: service.serviceName },
           statistic: 'Minimum',
-          period: cdk.Duration.minutes(1),
-        }),
+          period: cdk.Duration.minutes(minutes),
+        });
+      alarm(
+        `Writer${g}RunningAlarm`,
+        runningTasks(1),
         1,
         `Writer group ${g} has no running task: its tables take no writes and are not flushed.`,
         cloudwatch.TreatMissingData.BREACHING,
@@ -638,13 +641,7 @@ export class MoonlinkStack extends cdk.Stack {
       if (writerTasksPerGroup === 2) {
         alarm(
           `Writer${g}StandbyAlarm`,
-          new cloudwatch.Metric({
-            namespace: 'ECS/ContainerInsights',
-            metricName: 'RunningTaskCount',
-            dimensionsMap: { ClusterName: cluster.clusterName, ServiceName: service.serviceName },
-            statistic: 'Minimum',
-            period: cdk.Duration.minutes(5),
-          }),
+          runningTasks(5),
           writerTasksPerGroup,
           `Writer group ${g} runs fewer than ${writerTasksPerGroup} tasks: no standby is ready to take its tables over.`,
           cloudwatch.TreatMissingData.BREACHING,
