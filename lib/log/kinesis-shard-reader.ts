@@ -336,9 +336,6 @@ class ShardReader extends ShardLoop {
     if (--this.count === 0) this.readers.retire(this);
   }
 
-  /** Subscriptions made (enhanced fan-out), for tests and figures. */
-  subscribeCalls = 0;
-
   start(): void {
     const fanOut = this.host.fanOut;
     void (fanOut ? this.runSubscribed(fanOut) : this.run()).catch((e) =>
@@ -351,7 +348,6 @@ class ShardReader extends ShardLoop {
     let failures = 0;
     while (!this.stopped) {
       try {
-        this.subscribeCalls++;
         const out = await fanOut.client.send(
           new SubscribeToShardCommand({
             ConsumerARN: fanOut.consumerArn,
