@@ -141,6 +141,8 @@ export class ConflictError extends Error {
 
 export class FencedError extends Error {
   readonly code = 'fenced';
+  /** No retry helps: another writer owns the table (see util/retry.ts). */
+  readonly permanent = true;
   constructor(
     readonly table: string,
     readonly epoch: number,

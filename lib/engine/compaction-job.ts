@@ -25,7 +25,7 @@ import { keyString } from '../schema/values.ts';
 import { mostlyDistinctColumns } from './dictionary-choice.ts';
 import type { RowHashes } from './file-index.ts';
 import { IndexRun, iota, type RunParts, runPartsBuffers } from './index-run.ts';
-import { hashHi, hashKey, hashLo } from './key-hash.ts';
+import { KeyHasher } from './key-hash.ts';
 import { hasLayout, layoutRows, type RowLayout } from './row-layout.ts';
 
 export interface CompactionJobInput {
@@ -202,10 +202,11 @@ function takeLive(
         );
   if (job.keyColumns.length > 0 && unhashed) {
     const keyCols = job.keyColumns.map((c) => readData(fields[c].type, taken.data.children[c]));
+    const hasher = new KeyHasher();
     for (let i = 0; i < taken.numRows; i++) {
-      hashKey(keyString(keyCols.map((col) => col[i])));
-      live.his[first + i] = hashHi();
-      live.los[first + i] = hashLo();
+      hasher.hash(keyString(keyCols.map((col) => col[i])));
+      live.his[first + i] = hasher.hi;
+      live.los[first + i] = hasher.lo;
     }
   }
   return { batch: taken, nextDelete };

@@ -12,7 +12,7 @@ import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { IndexRun, runForFile } from './index-run.ts';
-import { hashHi, hashKey, hashLo } from './key-hash.ts';
+import { KeyHasher } from './key-hash.ts';
 import type { MemSlice } from './mem-slice.ts';
 import { hasLayout, type RowLayout } from './row-layout.ts';
 import { encodeColumnsIn } from './worker-jobs.ts';
@@ -115,10 +115,11 @@ export async function writeSliceToFile(
 export function indexRunFor(fileId: number, count: number, keyAt: (i: number) => string): IndexRun {
   const his = new Uint32Array(count);
   const los = new Uint32Array(count);
+  const hasher = new KeyHasher();
   for (let i = 0; i < count; i++) {
-    hashKey(keyAt(i));
-    his[i] = hashHi();
-    los[i] = hashLo();
+    hasher.hash(keyAt(i));
+    his[i] = hasher.hi;
+    los[i] = hasher.lo;
   }
   return IndexRun.forFile(fileId, his, los);
 }

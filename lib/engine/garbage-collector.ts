@@ -12,6 +12,7 @@
 import type { Catalog } from '../catalog/catalog.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { NotFoundError } from '../store/object-store.ts';
+import { type Clock, systemClock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
 import { parseSnapshotManifest, snapshotObjectKeys } from './snapshot-manifest.ts';
 
@@ -24,6 +25,8 @@ export interface GarbageCollectorDeps {
   logger: Logger;
   orphanGraceMs: number;
   candidateGraceMs: number;
+  /** Time for the grace periods (default: the system's). */
+  clock?: Clock;
   /** Keys the writer uses or may publish now. */
   inUse: () => Set<string>;
   /** Keys any retained Iceberg snapshot or metadata file refers to. */
@@ -39,8 +42,12 @@ export class GarbageCollector {
 
   constructor(private readonly deps: GarbageCollectorDeps) {}
 
+  private now(): number {
+    return (this.deps.clock ?? systemClock).now();
+  }
+
   addCandidates(keys: Iterable<string>): void {
-    const now = Date.now();
+    const now = this.now();
     for (const k of keys) if (!this.candidates.has(k)) this.candidates.set(k, now);
   }
 
@@ -60,7 +67,7 @@ export class GarbageCollector {
 
   /** Keys referenced by snapshots that live leases hold. */
   private async leasedKeys(): Promise<Set<string>> {
-    const now = Date.now();
+    const now = this.now();
     const leases = (await this.deps.catalog.listLeases(this.deps.table)).filter((l) => l.expiresAt > now);
     const keys = new Set<string>();
     const live = new Set(leases.map((l) => l.snapshotKey));
@@ -88,13 +95,13 @@ export class GarbageCollector {
     if (this.candidates.size === 0 && !orphans) return { deleted: 0 };
     // Only objects older than the pass (less the grace) can be orphans: a commit that starts
     // after the Iceberg keys below were read writes newer ones.
-    const cutoff = Date.now() - this.deps.orphanGraceMs;
+    const cutoff = this.now() - this.deps.orphanGraceMs;
     // Order matters: what is in use is read last, so nothing published meanwhile is missed.
     const iceberg = await this.deps.icebergKeys();
     const leased = await this.leasedKeys();
     const inUse = this.deps.inUse();
     const keep = (k: string): boolean => inUse.has(k) || leased.has(k) || iceberg.has(k);
-    const ripe = Date.now() - this.deps.candidateGraceMs;
+    const ripe = this.now() - this.deps.candidateGraceMs;
     const doomed = [...this.candidates].filter(([k, since]) => since <= ripe && !keep(k)).map(([k]) => k);
     // Candidates that are in use again (e.g. a file a lease still holds) wait for the next pass.
     if (orphans) {

@@ -19,6 +19,9 @@ import type { Lsn } from '../lsn.ts';
 import type { PartitionSpec } from '../schema/partition-spec.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
 import type { ObjectStore } from '../store/object-store.ts';
+import type { Clock } from '../util/clock.ts';
+import type { NewId } from '../util/ids.ts';
+import { RETRY, retrying } from '../util/retry.ts';
 import type { DataFile, PendingDeletes } from './data-file.ts';
 import type { FileIndex } from './file-index.ts';
 import type { IndexRun } from './index-run.ts';
@@ -64,8 +67,6 @@ export interface CommitOutcome {
   /** False when the catalog pointer could not be moved yet (the log must keep its entries). */
   pointerUpdated: boolean;
 }
-
-const POINTER_ATTEMPTS = 6;
 
 export const SUMMARY_LSN = 'moonlink.lsn';
 export const SUMMARY_CHECKPOINTS = 'moonlink.checkpoints';
@@ -143,11 +144,13 @@ export async function runCommit(
     pointer: PointerKeeper;
     tableRoot: string;
     nextFileId: number;
+    clock: Clock;
+    newId: NewId;
   },
 ): Promise<CommitOutcome> {
   const { store } = deps;
   for (const run of plan.runsToPersist) {
-    const key = `${deps.tableRoot}/index/${crypto.randomUUID()}.idx`;
+    const key = `${deps.tableRoot}/index/${deps.newId()}.idx`;
     await store.put(key, run.serialize());
     run.persistedKey = key;
   }
@@ -185,27 +188,34 @@ export async function runCommit(
   };
   const result = await commitOnce(deps, () =>
     plan.propertiesOnly
-      ? deps.iceberg.updateProperties(plan.properties ?? [], Date.now(), plan.schemas, plan.partitioning)
+      ? deps.iceberg.updateProperties(
+          plan.properties ?? [],
+          deps.clock.now(),
+          plan.schemas,
+          plan.partitioning,
+        )
       : deps.iceberg.commit(input),
   );
   // The Iceberg commit is done and must not be repeated; the pointer update is retried here. If
   // it still fails, the next read-snapshot publish carries the commit to the pointer.
-  let pointerUpdated = false;
-  for (let attempt = 0; attempt < POINTER_ATTEMPTS && !pointerUpdated; attempt++) {
-    try {
-      await deps.pointer.update((p) => ({
+  const pointerUpdated = await retrying(
+    RETRY.pointer,
+    () =>
+      deps.pointer.update((p) => ({
         ...p,
         metadataLocation: result.metadataLocation,
         metadataKey: result.metadataKey,
         committedLsn: plan.lsn.toString(),
         checkpoints: plan.checkpoints,
-      }));
-      pointerUpdated = true;
-    } catch (e) {
+      })),
+    { clock: deps.clock },
+  ).then(
+    () => true,
+    (e) => {
       if (deps.pointer.fencedBy) throw e;
-      await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
-    }
-  }
+      return false;
+    },
+  );
   return {
     metadataLocation: result.metadataLocation,
     metadataKey: result.metadataKey,

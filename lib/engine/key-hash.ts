@@ -4,9 +4,6 @@
  * share a 64-bit hash is about 3·10^-6 (n²/2^65); see README "Index" for what that would mean.
  */
 
-let hi = 0;
-let lo = 0;
-
 function mix(h: number, k: number): number {
   k = Math.imul(k, 0xcc9e2d51);
   k = (k << 15) | (k >>> 17);
@@ -27,36 +24,37 @@ export function fmix(h: number, len: number): number {
   return h >>> 0;
 }
 
-/** Hashes `key`; read the result from {@link hashHi} and {@link hashLo} (no allocation). */
-export function hashKey(key: string): void {
-  let h1 = 0x9747b28c;
-  let h2 = 0x5bd1e995;
-  const n = key.length;
-  let i = 0;
-  for (; i + 1 < n; i += 2) {
-    const k = key.charCodeAt(i) | (key.charCodeAt(i + 1) << 16);
-    h1 = mix(h1, k);
-    h2 = mix(h2, k ^ 0x27d4eb2f);
-  }
-  if (i < n) {
-    const k = key.charCodeAt(i);
-    h1 = mix(h1, k);
-    h2 = mix(h2, k ^ 0x27d4eb2f);
-  }
-  hi = fmix(h1, n);
-  lo = fmix(h2 ^ hi, n);
-}
+/**
+ * Hashes keys into its own `hi`/`lo` (no allocation per key): `hasher.hash(key).hi`. Each
+ * caller owns one, so a result is never overwritten by someone else's hash.
+ */
+export class KeyHasher {
+  hi = 0;
+  lo = 0;
 
-export function hashHi(): number {
-  return hi;
-}
-
-export function hashLo(): number {
-  return lo;
+  hash(key: string): this {
+    let h1 = 0x9747b28c;
+    let h2 = 0x5bd1e995;
+    const n = key.length;
+    let i = 0;
+    for (; i + 1 < n; i += 2) {
+      const k = key.charCodeAt(i) | (key.charCodeAt(i + 1) << 16);
+      h1 = mix(h1, k);
+      h2 = mix(h2, k ^ 0x27d4eb2f);
+    }
+    if (i < n) {
+      const k = key.charCodeAt(i);
+      h1 = mix(h1, k);
+      h2 = mix(h2, k ^ 0x27d4eb2f);
+    }
+    this.hi = fmix(h1, n);
+    this.lo = fmix(h2 ^ this.hi, n);
+    return this;
+  }
 }
 
 /** The hash as a pair (allocates; for tests and cold paths). */
 export function hash64(key: string): [number, number] {
-  hashKey(key);
-  return [hi, lo];
+  const h = new KeyHasher().hash(key);
+  return [h.hi, h.lo];
 }

@@ -11,7 +11,7 @@ import type { Lsn } from '../lsn.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { Value } from '../schema/values.ts';
 import type { OpBatch } from '../txn/op-batch.ts';
-import { hashHi, hashKey, hashLo } from './key-hash.ts';
+import { KeyHasher } from './key-hash.ts';
 import { KeyTable } from './key-table.ts';
 
 /** Rows [start, end) of a slice, published as one tail file. */
@@ -37,6 +37,8 @@ export interface DeletionVectorRef {
 }
 
 let sliceSeq = 0;
+/** For {@link MemSlice.lookupKey} (cold paths; one loop thread, and its result is read at once). */
+const hasher = new KeyHasher();
 
 export class MemSlice {
   readonly id = ++sliceSeq;
@@ -129,8 +131,8 @@ export class MemSlice {
 
   /** Same, hashing the key here (cold paths). */
   lookupKey(key: string): number | undefined {
-    hashKey(key);
-    return this.lookup(key, hashHi(), hashLo());
+    const h = hasher.hash(key);
+    return this.lookup(key, h.hi, h.lo);
   }
 
   isDeleted(row: number): boolean {

@@ -10,7 +10,7 @@ import type { NestedField } from '../schema/iceberg-type.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
 import type { DecodedOp } from '../txn/transaction.ts';
 import type { FlushResult } from './flusher.ts';
-import { hashHi, hashKey, hashLo } from './key-hash.ts';
+import { KeyHasher } from './key-hash.ts';
 import { MemSlice } from './mem-slice.ts';
 
 /** A private slice that was frozen for flushing; `result` arrives when its file is written. */
@@ -34,6 +34,7 @@ export class StreamingTransaction {
   readonly deletedTableKeys = new Set<string>();
   opCount = 0;
   state: 'open' | 'committed' | 'aborted' = 'open';
+  private readonly hasher = new KeyHasher();
 
   constructor(
     readonly xid: string,
@@ -58,8 +59,8 @@ export class StreamingTransaction {
       const key = this.hasKey ? old.rowKeys[row] : undefined;
       if (key === undefined) this.active.append(map(old.get(row)), undefined);
       else {
-        hashKey(key);
-        this.active.append(map(old.get(row)), key, hashHi(), hashLo());
+        const h = this.hasher.hash(key);
+        this.active.append(map(old.get(row)), key, h.hi, h.lo);
       }
     }
   }
@@ -73,17 +74,15 @@ export class StreamingTransaction {
     if (op.op !== 'delete') {
       if (op.key === undefined) this.active.append(op.values, undefined);
       else {
-        hashKey(op.key);
-        this.active.append(op.values, op.key, hashHi(), hashLo());
+        const h = this.hasher.hash(op.key);
+        this.active.append(op.values, op.key, h.hi, h.lo);
       }
     }
   }
 
   /** Removes the transaction's own row for a key, wherever it is. */
   private removePrivate(key: string): void {
-    hashKey(key);
-    const hi = hashHi();
-    const lo = hashLo();
+    const { hi, lo } = this.hasher.hash(key);
     const row = this.active.lookup(key, hi, lo);
     if (row !== undefined) {
       this.active.delete(row, 0n);

@@ -3,6 +3,8 @@
  * metadata live. Keys are relative to the store's root (a folder, or a bucket and prefix).
  */
 
+import { RETRY, retrying } from '../util/retry.ts';
+
 export interface ObjectInfo {
   key: string;
   size: number;
@@ -89,20 +91,9 @@ export async function listAll(store: ObjectStore, prefix: string): Promise<Objec
 }
 
 /**
- * Writes a new, immutable object, trying again on failure (`attempts` in all). Only for
+ * Writes a new, immutable object, trying again on failure (`RETRY.put`). Only for
  * unconditional puts to keys nothing else writes: writing the same bytes twice is harmless.
  */
-export async function putRetrying(
-  store: ObjectStore,
-  key: string,
-  body: Uint8Array,
-  attempts = 3,
-): Promise<void> {
-  for (let i = 1; ; i++) {
-    try {
-      return await store.put(key, body);
-    } catch (e) {
-      if (i >= attempts) throw e;
-    }
-  }
+export function putRetrying(store: ObjectStore, key: string, body: Uint8Array): Promise<void> {
+  return retrying(RETRY.put, () => store.put(key, body));
 }
