@@ -7,10 +7,14 @@
  * a read that finds a missing file, a lost or doubled write, or a commit that differs from the
  * model fails the run and prints its seed.
  *
- * Faults are decided by the seed in call order; thread scheduling (Parquet workers, timers) is
- * not virtualized, so a replay repeats the fault sequence but not always the exact interleaving.
+ * Deterministic: a run is a function of its seed. Faults are decided by the seed in call order;
+ * time is a VirtualClock (timers, back-offs, grace periods and injected delays cost no real
+ * time and fire in the same order every run); Parquet work runs inline (no worker threads);
+ * object names come from seeded ids. So a seed replays the same interleaving: the last test
+ * runs seeds twice and compares every store and catalog call.
  * `SIM_RUNS` sets the runs (a few hundred in `npm test`, thousands with `npm run test:long`),
- * `SIM_PARALLEL` how many run side by side (4); `SIM_SEED=<n>` replays one.
+ * `SIM_PARALLEL` how many run side by side (4); `SIM_SEED=<n>` replays one (`SIM_TRACE=1`
+ * prints its steps).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
@@ -25,15 +29,18 @@ import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts
 import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
 import { createTable } from '../lib/table-admin.ts';
 import { type DecodedOp, keyOf, rowCodec } from '../lib/txn/transaction.ts';
+import { VirtualClock } from '../lib/util/clock.ts';
+import { seededIds } from '../lib/util/ids.ts';
 import { silentLogger } from '../lib/util/logger.ts';
 import { FaultCounter, type FaultRates, FaultyCatalog, FaultyObjectStore } from './support/faults.ts';
 import { readIcebergRows } from './support/iceberg-rows.ts';
 import { ReferenceModel, rng } from './support/model.ts';
 
-const RUNS = Number(process.env.SIM_RUNS ?? 200);
+const RUNS = Number(process.env.SIM_RUNS ?? 500);
 const ONLY = process.env.SIM_SEED ? Number(process.env.SIM_SEED) : undefined;
 const PARALLEL = Number(process.env.SIM_PARALLEL ?? 4);
-const pool = new ParquetWorkerPool(2);
+// Inline: Parquet work runs on this thread, in order (worker threads would finish in any order).
+const pool = new ParquetWorkerPool(0);
 afterAll(() => pool.close());
 
 const RATES: FaultRates = { error: 0.04, lostResponse: 0.03, partialWrite: 0.02, delay: 0.1, maxDelayMs: 3 };
@@ -47,22 +54,42 @@ const schema = buildSchema(
 );
 const codec = rowCodec(schema);
 
-async function retry<T>(fn: () => Promise<T>, what: string, attempts = 50): Promise<T> {
+async function retry<T>(clock: VirtualClock, fn: () => Promise<T>, what: string, attempts = 50): Promise<T> {
   let last: unknown;
   for (let i = 0; i < attempts; i++) {
     try {
       return await fn();
     } catch (e) {
       last = e;
-      await new Promise((r) => setTimeout(r, 2));
+      await clock.sleep(2);
     }
   }
   throw new Error(`${what} kept failing: ${String(last)}`);
 }
 
-async function simulate(
+interface SimResult {
+  faults: number;
+  reads: number;
+  commits: number;
+  restarts: number;
+  /** Every store and catalog call, in order (when traced). */
+  trace?: string[];
+}
+
+async function simulate(seed: number, options: { trace?: boolean } = {}): Promise<SimResult> {
+  const clock = new VirtualClock(Date.parse('2026-01-01T00:00:00Z'), { autoAdvance: true });
+  try {
+    return await simulateOn(clock, seed, options);
+  } finally {
+    clock.stop();
+  }
+}
+
+async function simulateOn(
+  clock: VirtualClock,
   seed: number,
-): Promise<{ faults: number; reads: number; commits: number; restarts: number }> {
+  sim: { trace?: boolean },
+): Promise<SimResult> {
   const r = rng(seed);
   const inner = new MemoryObjectStore();
   const innerCatalog = new MemoryCatalog();
@@ -74,7 +101,8 @@ async function simulate(
     createdAt: new Date(0).toISOString(),
   };
   await createTable(inner, innerCatalog, def);
-  const counter = new FaultCounter();
+  const counter = new FaultCounter((ms) => clock.sleep(ms), sim);
+  const newId = seededIds(seed);
   const store = new FaultyObjectStore(inner, rng(seed * 7 + 1), RATES, counter);
   const catalog = new FaultyCatalog(innerCatalog, rng(seed * 13 + 5), RATES, counter);
   const options = engineOptions({
@@ -89,19 +117,25 @@ async function simulate(
     orphanGraceMs: 0,
   });
   const open = (): Promise<TableHandler> =>
-    retry(async () => {
-      const h = await openTable({
-        def,
-        store,
-        catalog,
-        pool,
-        options,
-        logger: silentLogger,
-        spillDir: '/tmp',
-      });
-      h.start();
-      return h;
-    }, 'recovery');
+    retry(
+      clock,
+      async () => {
+        const h = await openTable({
+          def,
+          store,
+          catalog,
+          pool,
+          options,
+          logger: silentLogger,
+          spillDir: '/tmp',
+          clock,
+          newId,
+        });
+        h.start();
+        return h;
+      },
+      'recovery',
+    );
   let handler = await open();
   const model = new ReferenceModel(schema);
   const log: { lsn: Lsn; ops: DecodedOp[] }[] = [];
@@ -149,7 +183,7 @@ async function simulate(
         await checkRead(BigInt(Math.floor(r() * Number(lsn + 1n))));
       } else if (x < 0.78) {
         // A client retries a flush that failed on store errors (the engine already retried inside).
-        const c = await retry(() => handler.flush(), 'flush', 5);
+        const c = await retry(clock, () => handler.flush(), 'flush', 5);
         const pointer = await innerCatalog.getPointer('sim');
         trace(`flush → lsn ${c.lsn}; pointer committedLsn ${pointer?.committedLsn} ${pointer?.metadataKey}`);
         const iceberg = await IcebergTable.load(inner, pointer!.metadataKey!);
@@ -177,7 +211,7 @@ async function simulate(
     counter.enabled = false;
     await handler.collectGarbage({ orphans: true });
     await checkRead(lsn);
-    return { faults: counter.total, reads, commits, restarts };
+    return { faults: counter.total, reads, commits, restarts, trace: counter.trace };
   } finally {
     await handler.close();
   }
@@ -216,4 +250,21 @@ describe('seeded fault simulation', () => {
     },
     Math.max(900_000, RUNS * 4000),
   );
+
+  it('a seed replays: the same store and catalog calls, in the same order, on a second run', async () => {
+    const seeds = ONLY !== undefined ? [ONLY] : [5003, 5017, 5042];
+    for (const seed of seeds) {
+      const first = await simulate(seed, { trace: true });
+      const second = await simulate(seed, { trace: true });
+      expect(first.trace?.length ?? 0, `seed ${seed}`).toBeGreaterThan(100);
+      expect(first.faults, `seed ${seed}`).toBeGreaterThan(0);
+      const at = first.trace?.findIndex((call, i) => second.trace?.[i] !== call) ?? -1;
+      expect(at, `seed ${seed}: runs part at call ${at}: ${first.trace?.[at]} / ${second.trace?.[at]}`).toBe(
+        second.trace?.length === first.trace?.length
+          ? -1
+          : Math.min(first.trace?.length ?? 0, second.trace?.length ?? 0),
+      );
+      expect(second.trace).toEqual(first.trace);
+    }
+  }, 300_000);
 });

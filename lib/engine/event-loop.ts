@@ -52,6 +52,8 @@ export class EventLoop<E extends LoopEvent> {
     private readonly onError: (e: unknown, event: E) => void,
     /** Called for each event that will never be handled (queued at stop, or posted after it). */
     private readonly onDrop: (e: E) => void = () => undefined,
+    /** Milliseconds for bounding a turn (a virtual clock's in simulations). */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   post(e: E): void {
@@ -97,8 +99,8 @@ export class EventLoop<E extends LoopEvent> {
     try {
       // Bounded, in events and in time, so I/O callbacks (requests, other tables) get a turn:
       // under a backlog of transactions one turn would otherwise apply them all at once.
-      const until = performance.now() + SLICE_MS;
-      for (let n = 0; n < 10_000 && !this.stopped && (n === 0 || performance.now() < until); n++) {
+      const until = this.now() + SLICE_MS;
+      for (let n = 0; n < 10_000 && !this.stopped && (n === 0 || this.now() < until); n++) {
         const e =
           this.control.length > 0 ? this.control.shift() : this.paused === 0 ? this.data.shift() : undefined;
         if (!e) break;

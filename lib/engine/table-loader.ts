@@ -45,6 +45,8 @@ export interface OpenTableDeps {
   onFenced?: TableHandlerDeps['onFenced'];
   onCommitted?: TableHandlerDeps['onCommitted'];
   memoryHeadroom?: TableHandlerDeps['memoryHeadroom'];
+  clock?: TableHandlerDeps['clock'];
+  newId?: TableHandlerDeps['newId'];
 }
 
 export { ephemeralRootOf, tableRootOf } from './table-paths.ts';
@@ -105,6 +107,7 @@ async function openTableOrThrow(deps: OpenTableDeps): Promise<TableHandler> {
     keepSnapshots: deps.options.keepSnapshots,
     maxSnapshotAgeMs: deps.options.maxSnapshotAgeMs,
     pool: deps.pool,
+    newId: deps.newId,
   });
   const keeper = new PointerKeeper(catalog, def.name, epoch, pointer);
   if (!pointer?.metadataKey) {
@@ -145,6 +148,8 @@ async function openTableOrThrow(deps: OpenTableDeps): Promise<TableHandler> {
       onFenced: deps.onFenced,
       onCommitted: deps.onCommitted,
       memoryHeadroom: deps.memoryHeadroom,
+      clock: deps.clock,
+      newId: deps.newId,
     },
     recovered,
   );

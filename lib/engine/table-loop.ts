@@ -122,6 +122,7 @@ export class TableLoop implements TableContext {
         if ((e.type === 'read' || e.type === 'commit') && e.waiter)
           e.waiter.reject(this.fenced ?? new Error(`table "${this.name}" is closed`));
       },
+      deps.clock ? () => this.clock.now() : undefined,
     );
     this.flushes = new SliceFlushes(this);
     this.streams = new StreamedTransactions(this, this.flushes);

@@ -23,7 +23,6 @@
  * carries the partition of the data file it applies to.
  */
 
-import { randomBytes, randomUUID } from 'node:crypto';
 import { type ParquetWorkerPool, parquetPool } from '../parquet/worker-pool.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { PartitionSpec, PartitionTuple } from '../schema/partition-spec.ts';
@@ -35,6 +34,7 @@ import {
   type TableSchema,
 } from '../schema/table-schema.ts';
 import { NotFoundError, type ObjectStore, putRetrying } from '../store/object-store.ts';
+import { type NewId, randomId } from '../util/ids.ts';
 import { type AvroDataFile, type AvroManifestFile, CONTENT, MANIFEST_STATUS } from './avro-schemas.ts';
 import {
   positionDeleteMetrics,
@@ -163,6 +163,8 @@ export interface IcebergOptions {
   maxManifests?: number;
   /** Parquet encoder for v2 position-delete files (default: the process-wide pool). */
   pool?: ParquetWorkerPool;
+  /** Ids in the names of the files a commit writes (default: random UUIDs; seeded in simulations). */
+  newId?: NewId;
 }
 
 export class IcebergConflictError extends Error {
@@ -209,6 +211,7 @@ export class IcebergTable {
   private readonly listCache = new Map<string, AvroManifestFile[]>();
   private readonly opts: typeof DEFAULTS & { maxSnapshotAgeMs?: number };
   private readonly pool: ParquetWorkerPool;
+  private readonly newId: NewId;
   private index: ReferenceIndex | undefined;
   private schemaCache: TableSchema | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -228,6 +231,7 @@ export class IcebergTable {
       maxSnapshotAgeMs: options.maxSnapshotAgeMs,
     };
     this.pool = options.pool ?? parquetPool();
+    this.newId = options.newId ?? randomId;
   }
 
   get metadata(): TableMetadata {
@@ -606,7 +610,8 @@ export class IcebergTable {
   private newSnapshotId(): number {
     const taken = new Set(this.meta.snapshots.map((s) => s['snapshot-id']));
     for (;;) {
-      const id = Number((randomBytes(8).readBigUInt64BE(0) % SNAPSHOT_ID_RANGE) + 1n);
+      // 64 bits of a fresh id (random, or seeded in simulations; a UUID fixes 4 of them).
+      const id = Number((BigInt(`0x${this.newId().replace(/-/g, '').slice(0, 16)}`) % SNAPSHOT_ID_RANGE) + 1n);
       if (!taken.has(id)) return id;
     }
   }
@@ -621,7 +626,7 @@ export class IcebergTable {
     const now = Math.max(Date.now(), prev['last-updated-ms']);
     const seq = prev['last-sequence-number'] + 1;
     const snapshotId = this.newSnapshotId();
-    const commitId = randomUUID();
+    const commitId = this.newId();
     const uri = (k: string): string => this.store.uri(k);
 
     const find = (
@@ -943,7 +948,7 @@ export class IcebergTable {
   ): Promise<AvroDataFile[]> {
     if (deletes.length === 0) return [];
     if (this.formatVersion >= 3) {
-      const key = `${this.tableRoot}/data/dv-${randomUUID()}.puffin`;
+      const key = `${this.tableRoot}/data/dv-${this.newId()}.puffin`;
       const { bytes, blobs } = writeDeletionVectors(deletes);
       await put(key, bytes);
       const location = this.store.uri(key);
@@ -957,7 +962,7 @@ export class IcebergTable {
     }
     return Promise.all(
       deletes.map(async (d) => {
-        const key = `${this.tableRoot}/data/delete-${randomUUID()}.parquet`;
+        const key = `${this.tableRoot}/data/delete-${this.newId()}.parquet`;
         const bytes = await writePositionDeletes(this.pool, d.dataFileUri, d.positions);
         await put(key, bytes);
         const f = emptyDataFile(

@@ -37,6 +37,16 @@ export class InjectedFault extends Error {
 export class FaultCounter {
   counts: Record<string, number> = {};
   enabled = true;
+  /** Every faultable call in order (`what key`), when tracing: a replay must repeat it exactly. */
+  readonly trace: string[] | undefined;
+
+  constructor(
+    /** How a delay waits (a virtual clock's sleep in simulations). */
+    readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+    options: { trace?: boolean } = {},
+  ) {
+    this.trace = options.trace ? [] : undefined;
+  }
   bump(kind: string): void {
     this.counts[kind] = (this.counts[kind] ?? 0) + 1;
   }
@@ -51,10 +61,10 @@ class Dice {
     private readonly rates: FaultRates,
     private readonly counter: FaultCounter,
   ) {}
-  async before(what: string): Promise<void> {
+  async before(what: string, key = ''): Promise<void> {
+    this.counter.trace?.push(`${what} ${key}`);
     if (!this.counter.enabled) return;
-    if (this.rand() < this.rates.delay)
-      await new Promise((r) => setTimeout(r, this.rand() * this.rates.maxDelayMs));
+    if (this.rand() < this.rates.delay) await this.counter.sleep(this.rand() * this.rates.maxDelayMs);
     if (this.rand() < this.rates.error) {
       this.counter.bump(`error:${what}`);
       throw new InjectedFault(`${what} failed`);
@@ -87,7 +97,7 @@ export class FaultyObjectStore implements ObjectStore {
   }
 
   async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
-    await this.dice.before('put');
+    await this.dice.before('put', key);
     if (this.dice.partial('put')) {
       await this.inner.put(key, body.subarray(0, Math.floor(body.length / 2)));
       throw new InjectedFault(`put ${key} cut off`);
@@ -96,29 +106,29 @@ export class FaultyObjectStore implements ObjectStore {
     if (this.dice.lost('put')) throw new InjectedFault(`put ${key} response lost`);
   }
   async get(key: string): Promise<Uint8Array> {
-    await this.dice.before('get');
+    await this.dice.before('get', key);
     return this.inner.get(key);
   }
   async getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
-    await this.dice.before('getRange');
+    await this.dice.before('getRange', key);
     return this.inner.getRange(key, offset, length);
   }
   async head(key: string): Promise<ObjectInfo | undefined> {
-    await this.dice.before('head');
+    await this.dice.before('head', key);
     return this.inner.head(key);
   }
   async delete(key: string): Promise<void> {
-    await this.dice.before('delete');
+    await this.dice.before('delete', key);
     await this.inner.delete(key);
     if (this.dice.lost('delete')) throw new InjectedFault(`delete ${key} response lost`);
   }
   async deleteMany(keys: string[]): Promise<void> {
-    await this.dice.before('deleteMany');
+    await this.dice.before('deleteMany', keys.join(' '));
     await this.inner.deleteMany(keys);
     if (this.dice.lost('deleteMany')) throw new InjectedFault('deleteMany response lost');
   }
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
-    await this.dice.before('list');
+    await this.dice.before('list', prefix);
     yield* this.inner.list(prefix);
   }
   uri(key: string): string {
