@@ -14,6 +14,7 @@ import {
   TableRenamingError,
 } from '../lib/catalog/catalog.ts';
 import { LogDamagedError } from '../lib/log/durable-log.ts';
+import { InvalidLsnError } from '../lib/lsn.ts';
 import { NamespaceNotEmptyError, NameTakenError, NoSuchNamespaceError } from '../lib/namespace-admin.ts';
 import {
   InferenceError,
@@ -116,8 +117,7 @@ export function toApiError(e: unknown): ApiError {
       { object: e.key },
       { 'Retry-After': '60' },
     );
-  if (e instanceof RangeError && /LSN/.test(e.message))
-    return new ApiError(400, 'invalid_request', e.message);
+  if (e instanceof InvalidLsnError) return new ApiError(400, 'invalid_request', e.message);
   const status = (e as { statusCode?: number }).statusCode;
   // middy's JSON body parser answers 415 for a body that is not JSON; ours says 400 like every route.
   const cause = (e as { cause?: { package?: string; message?: string } }).cause;

@@ -3,8 +3,8 @@
  * service (local folder, file catalog, local log, the writer in-process) and on AWS (S3,
  * DynamoDB, Kinesis, the writer reached over its internal HTTP port).
  */
+
 import type { Catalog } from '../lib/catalog/catalog.ts';
-import type { TablePlace } from '../lib/engine/table-paths.ts';
 import type { PropertyChange } from '../lib/iceberg/iceberg-table.ts';
 import type { DurableLog } from '../lib/log/durable-log.ts';
 import type { Lsn } from '../lib/lsn.ts';
@@ -13,6 +13,7 @@ import type { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import type { SchemaChange } from '../lib/schema/schema-change.ts';
 import type { TableDefinition } from '../lib/schema/table-schema.ts';
 import type { ImportRecord, ImportRequest } from '../lib/sources/import/import-record.ts';
+import type { TablePlace } from '../lib/store/object-keys.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
 import type { Logger } from '../lib/util/logger.ts';
 

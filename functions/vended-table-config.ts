@@ -1,8 +1,9 @@
 /** The Iceberg REST catalog's table `config` on AWS (the tables function's; see aws-services.ts). */
+
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsConfig } from '../lib/aws/aws-config.ts';
 import { vendTableCredentials } from '../lib/aws/vended-credentials.ts';
-import { tableRootOf } from '../lib/engine/table-paths.ts';
+import { tableRootOf } from '../lib/store/object-keys.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
 import type { Services } from './services.ts';
 

@@ -7,11 +7,11 @@
 
 import { writerUrlFor } from '../lib/aws/table-groups.ts';
 import type { Catalog } from '../lib/catalog/catalog.ts';
-import { ephemeralRootOf, tableRootOf } from '../lib/engine/table-paths.ts';
 import type { Lsn } from '../lib/lsn.ts';
 import type { TableDefinition } from '../lib/schema/table-schema.ts';
 import type { ImportRecord } from '../lib/sources/import/import-record.ts';
 import { deletePrefix } from '../lib/store/delete-prefix.ts';
+import { ephemeralRootOf, tableRootOf } from '../lib/store/object-keys.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
 import { sleep } from '../lib/util/aws-retry.ts';
 import type { Logger } from '../lib/util/logger.ts';

@@ -8,6 +8,11 @@ export type Lsn = bigint;
 
 export const ZERO_LSN: Lsn = 0n;
 
+/** An LSN that is not a non-negative integer (a client's `minLsn`, a record's field). */
+export class InvalidLsnError extends RangeError {
+  readonly code = 'invalid_lsn';
+}
+
 export function lsnToJson(lsn: Lsn): number | string {
   return lsn <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(lsn) : lsn.toString();
 }
@@ -18,7 +23,7 @@ export function parseLsn(v: unknown): Lsn | undefined {
   if (typeof v === 'bigint') return v;
   if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
   if (typeof v === 'string' && /^\d{1,80}$/.test(v)) return BigInt(v);
-  throw new RangeError(`invalid LSN ${JSON.stringify(String(v))}: expected a non-negative integer`);
+  throw new InvalidLsnError(`invalid LSN ${JSON.stringify(String(v))}: expected a non-negative integer`);
 }
 
 export function maxLsn(a: Lsn, b: Lsn): Lsn {

@@ -3,9 +3,9 @@
  * Creation writes the table definition, the first Iceberg metadata file, and the catalog pointer
  * to it (epoch 0: no writer yet); the writer then takes the table with a new epoch.
  */
+
 import { randomUUID } from 'node:crypto';
 import { type Catalog, TableExistsError } from './catalog/catalog.ts';
-import { ephemeralRootOf, locationForNew, tableRootOf } from './engine/table-paths.ts';
 import { IcebergTable } from './iceberg/iceberg-table.ts';
 import type { DurableLog } from './log/durable-log.ts';
 import { ensureNamespaceOf, NoSuchNamespaceError } from './namespace-admin.ts';
@@ -21,6 +21,7 @@ import {
   validateTableName,
 } from './schema/table-schema.ts';
 import { deletePrefix } from './store/delete-prefix.ts';
+import { ephemeralRootOf, locationForNew, tableRootOf } from './store/object-keys.ts';
 import type { ObjectStore } from './store/object-store.ts';
 
 export { deletePrefix };

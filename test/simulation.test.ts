@@ -85,11 +85,7 @@ async function simulate(seed: number, options: { trace?: boolean } = {}): Promis
   }
 }
 
-async function simulateOn(
-  clock: VirtualClock,
-  seed: number,
-  sim: { trace?: boolean },
-): Promise<SimResult> {
+async function simulateOn(clock: VirtualClock, seed: number, sim: { trace?: boolean }): Promise<SimResult> {
   const r = rng(seed);
   const inner = new MemoryObjectStore();
   const innerCatalog = new MemoryCatalog();

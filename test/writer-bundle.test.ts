@@ -8,6 +8,7 @@
  * Not covered: the container image itself (no Docker engine here); the Dockerfile runs this
  * same bundle.
  */
+
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -16,8 +17,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsAdapters } from '../lib/aws/aws-adapters.ts';
 import type { AwsConfig } from '../lib/aws/aws-config.ts';
-import { tableRootOf } from '../lib/engine/table-paths.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
+import { tableRootOf } from '../lib/store/object-keys.ts';
 import { createTable, definitionFromBody } from '../lib/table-admin.ts';
 import { silentLogger } from '../lib/util/logger.ts';
 import { type Emulators, startEmulators } from '../localstack/emulators.ts';

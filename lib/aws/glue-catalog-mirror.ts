@@ -14,6 +14,7 @@
  *   per table runs at a time and retries with backoff (1 s doubling to 60 s by default), and
  *   always sends the newest location it has, so it catches up in one call.
  */
+
 import {
   CreateDatabaseCommand,
   CreateTableCommand,
@@ -25,9 +26,9 @@ import {
   UpdateTableCommand,
 } from '@aws-sdk/client-glue';
 import type { CatalogMirror, MirroredTable } from '../engine/catalog-mirror.ts';
-import { metadataVersion } from '../iceberg/table-metadata.ts';
 import type { IcebergType, NestedField } from '../schema/iceberg-type.ts';
 import { DEFAULT_NAMESPACE, parseTableName } from '../schema/table-name.ts';
+import { metadataVersion } from '../store/object-keys.ts';
 import { errorName, sleep } from '../util/aws-retry.ts';
 import type { Logger } from '../util/logger.ts';
 

@@ -68,16 +68,6 @@ export function liveRowCount(f: DataFile): number {
   return f.rowCount - f.deletes.size;
 }
 
-/** `data/00000042-<uuid>.parquet` → 42. */
-export function fileIdFromKey(key: string): number | undefined {
-  const m = /\/data\/(\d{8,10})-[0-9a-f-]+\.parquet$/.exec(key);
-  return m ? Number(m[1]) : undefined;
-}
-
-export function dataFileKey(tableRoot: string, fileId: number, uuid: string): string {
-  return `${tableRoot}/data/${String(fileId).padStart(8, '0')}-${uuid}.parquet`;
-}
-
 /**
  * Deletes on flushed files since the last Iceberg commit, with their LSNs, so a commit at LSN C
  * takes exactly the deletes with LSN ≤ C even while later transactions keep applying.

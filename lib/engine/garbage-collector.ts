@@ -9,7 +9,9 @@
  * An orphan sweep also removes old objects under the table that
  * nothing refers to (left behind by a crash).
  */
+
 import type { Catalog } from '../catalog/catalog.ts';
+import { parseObjectKey } from '../store/object-keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { NotFoundError } from '../store/object-store.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
@@ -108,7 +110,7 @@ export class GarbageCollector {
       for (const root of this.deps.roots) {
         for await (const o of this.deps.store.list(`${root}/`)) {
           if (o.lastModified.getTime() >= cutoff) continue;
-          if (o.key.endsWith('/metadata/version-hint.text')) continue;
+          if (parseObjectKey(o.key)?.kind === 'version-hint') continue;
           if (!keep(o.key) && !this.candidates.has(o.key)) doomed.push(o.key);
         }
       }

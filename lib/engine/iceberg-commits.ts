@@ -11,6 +11,7 @@ import type { PropertyChange } from '../iceberg/iceberg-table.ts';
 import { type Lsn, maxLsn } from '../lsn.ts';
 import type { PartitionSpec } from '../schema/partition-spec.ts';
 import type { EvolvedSchema } from '../schema/schema-change.ts';
+import { idempotencyKey } from '../store/object-keys.ts';
 import { buildCommit, type CommitOutcome, type CommitPlan, runCommit } from './iceberg-committer.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
 import type { CommitInfo, CommitWaiter } from './maintenance-scheduler.ts';
@@ -119,7 +120,7 @@ export class IcebergCommits {
         plan.idempotency = { key: this.committedIdempotencyKey };
       } else {
         const out = this.idempotency.serialize(plan.lsn, t.clock.now());
-        const key = `${t.tableRoot}/idempotency/${t.newId()}.json`;
+        const key = idempotencyKey(t.tableRoot, t.newId());
         plan.idempotency = {
           write: out.bytes,
           key,

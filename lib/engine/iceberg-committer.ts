@@ -14,10 +14,10 @@ import {
   type PropertyChange,
 } from '../iceberg/iceberg-table.ts';
 import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
-import { metadataKeyFor, metadataVersion } from '../iceberg/table-metadata.ts';
 import type { Lsn } from '../lsn.ts';
 import type { PartitionSpec } from '../schema/partition-spec.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
+import { indexRunKey, metadataKeyFor, metadataVersion } from '../store/object-keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { Clock } from '../util/clock.ts';
 import type { NewId } from '../util/ids.ts';
@@ -150,7 +150,7 @@ export async function runCommit(
 ): Promise<CommitOutcome> {
   const { store } = deps;
   for (const run of plan.runsToPersist) {
-    const key = `${deps.tableRoot}/index/${deps.newId()}.idx`;
+    const key = indexRunKey(deps.tableRoot, deps.newId());
     await store.put(key, run.serialize());
     run.persistedKey = key;
   }

@@ -5,7 +5,7 @@
  * the slice's rows stay readable from tail files meanwhile).
  */
 
-import { dataFileKey } from './data-file.ts';
+import { dataFileKey } from '../store/object-keys.ts';
 import type { FlushJob } from './flusher.ts';
 import { writeSliceToFile } from './flusher.ts';
 import type { MemSlice } from './mem-slice.ts';

@@ -13,6 +13,7 @@ import { encodeDeletionVector } from '../iceberg/deletion-vector.ts';
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
 import { partitionRecord, withDroppedFields } from '../schema/partition-spec.ts';
+import { snapshotDvKey, snapshotManifestKey, tailFileKey } from '../store/object-keys.ts';
 import { RETRY } from '../util/retry.ts';
 import type { DataFile } from './data-file.ts';
 import type { IcebergCommits } from './iceberg-commits.ts';
@@ -192,7 +193,7 @@ export class SnapshotPublisher {
     for (const slice of state.slices()) {
       for (const seg of slice.segments) {
         if (seg.key === undefined) {
-          seg.key = `${t.ephemeralRoot}/tail/${t.newId()}.parquet`;
+          seg.key = tailFileKey(t.ephemeralRoot, t.newId());
           tails.push({ slice, segment: seg });
         }
         let dv: CapturedFile['dv'] = { kind: 'none' };
@@ -225,8 +226,8 @@ export class SnapshotPublisher {
       tails,
       blobs,
       // Named now, so the garbage collector knows them before they are published.
-      manifestKey: `${t.ephemeralRoot}/snapshots/${lsn.toString().padStart(20, '0')}-${seq}-${t.newId().slice(0, 8)}.json`,
-      dvKey: `${t.ephemeralRoot}/dv/${t.newId()}.puffin`,
+      manifestKey: snapshotManifestKey(t.ephemeralRoot, lsn, seq, t.newId()),
+      dvKey: snapshotDvKey(t.ephemeralRoot, t.newId()),
     };
     for (const f of files) this.inFlightKeys.add(f.key);
     this.inFlightKeys.add(capture.manifestKey);

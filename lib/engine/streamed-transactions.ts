@@ -9,8 +9,8 @@
 import type { Lsn } from '../lsn.ts';
 import { rowMapper } from '../schema/evolve-values.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
+import { dataFileKey } from '../store/object-keys.ts';
 import type { DecodedOp } from '../txn/transaction.ts';
-import { dataFileKey } from './data-file.ts';
 import { writeSliceToFile } from './flusher.ts';
 import type { IdempotencyKeys, IdempotentWrite } from './idempotency.ts';
 import type { SliceFlushes } from './slice-flushes.ts';

@@ -6,9 +6,9 @@
  * is no bigger than the writer's memory budget leaves room for.
  */
 
+import { dataFileKey } from '../store/object-keys.ts';
 import { planLayoutCompaction } from './compaction-groups.ts';
 import { type CompactionPlan, type CompactionResult, compactionMemory, runCompaction } from './compactor.ts';
-import { dataFileKey } from './data-file.ts';
 import type { IndexMerges } from './index-merges.ts';
 import { hasLayout } from './row-layout.ts';
 import type { TableContext } from './table-context.ts';

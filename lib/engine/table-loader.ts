@@ -14,11 +14,12 @@ import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
 import { keyString } from '../schema/values.ts';
+import { fileIdFromKey, tableRootOf } from '../store/object-keys.ts';
 import { DataFileMissingError, NotFoundError, type ObjectStore } from '../store/object-store.ts';
 import { rowCodec } from '../txn/transaction.ts';
 import type { Logger } from '../util/logger.ts';
 import { Semaphore } from '../util/semaphore.ts';
-import { type DataFile, fileIdFromKey } from './data-file.ts';
+import type { DataFile } from './data-file.ts';
 import { indexRunFor } from './flusher.ts';
 import {
   SUMMARY_CHECKPOINTS,
@@ -32,7 +33,6 @@ import { IndexRun } from './index-run.ts';
 import type { EngineOptions } from './options.ts';
 import { PointerKeeper } from './pointer-keeper.ts';
 import { type RecoveredState, TableHandler, type TableHandlerDeps } from './table-handler.ts';
-import { tableRootOf } from './table-paths.ts';
 
 export interface OpenTableDeps {
   def: TableDefinition;
@@ -49,7 +49,7 @@ export interface OpenTableDeps {
   newId?: TableHandlerDeps['newId'];
 }
 
-export { ephemeralRootOf, tableRootOf } from './table-paths.ts';
+export { ephemeralRootOf, tableRootOf } from '../store/object-keys.ts';
 
 /** Loads the Iceberg table the catalog points to, creating it if it was never committed. */
 export async function loadIceberg(

@@ -10,6 +10,7 @@ import { rowMapper } from '../schema/evolve-values.ts';
 import type { PartitionSpec } from '../schema/partition-spec.ts';
 import type { EvolvedSchema } from '../schema/schema-change.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
+import { ephemeralRootOf, tableRootOf } from '../store/object-keys.ts';
 import { OpBatch, type Operations } from '../txn/op-batch.ts';
 import { type Clock, systemClock, type Timer } from '../util/clock.ts';
 import { type NewId, randomId } from '../util/ids.ts';
@@ -34,7 +35,6 @@ import {
   type TableEvent,
   type TableHandlerDeps,
 } from './table-context.ts';
-import { ephemeralRootOf, tableRootOf } from './table-paths.ts';
 import { TableState } from './table-state.ts';
 
 export class TableLoop implements TableContext {

@@ -19,15 +19,16 @@
  *    dropped, outside catalogs drop the old name, and the table opens under the new name.
  * A failure before step 4 leaves the table as it was, under its old name.
  */
+
 import type { Catalog } from '../catalog/catalog.ts';
 import { ConflictError, RenameRefusedError, TableRenamingError } from '../catalog/catalog.ts';
 import type { DurableLog } from '../log/durable-log.ts';
 import type { Lsn } from '../lsn.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
+import { locationOf } from '../store/object-keys.ts';
 import type { Logger } from '../util/logger.ts';
 import type { CatalogMirror } from './catalog-mirror.ts';
 import type { TableHandler } from './table-handler.ts';
-import { locationOf } from './table-paths.ts';
 
 export interface RenameContext {
   catalog: Catalog;

@@ -21,6 +21,7 @@ import { SchemaChangeRefusedError } from '../schema/errors.ts';
 import type { EvolvedSchema, SchemaChange } from '../schema/schema-change.ts';
 import type { TableDefinition, TableSchema } from '../schema/table-schema.ts';
 import { deletePrefix } from '../store/delete-prefix.ts';
+import { ephemeralRootOf, tableRootOf } from '../store/object-keys.ts';
 import { DataFileMissingError, type ObjectStore } from '../store/object-store.ts';
 import type { Operations } from '../txn/op-batch.ts';
 import { decodeRequest } from '../txn/transaction.ts';
@@ -45,7 +46,6 @@ import {
 } from './schema-evolution.ts';
 import type { CommitInfo, PublishedSnapshot, TableHandler, TableStatus } from './table-handler.ts';
 import { openTable } from './table-loader.ts';
-import { ephemeralRootOf, tableRootOf } from './table-paths.ts';
 import { renameOwnedTable } from './table-rename.ts';
 
 export interface WriterDeps {

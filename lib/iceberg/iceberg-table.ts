@@ -33,6 +33,17 @@ import {
   type TableDefinition,
   type TableSchema,
 } from '../schema/table-schema.ts';
+import {
+  icebergDvKey,
+  METADATA_DIR,
+  manifestKey,
+  manifestListKey,
+  metadataKeyFor,
+  metadataVersion,
+  positionDeleteKey,
+  tableRootOfMetadata,
+  versionHintKey,
+} from '../store/object-keys.ts';
 import { NotFoundError, type ObjectStore, putRetrying } from '../store/object-store.ts';
 import { type NewId, randomId } from '../util/ids.ts';
 import { type AvroDataFile, type AvroManifestFile, CONTENT, MANIFEST_STATUS } from './avro-schemas.ts';
@@ -80,15 +91,11 @@ import {
   currentSnapshotId,
   currentSnapshotOf,
   initialMetadata,
-  METADATA_DIR,
   mergedNameMapping,
-  metadataKeyFor,
-  metadataVersion,
   parseTableMetadata,
   type SnapshotJson,
   serializeTableMetadata,
   type TableMetadata,
-  versionHintKey,
 } from './table-metadata.ts';
 import { applyPropertyChanges, type PropertyChange } from './table-properties.ts';
 
@@ -313,9 +320,9 @@ export class IcebergTable {
     options: IcebergOptions = {},
   ): Promise<IcebergTable> {
     const meta = parseTableMetadata(new TextDecoder().decode(await store.get(metadataKey)), metadataKey);
-    const at = metadataKey.lastIndexOf(`/${METADATA_DIR}/`);
-    if (at <= 0) throw new Error(`${metadataKey}: a metadata file lives in <table root>/${METADATA_DIR}/`);
-    return new IcebergTable(store, metadataKey.slice(0, at), meta, metadataKey, options);
+    const root = tableRootOfMetadata(metadataKey);
+    if (!root) throw new Error(`${metadataKey}: a metadata file lives in <table root>/${METADATA_DIR}/`);
+    return new IcebergTable(store, root, meta, metadataKey, options);
   }
 
   /** The newest metadata file: the highest of version-hint.text and the vN files listed. */
@@ -611,7 +618,9 @@ export class IcebergTable {
     const taken = new Set(this.meta.snapshots.map((s) => s['snapshot-id']));
     for (;;) {
       // 64 bits of a fresh id (random, or seeded in simulations; a UUID fixes 4 of them).
-      const id = Number((BigInt(`0x${this.newId().replace(/-/g, '').slice(0, 16)}`) % SNAPSHOT_ID_RANGE) + 1n);
+      const id = Number(
+        (BigInt(`0x${this.newId().replace(/-/g, '').slice(0, 16)}`) % SNAPSHOT_ID_RANGE) + 1n,
+      );
       if (!taken.has(id)) return id;
     }
   }
@@ -825,7 +834,7 @@ export class IcebergTable {
       };
       const newManifests = await Promise.all(
         fresh.map(async (c, k) => {
-          const key = `${this.tableRoot}/${METADATA_DIR}/${commitId}-m${k}.avro`;
+          const key = manifestKey(this.tableRoot, commitId, k);
           const spec = specOf(c.specId);
           const bytes = encodeManifest({ ...ctx, spec }, c.content, c.entries);
           await put(key, bytes);
@@ -854,7 +863,7 @@ export class IcebergTable {
         }
       }
       const listFiles = [...newManifests.map((n) => n.file), ...kept.map((m) => m.file)];
-      const listKey = `${this.tableRoot}/${METADATA_DIR}/snap-${snapshotId}-1-${commitId}.avro`;
+      const listKey = manifestListKey(this.tableRoot, snapshotId, commitId);
       await put(
         listKey,
         encodeManifestList(fv, listFiles, {
@@ -948,7 +957,7 @@ export class IcebergTable {
   ): Promise<AvroDataFile[]> {
     if (deletes.length === 0) return [];
     if (this.formatVersion >= 3) {
-      const key = `${this.tableRoot}/data/dv-${this.newId()}.puffin`;
+      const key = icebergDvKey(this.tableRoot, this.newId());
       const { bytes, blobs } = writeDeletionVectors(deletes);
       await put(key, bytes);
       const location = this.store.uri(key);
@@ -962,7 +971,7 @@ export class IcebergTable {
     }
     return Promise.all(
       deletes.map(async (d) => {
-        const key = `${this.tableRoot}/data/delete-${this.newId()}.parquet`;
+        const key = positionDeleteKey(this.tableRoot, this.newId());
         const bytes = await writePositionDeletes(this.pool, d.dataFileUri, d.positions);
         await put(key, bytes);
         const f = emptyDataFile(

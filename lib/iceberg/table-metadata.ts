@@ -65,9 +65,6 @@ export interface TableMetadata {
   'partition-statistics': unknown[];
 }
 
-export const METADATA_DIR = 'metadata';
-export const VERSION_HINT = 'version-hint.text';
-
 /** Unpartitioned spec and unsorted order (ids 0), as Iceberg creates them. */
 export const UNPARTITIONED_SPEC: PartitionSpecJson = { 'spec-id': 0, fields: [] };
 export const UNSORTED_ORDER: SortOrderJson = { 'order-id': 0, fields: [] };
@@ -283,21 +280,4 @@ export function parseTableMetadata(text: string, name = 'table metadata'): Table
 
 export function serializeTableMetadata(m: TableMetadata): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(m, null, 1));
-}
-
-// ------------------------------------------------------------------------------ file names
-
-/** `<root>/metadata/v<N>.metadata.json` (the Hadoop-catalog layout). */
-export function metadataKeyFor(tableRoot: string, version: number): string {
-  return `${tableRoot}/${METADATA_DIR}/v${version}.metadata.json`;
-}
-
-/** `…/metadata/v12.metadata.json` → 12. */
-export function metadataVersion(key: string): number | undefined {
-  const m = /(?:^|\/)metadata\/v(\d+)\.metadata\.json$/.exec(key);
-  return m ? Number(m[1]) : undefined;
-}
-
-export function versionHintKey(tableRoot: string): string {
-  return `${tableRoot}/${METADATA_DIR}/${VERSION_HINT}`;
 }
