@@ -2,7 +2,7 @@
  * Namespaces, shared by the public API and the Iceberg REST catalog. `default` always exists
  * (every table without a dot is in it); others are created explicitly (REST catalog) or on
  * demand by creating a table `ns.name`. A namespace may not share its name with a table of the
- * default namespace, because its tables' objects live under `tables/<ns>/` (table-paths.ts).
+ * default namespace, because its tables' objects live under `tables/<ns>/` (lib/store/object-keys.ts).
  * Two creates racing for the same name (a namespace and a default table) are not caught on
  * DynamoDB, which has no transactions here; each create checks the other kind first.
  */

@@ -73,7 +73,7 @@ export function withLayout(def: TableDefinition, b: CreateTableBody): TableDefin
 }
 
 /**
- * Fills in the definition's `location` (see table-paths.ts) and creates the table: the catalog
+ * Fills in the definition's `location` (see lib/store/object-keys.ts) and creates the table: the catalog
  * entry, the first Iceberg metadata file, the pointer.
  */
 export async function createTable(

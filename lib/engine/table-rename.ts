@@ -1,6 +1,6 @@
 /**
  * Renaming a table, done by the writer that owns it. The table's objects stay where they are
- * (its location is kept in the definition, lib/engine/table-paths.ts), so engines that hold its
+ * (its location is kept in the definition, lib/store/object-keys.ts), so engines that hold its
  * metadata location keep reading. What moves is the name: the catalog entry, the log, the
  * writer's handler.
  *

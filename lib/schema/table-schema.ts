@@ -47,7 +47,7 @@ export interface TableDefinition {
   /** Iceberg table properties given at creation (later changes live in the Iceberg metadata). */
   properties?: Record<string, string>;
   /**
-   * Where the table's objects live, relative to `tables/` (lib/engine/table-paths.ts). Fixed at
+   * Where the table's objects live, relative to `tables/` (lib/store/object-keys.ts). Fixed at
    * creation and kept by a rename; absent on tables created before it was stored (derived from
    * the name then).
    */
