@@ -25,6 +25,7 @@ import { describeColumns, type TableDefinition, type TableSchema } from '../sche
 import type { Logger } from '../util/logger.ts';
 import { checkLayoutColumns } from './row-layout.ts';
 import type { TableHandler } from './table-handler.ts';
+import type { TableSink } from './table-sink.ts';
 
 export { parseSchemaChanges, type SchemaChange, SchemaChangeError, SchemaChangeRefusedError };
 
@@ -81,7 +82,7 @@ export interface SchemaChangeContext {
 export function deliverSchemaChange(
   ctx: Pick<SchemaChangeContext, 'catalog' | 'logger'>,
   def: TableDefinition,
-  handler: TableHandler,
+  handler: Pick<TableSink, 'changeSchema'>,
   lsn: Lsn,
   evolved: EvolvedSchema,
   inline = false,

@@ -25,13 +25,14 @@ import type { TailSegment } from './mem-slice.ts';
 import type { RowLayout } from './row-layout.ts';
 import type { RecoveredState, TableHandlerDeps } from './table-context.ts';
 import { TableLoop } from './table-loop.ts';
+import type { TableSink } from './table-sink.ts';
 import { type TableStatus, tableStatus } from './table-status.ts';
 
 export type { CommitInfo, PublishedSnapshot } from './maintenance-scheduler.ts';
 export type { RecoveredState, TableHandlerDeps } from './table-context.ts';
 export { type TableStatus, writerStatusJson } from './table-status.ts';
 
-export class TableHandler {
+export class TableHandler implements TableSink {
   readonly name: string;
   readonly tableRoot: string;
   readonly ephemeralRoot: string;

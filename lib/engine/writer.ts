@@ -14,39 +14,40 @@ import {
   TableRenamingError,
 } from '../catalog/catalog.ts';
 import type { PropertyChange } from '../iceberg/iceberg-table.ts';
-import { type DurableLog, LogDamagedError, type LogEntry, type LogSubscription } from '../log/durable-log.ts';
+import { type DurableLog, LogDamagedError, type LogSubscription } from '../log/durable-log.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { SchemaChangeRefusedError } from '../schema/errors.ts';
-import type { EvolvedSchema, SchemaChange } from '../schema/schema-change.ts';
-import type { TableDefinition, TableSchema } from '../schema/table-schema.ts';
+import type { SchemaChange } from '../schema/schema-change.ts';
+import type { TableDefinition } from '../schema/table-schema.ts';
 import { deletePrefix } from '../store/delete-prefix.ts';
 import { ephemeralRootOf, tableRootOf } from '../store/object-keys.ts';
 import { DataFileMissingError, type ObjectStore } from '../store/object-store.ts';
-import type { Operations } from '../txn/op-batch.ts';
-import { decodeRequest } from '../txn/transaction.ts';
 import { EventLoopDelay } from '../util/event-loop-delay.ts';
 import type { Logger } from '../util/logger.ts';
 import { BackpressureError } from '../util/memory-budget.ts';
 import { Semaphore } from '../util/semaphore.ts';
-import { decodeArrowRequest, isArrowStream } from './arrow-request.ts';
 import type { CatalogMirror } from './catalog-mirror.ts';
-import { type IdempotencyRecord, type IdempotentWrite, unwrapRecord } from './idempotency.ts';
+import type { IdempotencyRecord } from './idempotency.ts';
+import { LogDelivery } from './log-delivery.ts';
+import { MemoryGovernor } from './memory-governor.ts';
+import { TableSchemaChanges } from './table-schema-changes.ts';
+import { problemError, type TableProblem, type TableStanding, type WriterHealth } from './writer-health.ts';
+
+export type { TableProblem, TableStanding, WriterHealth } from './writer-health.ts';
+
 import type { EngineOptions } from './options.ts';
-import { changeOwnedLayout, type PartitioningResult, partitioningChangeOf } from './partition-evolution.ts';
-import {
-  changeOwnedSchema,
-  deliverSchemaChange,
-  evolvedDefinition,
-  parseSchemaChanges,
-  type SchemaChangeContext,
-  type SchemaChangeResult,
-  schemaChangeOf,
-  schemaForNewFields,
-} from './schema-evolution.ts';
+import type { PartitioningResult } from './partition-evolution.ts';
+import type { SchemaChangeContext, SchemaChangeResult } from './schema-evolution.ts';
 import type { CommitInfo, PublishedSnapshot, TableHandler, TableStatus } from './table-handler.ts';
 import { openTable } from './table-loader.ts';
 import { renameOwnedTable } from './table-rename.ts';
+
+export { streamCommitMarker } from './log-delivery.ts';
+
+import type { SourceFactory, TableSource } from './table-sink.ts';
+
+export type { SourceFactory, TableSource } from './table-sink.ts';
 
 export interface WriterDeps {
   store: ObjectStore;
@@ -68,56 +69,6 @@ export interface WriterDeps {
   renameDrainMs?: number;
 }
 
-/** A source other than the durable log (e.g. Postgres replication) that feeds a table. */
-export interface TableSource {
-  stop(): Promise<void>;
-  /** Called when the table is dropped (e.g. drop the replication slot). */
-  drop?(): Promise<void>;
-  /** Called after each Iceberg commit with the LSN now durable (e.g. confirm it to Postgres). */
-  committed?(lsn: Lsn): void;
-  /** Figures for `GET /tables/{name}` (e.g. replication lag). */
-  status?(): Record<string, unknown>;
-  /** Why the source stopped taking changes, while it is stopped on an error (`GET /health`). */
-  problem?(): { code: string; message: string } | undefined;
-  /** Copies the table again from the source (the way out of a change it could not follow). */
-  resync?(): Promise<void>;
-}
-
-export type SourceFactory = (
-  def: TableDefinition,
-  handler: TableHandler,
-  writer: Writer,
-) => Promise<TableSource>;
-
-/** How a table stands in this writer. */
-export type TableState = 'open' | 'recovering' | 'damaged' | 'failed';
-
-export interface TableProblem {
-  table: string;
-  state: Exclude<TableState, 'open'>;
-  error: { code: string; message: string } & Record<string, unknown>;
-}
-
-export interface WriterHealth {
-  ready: boolean;
-  problems: (
-    | TableProblem
-    | { component: string; state: string; error: { code: string; message: string } }
-    | { table: string; state: 'source_error'; error: { code: string; message: string } }
-  )[];
-}
-
-/** The error a table problem reports (code and message, plus what names the damage). */
-function problemError(e: unknown): TableProblem['error'] {
-  if (e instanceof LogDamagedError) return { code: e.code, message: e.message, ...e.damage };
-  if (e instanceof DataFileMissingError) return { code: e.code, message: e.message, object: e.key };
-  const code = (e as { code?: unknown }).code;
-  return {
-    code: typeof code === 'string' && /^[a-z_]+$/.test(code) ? code : 'open_failed',
-    message: (e as Error).message ?? String(e),
-  };
-}
-
 interface Owned {
   handler: TableHandler;
   feed: LogSubscription | TableSource | undefined;
@@ -134,17 +85,41 @@ export class Writer {
   /** Tables that are damaged (open, refusing writes) or could not be opened, and why. */
   private readonly problems = new Map<string, TableProblem>();
   private closed = false;
-  deadLettered = 0;
-  /** Records dead-lettered since the writer started, by table. */
-  readonly deadLetteredByTable = new Map<string, number>();
+  private readonly delivery: LogDelivery;
+  private readonly schemaChanges: TableSchemaChanges;
   /** The main thread's event-loop delay (every table's loop runs on it). */
   readonly eventLoop = new EventLoopDelay();
-  /** The process's resident memory when the writer was made (runtime and code, no tables yet). */
-  private readonly startRss = process.memoryUsage.rss();
+  private readonly memory: MemoryGovernor;
 
   constructor(readonly deps: WriterDeps) {
     mkdirSync(deps.spillDir, { recursive: true });
+    this.schemaChanges = new TableSchemaChanges({
+      context: this.schemaContext(),
+      open: (name) => this.open(name),
+      writeRefusal: (name) => this.writeRefusal(name),
+    });
+    this.delivery = new LogDelivery({
+      store: deps.store,
+      logger: deps.logger,
+      schemaContext: () => this.schemaContext(),
+    });
+    this.memory = new MemoryGovernor({
+      budgetBytes: deps.options.memoryBudgetBytes,
+      tables: () => [...this.tables.values()].map((o) => o.handler),
+      workersBytes: () => deps.pool.memoryBytes(),
+      closed: () => this.closed,
+      logger: deps.logger,
+    });
     deps.log.pauseWhile?.(() => this.overBudget());
+  }
+
+  /** Log records dead-lettered since the writer started (in all, and by table). */
+  get deadLettered(): number {
+    return this.delivery.deadLettered;
+  }
+
+  get deadLetteredByTable(): Map<string, number> {
+    return this.delivery.deadLetteredByTable;
   }
 
   /** Registers how tables with a `source` of this kind (e.g. "postgres") are fed. */
@@ -235,7 +210,7 @@ export class Writer {
   }
 
   /** How the table stands: open, recovering (replaying its log), damaged (open, refusing writes) or failed to open. */
-  tableState(name: string): { state: TableState; error?: TableProblem['error'] } {
+  tableState(name: string): { state: TableStanding; error?: TableProblem['error'] } {
     const p = this.problems.get(name);
     if (p) return { state: p.state, error: p.error };
     return this.recoveryTarget(name) === undefined ? { state: 'open' } : { state: 'recovering' };
@@ -263,7 +238,7 @@ export class Writer {
     if (p?.state === 'damaged') return new TableDamagedError(name, p.error);
     if (this.overBudget()) {
       this.refusedWrites++;
-      return new BackpressureError(this.usedBytes, this.deps.options.memoryBudgetBytes);
+      return new BackpressureError(this.memory.lastCount, this.deps.options.memoryBudgetBytes);
     }
     return undefined;
   }
@@ -276,95 +251,23 @@ export class Writer {
     return [...this.problems.keys()];
   }
 
-  private usedBytes = 0;
-  private usedAt = 0;
-  /** A catch-up flush in flight (one at a time). */
-  private relieving: Promise<unknown> | undefined;
-
-  /** Memory held over all tables (recomputed at most every 20 ms). */
+  /** Memory held over all tables (see MemoryGovernor). */
   memoryInUse(): number {
-    const now = Date.now();
-    if (now - this.usedAt >= 20) {
-      // What the tables hold. The Parquet workers' own memory is not counted (their runtime
-      // and WebAssembly memory are about fixed: jobs stream a row group at a time); it is
-      // reported beside (memoryStatus), and a compaction also waits for resident memory.
-      let bytes = 0;
-      for (const o of this.tables.values()) bytes += o.handler.memoryBytes();
-      this.usedBytes = bytes;
-      this.usedAt = now;
-    }
-    return this.usedBytes;
+    return this.memory.memoryInUse();
   }
 
-  /**
-   * Whether the writer holds more than its memory budget. While it does, the table holding the
-   * most is flushed (one at a time), so the writer catches up by itself.
-   */
+  /** Past the memory budget (the largest table is being flushed meanwhile). */
   overBudget(): boolean {
-    const over = this.memoryInUse() > this.deps.options.memoryBudgetBytes;
-    if (over && !this.relieving && !this.closed) {
-      let biggest: TableHandler | undefined;
-      let most = 0;
-      for (const o of this.tables.values()) {
-        const b = o.handler.memoryBytes();
-        if (b > most && !o.handler.isFenced) [biggest, most] = [o.handler, b];
-      }
-      if (biggest) {
-        this.deps.logger.info('memory budget reached: flushing the largest table', {
-          table: biggest.name,
-          usedBytes: this.usedBytes,
-          budgetBytes: this.deps.options.memoryBudgetBytes,
-        });
-        this.relieving = biggest
-          .flush()
-          .catch((e) =>
-            this.deps.logger.warn('flush for the memory budget failed', { table: biggest.name, error: e }),
-          )
-          .finally(() => {
-            this.relieving = undefined;
-            this.usedAt = 0;
-          });
-      }
-    }
-    return over;
+    return this.memory.overBudget();
   }
 
-  /**
-   * What a compaction may take: what the budget leaves by the writer's own count, and no more
-   * than the process's resident memory leaves of it (its growth since start-up, which also holds
-   * what no count sees: the allocator's slack, garbage awaiting collection, the threads) — but
-   * always a quarter of the budget if the count leaves that, so compactions never wait for a
-   * collection that only their own allocations would bring. Writes are admitted by the count
-   * alone (it falls as soon as a flush lands).
-   */
+  /** What a compaction may take of the budget. */
   compactionHeadroom(): number {
-    const budget = this.deps.options.memoryBudgetBytes;
-    const byResident = budget - (process.memoryUsage.rss() - this.startRss);
-    return Math.min(budget - this.memoryInUse(), Math.max(byResident, budget / 4));
+    return this.memory.compactionHeadroom();
   }
 
-  /**
-   * The budget and what is held, for status; beside it the process's own figures (resident,
-   * V8 heap, memory outside the heap) so a gap between the two shows.
-   */
-  memoryStatus(): {
-    usedBytes: number;
-    budgetBytes: number;
-    workersBytes: number;
-    process: { rssBytes: number; startRssBytes: number; heapUsedBytes: number; externalBytes: number };
-  } {
-    const m = process.memoryUsage();
-    return {
-      usedBytes: this.memoryInUse(),
-      budgetBytes: this.deps.options.memoryBudgetBytes,
-      workersBytes: this.deps.pool.memoryBytes(),
-      process: {
-        rssBytes: m.rss,
-        startRssBytes: this.startRss,
-        heapUsedBytes: m.heapUsed,
-        externalBytes: m.external,
-      },
-    };
+  memoryStatus(): ReturnType<MemoryGovernor['memoryStatus']> {
+    return this.memory.memoryStatus();
   }
 
   /** Ready: every owned table open and undamaged, and the log writable. */
@@ -443,7 +346,12 @@ export class Writer {
       const factory = this.sourceFactories.get(kind);
       if (!factory)
         throw new Error(`table "${name}" has a ${kind} source, but this writer has no ${kind} support`);
-      owned.feed = await factory(def, handler, this);
+      owned.feed = await factory(def, handler, {
+        logger: this.deps.logger,
+        catalog: this.deps.catalog,
+        spillDir: this.deps.spillDir,
+        overBudget: () => this.overBudget(),
+      });
     } else {
       // A log that numbers the table's records itself must not hand out LSNs Iceberg already
       // covers (its folder was lost, or the table was renamed and its log is new).
@@ -452,7 +360,7 @@ export class Writer {
       const end = await this.deps.log.lastLsn(name);
       if (end > handler.lsn) this.recovering.set(name, { target: end, handler });
       owned.feed = await this.deps.log.subscribe(name, handler.lsn, (entry) =>
-        this.deliver(def, handler, entry),
+        this.delivery.deliver(def, handler, entry),
       );
       // A damaged log delivered its intact prefix; the table serves reads and refuses writes.
       const damage = await this.deps.log.damage?.(name);
@@ -467,157 +375,21 @@ export class Writer {
     return handler;
   }
 
-  private deliver(def: TableDefinition, handler: TableHandler, entry: LogEntry): void {
-    if (isMarker(entry)) {
-      const evolved = schemaChangeOf(entry);
-      if (evolved) {
-        void deliverSchemaChange(this.schemaContext(), def, handler, entry.lsn, evolved);
-        return;
-      }
-      const commit = streamCommitOf(entry);
-      if (commit) handler.streamCommit(commit, entry.lsn, undefined, { key: commit, hash: 'stream-commit' });
-      else handler.advance(entry.lsn);
-      return;
-    }
-    let ops: Operations;
-    let idem: IdempotentWrite | undefined;
-    let schema: TableSchema = handler.latestSchema;
-    let body = entry.payload;
-    try {
-      const rec = unwrapRecord(entry.payload);
-      body = rec.body;
-      idem = rec.idem;
-      // The schema the record was checked in (a change may have come between).
-      if (rec.schemaId !== undefined) schema = handler.schemaById(rec.schemaId) ?? schema;
-      ops = (entry.decoded as Operations | undefined) ?? decodeLogged(schema, body);
-    } catch (e) {
-      const evolved = this.newFieldsSchema(def, handler, body);
-      if (!evolved) {
-        this.deadLetter(def.name, entry, (e as Error).message);
-        handler.advance(entry.lsn);
-        return;
-      }
-      // A record with new fields (a table that adds columns): the change goes with it.
-      void deliverSchemaChange(this.schemaContext(), def, handler, entry.lsn, evolved, true);
-      schema = evolved.schema;
-      try {
-        ops = decodeLogged(schema, body);
-      } catch (again) {
-        this.deadLetter(def.name, entry, (again as Error).message);
-        handler.advance(entry.lsn);
-        return;
-      }
-    }
-    handler.apply(entry.lsn, ops, undefined, idem, schema);
-  }
-
-  /** The schema a record's new fields need, for tables that add columns (else undefined). */
-  private newFieldsSchema(
-    def: TableDefinition,
-    handler: TableHandler,
-    body: Uint8Array,
-  ): EvolvedSchema | undefined {
-    if (def.schemaEvolution !== 'add-columns' || isArrowStream(body)) return undefined;
-    try {
-      return schemaForNewFields(
-        def,
-        handler.latestSchema,
-        handler.latestLastColumnId,
-        new TextDecoder().decode(body),
-      );
-    } catch {
-      return undefined;
-    }
-  }
-
   private schemaContext(): SchemaChangeContext {
     return { catalog: this.deps.catalog, log: this.deps.log, logger: this.deps.logger };
   }
 
-  private readonly schemaChanges = new Map<string, Promise<unknown>>();
-
   /**
-   * Changes a table's schema (`POST /tables/{name}/schema`): checked against the newest schema,
-   * logged, applied, stored in the catalog. One change at a time per table.
+   * Changes a table's schema or partitioning (`POST /tables/{name}/schema`); one change at a
+   * time per table (see TableSchemaChanges).
    */
-  async changeSchema(name: string, body: unknown): Promise<SchemaChangeResult | PartitioningResult> {
-    const layout = partitioningChangeOf(body);
-    if (layout) {
-      return this.serialized(name, async () => {
-        const handler = await this.open(name);
-        const def = await this.deps.catalog.getTable(name);
-        if (!def) throw new Error(`table "${name}" does not exist`);
-        const refusal = this.writeRefusal(name);
-        if (refusal) throw refusal;
-        return changeOwnedLayout(this.schemaContext(), def, handler, layout);
-      });
-    }
-    const changes = parseSchemaChanges(body);
-    const run = async (): Promise<SchemaChangeResult> => {
-      const handler = await this.open(name);
-      const def = await this.deps.catalog.getTable(name);
-      if (!def) throw new Error(`table "${name}" does not exist`);
-      const refusal = this.writeRefusal(name);
-      if (refusal) throw refusal;
-      return changeOwnedSchema(this.schemaContext(), def, handler, changes);
-    };
-    return this.serialized(name, run);
+  changeSchema(name: string, body: unknown): Promise<SchemaChangeResult | PartitioningResult> {
+    return this.schemaChanges.change(name, body);
   }
 
-  /**
-   * Adds the columns a write's new fields need (tables created with `"schemaEvolution":
-   * "add-columns"`), before the write is checked and logged: the add-column changes whose
-   * column another write has not added meanwhile, as one change. Resolves with the definition
-   * to check the write against; undefined when the table does not add columns.
-   */
-  async addColumns(name: string, changes: SchemaChange[]): Promise<TableDefinition | undefined> {
-    const run = async (): Promise<TableDefinition | undefined> => {
-      const handler = await this.open(name);
-      const def = await this.deps.catalog.getTable(name);
-      if (def?.schemaEvolution !== 'add-columns') return undefined;
-      const have = new Set(handler.latestSchema.fields.map((f) => f.name));
-      const missing = changes.filter((c) => c.action === 'add-column' && !have.has(c.name));
-      if (missing.length > 0) await changeOwnedSchema(this.schemaContext(), def, handler, missing);
-      return evolvedDefinition(def, {
-        schema: handler.latestSchema,
-        lastColumnId: handler.latestLastColumnId,
-      });
-    };
-    return this.serialized(name, run);
-  }
-
-  /** Runs schema changes of one table one at a time. */
-  private serialized<T>(name: string, run: () => Promise<T>): Promise<T> {
-    const before = this.schemaChanges.get(name) ?? Promise.resolve();
-    const mine = before.then(run, run);
-    const tail = mine.catch(() => undefined);
-    this.schemaChanges.set(name, tail);
-    void tail.then(() => {
-      if (this.schemaChanges.get(name) === tail) this.schemaChanges.delete(name);
-    });
-    return mine;
-  }
-
-  private deadLetter(table: string, entry: LogEntry, reason: string): void {
-    this.deadLettered++;
-    this.deadLetteredByTable.set(table, (this.deadLetteredByTable.get(table) ?? 0) + 1);
-    const key = `deadletter/${table}/${entry.lsn.toString().padStart(20, '0')}.json`;
-    const body = JSON.stringify({
-      table,
-      lsn: entry.lsn.toString(),
-      reason,
-      record: new TextDecoder().decode(entry.payload),
-    });
-    // The reason may quote row data: it goes to the dead-letter object, the log gets where it failed.
-    this.deps.logger.warn('log record moved to dead-letter location', {
-      table,
-      lsn: entry.lsn,
-      at: reason.split(':')[0].slice(0, 80),
-      key,
-    });
-    this.deps.store
-      .put(key, new TextEncoder().encode(body))
-      .catch((e) => this.deps.logger.error('dead-letter write failed', { key, error: e }));
+  /** Adds the columns a write's new fields need (tables that add columns); see TableSchemaChanges. */
+  addColumns(name: string, changes: SchemaChange[]): Promise<TableDefinition | undefined> {
+    return this.schemaChanges.addColumns(name, changes);
   }
 
   /** The open handler's figures of a table, if this writer has it open. */
@@ -795,39 +567,4 @@ async function stopFeed(feed: LogSubscription | TableSource | undefined): Promis
   if (!feed) return;
   const r = feed.stop();
   if (r instanceof Promise) await r.catch(() => undefined);
-}
-
-const MARKER_PREFIX = new TextEncoder().encode('{"marker"');
-
-/**
- * A marker that commits a transaction streamed to the table by this process (an import):
- * `{"marker":"stream-commit","xid":…}`. The transaction commits at the marker's LSN and is kept
- * as an idempotency record under its xid; replayed after a restart (the streamed rows gone with
- * the process) it only moves the LSN.
- */
-export function streamCommitMarker(xid: string): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ marker: 'stream-commit', xid }));
-}
-
-function streamCommitOf(entry: LogEntry): string | undefined {
-  try {
-    const m = JSON.parse(new TextDecoder().decode(entry.payload)) as { marker?: unknown; xid?: unknown };
-    return m.marker === 'stream-commit' && typeof m.xid === 'string' ? m.xid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A marker record (see DurableLog.barrier): moves the table's LSN, changes nothing. */
-function isMarker(entry: LogEntry): boolean {
-  if (entry.decoded !== undefined || entry.payload.length < MARKER_PREFIX.length) return false;
-  for (let i = 0; i < MARKER_PREFIX.length; i++) if (entry.payload[i] !== MARKER_PREFIX[i]) return false;
-  return true;
-}
-
-/** A logged record's body decoded in `schema` (JSON or an Arrow stream). */
-function decodeLogged(schema: TableSchema, body: Uint8Array): Operations {
-  return isArrowStream(body)
-    ? decodeArrowRequest(schema, body, Number.MAX_SAFE_INTEGER)
-    : decodeRequest(schema, body);
 }

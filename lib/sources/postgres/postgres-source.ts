@@ -27,8 +27,7 @@ import type pg from 'pg';
 import type { Catalog } from '../../catalog/catalog.ts';
 import { checkLayoutColumns } from '../../engine/row-layout.ts';
 import { deliverSchemaChange } from '../../engine/schema-evolution.ts';
-import type { TableHandler } from '../../engine/table-handler.ts';
-import type { SourceFactory, TableSource } from '../../engine/writer.ts';
+import type { SourceFactory, TableSink, TableSource } from '../../engine/table-sink.ts';
 import { type Lsn, maxLsn } from '../../lsn.ts';
 import { rowMapper } from '../../schema/evolve-values.ts';
 import { describeChange, type EvolvedSchema, SchemaChangeError } from '../../schema/schema-change.ts';
@@ -115,13 +114,13 @@ function asIncoming(columns: { name: string; mapped: MappedType }[]): IncomingCo
 
 /** Registers this with `Writer.registerSource('postgres', …)`. */
 export function postgresSourceFactory(options: Partial<PostgresSourceOptions> = {}): SourceFactory {
-  return async (def, handler, writer) => {
-    const source = new PostgresSource(def, handler, {
-      logger: writer.deps.logger,
-      catalog: writer.deps.catalog,
-      spillDir: writer.deps.spillDir,
+  return async (def, sink, ctx) => {
+    const source = new PostgresSource(def, sink, {
+      logger: ctx.logger,
+      catalog: ctx.catalog,
+      spillDir: ctx.spillDir,
       options,
-      overBudget: () => writer.overBudget(),
+      overBudget: () => ctx.overBudget(),
     });
     source.start();
     return source;
@@ -224,7 +223,7 @@ export class PostgresSource implements TableSource {
 
   constructor(
     private readonly def: TableDefinition,
-    private readonly handler: TableHandler,
+    private readonly handler: TableSink,
     private readonly deps: PostgresSourceDeps,
   ) {
     const pgDef = def.source?.postgres;
