@@ -10,6 +10,11 @@
  * retry-token bucket cannot run dry during a long throttling spell and turn it into errors.
  */
 
+import {
+  isThrottlingError as smithyThrottling,
+  isTransientError as smithyTransient,
+} from '@smithy/core/retry';
+
 export interface RetryOptions {
   /** Attempts in all, the first included (default 8). */
   maxAttempts?: number;
@@ -39,7 +44,11 @@ export function resolveRetry(o: RetryOptions = {}): ResolvedRetry {
   };
 }
 
-/** Error names/codes AWS services use for throttling: the request was rejected, nothing was done. */
+/**
+ * Error names/codes AWS services use for throttling: the request was rejected, nothing was done.
+ * The SDK's own classifiers (`@smithy/core/retry`: isThrottlingError, isTransientError) are asked
+ * first; these lists add the names they lack (S3's SlowDown variants, DynamoDB's, KMS's).
+ */
 const THROTTLING = new Set([
   'Throttling',
   'ThrottlingException',
@@ -113,6 +122,7 @@ export function errorName(e: unknown): string | undefined {
 export function isThrottling(e: unknown): boolean {
   const f = fields(e);
   return (
+    smithyThrottling(e as Parameters<typeof smithyThrottling>[0]) ||
     THROTTLING.has(f.name ?? '') ||
     THROTTLING.has(f.Code ?? '') ||
     f.$retryable?.throttling === true ||
@@ -133,6 +143,7 @@ export function isRetryable(e: unknown): boolean {
   if (f.name === 'AbortError') return false;
   if (isThrottling(e)) return true;
   if (TRANSIENT.has(f.name ?? '') || TRANSIENT.has(f.Code ?? '')) return true;
+  if (smithyTransient(e as Parameters<typeof smithyTransient>[0])) return true;
   if (f.$retryable) return true;
   const status = httpStatusOf(e);
   if (status !== undefined && status >= 500) return true;
