@@ -15,6 +15,7 @@ import type { TableDefinition } from '../lib/schema/table-schema.ts';
 import type { ImportRecord, ImportRequest } from '../lib/sources/import/import-record.ts';
 import type { TablePlace } from '../lib/store/object-keys.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
+import type { Operations } from '../lib/txn/op-batch.ts';
 import type { Logger } from '../lib/util/logger.ts';
 
 /** How the API reaches the writer (never its memory: only requests it to act). */
@@ -130,7 +131,8 @@ export const DEFAULT_LIMITS: ApiLimits = {
 export interface Services {
   catalog: Catalog;
   store: ObjectStore;
-  log: DurableLog;
+  /** Appends carry the decoded operations (a writer in this process applies them without a re-parse). */
+  log: DurableLog<Operations>;
   writer: WriterLink;
   limits: ApiLimits;
   logger: Logger;

@@ -33,6 +33,7 @@ import { parseType } from '../lib/schema/iceberg-type.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
 import { LocalObjectStore } from '../lib/store/local-object-store.ts';
 import { createTable, definitionFromBody, renameTable } from '../lib/table-admin.ts';
+import type { Operations } from '../lib/txn/op-batch.ts';
 import { silentLogger } from '../lib/util/logger.ts';
 
 const glue = mockClient(GlueClient);
@@ -321,7 +322,7 @@ describe('the writer and its Glue mirror', () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlglue-'));
     const store = new LocalObjectStore(path.join(dir, 'objects'));
     const catalog = new MemoryCatalog();
-    const log = new LocalLog(path.join(dir, 'log'), { logger: silentLogger });
+    const log = new LocalLog<Operations>(path.join(dir, 'log'), { logger: silentLogger });
     const pool = new ParquetWorkerPool(1);
     const writer = new Writer({
       store,
@@ -435,7 +436,7 @@ describe('the writer and its Glue mirror', () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlglue-'));
     const store = new LocalObjectStore(path.join(dir, 'objects'));
     const catalog = new MemoryCatalog();
-    const log = new LocalLog(path.join(dir, 'log'), { logger: silentLogger });
+    const log = new LocalLog<Operations>(path.join(dir, 'log'), { logger: silentLogger });
     const pool = new ParquetWorkerPool(1);
     const writer = new Writer({
       store,

@@ -1,15 +1,17 @@
 /** The AWS adapters (S3, DynamoDB, Kinesis) built from configuration, emulator endpoints included. */
+
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { DynamoDbCatalog } from '../catalog/dynamodb-catalog.ts';
 import { KinesisLog } from '../log/kinesis-log.ts';
 import { S3ObjectStore } from '../store/s3-object-store.ts';
+import type { Operations } from '../txn/op-batch.ts';
 import type { Logger } from '../util/logger.ts';
 import type { AwsConfig } from './aws-config.ts';
 
 export interface AwsAdapters {
   store: S3ObjectStore;
   catalog: DynamoDbCatalog;
-  log: KinesisLog;
+  log: KinesisLog<Operations>;
   /** The S3 client settings (emulator endpoint included), for other buckets (import sources). */
   s3Config: Record<string, unknown>;
 }
@@ -45,7 +47,7 @@ export function awsAdapters(config: AwsConfig, logger: Logger): AwsAdapters {
       tableName: config.catalogTable,
       clientConfig: clientConfigFor(config, config.endpoints.dynamodb),
     }),
-    log: new KinesisLog({
+    log: new KinesisLog<Operations>({
       streamName: config.stream,
       clientConfig: clientConfigFor(config, config.endpoints.kinesis),
       compress: config.compressRecords ?? true,

@@ -3,6 +3,7 @@
  * folder is the object store, a JSON file the catalog, append-only files the durable log; the
  * writer runs in-process and the public API is served by the same handlers Lambda runs.
  */
+
 import path from 'node:path';
 import { routeGroups } from '../../functions/all-routes.ts';
 import { type ApiHandler, createApiHandler } from '../../functions/api.ts';
@@ -20,6 +21,7 @@ import { SnapshotReader } from '../read/snapshot-reader.ts';
 import { ImportRunner } from '../sources/import/import-runner.ts';
 import { postgresSourceFactory } from '../sources/postgres/postgres-source.ts';
 import { LocalObjectStore, recordedLocationBase } from '../store/local-object-store.ts';
+import type { Operations } from '../txn/op-batch.ts';
 import { lockDir } from '../util/dir-lock.ts';
 import { JsonLogger, type Logger } from '../util/logger.ts';
 
@@ -92,7 +94,7 @@ export async function startEmbedded(
     });
   const store = new LocalObjectStore(objects, { locationBase: located.locationBase });
   const catalog = await FileCatalog.open(path.join(dataDir, 'catalog.json'));
-  const log = new LocalLog(path.join(dataDir, 'log'), {
+  const log = new LocalLog<Operations>(path.join(dataDir, 'log'), {
     logger,
     maxOpenFiles: config.logMaxOpenFiles,
   });

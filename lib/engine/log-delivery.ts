@@ -32,7 +32,7 @@ export class LogDelivery {
     private readonly deps: { store: ObjectStore; logger: Logger; schemaContext: () => SchemaChangeContext },
   ) {}
 
-  deliver(def: TableDefinition, handler: TableHandler, entry: LogEntry): void {
+  deliver(def: TableDefinition, handler: TableHandler, entry: LogEntry<Operations>): void {
     if (isMarker(entry)) {
       const evolved = schemaChangeOf(entry);
       if (evolved) {
@@ -54,7 +54,7 @@ export class LogDelivery {
       idem = rec.idem;
       // The schema the record was checked in (a change may have come between).
       if (rec.schemaId !== undefined) schema = handler.schemaById(rec.schemaId) ?? schema;
-      ops = (entry.decoded as Operations | undefined) ?? decodeLogged(schema, body);
+      ops = entry.decoded ?? decodeLogged(schema, body);
     } catch (e) {
       const evolved = this.newFieldsSchema(def, handler, body);
       if (!evolved) {
@@ -95,7 +95,7 @@ export class LogDelivery {
     }
   }
 
-  private deadLetter(table: string, entry: LogEntry, reason: string): void {
+  private deadLetter(table: string, entry: LogEntry<Operations>, reason: string): void {
     this.deadLettered++;
     this.deadLetteredByTable.set(table, (this.deadLetteredByTable.get(table) ?? 0) + 1);
     const key = `deadletter/${table}/${entry.lsn.toString().padStart(20, '0')}.json`;

@@ -23,6 +23,7 @@ import type { TableDefinition } from '../schema/table-schema.ts';
 import { deletePrefix } from '../store/delete-prefix.ts';
 import { ephemeralRootOf, tableRootOf } from '../store/object-keys.ts';
 import { DataFileMissingError, type ObjectStore } from '../store/object-store.ts';
+import type { Operations } from '../txn/op-batch.ts';
 import { EventLoopDelay } from '../util/event-loop-delay.ts';
 import type { Logger } from '../util/logger.ts';
 import { BackpressureError } from '../util/memory-budget.ts';
@@ -52,7 +53,8 @@ export type { SourceFactory, TableSource } from './table-sink.ts';
 export interface WriterDeps {
   store: ObjectStore;
   catalog: Catalog;
-  log: DurableLog;
+  /** The durable log; entries appended by this process carry their decoded operations. */
+  log: DurableLog<Operations>;
   pool: ParquetWorkerPool;
   options: EngineOptions;
   logger: Logger;

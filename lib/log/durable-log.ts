@@ -5,12 +5,13 @@
  */
 import type { Lsn } from '../lsn.ts';
 
-export interface LogEntry {
+/** `D`: what the appender decoded the payload into (the writer's logs hold decoded operations). */
+export interface LogEntry<D = unknown> {
   lsn: Lsn;
   /** The transaction as stored (JSON text of `{"ops":[...]}`). */
   payload: Uint8Array;
   /** The validated transaction when the entry was appended by this process (saves a re-parse). */
-  decoded?: unknown;
+  decoded?: D;
 }
 
 /** Where a table's log was found damaged (a bad record that is not a torn tail). */
@@ -47,15 +48,15 @@ export interface LogSubscription {
   stop(): void;
 }
 
-export interface DurableLog {
+export interface DurableLog<D = unknown> {
   readonly description: string;
   /** Appends one transaction; resolves with its LSN once durable. */
-  append(table: string, payload: Uint8Array, decoded?: unknown): Promise<Lsn>;
+  append(table: string, payload: Uint8Array, decoded?: D): Promise<Lsn>;
   /**
    * Delivers every entry with LSN > `afterLsn` in LSN order: first what is stored, then new
    * entries as they become durable.
    */
-  subscribe(table: string, afterLsn: Lsn, onEntry: (entry: LogEntry) => void): Promise<LogSubscription>;
+  subscribe(table: string, afterLsn: Lsn, onEntry: (entry: LogEntry<D>) => void): Promise<LogSubscription>;
   /** The newest durable LSN of a table (0 when empty). */
   lastLsn(table: string): Promise<Lsn>;
   /**

@@ -80,7 +80,7 @@ function withoutHandler(config: KinesisClientConfig | undefined): KinesisClientC
   return rest;
 }
 
-export class KinesisLog implements DurableLog {
+export class KinesisLog<D = unknown> implements DurableLog<D> {
   readonly description: string;
   /** While it answers true, followers stop reading (the writer's memory budget). */
   holdBack: (() => boolean) | undefined;
@@ -103,7 +103,7 @@ export class KinesisLog implements DurableLog {
   private readonly last = new Map<string, Lsn>();
   private readonly readers = new ShardReaders(this);
   /** Decoded transactions appended here, handed to the subscriber that delivers them. */
-  private readonly decodedByTxn = new Map<string, unknown>();
+  private readonly decodedByTxn = new Map<string, D>();
   private closed = false;
 
   constructor(options: KinesisLogOptions) {
@@ -165,7 +165,7 @@ export class KinesisLog implements DurableLog {
 
   // ---------------------------------------------------------------- append
 
-  async append(table: string, payload: Uint8Array, decoded?: unknown): Promise<Lsn> {
+  async append(table: string, payload: Uint8Array, decoded?: D): Promise<Lsn> {
     this.checkTable(table);
     if (this.closed) throw new Error('log is closed');
     const txn = randomUUID();
@@ -282,13 +282,15 @@ export class KinesisLog implements DurableLog {
   async subscribe(
     table: string,
     afterLsn: Lsn,
-    onEntry: (entry: LogEntry) => void,
+    onEntry: (entry: LogEntry<D>) => void,
   ): Promise<LogSubscription> {
     this.checkTable(table);
     if (this.closed) throw new Error('log is closed');
+    // The shard readers carry entries of every table; `decoded` is what this log's appends
+    // held (takeDecoded), so of type D.
     const stop = await this.readers.subscribe(table, afterLsn, (e) => {
       this.noteLsn(table, e.lsn);
-      onEntry(e);
+      onEntry(e as LogEntry<D>);
     });
     return { stop };
   }
@@ -299,7 +301,7 @@ export class KinesisLog implements DurableLog {
   }
 
   /** Takes the decoded form of a transaction appended by this process, if still held. */
-  takeDecoded(txn: string | undefined): unknown {
+  takeDecoded(txn: string | undefined): D | undefined {
     if (txn === undefined) return undefined;
     const d = this.decodedByTxn.get(txn);
     if (d !== undefined) this.decodedByTxn.delete(txn);

@@ -38,14 +38,14 @@ export interface LocalLogOptions {
   segmentMaxBytes?: number;
 }
 
-export class LocalLog implements DurableLog, TableLogOwner {
+export class LocalLog<D = unknown> implements DurableLog<D>, TableLogOwner<D> {
   readonly description: string;
   readonly fs: LogFs;
   readonly logger: Logger | undefined;
   readonly segmentMaxBytes: number;
   private readonly maxOpenFiles: number;
-  private readonly tables = new Map<string, Promise<TableLog>>();
-  private readonly openFiles = new Set<TableLog>();
+  private readonly tables = new Map<string, Promise<TableLog<D>>>();
+  private readonly openFiles = new Set<TableLog<D>>();
   private readonly opening = new Semaphore(32);
   private readonly slotWaiters: (() => void)[] = [];
   private claiming = 0;
@@ -73,7 +73,7 @@ export class LocalLog implements DurableLog, TableLogOwner {
    * Waits until `t` may open a file without passing the limit, closing idle tables' files
    * first. A slot is held from here until {@link slotTaken}.
    */
-  async fileSlot(t: TableLog): Promise<void> {
+  async fileSlot(t: TableLog<D>): Promise<void> {
     while (this.openFiles.size + this.claiming >= this.maxOpenFiles) {
       const idle = this.leastRecentlyUsedIdle(t);
       if (idle) {
@@ -91,18 +91,18 @@ export class LocalLog implements DurableLog, TableLogOwner {
     this.claiming--;
   }
 
-  private leastRecentlyUsedIdle(except?: TableLog): TableLog | undefined {
-    let best: TableLog | undefined;
+  private leastRecentlyUsedIdle(except?: TableLog<D>): TableLog<D> | undefined {
+    let best: TableLog<D> | undefined;
     for (const t of this.openFiles)
       if (t !== except && t.idle && (!best || t.lastUsed < best.lastUsed)) best = t;
     return best;
   }
 
-  fileOpened(t: TableLog): void {
+  fileOpened(t: TableLog<D>): void {
     this.openFiles.add(t);
   }
 
-  fileClosed(t: TableLog): void {
+  fileClosed(t: TableLog<D>): void {
     this.openFiles.delete(t);
     this.slotWaiters.shift()?.();
   }
@@ -139,11 +139,11 @@ export class LocalLog implements DurableLog, TableLogOwner {
     this.failedBytes = 0;
   }
 
-  private table(name: string): Promise<TableLog> {
+  private table(name: string): Promise<TableLog<D>> {
     if (!TABLE_NAME_PATTERN.test(name)) throw new Error(`invalid table name ${JSON.stringify(name)}`);
     let t = this.tables.get(name);
     if (!t) {
-      const log = new TableLog(path.join(this.dir, name), name, this);
+      const log = new TableLog<D>(path.join(this.dir, name), name, this);
       t = this.opening
         .run(() => log.open())
         .then(
@@ -158,7 +158,7 @@ export class LocalLog implements DurableLog, TableLogOwner {
     return t;
   }
 
-  async append(table: string, payload: Uint8Array, decoded?: unknown): Promise<Lsn> {
+  async append(table: string, payload: Uint8Array, decoded?: D): Promise<Lsn> {
     const sealed = this.sealed.get(table);
     if (sealed) throw sealed;
     const t = await this.table(table);
@@ -178,16 +178,16 @@ export class LocalLog implements DurableLog, TableLogOwner {
   async subscribe(
     table: string,
     afterLsn: Lsn,
-    onEntry: (entry: LogEntry) => void,
+    onEntry: (entry: LogEntry<D>) => void,
   ): Promise<LogSubscription> {
     const t = await this.table(table);
     // Everything ≤ the durable LSN now is on disk; later entries arrive live. Buffer live ones
     // until the stored ones have been delivered, so order holds.
     const through = t.durableLsn;
-    const buffered: LogEntry[] = [];
+    const buffered: LogEntry<D>[] = [];
     let replaying = true;
     let stopped = false;
-    const live = (e: LogEntry): void => {
+    const live = (e: LogEntry<D>): void => {
       if (stopped || e.lsn <= afterLsn) return;
       if (replaying) buffered.push(e);
       else onEntry(e);

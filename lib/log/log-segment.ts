@@ -124,7 +124,8 @@ export interface SegmentProblem {
 }
 
 export interface SegmentScan {
-  entries: LogEntry[];
+  /** Read back from disk: payloads only (`decoded` is what an appender held in memory). */
+  entries: LogEntry<never>[];
   /** Bytes of intact records from the start (where a torn tail is cut). */
   validBytes: number;
   /** The LSN after the last intact record of the prefix. */
@@ -145,7 +146,7 @@ export function scanSegment(
 ): SegmentScan {
   const { format } = name;
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const entries: LogEntry[] = [];
+  const entries: LogEntry<never>[] = [];
   let at = 0;
   let expected = name.firstLsn;
   const header = headerBytes(format);
@@ -178,11 +179,11 @@ export function scanSegment(
 export function salvageSegment(
   buf: Uint8Array,
   name: SegmentName,
-): { entries: LogEntry[]; badRanges: { offset: number; bytes: number }[] } {
+): { entries: LogEntry<never>[]; badRanges: { offset: number; bytes: number }[] } {
   const { format } = name;
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const header = headerBytes(format);
-  const entries: LogEntry[] = [];
+  const entries: LogEntry<never>[] = [];
   const badRanges: { offset: number; bytes: number }[] = [];
   let at = 0;
   let lastLsn = name.firstLsn - 1n;

@@ -23,25 +23,25 @@ import {
 export const SKIPS_FILE = 'skipped-lsns.json';
 
 /** What a table's log needs from the log it belongs to. */
-export interface TableLogOwner {
+export interface TableLogOwner<D = unknown> {
   readonly fs: LogFs;
   readonly logger: Logger | undefined;
   readonly segmentMaxBytes: number;
   /** A use counter, for least-recently-used closing. */
   tick(): number;
   /** Waits until a file may be opened without passing the limit; held until {@link slotTaken}. */
-  fileSlot(t: TableLog): Promise<void>;
+  fileSlot(t: TableLog<D>): Promise<void>;
   slotTaken(): void;
-  fileOpened(t: TableLog): void;
-  fileClosed(t: TableLog): void;
+  fileOpened(t: TableLog<D>): void;
+  fileClosed(t: TableLog<D>): void;
   /** The table is done writing for now. */
   release(): void;
   writeFailed(table: string, e: Error, bytes: number): void;
   writeSucceeded(): void;
 }
 
-interface Pending {
-  entry: LogEntry;
+interface Pending<D> {
+  entry: LogEntry<D>;
   frame: Uint8Array;
   resolve: (lsn: Lsn) => void;
   reject: (e: unknown) => void;
@@ -57,7 +57,7 @@ export function readSkips(text: string): LsnRange[] {
   return raw.map((r) => ({ from: BigInt(r.from), to: BigInt(r.to) }));
 }
 
-export class TableLog {
+export class TableLog<D = unknown> {
   segments: Segment[] = [];
   /** The segment appends go to; its file exists once `created`. */
   active!: Segment & { created: boolean };
@@ -67,19 +67,19 @@ export class TableLog {
   cutPending = false;
   nextLsn: Lsn = 1n;
   durableLsn: Lsn = 0n;
-  queue: Pending[] = [];
+  queue: Pending<D>[] = [];
   flushing = false;
   lastUsed = 0;
-  subscribers = new Set<(e: LogEntry) => void>();
+  subscribers = new Set<(e: LogEntry<D>) => void>();
   damage: LogDamage | undefined;
   skips: LsnRange[] = [];
   /** What open() read, handed to a subscriber before any append instead of reading the files again. */
-  private opened: LogEntry[] | undefined;
+  private opened: LogEntry<D>[] | undefined;
 
   constructor(
     readonly dir: string,
     readonly table: string,
-    private readonly owner: TableLogOwner,
+    private readonly owner: TableLogOwner<D>,
   ) {}
 
   private get fs(): LogFs {
@@ -101,7 +101,7 @@ export class TableLog {
     found.sort((a, b) =>
       a.name.firstLsn < b.name.firstLsn ? -1 : a.name.firstLsn > b.name.firstLsn ? 1 : 0,
     );
-    const entries: LogEntry[] = [];
+    const entries: LogEntry<D>[] = [];
     let expected: Lsn | undefined;
     let lastBytes = 0;
     for (let i = 0; i < found.length; i++) {
@@ -294,7 +294,7 @@ export class TableLog {
     });
   }
 
-  append(payload: Uint8Array, decoded: unknown): Promise<Lsn> {
+  append(payload: Uint8Array, decoded: D | undefined): Promise<Lsn> {
     if (this.damage) return Promise.reject(new LogDamagedError(this.damage));
     const lsn = this.nextLsn++;
     this.lastUsed = this.owner.tick();
@@ -358,10 +358,10 @@ export class TableLog {
     this.owner.release();
   }
 
-  async readStored(afterLsn: Lsn, throughLsn: Lsn): Promise<LogEntry[]> {
+  async readStored(afterLsn: Lsn, throughLsn: Lsn): Promise<LogEntry<D>[]> {
     const opened = this.opened;
     this.opened = undefined;
-    const out: LogEntry[] = [];
+    const out: LogEntry<D>[] = [];
     if (opened) {
       for (const e of opened) if (e.lsn > afterLsn && e.lsn <= throughLsn) out.push(e);
       return out;
