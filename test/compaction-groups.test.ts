@@ -3,11 +3,13 @@
  * within their partition; a partition's few small files wait until they are old enough, then
  * merge; files of an earlier spec are rewritten into the current one before anything else.
  */
+
 import { describe, expect, it } from 'vitest';
 import { planLayoutCompaction } from '../lib/engine/compaction-groups.ts';
 import { type DataFile, newDataFile } from '../lib/engine/data-file.ts';
 import type { RowLayout } from '../lib/engine/row-layout.ts';
 import { UNSORTED } from '../lib/schema/sort-order.ts';
+import { asFileId } from '../lib/store/object-keys.ts';
 
 const spec = {
   specId: 1,
@@ -20,7 +22,7 @@ let nextId = 1;
 function file(day: number, addedAt: number, specId = 1): DataFile {
   const id = nextId++;
   return newDataFile({
-    fileId: id,
+    fileId: asFileId(id),
     key: `t/data/${String(id).padStart(8, '0')}-x.parquet`,
     rowCount: 100,
     sizeBytes: 1000,
@@ -36,7 +38,7 @@ const opts = (extra = {}) => ({
   targetFileBytes: 1 << 20,
   deletedRatio: 0.2,
   minSmallFiles: 4,
-  nextFileId: () => 0,
+  nextFileId: () => asFileId(0),
   keyFor: () => '',
   startLsn: 1n,
   layout,

@@ -1,4 +1,5 @@
 /** Unit tests of the engine's small parts: MemSlice, key table, event loop, pending deletes, catalogs, local store. */
+
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +26,7 @@ import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
 import { LocalObjectStore } from '../lib/store/local-object-store.ts';
 import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
+import { asFileId } from '../lib/store/object-keys.ts';
 import { NotFoundError, PreconditionFailedError } from '../lib/store/object-store.ts';
 import { silentLogger } from '../lib/util/logger.ts';
 
@@ -162,7 +164,14 @@ describe('PendingDeletes', () => {
 
 describe('compaction planning', () => {
   const file = (fileId: number, sizeBytes: number, rowCount: number, deleted: number) => {
-    const f = newDataFile({ fileId, key: `k${fileId}`, rowCount, sizeBytes, addedLsn: 1n, stats: new Map() });
+    const f = newDataFile({
+      fileId: asFileId(fileId),
+      key: `k${fileId}`,
+      rowCount,
+      sizeBytes,
+      addedLsn: 1n,
+      stats: new Map(),
+    });
     for (let i = 0; i < deleted; i++) f.deletes.add(i);
     return f;
   };
@@ -172,7 +181,7 @@ describe('compaction planning', () => {
     minSmallFiles: 3,
     nextFileId: (() => {
       let n = 100;
-      return () => n++;
+      return () => asFileId(n++);
     })(),
     keyFor: (id: number) => `out${id}`,
     startLsn: 5n,
@@ -226,7 +235,7 @@ function planAllAtOnce(files: DataFile[]) {
     targetFileBytes: 1 << 30,
     deletedRatio: 0.1,
     minSmallFiles: 2,
-    nextFileId: () => next++,
+    nextFileId: () => asFileId(next++),
     keyFor: (id) => `data/${id}.parquet`,
     startLsn: 2n,
   })!;
@@ -248,14 +257,14 @@ describe('compaction run', () => {
       const rows = Uint32Array.from({ length: 300 }, (_, i) => i);
       const [r] = (
         await writeSliceToFile(
-          { slice, rows, fileId, key: `data/${fileId}.parquet`, compression: 'none' },
+          { slice, rows, fileId: asFileId(fileId), key: `data/${fileId}.parquet`, compression: 'none' },
           store,
           pool,
         )
       ).files;
       index.add(r.run!);
       const f = newDataFile({
-        fileId,
+        fileId: asFileId(fileId),
         key: r.key,
         rowCount: 300,
         sizeBytes: r.sizeBytes,
@@ -330,7 +339,7 @@ describe('compaction run', () => {
       const plan = {
         ...whole,
         rowsPerOutput: 200,
-        outputs: [20, 21, 22].map((fileId) => ({ fileId, key: `data/${fileId}.parquet` })),
+        outputs: [20, 21, 22].map((fileId) => ({ fileId: asFileId(fileId), key: `data/${fileId}.parquet` })),
       };
       const r = await runCompaction(plan, {
         store,
@@ -395,7 +404,7 @@ describe('compaction in bounded memory', () => {
       const key = `data/${fileId}.parquet`;
       await store.put(key, bytes);
       const f = newDataFile({
-        fileId,
+        fileId: asFileId(fileId),
         key,
         rowCount: 5000,
         sizeBytes: bytes.length,
@@ -419,7 +428,7 @@ describe('compaction in bounded memory', () => {
         ...plan,
         rowsPerOutput: 4000,
         outputs: Array.from({ length: outputs }, (_, k) => ({
-          fileId: 20 + k,
+          fileId: asFileId(20 + k),
           key: `data/${20 + k}.parquet`,
         })),
       },
@@ -460,7 +469,7 @@ describe('compaction in bounded memory', () => {
   it('plans no bigger a pass than the memory the budget leaves', () => {
     const f = (fileId: number) =>
       newDataFile({
-        fileId,
+        fileId: asFileId(fileId),
         key: `k${fileId}`,
         rowCount: 100_000,
         sizeBytes: 1_000_000,
@@ -471,7 +480,7 @@ describe('compaction in bounded memory', () => {
       targetFileBytes: 64 << 20,
       deletedRatio: 0.1,
       minSmallFiles: 2,
-      nextFileId: () => 99,
+      nextFileId: () => asFileId(99),
       keyFor: (id: number) => `data/${id}`,
       startLsn: 1n,
       rowBytes: 50,

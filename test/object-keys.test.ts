@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import {
+  asFileId,
   dataFileKey,
   derivedLocation,
   ephemeralRootOf,
@@ -79,7 +80,7 @@ describe('object keys', () => {
       const root = tableRootOf(place);
       const tmp = ephemeralRootOf(place);
       for (const id of ids) {
-        for (const fileId of [0, 42, 99_999_999, 1_234_567_890]) {
+        for (const fileId of [0, 42, 99_999_999, 1_234_567_890].map(asFileId)) {
           const key = dataFileKey(root, fileId, id);
           expect(parseObjectKey(key)).toEqual({ kind: 'data-file', fileId });
           expect(fileIdFromKey(key)).toBe(fileId);

@@ -12,6 +12,7 @@ import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
+import type { FileId } from '../store/object-keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { CompactionJob, Placement } from './compaction-job.ts';
 
@@ -24,7 +25,7 @@ import { hasLayout, type RowLayout } from './row-layout.ts';
 import { compactIn } from './worker-jobs.ts';
 
 export interface CompactionInput {
-  fileId: number;
+  fileId: FileId;
   key: string;
   rowCount: number;
   sizeBytes: number;
@@ -38,7 +39,7 @@ export interface CompactionPlan {
    * Output files to write (ids and keys reserved up front; for a laid-out plan, added as the
    * job finds its partitions, see runCompaction).
    */
-  outputs: { fileId: number; key: string }[];
+  outputs: { fileId: FileId; key: string }[];
   /** Rows per output file, so outputs land near the target size. */
   rowsPerOutput: number;
   startLsn: Lsn;
@@ -47,7 +48,7 @@ export interface CompactionPlan {
 }
 
 export interface CompactionOutput {
-  fileId: number;
+  fileId: FileId;
   key: string;
   rowCount: number;
   sizeBytes: number;
@@ -109,8 +110,8 @@ export interface PlanOptions {
   busy?: boolean;
   /** Called when small files that would be merged now wait because of `busy`. */
   onDeferred?: () => void;
-  nextFileId: () => number;
-  keyFor: (fileId: number) => string;
+  nextFileId: () => FileId;
+  keyFor: (fileId: FileId) => string;
   startLsn: Lsn;
   /**
    * At most this much memory (compactionMemory) for the pass, what the budget leaves; a pass
@@ -227,7 +228,7 @@ export interface CompactionDeps {
   /** Key hashes of the inputs' rows from the index (gathered in the background meanwhile). */
   rowHashes?: Map<number, RowHashes> | Promise<Map<number, RowHashes>>;
   /** A laid-out plan's output ids and keys, taken as the job's outputs come back. */
-  allocate?: () => { fileId: number; key: string };
+  allocate?: () => { fileId: FileId; key: string };
 }
 
 /**

@@ -7,10 +7,11 @@ import type { ColumnStats } from '../columns/column-stats.ts';
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
+import type { FileId } from '../store/object-keys.ts';
 import type { DeletionVectorRef } from './mem-slice.ts';
 
 export interface DataFile {
-  fileId: number;
+  fileId: FileId;
   key: string;
   rowCount: number;
   sizeBytes: number;

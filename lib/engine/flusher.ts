@@ -6,10 +6,12 @@
  * is sorted here between events; the upload is async I/O. The result (file,
  * stats, index run for its keys) returns to the loop as a `flush-done` event.
  */
+
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { ColumnStats } from '../columns/column-stats.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
+import type { FileId } from '../store/object-keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { IndexRun, runForFile } from './index-run.ts';
 import { KeyHasher } from './key-hash.ts';
@@ -21,7 +23,7 @@ export interface FlushJob {
   slice: MemSlice;
   /** Slice rows to write, in order; row i of the file is slice row rows[i]. */
   rows: Uint32Array;
-  fileId: number;
+  fileId: FileId;
   key: string;
   compression: 'zstd' | 'snappy' | 'lz4' | 'none';
   /**
@@ -29,12 +31,12 @@ export interface FlushJob {
    * others `allocate()`'s), rows in the sort order.
    */
   layout?: RowLayout;
-  allocate?: () => { fileId: number; key: string };
+  allocate?: () => { fileId: FileId; key: string };
 }
 
 /** A data file a flush wrote. */
 export interface FlushedFile {
-  fileId: number;
+  fileId: FileId;
   key: string;
   sizeBytes: number;
   rowCount: number;

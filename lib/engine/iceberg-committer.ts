@@ -17,7 +17,7 @@ import type { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
 import type { PartitionSpec } from '../schema/partition-spec.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
-import { indexRunKey, metadataKeyFor, metadataVersion } from '../store/object-keys.ts';
+import { asFileId, type FileId, indexRunKey, metadataKeyFor, metadataVersion } from '../store/object-keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { Clock } from '../util/clock.ts';
 import type { NewId } from '../util/ids.ts';
@@ -102,7 +102,7 @@ export function buildCommit(input: {
   });
   const committedDeletes = new Map<number, RoaringBitmap64>();
   for (const [fileId, positions] of snapshot) {
-    const f = byId.get(fileId);
+    const f = byId.get(asFileId(fileId));
     if (!f) continue;
     const next = f.committedDeletes.clone();
     for (const p of positions) next.add(p);
@@ -143,7 +143,7 @@ export async function runCommit(
     iceberg: IcebergTable;
     pointer: PointerKeeper;
     tableRoot: string;
-    nextFileId: number;
+    nextFileId: FileId;
     clock: Clock;
     newId: NewId;
   },

@@ -4,6 +4,7 @@
  * be persisting the current runs, so a merge neither starts nor is installed during one.
  */
 
+import { asFileId } from '../store/object-keys.ts';
 import type { IndexRun } from './index-run.ts';
 import type { TableContext } from './table-context.ts';
 
@@ -30,7 +31,7 @@ export class IndexMerges {
     // Drop only entries a recovery could never need: rows deleted as of the last Iceberg commit
     // (a later commit's state includes those deletes) and files no longer in the table.
     const merging = index.mergeInBackground((fileId, pos) => {
-      const f = t.state.files.get(fileId);
+      const f = t.state.files.get(asFileId(fileId));
       return f !== undefined && !f.committedDeletes.has(pos);
     });
     this.merge = 'running';

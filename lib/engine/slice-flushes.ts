@@ -5,7 +5,7 @@
  * the slice's rows stay readable from tail files meanwhile).
  */
 
-import { dataFileKey } from '../store/object-keys.ts';
+import { dataFileKey, type FileId } from '../store/object-keys.ts';
 import type { FlushJob } from './flusher.ts';
 import { writeSliceToFile } from './flusher.ts';
 import type { MemSlice } from './mem-slice.ts';
@@ -26,7 +26,7 @@ export class SliceFlushes {
     }
   }
 
-  start(slice: MemSlice, rows: Uint32Array, fileId: number): void {
+  start(slice: MemSlice, rows: Uint32Array, fileId: FileId): void {
     const t = this.t;
     this.inFlight++;
     const key = dataFileKey(t.tableRoot, fileId, t.newId());
@@ -43,7 +43,7 @@ export class SliceFlushes {
    * after the first under ids allocated as the flush finds its partitions (listed in `extra`,
    * kept from the orphan sweep until installed).
    */
-  job(slice: MemSlice, rows: Uint32Array, fileId: number, key: string, extra: string[]): FlushJob {
+  job(slice: MemSlice, rows: Uint32Array, fileId: FileId, key: string, extra: string[]): FlushJob {
     const t = this.t;
     return {
       slice,
@@ -53,7 +53,7 @@ export class SliceFlushes {
       compression: t.options.dataCompression,
       layout: t.state.layout,
       allocate: () => {
-        const id = t.state.nextFileId++;
+        const id = t.state.newFileId();
         const k = dataFileKey(t.tableRoot, id, t.newId());
         t.writesInFlight.add(k);
         extra.push(k);

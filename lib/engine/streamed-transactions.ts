@@ -49,7 +49,7 @@ export class StreamedTransactions {
       s.discardActive();
       return;
     }
-    const fileId = t.state.nextFileId++;
+    const fileId = t.state.newFileId();
     const spilled = s.spill(fileId, dataFileKey(t.tableRoot, fileId, t.newId()));
     t.writesInFlight.add(spilled.key);
     spilled.extra = [];

@@ -8,6 +8,7 @@
 import { rowMapper } from '../schema/evolve-values.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
+import type { FileId } from '../store/object-keys.ts';
 import type { DecodedOp } from '../txn/transaction.ts';
 import type { FlushResult } from './flusher.ts';
 import { KeyHasher } from './key-hash.ts';
@@ -17,7 +18,7 @@ import { MemSlice } from './mem-slice.ts';
 export interface SpilledSlice {
   slice: MemSlice;
   rows: Uint32Array;
-  fileId: number;
+  fileId: FileId;
   key: string;
   /** Keys of the files after the first (a partitioned table's spill writes one per partition). */
   extra?: string[];
@@ -104,7 +105,7 @@ export class StreamingTransaction {
   }
 
   /** Freezes the private slice for flushing; the caller starts the file write. */
-  spill(fileId: number, key: string): SpilledSlice {
+  spill(fileId: FileId, key: string): SpilledSlice {
     const slice = this.active;
     slice.frozenAt = 0n;
     const s: SpilledSlice = { slice, rows: slice.liveRows(), fileId, key };

@@ -42,7 +42,7 @@ export class TableCompaction {
       minSmallFiles: o.compactMinSmallFiles,
       busy,
       onDeferred: () => this.deferred++,
-      nextFileId: () => state.nextFileId++,
+      nextFileId: () => state.newFileId(),
       keyFor: (fileId) => dataFileKey(t.tableRoot, fileId, t.newId()),
       startLsn: state.appliedLsn,
       // No bigger a pass than what the memory budget leaves (compactionMemory).
@@ -61,7 +61,7 @@ export class TableCompaction {
       keyColumns: state.codec.keyColumns,
       compression: o.dataCompression,
       allocate: () => {
-        const fileId = state.nextFileId++;
+        const fileId = state.newFileId();
         const key = dataFileKey(t.tableRoot, fileId, t.newId());
         t.writesInFlight.add(key);
         return { fileId, key };

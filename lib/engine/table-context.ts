@@ -13,6 +13,7 @@ import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { PartitionSpec } from '../schema/partition-spec.ts';
 import type { EvolvedSchema } from '../schema/schema-change.ts';
 import type { TableDefinition, TableSchema } from '../schema/table-schema.ts';
+import type { FileId } from '../store/object-keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { Operations } from '../txn/op-batch.ts';
 import type { DecodedOp } from '../txn/transaction.ts';
@@ -74,7 +75,7 @@ export type TableEvent =
 export interface FlushDone {
   type: 'flush-done';
   slice: MemSlice;
-  fileId: number;
+  fileId: FileId;
   rows: Uint32Array;
   key: string;
   /** Keys of the files after the first (a partitioned flush). */
@@ -127,7 +128,7 @@ export interface TableHandlerDeps {
 export interface RecoveredState {
   files: DataFile[];
   runs: IndexRun[];
-  nextFileId: number;
+  nextFileId: FileId;
   lsn: Lsn;
   checkpoints: Record<string, string>;
   /**

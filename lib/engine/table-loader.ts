@@ -14,7 +14,7 @@ import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
 import { keyString } from '../schema/values.ts';
-import { fileIdFromKey, tableRootOf } from '../store/object-keys.ts';
+import { asFileId, fileIdFromKey, tableRootOf } from '../store/object-keys.ts';
 import { DataFileMissingError, NotFoundError, type ObjectStore } from '../store/object-store.ts';
 import { rowCodec } from '../txn/transaction.ts';
 import type { Logger } from '../util/logger.ts';
@@ -108,6 +108,7 @@ async function openTableOrThrow(deps: OpenTableDeps): Promise<TableHandler> {
     maxSnapshotAgeMs: deps.options.maxSnapshotAgeMs,
     pool: deps.pool,
     newId: deps.newId,
+    clock: deps.clock,
   });
   const keeper = new PointerKeeper(catalog, def.name, epoch, pointer);
   if (!pointer?.metadataKey) {
@@ -220,7 +221,7 @@ export async function recoverState(
   const checkpoints = summary[SUMMARY_CHECKPOINTS]
     ? (JSON.parse(summary[SUMMARY_CHECKPOINTS]) as Record<string, string>)
     : {};
-  const nextFileId = Math.max(maxId + 1, Number(summary[SUMMARY_NEXT_FILE_ID] ?? '1'));
+  const nextFileId = asFileId(Math.max(maxId + 1, Number(summary[SUMMARY_NEXT_FILE_ID] ?? '1')));
   const idempotencyKey = summary[SUMMARY_IDEMPOTENCY];
   return { files, runs, nextFileId, lsn, checkpoints, ...(idempotencyKey ? { idempotencyKey } : {}) };
 }

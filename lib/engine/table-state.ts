@@ -13,6 +13,7 @@
 
 import type { Lsn } from '../lsn.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
+import { asFileId, type FileId } from '../store/object-keys.ts';
 import { OP_DELETE, OpBatch, type Operations } from '../txn/op-batch.ts';
 import { type DecodedOp, type RowCodec, rowCodec } from '../txn/transaction.ts';
 import type { Clock } from '../util/clock.ts';
@@ -31,11 +32,8 @@ import type { RowLayout } from './row-layout.ts';
 export interface SliceToFlush {
   slice: MemSlice;
   rows: Uint32Array;
-  fileId: number;
+  fileId: FileId;
 }
-
-/** A slice frozen for flushing: the LSN it holds rows up to is known. */
-export type FrozenSlice = MemSlice & { frozenAt: Lsn };
 
 export function frozenAt(slice: MemSlice): Lsn {
   if (slice.frozenAt === undefined) throw new Error(`slice ${slice.id} is not frozen`);
@@ -47,7 +45,7 @@ export interface TableStateInit {
   layout: RowLayout;
   files: DataFile[];
   runs: IndexRun[];
-  nextFileId: number;
+  nextFileId: FileId;
   lsn: Lsn;
   checkpoints: Record<string, string>;
   options: EngineOptions;
@@ -67,8 +65,9 @@ export class TableState {
   readonly frozen: MemSlice[] = [];
   /** Frozen slices whose flush the loop has not started yet. */
   readonly toFlush: SliceToFlush[] = [];
-  readonly files = new Map<number, DataFile>();
-  nextFileId: number;
+  readonly files = new Map<FileId, DataFile>();
+  /** The next data file's id (see newFileId). */
+  private fileIdSeq: number;
   readonly index: FileIndex;
   readonly pendingDeletes = new PendingDeletes();
   appliedLsn: Lsn;
@@ -101,9 +100,19 @@ export class TableState {
     });
     for (const f of init.files) this.files.set(f.fileId, f);
     for (const r of init.runs) this.index.add(r);
-    this.nextFileId = init.nextFileId;
+    this.fileIdSeq = init.nextFileId;
     this.appliedLsn = init.lsn;
     this.checkpoints = { ...init.checkpoints };
+  }
+
+  /** An id for a new data file (ids are never reused). */
+  newFileId(): FileId {
+    return asFileId(this.fileIdSeq++);
+  }
+
+  /** The id the next data file gets (what a commit records for recovery). */
+  get nextFileId(): FileId {
+    return asFileId(this.fileIdSeq);
   }
 
   /** A new active slice, sized for as many rows as the one before it reached (at most 4 M). */
@@ -204,7 +213,7 @@ export class TableState {
   /** The index's answer for {@link findInFiles} (one visitor for every lookup: no closure per row). */
   private found: { file: DataFile; pos: number } | undefined;
   private readonly visitIndexEntry = (fileId: number, pos: number): boolean => {
-    const file = this.files.get(fileId);
+    const file = this.files.get(asFileId(fileId));
     if (!file || file.removedLsn !== undefined || file.deletes.has(pos)) return false;
     this.found = { file, pos };
     return true;
@@ -233,7 +242,7 @@ export class TableState {
       return;
     }
     this.frozen.push(slice);
-    this.toFlush.push({ slice, rows, fileId: this.nextFileId++ });
+    this.toFlush.push({ slice, rows, fileId: this.newFileId() });
   }
 
   /** A slice frozen elsewhere (a streamed transaction's) joins the table's frozen slices at `lsn`. */
@@ -350,13 +359,13 @@ export class TableState {
       if (f.inIceberg) this.removedSinceCommit.push(f.key);
     }
     this.pendingDeletes.remap((fileId, pos) => {
-      if (!inputIds.has(fileId)) return [fileId, pos];
-      const at = result.mapping.get(fileId)?.place(pos);
+      if (!inputIds.has(asFileId(fileId))) return [fileId, pos];
+      const at = result.mapping.get(asFileId(fileId))?.place(pos);
       return at ? [outputs[at[0]].fileId, at[1]] : undefined;
     });
     // The inputs' index entries are never needed again (recovery from an older commit loads
     // that commit's persisted runs, which stay referenced).
-    this.index.dropDeadRuns((fileId) => this.files.has(fileId));
+    this.index.dropDeadRuns((fileId) => this.files.has(asFileId(fileId)));
     this.stateVersion++;
     this.markChanged();
     return outputs;
@@ -366,7 +375,7 @@ export class TableState {
   committed(plan: CommitPlan): void {
     for (const f of plan.included) f.inIceberg = true;
     for (const [fileId, committed] of plan.committedDeletes) {
-      const f = this.files.get(fileId);
+      const f = this.files.get(asFileId(fileId));
       if (f) f.committedDeletes = committed;
     }
     this.pendingDeletes.takeThrough(plan.lsn);

@@ -45,6 +45,7 @@ import {
   versionHintKey,
 } from '../store/object-keys.ts';
 import { NotFoundError, type ObjectStore, putRetrying } from '../store/object-store.ts';
+import type { Clock } from '../util/clock.ts';
 import { type NewId, randomId } from '../util/ids.ts';
 import { type AvroDataFile, type AvroManifestFile, CONTENT, MANIFEST_STATUS } from './avro-schemas.ts';
 import {
@@ -172,6 +173,8 @@ export interface IcebergOptions {
   pool?: ParquetWorkerPool;
   /** Ids in the names of the files a commit writes (default: random UUIDs; seeded in simulations). */
   newId?: NewId;
+  /** Back-offs between attempts of a metadata write (default: the system's clock). */
+  clock?: Clock;
 }
 
 export class IcebergConflictError extends Error {
@@ -219,6 +222,7 @@ export class IcebergTable {
   private readonly opts: typeof DEFAULTS & { maxSnapshotAgeMs?: number };
   private readonly pool: ParquetWorkerPool;
   private readonly newId: NewId;
+  private readonly clock: Clock | undefined;
   private index: ReferenceIndex | undefined;
   private schemaCache: TableSchema | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -239,6 +243,7 @@ export class IcebergTable {
     };
     this.pool = options.pool ?? parquetPool();
     this.newId = options.newId ?? randomId;
+    this.clock = options.clock;
   }
 
   get metadata(): TableMetadata {
@@ -717,7 +722,7 @@ export class IcebergTable {
     // one transient error does not fail a commit that writes dozens of files.
     const put = async (key: string, bytes: Uint8Array): Promise<void> => {
       written.push(key);
-      await putRetrying(this.store, key, bytes);
+      await putRetrying(this.store, key, bytes, this.clock);
     };
     const addedEntry = (data: AvroDataFile): MaterializedEntry => ({
       status: MANIFEST_STATUS.ADDED,

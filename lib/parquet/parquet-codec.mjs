@@ -76,11 +76,31 @@ export function decodeParquet(parquet, columns) {
 }
 
 /**
+ * What parquet-wasm reads a file through (`size`, `slice`, `arrayBuffer`, as a Blob has), over
+ * bytes in memory. A Node Blob copies on the thread pool when read; this answers at once, so a
+ * read takes the same turns however busy the machine is (the fault simulation replays).
+ */
+function bytesBlob(bytes, start = 0, end = bytes.length) {
+  return {
+    size: end - start,
+    type: '',
+    slice(from = 0, to = end - start) {
+      const lo = start + Math.max(0, Math.min(from, end - start));
+      const hi = start + Math.max(0, Math.min(to, end - start));
+      return bytesBlob(bytes, lo, Math.max(lo, hi));
+    },
+    arrayBuffer() {
+      return Promise.resolve(bytes.buffer.slice(bytes.byteOffset + start, bytes.byteOffset + end));
+    },
+  };
+}
+
+/**
  * A Parquet file opened for reading a row group at a time: only the footer and the row group's
  * own byte ranges are copied into WebAssembly memory, never the whole file per read.
  */
 export async function openParquet(parquet) {
-  const file = await pw.ParquetFile.fromFile(new Blob([parquet]));
+  const file = await pw.ParquetFile.fromFile(bytesBlob(parquet));
   const meta = file.metadata();
   const rowGroupRows = meta.rowGroups().map((g) => g.numRows());
   meta.free();

@@ -65,15 +65,24 @@ export function ephemeralRootOf(t: TablePlace): string {
 
 // ----------------------------------------------------------------------------- table objects
 
+/** An object key (relative to the store's root), as the builders here make them. */
+export type ObjectKey = string & { readonly __objectKey: unique symbol };
+
+/** A data file's number within its table (its key carries it: `data/00000042-….parquet`). */
+export type FileId = number & { readonly __fileId: unique symbol };
+
+/** A number read back where file ids are kept untyped (index runs' arrays, Iceberg summaries). */
+export const asFileId = (n: number): FileId => n as FileId;
+
 /** `<root>/data/00000042-<id>.parquet`: a data file; the number is its file id. */
-export function dataFileKey(tableRoot: string, fileId: number, id: string): string {
-  return `${tableRoot}/data/${String(fileId).padStart(8, '0')}-${id}.parquet`;
+export function dataFileKey(tableRoot: string, fileId: FileId, id: string): ObjectKey {
+  return `${tableRoot}/data/${String(fileId).padStart(8, '0')}-${id}.parquet` as ObjectKey;
 }
 
 /** `data/00000042-<uuid>.parquet` → 42. */
-export function fileIdFromKey(key: string): number | undefined {
+export function fileIdFromKey(key: string): FileId | undefined {
   const m = /\/data\/(\d{8,10})-[0-9a-f-]+\.parquet$/.exec(key);
-  return m ? Number(m[1]) : undefined;
+  return m ? asFileId(Number(m[1])) : undefined;
 }
 
 /** A persisted run of the file index (listed by the Iceberg commit that wrote it). */
@@ -151,7 +160,7 @@ export function positionDeleteKey(tableRoot: string, id: string): string {
 
 /** What an object under a table's roots is. */
 export type ObjectKind =
-  | { kind: 'data-file'; fileId: number }
+  | { kind: 'data-file'; fileId: FileId }
   | { kind: 'index-run' }
   | { kind: 'idempotency' }
   | { kind: 'tail-file' }
@@ -166,7 +175,10 @@ export type ObjectKind =
 
 const ID = '[0-9a-zA-Z-]+';
 const PATTERNS: [RegExp, (m: RegExpExecArray) => ObjectKind][] = [
-  [new RegExp(`/data/(\\d{8,10})-${ID}\\.parquet$`), (m) => ({ kind: 'data-file', fileId: Number(m[1]) })],
+  [
+    new RegExp(`/data/(\\d{8,10})-${ID}\\.parquet$`),
+    (m) => ({ kind: 'data-file', fileId: asFileId(Number(m[1])) }),
+  ],
   [new RegExp(`/data/dv-${ID}\\.puffin$`), () => ({ kind: 'iceberg-dv' })],
   [new RegExp(`/data/delete-${ID}\\.parquet$`), () => ({ kind: 'position-deletes' })],
   [new RegExp(`/index/${ID}\\.idx$`), () => ({ kind: 'index-run' })],

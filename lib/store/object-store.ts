@@ -3,6 +3,7 @@
  * metadata live. Keys are relative to the store's root (a folder, or a bucket and prefix).
  */
 
+import type { Clock } from '../util/clock.ts';
 import { RETRY, retrying } from '../util/retry.ts';
 
 export interface ObjectInfo {
@@ -94,6 +95,6 @@ export async function listAll(store: ObjectStore, prefix: string): Promise<Objec
  * Writes a new, immutable object, trying again on failure (`RETRY.put`). Only for
  * unconditional puts to keys nothing else writes: writing the same bytes twice is harmless.
  */
-export function putRetrying(store: ObjectStore, key: string, body: Uint8Array): Promise<void> {
-  return retrying(RETRY.put, () => store.put(key, body));
+export function putRetrying(store: ObjectStore, key: string, body: Uint8Array, clock?: Clock): Promise<void> {
+  return retrying(RETRY.put, () => store.put(key, body), { clock });
 }
