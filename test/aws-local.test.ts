@@ -172,7 +172,7 @@ describe('AWS shape on emulators', () => {
       acked.push(BigInt(r.body.lsn));
     };
     for (let i = 0; i < 5; i++) await write(i);
-    await first.writer.flush('fenced');
+    await first.writer.commit('fenced');
     // A second writer process takes the table over (a new ECS task, say) while the first still runs.
     const second: AwsWriter = await startAwsWriter(local.config, config.engine, silentLogger, {
       port: 0,
@@ -181,8 +181,8 @@ describe('AWS shape on emulators', () => {
     });
     for (let i = 5; i < 10; i++) await write(i);
     // The first writer's next commit fails on the epoch; it stops serving the table.
-    await expect(first.writer.flush('fenced')).rejects.toThrow(/fenced|closed|epoch/);
-    const committed = await second.writer.flush('fenced');
+    await expect(first.writer.commit('fenced')).rejects.toThrow(/fenced|closed|epoch/);
+    const committed = await second.writer.commit('fenced');
     expect(committed.lsn).toBeGreaterThanOrEqual(acked[acked.length - 1]);
     const iceberg = await IcebergTable.load(
       second.adapters.store,

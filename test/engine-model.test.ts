@@ -150,7 +150,7 @@ async function runSequence(
         expect(got.lsn, `seed ${seed}: snapshot older than asked`).toBeGreaterThanOrEqual(at);
         expect(got.rows, `seed ${seed} step ${step}: read at LSN ${got.lsn}`).toEqual(model.at(got.lsn));
       } else if (x < 0.9) {
-        const c = await h.handler.flush();
+        const c = await h.handler.commit();
         commits++;
         const iceberg = await IcebergTable.load(h.store, (await h.catalog.getPointer('m'))!.metadataKey!);
         const rows = (await readIcebergRows(iceberg, h.store, pool, schema))

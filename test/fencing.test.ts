@@ -43,7 +43,7 @@ describe('fencing', () => {
     const t = await openTestTable({ name: 'two', schema, pool });
     const a = t.handler;
     a.apply(1n, upserts([1, 2], 'a'));
-    await a.flush();
+    await a.commit();
     // A's read snapshot after its commit is published before B arrives, so A's next pointer
     // update is the one after its next Iceberg commit.
     await a.snapshotAtLeast(1n);
@@ -52,11 +52,11 @@ describe('fencing', () => {
     const b = await secondWriter(t);
     b.start();
     b.apply(2n, upserts([3], 'b'));
-    const bCommit = await b.flush();
+    const bCommit = await b.commit();
     const pointerAfterB = await t.catalog.getPointer('two');
     // A has not noticed yet: it applies the same record and tries to commit the same version.
     a.apply(2n, upserts([3], 'a-late'));
-    await expect(a.flush()).rejects.toBeInstanceOf(FencedError);
+    await expect(a.commit()).rejects.toBeInstanceOf(FencedError);
     // B's commit is intact: the pointer and the metadata file it names hold B's snapshot.
     const pointer = await t.catalog.getPointer('two');
     expect(pointer?.metadataKey).toBe(pointerAfterB?.metadataKey);
@@ -66,7 +66,7 @@ describe('fencing', () => {
     expect(rows).toEqual(['a1', 'a2', 'b3']);
     // B goes on committing.
     b.apply(3n, upserts([4], 'b'));
-    expect((await b.flush()).lsn).toBe(3n);
+    expect((await b.commit()).lsn).toBe(3n);
     await a.close();
     await b.close();
   });
@@ -75,9 +75,9 @@ describe('fencing', () => {
     const t = await openTestTable({ name: 'waits', schema, pool });
     const a = t.handler;
     a.apply(1n, upserts([1], 'a'));
-    await a.flush();
+    await a.commit();
     // A flush waiting for an LSN that has not arrived yet, and a read waiting for one.
-    const flush = a.flush(5n).then(
+    const flush = a.commit(5n).then(
       () => 'resolved',
       (e: unknown) => e,
     );
@@ -87,7 +87,7 @@ describe('fencing', () => {
     );
     const b = await secondWriter(t);
     b.start();
-    await b.flush(); // moves the pointer under B's epoch
+    await b.commit(); // moves the pointer under B's epoch
     // A's next pointer update (a read snapshot) finds it fenced.
     a.apply(2n, upserts([2], 'a'));
     await expect(a.snapshotAtLeast(2n)).rejects.toBeInstanceOf(FencedError);

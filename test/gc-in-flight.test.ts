@@ -70,7 +70,7 @@ describe('orphan sweep', () => {
       // A flush whose upload is done in the store but not yet answered.
       t.handler.apply(1n, upserts(0, 50));
       let reached = store.hold();
-      const flushed = t.handler.flush();
+      const flushed = t.handler.commit();
       await reached;
       await new Promise((r) => setTimeout(r, 5)); // older than the sweep's cutoff
       await t.handler.collectGarbage({ orphans: true });
@@ -80,7 +80,7 @@ describe('orphan sweep', () => {
 
       // A second file, then a compaction of both whose output is held the same way.
       t.handler.apply(2n, upserts(50, 50));
-      await t.handler.flush();
+      await t.handler.commit();
       reached = store.hold();
       t.handler.compactNow();
       await reached;
@@ -88,7 +88,7 @@ describe('orphan sweep', () => {
       await t.handler.collectGarbage({ orphans: true });
       expect(await store.head(store.heldKeys[1])).toBeDefined();
       store.letGo();
-      const commit = await t.handler.flush();
+      const commit = await t.handler.commit();
       expect(commit.lsn).toBe(2n);
 
       const pointer = await t.catalog.getPointer('held');

@@ -353,7 +353,7 @@ describe('the writer and its Glue mirror', () => {
       for (let round = 0; round < 3; round++) {
         const ops = [{ op: 'upsert', row: { id: round, v: `r${round}` } }];
         await log.append(def.name, new TextEncoder().encode(JSON.stringify({ ops })));
-        const committed = await writer.flush(def.name);
+        const committed = await writer.commit(def.name);
         for (let i = 0; i < 200 && stored?.Parameters.metadata_location !== committed.metadataLocation; i++)
           await new Promise((r) => setTimeout(r, 5));
         expect(stored?.Parameters.metadata_location).toBe(committed.metadataLocation);
@@ -367,7 +367,7 @@ describe('the writer and its Glue mirror', () => {
           { action: 'rename-column', name: 'v', newName: 'label' },
         ],
       });
-      const evolved = await writer.flush(def.name);
+      const evolved = await writer.commit(def.name);
       for (let i = 0; i < 200 && stored?.Parameters.metadata_location !== evolved.metadataLocation; i++)
         await new Promise((r) => setTimeout(r, 5));
       expect(stored?.Columns?.map((c) => `${c.Name}:${c.Type}`)).toEqual([
@@ -457,7 +457,7 @@ describe('the writer and its Glue mirror', () => {
         def.name,
         new TextEncoder().encode(JSON.stringify({ ops: [{ op: 'insert', row: { id: 1 } }] })),
       );
-      await writer.flush(def.name);
+      await writer.commit(def.name);
       await settle(mirror, def.name);
       const before = stored.get('moonlink_analytics.orders');
       expect(before).toBeDefined();

@@ -86,9 +86,9 @@ async function writeTable(name: string, formatVersion: 2 | 3, seed: number) {
     lsn += 1n;
     handler.apply(lsn, ops);
     model.commit(lsn, ops);
-    if (t % 10 === 9) await handler.flush();
+    if (t % 10 === 9) await handler.commit();
   }
-  const commit = await handler.flush();
+  const commit = await handler.commit();
   const snap = await handler.snapshotAtLeast(lsn);
   await handler.close();
   return { catalog, commit, model, lsn, snapshotKey: snap.key };

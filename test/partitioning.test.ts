@@ -209,7 +209,7 @@ for (const formatVersion of [2, 3] as FormatVersion[]) {
         // Snapshot files carry their partition by field name.
         for (const f of manifest.files.filter((x) => x.kind === 'data'))
           expect(Object.keys(f.partition ?? {}).length).toBeGreaterThan(0);
-        const commit = await handler.flush();
+        const commit = await handler.commit();
         const iceberg = await IcebergTable.load(store, new URL(commit.metadataLocation!).pathname.slice(1));
         // icebird reads v2 position deletes, not v3 deletion vectors: the outside reader checks v2.
         if (formatVersion === 2)
@@ -240,7 +240,7 @@ for (const formatVersion of [2, 3] as FormatVersion[]) {
       let deleteFiles = 0;
       for (let round = 0; round < 4; round++) {
         write(10);
-        await handler.flush();
+        await handler.commit();
         handler.compactNow();
         write(5);
         deleteFiles += (await check()).deleteFiles;
@@ -265,7 +265,7 @@ for (const formatVersion of [2, 3] as FormatVersion[]) {
         handler.compactNow();
         await new Promise((res) => setTimeout(res, 200));
         const files = handler.dataFiles();
-        const c = await handler.flush();
+        const c = await handler.commit();
         const ice = await IcebergTable.load(store, new URL(c.metadataLocation!).pathname.slice(1));
         const st = await ice.currentState();
         if (files.length <= REGIONS.length && st.dataFiles.every((f) => f.specId === 1)) break;
@@ -320,7 +320,7 @@ describe('a TRUNCATE while a compaction runs', () => {
           ++lsn,
           randomOps(r, 30).filter((o) => o.op === 'upsert'),
         );
-        await handler.flush();
+        await handler.commit();
       }
       expect(handler.dataFiles().length).toBeGreaterThanOrEqual(2);
       const compactions = handler.status().compactions;
@@ -332,7 +332,7 @@ describe('a TRUNCATE while a compaction runs', () => {
       for (let i = 0; i < 100 && handler.status().compactions === compactions; i++)
         await new Promise((res) => setTimeout(res, 50));
       expect(handler.status().compactions).toBeGreaterThan(compactions);
-      const commit = await handler.flush();
+      const commit = await handler.commit();
       const iceberg = await IcebergTable.load(store, new URL(commit.metadataLocation!).pathname.slice(1));
       const reader = new SnapshotReader(store, () => pool);
       const snap = await handler.snapshotAtLeast(lsn);

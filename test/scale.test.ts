@@ -57,7 +57,7 @@ describe('index and deletion vectors at a million rows', () => {
     for (let start = 0; start < N; start += 10_000) {
       batch(Array.from({ length: 10_000 }, (_, i) => row(start + i, 0)));
     }
-    await handler.flush();
+    await handler.commit();
     let s = handler.status();
     expect(s.rows).toBe(N);
     expect(s.dataFiles).toBe(10);
@@ -79,7 +79,7 @@ describe('index and deletion vectors at a million rows', () => {
         }),
       );
     }
-    const commit = await handler.flush();
+    const commit = await handler.commit();
     s = handler.status();
     expect(s.rows).toBe(N - 50_000);
     // Iceberg agrees: total records minus position deletes.

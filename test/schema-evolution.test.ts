@@ -210,7 +210,7 @@ describe('schema evolution (engine, model-based)', () => {
         lsn += 1n;
         handler.apply(lsn, ops);
         model.apply(ops);
-        if (t === 5) await handler.flush();
+        if (t === 5) await handler.commit();
       }
       await check(handler);
       if (round === CHANGES.length) break;
@@ -224,7 +224,7 @@ describe('schema evolution (engine, model-based)', () => {
       await check(handler);
     }
     expect(schema.schemaId).toBe(CHANGES.length);
-    const commit = await handler.flush();
+    const commit = await handler.commit();
     await handler.close();
 
     // The Iceberg metadata has every schema, field ids never reused, last-column-id grown.

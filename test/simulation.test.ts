@@ -179,7 +179,7 @@ async function simulateOn(clock: VirtualClock, seed: number, sim: { trace?: bool
         await checkRead(BigInt(Math.floor(r() * Number(lsn + 1n))));
       } else if (x < 0.78) {
         // A client retries a flush that failed on store errors (the engine already retried inside).
-        const c = await retry(clock, () => handler.flush(), 'flush', 5);
+        const c = await retry(clock, () => handler.commit(), 'flush', 5);
         const pointer = await innerCatalog.getPointer('sim');
         trace(`flush → lsn ${c.lsn}; pointer committedLsn ${pointer?.committedLsn} ${pointer?.metadataKey}`);
         const iceberg = await IcebergTable.load(inner, pointer!.metadataKey!, { pool });

@@ -146,7 +146,7 @@ export async function startWriterApi(
           return [200, { lsn: lsnToJson(snap.lsn), key: snap.key }];
         }
         case 'flush': {
-          const r = await writer.flush(table);
+          const r = await writer.commit(table);
           return [200, { lsn: lsnToJson(r.lsn), metadataLocation: r.metadataLocation ?? null }];
         }
         case 'properties': {

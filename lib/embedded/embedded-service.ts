@@ -43,7 +43,7 @@ export function inProcessWriterLink(writer: Writer, imports?: ImportRunner): Wri
       await writer.snapshotAtLeast(table, minLsn);
     },
     flush: async (table) => {
-      const r = await writer.flush(table);
+      const r = await writer.commit(table);
       return { lsn: r.lsn, metadataLocation: r.metadataLocation };
     },
     idempotencyRecord: (table, key, afterLsn) => writer.idempotencyRecord(table, key, afterLsn),

@@ -63,13 +63,13 @@ export class MemoryGovernor {
         if (b > most && !o.isFenced) [biggest, most] = [o, b];
       }
       if (biggest) {
-        this.deps.logger.info('memory budget reached: flushing the largest table', {
+        this.deps.logger.info('memory budget reached: committing the largest table', {
           table: biggest.name,
           usedBytes: this.usedBytes,
           budgetBytes: this.deps.budgetBytes,
         });
         this.relieving = biggest
-          .flush()
+          .commit()
           .catch((e) =>
             this.deps.logger.warn('flush for the memory budget failed', { table: biggest.name, error: e }),
           )

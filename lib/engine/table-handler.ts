@@ -171,7 +171,7 @@ export class TableHandler implements TableSink {
    * Makes everything posted so far (and, with `minLsn`, everything up to that LSN once it has
    * arrived) durable as Parquet and commits it to Iceberg.
    */
-  flush(minLsn?: Lsn): Promise<CommitInfo> {
+  commit(minLsn?: Lsn): Promise<CommitInfo> {
     if (this.t.fenced) return Promise.reject(this.t.fenced);
     return new Promise((resolve, reject) =>
       this.t.post({ type: 'commit', waiter: { resolve, reject }, minLsn }),
@@ -286,7 +286,7 @@ export class TableHandler implements TableSink {
     if (this.t.stopped) return;
     if (options.flush && !this.t.fenced) {
       try {
-        await this.flush();
+        await this.commit();
       } catch (e) {
         this.t.log.warn('final flush failed', { error: e });
       }

@@ -36,7 +36,7 @@ export interface TableSink {
   /** A schema change at `lsn`, ordered with the transactions (`inline`: it belongs to the one at `lsn`). */
   changeSchema(lsn: Lsn, evolved: EvolvedSchema, inline?: boolean): Promise<void>;
   /** Commits everything applied so far to Iceberg. */
-  flush(): Promise<CommitInfo>;
+  commit(): Promise<CommitInfo>;
   /** The checkpoints the table holds (the last Iceberg commit's, and those applied since). */
   status(): { checkpoints: Record<string, string> };
   readonly latestSchema: TableSchema;

@@ -422,12 +422,12 @@ export class Writer {
   }
 
   /** Commits everything acknowledged so far: waits for the log's newest LSN to be applied. */
-  async flush(name: string): Promise<CommitInfo> {
+  async commit(name: string): Promise<CommitInfo> {
     const handler = await this.open(name);
     const def = handler.def;
     const log = this.deps.log;
     const target = def.source ? undefined : log.barrier ? await log.barrier(name) : await log.lastLsn(name);
-    return handler.flush(target);
+    return handler.commit(target);
   }
 
   private get mirrors(): CatalogMirror[] {

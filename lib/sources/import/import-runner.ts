@@ -227,7 +227,7 @@ export class ImportRunner {
 
   /** The import's commit is at `lsn`: make it an Iceberg commit, then record it. */
   private async finish(r: ImportRecord, lsn: bigint): Promise<void> {
-    const c = await this.deps.writer.flush(r.table);
+    const c = await this.deps.writer.commit(r.table);
     Object.assign(r, {
       state: 'committed',
       lsn: lsn.toString(),

@@ -271,7 +271,7 @@ export class PostgresSource implements TableSource {
     if (this.commitRequested || this.posted <= this.confirmed) return;
     this.commitRequested = true;
     this.handler
-      .flush()
+      .commit()
       .then(() => this.readDurable())
       .catch(() => undefined)
       .finally(() => {
@@ -677,7 +677,7 @@ export class PostgresSource implements TableSource {
         ms: Date.now() - started,
       });
       // Make the copy durable soon, so a restart does not copy again.
-      this.handler.flush().catch(() => undefined);
+      this.handler.commit().catch(() => undefined);
     } finally {
       if (!done) this.handler.streamAbort(xid);
       await c.end().catch(() => undefined);
