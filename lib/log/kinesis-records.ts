@@ -14,7 +14,9 @@
  * finds the byte ranges of the top-level members, and payloads are spliced from the original
  * bytes, so big integers and long decimals keep every digit.
  */
+
 import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants } from 'node:zlib';
+import { isJsonSpace, JsonCursor, JsonScanError } from '../util/json-cursor.ts';
 
 /** Kinesis's limit for one record: data blob plus partition key. */
 export const MAX_RECORD_BYTES = 1024 * 1024;
@@ -49,8 +51,6 @@ export class RecordTooLargeError extends Error {
 
 // ------------------------------------------------------------------ JSON scanning (bytes)
 
-class ScanError extends Error {}
-
 interface Member {
   key: string;
   /** Byte offset of the member's key (its opening quote). */
@@ -60,109 +60,57 @@ interface Member {
   end: number;
 }
 
-const isWs = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-
-function skipWs(b: Uint8Array, i: number): number {
-  while (i < b.length && isWs(b[i])) i++;
-  return i;
-}
-
-function skipString(b: Uint8Array, i: number): number {
-  i++;
-  while (i < b.length) {
-    const c = b[i];
-    if (c === 0x5c) i += 2;
-    else if (c === 0x22) return i + 1;
-    else if (c < 0x20) throw new ScanError('control character in string');
-    else i++;
-  }
-  throw new ScanError('unterminated string');
-}
-
-const SCALAR = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)$/;
-
-function skipValue(b: Uint8Array, i: number): number {
-  if (i >= b.length) throw new ScanError('value expected');
-  const c = b[i];
-  if (c === 0x22) return skipString(b, i);
-  if (c === 0x7b || c === 0x5b) {
-    const stack: number[] = [];
-    while (i < b.length) {
-      const d = b[i];
-      if (d === 0x22) {
-        i = skipString(b, i);
-        continue;
-      }
-      if (d === 0x7b || d === 0x5b) stack.push(d === 0x7b ? 0x7d : 0x5d);
-      else if (d === 0x7d || d === 0x5d) {
-        if (stack.pop() !== d) throw new ScanError('mismatched bracket');
-        if (stack.length === 0) return i + 1;
-      }
-      i++;
-    }
-    throw new ScanError('unterminated object or array');
-  }
-  let j = i;
-  while (j < b.length && !isWs(b[j]) && b[j] !== 0x2c && b[j] !== 0x7d && b[j] !== 0x5d) j++;
-  if (!SCALAR.test(Buffer.from(b.buffer, b.byteOffset + i, j - i).toString('latin1'))) {
-    throw new ScanError('invalid value');
-  }
-  return j;
-}
-
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
 
-/** The top-level members of a JSON object, with byte ranges. Throws ScanError. */
+/** The top-level members of a JSON object, with byte ranges. Throws JsonScanError. */
 function scanObject(b: Uint8Array): Member[] {
-  let i = skipWs(b, 0);
-  if (b[i] !== 0x7b) throw new ScanError('not a JSON object');
-  i = skipWs(b, i + 1);
+  const c = new JsonCursor(b);
+  if (c.next() !== 0x7b) c.fail('not a JSON object');
   const out: Member[] = [];
-  if (b[i] === 0x7d) {
-    if (skipWs(b, i + 1) !== b.length) throw new ScanError('trailing bytes');
+  if (c.peek() === 0x7d) {
+    c.p++;
+    c.skipSpace();
+    if (c.p !== b.length) c.fail('trailing bytes');
     return out;
   }
   for (;;) {
-    if (b[i] !== 0x22) throw new ScanError('member name expected');
-    const start = i;
-    const keyEnd = skipString(b, i);
-    const key = JSON.parse(utf8.decode(b.subarray(start, keyEnd))) as string;
-    i = skipWs(b, keyEnd);
-    if (b[i] !== 0x3a) throw new ScanError('colon expected');
-    const valueStart = skipWs(b, i + 1);
-    const end = skipValue(b, valueStart);
-    out.push({ key, start, valueStart, end });
-    i = skipWs(b, end);
-    if (b[i] === 0x2c) {
-      i = skipWs(b, i + 1);
-      continue;
-    }
-    if (b[i] === 0x7d) {
-      if (skipWs(b, i + 1) !== b.length) throw new ScanError('trailing bytes');
+    if (c.peek() !== 0x22) c.fail('member name expected');
+    const start = c.p;
+    c.stringEnd();
+    const key = JSON.parse(utf8.decode(b.subarray(start, c.p))) as string;
+    if (c.next() !== 0x3a) c.fail('colon expected');
+    c.skipSpace();
+    const valueStart = c.p;
+    c.skipValue();
+    out.push({ key, start, valueStart, end: c.p });
+    const d = c.next();
+    if (d === 0x2c) continue;
+    if (d === 0x7d) {
+      c.skipSpace();
+      if (c.p !== b.length) c.fail('trailing bytes');
       return out;
     }
-    throw new ScanError('comma or closing brace expected');
+    c.fail('comma or closing brace expected');
   }
 }
 
-/** Byte ranges of the elements of the array at b[start..end). Throws ScanError. */
+/** Byte ranges of the elements of the array at b[start..end). Throws JsonScanError. */
 function scanArray(b: Uint8Array, start: number, end: number): [number, number][] {
-  if (b[start] !== 0x5b) throw new ScanError('array expected');
+  if (b[start] !== 0x5b) throw new JsonScanError('array expected');
+  const c = new JsonCursor(b);
+  c.p = start + 1;
   const out: [number, number][] = [];
-  let i = skipWs(b, start + 1);
-  if (b[i] === 0x5d) return out;
+  if (c.peek() === 0x5d) return out;
   for (;;) {
-    const s = i;
-    const e = skipValue(b, i);
-    out.push([s, e]);
-    i = skipWs(b, e);
-    if (b[i] === 0x2c) {
-      i = skipWs(b, i + 1);
-      continue;
-    }
-    if (b[i] === 0x5d && i === end - 1) return out;
-    throw new ScanError('comma or closing bracket expected');
+    c.skipSpace();
+    const s = c.p;
+    c.skipValue();
+    out.push([s, c.p]);
+    const d = c.next();
+    if (d === 0x2c) continue;
+    if (d === 0x5d && c.p === end) return out;
+    c.fail('comma or closing bracket expected');
   }
 }
 
@@ -213,7 +161,7 @@ export function encodeTransaction(
     if (z.length < payload.length * 0.8) return encodeBinary(table, txn, z, maxDataBytes, 'br');
   }
   // Payloads that are not JSON (Arrow streams, idempotent writes) go base64 in `bin`.
-  const first = payload.findIndex((b) => !isWs(b));
+  const first = payload.findIndex((b) => !isJsonSpace(b));
   if (first < 0 || payload[first] !== 0x7b) return encodeBinary(table, txn, payload, maxDataBytes);
   let members: Member[];
   try {
@@ -320,8 +268,8 @@ export type UnwrappedRecord =
 function trimWs(b: Uint8Array): Uint8Array {
   let s = 0;
   let e = b.length;
-  while (s < e && isWs(b[s])) s++;
-  while (e > s && isWs(b[e - 1])) e--;
+  while (s < e && isJsonSpace(b[s])) s++;
+  while (e > s && isJsonSpace(b[e - 1])) e--;
   return b.subarray(s, e);
 }
 

@@ -14,15 +14,16 @@
  * than 15 digits) it is made into the JavaScript value `JSON.parse` would give and passed to the
  * column's general decoder.
  */
+
 import { isUtf8 } from 'node:buffer';
 import type { TypedColumn, Utf8Column } from '../columns/column-buffer.ts';
 import { fastTimestampMicros } from '../schema/temporal.ts';
 import { canonicalScalar, keyFromParts, type Value } from '../schema/values.ts';
+import { JsonCursor } from '../util/json-cursor.ts';
 import { OP_DELETE, OP_INSERT, OP_UPSERT, OpBatch } from './op-batch.ts';
 import type { RowCodec } from './row-codec.ts';
 
 const QUOTE = 34;
-const BACKSLASH = 92;
 
 /** Not the fast shape (or not valid): decode the general way. */
 const NOT_FAST = new Error('not in the fast shape');
@@ -109,9 +110,13 @@ export function scanRequest(codec: RowCodec, body: Uint8Array, maxOps: number): 
   }
 }
 
-class Scanner {
-  private p = 0;
-  private readonly b: Buffer;
+/** Fails the fast path (the general path decides). */
+const notFast = (): never => {
+  throw NOT_FAST;
+};
+
+class Scanner extends JsonCursor {
+  declare readonly b: Buffer;
   private readonly plan: ScanPlan;
   private readonly batch: OpBatch;
   /** Per column: the operation that last set it, to notice repeated and missing columns. */
@@ -123,7 +128,7 @@ class Scanner {
     private readonly codec: RowCodec,
     body: Uint8Array,
   ) {
-    this.b = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    super(Buffer.from(body.buffer, body.byteOffset, body.byteLength), notFast);
     this.plan = planFor(codec);
     this.batch = new OpBatch(codec.schema);
     this.seenIn = new Int32Array(codec.decoders.length).fill(-1);
@@ -300,25 +305,6 @@ class Scanner {
     throw NOT_FAST;
   }
 
-  /** Steps over a string (here is its opening quote); whether it has escapes. */
-  private stringEnd(): boolean {
-    const b = this.b;
-    const end = b.length;
-    let escaped = false;
-    for (let i = this.p + 1; i < end; i++) {
-      const c = b[i];
-      if (c === QUOTE) {
-        this.p = i + 1;
-        return escaped;
-      }
-      if (c === BACKSLASH) {
-        escaped = true;
-        i++; // the escaped character (JSON.parse checks the escape itself)
-      } else if (c < 32) throw NOT_FAST;
-    }
-    throw NOT_FAST;
-  }
-
   /** Whether the last number was an integer of at most 15 digits (exact, and a safe integer). */
   private shortInteger = false;
 
@@ -379,27 +365,6 @@ class Scanner {
     return v;
   }
 
-  private skipSpace(): void {
-    const b = this.b;
-    let p = this.p;
-    for (;;) {
-      const c = b[p];
-      if (c === 32 || c === 10 || c === 13 || c === 9) p++;
-      else break;
-    }
-    this.p = p;
-  }
-
-  private peek(): number {
-    this.skipSpace();
-    return this.b[this.p];
-  }
-
-  private next(): number {
-    this.skipSpace();
-    return this.b[this.p++];
-  }
-
   private expect(code: number): void {
     if (this.next() !== code) throw NOT_FAST;
   }
@@ -407,15 +372,6 @@ class Scanner {
   private expectBytes(bytes: Uint8Array): void {
     this.skipSpace();
     if (!this.at(bytes)) throw NOT_FAST;
-  }
-
-  /** Whether these bytes come next; if so, steps over them. */
-  private at(bytes: Uint8Array): boolean {
-    const b = this.b;
-    const p = this.p;
-    for (let i = 0; i < bytes.length; i++) if (b[p + i] !== bytes[i]) return false;
-    this.p = p + bytes.length;
-    return true;
   }
 }
 
