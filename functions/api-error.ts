@@ -7,6 +7,7 @@ import {
   ConflictError,
   FencedError,
   NamespaceExistsError,
+  NoSuchTableError,
   RenameRefusedError,
   TableDamagedError,
   TableExistsError,
@@ -118,6 +119,8 @@ export function toApiError(e: unknown): ApiError {
       { 'Retry-After': '60' },
     );
   if (e instanceof InvalidLsnError) return new ApiError(400, 'invalid_request', e.message);
+  // Dropped while the request was under way (the route found it moments before).
+  if (e instanceof NoSuchTableError) return new ApiError(404, 'table_not_found', e.message);
   const status = (e as { statusCode?: number }).statusCode;
   // middy's JSON body parser answers 415 for a body that is not JSON; ours says 400 like every route.
   const cause = (e as { cause?: { package?: string; message?: string } }).cause;

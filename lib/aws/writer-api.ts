@@ -16,8 +16,10 @@
  * On a group member (writer-group-member.ts) it is mounted on the member's server once the
  * member is the active writer; a standby answers the same paths itself (forwarding).
  */
+
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { NoSuchTableError } from '../catalog/catalog.ts';
 import { parseSchemaChanges } from '../engine/schema-evolution.ts';
 import { writerStatusJson } from '../engine/table-handler.ts';
 import type { Writer } from '../engine/writer.ts';
@@ -234,7 +236,7 @@ export async function startWriterApi(
           return send(res, 400, { error: { code: 'invalid_source', message } });
         if (code === 'invalid_schema_change' || code === 'invalid_request' || code === 'invalid_schema')
           return send(res, 400, { error: { code, message, index: (e as { index?: unknown }).index } });
-        const notFound = /does not exist/.test(message);
+        const notFound = e instanceof NoSuchTableError;
         if (!notFound) options.logger.warn('internal request failed', { table, action, error: e });
         send(res, notFound ? 404 : 503, {
           error: { code: notFound ? 'not_found' : 'writer_unavailable', message },

@@ -139,6 +139,14 @@ export class ConflictError extends Error {
   readonly code = 'conflict';
 }
 
+/** The catalog has no table of this name. */
+export class NoSuchTableError extends Error {
+  readonly code = 'not_found';
+  constructor(readonly table: string) {
+    super(`table "${table}" does not exist`);
+  }
+}
+
 export class FencedError extends Error {
   readonly code = 'fenced';
   /** No retry helps: another writer owns the table (see util/retry.ts). */

@@ -60,6 +60,7 @@ import {
   type Lease,
   type NamespaceEntry,
   NamespaceExistsError,
+  NoSuchTableError,
   type PointerUpdate,
   TableExistsError,
   type TablePointer,
@@ -510,7 +511,7 @@ export class DynamoDbCatalog implements Catalog {
   async acquireEpoch(table: string): Promise<number> {
     for (let round = 0; round < 1000; round++) {
       const [defItem, p] = await Promise.all([this.getItem(table, DEF), this.getItem(table, POINTER)]);
-      if (!defItem) throw new Error(`table "${table}" does not exist`);
+      if (!defItem) throw new NoSuchTableError(table);
       if (!p) {
         // The create stopped between the definition and the pointer: finish it.
         await this.ensurePointer(table, str(defItem, 'tableUuid') ?? '');

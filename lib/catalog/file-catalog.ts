@@ -18,6 +18,7 @@ import {
   type Lease,
   type NamespaceEntry,
   NamespaceExistsError,
+  NoSuchTableError,
   type PointerUpdate,
   TableExistsError,
   type TablePointer,
@@ -139,7 +140,7 @@ export class MemoryCatalog implements Catalog {
 
   async acquireEpoch(table: string): Promise<number> {
     const e = this.entry(table);
-    if (!e) throw new Error(`table "${table}" does not exist`);
+    if (!e) throw new NoSuchTableError(table);
     e.epoch += 1;
     await this.commit.sync();
     return e.epoch;

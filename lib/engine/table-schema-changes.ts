@@ -4,6 +4,7 @@
  * stored in the catalog (schema-evolution.ts, partition-evolution.ts), one at a time per table.
  */
 
+import { NoSuchTableError } from '../catalog/catalog.ts';
 import type { SchemaChange } from '../schema/schema-change.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
 import { changeOwnedLayout, type PartitioningResult, partitioningChangeOf } from './partition-evolution.ts';
@@ -37,7 +38,7 @@ export class TableSchemaChanges {
       return this.serialized(name, async () => {
         const handler = await this.deps.open(name);
         const def = await this.deps.context.catalog.getTable(name);
-        if (!def) throw new Error(`table "${name}" does not exist`);
+        if (!def) throw new NoSuchTableError(name);
         const refusal = this.deps.writeRefusal(name);
         if (refusal) throw refusal;
         return changeOwnedLayout(this.deps.context, def, handler, layout);
@@ -47,7 +48,7 @@ export class TableSchemaChanges {
     const run = async (): Promise<SchemaChangeResult> => {
       const handler = await this.deps.open(name);
       const def = await this.deps.context.catalog.getTable(name);
-      if (!def) throw new Error(`table "${name}" does not exist`);
+      if (!def) throw new NoSuchTableError(name);
       const refusal = this.deps.writeRefusal(name);
       if (refusal) throw refusal;
       return changeOwnedSchema(this.deps.context, def, handler, changes);

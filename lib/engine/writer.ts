@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import {
   type Catalog,
   ConflictError,
+  NoSuchTableError,
   TableDamagedError,
   TableNotReadyError,
   TableRenamingError,
@@ -194,11 +195,7 @@ export class Writer {
     if (!p) {
       p = this.doOpen(name)
         .catch((e) => {
-          if (
-            !(e instanceof TableNotReadyError) &&
-            !this.closed &&
-            !/does not exist/.test((e as Error).message)
-          ) {
+          if (!(e instanceof TableNotReadyError) && !this.closed && !(e instanceof NoSuchTableError)) {
             const state = e instanceof DataFileMissingError ? 'damaged' : 'failed';
             this.problems.set(name, { table: name, state, error: problemError(e) });
             this.deps.logger.error('could not open table', { table: name, state, error: e });
@@ -307,7 +304,7 @@ export class Writer {
   private async doOpen(name: string): Promise<TableHandler> {
     if (this.closed) throw new Error('writer is closed');
     const def = await this.deps.catalog.getTable(name);
-    if (!def) throw new Error(`table "${name}" does not exist`);
+    if (!def) throw new NoSuchTableError(name);
     this.problems.delete(name);
     const handler = await openTable({
       def,
