@@ -18,6 +18,7 @@ import { RETRY } from '../util/retry.ts';
 import type { DataFile } from './data-file.ts';
 import type { IcebergCommits } from './iceberg-commits.ts';
 import type { PublishedSnapshot, SnapshotWaiter } from './maintenance-scheduler.ts';
+import type { DeletionVectorRef } from './mem-slice.ts';
 import { snapshotObjectKeys } from './snapshot-manifest.ts';
 import {
   type CapturedBlob,
@@ -28,6 +29,25 @@ import {
   writeSnapshot,
 } from './snapshot-writer.ts';
 import type { TableContext } from './table-context.ts';
+
+const NO_DV: CapturedFile['dv'] = { kind: 'none' };
+
+/**
+ * The deletion vector a snapshot gives a file (data or tail) that has deletes: the blob the
+ * last published snapshot points to while it is current, else a new blob serialized now.
+ */
+function captureDv(
+  target: { dvDirty: boolean; dvRef?: DeletionVectorRef },
+  fileKey: string,
+  deletes: () => RoaringBitmap64,
+  blobs: CapturedBlob[],
+): CapturedFile['dv'] {
+  if (!target.dvDirty && target.dvRef) return { kind: 'keep', ref: target.dvRef };
+  const bm = deletes();
+  blobs.push({ fileKey, blob: encodeDeletionVector(bm), cardinality: bm.size });
+  target.dvDirty = false;
+  return { kind: 'new', blob: blobs.length - 1 };
+}
 
 /** How long a reopened table waits for replay to reach its old pointer before publishing anyway. */
 const SNAPSHOT_HOLD_MAX_MS = 30_000;
@@ -172,14 +192,7 @@ export class SnapshotPublisher {
     const blobs: CapturedBlob[] = [];
     for (const f of state.files.values()) {
       if (f.removedLsn !== undefined) continue;
-      let dv: CapturedFile['dv'] = { kind: 'none' };
-      if (!f.deletes.isEmpty()) {
-        if (f.dvDirty || !f.dvRef) {
-          blobs.push({ fileKey: f.key, blob: encodeDeletionVector(f.deletes), cardinality: f.deletes.size });
-          dv = { kind: 'new', blob: blobs.length - 1 };
-          f.dvDirty = false;
-        } else dv = { kind: 'keep', ref: f.dvRef };
-      }
+      const dv = f.deletes.isEmpty() ? NO_DV : captureDv(f, f.key, () => f.deletes, blobs);
       files.push({
         kind: 'data',
         key: f.key,
@@ -196,17 +209,20 @@ export class SnapshotPublisher {
           seg.key = tailFileKey(t.ephemeralRoot, t.newId());
           tails.push({ slice, segment: seg });
         }
-        let dv: CapturedFile['dv'] = { kind: 'none' };
         if (seg.deletedCount === seg.end - seg.start) continue; // every row deleted: leave it out
-        if (seg.deletedCount > 0) {
-          if (seg.dvDirty || !seg.dvRef) {
-            const bm = new RoaringBitmap64();
-            for (const p of slice.segmentDeletes(seg)) bm.add(p);
-            blobs.push({ fileKey: seg.key, blob: encodeDeletionVector(bm), cardinality: bm.size });
-            dv = { kind: 'new', blob: blobs.length - 1 };
-            seg.dvDirty = false;
-          } else dv = { kind: 'keep', ref: seg.dvRef };
-        }
+        const dv =
+          seg.deletedCount === 0
+            ? NO_DV
+            : captureDv(
+                seg,
+                seg.key,
+                () => {
+                  const bm = new RoaringBitmap64();
+                  for (const p of slice.segmentDeletes(seg)) bm.add(p);
+                  return bm;
+                },
+                blobs,
+              );
         files.push({
           kind: 'tail',
           key: seg.key,

@@ -17,7 +17,6 @@ import { keyString } from '../schema/values.ts';
 import { asFileId, fileIdFromKey, tableRootOf } from '../store/object-keys.ts';
 import { DataFileMissingError, NotFoundError, type ObjectStore } from '../store/object-store.ts';
 import { rowCodec } from '../txn/transaction.ts';
-import type { Logger } from '../util/logger.ts';
 import { Semaphore } from '../util/semaphore.ts';
 import type { DataFile } from './data-file.ts';
 import { indexRunFor } from './flusher.ts';
@@ -30,24 +29,11 @@ import {
 } from './iceberg-committer.ts';
 import { IdempotencyKeys } from './idempotency.ts';
 import { IndexRun } from './index-run.ts';
-import type { EngineOptions } from './options.ts';
 import { PointerKeeper } from './pointer-keeper.ts';
 import { type RecoveredState, TableHandler, type TableHandlerDeps } from './table-handler.ts';
 
-export interface OpenTableDeps {
-  def: TableDefinition;
-  store: ObjectStore;
-  catalog: Catalog;
-  pool: ParquetWorkerPool;
-  options: EngineOptions;
-  logger: Logger;
-  spillDir: string;
-  onFenced?: TableHandlerDeps['onFenced'];
-  onCommitted?: TableHandlerDeps['onCommitted'];
-  memoryHeadroom?: TableHandlerDeps['memoryHeadroom'];
-  clock?: TableHandlerDeps['clock'];
-  newId?: TableHandlerDeps['newId'];
-}
+/** What opening a table needs: the handler's dependencies but those the opening makes. */
+export type OpenTableDeps = Omit<TableHandlerDeps, 'pointer' | 'iceberg'>;
 
 export { ephemeralRootOf, tableRootOf } from '../store/object-keys.ts';
 

@@ -36,24 +36,25 @@ export class TableSchemaChanges {
     const layout = partitioningChangeOf(body);
     if (layout) {
       return this.serialized(name, async () => {
-        const handler = await this.deps.open(name);
-        const def = await this.deps.context.catalog.getTable(name);
-        if (!def) throw new NoSuchTableError(name);
-        const refusal = this.deps.writeRefusal(name);
-        if (refusal) throw refusal;
+        const { handler, def } = await this.writable(name);
         return changeOwnedLayout(this.deps.context, def, handler, layout);
       });
     }
     const changes = parseSchemaChanges(body);
-    const run = async (): Promise<SchemaChangeResult> => {
-      const handler = await this.deps.open(name);
-      const def = await this.deps.context.catalog.getTable(name);
-      if (!def) throw new NoSuchTableError(name);
-      const refusal = this.deps.writeRefusal(name);
-      if (refusal) throw refusal;
+    return this.serialized(name, async () => {
+      const { handler, def } = await this.writable(name);
       return changeOwnedSchema(this.deps.context, def, handler, changes);
-    };
-    return this.serialized(name, run);
+    });
+  }
+
+  /** The open table and its current definition, when it takes writes now (else throws why not). */
+  private async writable(name: string): Promise<{ handler: TableHandler; def: TableDefinition }> {
+    const handler = await this.deps.open(name);
+    const def = await this.deps.context.catalog.getTable(name);
+    if (!def) throw new NoSuchTableError(name);
+    const refusal = this.deps.writeRefusal(name);
+    if (refusal) throw refusal;
+    return { handler, def };
   }
 
   /**

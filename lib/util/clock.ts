@@ -60,8 +60,6 @@ export class VirtualClock implements Clock {
   private timers: VirtualTimer[] = [];
   private driving = false;
   private stopped = false;
-  /** Timers fired so far (for tests and traces). */
-  fired = 0;
 
   constructor(
     start = 0,
@@ -146,7 +144,6 @@ export class VirtualClock implements Clock {
       t.at += t.period;
       t.seq = this.seq++;
     } else t.cancelled = true;
-    this.fired++;
     t.fn();
   }
 
