@@ -12,6 +12,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { encodeTransaction, MAX_RECORD_BYTES } from '../lib/log/kinesis-records.ts';
+import { lsnAfter, ZERO_LSN } from '../lib/lsn.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { type ServiceProcess, startServiceProcess } from '../test/support/service-process.ts';
 import { openTestTable } from '../test/support/table-harness.ts';
@@ -511,7 +512,7 @@ async function memoryScenario(): Promise<void> {
     peak = Math.max(peak, process.memoryUsage().rss);
   }, 20);
   const BASE_US = 1_700_000_000_000_000n;
-  let lsn = 0n;
+  let lsn = ZERO_LSN;
   for (let start = 0; start < n; start += BATCH) {
     const ops = [];
     for (let i = start; i < Math.min(n, start + BATCH); i++) {
@@ -526,7 +527,8 @@ async function memoryScenario(): Promise<void> {
         key: String(i),
       });
     }
-    handler.apply(++lsn, ops);
+    lsn = lsnAfter(lsn);
+    handler.apply(lsn, ops);
     if (start % 100_000 === 0) await handler.snapshotAtLeast(lsn);
   }
   await handler.snapshotAtLeast(lsn);

@@ -1,6 +1,6 @@
 /** Small helpers for API Gateway v2 events and responses. */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { parseLsn } from '../lib/lsn.ts';
+import { type Lsn, parseLsn, ZERO_LSN } from '../lib/lsn.ts';
 import { canonicalTableName } from '../lib/schema/table-name.ts';
 import type { TableSchema } from '../lib/schema/table-schema.ts';
 import type { Operations } from '../lib/txn/op-batch.ts';
@@ -39,9 +39,9 @@ export function query(event: HttpEvent, key: string): string | undefined {
   return event.queryStringParameters?.[key];
 }
 
-export function lsnParam(event: HttpEvent, key: string): bigint {
+export function lsnParam(event: HttpEvent, key: string): Lsn {
   try {
-    return parseLsn(query(event, key)) ?? 0n;
+    return parseLsn(query(event, key)) ?? ZERO_LSN;
   } catch (e) {
     throw badRequest(`${key}: ${(e as Error).message}`);
   }

@@ -17,8 +17,9 @@ export interface LeasedSnapshot {
   lease: Lease;
 }
 
-function pointerLsn(p: TablePointer | undefined): Lsn {
-  return p?.snapshotKey ? BigInt(p.lsn) : -1n;
+/** The pointer names a read snapshot that covers `minLsn`. */
+function covers(p: TablePointer | undefined, minLsn: Lsn): p is TablePointer {
+  return p?.snapshotKey !== undefined && p.lsn >= minLsn;
 }
 
 /** Waits (bounded) until the table's read snapshot covers `minLsn`; returns the pointer. */
@@ -32,7 +33,7 @@ export async function waitForSnapshot(
 ): Promise<TablePointer> {
   const deadline = Date.now() + maxWaitMs;
   let p = await s.catalog.getPointer(table);
-  if (pointerLsn(p) >= minLsn && p?.snapshotKey) return p;
+  if (covers(p, minLsn)) return p;
   const asked = s.writer
     .requestSnapshot(table, minLsn)
     .catch((e) => s.logger.debug('snapshot request failed', { error: e }));
@@ -40,7 +41,7 @@ export async function waitForSnapshot(
   for (;;) {
     await Promise.race([asked, new Promise((r) => setTimeout(r, delay))]);
     p = await s.catalog.getPointer(table);
-    if (pointerLsn(p) >= minLsn && p?.snapshotKey) return p;
+    if (covers(p, minLsn)) return p;
     if (Date.now() > deadline) {
       if (!p && !(await s.catalog.getTable(table))) throw notFound(`table "${table}"`);
       if (recovering)

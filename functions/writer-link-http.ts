@@ -7,7 +7,7 @@
 
 import { writerUrlFor } from '../lib/aws/table-groups.ts';
 import type { Catalog } from '../lib/catalog/catalog.ts';
-import type { Lsn } from '../lib/lsn.ts';
+import { type Lsn, lsnFromJson } from '../lib/lsn.ts';
 import type { TableDefinition } from '../lib/schema/table-schema.ts';
 import type { ImportRecord } from '../lib/sources/import/import-record.ts';
 import { deletePrefix } from '../lib/store/delete-prefix.ts';
@@ -103,14 +103,16 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
     },
     flush: async (table) => {
       const r = (await call(table, 'flush')) as { lsn: number | string; metadataLocation: string | null };
-      return { lsn: BigInt(r.lsn), metadataLocation: r.metadataLocation ?? undefined };
+      return { lsn: lsnFromJson(r.lsn), metadataLocation: r.metadataLocation ?? undefined };
     },
     idempotencyRecord: async (table, key, afterLsn) => {
       const q = `?key=${encodeURIComponent(key)}${afterLsn === undefined ? '' : `&afterLsn=${afterLsn}`}`;
       const r = (await call(table, 'idempotency', q)) as {
         record: { lsn: string; count: number; hash: string } | null;
       };
-      return r.record ? { lsn: BigInt(r.record.lsn), count: r.record.count, hash: r.record.hash } : undefined;
+      return r.record
+        ? { lsn: lsnFromJson(r.record.lsn), count: r.record.count, hash: r.record.hash }
+        : undefined;
     },
     updateProperties: async (table, change) => {
       const r = (await call(table, 'properties', '', undefined, change)) as {
@@ -124,7 +126,7 @@ export function httpWriterLink(o: HttpWriterLinkOptions): WriterLink {
       const r = (await call(table, 'schema', '', 28_000, body)) as Omit<SchemaChangeAnswer, 'lsn'> & {
         lsn: number | string;
       };
-      return { ...r, lsn: BigInt(r.lsn) };
+      return { ...r, lsn: lsnFromJson(r.lsn) };
     },
     definitionFromSource: async (table, body) =>
       (await call(table, 'definition', '', 28_000, body)) as TableDefinition,

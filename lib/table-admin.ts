@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { type Catalog, TableExistsError } from './catalog/catalog.ts';
 import { IcebergTable } from './iceberg/iceberg-table.ts';
 import type { DurableLog } from './log/durable-log.ts';
+import { ZERO_LSN } from './lsn.ts';
 import { ensureNamespaceOf, NoSuchNamespaceError } from './namespace-admin.ts';
 import { describePartitioning, NO_PARTITION_FIELD_ID, parsePartitionBy } from './schema/partition-spec.ts';
 import { describeSortOrder, parseSortBy } from './schema/sort-order.ts';
@@ -97,10 +98,14 @@ export async function createTable(
     // The table starts after everything already in the log: on a shared stream, records of a
     // dropped table of the same name must not replay into this one.
     const start =
-      log && !def.source ? (log.barrier ? await log.barrier(def.name) : await log.lastLsn(def.name)) : 0n;
+      log && !def.source
+        ? log.barrier
+          ? await log.barrier(def.name)
+          : await log.lastLsn(def.name)
+        : ZERO_LSN;
     await catalog.updatePointer(def.name, 0, 0, {
-      lsn: start.toString(),
-      committedLsn: start.toString(),
+      lsn: start,
+      committedLsn: start,
       metadataKey: iceberg.metadataKey,
       metadataLocation: iceberg.metadataLocation(),
     });

@@ -15,6 +15,7 @@
  * before forwarding a conditional PUT or CompleteMultipartUpload; not atomic, fine here as the
  * test does not race conditional writes). dynalite has no TTL (leases carry `ttl` anyway).
  */
+
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
@@ -29,6 +30,7 @@ import { KinesisLog } from '../lib/log/kinesis-log.ts';
 import { encodeTransaction } from '../lib/log/kinesis-records.ts';
 import { hashKeyOf, shardChain } from '../lib/log/kinesis-shards.ts';
 import type { Lsn } from '../lib/lsn.ts';
+import { asLsn } from '../lib/lsn.ts';
 import { listAll, PreconditionFailedError } from '../lib/store/object-store.ts';
 import { S3ObjectStore } from '../lib/store/s3-object-store.ts';
 import {
@@ -393,7 +395,7 @@ describe('DynamoDbCatalog under faults', () => {
     // updatePointer reports its own landed write as a conflict; the keeper recognizes it.
     const h2 = new FaultInjectingHandler(once('UpdateItem'));
     const keeper = new PointerKeeper(faultyCatalog(h2), t, epoch, undefined);
-    const p = await keeper.update((u) => ({ ...u, lsn: '1', committedLsn: '1' }));
+    const p = await keeper.update((u) => ({ ...u, lsn: asLsn(1n), committedLsn: asLsn(1n) }));
     expect(h2.landedAndLost).toHaveLength(1);
     expect(p.version).toBe(1);
     expect((await catalog.getPointer(t))?.version).toBe(1);
@@ -432,8 +434,8 @@ describe('DynamoDbCatalog under faults', () => {
           try {
             await keeper.update((u) => ({
               ...u,
-              lsn: String(i),
-              committedLsn: String(i - (i % 5)),
+              lsn: asLsn(BigInt(i)),
+              committedLsn: asLsn(BigInt(i - (i % 5))),
               snapshotKey: `${t}/snap/${i}.json`,
               checkpoints: { 'shardId-000000000001': String(i * 7), 'shardId-000000000000': String(i) },
             }));
@@ -447,7 +449,7 @@ describe('DynamoDbCatalog under faults', () => {
       h.enabled = false;
       const final = (await catalog.getPointer(t)) as TablePointer;
       expect(final.version).toBe(updates);
-      expect(final.lsn).toBe(String(updates));
+      expect(final.lsn).toBe(asLsn(BigInt(updates)));
       expect(final.epoch).toBe(epoch);
       expect(final.snapshotKey).toBe(`${t}/snap/${updates}.json`);
       expect(keeper.pointer).toEqual(final);
@@ -517,7 +519,7 @@ describe('KinesisLog under faults', () => {
     expect(h.landedAndLost).toEqual(['Kinesis_20131202.PutRecord']);
     expect(await rawCount(t)).toBe(3);
     const seen: LogEntry[] = [];
-    const sub = await log.subscribe(t, 0n, (e) => seen.push(e));
+    const sub = await log.subscribe(t, asLsn(0n), (e) => seen.push(e));
     await waitUntil('entries', () => seen.length >= 2);
     await new Promise((r) => setTimeout(r, 150));
     sub.stop();
@@ -533,7 +535,7 @@ describe('KinesisLog under faults', () => {
       const producer = faultyLog(producerFaults, { maxRecordBytes: 2048 });
       const consumer = faultyLog(consumerFaults);
       const seen: LogEntry[] = [];
-      const sub = await consumer.subscribe(t, 0n, (e) => seen.push(e));
+      const sub = await consumer.subscribe(t, asLsn(0n), (e) => seen.push(e));
       const appended = new Map<Lsn, string>();
       const payload = (i: number): string =>
         i % 7 === 3

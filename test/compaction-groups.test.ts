@@ -8,8 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { planLayoutCompaction } from '../lib/engine/compaction-groups.ts';
 import { type DataFile, newDataFile } from '../lib/engine/data-file.ts';
 import type { RowLayout } from '../lib/engine/row-layout.ts';
+import { asLsn } from '../lib/lsn.ts';
 import { UNSORTED } from '../lib/schema/sort-order.ts';
-import { asFileId } from '../lib/store/object-keys.ts';
+import { asFileId, asObjectKey } from '../lib/store/object-keys.ts';
 
 const spec = {
   specId: 1,
@@ -23,10 +24,10 @@ function file(day: number, addedAt: number, specId = 1): DataFile {
   const id = nextId++;
   return newDataFile({
     fileId: asFileId(id),
-    key: `t/data/${String(id).padStart(8, '0')}-x.parquet`,
+    objectKey: asObjectKey(`t/data/${String(id).padStart(8, '0')}-x.parquet`),
     rowCount: 100,
     sizeBytes: 1000,
-    addedLsn: 1n,
+    addedLsn: asLsn(1n),
     stats: new Map(),
     specId,
     partition: [day],
@@ -39,8 +40,8 @@ const opts = (extra = {}) => ({
   deletedRatio: 0.2,
   minSmallFiles: 4,
   nextFileId: () => asFileId(0),
-  keyFor: () => '',
-  startLsn: 1n,
+  objectKeyFor: () => asObjectKey(''),
+  startLsn: asLsn(1n),
   layout,
   smallFileAgeMs: 60_000,
   now: NOW,

@@ -10,12 +10,14 @@
  *   s3rver walks its directories instead; real S3 lists in UTF-8 byte order.
  * - DynamoDB TTL expiry (dynalite has none): the catalog never relies on it.
  */
+
 import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError } from '../lib/catalog/catalog.ts';
 import { DynamoDbCatalog } from '../lib/catalog/dynamodb-catalog.ts';
 import { SEAL_EXPIRY_MS } from '../lib/catalog/dynamodb-rename.ts';
 import { KinesisLog } from '../lib/log/kinesis-log.ts';
+import { asLsn } from '../lib/lsn.ts';
 import { listAll } from '../lib/store/object-store.ts';
 import { S3ObjectStore } from '../lib/store/s3-object-store.ts';
 import { type Emulators, startEmulators, uniqueName } from '../localstack/emulators.ts';
@@ -89,7 +91,7 @@ describe('DynamoDbCatalog rename interrupted by a crash (dynalite: no TransactWr
       const def = tableDef(from);
       await real.createTable(def);
       const epoch = await real.acquireEpoch(from);
-      await real.updatePointer(from, 0, epoch, { lsn: '5', committedLsn: '5', metadataKey: 'k' });
+      await real.updatePointer(from, 0, epoch, { lsn: asLsn(5n), committedLsn: asLsn(5n), metadataKey: 'k' });
       await real.putLease({
         leaseId: `${from}.x`,
         table: from,
@@ -109,7 +111,7 @@ describe('DynamoDbCatalog rename interrupted by a crash (dynalite: no TransactWr
         retry: { maxAttempts: 1 },
       });
       const renamed = { ...def, name: to, location: from };
-      const crashed = await faulty.renameTable(from, renamed, epoch, '9').then(
+      const crashed = await faulty.renameTable(from, renamed, epoch, asLsn(9n)).then(
         () => false,
         () => true,
       );
@@ -119,7 +121,7 @@ describe('DynamoDbCatalog rename interrupted by a crash (dynalite: no TransactWr
       if (crashAt === 1) {
         expect(oldDef).toEqual(def);
         expect(newDef).toBeUndefined();
-        expect((await real.getPointer(from))?.lsn).toBe('5');
+        expect((await real.getPointer(from))?.lsn).toBe(asLsn(5n));
         return;
       }
       expect(oldDef).toBeUndefined();
@@ -128,8 +130,8 @@ describe('DynamoDbCatalog rename interrupted by a crash (dynalite: no TransactWr
       expect(await real.getPointer(to)).toMatchObject({
         table: to,
         epoch,
-        lsn: '9',
-        committedLsn: '9',
+        lsn: asLsn(9n),
+        committedLsn: asLsn(9n),
         metadataKey: 'k',
       });
       const names = (await real.listTables()).map((d) => d.name);

@@ -11,10 +11,12 @@
  *
  * `CRASH_ROUNDS` sets the rounds (10 in `npm test`; `npm run test:crash` runs 120).
  */
+
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { type Lsn, lsnBefore, lsnFromJson } from '../lib/lsn.ts';
 import { parseExactJson } from '../lib/schema/exact-json.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
 import { type DecodedOp, decodeTransaction } from '../lib/txn/transaction.ts';
@@ -64,8 +66,8 @@ async function post(url: string, body: unknown): Promise<{ status: number; json:
 async function scan(
   base: string,
   table: string,
-  minLsn: bigint | undefined,
-): Promise<{ lsn: bigint; rows: Record<string, unknown>[] }> {
+  minLsn: Lsn | undefined,
+): Promise<{ lsn: Lsn; rows: Record<string, unknown>[] }> {
   const q = minLsn === undefined ? '' : `minLsn=${minLsn}&`;
   const r = await fetch(`${base}/tables/${table}/rows?${q}limit=100000`);
   const text = await r.text();
@@ -76,7 +78,7 @@ async function scan(
     nextCursor?: string;
   };
   expect(j.nextCursor).toBeUndefined();
-  return { lsn: BigInt(j.lsn), rows: j.rows };
+  return { lsn: lsnFromJson(j.lsn), rows: j.rows };
 }
 
 function kvText(model: ReferenceModel, row: Record<string, unknown>): string {
@@ -159,7 +161,7 @@ describe('crash and restart', () => {
               pendingKv = { marker, ops };
               const res = await post(`${svc.url}/tables/kv/rows`, body);
               expect(res.status, JSON.stringify(res.json)).toBe(200);
-              const lsn = BigInt(res.json.lsn);
+              const lsn = lsnFromJson(res.json.lsn);
               expect(lsn).toBeGreaterThan(kvLsn);
               kv.commit(lsn, ops);
               kvLsn = lsn;
@@ -219,14 +221,14 @@ describe('crash and restart', () => {
         const sentinel = { op: 'upsert', row: { id: SENTINEL_ID, v: `restart-${round}`, n: null } };
         const sres = await post(`${svc.url}/tables/kv/rows`, { ops: [sentinel] });
         expect(sres.status, JSON.stringify(sres.json)).toBe(200);
-        const sentinelLsn = BigInt(sres.json.lsn);
+        const sentinelLsn = lsnFromJson(sres.json.lsn);
         expect(sentinelLsn).toBeGreaterThan(kvLsn);
         // kv: every acknowledged transaction, plus the in-flight one only if all of it landed
         // (somewhere between the last acknowledged LSN and the sentinel's).
         const after = await scan(svc.url, 'kv', sentinelLsn);
         const ids = new Set(after.rows.map((row) => Number(row.id)));
         if (pendingKv && ids.has(pendingKv.marker)) {
-          kv.commit(sentinelLsn - 1n, pendingKv.ops);
+          kv.commit(lsnBefore(sentinelLsn), pendingKv.ops);
           inFlightSeen++;
         }
         kv.commit(
@@ -242,7 +244,7 @@ describe('crash and restart', () => {
         });
         expect(eres.status).toBe(200);
         events.set(eventSentinel, round);
-        const ev = await scan(svc.url, 'events', BigInt(eres.json.lsn));
+        const ev = await scan(svc.url, 'events', lsnFromJson(eres.json.lsn));
         const counts = new Map<number, number>();
         for (const row of ev.rows) counts.set(Number(row.id), (counts.get(Number(row.id)) ?? 0) + 1);
         for (const [id, c] of counts) expect(c, `event ${id} appears ${c} times`).toBe(1);

@@ -5,12 +5,14 @@
  * restart right after a SIGKILL of the whole process group, 20 times. Each ends with every
  * acknowledged row present exactly once, or the table loudly damaged.
  */
+
 import { execFile, execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { asLsn } from '../lib/lsn.ts';
 import { type ServiceProcess, startServiceProcess } from './support/service-process.ts';
 
 const run = promisify(execFile);
@@ -146,12 +148,12 @@ describe('durability against the real service', () => {
       const acked = new Set<number>();
       let refused = 0;
       let next = 0;
-      let lastLsn = 0n;
+      let lastLsn = asLsn(0n);
       for (let i = 0; i < 2000 && refused < 20; i++) {
         const r = await api(svc.url, 'POST', '/tables/full/rows', batch(next, 1000, 60));
         if (r.status === 200) {
           for (let k = 0; k < 1000; k++) acked.add(next + k);
-          lastLsn = BigInt(r.json.lsn);
+          lastLsn = asLsn(BigInt(r.json.lsn));
         } else {
           expect(r.status, JSON.stringify(r.json)).toBe(507);
           expect(r.json.error.code).toBe('storage_full');
@@ -179,7 +181,7 @@ describe('durability against the real service', () => {
         const r = await api(svc.url, 'POST', '/tables/full/rows', batch(next, 1000, 60));
         expect(r.status, JSON.stringify(r.json)).toBe(200);
         for (let k = 0; k < 1000; k++) acked.add(next + k);
-        lastLsn = BigInt(r.json.lsn);
+        lastLsn = asLsn(BigInt(r.json.lsn));
         next += 1000;
       }
       await stop(svc, 'SIGKILL');
@@ -406,12 +408,12 @@ describe('durability against the real service', () => {
     let svc = await start(dataDir);
     await createTable(svc.url, 'k');
     const acked = new Set<number>();
-    let lastLsn = 0n;
+    let lastLsn = asLsn(0n);
     for (let round = 0; round < 20; round++) {
       const r = await api(svc.url, 'POST', '/tables/k/rows', batch(round * 10, 10));
       expect(r.status).toBe(200);
       for (let i = 0; i < 10; i++) acked.add(round * 10 + i);
-      lastLsn = BigInt(r.json.lsn);
+      lastLsn = asLsn(BigInt(r.json.lsn));
       // No wait between the kill and the next start.
       void svc.kill('SIGKILL');
       procs.splice(procs.indexOf(svc), 1);

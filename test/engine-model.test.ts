@@ -10,12 +10,14 @@
  * mode is `MODEL_RUNS=2000 npx vitest run test/engine-model.test.ts`). A failure prints its
  * seed; `MODEL_SEED=<n>` replays one.
  */
+
 import { afterAll, describe, expect, it } from 'vitest';
 import type { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
 import type { EngineOptions } from '../lib/engine/options.ts';
 import type { TableHandler } from '../lib/engine/table-handler.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
 import type { Lsn } from '../lib/lsn.ts';
+import { asLsn, lsnAfter } from '../lib/lsn.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
@@ -89,10 +91,10 @@ async function harness(options: Partial<EngineOptions>): Promise<Harness> {
 
 async function readSnapshot(h: Harness, minLsn: Lsn): Promise<{ lsn: Lsn; rows: string[] }> {
   const snap = await h.handler.snapshotAtLeast(minLsn);
-  const m = await h.reader.manifest(snap.key);
+  const m = await h.reader.manifest(snap.objectKey);
   const model = new ReferenceModel(schema);
   const rows = (await h.reader.readAll(m, schema.fields)).map((v) => model.rowText(v)).sort();
-  return { lsn: BigInt(m.lsn), rows };
+  return { lsn: asLsn(BigInt(m.lsn)), rows };
 }
 
 async function runSequence(
@@ -104,7 +106,7 @@ async function runSequence(
   const h = await harness(options);
   const model = new ReferenceModel(schema);
   const keys = 5 + Math.floor(r() * 60);
-  let lsn = 0n;
+  let lsn = asLsn(0n);
   let reads = 0;
   let commits = 0;
   const open = new Map<string, { ops: DecodedOp[] }>();
@@ -118,7 +120,7 @@ async function runSequence(
       );
       if (x < 0.5) {
         const ops = randomOps(r, keys, 1 + Math.floor(r() * 12));
-        lsn += BigInt(1 + Math.floor(r() * 3));
+        lsn = lsnAfter(lsn, asLsn(BigInt(1 + Math.floor(r() * 3))));
         // Every other transaction arrives in columns, as the request scanner gives them.
         h.handler.apply(lsn, lsn % 2n === 0n ? OpBatch.of(schema, ops) : ops);
         model.commit(lsn, ops);
@@ -134,7 +136,7 @@ async function runSequence(
         const [id, t] = [...open.entries()][Math.floor(r() * open.size)];
         open.delete(id);
         if (r() < 0.7) {
-          lsn += 1n;
+          lsn = lsnAfter(lsn);
           h.handler.streamCommit(id, lsn);
           model.commit(lsn, t.ops);
           trace(`commit ${id} at ${lsn}`);
@@ -143,7 +145,7 @@ async function runSequence(
           trace(`abort ${id}`);
         }
       } else if (x < 0.85) {
-        const at = BigInt(Math.floor(r() * Number(lsn + 1n)));
+        const at = asLsn(BigInt(Math.floor(r() * Number(lsn + 1n))));
         const got = await readSnapshot(h, at);
         reads++;
         trace(`read at ${at} → lsn ${got.lsn}: ${got.rows.length} rows (model ${model.at(got.lsn).length})`);

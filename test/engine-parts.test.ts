@@ -21,12 +21,13 @@ import { MemSlice } from '../lib/engine/mem-slice.ts';
 import { engineOptions } from '../lib/engine/options.ts';
 import { PointerKeeper } from '../lib/engine/pointer-keeper.ts';
 import { CREATION_GRACE_MS, openTable } from '../lib/engine/table-loader.ts';
+import { asLsn } from '../lib/lsn.ts';
 import { encodeParquet } from '../lib/parquet/parquet-codec.mjs';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
 import { LocalObjectStore } from '../lib/store/local-object-store.ts';
 import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
-import { asFileId } from '../lib/store/object-keys.ts';
+import { asFileId, asObjectKey } from '../lib/store/object-keys.ts';
 import { NotFoundError, PreconditionFailedError } from '../lib/store/object-store.ts';
 import { silentLogger } from '../lib/util/logger.ts';
 
@@ -61,8 +62,8 @@ describe('MemSlice', () => {
     expect(s.lookupKey('99')).toBeUndefined();
     const seg = s.seal()!;
     expect(seg).toMatchObject({ start: 0, end: 10, deletedCount: 0 });
-    s.delete(3, 5n);
-    s.delete(3, 6n); // twice is once
+    s.delete(3, asLsn(5n));
+    s.delete(3, asLsn(6n)); // twice is once
     expect(s.lookupKey('3')).toBeUndefined();
     expect(s.liveCount).toBe(9);
     expect(seg).toMatchObject({ deletedCount: 1, dvDirty: true });
@@ -74,8 +75,8 @@ describe('MemSlice', () => {
     expect([...s.liveRows()]).toEqual([0, 1, 2, 4, 5, 6, 7, 8, 9, 10]);
     const batch = recordBatchOf(s.fields, s.columns, s.liveRows());
     expect(batch.numRows).toBe(10);
-    s.frozenAt = 7n;
-    s.delete(0, 8n);
+    s.frozenAt = asLsn(7n);
+    s.delete(0, asLsn(8n));
     expect(s.deletesAfterFreeze).toEqual([{ row: 0, lsn: 8n }]);
   });
 
@@ -142,17 +143,17 @@ describe('EventLoop', () => {
 describe('PendingDeletes', () => {
   it('splits by LSN and follows compacted rows', () => {
     const p = new PendingDeletes();
-    p.add(1n, 7, 10);
-    p.add(2n, 7, 11);
-    p.add(3n, 8, 1);
+    p.add(asLsn(1n), 7, 10);
+    p.add(asLsn(2n), 7, 11);
+    p.add(asLsn(3n), 8, 1);
     const seen: [number, number][] = [];
-    p.forEachThrough(2n, (f, pos) => seen.push([f, pos]));
+    p.forEachThrough(asLsn(2n), (f, pos) => seen.push([f, pos]));
     expect(seen).toEqual([
       [7, 10],
       [7, 11],
     ]);
     p.remap((f, pos) => (f === 7 ? (pos === 10 ? undefined : [9, pos - 11]) : [f, pos]));
-    expect(p.takeThrough(3n)).toEqual(
+    expect(p.takeThrough(asLsn(3n))).toEqual(
       new Map([
         [9, [0]],
         [8, [1]],
@@ -166,10 +167,10 @@ describe('compaction planning', () => {
   const file = (fileId: number, sizeBytes: number, rowCount: number, deleted: number) => {
     const f = newDataFile({
       fileId: asFileId(fileId),
-      key: `k${fileId}`,
+      objectKey: asObjectKey(`k${fileId}`),
       rowCount,
       sizeBytes,
-      addedLsn: 1n,
+      addedLsn: asLsn(1n),
       stats: new Map(),
     });
     for (let i = 0; i < deleted; i++) f.deletes.add(i);
@@ -183,8 +184,8 @@ describe('compaction planning', () => {
       let n = 100;
       return () => asFileId(n++);
     })(),
-    keyFor: (id: number) => `out${id}`,
-    startLsn: 5n,
+    objectKeyFor: (id: number) => asObjectKey(`out${id}`),
+    startLsn: asLsn(5n),
   };
   it('merges enough small files, rewrites files with many deletes, and leaves the rest', () => {
     expect(planCompaction([file(1, 100, 10, 0), file(2, 100, 10, 0)], opts)).toBeUndefined();
@@ -236,8 +237,8 @@ function planAllAtOnce(files: DataFile[]) {
     deletedRatio: 0.1,
     minSmallFiles: 2,
     nextFileId: () => asFileId(next++),
-    keyFor: (id) => `data/${id}.parquet`,
-    startLsn: 2n,
+    objectKeyFor: (id) => asObjectKey(`data/${id}.parquet`),
+    startLsn: asLsn(2n),
   })!;
 }
 
@@ -257,7 +258,13 @@ describe('compaction run', () => {
       const rows = Uint32Array.from({ length: 300 }, (_, i) => i);
       const [r] = (
         await writeSliceToFile(
-          { slice, rows, fileId: asFileId(fileId), key: `data/${fileId}.parquet`, compression: 'none' },
+          {
+            slice,
+            rows,
+            fileId: asFileId(fileId),
+            objectKey: asObjectKey(`data/${fileId}.parquet`),
+            compression: 'none',
+          },
           store,
           pool,
         )
@@ -265,10 +272,10 @@ describe('compaction run', () => {
       index.add(r.run!);
       const f = newDataFile({
         fileId: asFileId(fileId),
-        key: r.key,
+        objectKey: r.objectKey,
         rowCount: 300,
         sizeBytes: r.sizeBytes,
-        addedLsn: 1n,
+        addedLsn: asLsn(1n),
         stats: r.stats,
       });
       // File 1 has deletes (its rows are taken one by one), file 2 has none (its columns are reused).
@@ -294,7 +301,7 @@ describe('compaction run', () => {
         rowHashes,
       });
       expect(result.outputs).toHaveLength(1);
-      const out = tableFromIpc(await pool.decode(await store.get(result.outputs[0].key)));
+      const out = tableFromIpc(await pool.decode(await store.get(result.outputs[0].objectKey)));
       expect([...out.getChildAt(0)!].map(String)).toEqual(expectedIds);
       expect([...out.getChildAt(1)!]).toEqual(expectedIds.map((id) => `v${id}`));
       expect(out.schema.fields[0].metadata.get('PARQUET:field_id')).toBe('1');
@@ -339,7 +346,10 @@ describe('compaction run', () => {
       const plan = {
         ...whole,
         rowsPerOutput: 200,
-        outputs: [20, 21, 22].map((fileId) => ({ fileId: asFileId(fileId), key: `data/${fileId}.parquet` })),
+        outputs: [20, 21, 22].map((fileId) => ({
+          fileId: asFileId(fileId),
+          objectKey: asObjectKey(`data/${fileId}.parquet`),
+        })),
       };
       const r = await runCompaction(plan, {
         store,
@@ -352,7 +362,7 @@ describe('compaction run', () => {
         outputs: await Promise.all(
           r.outputs.map(async (o) => ({
             rowCount: o.rowCount,
-            bytes: await store.get(o.key),
+            bytes: await store.get(o.objectKey),
             stats: o.stats,
             run: o.run!.serialize(),
           })),
@@ -401,14 +411,14 @@ describe('compaction in bounded memory', () => {
         rowGroupSize: 1000,
         compression: 'none',
       });
-      const key = `data/${fileId}.parquet`;
+      const key = asObjectKey(`data/${fileId}.parquet`);
       await store.put(key, bytes);
       const f = newDataFile({
         fileId: asFileId(fileId),
-        key,
+        objectKey: key,
         rowCount: 5000,
         sizeBytes: bytes.length,
-        addedLsn: 1n,
+        addedLsn: asLsn(1n),
         stats: new Map(),
       });
       // File 1: its third row group deleted whole, and every 10th row elsewhere.
@@ -429,7 +439,7 @@ describe('compaction in bounded memory', () => {
         rowsPerOutput: 4000,
         outputs: Array.from({ length: outputs }, (_, k) => ({
           fileId: asFileId(20 + k),
-          key: `data/${20 + k}.parquet`,
+          objectKey: asObjectKey(`data/${20 + k}.parquet`),
         })),
       },
       { store, pool, fields: schema.fields, keyColumns: [0], compression: 'zstd' },
@@ -437,7 +447,7 @@ describe('compaction in bounded memory', () => {
     expect(r.rowGroupsRead).toBe(14);
     const got: string[] = [];
     for (const o of r.outputs) {
-      const t = tableFromIpc(await pool.decode(await store.get(o.key)));
+      const t = tableFromIpc(await pool.decode(await store.get(o.objectKey)));
       expect(t.numRows).toBe(o.rowCount);
       got.push(...[...t.getChildAt(0)!].map(String));
       expect([...t.getChildAt(1)!].slice(0, 3)).toEqual(
@@ -470,10 +480,10 @@ describe('compaction in bounded memory', () => {
     const f = (fileId: number) =>
       newDataFile({
         fileId: asFileId(fileId),
-        key: `k${fileId}`,
+        objectKey: asObjectKey(`k${fileId}`),
         rowCount: 100_000,
         sizeBytes: 1_000_000,
-        addedLsn: 1n,
+        addedLsn: asLsn(1n),
         stats: new Map(),
       });
     const opts = {
@@ -481,8 +491,8 @@ describe('compaction in bounded memory', () => {
       deletedRatio: 0.1,
       minSmallFiles: 2,
       nextFileId: () => asFileId(99),
-      keyFor: (id: number) => `data/${id}`,
-      startLsn: 1n,
+      objectKeyFor: (id: number) => asObjectKey(`data/${id}`),
+      startLsn: asLsn(1n),
       rowBytes: 50,
     };
     const files = [1, 2, 3, 4, 5].map(f);
@@ -508,16 +518,18 @@ describe('catalogs', () => {
       await expect(c.createTable(def)).rejects.toBeInstanceOf(TableExistsError);
       expect((await c.listTables()).map((d) => d.name)).toEqual(['t']);
       const e1 = await c.acquireEpoch('t');
-      const p1 = await c.updatePointer('t', 0, e1, { lsn: '1', committedLsn: '0' });
+      const p1 = await c.updatePointer('t', 0, e1, { lsn: asLsn(1n), committedLsn: asLsn(0n) });
       expect(p1.version).toBe(1);
-      await expect(c.updatePointer('t', 0, e1, { lsn: '2', committedLsn: '0' })).rejects.toBeInstanceOf(
-        ConflictError,
-      );
+      await expect(
+        c.updatePointer('t', 0, e1, { lsn: asLsn(2n), committedLsn: asLsn(0n) }),
+      ).rejects.toBeInstanceOf(ConflictError);
       const e2 = await c.acquireEpoch('t');
-      await expect(c.updatePointer('t', 1, e1, { lsn: '2', committedLsn: '0' })).rejects.toBeInstanceOf(
-        FencedError,
+      await expect(
+        c.updatePointer('t', 1, e1, { lsn: asLsn(2n), committedLsn: asLsn(0n) }),
+      ).rejects.toBeInstanceOf(FencedError);
+      expect((await c.updatePointer('t', 1, e2, { lsn: asLsn(3n), committedLsn: asLsn(0n) })).lsn).toBe(
+        asLsn(3n),
       );
-      expect((await c.updatePointer('t', 1, e2, { lsn: '3', committedLsn: '0' })).lsn).toBe('3');
       await c.putLease({ leaseId: 't.abc', table: 't', snapshotKey: 's', expiresAt: Date.now() + 1000 });
       expect(await c.getLease('t.abc')).toMatchObject({ snapshotKey: 's' });
       expect(await c.listLeases('t')).toHaveLength(1);
@@ -556,9 +568,9 @@ describe('catalogs', () => {
       },
     });
     const keeper = new PointerKeeper(lossy, 't', epoch, undefined);
-    const p = await keeper.update((u) => ({ ...u, lsn: '5' }));
-    expect(p).toMatchObject({ version: 1, lsn: '5' });
-    expect((await keeper.update((u) => ({ ...u, lsn: '6' }))).version).toBe(2);
+    const p = await keeper.update((u) => ({ ...u, lsn: asLsn(5n) }));
+    expect(p).toMatchObject({ version: 1, lsn: asLsn(5n) });
+    expect((await keeper.update((u) => ({ ...u, lsn: asLsn(6n) }))).version).toBe(2);
     expect(keeper.fencedBy).toBeUndefined();
   });
 

@@ -4,8 +4,10 @@
  * sweep with no grace period must still leave it alone. The store here holds the upload's
  * answer until the sweep has run, for a flush and for a compaction.
  */
+
 import { afterAll, describe, expect, it } from 'vitest';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
+import { asLsn } from '../lib/lsn.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
 import type { PutOptions } from '../lib/store/object-store.ts';
@@ -68,7 +70,7 @@ describe('orphan sweep', () => {
     });
     try {
       // A flush whose upload is done in the store but not yet answered.
-      t.handler.apply(1n, upserts(0, 50));
+      t.handler.apply(asLsn(1n), upserts(0, 50));
       let reached = store.hold();
       const flushed = t.handler.commit();
       await reached;
@@ -79,7 +81,7 @@ describe('orphan sweep', () => {
       await flushed;
 
       // A second file, then a compaction of both whose output is held the same way.
-      t.handler.apply(2n, upserts(50, 50));
+      t.handler.apply(asLsn(2n), upserts(50, 50));
       await t.handler.commit();
       reached = store.hold();
       t.handler.compactNow();

@@ -13,6 +13,7 @@
  * checked by our own reader against the model, by the deletion-vector codec's byte-exact
  * golden-file tests, and by structural checks of the v3 metadata below.
  */
+
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeAvroFile } from '../lib/iceberg/avro-file.ts';
 import { readDeletionVectorBlob } from '../lib/iceberg/delete-files.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
+import { asLsn, type Lsn, lsnAfter } from '../lib/lsn.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
@@ -71,7 +73,7 @@ async function writeTable(name: string, formatVersion: 2 | 3, seed: number) {
   });
   const model = new ReferenceModel(schema);
   const r = rng(seed);
-  let lsn = 0n;
+  let lsn = asLsn(0n);
   for (let t = 0; t < 40; t++) {
     const ops: DecodedOp[] = [];
     for (let i = 0; i < 25; i++) {
@@ -83,7 +85,7 @@ async function writeTable(name: string, formatVersion: 2 | 3, seed: number) {
           : [BigInt(k), `name-${k}-${t}`, r() < 0.1 ? null : Math.floor(r() * 1000), r() * 100, r() < 0.5];
       ops.push({ op, values, key: keyOf(codec, values) });
     }
-    lsn += 1n;
+    lsn = lsnAfter(lsn);
     handler.apply(lsn, ops);
     model.commit(lsn, ops);
     if (t % 10 === 9) await handler.commit();
@@ -91,7 +93,7 @@ async function writeTable(name: string, formatVersion: 2 | 3, seed: number) {
   const commit = await handler.commit();
   const snap = await handler.snapshotAtLeast(lsn);
   await handler.close();
-  return { catalog, commit, model, lsn, snapshotKey: snap.key };
+  return { catalog, commit, model, lsn, snapshotKey: snap.objectKey };
 }
 
 /** Canonical text of a row for comparison across readers. */
@@ -105,7 +107,7 @@ function canon(row: { id: unknown; name: unknown; qty: unknown; score: unknown; 
   ]);
 }
 
-function modelRows(model: ReferenceModel, lsn: bigint): string[] {
+function modelRows(model: ReferenceModel, lsn: Lsn): string[] {
   return model
     .at(lsn)
     .map((t) => canon(JSON.parse(t)))

@@ -20,6 +20,7 @@ import { TableRecordAssembler } from '../lib/log/kinesis-assembler.ts';
 import { KinesisLog } from '../lib/log/kinesis-log.ts';
 import { encodeTransaction, RecordTooLargeError, unwrapRecord } from '../lib/log/kinesis-records.ts';
 import { hashKeyOf, shardChain } from '../lib/log/kinesis-shards.ts';
+import { asLsn, type Lsn, ZERO_LSN } from '../lib/lsn.ts';
 import { decodeTransactionText } from '../lib/txn/transaction.ts';
 import { createStream, type Emulators, startEmulators, uniqueName } from '../localstack/emulators.ts';
 import { tableDef } from './contract/catalog-contract.ts';
@@ -71,7 +72,7 @@ describe('record format (no stream)', () => {
     const a = new TableRecordAssembler('t', 60_000);
     const out: LogEntry[] = [];
     records.forEach((r, i) => {
-      const got = a.accept({ seq: BigInt(i + 1), data: r, arrival: 1000 + i });
+      const got = a.accept({ seq: asLsn(BigInt(i + 1)), data: r, arrival: 1000 + i });
       if (got) out.push(got.entry);
     });
     expect(out).toHaveLength(1);
@@ -100,7 +101,7 @@ describe('record format (no stream)', () => {
       txn: 'x1',
       bin: Buffer.from(payload.subarray(0, 300)).toString('base64'),
     });
-    expect(asm.accept({ seq: 1n, data: one[0], arrival: 1 })?.entry.payload).toEqual(
+    expect(asm.accept({ seq: asLsn(1n), data: one[0], arrival: 1 })?.entry.payload).toEqual(
       payload.subarray(0, 300),
     );
     const parts = encodeTransaction('t', 'x2', payload, 1000);
@@ -110,8 +111,8 @@ describe('record format (no stream)', () => {
     const order = [...parts.keys()].reverse();
     let delivered: Uint8Array | undefined;
     for (const [k, i] of order.entries()) {
-      const got = asm.accept({ seq: BigInt(10 + k), data: parts[i], arrival: 2 });
-      if (k === 0) expect(asm.accept({ seq: 99n, data: parts[i], arrival: 2 })).toBeUndefined();
+      const got = asm.accept({ seq: asLsn(BigInt(10 + k)), data: parts[i], arrival: 2 });
+      if (k === 0) expect(asm.accept({ seq: asLsn(99n), data: parts[i], arrival: 2 })).toBeUndefined();
       if (got) delivered = got.entry.payload;
     }
     expect(delivered).toEqual(payload);
@@ -189,7 +190,7 @@ describe('KinesisLog on kinesalite', () => {
     return log;
   }
 
-  async function collect(log: KinesisLog, table: string, after: bigint): Promise<LogEntry[]> {
+  async function collect(log: KinesisLog, table: string, after: Lsn): Promise<LogEntry[]> {
     const seen: LogEntry[] = [];
     subs.push(await log.subscribe(table, after, (e) => seen.push(e)));
     return seen;
@@ -199,7 +200,7 @@ describe('KinesisLog on kinesalite', () => {
     const r = await emu.clients.kinesis.send(
       new PutRecordCommand({ StreamName: stream, PartitionKey: partitionKey, Data: enc(body) }),
     );
-    return BigInt(r.SequenceNumber!);
+    return asLsn(BigInt(r.SequenceNumber!));
   }
 
   async function rawRecords(table: string, stream = emu.kinesis.stream): Promise<string[]> {
@@ -240,7 +241,7 @@ describe('KinesisLog on kinesalite', () => {
     expect(zipped.length).toBeLessThan(payload.length / 4096 / 3);
     expect(raw.filter((r) => !r.includes('"z"'))).toHaveLength(2); // small ones stay JSON
     const bad = await put(t, `{"table":"${t}","z":"br","bin":"AAAA"}`);
-    const seen = await collect(log, t, 0n);
+    const seen = await collect(log, t, ZERO_LSN);
     await waitUntil('all', () => seen.length >= 4);
     expect(seen.map((e) => e.lsn)).toEqual([old, big, tiny, bad]);
     expect(dec(seen[1].payload)).toBe(payload);
@@ -259,7 +260,7 @@ describe('KinesisLog on kinesalite', () => {
     const raw = await rawRecords(t);
     const parts = raw.filter((r) => r.includes('"parts":'));
     expect(parts.length).toBeGreaterThan(4);
-    const seen = await collect(log, t, 0n);
+    const seen = await collect(log, t, ZERO_LSN);
     await waitUntil('three transactions', () => seen.length >= 3);
     await new Promise((r) => setTimeout(r, 100));
     const order = [small1, small2, bigLsn].sort((a, b) => (a < b ? -1 : 1));
@@ -287,12 +288,12 @@ describe('KinesisLog on kinesalite', () => {
       `{"table":"${t}","txn":"b","part":0,"parts":2,"ops":{"x":1}}`,
       `{"table":"${t}","ops":[{"op":"insert","row":{"id":"nope"}}]}`,
     ];
-    const lsns: bigint[] = [];
+    const lsns: Lsn[] = [];
     for (const b of bodies) lsns.push(await put(t, b));
     // Another table's record under this partition key is not this table's.
     await put(t, '{"table":"someone_else","ops":[{"op":"insert","row":{"id":5}}]}');
     const good = await log.append(t, enc('{"ops":[{"op":"insert","row":{"id":7,"v":"ok"}}]}'));
-    const seen = await collect(log, t, 0n);
+    const seen = await collect(log, t, ZERO_LSN);
     await waitUntil('all entries', () => seen.length >= 6);
     await new Promise((r) => setTimeout(r, 100));
     expect(seen.map((e) => e.lsn)).toEqual([...lsns, good]);
@@ -338,7 +339,7 @@ describe('KinesisLog on kinesalite', () => {
         new PutRecordCommand({ StreamName: emu.kinesis.stream, PartitionKey: t, Data: broken }),
       )
     ).SequenceNumber;
-    const seen = await collect(log, t, 0n);
+    const seen = await collect(log, t, ZERO_LSN);
     await waitUntil('all entries', () => seen.length >= 4);
     await new Promise((res) => setTimeout(res, 100));
     expect(seen.map((e) => e.lsn)).toEqual([seq, seq, plain, BigInt(brokenSeq!)]);
@@ -367,7 +368,7 @@ describe('KinesisLog on kinesalite', () => {
     await put(t, p1);
     await put(t, one);
     const s3 = await put(t, `{"table":"${t}","txn":"T3","ops":[{"op":"insert","row":{"id":4}}]}`);
-    const seen = await collect(log, t, 0n);
+    const seen = await collect(log, t, ZERO_LSN);
     await waitUntil('entries', () => seen.length >= 3);
     await new Promise((r) => setTimeout(r, 200));
     expect(seen.map((e) => e.lsn)).toEqual([s1, s2, s3]);
@@ -389,12 +390,12 @@ describe('KinesisLog on kinesalite', () => {
     const t = uniqueName('dec');
     const decoded = [{ op: 'insert', values: [1], key: '1' }];
     const lsn = await log.append(t, enc('{"ops":[{"op":"insert","row":{"id":1}}]}'), decoded);
-    const seen = await collect(log, t, 0n);
+    const seen = await collect(log, t, ZERO_LSN);
     await waitUntil('entry', () => seen.length >= 1);
     expect(seen[0].decoded).toBe(decoded);
     const other = newLog();
     expect(await other.lastLsn(t)).toBe(0n);
-    const seen2 = await collect(other, t, 0n);
+    const seen2 = await collect(other, t, ZERO_LSN);
     await waitUntil('entry', () => seen2.length >= 1);
     expect(seen2[0].decoded).toBeUndefined();
     expect(await other.lastLsn(t)).toBe(lsn);
@@ -405,10 +406,10 @@ describe('KinesisLog on kinesalite', () => {
     await createStream(emu.clients.kinesis, stream, 1);
     const log = newLog(stream);
     const t = uniqueName('rs');
-    const before: bigint[] = [];
+    const before: Lsn[] = [];
     for (let i = 0; i < 5; i++)
       before.push(await log.append(t, enc(`{"ops":[{"op":"insert","row":{"id":${i}}}]}`)));
-    const seen = await collect(log, t, 0n);
+    const seen = await collect(log, t, ZERO_LSN);
     await waitUntil('before the split', () => seen.length >= 5);
     const { Shards } = await emu.clients.kinesis.send(new ListShardsCommand({ StreamName: stream }));
     const parent = Shards![0];
@@ -426,7 +427,7 @@ describe('KinesisLog on kinesalite', () => {
       if (d.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    const after: bigint[] = [];
+    const after: Lsn[] = [];
     for (let i = 5; i < 10; i++)
       after.push(await log.append(t, enc(`{"ops":[{"op":"insert","row":{"id":${i}}}]}`)));
     const listed = await emu.clients.kinesis.send(new ListShardsCommand({ StreamName: stream }));
@@ -446,6 +447,6 @@ describe('KinesisLog on kinesalite', () => {
 
   it('fails to subscribe to a stream that does not exist', async () => {
     const log = newLog('no-such-stream', { retry: { maxAttempts: 2, baseDelayMs: 1 } });
-    await expect(log.subscribe('t', 0n, () => undefined)).rejects.toThrow();
+    await expect(log.subscribe('t', asLsn(0n), () => undefined)).rejects.toThrow();
   });
 });

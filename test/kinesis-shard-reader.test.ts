@@ -12,6 +12,7 @@
  * HTTP/2 transport and the SDK's event-stream decoding, and consumer registration (the stack
  * registers one per writer group).
  */
+
 import {
   DescribeStreamSummaryCommand,
   GetRecordsCommand,
@@ -25,6 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEntry, LogSubscription } from '../lib/log/durable-log.ts';
 import { KinesisLog } from '../lib/log/kinesis-log.ts';
 import { hashKeyOf } from '../lib/log/kinesis-shards.ts';
+import { type Lsn, ZERO_LSN } from '../lib/lsn.ts';
 import {
   createStream,
   type Emulators,
@@ -143,12 +145,12 @@ describe('one Kinesis reader per shard, shared by its tables', () => {
     );
     const seen = new Map<string, LogEntry[]>();
     const subs: LogSubscription[] = [];
-    const subscribe = async (t: string, after = 0n) => {
+    const subscribe = async (t: string, after = ZERO_LSN) => {
       const got: LogEntry[] = [];
       seen.set(t, got);
       subs.push(await log.subscribe(t, after, (e) => got.push(e)));
     };
-    const appended = new Map<string, bigint[]>();
+    const appended = new Map<string, Lsn[]>();
     const append = async (t: string, i: number) => {
       const lsn = await log.append(t, enc(`{"ops":[{"op":"insert","row":{"id":${i}}}]}`));
       const list = appended.get(t) ?? [];

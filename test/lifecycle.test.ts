@@ -57,7 +57,7 @@ describe('service life cycle', () => {
     expect(svc.output()).toContain('shutting down');
     const catalog = await FileCatalog.open(path.join(dir, 'catalog.json'));
     const pointer = await catalog.getPointer('orders');
-    expect(pointer?.committedLsn).toBe(String(lsn));
+    expect(pointer?.committedLsn).toBe(BigInt(lsn));
     const store = new LocalObjectStore(path.join(dir, 'objects'));
     const iceberg = await IcebergTable.load(store, pointer!.metadataKey!);
     expect(iceberg.currentSnapshot()!.summary['total-records']).toBe('1000');

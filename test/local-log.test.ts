@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LogEntry } from '../lib/log/durable-log.ts';
 import { LocalLog } from '../lib/log/local-log.ts';
+import { asLsn, type Lsn } from '../lib/lsn.ts';
 
 const dirs: string[] = [];
 async function tmp(): Promise<string> {
@@ -22,15 +23,15 @@ describe('LocalLog', () => {
   it('startAfter: a new or behind log hands out LSNs after the given one, also after reopen; a seal refuses appends', async () => {
     const dir = await tmp();
     const log = new LocalLog(dir);
-    await log.startAfter('fresh', 500n);
+    await log.startAfter('fresh', asLsn(500n));
     expect(await log.lastLsn('fresh')).toBe(500n);
     expect(await log.append('fresh', enc('a'))).toBe(501n);
     // Already past it: nothing changes.
-    await log.startAfter('fresh', 10n);
+    await log.startAfter('fresh', asLsn(10n));
     expect(await log.append('fresh', enc('b'))).toBe(502n);
     // A log with records, behind: the gap is skipped, and the segment still reads across it.
     await log.append('behind', enc('x'));
-    await log.startAfter('behind', 40n);
+    await log.startAfter('behind', asLsn(40n));
     expect(await log.append('behind', enc('y'))).toBe(41n);
     const sealed = new Error('renaming');
     log.seal('behind', sealed);
@@ -43,7 +44,7 @@ describe('LocalLog', () => {
     expect(await again.lastLsn('behind')).toBe(42n);
     expect(await again.damage('behind')).toBeUndefined();
     const seen: LogEntry[] = [];
-    const sub = await again.subscribe('behind', 0n, (e) => seen.push(e));
+    const sub = await again.subscribe('behind', asLsn(0n), (e) => seen.push(e));
     expect(seen.map((e) => [e.lsn, dec(e.payload)])).toEqual([
       [1n, 'x'],
       [41n, 'y'],
@@ -63,7 +64,7 @@ describe('LocalLog', () => {
     const again = new LocalLog(dir);
     expect(await again.lastLsn('t')).toBe(200n);
     const seen: LogEntry[] = [];
-    const sub = await again.subscribe('t', 150n, (e) => seen.push(e));
+    const sub = await again.subscribe('t', asLsn(150n), (e) => seen.push(e));
     expect(seen.map((e) => e.lsn)).toEqual(Array.from({ length: 50 }, (_, i) => BigInt(151 + i)));
     expect(dec(seen[0].payload)).toBe('r150');
     expect(await again.append('t', enc('next'))).toBe(201n);
@@ -78,7 +79,7 @@ describe('LocalLog', () => {
     for (let i = 0; i < 50; i++) await log.append('t', enc(String(i)));
     const seen: bigint[] = [];
     const appends = Array.from({ length: 100 }, (_, i) => log.append('t', enc(String(50 + i))));
-    const sub = await log.subscribe('t', 0n, (e) => seen.push(e.lsn));
+    const sub = await log.subscribe('t', asLsn(0n), (e) => seen.push(e.lsn));
     await Promise.all(appends);
     await new Promise((r) => setTimeout(r, 10));
     expect(seen).toEqual(Array.from({ length: 150 }, (_, i) => BigInt(i + 1)));
@@ -95,13 +96,13 @@ describe('LocalLog', () => {
     await fs.appendFile(seg, Buffer.from([1, 2, 3, 4, 5, 6, 7]));
     const reopened = new LocalLog(dir);
     expect(await reopened.lastLsn('t')).toBe(10n);
-    await reopened.truncate('t', 10n);
+    await reopened.truncate('t', asLsn(10n));
     await reopened.close();
     const third = new LocalLog(dir);
     expect(await third.lastLsn('t')).toBe(10n);
     expect(await third.append('t', enc('y'))).toBe(11n);
     const seen: bigint[] = [];
-    (await third.subscribe('t', 0n, (e) => seen.push(e.lsn))).stop();
+    (await third.subscribe('t', asLsn(0n), (e) => seen.push(e.lsn))).stop();
     expect(seen).toEqual([11n]);
     await third.close();
   });
@@ -109,13 +110,13 @@ describe('LocalLog', () => {
   it('never hands out an LSN twice when appends race a truncation rolling the segment', async () => {
     const dir = await tmp();
     const log = new LocalLog(dir);
-    const all: bigint[] = [];
+    const all: Lsn[] = [];
     for (let round = 0; round < 20; round++) {
       all.push(await log.append('t', enc(`a${round}`)));
       // The truncation covers everything, so it closes the segment and opens the next one while
       // these appends take their LSNs.
       const truncated = log.truncate('t', all[all.length - 1]);
-      const racing: Promise<bigint>[] = [];
+      const racing: Promise<Lsn>[] = [];
       for (let i = 0; i < 3; i++) {
         // Land at different points of the roll (before, during and after the file switch).
         for (let hop = 0; hop < (round + i) % 5; hop++) await new Promise((r) => setImmediate(r));

@@ -5,6 +5,7 @@
  * small open-file limit. Every test ends with every acknowledged record present exactly once,
  * or the table loudly damaged with its evidence kept.
  */
+
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import { LogDamagedError, type LogEntry } from '../lib/log/durable-log.ts';
 import { LocalLog } from '../lib/log/local-log.ts';
 import { repairLog } from '../lib/log/log-repair.ts';
 import { frameRecordV1, segmentFileName } from '../lib/log/log-segment.ts';
+import { asLsn, type Lsn, ZERO_LSN } from '../lib/lsn.ts';
 import type { Logger } from '../lib/util/logger.ts';
 import { type Fault, FaultyLogFs, type FsOp } from './support/faulty-log-fs.ts';
 
@@ -30,7 +32,7 @@ const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
 interface Outcome {
-  acked: Map<bigint, string>;
+  acked: Map<Lsn, string>;
   failed: { payload: string; error: unknown }[];
 }
 
@@ -59,13 +61,13 @@ async function workload(log: LocalLog, table: string, n: number, tag: string): P
 async function readBack(dir: string, table: string): Promise<LogEntry[]> {
   const log = new LocalLog(dir);
   const seen: LogEntry[] = [];
-  (await log.subscribe(table, 0n, (e) => seen.push(e))).stop();
+  (await log.subscribe(table, asLsn(0n), (e) => seen.push(e))).stop();
   await log.close();
   return seen;
 }
 
 /** Every acknowledged record is there once, with its payload; nothing else is. */
-function expectExactly(seen: LogEntry[], acked: Map<bigint, string>): void {
+function expectExactly(seen: LogEntry[], acked: Map<Lsn, string>): void {
   const lsns = seen.map((e) => e.lsn);
   expect(new Set(lsns).size).toBe(lsns.length);
   for (let i = 1; i < lsns.length; i++) expect(lsns[i] > lsns[i - 1]).toBe(true);
@@ -156,7 +158,7 @@ describe('local log under disk faults', () => {
     expect((await log.health()).writable).toBe(true);
     expect(await log.append('t', enc('y'))).toBe(1n);
     await log.close();
-    expectExactly(await readBack(dir, 't'), new Map([[1n, 'y']]));
+    expectExactly(await readBack(dir, 't'), new Map([[asLsn(1n), 'y']]));
   });
 
   it('drops a torn last record with a WARN naming table, segment, offset and LSN', async () => {
@@ -176,7 +178,7 @@ describe('local log under disk faults', () => {
     expect(warn?.extra).toMatchObject({ table: 't', segment: path.basename(seg), lsn: '10' });
     expect(warn?.extra?.offset).toBeGreaterThan(0);
     await reopened.close();
-    r.acked.delete(10n);
+    r.acked.delete(asLsn(10n));
     expectExactly(await readBack(dir, 't'), r.acked);
   });
 
@@ -195,7 +197,7 @@ describe('local log under disk faults', () => {
       seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
       return seed / 0x80000000;
     };
-    const maxLsn = [...r.acked.keys()].reduce((m, l) => (l > m ? l : m), 0n);
+    const maxLsn = [...r.acked.keys()].reduce((m, l) => (l > m ? l : m), ZERO_LSN);
     for (let round = 0; round < 60; round++) {
       const dir = await tmp();
       await fs.cp(base, dir, { recursive: true });
@@ -216,7 +218,7 @@ describe('local log under disk faults', () => {
       await expect(damaged.append('t', enc('refused'))).rejects.toBeInstanceOf(LogDamagedError);
       // The intact prefix is delivered; nothing at or after the damage is.
       const prefix: LogEntry[] = [];
-      (await damaged.subscribe('t', 0n, (e) => prefix.push(e))).stop();
+      (await damaged.subscribe('t', asLsn(0n), (e) => prefix.push(e))).stop();
       expect(prefix.every((e) => e.lsn < BigInt(damage!.lsn))).toBe(true);
       expect(prefix.map((e) => dec(e.payload))).toEqual(prefix.map((e) => r.acked.get(e.lsn)));
       await damaged.truncate('t', maxLsn); // never removes evidence
@@ -266,13 +268,16 @@ describe('local log under disk faults', () => {
     const dir = await tmp();
     const segDir = path.join(dir, 't');
     await fs.mkdir(segDir, { recursive: true });
-    const old = [1n, 2n, 3n].map((l) => frameRecordV1(l, enc(`old${l}`)));
-    await fs.writeFile(path.join(segDir, segmentFileName(1n, 'log')), Buffer.concat(old));
+    const old = [1n, 2n, 3n].map(asLsn).map((l) => frameRecordV1(l, enc(`old${l}`)));
+    await fs.writeFile(path.join(segDir, segmentFileName(asLsn(1n), 'log')), Buffer.concat(old));
     const log = new LocalLog(dir);
     expect(await log.lastLsn('t')).toBe(3n);
     expect(await log.append('t', enc('new4'))).toBe(4n);
     await log.close();
-    expect((await fs.readdir(segDir)).sort()).toEqual([segmentFileName(1n, 'log'), segmentFileName(4n)]);
+    expect((await fs.readdir(segDir)).sort()).toEqual([
+      segmentFileName(asLsn(1n), 'log'),
+      segmentFileName(asLsn(4n)),
+    ]);
     expect((await readBack(dir, 't')).map((e) => dec(e.payload))).toEqual(['old1', 'old2', 'old3', 'new4']);
   });
 
@@ -280,7 +285,7 @@ describe('local log under disk faults', () => {
     const dir = await tmp();
     const log = new LocalLog(dir, { maxOpenFiles: 16 });
     let peak = 0;
-    const acked = new Map<string, Map<bigint, string>>();
+    const acked = new Map<string, Map<Lsn, string>>();
     for (let round = 0; round < 3; round++) {
       await Promise.all(
         Array.from({ length: 300 }, async (_, i) => {

@@ -3,8 +3,10 @@
  * taking turns, waiters, deferred flushes, snapshots one at a time), the retry policies, and the
  * virtual clock the simulation runs on.
  */
+
 import { describe, expect, it } from 'vitest';
 import { type CommitInfo, MaintenanceScheduler } from '../lib/engine/maintenance-scheduler.ts';
+import { asLsn } from '../lib/lsn.ts';
 import { VirtualClock } from '../lib/util/clock.ts';
 import { Backoff, backoffDelay, isTransient, PermanentError, RETRY, retrying } from '../lib/util/retry.ts';
 
@@ -56,28 +58,28 @@ describe('maintenance scheduler', () => {
     const s = new MaintenanceScheduler();
     const log: string[] = [];
     s.requestCommit(waiter(log, 'a'));
-    expect(s.takeCommitWaiters(10n, 12n)).toEqual([]);
+    expect(s.takeCommitWaiters(asLsn(10n), asLsn(12n))).toEqual([]);
     expect(s.commitRequested).toBe(true);
-    const ready = s.takeCommitWaiters(12n, 12n);
+    const ready = s.takeCommitWaiters(asLsn(12n), asLsn(12n));
     expect(ready).toHaveLength(1);
-    for (const w of ready) w.resolve({ lsn: 12n, metadataLocation: undefined, snapshotId: undefined });
+    for (const w of ready) w.resolve({ lsn: asLsn(12n), metadataLocation: undefined, snapshotId: undefined });
     expect(log).toEqual(['a ok 12']);
   });
 
   it('defers flush requests and applied-waits until their LSN is applied', () => {
     const s = new MaintenanceScheduler();
     const log: string[] = [];
-    s.deferCommit(5n, waiter(log, 'f5'));
-    s.deferCommit(9n, waiter(log, 'f9'));
-    s.waitApplied(7n, () => log.push('applied 7'));
-    let due = s.appliedThrough(6n);
+    s.deferCommit(asLsn(5n), waiter(log, 'f5'));
+    s.deferCommit(asLsn(9n), waiter(log, 'f9'));
+    s.waitApplied(asLsn(7n), () => log.push('applied 7'));
+    let due = s.appliedThrough(asLsn(6n));
     expect(due.resolved).toHaveLength(0);
     expect(due.commits).toHaveLength(1);
-    due = s.appliedThrough(9n);
+    due = s.appliedThrough(asLsn(9n));
     for (const r of due.resolved) r();
     expect(due.commits).toHaveLength(1);
     expect(log).toEqual(['applied 7']);
-    expect(s.appliedThrough(100n)).toEqual({ resolved: [], commits: [] });
+    expect(s.appliedThrough(asLsn(100n))).toEqual({ resolved: [], commits: [] });
   });
 
   it('writes one snapshot at a time and one more when asked during it', () => {
@@ -96,8 +98,12 @@ describe('maintenance scheduler', () => {
     const s = new MaintenanceScheduler();
     const log: string[] = [];
     s.requestCommit(waiter(log, 'c'));
-    s.deferCommit(3n, waiter(log, 'd'));
-    s.readers.push({ minLsn: 1n, resolve: () => log.push('read ok'), reject: () => log.push('read failed') });
+    s.deferCommit(asLsn(3n), waiter(log, 'd'));
+    s.readers.push({
+      minLsn: asLsn(1n),
+      resolve: () => log.push('read ok'),
+      reject: () => log.push('read failed'),
+    });
     for (const w of s.takeAllWaiters()) w.reject(new Error('closed'));
     expect(log.sort()).toEqual(['c failed closed', 'd failed closed', 'read failed']);
     expect(s.takeAllWaiters()).toEqual([]);

@@ -11,6 +11,7 @@
  *   their files; every delete file (v2 position deletes, v3 deletion vectors) carries the
  *   partition of the data file it applies to.
  */
+
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +26,7 @@ import { decodeManifest, decodeManifestList } from '../lib/iceberg/manifest-io.t
 import { partitionFromAvro } from '../lib/iceberg/partition-avro.ts';
 import { deserializeValue } from '../lib/iceberg/stats.ts';
 import { manifestSpecOf } from '../lib/iceberg/table-layout.ts';
+import { asLsn, lsnAfter } from '../lib/lsn.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import { parsePartitionBy, partitioner, tupleKey } from '../lib/schema/partition-spec.ts';
@@ -199,11 +201,11 @@ for (const formatVersion of [2, 3] as FormatVersion[]) {
       const model = new Map<string, Value[]>();
       const r = rng(formatVersion * 17);
       const reader = new SnapshotReader(store, () => pool);
-      let lsn = 0n;
+      let lsn = asLsn(0n);
       const modelTexts = () => [...model.values()].map(text).sort();
       const check = async () => {
         const snap = await handler.snapshotAtLeast(lsn);
-        const manifest = await reader.manifest(snap.key);
+        const manifest = await reader.manifest(snap.objectKey);
         const rows = (await reader.readAll(manifest, schema.fields)).map(text).sort();
         expect(rows).toEqual(modelTexts());
         // Snapshot files carry their partition by field name.
@@ -230,7 +232,8 @@ for (const formatVersion of [2, 3] as FormatVersion[]) {
       const write = (n: number) => {
         for (let t = 0; t < n; t++) {
           const ops = randomOps(r, 12);
-          handler.apply(++lsn, ops);
+          lsn = lsnAfter(lsn);
+          handler.apply(lsn, ops);
           for (const op of ops) {
             if (op.op === 'delete') model.delete(op.key!);
             else model.set(op.key!, op.values);
@@ -292,7 +295,7 @@ for (const formatVersion of [2, 3] as FormatVersion[]) {
       });
       expect(reopened.fileLayout.spec.specId).toBe(1);
       const snap = await reopened.snapshotAtLeast(lsn);
-      const manifest = await reader.manifest(snap.key);
+      const manifest = await reader.manifest(snap.objectKey);
       expect((await reader.readAll(manifest, schema.fields)).map(text).sort()).toEqual(modelTexts());
       expect(manifest.files.every((f) => f.specId === 1 && f.partition && 'region' in f.partition)).toBe(
         true,
@@ -314,10 +317,11 @@ describe('a TRUNCATE while a compaction runs', () => {
         options: { compaction: true, compactMinSmallFiles: 2, compactSmallFileAgeMs: 0 },
       });
       const r = rng(5);
-      let lsn = 0n;
+      let lsn = asLsn(0n);
       for (let k = 0; k < 4; k++) {
+        lsn = lsnAfter(lsn);
         handler.apply(
-          ++lsn,
+          lsn,
           randomOps(r, 30).filter((o) => o.op === 'upsert'),
         );
         await handler.commit();
@@ -326,9 +330,11 @@ describe('a TRUNCATE while a compaction runs', () => {
       const compactions = handler.status().compactions;
       // The compaction is planned first, then the TRUNCATE is applied while its job runs.
       handler.compactNow();
-      handler.truncate(++lsn);
+      lsn = lsnAfter(lsn);
+      handler.truncate(lsn);
       const values = [9999n, BASE, 'eu', 1];
-      handler.apply(++lsn, [{ op: 'insert', values, key: keyOf(codec, values) }]);
+      lsn = lsnAfter(lsn);
+      handler.apply(lsn, [{ op: 'insert', values, key: keyOf(codec, values) }]);
       for (let i = 0; i < 100 && handler.status().compactions === compactions; i++)
         await new Promise((res) => setTimeout(res, 50));
       expect(handler.status().compactions).toBeGreaterThan(compactions);
@@ -336,7 +342,7 @@ describe('a TRUNCATE while a compaction runs', () => {
       const iceberg = await IcebergTable.load(store, new URL(commit.metadataLocation!).pathname.slice(1));
       const reader = new SnapshotReader(store, () => pool);
       const snap = await handler.snapshotAtLeast(lsn);
-      const rows = await reader.readAll(await reader.manifest(snap.key), schema.fields);
+      const rows = await reader.readAll(await reader.manifest(snap.objectKey), schema.fields);
       expect(rows.map((row) => row[0])).toEqual([9999n]);
       expect((await iceberg.currentState()).dataFiles.reduce((n, f) => n + f.recordCount, 0)).toBe(1);
       await handler.close();

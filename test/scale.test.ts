@@ -4,11 +4,13 @@
  * through the file index), with the index forced to spill part of its runs to disk. Counts,
  * sampled rows and the Iceberg commit are checked.
  */
+
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
+import { asLsn, lsnAfter } from '../lib/lsn.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
@@ -44,9 +46,9 @@ describe('index and deletion vectors at a million rows', () => {
         indexMemoryBytes: 4 * 1024 * 1024, // far below 1M entries × 16 bytes: runs spill
       },
     });
-    let lsn = 0n;
+    let lsn = asLsn(0n);
     const batch = (ops: DecodedOp[]) => {
-      lsn += 1n;
+      lsn = lsnAfter(lsn);
       handler.apply(lsn, ops);
     };
     const row = (id: number, v: number): DecodedOp => ({
@@ -91,7 +93,7 @@ describe('index and deletion vectors at a million rows', () => {
     // Sampled rows through the read path.
     const snap = await handler.snapshotAtLeast(lsn);
     const reader = new SnapshotReader(store, () => pool);
-    const rows = await reader.readAll(await reader.manifest(snap.key), schema.fields);
+    const rows = await reader.readAll(await reader.manifest(snap.objectKey), schema.fields);
     expect(rows.length).toBe(N - 50_000);
     const byId = new Map(rows.map((r) => [Number(r[0]), Number(r[1])]));
     expect(byId.get(0)).toBe(1); // upserted

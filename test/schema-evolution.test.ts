@@ -8,6 +8,7 @@
  * The model keeps each row by field id, not by name or position, and renders it in the current
  * schema: an independent statement of what Iceberg's rules say a read must return.
  */
+
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +18,7 @@ import { engineOptions } from '../lib/engine/options.ts';
 import { snapshotSchema } from '../lib/engine/snapshot-manifest.ts';
 import { openTable } from '../lib/engine/table-loader.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
+import { asLsn, lsnAfter } from '../lib/lsn.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import { applySchemaChanges, type SchemaChange } from '../lib/schema/schema-change.ts';
@@ -172,11 +174,11 @@ describe('schema evolution (engine, model-based)', () => {
     const r = rng(16);
     let schema = initial;
     let lastColumnId = 5;
-    let lsn = 0n;
+    let lsn = asLsn(0n);
     const reader = new SnapshotReader(store, () => pool);
     const check = async (h: typeof handler): Promise<void> => {
       const snap = await h.snapshotAtLeast(lsn);
-      const manifest = await reader.manifest(snap.key);
+      const manifest = await reader.manifest(snap.objectKey);
       const fields = snapshotSchema(manifest, def).fields;
       expect(fields.map((f) => f.name)).toEqual(model.schema.fields.map((f) => f.name));
       const enc = fields.map(fieldEncoder);
@@ -207,7 +209,7 @@ describe('schema evolution (engine, model-based)', () => {
           );
           ops.push({ op: del ? 'delete' : 'upsert', values, key: keyOf(codec, values) });
         }
-        lsn += 1n;
+        lsn = lsnAfter(lsn);
         handler.apply(lsn, ops);
         model.apply(ops);
         if (t === 5) await handler.commit();
@@ -215,7 +217,7 @@ describe('schema evolution (engine, model-based)', () => {
       await check(handler);
       if (round === CHANGES.length) break;
       const evolved = applySchemaChanges(schema, lastColumnId, CHANGES[round], 2);
-      lsn += 1n;
+      lsn = lsnAfter(lsn);
       await handler.changeSchema(lsn, evolved);
       schema = evolved.schema;
       lastColumnId = evolved.lastColumnId;

@@ -16,6 +16,7 @@
  * `SIM_PARALLEL` how many run side by side (4); `SIM_SEED=<n>` replays one (`SIM_TRACE=1`
  * prints its steps).
  */
+
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
 import { engineOptions } from '../lib/engine/options.ts';
@@ -23,6 +24,7 @@ import type { TableHandler } from '../lib/engine/table-handler.ts';
 import { openTable } from '../lib/engine/table-loader.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
 import type { Lsn } from '../lib/lsn.ts';
+import { asLsn, lsnAfter } from '../lib/lsn.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
@@ -136,7 +138,7 @@ async function simulateOn(clock: VirtualClock, seed: number, sim: { trace?: bool
   const model = new ReferenceModel(schema);
   const log: { lsn: Lsn; ops: DecodedOp[] }[] = [];
   const reader = new SnapshotReader(inner, () => pool);
-  let lsn = 0n;
+  let lsn = asLsn(0n);
   let reads = 0;
   let commits = 0;
   let restarts = 0;
@@ -148,12 +150,12 @@ async function simulateOn(clock: VirtualClock, seed: number, sim: { trace?: bool
     await innerCatalog.putLease({
       leaseId,
       table: 'sim',
-      snapshotKey: snap.key,
+      snapshotKey: snap.objectKey,
       expiresAt: Date.now() + 60_000,
     });
-    const m = await reader.manifest(snap.key);
+    const m = await reader.manifest(snap.objectKey);
     const rows = (await reader.readAll(m, schema.fields)).map((v) => model.rowText(v)).sort();
-    expect(rows, `seed ${seed}: read at ${m.lsn}`).toEqual(model.at(BigInt(m.lsn)));
+    expect(rows, `seed ${seed}: read at ${m.lsn}`).toEqual(model.at(asLsn(BigInt(m.lsn))));
     await innerCatalog.deleteLease(leaseId);
     reads++;
   };
@@ -171,12 +173,12 @@ async function simulateOn(clock: VirtualClock, seed: number, sim: { trace?: bool
           const values = op === 'delete' ? [BigInt(k), null] : [BigInt(k), `s${seed}-${step}-${i}`];
           ops.push({ op, values, key: keyOf(codec, values) });
         }
-        lsn += 1n;
+        lsn = lsnAfter(lsn);
         handler.apply(lsn, ops);
         model.commit(lsn, ops);
         log.push({ lsn, ops });
       } else if (x < 0.68) {
-        await checkRead(BigInt(Math.floor(r() * Number(lsn + 1n))));
+        await checkRead(asLsn(BigInt(Math.floor(r() * Number(lsn + 1n)))));
       } else if (x < 0.78) {
         // A client retries a flush that failed on store errors (the engine already retried inside).
         const c = await retry(clock, () => handler.commit(), 'flush', 5);
@@ -187,7 +189,7 @@ async function simulateOn(clock: VirtualClock, seed: number, sim: { trace?: bool
           .map((v) => model.rowText(v))
           .sort();
         expect(rows, `seed ${seed}: Iceberg commit at ${c.lsn}`).toEqual(
-          model.at(BigInt(pointer!.committedLsn)),
+          model.at(asLsn(BigInt(pointer!.committedLsn))),
         );
         commits++;
       } else if (x < 0.84) {

@@ -12,7 +12,7 @@ import {
   requestHash,
   wrapRecord,
 } from '../../lib/engine/idempotency.ts';
-import { lsnToJson } from '../../lib/lsn.ts';
+import { type Lsn, lsnToJson } from '../../lib/lsn.ts';
 import { InvalidTransactionError } from '../../lib/schema/errors.ts';
 import { newColumnsOf } from '../../lib/schema/infer-columns.ts';
 import { NDJSON, ndjsonOp, ndjsonToRequest } from '../../lib/schema/ndjson-request.ts';
@@ -154,7 +154,7 @@ async function newColumnsFor(
 async function replayed(
   s: Services,
   name: string,
-  first: { lsn: bigint; count: number; hash: string },
+  first: { lsn: Lsn; count: number; hash: string },
   idem: IdempotentWrite,
   wait: string | undefined,
 ): Promise<HttpResult> {

@@ -16,7 +16,7 @@ import {
   tableToIpc,
 } from '../../lib/columns/arrow-convert.ts';
 import { snapshotSchema } from '../../lib/engine/snapshot-manifest.ts';
-import { lsnToJson } from '../../lib/lsn.ts';
+import { lsnFromText, lsnToJson } from '../../lib/lsn.ts';
 import { projectBatch } from '../../lib/parquet/schema-projection.ts';
 import {
   type Comparison,
@@ -199,7 +199,7 @@ export async function scanRoute(event: HttpEvent, s: Services): Promise<HttpResu
       row += `${k > 0 ? ',' : ''}${names[k]}:${encoders[k](picked[k][i])}`;
     rows[i] = `${row}}`;
   }
-  const lsn = JSON.stringify(lsnToJson(BigInt(manifest.lsn)));
+  const lsn = JSON.stringify(lsnToJson(lsnFromText(manifest.lsn)));
   return jsonText(
     200,
     `{"lsn":${lsn},"rows":[${rows.join(',')}],"filesScanned":${scanned},"filesSkipped":${skipped}${next ? `,"nextCursor":${JSON.stringify(next)}` : ''}}`,

@@ -2,7 +2,7 @@
 
 import { tableOfLease } from '../../lib/catalog/catalog.ts';
 import { snapshotSchema } from '../../lib/engine/snapshot-manifest.ts';
-import { lsnToJson } from '../../lib/lsn.ts';
+import { lsnFromText, lsnToJson } from '../../lib/lsn.ts';
 import { schemaToIcebergJson } from '../../lib/schema/schema-json.ts';
 import { notFound } from '../api-error.ts';
 import { type HttpEvent, type HttpResult, json, lsnParam, noContent, tableParam } from '../http.ts';
@@ -39,7 +39,7 @@ export async function snapshotRoute(event: HttpEvent, s: Services): Promise<Http
     })),
   );
   return json(200, {
-    lsn: lsnToJson(BigInt(manifest.lsn)),
+    lsn: lsnToJson(lsnFromText(manifest.lsn)),
     schemaId: manifest.schemaId,
     // Files written before a schema change hold older columns: engines match them by field id.
     schema: schemaToIcebergJson(snapshotSchema(manifest, def)),

@@ -1,6 +1,6 @@
 /** Table routes: create, list, describe, drop. */
 
-import { lsnToJson } from '../../lib/lsn.ts';
+import { lsnToJson, ZERO_LSN } from '../../lib/lsn.ts';
 import { parseExactJson } from '../../lib/schema/exact-json.ts';
 import { describeColumns, type TableDefinition, validateTableName } from '../../lib/schema/table-schema.ts';
 import { definitionFromRequest } from '../../lib/sources/table-definition.ts';
@@ -100,8 +100,8 @@ export async function describeTableRoute(event: HttpEvent, s: Services): Promise
   const writer = (await s.writer.status?.(name).catch(() => undefined)) ?? undefined;
   return json(200, {
     ...summary(def),
-    lsn: lsnToJson(BigInt(pointer?.lsn ?? '0')),
-    committedLsn: lsnToJson(BigInt(pointer?.committedLsn ?? '0')),
+    lsn: lsnToJson(pointer?.lsn ?? ZERO_LSN),
+    committedLsn: lsnToJson(pointer?.committedLsn ?? ZERO_LSN),
     metadataLocation: pointer?.metadataLocation ?? null,
     files,
     rows,

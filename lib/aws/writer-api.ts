@@ -24,7 +24,7 @@ import { parseSchemaChanges } from '../engine/schema-evolution.ts';
 import { writerStatusJson } from '../engine/table-handler.ts';
 import type { Writer } from '../engine/writer.ts';
 import { parsePropertyChange as propertyChange } from '../iceberg/table-properties.ts';
-import { lsnToJson, parseLsn } from '../lsn.ts';
+import { lsnToJson, parseLsn, ZERO_LSN } from '../lsn.ts';
 import { TABLE_NAME_PATTERN } from '../schema/table-name.ts';
 import { SchemaError } from '../schema/table-schema.ts';
 import { importRequest } from '../sources/import/import-record.ts';
@@ -144,8 +144,11 @@ export async function startWriterApi(
     const work = async (): Promise<[number, unknown?]> => {
       switch (action) {
         case 'snapshot': {
-          const snap = await writer.snapshotAtLeast(table, parseLsn(url.searchParams.get('minLsn')) ?? 0n);
-          return [200, { lsn: lsnToJson(snap.lsn), key: snap.key }];
+          const snap = await writer.snapshotAtLeast(
+            table,
+            parseLsn(url.searchParams.get('minLsn')) ?? ZERO_LSN,
+          );
+          return [200, { lsn: lsnToJson(snap.lsn), key: snap.objectKey }];
         }
         case 'flush': {
           const r = await writer.commit(table);
@@ -161,7 +164,7 @@ export async function startWriterApi(
           const r = await writer.idempotencyRecord(
             table,
             key,
-            parseLsn(url.searchParams.get('afterLsn')) ?? 0n,
+            parseLsn(url.searchParams.get('afterLsn')) ?? ZERO_LSN,
           );
           return [200, { record: r ? { lsn: r.lsn.toString(), count: r.count, hash: r.hash } : null }];
         }

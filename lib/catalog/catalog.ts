@@ -3,6 +3,7 @@
  * read snapshot and Iceberg metadata (updated only by compare-and-swap on version and epoch),
  * source checkpoints, and the leases readers hold on snapshots.
  */
+import { type Lsn, lsnFromText } from '../lsn.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
 
 export interface TablePointer {
@@ -13,19 +14,29 @@ export interface TablePointer {
   epoch: number;
   /** Object-store key of the current read snapshot manifest. */
   snapshotKey?: string;
-  /** LSN the read snapshot covers (decimal string: LSNs can exceed 2^53). */
-  lsn: string;
+  /** LSN the read snapshot covers (stored as a decimal string: LSNs can exceed 2^53). */
+  lsn: Lsn;
   /** Current Iceberg metadata file (absolute location and store key). */
   metadataLocation?: string;
   metadataKey?: string;
-  /** LSN covered by the last Iceberg commit. */
-  committedLsn: string;
+  /** LSN covered by the last Iceberg commit (stored as a decimal string). */
+  committedLsn: Lsn;
   /** Source positions committed with the Iceberg snapshot (e.g. Kinesis shard sequence numbers). */
   checkpoints?: Record<string, string>;
   updatedAt: string;
 }
 
 export type PointerUpdate = Omit<TablePointer, 'table' | 'version' | 'epoch' | 'updatedAt'>;
+
+/** A pointer as a catalog stores it (a JSON file, a DynamoDB item): its LSNs as decimal strings. */
+export type StoredPointer = Omit<TablePointer, 'lsn' | 'committedLsn'> & {
+  lsn: string;
+  committedLsn: string;
+};
+
+export function pointerFromStored(p: StoredPointer): TablePointer {
+  return { ...p, lsn: lsnFromText(p.lsn), committedLsn: lsnFromText(p.committedLsn) };
+}
 
 export interface Lease {
   /** `<table>.<random>`, so a lease can be found from its id alone. */
@@ -80,7 +91,7 @@ export interface Catalog {
    * the new name is taken, {@link ConflictError} when `from` does not exist (or has no
    * pointer), {@link FencedError} on another epoch.
    */
-  renameTable(from: string, def: TableDefinition, epoch: number, lsn: string): Promise<void>;
+  renameTable(from: string, def: TableDefinition, epoch: number, lsn: Lsn): Promise<void>;
   /**
    * The first step of a rename where other processes append to the log (Lambda functions on
    * AWS): the old name stops being found (getTable, listTables) while its writer goes on

@@ -50,6 +50,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { type Lsn, lsnFromText, lsnToText } from '../lsn.ts';
 import { NAME_PART, TABLE_NAME_PATTERN } from '../schema/table-name.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
 import { type ResolvedRetry, type RetryOptions, resolveRetry, sleep, withRetry } from '../util/aws-retry.ts';
@@ -111,8 +112,8 @@ function pointerFromItem(table: string, item: Item): TablePointer | undefined {
   const version = num(item, 'version') ?? 0;
   if (version === 0) return undefined;
   const p: TablePointer = {
-    lsn: str(item, 'lsn') ?? '0',
-    committedLsn: str(item, 'committedLsn') ?? '0',
+    lsn: lsnFromText(str(item, 'lsn') ?? '0'),
+    committedLsn: lsnFromText(str(item, 'committedLsn') ?? '0'),
     table,
     version,
     epoch: num(item, 'epoch') ?? 0,
@@ -420,7 +421,7 @@ export class DynamoDbCatalog implements Catalog {
     }
   }
 
-  async renameTable(from: string, def: TableDefinition, epoch: number, lsn: string): Promise<void> {
+  async renameTable(from: string, def: TableDefinition, epoch: number, lsn: Lsn): Promise<void> {
     await renameTable(this.renameContext(), from, def, epoch, lsn);
   }
 
@@ -571,8 +572,8 @@ export class DynamoDbCatalog implements Catalog {
       ':next': n(expectedVersion + 1),
       ':expected': n(expectedVersion),
       ':epoch': n(epoch),
-      ':lsn': s(update.lsn),
-      ':c': s(update.committedLsn),
+      ':lsn': s(lsnToText(update.lsn)),
+      ':c': s(lsnToText(update.committedLsn)),
       ':u': s(new Date().toISOString()),
     };
     const sets = ['#v = :next', '#lsn = :lsn', '#c = :c', '#u = :u'];

@@ -24,6 +24,7 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
+import { type Lsn, lsnFromText, lsnToText, maxLsn } from '../lsn.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
 import { ConflictError, FencedError, TableExistsError } from './catalog.ts';
 import { DEF, type Item, isConditionFailed, key, n, num, POINTER, s, str } from './dynamodb-item.ts';
@@ -39,11 +40,11 @@ export interface RenameContext {
 }
 
 /** The rename intent kept on the old DEF item, if it has one. */
-export function renameIntentOf(item: Item): { to: string; def: TableDefinition; lsn: string } | undefined {
+export function renameIntentOf(item: Item): { to: string; def: TableDefinition; lsn: Lsn } | undefined {
   const to = str(item, 'renamingTo');
   const def = str(item, 'renamedDef');
   if (to === undefined || def === undefined) return undefined;
-  return { to, def: JSON.parse(def) as TableDefinition, lsn: str(item, 'renameLsn') ?? '0' };
+  return { to, def: JSON.parse(def) as TableDefinition, lsn: lsnFromText(str(item, 'renameLsn') ?? '0') };
 }
 
 export async function renameTable(
@@ -51,7 +52,7 @@ export async function renameTable(
   from: string,
   def: TableDefinition,
   epoch: number,
-  lsn: string,
+  lsn: Lsn,
 ): Promise<void> {
   const [oldDef, oldPointer] = await Promise.all([c.getItem(from, DEF), c.getItem(from, POINTER)]);
   const pending = oldDef ? renameIntentOf(oldDef) : undefined;
@@ -71,7 +72,11 @@ export async function renameTable(
       Key: key(from, DEF),
       UpdateExpression: 'SET renamingTo = :to, renamedDef = :def, renameLsn = :lsn REMOVE renameSealedAt',
       ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(renamingTo) OR renamingTo = :to)',
-      ExpressionAttributeValues: { ':to': s(def.name), ':def': s(JSON.stringify(def)), ':lsn': s(lsn) },
+      ExpressionAttributeValues: {
+        ':to': s(def.name),
+        ':def': s(JSON.stringify(def)),
+        ':lsn': s(lsnToText(lsn)),
+      },
     });
   } catch (e) {
     if (!isConditionFailed(e)) throw e;
@@ -106,12 +111,7 @@ export async function unsealRename(c: RenameContext, from: string): Promise<void
 }
 
 /** Steps 2 to 5 (see the module comment); safe to run again. */
-async function completeRename(
-  c: RenameContext,
-  from: string,
-  def: TableDefinition,
-  lsn: string,
-): Promise<void> {
+async function completeRename(c: RenameContext, from: string, def: TableDefinition, lsn: Lsn): Promise<void> {
   try {
     await put(c, {
       Item: {
@@ -137,7 +137,8 @@ async function completeRename(
   }
   const oldPointer = await c.getItem(from, POINTER);
   if (oldPointer) {
-    const raise = (v: string | undefined): string => (v !== undefined && BigInt(v) > BigInt(lsn) ? v : lsn);
+    const raise = (v: string | undefined): string =>
+      lsnToText(v === undefined ? lsn : maxLsn(lsnFromText(v), lsn));
     try {
       await put(c, {
         Item: {

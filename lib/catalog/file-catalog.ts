@@ -7,6 +7,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { type Lsn, maxLsn } from '../lsn.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
 import { writeFileAtomic } from '../util/fs-atomic.ts';
 import { GroupCommit } from '../util/group-commit.ts';
@@ -20,6 +21,8 @@ import {
   NamespaceExistsError,
   NoSuchTableError,
   type PointerUpdate,
+  pointerFromStored,
+  type StoredPointer,
   TableExistsError,
   type TablePointer,
   tableOfLease,
@@ -32,9 +35,11 @@ interface TableEntry {
   leases: Record<string, Lease>;
 }
 
-interface CatalogFile {
+type StoredEntry = Omit<TableEntry, 'pointer'> & { pointer?: StoredPointer };
+
+interface CatalogFile<E = TableEntry> {
   version: 1;
-  tables: Record<string, TableEntry>;
+  tables: Record<string, E>;
   /** Absent in catalogs written before namespaces existed. */
   namespaces?: Record<string, NamespaceEntry>;
 }
@@ -119,12 +124,12 @@ export class MemoryCatalog implements Catalog {
     await this.commit.sync();
   }
 
-  async renameTable(from: string, def: TableDefinition, epoch: number, lsn: string): Promise<void> {
+  async renameTable(from: string, def: TableDefinition, epoch: number, lsn: Lsn): Promise<void> {
     const e = this.entry(from);
     if (!e?.pointer) throw new ConflictError(`table "${from}" does not exist`);
     if (e.epoch !== epoch) throw new FencedError(from, epoch, e.epoch);
     if (this.entry(def.name)) throw new TableExistsError(def.name);
-    const raise = (v: string): string => (BigInt(v) > BigInt(lsn) ? v : lsn);
+    const raise = (v: Lsn): Lsn => maxLsn(v, lsn);
     const pointer: TablePointer = {
       ...e.pointer,
       table: def.name,
@@ -226,15 +231,24 @@ export class FileCatalog extends MemoryCatalog {
   private constructor(readonly file: string) {
     super();
     this.description = `file:${file}`;
-    this.commit = new GroupCommit(() => writeFileAtomic(this.file, JSON.stringify(this.state)));
+    // LSNs are bigints in memory and decimal strings in the file.
+    this.commit = new GroupCommit(() =>
+      writeFileAtomic(
+        this.file,
+        JSON.stringify(this.state, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)),
+      ),
+    );
   }
 
   static async open(file: string): Promise<FileCatalog> {
     const c = new FileCatalog(path.resolve(file));
     try {
-      const parsed = JSON.parse(await fs.readFile(c.file, 'utf8')) as CatalogFile;
+      const parsed = JSON.parse(await fs.readFile(c.file, 'utf8')) as CatalogFile<StoredEntry>;
       if (parsed.version !== 1) throw new Error(`${c.file}: unsupported catalog version ${parsed.version}`);
-      c.state = parsed;
+      const tables: Record<string, TableEntry> = {};
+      for (const [name, { pointer, ...e }] of Object.entries(parsed.tables))
+        tables[name] = pointer ? { ...e, pointer: pointerFromStored(pointer) } : e;
+      c.state = { ...parsed, tables };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }

@@ -30,3 +30,38 @@ export interface CatalogMirror {
   lagSeconds(): number;
   close(): Promise<void>;
 }
+
+/** The writer's mirrors, told of each table's events together. */
+export class CatalogMirrors {
+  constructor(readonly list: readonly CatalogMirror[] = []) {}
+
+  /** The table committed: `table` describes it (called only when there are mirrors). */
+  committed(table: () => MirroredTable): void {
+    if (this.list.length === 0) return;
+    const t = table();
+    for (const m of this.list) m.committed(t);
+  }
+
+  released(table: string): void {
+    for (const m of this.list) m.released(table);
+  }
+
+  async dropped(table: string): Promise<void> {
+    await Promise.all(this.list.map((m) => m.dropped(table)));
+  }
+
+  /** `catalogs` of `GET /tables/{name}`: each mirror's sync state of the table. */
+  status(table: string): Record<string, unknown> | undefined {
+    if (this.list.length === 0) return undefined;
+    return Object.fromEntries(this.list.map((m) => [m.name, m.status(table) ?? { state: 'not_synced' }]));
+  }
+
+  /** Seconds each mirror is behind (metrics). */
+  lagSeconds(): Record<string, number> {
+    return Object.fromEntries(this.list.map((m) => [m.name, m.lagSeconds()]));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.list.map((m) => m.close()));
+  }
+}

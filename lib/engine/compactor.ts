@@ -12,7 +12,7 @@ import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
-import type { FileId } from '../store/object-keys.ts';
+import type { FileId, ObjectKey } from '../store/object-keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { CompactionJob, Placement } from './compaction-job.ts';
 
@@ -26,7 +26,7 @@ import { compactIn } from './worker-jobs.ts';
 
 export interface CompactionInput {
   fileId: FileId;
-  key: string;
+  objectKey: ObjectKey;
   rowCount: number;
   sizeBytes: number;
   /** Deleted positions when the plan was made (a copy). */
@@ -39,7 +39,7 @@ export interface CompactionPlan {
    * Output files to write (ids and keys reserved up front; for a laid-out plan, added as the
    * job finds its partitions, see runCompaction).
    */
-  outputs: { fileId: FileId; key: string }[];
+  outputs: { fileId: FileId; objectKey: ObjectKey }[];
   /** Rows per output file, so outputs land near the target size. */
   rowsPerOutput: number;
   startLsn: Lsn;
@@ -49,7 +49,7 @@ export interface CompactionPlan {
 
 export interface CompactionOutput {
   fileId: FileId;
-  key: string;
+  objectKey: ObjectKey;
   rowCount: number;
   sizeBytes: number;
   stats: Map<number, ColumnStats>;
@@ -111,7 +111,7 @@ export interface PlanOptions {
   /** Called when small files that would be merged now wait because of `busy`. */
   onDeferred?: () => void;
   nextFileId: () => FileId;
-  keyFor: (fileId: FileId) => string;
+  objectKeyFor: (fileId: FileId) => ObjectKey;
   startLsn: Lsn;
   /**
    * At most this much memory (compactionMemory) for the pass, what the budget leaves; a pass
@@ -184,7 +184,7 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
       break;
     inputs.push({
       fileId: f.fileId,
-      key: f.key,
+      objectKey: f.objectKey,
       rowCount: f.rowCount,
       sizeBytes: f.sizeBytes,
       deletesAtStart: f.deletes.clone(),
@@ -202,7 +202,7 @@ export function planCompaction(files: DataFile[], o: PlanOptions): CompactionPla
   const outputCount = Math.max(1, Math.ceil(liveRows / rowsPerOutput));
   const outputs = Array.from({ length: liveRows === 0 || o.deferOutputs ? 0 : outputCount }, () => {
     const fileId = o.nextFileId();
-    return { fileId, key: o.keyFor(fileId) };
+    return { fileId, objectKey: o.objectKeyFor(fileId) };
   });
   return { inputs, outputs, rowsPerOutput, startLsn: o.startLsn };
 }
@@ -228,7 +228,7 @@ export interface CompactionDeps {
   /** Key hashes of the inputs' rows from the index (gathered in the background meanwhile). */
   rowHashes?: Map<number, RowHashes> | Promise<Map<number, RowHashes>>;
   /** A laid-out plan's output ids and keys, taken as the job's outputs come back. */
-  allocate?: () => { fileId: FileId; key: string };
+  allocate?: () => { fileId: FileId; objectKey: ObjectKey };
 }
 
 /**
@@ -244,7 +244,7 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
     inputs.push({
       fileId: input.fileId,
       rowCount: input.rowCount,
-      parquet: await deps.store.get(input.key),
+      parquet: await deps.store.get(input.objectKey),
       deletes: Uint32Array.from(input.deletesAtStart.toArray()),
       hashes: rowHashes?.get(input.fileId),
     });
@@ -265,11 +265,11 @@ export async function runCompaction(plan: CompactionPlan, deps: CompactionDeps):
   for (let k = 0; k < result.outputs.length; k++) {
     const o = result.outputs[k];
     if (laidOut) plan.outputs.push(deps.allocate!());
-    const { fileId, key } = plan.outputs[k];
-    await deps.store.put(key, o.bytes);
+    const { fileId, objectKey } = plan.outputs[k];
+    await deps.store.put(objectKey, o.bytes);
     outputs.push({
       fileId,
-      key,
+      objectKey,
       rowCount: o.rowCount,
       sizeBytes: o.bytes.length,
       stats: o.stats,

@@ -7,12 +7,12 @@ import type { ColumnStats } from '../columns/column-stats.ts';
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
 import type { Lsn } from '../lsn.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
-import type { FileId } from '../store/object-keys.ts';
+import type { FileId, ObjectKey } from '../store/object-keys.ts';
 import type { DeletionVectorRef } from './mem-slice.ts';
 
 export interface DataFile {
   fileId: FileId;
-  key: string;
+  objectKey: ObjectKey;
   rowCount: number;
   sizeBytes: number;
   /** The file holds transactions up to this LSN. */

@@ -11,7 +11,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { ColumnStats } from '../columns/column-stats.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
-import type { FileId } from '../store/object-keys.ts';
+import type { FileId, ObjectKey } from '../store/object-keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { IndexRun, runForFile } from './index-run.ts';
 import { KeyHasher } from './key-hash.ts';
@@ -24,20 +24,20 @@ export interface FlushJob {
   /** Slice rows to write, in order; row i of the file is slice row rows[i]. */
   rows: Uint32Array;
   fileId: FileId;
-  key: string;
+  objectKey: ObjectKey;
   compression: 'zstd' | 'snappy' | 'lz4' | 'none';
   /**
    * A partitioned or sorted table: one file per partition (the first takes `fileId`/`key`, the
    * others `allocate()`'s), rows in the sort order.
    */
   layout?: RowLayout;
-  allocate?: () => { fileId: FileId; key: string };
+  allocate?: () => { fileId: FileId; objectKey: ObjectKey };
 }
 
 /** A data file a flush wrote. */
 export interface FlushedFile {
   fileId: FileId;
-  key: string;
+  objectKey: ObjectKey;
   sizeBytes: number;
   rowCount: number;
   stats: Map<number, ColumnStats>;
@@ -74,12 +74,12 @@ export async function writeSliceToFile(
   });
   const { bytes, stats, run, groups } = await encoded;
   if (!layout || !groups) {
-    await store.put(job.key, bytes);
+    await store.put(job.objectKey, bytes);
     return {
       files: [
         {
           fileId: job.fileId,
-          key: job.key,
+          objectKey: job.objectKey,
           sizeBytes: bytes.length,
           rowCount: rows.length,
           stats: stats!,
@@ -95,11 +95,11 @@ export async function writeSliceToFile(
   const files: FlushedFile[] = [];
   for (const [i, g] of groups.entries()) {
     if (i > 0 && !job.allocate) throw new Error('a partitioned flush needs allocate() for its files');
-    const { fileId, key } = i === 0 ? { fileId: job.fileId, key: job.key } : job.allocate!();
-    await store.put(key, g.bytes);
+    const { fileId, objectKey } = i === 0 ? job : job.allocate!();
+    await store.put(objectKey, g.bytes);
     files.push({
       fileId,
-      key,
+      objectKey,
       sizeBytes: g.bytes.length,
       rowCount: g.rows.length,
       stats: g.stats!,

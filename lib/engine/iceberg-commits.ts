@@ -223,14 +223,14 @@ export class IcebergCommits {
   pointerFields(): {
     metadataKey?: string;
     metadataLocation?: string;
-    committedLsn: string;
+    committedLsn: Lsn;
     checkpoints?: Record<string, string>;
   } {
-    if (!this.committedMetadataKey) return { committedLsn: this.committedLsn.toString() };
+    if (!this.committedMetadataKey) return { committedLsn: this.committedLsn };
     return {
       metadataKey: this.committedMetadataKey,
       metadataLocation: this.metadataLocation,
-      committedLsn: this.committedLsn.toString(),
+      committedLsn: this.committedLsn,
       checkpoints: { ...this.committedCheckpoints },
     };
   }
@@ -238,7 +238,7 @@ export class IcebergCommits {
   /** A snapshot's pointer update carried the last commit to the catalog (if it was behind). */
   pointerCaughtUp(): void {
     const t = this.t;
-    if (this.pointerBehind && t.deps.pointer.pointer?.committedLsn === this.committedLsn.toString()) {
+    if (this.pointerBehind && t.deps.pointer.pointer?.committedLsn === this.committedLsn) {
       this.pointerBehind = false;
       t.deps.onCommitted?.(this.committedLsn, { ...this.committedCheckpoints });
     }

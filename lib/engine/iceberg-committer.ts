@@ -91,7 +91,7 @@ export function buildCommit(input: {
   const included = input.files.filter((f) => f.addedLsn <= input.lsn && present(f));
   const added = included.filter((f) => !f.inIceberg);
   // Files a TRUNCATE at or before the commit LSN emptied leave Iceberg now.
-  const truncated = input.files.filter((f) => f.inIceberg && !present(f)).map((f) => f.key);
+  const truncated = input.files.filter((f) => f.inIceberg && !present(f)).map((f) => f.objectKey);
   const byId = new Map(included.map((f) => [f.fileId, f]));
   // Pending deletes up to the commit LSN, without consuming them (the commit may still fail).
   const snapshot = new Map<number, number[]>();
@@ -159,11 +159,11 @@ export async function runCommit(
   const deletes = new Map<string, RoaringBitmap64 | null>();
   for (const f of plan.included) {
     const d = plan.committedDeletes.get(f.fileId);
-    if (d) deletes.set(f.key, d.isEmpty() ? null : d);
+    if (d) deletes.set(f.objectKey, d.isEmpty() ? null : d);
   }
   const input: IcebergCommitInput = {
     addedDataFiles: plan.added.map((f) => ({
-      key: f.key,
+      key: f.objectKey,
       recordCount: f.rowCount,
       fileSizeBytes: f.sizeBytes,
       columnStats: f.stats,
@@ -205,7 +205,7 @@ export async function runCommit(
         ...p,
         metadataLocation: result.metadataLocation,
         metadataKey: result.metadataKey,
-        committedLsn: plan.lsn.toString(),
+        committedLsn: plan.lsn,
         checkpoints: plan.checkpoints,
       })),
     { clock: deps.clock },

@@ -10,7 +10,7 @@
  * writer answers the original `{lsn, count}` and applies nothing.
  */
 import { createHash } from 'node:crypto';
-import type { Lsn } from '../lsn.ts';
+import { type Lsn, lsnFromText } from '../lsn.ts';
 
 const RS = 0x1e;
 const enc = new TextEncoder();
@@ -131,7 +131,7 @@ export class IdempotencyKeys {
       throw new Error(`not an idempotency object (${String(j.format)})`);
     const keys = new IdempotencyKeys(o);
     for (const [k, lsn, count, hash, at] of j.keys)
-      if (now - at <= o.retentionMs) keys.keys.set(k, { lsn: BigInt(lsn), count, hash, at });
+      if (now - at <= o.retentionMs) keys.keys.set(k, { lsn: lsnFromText(lsn), count, hash, at });
     return keys;
   }
 }

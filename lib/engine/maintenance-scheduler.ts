@@ -9,6 +9,7 @@
  */
 
 import type { Lsn } from '../lsn.ts';
+import type { ObjectKey } from '../store/object-keys.ts';
 import { Backoff, RETRY } from '../util/retry.ts';
 
 /** Commits and compactions: at most one runs. */
@@ -19,7 +20,7 @@ export type SnapshotStatus = 'idle' | 'writing' | 'writing-wanted';
 
 export interface PublishedSnapshot {
   lsn: Lsn;
-  key: string;
+  objectKey: ObjectKey;
   seq: number;
 }
 

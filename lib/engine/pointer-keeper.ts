@@ -5,6 +5,7 @@
  * is read back: if it is exactly what we wrote, under our epoch, the update succeeded. If another
  * writer moved it, this writer is fenced and every later update fails with {@link FencedError}.
  */
+
 import {
   type Catalog,
   ConflictError,
@@ -12,6 +13,7 @@ import {
   type PointerUpdate,
   type TablePointer,
 } from '../catalog/catalog.ts';
+import { ZERO_LSN } from '../lsn.ts';
 
 export class PointerKeeper {
   private chain: Promise<unknown> = Promise.resolve();
@@ -81,7 +83,7 @@ export class PointerKeeper {
           committedLsn: c.committedLsn,
           checkpoints: c.checkpoints,
         }
-      : { lsn: '0', committedLsn: '0' };
+      : { lsn: ZERO_LSN, committedLsn: ZERO_LSN };
   }
 
   /**

@@ -5,7 +5,7 @@
  * the slice's rows stay readable from tail files meanwhile).
  */
 
-import { dataFileKey, type FileId } from '../store/object-keys.ts';
+import { dataFileKey, type FileId, type ObjectKey } from '../store/object-keys.ts';
 import type { FlushJob } from './flusher.ts';
 import { writeSliceToFile } from './flusher.ts';
 import type { MemSlice } from './mem-slice.ts';
@@ -43,13 +43,13 @@ export class SliceFlushes {
    * after the first under ids allocated as the flush finds its partitions (listed in `extra`,
    * kept from the orphan sweep until installed).
    */
-  job(slice: MemSlice, rows: Uint32Array, fileId: FileId, key: string, extra: string[]): FlushJob {
+  job(slice: MemSlice, rows: Uint32Array, fileId: FileId, objectKey: ObjectKey, extra: string[]): FlushJob {
     const t = this.t;
     return {
       slice,
       rows,
       fileId,
-      key,
+      objectKey,
       compression: t.options.dataCompression,
       layout: t.state.layout,
       allocate: () => {
@@ -57,7 +57,7 @@ export class SliceFlushes {
         const k = dataFileKey(t.tableRoot, id, t.newId());
         t.writesInFlight.add(k);
         extra.push(k);
-        return { fileId: id, key: k };
+        return { fileId: id, objectKey: k };
       },
     };
   }

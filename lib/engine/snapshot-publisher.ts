@@ -11,7 +11,7 @@
 
 import { encodeDeletionVector } from '../iceberg/deletion-vector.ts';
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
-import type { Lsn } from '../lsn.ts';
+import { type Lsn, ZERO_LSN } from '../lsn.ts';
 import { partitionRecord, withDroppedFields } from '../schema/partition-spec.ts';
 import { snapshotDvKey, snapshotManifestKey, tailFileKey } from '../store/object-keys.ts';
 import { RETRY } from '../util/retry.ts';
@@ -71,20 +71,20 @@ export class SnapshotPublisher {
     this.holdSince = t.clock.now();
   }
 
-  /** The LSN of the newest published snapshot (-1 before the first). */
-  get lsn(): Lsn {
-    return this.published?.lsn ?? -1n;
+  /** The LSN of the newest published snapshot (undefined before the first). */
+  get lsn(): Lsn | undefined {
+    return this.published?.lsn;
   }
 
   /** Lets snapshots below the pointer found at open be published. */
   releaseHold(): void {
-    this.holdBelow = 0n;
+    this.holdBelow = ZERO_LSN;
   }
 
   /** The table applied through `lsn`: a hold it passed ends (publish now), waiting reads may be served. */
   applied(lsn: Lsn): void {
-    if (this.holdBelow !== 0n && lsn >= this.holdBelow) {
-      this.holdBelow = 0n;
+    if (this.holdBelow !== ZERO_LSN && lsn >= this.holdBelow) {
+      this.holdBelow = ZERO_LSN;
       this.t.post({ type: 'snapshot' });
     }
     this.serveWaiters();
@@ -101,7 +101,7 @@ export class SnapshotPublisher {
   private public(): PublishedSnapshot {
     const p = this.published;
     if (!p) throw new Error('no snapshot is published');
-    return { lsn: p.lsn, key: p.key, seq: p.seq };
+    return { lsn: p.lsn, objectKey: p.objectKey, seq: p.seq };
   }
 
   /** Resolves reads a published snapshot covers; asks for a snapshot when one is needed now. */
@@ -134,7 +134,7 @@ export class SnapshotPublisher {
         appliedLsn: state.appliedLsn,
         pointerLsn: this.holdBelow,
       });
-      this.holdBelow = 0n;
+      this.holdBelow = ZERO_LSN;
     }
     const capture = this.capture();
     t.sched.snapshot = 'writing';
@@ -154,9 +154,9 @@ export class SnapshotPublisher {
         await deps.pointer.update((p) => ({
           ...p,
           snapshotKey: written.manifestKey,
-          lsn: capture.lsn.toString(),
+          lsn: capture.lsn,
           // Never move the pointer's Iceberg fields back: a commit may have moved them first.
-          ...(BigInt(p.committedLsn) >= commits.committedLsn ? {} : commits.pointerFields()),
+          ...(p.committedLsn >= commits.committedLsn ? {} : commits.pointerFields()),
         }));
         return written;
       })
@@ -192,10 +192,10 @@ export class SnapshotPublisher {
     const blobs: CapturedBlob[] = [];
     for (const f of state.files.values()) {
       if (f.removedLsn !== undefined) continue;
-      const dv = f.deletes.isEmpty() ? NO_DV : captureDv(f, f.key, () => f.deletes, blobs);
+      const dv = f.deletes.isEmpty() ? NO_DV : captureDv(f, f.objectKey, () => f.deletes, blobs);
       files.push({
         kind: 'data',
-        key: f.key,
+        key: f.objectKey,
         rowCount: f.rowCount,
         sizeBytes: f.sizeBytes,
         dv,
@@ -272,7 +272,7 @@ export class SnapshotPublisher {
     const byKey = new Map<string, (typeof written.manifest.files)[number]>();
     for (const f of written.manifest.files) byKey.set(f.path, f);
     for (const f of state.files.values()) {
-      const m = byKey.get(f.key);
+      const m = byKey.get(f.objectKey);
       if (m?.deletes && !f.dvDirty) f.dvRef = m.deletes;
     }
     for (const slice of state.slices()) {
@@ -289,7 +289,7 @@ export class SnapshotPublisher {
     const previous = this.published;
     this.published = {
       lsn: capture.lsn,
-      key: written.manifestKey,
+      objectKey: written.manifestKey,
       seq: capture.seq,
       stateVersion: capture.stateVersion,
       keys,
@@ -302,7 +302,7 @@ export class SnapshotPublisher {
   private markDvDirtyAgain(capture: SnapshotCapture): void {
     const state = this.t.state;
     const blobKeys = new Set(capture.blobs.map((b) => b.fileKey));
-    for (const f of state.files.values()) if (blobKeys.has(f.key)) f.dvDirty = true;
+    for (const f of state.files.values()) if (blobKeys.has(f.objectKey)) f.dvDirty = true;
     for (const slice of state.slices()) {
       for (const seg of slice.segments) {
         if (seg.key && blobKeys.has(seg.key)) seg.dvDirty = true;

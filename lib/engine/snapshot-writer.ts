@@ -5,6 +5,7 @@ import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { type PartitionSpec, specToIcebergJson } from '../schema/partition-spec.ts';
 import { schemaToIcebergJson } from '../schema/schema-json.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
+import type { ObjectKey } from '../store/object-keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { iota } from './index-run.ts';
 import type { DeletionVectorRef, MemSlice, TailSegment } from './mem-slice.ts';
@@ -48,12 +49,12 @@ export interface SnapshotCapture {
   tails: CapturedTail[];
   blobs: CapturedBlob[];
   /** Keys of the manifest and of the Puffin file for changed deletion vectors. */
-  manifestKey: string;
-  dvKey: string;
+  manifestKey: ObjectKey;
+  dvKey: ObjectKey;
 }
 
 export interface SnapshotWritten {
-  manifestKey: string;
+  manifestKey: ObjectKey;
   manifest: SnapshotManifest;
   /** Reference of each captured blob, by index. */
   blobRefs: DeletionVectorRef[];

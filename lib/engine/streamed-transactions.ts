@@ -51,10 +51,10 @@ export class StreamedTransactions {
     }
     const fileId = t.state.newFileId();
     const spilled = s.spill(fileId, dataFileKey(t.tableRoot, fileId, t.newId()));
-    t.writesInFlight.add(spilled.key);
+    t.writesInFlight.add(spilled.objectKey);
     spilled.extra = [];
     writeSliceToFile(
-      this.flushes.job(spilled.slice, spilled.rows, fileId, spilled.key, spilled.extra),
+      this.flushes.job(spilled.slice, spilled.rows, fileId, spilled.objectKey, spilled.extra),
       t.deps.store,
       t.deps.pool,
     ).then(
@@ -74,16 +74,16 @@ export class StreamedTransactions {
         slice: spilled.slice,
         fileId: spilled.fileId,
         rows: spilled.rows,
-        key: spilled.key,
+        key: spilled.objectKey,
         extra: spilled.extra,
         result: e.result,
         error: e.error,
       });
     }
-    t.writesInFlight.delete(spilled.key);
+    t.writesInFlight.delete(spilled.objectKey);
     for (const k of spilled.extra ?? []) t.writesInFlight.delete(k);
     if (txn.state === 'aborted') {
-      if (e.result) t.gc.addCandidates(e.result.files.map((f) => f.key));
+      if (e.result) t.gc.addCandidates(e.result.files.map((f) => f.objectKey));
       return false;
     }
     if (e.error || !e.result) {
@@ -152,14 +152,16 @@ export class StreamedTransactions {
     this.open.delete(xid);
     if (!s) return;
     s.state = 'aborted';
-    this.t.gc.addCandidates(s.spilled.flatMap((sp) => (sp.result ? sp.result.files.map((f) => f.key) : [])));
+    this.t.gc.addCandidates(
+      s.spilled.flatMap((sp) => (sp.result ? sp.result.files.map((f) => f.objectKey) : [])),
+    );
   }
 
   /** Keys of spilled files (kept from the collector). */
   keys(into: Set<string>): void {
     for (const s of this.open.values())
       for (const sp of s.spilled) {
-        into.add(sp.key);
+        into.add(sp.objectKey);
         for (const k of sp.extra ?? []) into.add(k);
       }
   }

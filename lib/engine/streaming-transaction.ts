@@ -5,10 +5,11 @@
  * and files join it; at abort everything it wrote is discarded.
  */
 
+import { ZERO_LSN } from '../lsn.ts';
 import { rowMapper } from '../schema/evolve-values.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
-import type { FileId } from '../store/object-keys.ts';
+import type { FileId, ObjectKey } from '../store/object-keys.ts';
 import type { DecodedOp } from '../txn/transaction.ts';
 import type { FlushResult } from './flusher.ts';
 import { KeyHasher } from './key-hash.ts';
@@ -19,7 +20,7 @@ export interface SpilledSlice {
   slice: MemSlice;
   rows: Uint32Array;
   fileId: FileId;
-  key: string;
+  objectKey: ObjectKey;
   /** Keys of the files after the first (a partitioned table's spill writes one per partition). */
   extra?: string[];
   result?: FlushResult;
@@ -86,14 +87,14 @@ export class StreamingTransaction {
     const { hi, lo } = this.hasher.hash(key);
     const row = this.active.lookup(key, hi, lo);
     if (row !== undefined) {
-      this.active.delete(row, 0n);
+      this.active.delete(row, ZERO_LSN);
       return;
     }
     for (let i = this.spilled.length - 1; i >= 0; i--) {
       const s = this.spilled[i].slice;
       const r = s.lookup(key, hi, lo);
       if (r !== undefined) {
-        s.delete(r, 0n);
+        s.delete(r, ZERO_LSN);
         return;
       }
     }
@@ -105,10 +106,10 @@ export class StreamingTransaction {
   }
 
   /** Freezes the private slice for flushing; the caller starts the file write. */
-  spill(fileId: FileId, key: string): SpilledSlice {
+  spill(fileId: FileId, objectKey: ObjectKey): SpilledSlice {
     const slice = this.active;
-    slice.frozenAt = 0n;
-    const s: SpilledSlice = { slice, rows: slice.liveRows(), fileId, key };
+    slice.frozenAt = ZERO_LSN;
+    const s: SpilledSlice = { slice, rows: slice.liveRows(), fileId, objectKey };
     this.spilled.push(s);
     this.active = new MemSlice(this.fields, this.hasKey);
     return s;

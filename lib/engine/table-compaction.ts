@@ -43,7 +43,7 @@ export class TableCompaction {
       busy,
       onDeferred: () => this.deferred++,
       nextFileId: () => state.newFileId(),
-      keyFor: (fileId) => dataFileKey(t.tableRoot, fileId, t.newId()),
+      objectKeyFor: (fileId) => dataFileKey(t.tableRoot, fileId, t.newId()),
       startLsn: state.appliedLsn,
       // No bigger a pass than what the memory budget leaves (compactionMemory).
       maxMemoryBytes: t.deps.memoryHeadroom ? Math.max(0, t.deps.memoryHeadroom()) : undefined,
@@ -52,7 +52,7 @@ export class TableCompaction {
     if (!plan) return;
     t.sched.status = 'compacting';
     this.memoryBytes = compactionMemory(plan.inputs, state.rowBytes, hasLayout(plan.layout));
-    for (const out of plan.outputs) t.writesInFlight.add(out.key);
+    for (const out of plan.outputs) t.writesInFlight.add(out.objectKey);
     t.log.info('compaction started', { inputs: plan.inputs.length, outputs: plan.outputs.length });
     runCompaction(plan, {
       store: t.deps.store,
@@ -62,9 +62,9 @@ export class TableCompaction {
       compression: o.dataCompression,
       allocate: () => {
         const fileId = state.newFileId();
-        const key = dataFileKey(t.tableRoot, fileId, t.newId());
-        t.writesInFlight.add(key);
-        return { fileId, key };
+        const objectKey = dataFileKey(t.tableRoot, fileId, t.newId());
+        t.writesInFlight.add(objectKey);
+        return { fileId, objectKey };
       },
       rowHashes: state.hasKey
         ? state.index.rowHashes(new Map(plan.inputs.map((i) => [i.fileId, i.rowCount])))
@@ -80,11 +80,11 @@ export class TableCompaction {
     const t = this.t;
     t.sched.status = 'idle';
     this.memoryBytes = 0;
-    for (const out of plan.outputs) t.writesInFlight.delete(out.key);
+    for (const out of plan.outputs) t.writesInFlight.delete(out.objectKey);
     if (error || !result) {
       this.failed++;
       t.log.warn('compaction failed', { error });
-      t.gc.addCandidates(plan.outputs.map((o) => o.key));
+      t.gc.addCandidates(plan.outputs.map((o) => o.objectKey));
       t.afterMaintenance();
       return;
     }
@@ -95,7 +95,7 @@ export class TableCompaction {
     if (hasLayout(plan.layout)) t.sched.continueCompaction();
     t.log.info('compaction done', {
       inputs: plan.inputs.length,
-      outputs: outputs.map((o) => ({ key: o.key, rows: o.rowCount, bytes: o.sizeBytes })),
+      outputs: outputs.map((o) => ({ key: o.objectKey, rows: o.rowCount, bytes: o.sizeBytes })),
     });
     this.merges.maybeStart();
     t.afterMaintenance();

@@ -11,7 +11,7 @@
  */
 
 import type { PropertyChange } from '../iceberg/iceberg-table.ts';
-import type { Lsn } from '../lsn.ts';
+import { type Lsn, ZERO_LSN } from '../lsn.ts';
 import type { PartitionSpec } from '../schema/partition-spec.ts';
 import type { EvolvedSchema } from '../schema/schema-change.ts';
 import type { TableDefinition, TableSchema } from '../schema/table-schema.ts';
@@ -126,7 +126,7 @@ export class TableHandler implements TableSink {
    * What the write with this Idempotency-Key did (its LSN, count and body hash), once the table
    * has applied everything through `afterLsn`; undefined when no write with the key was applied.
    */
-  async idempotencyRecord(key: string, afterLsn: Lsn = 0n): Promise<IdempotencyRecord | undefined> {
+  async idempotencyRecord(key: string, afterLsn: Lsn = ZERO_LSN): Promise<IdempotencyRecord | undefined> {
     await this.appliedThrough(afterLsn);
     return this.t.idempotency.get(key, this.t.clock.now());
   }
@@ -250,8 +250,8 @@ export class TableHandler implements TableSink {
     );
   }
 
-  /** The LSN of the newest published read snapshot (-1 before the first). */
-  get publishedLsn(): Lsn {
+  /** The LSN of the newest published read snapshot (undefined before the first). */
+  get publishedLsn(): Lsn | undefined {
     return this.t.snapshots.lsn;
   }
 
@@ -273,7 +273,7 @@ export class TableHandler implements TableSink {
   /** Data files now (for tests and describe). */
   dataFiles(): { key: string; rowCount: number; liveRows: number; sizeBytes: number; inIceberg: boolean }[] {
     return [...this.t.state.files.values()].map((f) => ({
-      key: f.key,
+      key: f.objectKey,
       rowCount: f.rowCount,
       liveRows: liveRowCount(f),
       sizeBytes: f.sizeBytes,

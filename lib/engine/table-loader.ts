@@ -10,11 +10,11 @@ import { type Catalog, TableNotReadyError } from '../catalog/catalog.ts';
 import { readColumn, tableFromIpc } from '../columns/arrow-convert.ts';
 import { type IcebergOptions, IcebergTable } from '../iceberg/iceberg-table.ts';
 import { RoaringBitmap64 } from '../iceberg/roaring.ts';
-import type { Lsn } from '../lsn.ts';
+import { type Lsn, lsnFromText, maxLsn, ZERO_LSN } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
 import { keyString } from '../schema/values.ts';
-import { asFileId, fileIdFromKey, tableRootOf } from '../store/object-keys.ts';
+import { asFileId, asObjectKey, fileIdFromKey, tableRootOf } from '../store/object-keys.ts';
 import { DataFileMissingError, NotFoundError, type ObjectStore } from '../store/object-store.ts';
 import { rowCodec } from '../txn/transaction.ts';
 import { Semaphore } from '../util/semaphore.ts';
@@ -75,7 +75,7 @@ async function checkDataFiles(store: ObjectStore, files: readonly DataFile[]): P
   await Promise.all(
     files.map((f) =>
       gate.run(async () => {
-        if (!(await store.head(f.key))) throw new NotFoundError(f.key);
+        if (!(await store.head(f.objectKey))) throw new NotFoundError(f.objectKey);
       }),
     ),
   );
@@ -105,7 +105,7 @@ async function openTableOrThrow(deps: OpenTableDeps): Promise<TableHandler> {
     }));
   }
   const recovered = await recoverState(iceberg, def, store, deps.pool, pointer?.committedLsn);
-  if (pointer?.snapshotKey) recovered.pointerLsn = BigInt(pointer.lsn);
+  if (pointer?.snapshotKey) recovered.pointerLsn = pointer.lsn;
   if (recovered.idempotencyKey) {
     recovered.idempotency = IdempotencyKeys.parse(await store.get(recovered.idempotencyKey), {
       retentionMs: deps.options.idempotencyRetentionMs,
@@ -152,13 +152,12 @@ export async function recoverState(
    * the pointer was moved past the last commit (a rename starts the table after every record
    * its new name had in a shared log).
    */
-  startLsn?: string,
+  startLsn: Lsn = ZERO_LSN,
 ): Promise<RecoveredState> {
   const state = await iceberg.currentState();
   const summary = state.summary ?? {};
-  const committed: Lsn = summary[SUMMARY_LSN] ? BigInt(summary[SUMMARY_LSN]) : 0n;
-  const start = BigInt(startLsn ?? '0');
-  const lsn: Lsn = committed > start ? committed : start;
+  const committed = summary[SUMMARY_LSN] ? lsnFromText(summary[SUMMARY_LSN]) : ZERO_LSN;
+  const lsn = maxLsn(committed, startLsn);
   const files: DataFile[] = [];
   let maxId = 0;
   for (const d of state.dataFiles) {
@@ -168,7 +167,7 @@ export async function recoverState(
     const deletes = state.deletes.get(d.key) ?? new RoaringBitmap64();
     files.push({
       fileId,
-      key: d.key,
+      objectKey: asObjectKey(d.key),
       rowCount: d.recordCount,
       sizeBytes: d.fileSizeBytes,
       addedLsn: lsn,
@@ -199,7 +198,7 @@ export async function recoverState(
     for (const f of files) {
       if (covered.has(f.fileId)) continue;
       const names = codec.keyColumns.map((c) => def.schema.fields[c].name);
-      const table = tableFromIpc(await pool.decode(await store.get(f.key), names));
+      const table = tableFromIpc(await pool.decode(await store.get(f.objectKey), names));
       const cols = codec.keyColumns.map((c, i) => readColumn(def.schema.fields[c].type, table, i));
       runs.push(indexRunFor(f.fileId, table.numRows, (i) => keyString(cols.map((col) => col[i]))));
     }

@@ -5,7 +5,7 @@
  * Timers come from the injected Clock. TableHandler is the table's API in front of it.
  */
 
-import type { Lsn } from '../lsn.ts';
+import { type Lsn, ZERO_LSN } from '../lsn.ts';
 import { rowMapper } from '../schema/evolve-values.ts';
 import type { PartitionSpec } from '../schema/partition-spec.ts';
 import type { EvolvedSchema } from '../schema/schema-change.ts';
@@ -127,7 +127,7 @@ export class TableLoop implements TableContext {
     this.flushes = new SliceFlushes(this);
     this.streams = new StreamedTransactions(this, this.flushes);
     this.commits = new IcebergCommits(this, this.idempotency, recovered);
-    this.snapshots = new SnapshotPublisher(this, this.commits, recovered.pointerLsn ?? 0n);
+    this.snapshots = new SnapshotPublisher(this, this.commits, recovered.pointerLsn ?? ZERO_LSN);
     this.merges = new IndexMerges(this);
     this.compaction = new TableCompaction(this, this.merges);
   }
@@ -319,7 +319,7 @@ export class TableLoop implements TableContext {
   private keysInUse(): Set<string> {
     const keys = new Set<string>(this.writesInFlight);
     this.snapshots.keys(keys);
-    for (const f of this.state.files.values()) keys.add(f.key);
+    for (const f of this.state.files.values()) keys.add(f.objectKey);
     for (const slice of this.state.slices()) for (const s of slice.segments) if (s.key) keys.add(s.key);
     for (const r of this.state.index.allRuns()) if (r.persistedKey) keys.add(r.persistedKey);
     this.commits.keys(keys);

@@ -71,7 +71,7 @@ export async function renameOwnedTable(c: RenameContext, from: string, to: strin
     await c.release(from);
     const pointer = await c.catalog.getPointer(from);
     if (!pointer) throw new ConflictError(`table "${from}" has no catalog pointer`);
-    const committed = BigInt(pointer.committedLsn);
+    const committed = pointer.committedLsn;
     let start: Lsn = committed;
     if (c.log.barrier) start = await c.log.barrier(to);
     else await c.log.startAfter?.(to, committed);
@@ -79,7 +79,7 @@ export async function renameOwnedTable(c: RenameContext, from: string, to: strin
     // The new name may be one a table was renamed away from before (its log sealed since).
     c.log.seal?.(to, undefined);
     const renamed: TableDefinition = { ...def, name: to, location: locationOf(def) };
-    await c.catalog.renameTable(from, renamed, pointer.epoch, lsn.toString());
+    await c.catalog.renameTable(from, renamed, pointer.epoch, lsn);
     moved = true;
     await c.log
       .dropTable(from)

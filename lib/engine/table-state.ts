@@ -289,7 +289,7 @@ export class TableState {
     const { fileId, rows } = result;
     const file = newDataFile({
       fileId,
-      key: result.key,
+      objectKey: result.objectKey,
       rowCount: result.rowCount,
       sizeBytes: result.sizeBytes,
       addedLsn,
@@ -324,7 +324,7 @@ export class TableState {
     const outputs = result.outputs.map((o) => {
       const f = newDataFile({
         fileId: o.fileId,
-        key: o.key,
+        objectKey: o.objectKey,
         rowCount: o.rowCount,
         sizeBytes: o.sizeBytes,
         addedLsn: plan.startLsn,
@@ -356,7 +356,7 @@ export class TableState {
         outputs[at[0]].dvDirty = true;
       }
       this.files.delete(input.fileId);
-      if (f.inIceberg) this.removedSinceCommit.push(f.key);
+      if (f.inIceberg) this.removedSinceCommit.push(f.objectKey);
     }
     this.pendingDeletes.remap((fileId, pos) => {
       if (!inputIds.has(asFileId(fileId))) return [fileId, pos];

@@ -1,6 +1,6 @@
 /** A table's figures as the writer reports them (`GET /tables/{name}` under `writer`, metrics). */
 
-import { type Lsn, lsnToJson } from '../lsn.ts';
+import { type Lsn, lsnToJson, ZERO_LSN } from '../lsn.ts';
 import type { TableState } from './table-state.ts';
 
 export interface TableStatus {
@@ -53,7 +53,7 @@ export function writerStatusJson(s: TableStatus): Record<string, unknown> {
 export function tableStatus(
   s: TableState,
   jobs: {
-    snapshotLsn: Lsn;
+    snapshotLsn: Lsn | undefined;
     committedLsn: Lsn;
     metadataLocation: string | undefined;
     flushing: number;
@@ -64,7 +64,7 @@ export function tableStatus(
   const c = s.counts();
   return {
     lsn: s.appliedLsn,
-    snapshotLsn: jobs.snapshotLsn < 0n ? 0n : jobs.snapshotLsn,
+    snapshotLsn: jobs.snapshotLsn ?? ZERO_LSN,
     committedLsn: jobs.committedLsn,
     dataFiles: s.files.size,
     dataFileBytes: c.fileBytes,

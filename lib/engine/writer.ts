@@ -15,39 +15,39 @@ import {
   TableRenamingError,
 } from '../catalog/catalog.ts';
 import type { PropertyChange } from '../iceberg/iceberg-table.ts';
-import { type DurableLog, LogDamagedError, type LogSubscription } from '../log/durable-log.ts';
+import { type DurableLog, LogDamagedError } from '../log/durable-log.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { SchemaChangeRefusedError } from '../schema/errors.ts';
 import type { SchemaChange } from '../schema/schema-change.ts';
 import type { TableDefinition } from '../schema/table-schema.ts';
-import { deletePrefix } from '../store/delete-prefix.ts';
-import { ephemeralRootOf, tableRootOf } from '../store/object-keys.ts';
 import { DataFileMissingError, type ObjectStore } from '../store/object-store.ts';
 import type { Operations } from '../txn/op-batch.ts';
 import { EventLoopDelay } from '../util/event-loop-delay.ts';
 import type { Logger } from '../util/logger.ts';
 import { BackpressureError } from '../util/memory-budget.ts';
 import { Semaphore } from '../util/semaphore.ts';
-import type { CatalogMirror } from './catalog-mirror.ts';
+import { type CatalogMirror, CatalogMirrors } from './catalog-mirror.ts';
 import type { IdempotencyRecord } from './idempotency.ts';
 import { LogDelivery } from './log-delivery.ts';
 import { MemoryGovernor } from './memory-governor.ts';
 import { TableSchemaChanges } from './table-schema-changes.ts';
-import { problemError, type TableProblem, type TableStanding, type WriterHealth } from './writer-health.ts';
+import { type TableProblem, type TableStanding, TableStandings, type WriterHealth } from './writer-health.ts';
 
 export type { TableProblem, TableStanding, WriterHealth } from './writer-health.ts';
 
 import type { EngineOptions } from './options.ts';
 import type { PartitioningResult } from './partition-evolution.ts';
 import type { SchemaChangeContext, SchemaChangeResult } from './schema-evolution.ts';
+import { removeDroppedTable } from './table-drop.ts';
+import { attachFeed, stopFeed, type TableFeed } from './table-feed.ts';
 import type { CommitInfo, PublishedSnapshot, TableHandler, TableStatus } from './table-handler.ts';
 import { openTable } from './table-loader.ts';
 import { renameOwnedTable } from './table-rename.ts';
 
 export { streamCommitMarker } from './log-delivery.ts';
 
-import type { SourceFactory, TableSource } from './table-sink.ts';
+import type { SourceFactory } from './table-sink.ts';
 
 export type { SourceFactory, TableSource } from './table-sink.ts';
 
@@ -74,7 +74,7 @@ export interface WriterDeps {
 
 interface Owned {
   handler: TableHandler;
-  feed: LogSubscription | TableSource | undefined;
+  feed: TableFeed | undefined;
 }
 
 export class Writer {
@@ -83,19 +83,18 @@ export class Writer {
   private readonly sourceFactories = new Map<string, SourceFactory>();
   /** Tables another writer took over (a newer epoch): never reopened by this writer. */
   private readonly lost = new Map<string, Error>();
-  /** Tables replaying their log after opening, and the LSN that ends their recovery. */
-  private readonly recovering = new Map<string, { target: Lsn; handler: TableHandler }>();
-  /** Tables that are damaged (open, refusing writes) or could not be opened, and why. */
-  private readonly problems = new Map<string, TableProblem>();
+  private readonly standings = new TableStandings((name) => this.tables.get(name)?.handler);
   private closed = false;
   private readonly delivery: LogDelivery;
   private readonly schemaChanges: TableSchemaChanges;
   /** The main thread's event-loop delay (every table's loop runs on it). */
   readonly eventLoop = new EventLoopDelay();
   private readonly memory: MemoryGovernor;
+  private readonly mirrors: CatalogMirrors;
 
   constructor(readonly deps: WriterDeps) {
     mkdirSync(deps.spillDir, { recursive: true });
+    this.mirrors = new CatalogMirrors(deps.mirrors);
     this.schemaChanges = new TableSchemaChanges({
       context: this.schemaContext(),
       open: (name) => this.open(name),
@@ -169,11 +168,11 @@ export class Writer {
       await stopFeed(owned.feed);
       await owned.handler.close();
       if (inCatalog.has(name)) {
-        for (const m of this.mirrors) m.released(name);
+        this.mirrors.released(name);
         this.deps.logger.info('table no longer owned by this writer; stopped', { table: name });
       } else {
         // Dropped without this writer (a function dropped it while the writer was unreachable).
-        await Promise.all(this.mirrors.map((m) => m.dropped(name)));
+        await this.mirrors.dropped(name);
         this.deps.logger.info('table no longer in the catalog; stopped', { table: name });
       }
     }
@@ -197,7 +196,7 @@ export class Writer {
         .catch((e) => {
           if (!(e instanceof TableNotReadyError) && !this.closed && !(e instanceof NoSuchTableError)) {
             const state = e instanceof DataFileMissingError ? 'damaged' : 'failed';
-            this.problems.set(name, { table: name, state, error: problemError(e) });
+            this.standings.setProblem(name, state, e);
             this.deps.logger.error('could not open table', { table: name, state, error: e });
           }
           throw e;
@@ -210,9 +209,7 @@ export class Writer {
 
   /** How the table stands: open, recovering (replaying its log), damaged (open, refusing writes) or failed to open. */
   tableState(name: string): { state: TableStanding; error?: TableProblem['error'] } {
-    const p = this.problems.get(name);
-    if (p) return { state: p.state, error: p.error };
-    return this.recoveryTarget(name) === undefined ? { state: 'open' } : { state: 'recovering' };
+    return this.standings.state(name);
   }
 
   /**
@@ -220,20 +217,14 @@ export class Writer {
    * end when the table opened). Reads without a newer `minLsn` wait for it; undefined once recovered.
    */
   recoveryTarget(name: string): Lsn | undefined {
-    const r = this.recovering.get(name);
-    if (!r) return undefined;
-    if (r.handler.publishedLsn >= r.target || r.handler !== this.tables.get(name)?.handler) {
-      this.recovering.delete(name);
-      return undefined;
-    }
-    return r.target;
+    return this.standings.recoveryTarget(name);
   }
 
   /** Why writes to the table are refused now, if they are (a damaged table, or past the memory budget). */
   writeRefusal(name: string): Error | undefined {
     const to = this.renaming.get(name);
     if (to !== undefined) return new TableRenamingError(name, to);
-    const p = this.problems.get(name);
+    const p = this.standings.problem(name);
     if (p?.state === 'damaged') return new TableDamagedError(name, p.error);
     if (this.overBudget()) {
       this.refusedWrites++;
@@ -247,22 +238,12 @@ export class Writer {
 
   /** Tables that failed to open or opened damaged (some may not be among tableNames). */
   problemTables(): string[] {
-    return [...this.problems.keys()];
-  }
-
-  /** Memory held over all tables (see MemoryGovernor). */
-  memoryInUse(): number {
-    return this.memory.memoryInUse();
+    return this.standings.problemTables();
   }
 
   /** Past the memory budget (the largest table is being flushed meanwhile). */
   overBudget(): boolean {
     return this.memory.overBudget();
-  }
-
-  /** What a compaction may take of the budget. */
-  compactionHeadroom(): number {
-    return this.memory.compactionHeadroom();
   }
 
   memoryStatus(): ReturnType<MemoryGovernor['memoryStatus']> {
@@ -271,19 +252,7 @@ export class Writer {
 
   /** Ready: every owned table open and undamaged, and the log writable. */
   async health(): Promise<WriterHealth> {
-    const problems: WriterHealth['problems'] = [...this.problems.values()];
-    for (const [table, r] of [...this.recovering]) {
-      const target = this.recoveryTarget(table);
-      if (target !== undefined)
-        problems.push({
-          table,
-          state: 'recovering',
-          error: {
-            code: 'recovering',
-            message: `replaying the log: applied LSN ${r.handler.lsn} of ${target}`,
-          },
-        });
-    }
+    const problems = this.standings.healthProblems();
     for (const [table, owned] of this.tables) {
       const problem = owned.feed && 'problem' in owned.feed ? owned.feed.problem?.() : undefined;
       if (problem) problems.push({ table, state: 'source_error', error: problem });
@@ -305,7 +274,7 @@ export class Writer {
     if (this.closed) throw new Error('writer is closed');
     const def = await this.deps.catalog.getTable(name);
     if (!def) throw new NoSuchTableError(name);
-    this.problems.delete(name);
+    this.standings.clearProblem(name);
     const handler = await openTable({
       def,
       store: this.deps.store,
@@ -315,7 +284,7 @@ export class Writer {
       logger: this.deps.logger,
       spillDir: this.deps.spillDir,
       onFenced: (e) => {
-        for (const m of this.mirrors) m.released(name);
+        this.mirrors.released(name);
         this.lost.set(name, e);
         const owned = this.tables.get(name);
         if (owned?.handler === handler) {
@@ -323,9 +292,9 @@ export class Writer {
           void stopFeed(owned.feed);
         }
       },
-      memoryHeadroom: () => this.compactionHeadroom(),
+      memoryHeadroom: () => this.memory.compactionHeadroom(),
       onCommitted: (lsn) => {
-        this.mirror(handler);
+        this.mirrors.committed(() => handler.mirrored());
         // A source confirms to its origin only what Iceberg now holds (e.g. Postgres' slot).
         const feed = this.tables.get(name)?.feed;
         if (feed && 'committed' in feed) feed.committed?.(lsn);
@@ -339,36 +308,31 @@ export class Writer {
     const owned: Owned = { handler, feed: undefined };
     this.tables.set(name, owned);
     // A commit the mirrors missed before a restart is caught up now.
-    this.mirror(handler);
-    if (def.source) {
-      const kind = Object.keys(def.source)[0];
-      const factory = this.sourceFactories.get(kind);
-      if (!factory)
-        throw new Error(`table "${name}" has a ${kind} source, but this writer has no ${kind} support`);
-      owned.feed = await factory(def, handler, {
-        logger: this.deps.logger,
-        catalog: this.deps.catalog,
-        spillDir: this.deps.spillDir,
-        overBudget: () => this.overBudget(),
-      });
-    } else {
-      // A log that numbers the table's records itself must not hand out LSNs Iceberg already
-      // covers (its folder was lost, or the table was renamed and its log is new).
-      await this.deps.log.startAfter?.(name, handler.lsn);
-      // Recovery lasts until replay reaches the log's end as of now.
-      const end = await this.deps.log.lastLsn(name);
-      if (end > handler.lsn) this.recovering.set(name, { target: end, handler });
-      owned.feed = await this.deps.log.subscribe(name, handler.lsn, (entry) =>
-        this.delivery.deliver(def, handler, entry),
-      );
-      // A damaged log delivered its intact prefix; the table serves reads and refuses writes.
-      const damage = await this.deps.log.damage?.(name);
-      if (damage) {
-        const e = new LogDamagedError(damage);
-        this.problems.set(name, { table: name, state: 'damaged', error: problemError(e) });
-        handler.releaseSnapshotHold();
-        this.recovering.delete(name);
-      }
+    this.mirrors.committed(() => handler.mirrored());
+    const attached = await attachFeed(
+      {
+        log: this.deps.log,
+        delivery: this.delivery,
+        sourceFactories: this.sourceFactories,
+        sourceContext: {
+          logger: this.deps.logger,
+          catalog: this.deps.catalog,
+          spillDir: this.deps.spillDir,
+          overBudget: () => this.overBudget(),
+        },
+      },
+      def,
+      handler,
+      // Recovery lasts until replay reaches the log's end as of the open.
+      (target) => this.standings.startRecovery(name, target, handler),
+    );
+    owned.feed = attached.feed;
+    // A damaged log delivered its intact prefix; the table serves reads and refuses writes.
+    if (attached.damage) {
+      const e = new LogDamagedError(attached.damage);
+      this.standings.setProblem(name, 'damaged', e);
+      handler.releaseSnapshotHold();
+      this.standings.endRecovery(name);
     }
     handler.start();
     return handler;
@@ -427,26 +391,14 @@ export class Writer {
     return handler.commit(target);
   }
 
-  private get mirrors(): CatalogMirror[] {
-    return this.deps.mirrors ?? [];
-  }
-
-  /** Tells the mirrors where the table's metadata is now. */
-  private mirror(handler: TableHandler): void {
-    if (this.mirrors.length === 0) return;
-    const t = handler.mirrored();
-    for (const m of this.mirrors) m.committed(t);
-  }
-
   /** `catalogs` of `GET /tables/{name}`: each mirror's sync state of the table. */
   catalogStatus(name: string): Record<string, unknown> | undefined {
-    if (this.mirrors.length === 0) return undefined;
-    return Object.fromEntries(this.mirrors.map((m) => [m.name, m.status(name) ?? { state: 'not_synced' }]));
+    return this.mirrors.status(name);
   }
 
   /** Seconds each mirror is behind (metrics). */
   mirrorLagSeconds(): Record<string, number> {
-    return Object.fromEntries(this.mirrors.map((m) => [m.name, m.lagSeconds()]));
+    return this.mirrors.lagSeconds();
   }
 
   /** What the write with this Idempotency-Key did, once the table applied through `afterLsn`. */
@@ -476,20 +428,20 @@ export class Writer {
           catalog: this.deps.catalog,
           log: this.deps.log,
           logger: this.deps.logger,
-          mirrors: this.mirrors,
+          mirrors: this.mirrors.list,
           drainMs: this.deps.renameDrainMs ?? 0,
           handler: async () => handler,
           release: async (name) => {
             const owned = this.tables.get(name);
             this.tables.delete(name);
-            this.recovering.delete(name);
+            this.standings.endRecovery(name);
             if (!owned) return;
             await stopFeed(owned.feed);
             await owned.handler.close({ flush: true });
           },
           reopen: async (name) => {
             this.renaming.delete(from);
-            if (name !== from) this.problems.delete(from);
+            if (name !== from) this.standings.clearProblem(from);
             if ((this.deps.owns ?? (() => true))(name)) await this.open(name);
           },
         },
@@ -520,18 +472,8 @@ export class Writer {
       }
       await owned.handler.close();
     }
-    await this.deps.catalog.dropTable(name);
-    await this.deps.log.dropTable(name);
-    await Promise.all(this.mirrors.map((m) => m.dropped(name)));
-    this.problems.delete(name);
-    const removed =
-      (options.purge === false ? 0 : await deletePrefix(this.deps.store, `${tableRootOf(place)}/`)) +
-      (await deletePrefix(this.deps.store, `${ephemeralRootOf(place)}/`));
-    this.deps.logger.info('table dropped', {
-      table: name,
-      objectsDeleted: removed,
-      purge: options.purge !== false,
-    });
+    this.standings.clearProblem(name);
+    await removeDroppedTable({ ...this.deps, mirrors: this.mirrors }, name, place, options.purge !== false);
   }
 
   /**
@@ -558,12 +500,6 @@ export class Writer {
         await stopFeed(o.feed);
       }),
     );
-    await Promise.all(this.mirrors.map((m) => m.close()));
+    await this.mirrors.close();
   }
-}
-
-async function stopFeed(feed: LogSubscription | TableSource | undefined): Promise<void> {
-  if (!feed) return;
-  const r = feed.stop();
-  if (r instanceof Promise) await r.catch(() => undefined);
 }

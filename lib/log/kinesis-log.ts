@@ -35,7 +35,7 @@ import {
   type Shard,
 } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { Lsn } from '../lsn.ts';
+import { asLsn, type Lsn, ZERO_LSN } from '../lsn.ts';
 import { TABLE_NAME_PATTERN } from '../schema/table-name.ts';
 import { type ResolvedRetry, type RetryOptions, resolveRetry, sleep, withRetry } from '../util/aws-retry.ts';
 import type { DurableLog, LogEntry, LogSubscription } from './durable-log.ts';
@@ -183,7 +183,7 @@ export class KinesisLog<D = unknown> implements DurableLog<D> {
     }
     const started = Date.now();
     let previous: string | undefined;
-    let lsn: Lsn = 0n;
+    let lsn = ZERO_LSN;
     try {
       for (let i = 0; i < records.length; i++) {
         // All parts of a transaction land within the retry deadline (the consumer's dedup
@@ -197,7 +197,7 @@ export class KinesisLog<D = unknown> implements DurableLog<D> {
           deadlineMs,
         });
         previous = seq;
-        lsn = BigInt(seq);
+        lsn = asLsn(BigInt(seq));
       }
     } catch (e) {
       this.decodedByTxn.delete(txn);
@@ -337,7 +337,7 @@ export class KinesisLog<D = unknown> implements DurableLog<D> {
   }
 
   async lastLsn(table: string): Promise<Lsn> {
-    return this.last.get(table) ?? 0n;
+    return this.last.get(table) ?? ZERO_LSN;
   }
 
   /**

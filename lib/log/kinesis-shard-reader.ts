@@ -34,7 +34,7 @@ import {
   type Shard,
   SubscribeToShardCommand,
 } from '@aws-sdk/client-kinesis';
-import type { Lsn } from '../lsn.ts';
+import { asLsn, type Lsn } from '../lsn.ts';
 import {
   backoffDelay,
   errorName,
@@ -196,7 +196,7 @@ abstract class ShardLoop {
     for (const r of records ?? []) {
       if (this.stopped) return false;
       each(
-        BigInt(r.SequenceNumber!),
+        asLsn(BigInt(r.SequenceNumber!)),
         r.Data ?? new Uint8Array(0),
         r.PartitionKey,
         r.ApproximateArrivalTimestamp?.getTime() ?? Date.now(),

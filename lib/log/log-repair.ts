@@ -10,7 +10,7 @@
  * - what was skipped is appended to `repairs.json` (time, segments, bad byte ranges, LSNs).
  */
 import path from 'node:path';
-import type { Lsn } from '../lsn.ts';
+import { lsnAfter, lsnBefore, lsnFromText, minLsn } from '../lsn.ts';
 import type { LogDamage, LogEntry } from './durable-log.ts';
 import { LocalLog, readSkips, SKIPS_FILE } from './local-log.ts';
 import { concat, type LogFs, nodeLogFs, writeDurably, writeFully } from './log-fs.ts';
@@ -64,25 +64,25 @@ export async function repairLog(
   // From the damaged segment's start: records before the damage in it are intact and kept. When
   // a whole segment is missing, from the LSN that was expected there.
   const firstLsn = affected[0].name.firstLsn;
-  let expected: Lsn = BigInt(damage.lsn) < firstLsn ? BigInt(damage.lsn) : firstLsn;
+  let expected = minLsn(lsnFromText(damage.lsn), firstLsn);
   for (const { n, name } of affected) {
     const buf = await fs.readFile(path.join(dir, n));
     const { entries, badRanges } = salvageSegment(buf, name);
     let segKept = 0;
     for (const e of entries) {
       if (e.lsn < expected) continue; // a stray older copy
-      if (e.lsn > expected) skips.push({ from: expected, to: e.lsn - 1n });
+      if (e.lsn > expected) skips.push({ from: expected, to: lsnBefore(e.lsn) });
       kept.push(e);
       segKept++;
-      expected = e.lsn + 1n;
+      expected = lsnAfter(e.lsn);
     }
     // Bad bytes at the end of the newest segment may have held records whose LSNs nothing
     // after them tells: reserve as many as could have fit, so none is handed out again.
     const last = badRanges.at(-1);
     if (name === affected.at(-1)?.name && last && last.offset + last.bytes === buf.length) {
       const most = BigInt(Math.ceil(last.bytes / recordHeaderBytes(name.format)));
-      skips.push({ from: expected, to: expected + most - 1n });
-      expected += most;
+      skips.push({ from: expected, to: lsnAfter(expected, most - 1n) });
+      expected = lsnAfter(expected, most);
     }
     report.segments.push({ name: n, badRanges, recordsKept: segKept });
   }

@@ -14,7 +14,7 @@
  * one with intact records after it — the table must not open silently short).
  */
 import { crc32 } from 'node:zlib';
-import type { Lsn } from '../lsn.ts';
+import { asLsn, type Lsn, lsnAfter, lsnBefore } from '../lsn.ts';
 import type { LogEntry } from './durable-log.ts';
 
 export type SegmentFormat = 'seg' | 'log';
@@ -33,7 +33,7 @@ export function segmentFileName(firstLsn: Lsn, format: SegmentFormat = 'seg'): s
 
 export function parseSegmentFileName(name: string): SegmentName | undefined {
   const m = /^(\d{20})\.(seg|log)$/.exec(name);
-  return m ? { firstLsn: BigInt(m[1]), format: m[2] as SegmentFormat } : undefined;
+  return m ? { firstLsn: asLsn(BigInt(m[1])), format: m[2] as SegmentFormat } : undefined;
 }
 
 function headerBytes(format: SegmentFormat): number {
@@ -70,7 +70,7 @@ function checkRecord(buf: Uint8Array, dv: DataView, at: number, format: SegmentF
   const header = headerBytes(format);
   if (at + header > buf.length) return { ok: false, reason: 'partial record header', pastEnd: true };
   const len = dv.getUint32(at, true);
-  const lsn = dv.getBigUint64(at + 8, true);
+  const lsn = asLsn(dv.getBigUint64(at + 8, true));
   if (format === 'seg' && crc32(buf.subarray(at, at + 16)) !== dv.getUint32(at + 16, true))
     return { ok: false, reason: 'record header checksum mismatch', pastEnd: false };
   const end = at + header + len;
@@ -98,7 +98,7 @@ function findNextRecord(
   for (let p = from; p + header <= buf.length; p++) {
     const len = dv.getUint32(p, true);
     if (p + header + len > buf.length) continue;
-    const lsn = dv.getBigUint64(p + 8, true);
+    const lsn = asLsn(dv.getBigUint64(p + 8, true));
     if (lsn < minLsn || lsn > maxLsn) continue;
     const c = checkRecord(buf, dv, p, format);
     if (c.ok) return { offset: p, lsn };
@@ -155,7 +155,7 @@ export function scanSegment(
     if (c.ok && (c.lsn === expected || skipped(skips, expected, c.lsn))) {
       entries.push({ lsn: c.lsn, payload: buf.slice(at + header, c.end) });
       at = c.end;
-      expected = c.lsn + 1n;
+      expected = lsnAfter(c.lsn);
       continue;
     }
     const reason = c.ok ? `record carries LSN ${c.lsn} where ${expected} was expected` : c.reason;
@@ -186,7 +186,7 @@ export function salvageSegment(
   const entries: LogEntry<never>[] = [];
   const badRanges: { offset: number; bytes: number }[] = [];
   let at = 0;
-  let lastLsn = name.firstLsn - 1n;
+  let lastLsn = lsnBefore(name.firstLsn);
   while (at < buf.length) {
     const c = checkRecord(buf, dv, at, format);
     if (c.ok && c.lsn > lastLsn) {
@@ -195,7 +195,7 @@ export function salvageSegment(
       at = c.end;
       continue;
     }
-    const next = findNextRecord(buf, dv, at + 1, lastLsn + 1n, format);
+    const next = findNextRecord(buf, dv, at + 1, lsnAfter(lastLsn), format);
     const to = next?.offset ?? buf.length;
     badRanges.push({ offset: at, bytes: to - at });
     at = to;

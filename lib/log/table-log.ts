@@ -5,7 +5,7 @@
  * shared across tables: the file system, the bound on open files, and write health.
  */
 import path from 'node:path';
-import type { Lsn } from '../lsn.ts';
+import { type Lsn, lsnAfter, lsnBefore, lsnFromText, ZERO_LSN } from '../lsn.ts';
 import { classifyIoError } from '../util/io-errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { type LogDamage, LogDamagedError, type LogEntry } from './durable-log.ts';
@@ -54,7 +54,7 @@ export interface Segment {
 
 export function readSkips(text: string): LsnRange[] {
   const raw = JSON.parse(text) as { from: string; to: string }[];
-  return raw.map((r) => ({ from: BigInt(r.from), to: BigInt(r.to) }));
+  return raw.map((r) => ({ from: lsnFromText(r.from), to: lsnFromText(r.to) }));
 }
 
 export class TableLog<D = unknown> {
@@ -65,8 +65,8 @@ export class TableLog<D = unknown> {
   activeBytes = 0;
   /** The active file may hold bytes past `activeBytes` (a failed write) to cut before the next write. */
   cutPending = false;
-  nextLsn: Lsn = 1n;
-  durableLsn: Lsn = 0n;
+  nextLsn: Lsn = lsnAfter(ZERO_LSN);
+  durableLsn: Lsn = ZERO_LSN;
   queue: Pending<D>[] = [];
   flushing = false;
   lastUsed = 0;
@@ -162,9 +162,9 @@ export class TableLog<D = unknown> {
       break;
     }
     // LSNs a repair gave up are never handed out again.
-    const reserved = this.skips.reduce((m, r) => (r.to + 1n > m ? r.to + 1n : m), 1n);
+    const reserved = this.skips.reduce((m, r) => (r.to >= m ? lsnAfter(r.to) : m), lsnAfter(ZERO_LSN));
     this.nextLsn = expected === undefined || expected < reserved ? reserved : expected;
-    this.durableLsn = this.nextLsn - 1n;
+    this.durableLsn = lsnBefore(this.nextLsn);
     this.opened = entries;
     const last = this.segments.at(-1);
     if (last && last.name.format === 'seg' && !this.damage) {
@@ -289,14 +289,15 @@ export class TableLog<D = unknown> {
       const text = JSON.stringify(this.skips.map((r) => ({ from: r.from.toString(), to: r.to.toString() })));
       await writeDurably(this.fs, path.join(this.dir, SKIPS_FILE), text);
       await this.fs.syncDir(this.dir);
-      this.nextLsn = lsn + 1n;
+      this.nextLsn = lsnAfter(lsn);
       this.durableLsn = lsn;
     });
   }
 
   append(payload: Uint8Array, decoded: D | undefined): Promise<Lsn> {
     if (this.damage) return Promise.reject(new LogDamagedError(this.damage));
-    const lsn = this.nextLsn++;
+    const lsn = this.nextLsn;
+    this.nextLsn = lsnAfter(lsn);
     this.lastUsed = this.owner.tick();
     return new Promise((resolve, reject) => {
       this.queue.push({
@@ -325,7 +326,7 @@ export class TableLog<D = unknown> {
         const err = classifyIoError(e, this.active.file);
         for (const p of batch) p.reject(err);
         for (const p of this.queue.splice(0)) p.reject(err);
-        this.nextLsn = this.durableLsn + 1n;
+        this.nextLsn = lsnAfter(this.durableLsn);
         this.owner.writeFailed(this.table, err, total);
         // The file may hold part of the batch: cut it back now, or before the next write.
         const f = this.file;

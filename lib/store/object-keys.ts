@@ -68,6 +68,9 @@ export function ephemeralRootOf(t: TablePlace): string {
 /** An object key (relative to the store's root), as the builders here make them. */
 export type ObjectKey = string & { readonly __objectKey: unique symbol };
 
+/** A key read back where keys are kept as text (Iceberg metadata, a listing, a manifest). */
+export const asObjectKey = (key: string): ObjectKey => key as ObjectKey;
+
 /** A data file's number within its table (its key carries it: `data/00000042-….parquet`). */
 export type FileId = number & { readonly __fileId: unique symbol };
 
@@ -86,28 +89,28 @@ export function fileIdFromKey(key: string): FileId | undefined {
 }
 
 /** A persisted run of the file index (listed by the Iceberg commit that wrote it). */
-export function indexRunKey(tableRoot: string, id: string): string {
-  return `${tableRoot}/index/${id}.idx`;
+export function indexRunKey(tableRoot: string, id: string): ObjectKey {
+  return `${tableRoot}/index/${id}.idx` as ObjectKey;
 }
 
 /** The idempotency keys an Iceberg commit kept. */
-export function idempotencyKey(tableRoot: string, id: string): string {
-  return `${tableRoot}/idempotency/${id}.json`;
+export function idempotencyKey(tableRoot: string, id: string): ObjectKey {
+  return `${tableRoot}/idempotency/${id}.json` as ObjectKey;
 }
 
 /** A MemSlice segment published as a tail file of a read snapshot. */
-export function tailFileKey(ephemeralRoot: string, id: string): string {
-  return `${ephemeralRoot}/tail/${id}.parquet`;
+export function tailFileKey(ephemeralRoot: string, id: string): ObjectKey {
+  return `${ephemeralRoot}/tail/${id}.parquet` as ObjectKey;
 }
 
 /** A read snapshot's manifest: named by its LSN (20 digits, so keys sort by LSN) and sequence number. */
-export function snapshotManifestKey(ephemeralRoot: string, lsn: bigint, seq: number, id: string): string {
-  return `${ephemeralRoot}/snapshots/${lsn.toString().padStart(20, '0')}-${seq}-${id.slice(0, 8)}.json`;
+export function snapshotManifestKey(ephemeralRoot: string, lsn: bigint, seq: number, id: string): ObjectKey {
+  return `${ephemeralRoot}/snapshots/${lsn.toString().padStart(20, '0')}-${seq}-${id.slice(0, 8)}.json` as ObjectKey;
 }
 
 /** The Puffin file of a read snapshot's deletion vectors. */
-export function snapshotDvKey(ephemeralRoot: string, id: string): string {
-  return `${ephemeralRoot}/dv/${id}.puffin`;
+export function snapshotDvKey(ephemeralRoot: string, id: string): ObjectKey {
+  return `${ephemeralRoot}/dv/${id}.puffin` as ObjectKey;
 }
 
 // ---------------------------------------------------------------------------- Iceberg objects
@@ -116,8 +119,8 @@ export const METADATA_DIR = 'metadata';
 export const VERSION_HINT = 'version-hint.text';
 
 /** `<root>/metadata/v<N>.metadata.json` (the Hadoop-catalog layout). */
-export function metadataKeyFor(tableRoot: string, version: number): string {
-  return `${tableRoot}/${METADATA_DIR}/v${version}.metadata.json`;
+export function metadataKeyFor(tableRoot: string, version: number): ObjectKey {
+  return `${tableRoot}/${METADATA_DIR}/v${version}.metadata.json` as ObjectKey;
 }
 
 /** `…/metadata/v12.metadata.json` → 12. */
@@ -126,8 +129,8 @@ export function metadataVersion(key: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export function versionHintKey(tableRoot: string): string {
-  return `${tableRoot}/${METADATA_DIR}/${VERSION_HINT}`;
+export function versionHintKey(tableRoot: string): ObjectKey {
+  return `${tableRoot}/${METADATA_DIR}/${VERSION_HINT}` as ObjectKey;
 }
 
 /** The table root a metadata file belongs to (`<root>/metadata/…`). */
@@ -137,23 +140,23 @@ export function tableRootOfMetadata(metadataKey: string): string | undefined {
 }
 
 /** The `k`-th manifest a commit writes. */
-export function manifestKey(tableRoot: string, commitId: string, k: number): string {
-  return `${tableRoot}/${METADATA_DIR}/${commitId}-m${k}.avro`;
+export function manifestKey(tableRoot: string, commitId: string, k: number): ObjectKey {
+  return `${tableRoot}/${METADATA_DIR}/${commitId}-m${k}.avro` as ObjectKey;
 }
 
 /** A snapshot's manifest list. */
-export function manifestListKey(tableRoot: string, snapshotId: number, commitId: string): string {
-  return `${tableRoot}/${METADATA_DIR}/snap-${snapshotId}-1-${commitId}.avro`;
+export function manifestListKey(tableRoot: string, snapshotId: number, commitId: string): ObjectKey {
+  return `${tableRoot}/${METADATA_DIR}/snap-${snapshotId}-1-${commitId}.avro` as ObjectKey;
 }
 
 /** A v3 deletion-vector Puffin file an Iceberg commit writes. */
-export function icebergDvKey(tableRoot: string, id: string): string {
-  return `${tableRoot}/data/dv-${id}.puffin`;
+export function icebergDvKey(tableRoot: string, id: string): ObjectKey {
+  return `${tableRoot}/data/dv-${id}.puffin` as ObjectKey;
 }
 
 /** A v2 position-delete file an Iceberg commit writes. */
-export function positionDeleteKey(tableRoot: string, id: string): string {
-  return `${tableRoot}/data/delete-${id}.parquet`;
+export function positionDeleteKey(tableRoot: string, id: string): ObjectKey {
+  return `${tableRoot}/data/delete-${id}.parquet` as ObjectKey;
 }
 
 // ------------------------------------------------------------------------------------ parsing

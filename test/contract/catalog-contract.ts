@@ -3,6 +3,7 @@
  * block; `make` is called for every test. Table names are unique per test, so a shared backend
  * (one DynamoDB table) works: listings are checked on the test's own tables only.
  */
+
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +15,7 @@ import {
   type PointerUpdate,
   TableExistsError,
 } from '../../lib/catalog/catalog.ts';
+import { asLsn, lsnFromText } from '../../lib/lsn.ts';
 import { buildSchema, type TableDefinition } from '../../lib/schema/table-schema.ts';
 
 export interface CatalogFixture {
@@ -43,7 +45,7 @@ export function tableDef(name: string): TableDefinition {
 }
 
 function update(lsn: string, extra: Partial<PointerUpdate> = {}): PointerUpdate {
-  return { lsn, committedLsn: '0', snapshotKey: `t/snapshots/${lsn}.json`, ...extra };
+  return { lsn: lsnFromText(lsn), committedLsn: asLsn(0n), snapshotKey: `t/snapshots/${lsn}.json`, ...extra };
 }
 
 export function catalogContract(name: string, make: () => Promise<CatalogFixture>): void {
@@ -160,13 +162,19 @@ export function catalogContract(name: string, make: () => Promise<CatalogFixture
         0,
         epoch,
         update(big, {
-          committedLsn: '5',
+          committedLsn: asLsn(5n),
           metadataLocation: 's3://b/t/metadata/00001.metadata.json',
           metadataKey: 't/metadata/00001.metadata.json',
           checkpoints: { 'shardId-000000000001': '4968', 'shardId-000000000000': '1' },
         }),
       );
-      expect(p1).toMatchObject({ table: t, version: 1, epoch, lsn: big, committedLsn: '5' });
+      expect(p1).toMatchObject({
+        table: t,
+        version: 1,
+        epoch,
+        lsn: lsnFromText(big),
+        committedLsn: asLsn(5n),
+      });
       expect(typeof p1.updatedAt).toBe('string');
       const read = await catalog.getPointer(t);
       expect(read).toEqual(p1);
@@ -176,7 +184,7 @@ export function catalogContract(name: string, make: () => Promise<CatalogFixture
       );
       await expect(catalog.updatePointer(t, 0, epoch, update('2'))).rejects.toBeInstanceOf(ConflictError);
       // Fields missing from an update are removed.
-      const p2 = await catalog.updatePointer(t, 1, epoch, { lsn: '3', committedLsn: '3' });
+      const p2 = await catalog.updatePointer(t, 1, epoch, { lsn: asLsn(3n), committedLsn: asLsn(3n) });
       expect(p2.version).toBe(2);
       const read2 = await catalog.getPointer(t);
       expect(read2).toEqual(p2);
@@ -272,7 +280,7 @@ export function catalogContract(name: string, make: () => Promise<CatalogFixture
         0,
         epoch,
         update('12', {
-          committedLsn: '10',
+          committedLsn: asLsn(10n),
           metadataLocation: 'file:///m/v2.metadata.json',
           metadataKey: 'm',
         }),
@@ -285,18 +293,20 @@ export function catalogContract(name: string, make: () => Promise<CatalogFixture
       });
       const renamed = { ...def, name: to, location: from };
       // A stale writer, a missing table and a taken name are refused, and change nothing.
-      await expect(catalog.renameTable(from, renamed, epoch + 1, '0')).rejects.toBeInstanceOf(FencedError);
-      await expect(catalog.renameTable(uniqueTable('none'), renamed, epoch, '0')).rejects.toBeInstanceOf(
-        ConflictError,
+      await expect(catalog.renameTable(from, renamed, epoch + 1, asLsn(0n))).rejects.toBeInstanceOf(
+        FencedError,
       );
+      await expect(
+        catalog.renameTable(uniqueTable('none'), renamed, epoch, asLsn(0n)),
+      ).rejects.toBeInstanceOf(ConflictError);
       const taken = uniqueTable('taken');
       await catalog.createTable(tableDef(taken));
-      await expect(catalog.renameTable(from, { ...renamed, name: taken }, epoch, '0')).rejects.toBeInstanceOf(
-        TableExistsError,
-      );
+      await expect(
+        catalog.renameTable(from, { ...renamed, name: taken }, epoch, asLsn(0n)),
+      ).rejects.toBeInstanceOf(TableExistsError);
       expect(await catalog.getTable(from)).toEqual(def);
 
-      await catalog.renameTable(from, renamed, epoch, '11');
+      await catalog.renameTable(from, renamed, epoch, asLsn(11n));
       expect(await catalog.getTable(from)).toBeUndefined();
       expect(await catalog.getPointer(from)).toBeUndefined();
       expect(await catalog.listLeases(from)).toEqual([]);
@@ -308,14 +318,14 @@ export function catalogContract(name: string, make: () => Promise<CatalogFixture
       expect(after).toMatchObject({
         table: to,
         epoch,
-        lsn: '12',
-        committedLsn: '11',
+        lsn: asLsn(12n),
+        committedLsn: asLsn(11n),
         metadataLocation: before.metadataLocation,
         snapshotKey: before.snapshotKey,
       });
       // The writer that renamed it goes on with the pointer under the new name.
       const next = await catalog.acquireEpoch(to);
-      await catalog.updatePointer(to, after?.version ?? 0, next, update('13', { committedLsn: '13' }));
+      await catalog.updatePointer(to, after?.version ?? 0, next, update('13', { committedLsn: asLsn(13n) }));
       // The old name can be created again, as a new table.
       const again = tableDef(from);
       await catalog.createTable(again);

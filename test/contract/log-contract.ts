@@ -3,10 +3,12 @@
  * block; `make` is called for every test. Table names are unique per test, so a shared backend
  * (one Kinesis stream) works.
  */
+
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DurableLog, LogEntry, LogSubscription } from '../../lib/log/durable-log.ts';
 import type { Lsn } from '../../lib/lsn.ts';
+import { asLsn } from '../../lib/lsn.ts';
 
 export interface LogFixture {
   log: DurableLog;
@@ -79,7 +81,7 @@ export function logContract(name: string, make: () => Promise<LogFixture>, caps:
         const p = txnPayload(i);
         appended.set(await log.append(t, p), dec(p));
       }
-      const seen = await collect(t, 0n);
+      const seen = await collect(t, asLsn(0n));
       await waitUntil('replayed entries', () => seen.length >= 6, timeout);
       // Live: sequential and concurrent appends.
       for (let i = 6; i < 10; i++) {
@@ -118,7 +120,7 @@ export function logContract(name: string, make: () => Promise<LogFixture>, caps:
         '{"ops":[{"op":"insert","row":{"id":123456789012345678901234567890,"d":0.1234567890123456789012345,' +
         '"neg":-9223372036854775809,"e":1.5e+300,"s":"caf\\u00e9 \\"q\\" ✓ 😀","n":null,"b":true}}]}';
       const lsn = await log.append(t, enc(text));
-      const seen = await collect(t, 0n);
+      const seen = await collect(t, asLsn(0n));
       await waitUntil('the entry', () => seen.length >= 1, timeout);
       expect(seen[0].lsn).toBe(lsn);
       expect(dec(seen[0].payload)).toBe(text);
@@ -132,8 +134,8 @@ export function logContract(name: string, make: () => Promise<LogFixture>, caps:
         mine.push(await log.append(a, txnPayload(i)));
         await log.append(b, txnPayload(1000 + i));
       }
-      const seenA = await collect(a, 0n);
-      const seenB = await collect(b, 0n);
+      const seenA = await collect(a, asLsn(0n));
+      const seenB = await collect(b, asLsn(0n));
       await waitUntil('both tables', () => seenA.length >= 6 && seenB.length >= 6, timeout);
       await new Promise((r) => setTimeout(r, 100));
       expect(seenA.map((e) => e.lsn)).toEqual(mine);
@@ -146,7 +148,7 @@ export function logContract(name: string, make: () => Promise<LogFixture>, caps:
       const t = uniqueLogTable();
       await log.append(t, txnPayload(1));
       const seen: LogEntry[] = [];
-      const sub = await log.subscribe(t, 0n, (e) => seen.push(e));
+      const sub = await log.subscribe(t, asLsn(0n), (e) => seen.push(e));
       await waitUntil('the entry', () => seen.length >= 1, timeout);
       sub.stop();
       await log.append(t, txnPayload(2));

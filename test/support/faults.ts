@@ -3,6 +3,7 @@
  * a request, delays, partial writes (a truncated object left behind, then an error), and
  * responses lost after the request succeeded. Same seed, same decisions in call order.
  */
+
 import type {
   Catalog,
   Lease,
@@ -10,6 +11,7 @@ import type {
   PointerUpdate,
   TablePointer,
 } from '../../lib/catalog/catalog.ts';
+import type { Lsn } from '../../lib/lsn.ts';
 import type { TableDefinition } from '../../lib/schema/table-schema.ts';
 import type { ObjectInfo, ObjectStore, PutOptions } from '../../lib/store/object-store.ts';
 
@@ -194,7 +196,7 @@ export class FaultyCatalog implements Catalog {
   dropTable(name: string): Promise<void> {
     return this.inner.dropTable(name);
   }
-  renameTable(from: string, def: TableDefinition, epoch: number, lsn: string): Promise<void> {
+  renameTable(from: string, def: TableDefinition, epoch: number, lsn: Lsn): Promise<void> {
     return this.inner.renameTable(from, def, epoch, lsn);
   }
   updateDefinition(def: TableDefinition): Promise<void> {

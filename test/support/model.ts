@@ -2,14 +2,16 @@
  * A plain reference model of a table with a primary key: a map from key to row, and its state
  * after every committed transaction, so a read at any LSN can be checked row for row.
  */
+
 import type { Lsn } from '../../lib/lsn.ts';
+import { asLsn } from '../../lib/lsn.ts';
 import type { TableSchema } from '../../lib/schema/table-schema.ts';
 import { type Encoder, fieldEncoder, type Value } from '../../lib/schema/values.ts';
 import type { DecodedOp } from '../../lib/txn/transaction.ts';
 
 export class ReferenceModel {
   private current = new Map<string, string>();
-  private readonly history: { lsn: Lsn; rows: Map<string, string> }[] = [{ lsn: 0n, rows: new Map() }];
+  private readonly history: { lsn: Lsn; rows: Map<string, string> }[] = [{ lsn: asLsn(0n), rows: new Map() }];
   private readonly encoders: Encoder[];
   private readonly names: string[];
 

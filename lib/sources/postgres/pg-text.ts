@@ -8,6 +8,7 @@
  * timestamps to microseconds (never through Date), bytea to bytes; array and composite literals
  * are split with Postgres's own quoting rules.
  */
+import { asLsn, type Lsn } from '../../lsn.ts';
 import { daysFromCivil } from '../../schema/temporal.ts';
 
 /** Startup options of every connection the source opens (the walsender included). */
@@ -17,10 +18,10 @@ export const PG_SESSION_OPTIONS =
 export class PgTextError extends Error {}
 
 /** A Postgres LSN `X/Y` as a bigint. */
-export function parsePgLsn(text: string): bigint {
+export function parsePgLsn(text: string): Lsn {
   const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text.trim());
   if (!m) throw new PgTextError(`not a Postgres LSN: ${JSON.stringify(text)}`);
-  return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
+  return asLsn((BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`));
 }
 
 export function formatPgLsn(lsn: bigint): string {

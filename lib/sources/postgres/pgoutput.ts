@@ -7,6 +7,7 @@
  * Inside a stream block (Stream Start … Stream Stop) data messages carry the xid of the
  * (sub)transaction that made the change; the decoder tracks whether it is in one.
  */
+import { asLsn, type Lsn } from '../../lsn.ts';
 
 export type TupleText = (string | null | undefined)[];
 
@@ -18,9 +19,9 @@ export interface RelationColumn {
 }
 
 export type PgOutputMessage =
-  | { tag: 'begin'; finalLsn: bigint; commitTime: bigint; xid: number }
-  | { tag: 'commit'; flags: number; commitLsn: bigint; endLsn: bigint; commitTime: bigint }
-  | { tag: 'origin'; lsn: bigint; name: string }
+  | { tag: 'begin'; finalLsn: Lsn; commitTime: bigint; xid: number }
+  | { tag: 'commit'; flags: number; commitLsn: Lsn; endLsn: Lsn; commitTime: bigint }
+  | { tag: 'origin'; lsn: Lsn; name: string }
   | {
       tag: 'relation';
       xid?: number;
@@ -43,15 +44,15 @@ export type PgOutputMessage =
     }
   | { tag: 'delete'; xid?: number; oid: number; oldKind: 'K' | 'O'; old: TupleText }
   | { tag: 'truncate'; xid?: number; options: number; oids: number[] }
-  | { tag: 'message'; xid?: number; flags: number; lsn: bigint; prefix: string; content: Buffer }
+  | { tag: 'message'; xid?: number; flags: number; lsn: Lsn; prefix: string; content: Buffer }
   | { tag: 'stream-start'; xid: number; first: boolean }
   | { tag: 'stream-stop' }
   | {
       tag: 'stream-commit';
       xid: number;
       flags: number;
-      commitLsn: bigint;
-      endLsn: bigint;
+      commitLsn: Lsn;
+      endLsn: Lsn;
       commitTime: bigint;
     }
   | { tag: 'stream-abort'; xid: number; subxid: number };
@@ -82,6 +83,10 @@ class Reader {
     this.pos += 8;
     return v;
   }
+  lsn(): Lsn {
+    return asLsn(this.u64());
+  }
+
   i64(): bigint {
     const v = this.buf.readBigInt64BE(this.pos);
     this.pos += 8;
@@ -143,11 +148,11 @@ export class PgOutputDecoder {
     const xid = (): number | undefined => (this.inStream ? r.u32() : undefined);
     switch (tag) {
       case 0x42: // B
-        return { tag: 'begin', finalLsn: r.u64(), commitTime: r.i64(), xid: r.u32() };
+        return { tag: 'begin', finalLsn: r.lsn(), commitTime: r.i64(), xid: r.u32() };
       case 0x43: // C
-        return { tag: 'commit', flags: r.u8(), commitLsn: r.u64(), endLsn: r.u64(), commitTime: r.i64() };
+        return { tag: 'commit', flags: r.u8(), commitLsn: r.lsn(), endLsn: r.lsn(), commitTime: r.i64() };
       case 0x4f: // O
-        return { tag: 'origin', lsn: r.u64(), name: r.str() };
+        return { tag: 'origin', lsn: r.lsn(), name: r.str() };
       case 0x52: {
         // R
         const x = xid();
@@ -211,7 +216,7 @@ export class PgOutputDecoder {
         // M
         const x = xid();
         const flags = r.u8();
-        const lsn = r.u64();
+        const lsn = r.lsn();
         const prefix = r.str();
         const len = r.i32();
         return { tag: 'message', xid: x, flags, lsn, prefix, content: r.bytes(len) };
@@ -230,8 +235,8 @@ export class PgOutputDecoder {
           tag: 'stream-commit',
           xid: r.u32(),
           flags: r.u8(),
-          commitLsn: r.u64(),
-          endLsn: r.u64(),
+          commitLsn: r.lsn(),
+          endLsn: r.lsn(),
           commitTime: r.i64(),
         };
       case 0x41: // A
@@ -248,22 +253,22 @@ export class PgOutputDecoder {
 const PG_EPOCH_MICROS = 946_684_800_000_000n;
 
 export type ReplicationFrame =
-  | { kind: 'xlog'; walStart: bigint; walEnd: bigint; data: Buffer }
-  | { kind: 'keepalive'; walEnd: bigint; replyRequested: boolean };
+  | { kind: 'xlog'; walStart: Lsn; walEnd: Lsn; data: Buffer }
+  | { kind: 'keepalive'; walEnd: Lsn; replyRequested: boolean };
 
 export function parseReplicationFrame(chunk: Buffer): ReplicationFrame | undefined {
   if (chunk[0] === 0x77) {
     // w: XLogData
     return {
       kind: 'xlog',
-      walStart: chunk.readBigUInt64BE(1),
-      walEnd: chunk.readBigUInt64BE(9),
+      walStart: asLsn(chunk.readBigUInt64BE(1)),
+      walEnd: asLsn(chunk.readBigUInt64BE(9)),
       data: chunk.subarray(25),
     };
   }
   if (chunk[0] === 0x6b) {
     // k: primary keepalive
-    return { kind: 'keepalive', walEnd: chunk.readBigUInt64BE(1), replyRequested: chunk[17] === 1 };
+    return { kind: 'keepalive', walEnd: asLsn(chunk.readBigUInt64BE(1)), replyRequested: chunk[17] === 1 };
   }
   return undefined;
 }

@@ -28,7 +28,7 @@ import type { Catalog } from '../../catalog/catalog.ts';
 import { checkLayoutColumns } from '../../engine/row-layout.ts';
 import { deliverSchemaChange } from '../../engine/schema-evolution.ts';
 import type { SourceFactory, TableSink, TableSource } from '../../engine/table-sink.ts';
-import { type Lsn, maxLsn } from '../../lsn.ts';
+import { type Lsn, lsnAfter, lsnBefore, maxLsn, ZERO_LSN } from '../../lsn.ts';
 import { rowMapper } from '../../schema/evolve-values.ts';
 import { describeChange, type EvolvedSchema, SchemaChangeError } from '../../schema/schema-change.ts';
 import { flatTableName } from '../../schema/table-name.ts';
@@ -130,7 +130,7 @@ export function postgresSourceFactory(options: Partial<PostgresSourceOptions> = 
 /** A transaction sent whole (Begin … Commit). */
 interface WholeTxn {
   xid: number;
-  finalLsn: bigint;
+  finalLsn: Lsn;
   /** Already applied before a restart: its changes are not decoded. */
   skip: boolean;
   ops: DecodedOp[];
@@ -190,8 +190,8 @@ export class PostgresSource implements TableSource {
   /** Highest LSN known durable in Iceberg (what Postgres may forget). */
   private confirmed: Lsn;
   /** The slot's confirmed flush LSN when the session started: status updates never go below it. */
-  private slotFloor: Lsn = 0n;
-  private received: Lsn = 0n;
+  private slotFloor = ZERO_LSN;
+  private received = ZERO_LSN;
   private serverLsn: Lsn | undefined;
   private lastMessageAt: number | undefined;
   /** When this session last heard from the server (or started): a silent stream is replaced. */
@@ -256,7 +256,7 @@ export class PostgresSource implements TableSource {
   private async readDurable(): Promise<void> {
     try {
       const p = await this.deps.catalog.getPointer(this.def.name);
-      if (p?.committedLsn) this.committed(BigInt(p.committedLsn));
+      if (p?.committedLsn) this.committed(p.committedLsn);
     } catch {
       // next time
     }
@@ -496,7 +496,7 @@ export class PostgresSource implements TableSource {
         await this.dropSlot(ctl);
         exists = false;
       } else {
-        this.slotFloor = s.confirmed ? parsePgLsn(s.confirmed) : 0n;
+        this.slotFloor = s.confirmed ? parsePgLsn(s.confirmed) : ZERO_LSN;
       }
     }
     if (!exists) {
@@ -505,14 +505,14 @@ export class PostgresSource implements TableSource {
       if (copied) {
         // The slot vanished after the copy (dropped by hand, or lost): copy again over an emptied table.
         this.log.warn('replication slot was missing; copying the table again');
-        if (created.consistentPoint - 1n <= this.posted)
+        if (lsnBefore(created.consistentPoint) <= this.posted)
           throw new Error('cannot re-copy: the new slot does not start after the table LSN');
         // The table takes the Postgres table's columns as they are now (a resync after a
         // change that could not be followed), then is emptied for the copy.
-        this.rebuildSchema(created.consistentPoint - 1n, this.info);
+        this.rebuildSchema(lsnBefore(created.consistentPoint), this.info);
         // Until the new copy commits, the table is marked as not copied (a failure redoes it).
-        this.handler.truncate(created.consistentPoint - 1n, [this.checkpointKey, RECOPYING]);
-        this.posted = created.consistentPoint - 1n;
+        this.handler.truncate(lsnBefore(created.consistentPoint), [this.checkpointKey, RECOPYING]);
+        this.posted = lsnBefore(created.consistentPoint);
       }
       if (created.consistentPoint <= this.posted) {
         throw new Error(
@@ -550,7 +550,7 @@ export class PostgresSource implements TableSource {
     this.decoder.reset();
     this.relations = new Map();
     // What this session's walsender has sent us (reported as "written"; see standbyStatusUpdate).
-    this.received = 0n;
+    this.received = ZERO_LSN;
     this.state = 'streaming';
     const failed = new Promise<never>((_, reject) => {
       this.failSession = reject;
@@ -884,7 +884,7 @@ export class PostgresSource implements TableSource {
       throw e;
     }
     const before = this.handler.latestSchema;
-    const lsn = at > this.posted ? at : this.posted + 1n;
+    const lsn = at > this.posted ? at : lsnAfter(this.posted);
     this.applySchemaChange(lsn, match.evolved);
     // Changes of the open transaction decoded before it are carried over to the new schema.
     const t = this.streamXid === undefined ? this.txn : undefined;
@@ -1009,7 +1009,7 @@ export class PostgresSource implements TableSource {
     if (t.truncated) {
       // Emptied, then refilled by the same transaction: empty at end-1, refilled at end.
       if (t.ops.length === 0 && !t.handlerXid) this.handler.truncate(end);
-      else this.handler.truncate(end - 1n);
+      else this.handler.truncate(lsnBefore(end));
     }
     if (t.handlerXid) this.handler.streamCommit(t.handlerXid, end);
     else if (t.ops.length > 0) this.handler.apply(end, t.ops);
@@ -1044,7 +1044,7 @@ export class PostgresSource implements TableSource {
       }
       st.held.dispose();
     }
-    if (st.truncated) this.handler.truncate(end - 1n);
+    if (st.truncated) this.handler.truncate(lsnBefore(end));
     this.handler.streamCommit(st.handlerXid, end);
     this.posted = end;
     this.appliedTransactions++;

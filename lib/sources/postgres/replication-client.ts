@@ -5,6 +5,7 @@
  */
 
 import pg from 'pg';
+import type { Lsn } from '../../lsn.ts';
 import { resolveConnection } from './connection-secret.ts';
 import { quoteIdent } from './pg-schema.ts';
 import { PG_SESSION_OPTIONS, parsePgLsn } from './pg-text.ts';
@@ -60,7 +61,7 @@ export class ReplicationClient {
   }
 
   /** `CREATE_REPLICATION_SLOT … LOGICAL pgoutput EXPORT_SNAPSHOT`: the slot's consistent point and snapshot. */
-  async createSlot(slot: string): Promise<{ consistentPoint: bigint; snapshotName: string }> {
+  async createSlot(slot: string): Promise<{ consistentPoint: Lsn; snapshotName: string }> {
     const r = await this.client.query(
       `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
     );
