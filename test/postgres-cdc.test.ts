@@ -260,6 +260,10 @@ describe('Postgres CDC', () => {
       20_000,
       'first commit',
     );
+    // The source learns of a commit from the catalog pointer (polled each second) and only then
+    // confirms it to Postgres: wait for that before taking the slot's position as the baseline.
+    const copyCommitted = BigInt((await ml.describe('acct_durable')).committedLsn);
+    await eventually(async () => (await confirmedFlush()) >= copyCommitted, 10_000, 'copy confirmed');
     const afterCopy = await confirmedFlush();
     for (let i = 0; i < 20; i++) await pgc.sql(`INSERT INTO acct_durable VALUES (${100 + i}, 1, 'x', 0)`);
     await expectMirror(ml, 'acct_durable', 'acct_durable');
