@@ -163,50 +163,86 @@ describe('arrow-convert', () => {
     }
   });
 
-  it('rebuilds any range of a MemSlice column from its image, in a worker, into the same rows and stats', async () => {
+  it.each([
+    ['copied', false],
+    ['lent in shared memory', true],
+  ])(
+    'rebuilds any range of a MemSlice column from its image (%s), in a worker, into the same rows and stats',
+    async (_, shared) => {
+      const schema = buildSchema(columns);
+      const decoders = schema.fields.map(fieldDecoder);
+      const encoders = schema.fields.map(fieldEncoder);
+      const all = [...rows, ...rows, ...rows, ...rows];
+      const buffers = schema.fields.map((f) => columnBufferFor(f.type, 4, shared));
+      for (const r of all) {
+        schema.fields.forEach((f, c) => {
+          buffers[c].push(decoders[c](r[f.name] ?? null, f.name));
+        });
+      }
+      for (const [from, to] of [
+        [0, 12],
+        [4, 9],
+        [11, 12],
+      ]) {
+        const n = to - from;
+        const want = (c: number) =>
+          Array.from({ length: n }, (_, i) => encoders[c](buffers[c].get(from + i)));
+        // In this thread: the rebuilt column reads and measures like the original's rows.
+        schema.fields.forEach((f, c) => {
+          const copy = columnFromImage(f.type, buffers[c].image(from, to));
+          expect(
+            Array.from({ length: n }, (_, i) => encoders[c](copy.get(i))),
+            `${f.name} [${from}, ${to})`,
+          ).toEqual(want(c));
+          const range = Array.from({ length: n }, (_, i) => from + i);
+          expect(copy.stats(range.map((r) => r - from)), `${f.name} stats`).toEqual(buffers[c].stats(range));
+        });
+        // Through a worker: Parquet with every row of the range, backwards, and data-file stats.
+        const order = Uint32Array.from({ length: n }, (_, i) => n - 1 - i);
+        const { bytes, stats } = await encodeColumnsIn(pool, {
+          fields: schema.fields,
+          images: buffers.map((b) => b.image(from, to)),
+          rows: order,
+          compression: 'zstd',
+          withStats: true,
+        });
+        const table = tableFromIpc(await pool.decode(bytes));
+        schema.fields.forEach((f, c) => {
+          expect(readColumn(f.type, table, c).map(encoders[c]), `${f.name} via worker`).toEqual(
+            want(c).reverse(),
+          );
+          const range = Array.from({ length: n }, (_, i) => from + i);
+          expect(stats!.get(f.id), `${f.name} worker stats`).toEqual(buffers[c].stats(range));
+        });
+      }
+    },
+  );
+
+  it('takes any rows of a MemSlice column into Arrow: a run copied whole, a gather, one with a gap', () => {
     const schema = buildSchema(columns);
     const decoders = schema.fields.map(fieldDecoder);
     const encoders = schema.fields.map(fieldEncoder);
     const all = [...rows, ...rows, ...rows, ...rows];
-    const buffers = schema.fields.map((f) => columnBufferFor(f.type));
+    const buffers = schema.fields.map((f) => columnBufferFor(f.type, 4, true));
     for (const r of all) {
       schema.fields.forEach((f, c) => {
         buffers[c].push(decoders[c](r[f.name] ?? null, f.name));
       });
     }
-    for (const [from, to] of [
-      [0, 12],
-      [4, 9],
-      [11, 12],
-    ]) {
-      const n = to - from;
-      const want = (c: number) => Array.from({ length: n }, (_, i) => encoders[c](buffers[c].get(from + i)));
-      // In this thread: the rebuilt column reads and measures like the original's rows.
+    const picks = [
+      [],
+      [5],
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+      [3, 4, 5, 6],
+      [3, 4, 6, 7],
+      [0, 2, 1, 3],
+      [11, 10, 9, 0],
+    ];
+    for (const pick of picks) {
+      const taken = Uint32Array.from(pick);
       schema.fields.forEach((f, c) => {
-        const copy = columnFromImage(f.type, buffers[c].image(from, to));
-        expect(
-          Array.from({ length: n }, (_, i) => encoders[c](copy.get(i))),
-          `${f.name} [${from}, ${to})`,
-        ).toEqual(want(c));
-        const range = Array.from({ length: n }, (_, i) => from + i);
-        expect(copy.stats(range.map((r) => r - from)), `${f.name} stats`).toEqual(buffers[c].stats(range));
-      });
-      // Through a worker: Parquet with every row of the range, backwards, and data-file stats.
-      const order = Uint32Array.from({ length: n }, (_, i) => n - 1 - i);
-      const { bytes, stats } = await encodeColumnsIn(pool, {
-        fields: schema.fields,
-        images: buffers.map((b) => b.image(from, to)),
-        rows: order,
-        compression: 'zstd',
-        withStats: true,
-      });
-      const table = tableFromIpc(await pool.decode(bytes));
-      schema.fields.forEach((f, c) => {
-        expect(readColumn(f.type, table, c).map(encoders[c]), `${f.name} via worker`).toEqual(
-          want(c).reverse(),
-        );
-        const range = Array.from({ length: n }, (_, i) => from + i);
-        expect(stats!.get(f.id), `${f.name} worker stats`).toEqual(buffers[c].stats(range));
+        const got = readData(f.type, buffers[c].toData(taken)).map(encoders[c]);
+        expect(got, `${f.name} rows ${pick}`).toEqual(pick.map((r) => encoders[c](buffers[c].get(r))));
       });
     }
   });

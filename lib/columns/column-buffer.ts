@@ -24,24 +24,31 @@ export interface ColumnBuffer {
   readonly byteSize: number;
   /** Value/null/NaN counts and bounds over the given rows (bounds only for primitive types). */
   stats(rows: ArrayLike<number>): ColumnStats;
-  /** A copy of rows [start, end), to rebuild as a column in a worker thread ({@link columnFromImage}). */
+  /**
+   * Rows [start, end), to rebuild as a column in a worker thread ({@link columnFromImage}): a
+   * copy, or for a column in shared memory a view of it (valid while the column lives; its rows
+   * never change).
+   */
   image(start?: number, end?: number): ColumnImage;
 }
 
-/** A column's contents as plain data (typed arrays it owns, or values), for postMessage. */
+/**
+ * A column's contents as plain data (typed arrays it owns or shares, or values), for
+ * postMessage. A `utf8` image's offsets are positions in its bytes (not necessarily from 0).
+ */
 export type ColumnImage =
   | { kind: 'typed'; values: Typed; flags: Uint8Array | undefined; length: number }
   | { kind: 'utf8'; bytes: Uint8Array; offsets: Int32Array; flags: Uint8Array | undefined; length: number }
   | { kind: 'array'; values: Value[] };
 
-/** The buffers of an image, to transfer rather than copy. */
+/** The buffers of an image, to transfer rather than copy (shared memory is not transferred). */
 export function imageBuffers(image: ColumnImage): ArrayBuffer[] {
-  const out: ArrayBuffer[] = [];
-  if (image.kind === 'array') return out;
-  if (image.kind === 'typed') out.push(image.values.buffer as ArrayBuffer);
-  else out.push(image.bytes.buffer as ArrayBuffer, image.offsets.buffer as ArrayBuffer);
-  if (image.flags) out.push(image.flags.buffer as ArrayBuffer);
-  return out;
+  const all: ArrayBufferLike[] = [];
+  if (image.kind === 'array') return [];
+  if (image.kind === 'typed') all.push(image.values.buffer);
+  else all.push(image.bytes.buffer, image.offsets.buffer);
+  if (image.flags) all.push(image.flags.buffer);
+  return all.filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
 }
 
 /** The column an image was taken of (read-only use: toData, stats, get). */
@@ -101,8 +108,31 @@ class NullMask {
   }
 }
 
+/** The first row when `rows` are consecutive (r, r + 1, …), else -1 (and 0 for no rows). */
+function runStart(rows: ArrayLike<number>): number {
+  const n = rows.length;
+  if (n === 0) return 0;
+  const first = rows[0];
+  if (rows[n - 1] !== first + n - 1) return -1;
+  for (let i = 1; i < n; i++) if (rows[i] !== first + i) return -1;
+  return first;
+}
+
 type Typed = Int32Array | Float32Array | Float64Array | BigInt64Array | Uint8Array;
-type TypedCtor = { new (n: number): Typed };
+type TypedCtor = {
+  new (n: number): Typed;
+  new (buffer: ArrayBufferLike, byteOffset?: number, length?: number): Typed;
+  readonly BYTES_PER_ELEMENT: number;
+};
+
+/**
+ * `n` zeroed elements; `shared`: in a SharedArrayBuffer, which a worker thread reads in place
+ * (a MemSlice's columns: rows below a column's length never change, so an image of them can
+ * be a view instead of a copy).
+ */
+function typedArray(ctor: TypedCtor, n: number, shared: boolean): Typed {
+  return shared ? new ctor(new SharedArrayBuffer(n * ctor.BYTES_PER_ELEMENT)) : new ctor(n);
+}
 
 function wordsOf(values: Typed): Int32Array | undefined {
   return values instanceof BigInt64Array
@@ -125,8 +155,9 @@ export class TypedColumn implements ColumnBuffer {
     private readonly ctor: TypedCtor,
     private readonly zero: number | bigint,
     capacity: number,
+    private readonly shared = false,
   ) {
-    this.values = new ctor(capacity);
+    this.values = typedArray(ctor, capacity, shared);
     this.words = wordsOf(this.values);
     this.arrowType = arrowTypeFor(type);
   }
@@ -134,7 +165,8 @@ export class TypedColumn implements ColumnBuffer {
   image(start = 0, end = this.length): ColumnImage {
     return {
       kind: 'typed',
-      values: this.values.slice(start, end),
+      // Shared memory is lent as it is (rows below the length never change); else a copy.
+      values: this.shared ? this.values.subarray(start, end) : this.values.slice(start, end),
       flags: this.nulls.flags?.slice(start, end),
       length: end - start,
     };
@@ -148,7 +180,7 @@ export class TypedColumn implements ColumnBuffer {
   }
 
   private grow(): void {
-    const next = new this.ctor(Math.max(1024, this.values.length * 2));
+    const next = typedArray(this.ctor, Math.max(1024, this.values.length * 2), this.shared);
     next.set(this.values as never);
     this.values = next;
     this.words = wordsOf(next);
@@ -255,9 +287,25 @@ export class TypedColumn implements ColumnBuffer {
         data: bits,
       });
     }
-    const out = new this.ctor(n);
-    const src = this.values;
-    for (let i = 0; i < n; i++) out[i] = src[rows[i]];
+    const start = runStart(rows);
+    let out: Typed;
+    if (start >= 0) out = this.values.slice(start, start + n);
+    else {
+      out = new this.ctor(n);
+      const words = this.words;
+      if (words) {
+        // 64-bit values as word pairs: reading a BigInt64Array element makes a bigint.
+        const to = new Int32Array(out.buffer, 0, 2 * n);
+        for (let i = 0; i < n; i++) {
+          const r = rows[i];
+          to[2 * i] = words[2 * r];
+          to[2 * i + 1] = words[2 * r + 1];
+        }
+      } else {
+        const src = this.values;
+        for (let i = 0; i < n; i++) out[i] = src[rows[i]];
+      }
+    }
     return arrow.makeData({
       type: this.arrowType as arrow.Int32,
       length: n,
@@ -346,9 +394,16 @@ export class Utf8Column implements ColumnBuffer {
   length = 0;
   private readonly arrowType = arrowTypeFor({ kind: 'string' }) as arrow.Utf8;
 
-  constructor(capacity: number) {
-    this.bytes = Buffer.allocUnsafe(capacity * 64);
-    this.offsets = new Int32Array(capacity + 1);
+  constructor(
+    capacity: number,
+    private readonly shared = false,
+  ) {
+    this.bytes = this.newBytes(capacity * 64);
+    this.offsets = typedArray(Int32Array, capacity + 1, shared) as Int32Array;
+  }
+
+  private newBytes(n: number): Buffer {
+    return this.shared ? Buffer.from(new SharedArrayBuffer(n)) : Buffer.allocUnsafe(n);
   }
 
   get byteSize(): number {
@@ -385,7 +440,7 @@ export class Utf8Column implements ColumnBuffer {
   private reserve(bytes: number): void {
     const worst = this.used + bytes;
     if (worst <= this.bytes.length) return;
-    const next = Buffer.allocUnsafe(Math.max(worst, this.bytes.length * 2));
+    const next = this.newBytes(Math.max(worst, this.bytes.length * 2));
     this.bytes.copy(next, 0, 0, this.used);
     this.bytes = next;
   }
@@ -416,6 +471,16 @@ export class Utf8Column implements ColumnBuffer {
   }
 
   image(start = 0, end = this.length): ColumnImage {
+    if (this.shared) {
+      // Lent as they are: offsets stay positions in the bytes (see adopt).
+      return {
+        kind: 'utf8',
+        bytes: this.bytes.subarray(0, this.offsets[end]),
+        offsets: this.offsets.subarray(start, end + 1),
+        flags: this.nulls.flags?.slice(start, end),
+        length: end - start,
+      };
+    }
     const offsets = this.offsets.slice(start, end + 1);
     const base = offsets[0];
     if (base !== 0) for (let i = 0; i < offsets.length; i++) offsets[i] -= base;
@@ -432,12 +497,12 @@ export class Utf8Column implements ColumnBuffer {
     this.bytes = Buffer.from(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength);
     this.offsets = image.offsets;
     this.nulls.flags = image.flags;
-    this.used = image.bytes.byteLength;
+    this.used = image.offsets[image.length];
     this.length = image.length;
   }
 
   private growOffsets(): void {
-    const next = new Int32Array(Math.max(1025, this.offsets.length * 2));
+    const next = typedArray(Int32Array, Math.max(1025, this.offsets.length * 2), this.shared) as Int32Array;
     next.set(this.offsets);
     this.offsets = next;
     this.nulls.grow(next.length);
@@ -452,16 +517,26 @@ export class Utf8Column implements ColumnBuffer {
     const n = rows.length;
     const { offsets, bytes } = this;
     const outOffsets = new Int32Array(n + 1);
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      total += offsets[rows[i] + 1] - offsets[rows[i]];
-      outOffsets[i + 1] = total;
-    }
-    const out = new Uint8Array(total);
-    for (let i = 0; i < n; i++) {
-      const r = rows[i];
-      let at = outOffsets[i];
-      for (let k = offsets[r], end = offsets[r + 1]; k < end; k++) out[at++] = bytes[k];
+    let out: Uint8Array;
+    const start = runStart(rows);
+    if (start >= 0) {
+      // One run of rows: its bytes as they are, offsets moved to start at 0.
+      const base = offsets[start];
+      for (let i = 1; i <= n; i++) outOffsets[i] = offsets[start + i] - base;
+      out = new Uint8Array(offsets[start + n] - base);
+      out.set(bytes.subarray(base, offsets[start + n]));
+    } else {
+      let total = 0;
+      for (let i = 0; i < n; i++) {
+        total += offsets[rows[i] + 1] - offsets[rows[i]];
+        outOffsets[i + 1] = total;
+      }
+      out = new Uint8Array(total);
+      for (let i = 0; i < n; i++) {
+        const r = rows[i];
+        let at = outOffsets[i];
+        for (let k = offsets[r], end = offsets[r + 1]; k < end; k++) out[at++] = bytes[k];
+      }
     }
     const { bitmap, nullCount } = this.nulls.bitmap(rows);
     return arrow.makeData({
@@ -517,24 +592,24 @@ export class Utf8Column implements ColumnBuffer {
 }
 
 /** An empty column for a type, with room for `capacity` rows before it grows. */
-export function columnBufferFor(type: IcebergType, capacity = 1024): ColumnBuffer {
+export function columnBufferFor(type: IcebergType, capacity = 1024, shared = false): ColumnBuffer {
   switch (type.kind) {
     case 'string':
-      return new Utf8Column(capacity);
+      return new Utf8Column(capacity, shared);
     case 'int':
     case 'date':
-      return new TypedColumn(type, Int32Array, 0, capacity);
+      return new TypedColumn(type, Int32Array, 0, capacity, shared);
     case 'float':
-      return new TypedColumn(type, Float32Array, 0, capacity);
+      return new TypedColumn(type, Float32Array, 0, capacity, shared);
     case 'double':
-      return new TypedColumn(type, Float64Array, 0, capacity);
+      return new TypedColumn(type, Float64Array, 0, capacity, shared);
     case 'long':
     case 'time':
     case 'timestamp':
     case 'timestamptz':
-      return new TypedColumn(type, BigInt64Array, 0n, capacity);
+      return new TypedColumn(type, BigInt64Array, 0n, capacity, shared);
     case 'boolean':
-      return new TypedColumn(type, Uint8Array, 0, capacity);
+      return new TypedColumn(type, Uint8Array, 0, capacity, shared);
     default:
       return new ArrayColumn(type);
   }

@@ -71,7 +71,8 @@ export class MemSlice {
     expectedRows = 1024,
   ) {
     const rows = Math.max(1024, expectedRows);
-    this.columns = fields.map((f) => columnBufferFor(f.type, rows));
+    // In shared memory: flushes and snapshots hand their rows to a worker without a copy.
+    this.columns = fields.map((f) => columnBufferFor(f.type, rows, true));
     this.deleted = new Uint8Array(rows);
     this.rowHi = new Uint32Array(rows);
     this.rowLo = new Uint32Array(rows);
