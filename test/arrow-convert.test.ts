@@ -247,6 +247,43 @@ describe('arrow-convert', () => {
     }
   });
 
+  it('pushes a range of a column as value-by-value pushes would, nulls and growth included', () => {
+    const schema = buildSchema(columns);
+    const decoders = schema.fields.map(fieldDecoder);
+    const encoders = schema.fields.map(fieldEncoder);
+    const all = [...rows, ...rows, ...rows, ...rows, ...rows];
+    const src = schema.fields.map((f) => columnBufferFor(f.type, 4));
+    for (const r of all) {
+      schema.fields.forEach((f, c) => {
+        src[c].push(decoders[c](r[f.name] ?? null, f.name));
+      });
+    }
+    // Into empty columns and into columns that already hold rows (with and without nulls).
+    for (const [from, to, before] of [
+      [0, 15, []],
+      [2, 9, [0]],
+      [1, 2, [1, 1]],
+      [3, 3, [2]],
+      [0, 15, [0, 2, 0]],
+    ] as [number, number, number[]][]) {
+      schema.fields.forEach((f, c) => {
+        const ranged = columnBufferFor(f.type, 2, true);
+        const one = columnBufferFor(f.type, 2, true);
+        for (const r of before) {
+          ranged.pushFrom(src[c], r);
+          one.pushFrom(src[c], r);
+        }
+        ranged.pushRange(src[c], from, to);
+        for (let i = from; i < to; i++) one.pushFrom(src[c], i);
+        const values = (col: typeof one) =>
+          Array.from({ length: col.length }, (_, i) => encoders[c](col.get(i)));
+        expect(values(ranged), `${f.name} [${from}, ${to}) after ${before}`).toEqual(values(one));
+        expect(ranged.length).toBe(before.length + to - from);
+        expect(ranged.byteSize).toBe(one.byteSize);
+      });
+    }
+  });
+
   it('writes Iceberg field ids into the Parquet schema', async () => {
     const schema = buildSchema(
       [

@@ -17,6 +17,8 @@ export interface ColumnBuffer {
   push(v: Value): void;
   /** Pushes value i of `src`, a column of the same type (a decoded request's, see op-batch.ts). */
   pushFrom(src: ColumnBuffer, i: number): void;
+  /** Pushes values [from, to) of `src`, a column of the same type, as {@link pushFrom} each would. */
+  pushRange(src: ColumnBuffer, from: number, to: number): void;
   get(i: number): Value;
   /** Arrow data for the given rows, in that order. */
   toData(rows: ArrayLike<number>): arrow.Data;
@@ -233,6 +235,20 @@ export class TypedColumn implements ColumnBuffer {
     words[2 * row + 1] = from[2 * i + 1];
   }
 
+  pushRange(src: ColumnBuffer, from: number, to: number): void {
+    if (!(src instanceof TypedColumn) || src.ctor !== this.ctor) {
+      for (let i = from; i < to; i++) this.pushFrom(src, i);
+      return;
+    }
+    const n = to - from;
+    while (this.length + n > this.values.length) this.grow();
+    const at = this.length;
+    this.values.set(src.values.subarray(from, to) as never, at);
+    this.length += n;
+    if (src.nulls.flags || this.nulls.flags)
+      for (let i = 0; i < n; i++) this.nulls.set(at + i, src.nulls.isNull(from + i), this.values.length);
+  }
+
   get byteSize(): number {
     return this.length * this.values.BYTES_PER_ELEMENT + this.nulls.bytes(this.length);
   }
@@ -339,6 +355,10 @@ class ArrayColumn implements ColumnBuffer {
 
   pushFrom(src: ColumnBuffer, i: number): void {
     this.push(src.get(i));
+  }
+
+  pushRange(src: ColumnBuffer, from: number, to: number): void {
+    for (let i = from; i < to; i++) this.push(src.get(i));
   }
 
   image(start = 0, end = this.length): ColumnImage {
@@ -468,6 +488,26 @@ export class Utf8Column implements ColumnBuffer {
     if (!(src instanceof Utf8Column)) return this.push(src.get(i));
     if (src.nulls.isNull(i)) return this.push(null);
     this.pushBytes(src.bytes, src.offsets[i], src.offsets[i + 1]);
+  }
+
+  pushRange(src: ColumnBuffer, from: number, to: number): void {
+    if (!(src instanceof Utf8Column)) {
+      for (let i = from; i < to; i++) this.push(src.get(i));
+      return;
+    }
+    const n = to - from;
+    while (this.length + n + 1 > this.offsets.length) this.growOffsets();
+    const start = src.offsets[from];
+    const end = src.offsets[to];
+    this.reserve(end - start);
+    this.bytes.set(src.bytes.subarray(start, end), this.used);
+    const at = this.length;
+    const shift = this.used - start;
+    for (let i = 1; i <= n; i++) this.offsets[at + i] = src.offsets[from + i] + shift;
+    this.used += end - start;
+    this.length += n;
+    if (src.nulls.flags || this.nulls.flags)
+      for (let i = 0; i < n; i++) this.nulls.set(at + i, src.nulls.isNull(from + i), this.offsets.length);
   }
 
   image(start = 0, end = this.length): ColumnImage {

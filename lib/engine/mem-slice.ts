@@ -88,11 +88,18 @@ export class MemSlice {
     return this.appended(key, hi, lo);
   }
 
-  /** Same, for operation i of a batch (values copied column to column). */
-  appendFrom(batch: OpBatch, i: number, key: string | undefined, hi = 0, lo = 0): number {
-    const from = batch.columns;
-    for (let c = 0; c < this.columns.length; c++) this.columns[c].pushFrom(from[c], i);
+  /**
+   * A row whose values follow in {@link appendColumns}: its key is in the slice at once (a
+   * later operation of the same batch finds and deletes it), its values come with its run's.
+   */
+  appendKeyOnly(key: string | undefined, hi = 0, lo = 0): number {
     return this.appended(key, hi, lo);
+  }
+
+  /** The values of operations [from, to) of a batch, for rows given by {@link appendKeyOnly}. */
+  appendColumns(batch: OpBatch, from: number, to: number): void {
+    const src = batch.columns;
+    for (let c = 0; c < this.columns.length; c++) this.columns[c].pushRange(src[c], from, to);
   }
 
   /** Bookkeeping for the row just pushed to the columns. */

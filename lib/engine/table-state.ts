@@ -141,23 +141,44 @@ export class TableState {
     else for (const op of ops) this.applyOp(op, lsn);
   }
 
-  /** {@link applyOp} for each operation of a batch, its values copied column to column. */
+  /**
+   * {@link applyOp} for each operation of a batch, its values copied column to column a run at
+   * a time: the operations up to the next point where the active slice may freeze (its row
+   * limit, or the next 64th row, where its size is asked) have their keys applied one by one
+   * and their values copied together.
+   */
   private applyBatch(batch: OpBatch, lsn: Lsn): void {
     const { kinds, keys } = batch;
     const h = this.hasher;
-    for (let i = 0; i < batch.length; i++) {
-      const key = keys?.[i];
-      if (key === undefined) {
-        this.active.appendFrom(batch, i, undefined);
-      } else {
+    const bySize = this.o.memSliceMaxBytes >= 1 << 20;
+    let i = 0;
+    while (i < batch.length) {
+      const slice = this.active;
+      const rows = slice.rowCount;
+      // A run ends where maybeFreeze would freeze when every operation appends a row.
+      const room = bySize ? Math.min(this.o.memSliceMaxRows - rows, 64 - (rows & 63)) : 1;
+      const end = Math.min(batch.length, i + Math.max(1, room));
+      let runStart = i;
+      for (; i < end; i++) {
+        const key = keys?.[i];
+        if (key === undefined) {
+          slice.appendKeyOnly(undefined);
+          continue;
+        }
         h.hash(key);
         const hi = h.hi;
         const lo = h.lo;
         this.deleteHashed(key, hi, lo, lsn);
-        if (kinds[i] === OP_DELETE) continue;
-        this.active.appendFrom(batch, i, key, hi, lo);
+        if (kinds[i] === OP_DELETE) {
+          // Values of the run so far, then the next run starts after the delete.
+          slice.appendColumns(batch, runStart, i);
+          runStart = i + 1;
+          continue;
+        }
+        slice.appendKeyOnly(key, hi, lo);
       }
-      this.maybeFreeze(lsn);
+      slice.appendColumns(batch, runStart, end);
+      if (slice.rowCount !== rows) this.maybeFreeze(lsn);
     }
   }
 

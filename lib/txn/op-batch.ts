@@ -65,10 +65,9 @@ export class OpBatch {
 
   /** Appends every operation of `other` (same schema), column to column. */
   append(other: OpBatch): void {
-    for (let i = 0; i < other.length; i++) {
-      for (let c = 0; c < this.columns.length; c++) this.columns[c].pushFrom(other.columns[c], i);
-      this.addOp(other.kinds[i], other.keys?.[i]);
-    }
+    for (let c = 0; c < this.columns.length; c++)
+      this.columns[c].pushRange(other.columns[c], 0, other.length);
+    for (let i = 0; i < other.length; i++) this.addOp(other.kinds[i], other.keys?.[i]);
   }
 
   /** Operation i in the general form. */
