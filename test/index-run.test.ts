@@ -84,9 +84,60 @@ describe('index runs', () => {
     run.close();
   });
 
-  it('merges runs, dropping entries the caller rejects, and spills past its budget', () => {
+  it('serializes, merges and spills a slice at a time: the same result as at once, the thread free meanwhile', async () => {
+    // Counts event-loop turns taken by others while `work` runs.
+    const turnsDuring = async <T>(work: () => Promise<T>): Promise<{ value: T; turns: number }> => {
+      let turns = 0;
+      let on = true;
+      const tick = () => {
+        if (!on) return;
+        turns++;
+        setImmediate(tick);
+      };
+      setImmediate(tick);
+      const value = await work();
+      on = false;
+      return { value, turns };
+    };
+    const a = indexRunFor(1, 20_000, (i) => `a${i}`);
+    const b = indexRunFor(2, 20_000, (i) => `b${i}`);
+    const serialized = await turnsDuring(() => a.serializeCooperatively(1000));
+    expect(serialized.turns).toBeGreaterThanOrEqual(10);
+    expect(serialized.value).toEqual(a.serialize());
+    const keep = (fileId: number, pos: number) => !(fileId === 2 && pos % 3 === 0);
+    const merged = await turnsDuring(() => IndexRun.mergeCooperatively([a, b], keep, 1000));
+    expect(merged.turns).toBeGreaterThanOrEqual(40);
+    expect(merged.value.serialize()).toEqual(IndexRun.merge([a, b], keep).serialize());
+    expect([...merged.value.fileIds]).toEqual([1, 2]);
+    // Spilled in slices, and usable throughout; abandoned (its file removed) when the run goes.
+    const c = indexRunFor(3, 200_000, (i) => `c${i}`);
+    const file = path.join(spillDir, 'coop.idx');
+    let checked = 0;
+    const spill = c.spillCooperatively(file, () => true);
+    while (c.resident) {
+      expect(lookup(c, `c${checked * 97}`)).toEqual([[3, checked * 97]]);
+      checked++;
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(await spill).toBe(true);
+    expect(checked).toBeGreaterThanOrEqual(3);
+    expect(lookup(c, 'c199999')).toEqual([[3, 199_999]]);
+    c.close();
+    const gone = path.join(spillDir, 'gone.idx');
+    let alive = true;
+    const d = indexRunFor(4, 200_000, (i) => `d${i}`);
+    const abandoned = d.spillCooperatively(gone, () => alive);
+    alive = false;
+    expect(await abandoned).toBe(false);
+    expect(d.resident).toBe(true);
+    await expect(fs.stat(gone)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('merges runs, dropping entries the caller rejects, and spills past its budget', async () => {
     const index = new FileIndex({ memoryBudgetBytes: 200_000, spillDir, maxRuns: 3 });
     for (let f = 1; f <= 5; f++) index.add(indexRunFor(f, 10_000, (i) => `f${f}-${i}`));
+    // Spills run in the background, a slice at a time.
+    await index.spilled();
     expect(index.memoryBytes).toBeLessThanOrEqual(200_000 + 50_000);
     expect(index.allRuns().some((r) => !r.resident)).toBe(true);
     // Upsert of a key: a newer run points to file 9; the old entry is stale.
@@ -133,14 +184,18 @@ describe('index runs', () => {
     const index = new FileIndex({ memoryBudgetBytes: 1, spillDir, maxRuns: 100 });
     for (let f = 1; f <= 5; f++) index.add(indexRunFor(f, 70_000, (i) => `h${f}-${i}`));
     await index.filtered();
+    await index.spilled();
+    expect(index.allRuns().every((r) => !r.resident)).toBe(true);
     // A run of as many keys again: the filter is rebuilt larger over all six runs, a slice at a
     // time; file 5 goes while the rebuild still reads file 1.
     index.add(indexRunFor(6, 350_000, (i) => `h6-${i}`));
-    expect(index.allRuns().every((r) => !r.resident)).toBe(true);
     await new Promise((r) => setImmediate(r));
     expect(index.dropDeadRuns((fileId) => fileId !== 5)).toBe(70_000);
     await index.filtered();
     expect(index.filterFailures).toBe(0);
+    await index.spilled();
+    expect(index.spillFailures).toBe(0);
+    expect(index.allRuns().every((r) => !r.resident)).toBe(true);
     for (let f = 1; f <= 4; f++)
       for (let i = 0; i < 70_000; i += 997) expect(lookup(index, `h${f}-${i}`)).toEqual([[f, i]]);
     expect(lookup(index, 'h6-349999')).toEqual([[6, 349_999]]);

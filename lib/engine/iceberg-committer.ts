@@ -151,7 +151,7 @@ export async function runCommit(
   const { store } = deps;
   for (const run of plan.runsToPersist) {
     const key = indexRunKey(deps.tableRoot, deps.newId());
-    await store.put(key, run.serialize());
+    await store.put(key, await run.serializeCooperatively());
     run.persistedKey = key;
   }
   const idempotencyKey = plan.idempotency?.key;

@@ -7,7 +7,7 @@
  * Bloom filter and a sparse block directory stay in memory) when the index outgrows its budget.
  */
 
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { BloomFilter } from './bloom-filter.ts';
 
@@ -249,9 +249,23 @@ export class IndexRun {
       }
       heads[best] = cursors[best].next();
     }
-    const fileIdList = new Uint32Array(n);
-    for (let i = 0; i < n; i++) fileIdList[i] = locs[2 * i];
-    return new IndexRun(n, hashes.slice(0, 2 * n), locs.slice(0, 2 * n), distinct(fileIdList));
+    // What follows is as long as the merge's entries: it pauses too (a 12 M-entry run's filter
+    // and copies took ~120 ms at once).
+    const outHashes = yield* trimmed(hashes, 2 * n, sliceEntries);
+    const outLocs = yield* trimmed(locs, 2 * n, sliceEntries);
+    const ids = new Set<number>();
+    let last = -1;
+    const bloom = BloomFilter.forKeys(n);
+    for (let i = 0; i < n; i++) {
+      // Entries of one file come in runs: only changes of the id go through the set.
+      if (outLocs[2 * i] !== last) {
+        last = outLocs[2 * i];
+        ids.add(last);
+      }
+      bloom.add(outHashes[2 * i], outHashes[2 * i + 1]);
+      if ((i + 1) % sliceEntries === 0) yield undefined;
+    }
+    return new IndexRun(n, outHashes, outLocs, Uint32Array.from(ids).sort(), bloom.words);
   }
 
   /** Iterates entries in hash order as [hi, lo, fileId, pos] (the tuple is reused). */
@@ -341,12 +355,40 @@ export class IndexRun {
 
   /** Moves the entries to a local file; keeps the Bloom filter and a block directory in memory. */
   spillTo(path: string): void {
-    if (!this.hashes || !this.locs) return;
+    const it = this.spillSteps(path, () => true);
+    for (let r = it.next(); !r.done; r = it.next()) {
+      // all at once
+    }
+  }
+
+  /**
+   * {@link spillTo}, yielding to the event loop every 64 blocks (32,768 entries); the run stays
+   * resident (and usable) until the file is complete. Abandoned, file removed, once `alive`
+   * turns false. Resolves true when the run was spilled.
+   */
+  async spillCooperatively(path: string, alive: () => boolean): Promise<boolean> {
+    const it = this.spillSteps(path, alive);
+    for (let r = it.next(); ; r = it.next()) {
+      if (r.done) return r.value;
+      await yieldToLoop();
+    }
+  }
+
+  private *spillSteps(path: string, alive: () => boolean): Generator<undefined, boolean> {
+    if (!this.hashes || !this.locs || this.spill) return false;
     const fd = openSync(path, 'w+');
     const blocks = Math.ceil(this.count / BLOCK_ENTRIES);
     const directory = new Uint32Array(blocks * 2);
     const buf = new Uint32Array(BLOCK_ENTRIES * 4);
     for (let blk = 0; blk < blocks; blk++) {
+      if (blk > 0 && blk % 64 === 0) {
+        yield undefined;
+        if (!alive() || !this.hashes || !this.locs || this.spill) {
+          closeSync(fd);
+          rmSync(path, { force: true });
+          return false;
+        }
+      }
       const start = blk * BLOCK_ENTRIES;
       const n = Math.min(BLOCK_ENTRIES, this.count - start);
       for (let j = 0; j < n; j++) {
@@ -362,6 +404,7 @@ export class IndexRun {
     this.spill = { path, fd, directory };
     this.hashes = undefined;
     this.locs = undefined;
+    return true;
   }
 
   /** Releases the spill file handle (the caller removes the file). */
@@ -377,6 +420,20 @@ export class IndexRun {
 
   /** Serialized form for the object store: header, file ids, entries, Bloom filter. */
   serialize(): Uint8Array {
+    const it = this.serializeSteps();
+    for (let r = it.next(); ; r = it.next()) if (r.done) return r.value;
+  }
+
+  /** {@link serialize}, yielding to the event loop every 32,768 entries (a commit's runs). */
+  async serializeCooperatively(sliceEntries = 1 << 15): Promise<Uint8Array> {
+    const it = this.serializeSteps(sliceEntries);
+    for (let r = it.next(); ; r = it.next()) {
+      if (r.done) return r.value;
+      await yieldToLoop();
+    }
+  }
+
+  private *serializeSteps(sliceEntries = Number.POSITIVE_INFINITY): Generator<undefined, Uint8Array> {
     const headerWords = 4;
     const words = headerWords + this.fileIds.length + this.count * 4 + this.bloom.words.length;
     const out = new Uint32Array(words);
@@ -386,12 +443,26 @@ export class IndexRun {
     out[3] = this.fileIds.length;
     out.set(this.fileIds, headerWords);
     let at = headerWords + this.fileIds.length;
-    const c = this.cursor();
-    for (let e = c.next(); e; e = c.next()) {
-      out[at++] = e[0];
-      out[at++] = e[1];
-      out[at++] = e[2];
-      out[at++] = e[3];
+    // A resident run's arrays never change: they are read in slices even if the run is spilled
+    // or released meanwhile. A spilled run is read back at once (its file may go with it).
+    const hashes = this.hashes;
+    const locs = this.locs;
+    if (hashes && locs) {
+      for (let i = 0; i < this.count; i++) {
+        out[at++] = hashes[2 * i];
+        out[at++] = hashes[2 * i + 1];
+        out[at++] = locs[2 * i];
+        out[at++] = locs[2 * i + 1];
+        if ((i + 1) % sliceEntries === 0) yield undefined;
+      }
+    } else {
+      const c = this.cursor();
+      for (let e = c.next(); e; e = c.next()) {
+        out[at++] = e[0];
+        out[at++] = e[1];
+        out[at++] = e[2];
+        out[at++] = e[3];
+      }
     }
     out.set(this.bloom.words, at);
     return new Uint8Array(out.buffer);
@@ -454,15 +525,14 @@ function scan(
   return false;
 }
 
-function distinct(ids: Uint32Array): Uint32Array {
-  // Runs of one flushed file hold a single id: only changes go through the set.
-  const set = new Set<number>();
-  let last = -1;
-  for (let i = 0; i < ids.length; i++) {
-    if (ids[i] !== last) {
-      last = ids[i];
-      set.add(last);
-    }
+/** The first `words` of `a` (itself when that is all of it), copied a slice at a time. */
+function* trimmed(a: Uint32Array, words: number, sliceEntries: number): Generator<undefined, Uint32Array> {
+  if (words === a.length) return a;
+  const out = new Uint32Array(words);
+  const step = Number.isFinite(sliceEntries) ? 8 * sliceEntries : words;
+  for (let at = 0; at < words; at += step) {
+    out.set(a.subarray(at, Math.min(words, at + step)), at);
+    if (at + step < words) yield undefined;
   }
-  return Uint32Array.from(set).sort();
+  return out;
 }
