@@ -194,7 +194,10 @@ export function objectStoreContract(
       const body = bytes(caps.largeBodyBytes!, 7);
       await store.put('big/obj', body);
       expect((await store.head('big/obj'))?.size).toBe(body.length);
-      expect(await store.get('big/obj')).toEqual(body);
+      // Compared as bytes (a deep equality of megabytes takes the test's heap).
+      const got = await store.get('big/obj');
+      expect(got.length).toBe(body.length);
+      expect(Buffer.compare(got, body)).toBe(0);
       const mid = Math.floor(body.length / 2);
       expect(await store.getRange('big/obj', mid - 5, 10)).toEqual(body.slice(mid - 5, mid + 5));
     });
