@@ -11,7 +11,7 @@ import type { Lsn } from '../lib/lsn.ts';
 import type { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
 import type { SnapshotReader } from '../lib/read/snapshot-reader.ts';
 import type { SchemaChange } from '../lib/schema/schema-change.ts';
-import type { TableDefinition } from '../lib/schema/table-schema.ts';
+import type { TableDefinition, TableSchema } from '../lib/schema/table-schema.ts';
 import type { ImportRecord, ImportRequest } from '../lib/sources/import/import-record.ts';
 import type { TablePlace } from '../lib/store/object-keys.ts';
 import type { ObjectStore } from '../lib/store/object-store.ts';
@@ -136,6 +136,15 @@ export interface Services {
   writer: WriterLink;
   limits: ApiLimits;
   logger: Logger;
+  /**
+   * Decodes a large JSON transaction off this thread (the embedded service's decoder worker);
+   * undefined when it cannot (the route then decodes it here, for the error). Absent on Lambda.
+   */
+  decodeInWorker?: (
+    schema: TableSchema,
+    bytes: Uint8Array,
+    maxOps: number,
+  ) => Promise<Operations | undefined>;
   /** Parquet decoding for the scan endpoint (created lazily on Lambda). */
   pool: () => ParquetWorkerPool;
   /** Cached table definitions. */

@@ -33,6 +33,9 @@ import {
 import type { Services } from '../services.ts';
 import { waitForSnapshot } from '../snapshot-lease.ts';
 
+/** JSON bodies from this size on are decoded off the request thread where the service can. */
+const OFFLOAD_BYTES = 32 * 1024;
+
 export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<HttpResult> {
   const name = tableParam(event);
   const wait = query(event, 'wait');
@@ -74,10 +77,14 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
     const early = streamedBodyOf(event);
     if (early?.schema === def.schema) streamed = early.ops;
   }
-  const decode = (d: TableDefinition): Operations =>
-    type === ARROW_STREAM
-      ? decodeArrowRequest(d.schema, bytes, s.limits.maxOpsPerRequest)
-      : decodeRequest(d.schema, bytes, s.limits.maxOpsPerRequest, text);
+  const maxOps = s.limits.maxOpsPerRequest;
+  const offload = s.decodeInWorker && type !== ARROW_STREAM && bytes.length >= OFFLOAD_BYTES;
+  const decode = async (d: TableDefinition): Promise<Operations> => {
+    if (type === ARROW_STREAM) return decodeArrowRequest(d.schema, bytes, maxOps);
+    // A large body is decoded on the decoder worker; what it refuses, here (for the error).
+    const ops = offload ? await s.decodeInWorker?.(d.schema, bytes, maxOps) : undefined;
+    return ops ?? decodeRequest(d.schema, bytes, maxOps, text);
+  };
   let ops: Operations;
   if (streamed) ops = streamed;
   else ({ def, ops } = await checked(s, def, decode, (d, e) => newColumnsFor(s, d, type, bytes, text, e)));
@@ -102,13 +109,13 @@ export async function writeRowsRoute(event: HttpEvent, s: Services): Promise<Htt
 async function checked(
   s: Services,
   cached: TableDefinition,
-  decode: (d: TableDefinition) => Operations,
+  decode: (d: TableDefinition) => Promise<Operations>,
   addColumns: (d: TableDefinition, e: unknown) => Promise<TableDefinition | undefined>,
 ): Promise<{ def: TableDefinition; ops: Operations }> {
   let def = cached;
   let error: unknown;
   try {
-    return { def, ops: decode(def) };
+    return { def, ops: await decode(def) };
   } catch (e) {
     if (!(e instanceof InvalidTransactionError)) throw e;
     error = e;
@@ -118,7 +125,7 @@ async function checked(
   if (fresh && fresh.schema.schemaId !== def.schema.schemaId) {
     def = fresh;
     try {
-      return { def, ops: decode(def) };
+      return { def, ops: await decode(def) };
     } catch (e) {
       if (!(e instanceof InvalidTransactionError)) throw e;
       error = e;
@@ -126,7 +133,7 @@ async function checked(
   }
   const evolved = await addColumns(def, error);
   if (!evolved) throw error;
-  return { def: evolved, ops: decode(evolved) };
+  return { def: evolved, ops: await decode(evolved) };
 }
 
 /**

@@ -14,6 +14,7 @@ import { type Services, TableCache, type WriterLink } from '../../functions/serv
 import { FileCatalog } from '../catalog/file-catalog.ts';
 import type { ServiceConfig } from '../config.ts';
 import { writerStatusJson } from '../engine/table-handler.ts';
+import { decodeRequestIn } from '../engine/worker-jobs.ts';
 import { Writer } from '../engine/writer.ts';
 import { LocalLog } from '../log/local-log.ts';
 import { ParquetWorkerPool } from '../parquet/worker-pool.ts';
@@ -100,6 +101,10 @@ export async function startEmbedded(
   });
   const pool = new ParquetWorkerPool();
   pool.warm();
+  // Large JSON transactions are decoded on a thread of their own, never queued behind a
+  // flush's Parquet encoding (the request thread is the service's busiest).
+  const decoder = new ParquetWorkerPool(1);
+  decoder.warm();
   const writer = new Writer({
     store,
     catalog,
@@ -129,6 +134,8 @@ export async function startEmbedded(
     limits: config.limits,
     logger,
     pool: () => pool,
+    decodeInWorker: (schema, bytes, maxOps) =>
+      decodeRequestIn(decoder, schema, bytes, maxOps).catch(() => undefined),
     tables: new TableCache(catalog, 1000),
     reader: new SnapshotReader(store, () => pool),
   };
@@ -147,6 +154,7 @@ export async function startEmbedded(
     });
   } catch (e) {
     await writer.close();
+    await decoder.close();
     await unlock();
     throw e;
   }
@@ -167,6 +175,7 @@ export async function startEmbedded(
         await log.close();
         await catalog.close();
         await pool.close();
+        await decoder.close();
         await unlock();
         logger.info('moonlink stopped');
       })();

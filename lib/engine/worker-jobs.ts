@@ -6,11 +6,15 @@
  */
 import { imageBuffers } from '../columns/column-buffer.ts';
 import { ownBuffer, type ParquetWorkerPool, registerWorkerJob } from '../parquet/worker-pool.ts';
+import type { TableSchema } from '../schema/table-schema.ts';
+import { type DecodedParts, operationsFromParts } from '../txn/decode-job.ts';
+import type { Operations } from '../txn/op-batch.ts';
 import { type ColumnsJob, type ColumnsResult, type EncodedGroup, encodeColumns } from './column-encoder.ts';
 import { type CompactionJob, type CompactionJobResult, compactFiles } from './compaction-job.ts';
 
 registerWorkerJob('columns', () => new URL('./column-encoder.ts', import.meta.url).href, true);
 registerWorkerJob('compact', () => new URL('./compaction-job.ts', import.meta.url).href);
+registerWorkerJob('decode-request', () => new URL('../txn/decode-job.ts', import.meta.url).href, true);
 
 async function inline<T>(pool: ParquetWorkerPool, run: () => Promise<T>): Promise<T> {
   pool.checkOpen();
@@ -66,4 +70,27 @@ export async function compactIn(pool: ParquetWorkerPool, job: CompactionJob): Pr
   );
   const r = await pool.runLong('compact', { compaction: owned }, transfer);
   return r.result as CompactionJobResult;
+}
+
+/** A name per schema object, for the worker's cache of decoding plans (decode-job.ts). */
+const schemaKeys = new WeakMap<TableSchema, string>();
+let schemaSeq = 0;
+
+/**
+ * A JSON transaction decoded on one of the pool's workers (decode-job.ts); undefined when the
+ * worker could not (the caller decodes it itself, for the error). `bytes` is copied.
+ */
+export async function decodeRequestIn(
+  pool: ParquetWorkerPool,
+  schema: TableSchema,
+  bytes: Uint8Array,
+  maxOps: number,
+): Promise<Operations | undefined> {
+  let schemaKey = schemaKeys.get(schema);
+  if (!schemaKey) {
+    schemaKey = String(++schemaSeq);
+    schemaKeys.set(schema, schemaKey);
+  }
+  const parts = await pool.runJob('decode-request', { job: { schemaKey, schema, bytes, maxOps } }, []);
+  return operationsFromParts(schema, parts as unknown as DecodedParts);
 }

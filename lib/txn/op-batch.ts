@@ -28,7 +28,7 @@ const KINDS: OpKind[] = ['insert', 'upsert', 'delete'];
 
 export class OpBatch {
   /** Per operation: {@link OP_INSERT}, {@link OP_UPSERT} or {@link OP_DELETE}. */
-  kinds = new Uint8Array(64);
+  kinds: Uint8Array = new Uint8Array(64);
   /** Primary-key string per operation (tables with a key), as `keyOf` makes it. */
   readonly keys: string[] | undefined;
   /** Row values per column; a delete's row holds its key columns and nulls. */
@@ -38,6 +38,22 @@ export class OpBatch {
   constructor(readonly schema: TableSchema) {
     this.columns = schema.fields.map((f) => columnBufferFor(f.type));
     this.keys = schema.primaryKey.length > 0 ? [] : undefined;
+  }
+
+  /** A batch around columns decoded elsewhere (a worker's, see decode-job.ts). */
+  static fromParts(
+    schema: TableSchema,
+    length: number,
+    kinds: Uint8Array,
+    keys: string[] | undefined,
+    columns: ColumnBuffer[],
+  ): OpBatch {
+    const batch = new OpBatch(schema);
+    batch.kinds = kinds.length > 0 ? kinds : new Uint8Array(64);
+    batch.length = length;
+    if (batch.keys && keys) batch.keys.push(...keys);
+    batch.columns.splice(0, batch.columns.length, ...columns);
+    return batch;
   }
 
   /** A batch of operations given one by one (their values as the decoders make them). */
