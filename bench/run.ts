@@ -80,7 +80,25 @@ async function service(
     { entry },
   );
   running = svc;
+  await quiet(svc.child.pid);
   return { svc, dir };
+}
+
+/**
+ * Waits until a freshly started service is done starting: its worker threads load their
+ * modules (through tsx, several CPU-seconds on this machine's two cores) after it answers, and
+ * a scenario timed meanwhile would share the cores with that instead of measuring ingest.
+ */
+async function quiet(pid: number | undefined, maxMs = 20_000): Promise<void> {
+  const until = Date.now() + maxMs;
+  let calm = 0;
+  let last = processCpuSeconds(pid);
+  while (calm < 2 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = processCpuSeconds(pid);
+    calm = now - last < 0.03 ? calm + 1 : 0;
+    last = now;
+  }
 }
 
 async function stop(s: { svc: ServiceProcess; dir: string }): Promise<void> {
