@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileIndex } from '../lib/engine/file-index.ts';
 import { indexRunFor } from '../lib/engine/flusher.ts';
-import { IndexRun, sortByHash } from '../lib/engine/index-run.ts';
+import { sortByHash } from '../lib/engine/hash-sort.ts';
+import { IndexRun } from '../lib/engine/index-run.ts';
 import { hash64 } from '../lib/engine/key-hash.ts';
 
 const spillDir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlidx-'));

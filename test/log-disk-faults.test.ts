@@ -14,7 +14,7 @@ import { LogDamagedError, type LogEntry } from '../lib/log/durable-log.ts';
 import { LocalLog } from '../lib/log/local-log.ts';
 import { repairLog } from '../lib/log/log-repair.ts';
 import { frameRecordV1, segmentFileName } from '../lib/log/log-segment.ts';
-import { asLsn, type Lsn, ZERO_LSN } from '../lib/lsn.ts';
+import { asLsn, type Lsn, maxLsn, ZERO_LSN } from '../lib/lsn.ts';
 import type { Logger } from '../lib/util/logger.ts';
 import { type Fault, FaultyLogFs, type FsOp } from './support/faulty-log-fs.ts';
 
@@ -197,7 +197,7 @@ describe('local log under disk faults', () => {
       seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
       return seed / 0x80000000;
     };
-    const maxLsn = [...r.acked.keys()].reduce((m, l) => (l > m ? l : m), ZERO_LSN);
+    const lastAcked = [...r.acked.keys()].reduce(maxLsn, ZERO_LSN);
     for (let round = 0; round < 60; round++) {
       const dir = await tmp();
       await fs.cp(base, dir, { recursive: true });
@@ -221,7 +221,7 @@ describe('local log under disk faults', () => {
       (await damaged.subscribe('t', asLsn(0n), (e) => prefix.push(e))).stop();
       expect(prefix.every((e) => e.lsn < BigInt(damage!.lsn))).toBe(true);
       expect(prefix.map((e) => dec(e.payload))).toEqual(prefix.map((e) => r.acked.get(e.lsn)));
-      await damaged.truncate('t', maxLsn); // never removes evidence
+      await damaged.truncate('t', lastAcked); // never removes evidence
       await damaged.close();
       expect(await fs.readFile(file)).toEqual(bytes); // untouched
 
@@ -238,7 +238,7 @@ describe('local log under disk faults', () => {
       expect(r.acked.size - expected.size).toBeLessThanOrEqual(2);
       const again = new LocalLog(dir);
       expect(await again.damage('t')).toBeUndefined();
-      expect(await again.append('t', enc('next'))).toBeGreaterThan(maxLsn); // LSNs never reused
+      expect(await again.append('t', enc('next'))).toBeGreaterThan(lastAcked); // LSNs never reused
       await again.close();
       await fs.rm(dir, { recursive: true, force: true });
     }

@@ -24,7 +24,8 @@ import type { Value } from '../schema/values.ts';
 import { keyString } from '../schema/values.ts';
 import { mostlyDistinctColumns } from './dictionary-choice.ts';
 import type { RowHashes } from './file-index.ts';
-import { IndexRun, iota, type RunParts, runPartsBuffers } from './index-run.ts';
+import { iota } from './hash-sort.ts';
+import { IndexRun, type RunParts, runPartsBuffers } from './index-run.ts';
 import { KeyHasher } from './key-hash.ts';
 import { hasLayout, layoutRows, type RowLayout } from './row-layout.ts';
 

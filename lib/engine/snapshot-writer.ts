@@ -7,7 +7,7 @@ import { schemaToIcebergJson } from '../schema/schema-json.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
 import type { ObjectKey } from '../store/object-keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { iota } from './index-run.ts';
+import { iota } from './hash-sort.ts';
 import type { DeletionVectorRef, MemSlice, TailSegment } from './mem-slice.ts';
 import { SNAPSHOT_FORMAT, type SnapshotFile, type SnapshotManifest } from './snapshot-manifest.ts';
 import { encodeColumnsIn } from './worker-jobs.ts';
