@@ -63,6 +63,66 @@ function sourceReader(
 }
 
 /**
+ * Rows by partition, in the order partitions first appear. Each partition field's values are
+ * numbered as they first appear (a Map of the transform's results, which are primitives except
+ * binary truncations, numbered by their bytes), and a row's partition is the number of its
+ * fields' numbers: no tuple and no string per row, only per partition.
+ */
+function groupByPartition(
+  spec: PartitionSpec,
+  fields: NestedField[],
+  count: number,
+  valueAt: (column: number, row: number) => Value,
+): { partition: PartitionTuple; rows: number[] }[] {
+  const p = partitioner(spec, fields);
+  const readers = p.sources.map((id) => sourceReader(fields, id, valueAt));
+  const transforms = p.transforms;
+  const width = readers.length;
+  // Per field: value (or its bytes' text) → number, and how many.
+  const numbers = readers.map(() => new Map<unknown, number>());
+  const distinct = readers.map(() => 0);
+  const codes = new Uint32Array(count * width);
+  for (let k = 0; k < width; k++) {
+    const read = readers[k];
+    const f = transforms[k];
+    const seen = numbers[k];
+    for (let i = 0; i < count; i++) {
+      const v = f(read(i));
+      const name =
+        v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1') : v;
+      let n = seen.get(name);
+      if (n === undefined) {
+        n = distinct[k]++;
+        seen.set(name, n);
+      }
+      codes[i * width + k] = n;
+    }
+  }
+  // A row's partition number: its fields' numbers in mixed radix (exact while below 2^53),
+  // else their text.
+  const radix = distinct.reduce((r, d) => r * Math.max(1, d), 1);
+  const exact = radix <= Number.MAX_SAFE_INTEGER;
+  const byNumber = new Map<number | string, { partition: PartitionTuple; rows: number[] }>();
+  const out: { partition: PartitionTuple; rows: number[] }[] = [];
+  for (let i = 0; i < count; i++) {
+    let id: number | string = 0;
+    if (exact) for (let k = 0; k < width; k++) id = id * distinct[k] + codes[i * width + k];
+    else id = Array.from(codes.subarray(i * width, (i + 1) * width)).join(',');
+    const g = byNumber.get(id);
+    if (g) {
+      g.rows.push(i);
+      continue;
+    }
+    // The partition as its first row gives it (-0 and 0 are one partition; the first says which).
+    const partition = transforms.map((f, k) => f(readers[k](i)));
+    const group = { partition, rows: [i] };
+    byNumber.set(id, group);
+    out.push(group);
+  }
+  return out;
+}
+
+/**
  * Groups `count` rows by partition and sorts each group (stable: rows that tie keep their
  * order), groups in a fixed order (by partition). `valueAt(c, i)` is top-level column c of row i.
  */
@@ -74,17 +134,8 @@ export function layoutRows(
 ): RowGroup[] {
   const groups = new Map<string, { partition: PartitionTuple; rows: number[] }>();
   if (isPartitioned(layout.spec)) {
-    const p = partitioner(layout.spec, fields);
-    const readers = p.sources.map((id) => sourceReader(fields, id, valueAt));
-    const values: Value[] = new Array(readers.length);
-    for (let i = 0; i < count; i++) {
-      for (let k = 0; k < readers.length; k++) values[k] = readers[k](i);
-      const partition = p.apply(values);
-      const key = tupleKey(partition);
-      const g = groups.get(key);
-      if (g) g.rows.push(i);
-      else groups.set(key, { partition, rows: [i] });
-    }
+    for (const g of groupByPartition(layout.spec, fields, count, valueAt))
+      groups.set(tupleKey(g.partition), g);
   } else {
     groups.set('', { partition: [], rows: Array.from({ length: count }, (_, i) => i) });
   }

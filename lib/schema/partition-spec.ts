@@ -221,7 +221,12 @@ export function partitionType(spec: PartitionSpec, fields: NestedField[]): Neste
 export function partitioner(
   spec: PartitionSpec,
   fields: NestedField[],
-): { sources: number[]; apply: (sourceValues: Value[]) => PartitionTuple } {
+): {
+  sources: number[];
+  /** Per partition field, its transform (of the source value). */
+  transforms: ((v: Value) => Value)[];
+  apply: (sourceValues: Value[]) => PartitionTuple;
+} {
   const fns = spec.fields.map((p) => {
     const source = fieldById(fields, p.sourceId);
     if (!source)
@@ -230,6 +235,7 @@ export function partitioner(
   });
   return {
     sources: spec.fields.map((p) => p.sourceId),
+    transforms: fns,
     apply: (values) => fns.map((f, i) => f(values[i])),
   };
 }

@@ -108,15 +108,37 @@ export function defaultFieldName(source: string, t: Transform): string {
 
 const MICROS_PER_DAY = 86_400_000_000n;
 const MICROS_PER_HOUR = 3_600_000_000n;
+const DAY_US = 86_400_000_000;
+const HOUR_US = 3_600_000_000;
 
 function floorDiv(a: bigint, b: bigint): bigint {
   const q = a / b;
   return a % b !== 0n && a < 0n !== b < 0n ? q - 1n : q;
 }
 
+/** Values this far from 0 divide in doubles (µs: 142 years either side of 1970). */
+const DOUBLE_RANGE = 2n ** 52n;
+
+/**
+ * ⌊v / d⌋ of a 64-bit value by a positive divisor, as a number. Within 2^52 doubles do it: the
+ * quotient's floor is off by at most one, and the remainder (exact: q·d stays below 2^53) says
+ * which way; the rest go through bigint division.
+ */
+export function floorDivToNumber(v: bigint, d: number, db: bigint): number {
+  if (v > -DOUBLE_RANGE && v < DOUBLE_RANGE) {
+    const n = Number(v);
+    let q = Math.floor(n / d);
+    const r = n - q * d;
+    if (r < 0) q--;
+    else if (r >= d) q++;
+    return q;
+  }
+  return Number(floorDiv(v, db));
+}
+
 /** Days from 1970-01-01 of a date (days) or timestamp (µs) value. */
 function daysOf(type: IcebergType, v: Value): number {
-  return type.kind === 'date' ? (v as number) : Number(floorDiv(v as bigint, MICROS_PER_DAY));
+  return type.kind === 'date' ? (v as number) : floorDivToNumber(v as bigint, DAY_US, MICROS_PER_DAY);
 }
 
 function utf8(s: string): Uint8Array {
@@ -193,7 +215,7 @@ export function transformFunction(t: Transform, type: IcebergType): (v: Value) =
     case 'day':
       return nullSafe((v) => daysOf(type, v));
     case 'hour':
-      return nullSafe((v) => Number(floorDiv(v as bigint, MICROS_PER_HOUR)));
+      return nullSafe((v) => floorDivToNumber(v as bigint, HOUR_US, MICROS_PER_HOUR));
     case 'year':
       return nullSafe((v) => civilFromDays(daysOf(type, v))[0] - 1970);
     case 'month':
