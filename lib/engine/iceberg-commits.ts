@@ -24,6 +24,11 @@ export class IcebergCommits {
   private lastSnapshotId: number | undefined;
   /** Index runs the last commit lists (recovery reads them). */
   private committedIndexKeys: string[];
+  /**
+   * Index runs earlier commits listed and the last one does not, kept while the catalog
+   * pointer still names an earlier commit (a restart then recovers from it and reads them).
+   */
+  private readonly indexKeysBehindPointer = new Set<string>();
   private committedMetadataKey: string | undefined;
   private committedCheckpoints: Record<string, string>;
   /** The last commit is not in the catalog pointer yet (a snapshot's pointer update carries it). */
@@ -166,7 +171,10 @@ export class IcebergCommits {
     if (plan.schemas) this.pendingSchemas = this.pendingSchemas.filter((p) => p.lsn > plan.lsn);
     if (plan.partitioning && plan.partitioning === this.pendingPartitioning)
       this.pendingPartitioning = undefined;
+    const previousIndexKeys = this.committedIndexKeys;
     this.committedIndexKeys = plan.runs.flatMap((r) => (r.persistedKey ? [r.persistedKey] : []));
+    for (const k of previousIndexKeys) this.indexKeysBehindPointer.add(k);
+    if (outcome.pointerUpdated) this.releaseIndexKeys();
     this.metadataLocation = outcome.metadataLocation;
     if (!plan.propertiesOnly) this.lastSnapshotId = outcome.snapshotId;
     t.gc.addCandidates(outcome.obsoleteKeys);
@@ -240,6 +248,7 @@ export class IcebergCommits {
     const t = this.t;
     if (this.pointerBehind && t.deps.pointer.pointer?.committedLsn === this.committedLsn) {
       this.pointerBehind = false;
+      this.releaseIndexKeys();
       t.deps.onCommitted?.(this.committedLsn, { ...this.committedCheckpoints });
     }
   }
@@ -254,9 +263,21 @@ export class IcebergCommits {
     for (const w of this.t.sched.takeCommitWaiters(info.lsn, this.t.state.appliedLsn)) w.resolve(info);
   }
 
-  /** Keys the last commit names (kept from the collector). */
+  /**
+   * The pointer names the last commit: index runs only earlier commits listed are garbage (a
+   * merge or a compaction replaced them; nothing but recovery reads a run). Without this they
+   * stayed until the orphan sweep, an hour: most of the objects a steady upsert load kept.
+   */
+  private releaseIndexKeys(): void {
+    const current = new Set(this.committedIndexKeys);
+    this.t.gc.addCandidates([...this.indexKeysBehindPointer].filter((k) => !current.has(k)));
+    this.indexKeysBehindPointer.clear();
+  }
+
+  /** Keys the last commit names, and those a lagging pointer's commit may (kept from the collector). */
   keys(into: Set<string>): void {
     for (const k of this.committedIndexKeys) into.add(k);
+    for (const k of this.indexKeysBehindPointer) into.add(k);
     if (this.committedIdempotencyKey) into.add(this.committedIdempotencyKey);
   }
 }

@@ -189,7 +189,14 @@ export async function recoverState(
     const covered = new Set<number>();
     for (const key of keys) {
       if (!key) continue;
-      const run = IndexRun.deserialize(await store.get(key), key);
+      // A run collected meanwhile (a writer that committed since this one read the pointer):
+      // its files are indexed again from their key columns below.
+      const bytes = await store.get(key).catch((e: unknown) => {
+        if (e instanceof NotFoundError) return undefined;
+        throw e;
+      });
+      if (!bytes) continue;
+      const run = IndexRun.deserialize(bytes, key);
       run.persistedKey = key;
       runs.push(run);
       for (const id of run.fileIds) covered.add(id);

@@ -306,8 +306,13 @@ export class TableLoop implements TableContext {
     for (const waiter of commits) this.post({ type: 'commit', waiter });
   }
 
-  /** After a commit or compaction: what waited for it. */
+  /**
+   * After a commit or compaction: what waited for it, and a merge of index runs (a commit's own
+   * flush adds a run while no merge may start; without this, runs of commit-driven flushes
+   * only merged at the next flush outside a commit).
+   */
   afterMaintenance(): void {
+    this.merges.maybeStart();
     const next = this.sched.next();
     if (next?.job === 'compact') this.post({ type: 'compact', busy: next.busy });
     else if (next?.job === 'commit') this.post({ type: 'commit' });

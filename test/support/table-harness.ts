@@ -55,10 +55,12 @@ export async function openTestTable(o: {
   /** Partitioning and sort order, as `POST /tables` takes them. */
   partitionBy?: TableDefinition['partitionBy'];
   sortBy?: TableDefinition['sortBy'];
+  /** A table created before (in `store` and `catalog`): opened again, as a restart does. */
+  reuse?: TableDefinition;
 }): Promise<TestTable> {
   const store = o.store ?? new MemoryObjectStore();
   const catalog = o.catalog ?? new MemoryCatalog();
-  const def: TableDefinition = {
+  const def: TableDefinition = o.reuse ?? {
     name: o.name,
     tableUuid: crypto.randomUUID(),
     schema: o.schema,
@@ -67,7 +69,7 @@ export async function openTestTable(o: {
     ...(o.partitionBy ? { partitionBy: o.partitionBy } : {}),
     ...(o.sortBy ? { sortBy: o.sortBy } : {}),
   };
-  await createTable(store, catalog, def);
+  if (!o.reuse) await createTable(store, catalog, def);
   const handler = await openTable({
     def,
     store,
