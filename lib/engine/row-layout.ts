@@ -78,9 +78,8 @@ function groupByPartition(
   const readers = p.sources.map((id) => sourceReader(fields, id, valueAt));
   const transforms = p.transforms;
   const width = readers.length;
-  // Per field: value (or its bytes' text) → number, and how many.
+  // Per field: value (or its bytes' text) → number.
   const numbers = readers.map(() => new Map<unknown, number>());
-  const distinct = readers.map(() => 0);
   const codes = new Uint32Array(count * width);
   for (let k = 0; k < width; k++) {
     const read = readers[k];
@@ -92,7 +91,7 @@ function groupByPartition(
         v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1') : v;
       let n = seen.get(name);
       if (n === undefined) {
-        n = distinct[k]++;
+        n = seen.size;
         seen.set(name, n);
       }
       codes[i * width + k] = n;
@@ -100,6 +99,7 @@ function groupByPartition(
   }
   // A row's partition number: its fields' numbers in mixed radix (exact while below 2^53),
   // else their text.
+  const distinct = numbers.map((m) => m.size);
   const radix = distinct.reduce((r, d) => r * Math.max(1, d), 1);
   const exact = radix <= Number.MAX_SAFE_INTEGER;
   const byNumber = new Map<number | string, { partition: PartitionTuple; rows: number[] }>();

@@ -9,25 +9,15 @@ function mix(k: number): number {
   return Math.imul(k, 0x1b873593);
 }
 
-/** The signed 32-bit MurmurHash3 x86 of `bytes`. */
-export function murmur3(bytes: Uint8Array, seed = 0): number {
-  let h = seed | 0;
-  const n = bytes.length;
-  const blocks = n & ~3;
-  for (let i = 0; i < blocks; i += 4) {
-    const k = bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24);
-    h ^= mix(k);
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  const tail = n & 3;
-  if (tail > 0) {
-    let k = 0;
-    if (tail === 3) k ^= bytes[blocks + 2] << 16;
-    if (tail >= 2) k ^= bytes[blocks + 1] << 8;
-    k ^= bytes[blocks];
-    h ^= mix(k);
-  }
+/** The hash state after one 4-byte block. */
+function block(h: number, k: number): number {
+  h ^= mix(k);
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+/** The final mix of the state after `n` bytes. */
+function finish(h: number, n: number): number {
   h ^= n;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
@@ -37,27 +27,28 @@ export function murmur3(bytes: Uint8Array, seed = 0): number {
   return h | 0;
 }
 
+/** The signed 32-bit MurmurHash3 x86 of `bytes`. */
+export function murmur3(bytes: Uint8Array, seed = 0): number {
+  let h = seed | 0;
+  const n = bytes.length;
+  const blocks = n & ~3;
+  for (let i = 0; i < blocks; i += 4)
+    h = block(h, bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));
+  const tail = n & 3;
+  if (tail > 0) {
+    let k = 0;
+    if (tail === 3) k ^= bytes[blocks + 2] << 16;
+    if (tail >= 2) k ^= bytes[blocks + 1] << 8;
+    k ^= bytes[blocks];
+    h ^= mix(k);
+  }
+  return finish(h, n);
+}
+
 const LONG = new DataView(new ArrayBuffer(8));
 const LONG_BYTES = new Uint8Array(LONG.buffer);
 const TWO_32 = 2 ** 32;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
-/** The last steps of MurmurHash3 x86 over two 4-byte blocks (an 8-byte input). */
-function hashWords(lo: number, hi: number): number {
-  let h = mix(lo);
-  h = (h << 13) | (h >>> 19);
-  h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  h ^= mix(hi);
-  h = (h << 13) | (h >>> 19);
-  h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  h ^= 8;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h | 0;
-}
 
 /**
  * Hash of a long (int, long, date, time and timestamps hash as their 8-byte little-endian long).
@@ -68,13 +59,12 @@ export function hashLong(v: bigint | number): number {
   const n = typeof v === 'number' ? v : v >= -MAX_SAFE && v <= MAX_SAFE ? Number(v) : undefined;
   if (n !== undefined && Number.isSafeInteger(n)) {
     const hi = Math.floor(n / TWO_32);
-    return hashWords(n - hi * TWO_32, hi);
+    return finish(block(block(0, n - hi * TWO_32), hi), 8);
   }
-  LONG.setBigInt64(0, typeof v === 'bigint' ? v : BigInt(v), true);
-  return murmur3(LONG_BYTES);
+  return hashLongBytes(v);
 }
 
-/** The reference {@link hashLong}: through the 8 bytes of the value, always (for tests). */
+/** Hash of a long through its 8 bytes: {@link hashLong}'s path past 2^53, and its reference in tests. */
 export function hashLongBytes(v: bigint | number): number {
   LONG.setBigInt64(0, typeof v === 'bigint' ? v : BigInt(v), true);
   return murmur3(LONG_BYTES);

@@ -106,8 +106,7 @@ export function defaultFieldName(source: string, t: Transform): string {
   }
 }
 
-const MICROS_PER_DAY = 86_400_000_000n;
-const MICROS_PER_HOUR = 3_600_000_000n;
+/** Microseconds per day and per hour. */
 const DAY_US = 86_400_000_000;
 const HOUR_US = 3_600_000_000;
 
@@ -124,7 +123,7 @@ const DOUBLE_RANGE = 2n ** 52n;
  * quotient's floor is off by at most one, and the remainder (exact: q·d stays below 2^53) says
  * which way; the rest go through bigint division.
  */
-export function floorDivToNumber(v: bigint, d: number, db: bigint): number {
+export function floorDivToNumber(v: bigint, d: number): number {
   if (v > -DOUBLE_RANGE && v < DOUBLE_RANGE) {
     const n = Number(v);
     let q = Math.floor(n / d);
@@ -133,12 +132,12 @@ export function floorDivToNumber(v: bigint, d: number, db: bigint): number {
     else if (r >= d) q++;
     return q;
   }
-  return Number(floorDiv(v, db));
+  return Number(floorDiv(v, BigInt(d)));
 }
 
 /** Days from 1970-01-01 of a date (days) or timestamp (µs) value. */
 function daysOf(type: IcebergType, v: Value): number {
-  return type.kind === 'date' ? (v as number) : floorDivToNumber(v as bigint, DAY_US, MICROS_PER_DAY);
+  return type.kind === 'date' ? (v as number) : floorDivToNumber(v as bigint, DAY_US);
 }
 
 function utf8(s: string): Uint8Array {
@@ -215,7 +214,7 @@ export function transformFunction(t: Transform, type: IcebergType): (v: Value) =
     case 'day':
       return nullSafe((v) => daysOf(type, v));
     case 'hour':
-      return nullSafe((v) => floorDivToNumber(v as bigint, HOUR_US, MICROS_PER_HOUR));
+      return nullSafe((v) => floorDivToNumber(v as bigint, HOUR_US));
     case 'year':
       return nullSafe((v) => civilFromDays(daysOf(type, v))[0] - 1970);
     case 'month':
