@@ -10,7 +10,6 @@ import { MemoryCatalog } from '../lib/catalog/file-catalog.ts';
 import { IcebergTable } from '../lib/iceberg/iceberg-table.ts';
 import { asLsn } from '../lib/lsn.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
-import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';
 import { listAll } from '../lib/store/object-store.ts';
 import { readIcebergRows } from './support/iceberg-rows.ts';
 import { idValueSchema, idValueUpserts, openTestTable, type TestTable } from './support/table-harness.ts';
