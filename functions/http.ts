@@ -79,6 +79,14 @@ export function keepRawBody(event: HttpEvent, bytes: Uint8Array): void {
   rawBodies.set(event, bytes);
 }
 
+/** How many bytes the body has (the received bytes' count where the server kept them). */
+export function bodyByteLength(event: HttpEvent): number {
+  const raw = rawBodies.get(event);
+  if (raw !== undefined) return raw.length;
+  if (!event.body) return 0;
+  return event.isBase64Encoded ? Math.floor((event.body.length * 3) / 4) : Buffer.byteLength(event.body);
+}
+
 /**
  * The body as UTF-8 bytes, and as text when the event had to be decoded for it (undefined when
  * the bytes came as they arrived). Empty bodies are refused.

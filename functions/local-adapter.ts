@@ -28,7 +28,7 @@ function toEvent(req: http.IncomingMessage, body: Buffer): HttpEvent {
   for (const [k, v] of url.searchParams) query[k] = k in query ? `${query[k]},${v}` : v;
   const textual = /json|text|^$/.test(headers['content-type'] ?? '');
   const now = Date.now();
-  return {
+  const event: HttpEvent = {
     version: '2.0',
     routeKey: '$default',
     rawPath: url.pathname,
@@ -53,9 +53,49 @@ function toEvent(req: http.IncomingMessage, body: Buffer): HttpEvent {
       time: new Date(now).toISOString(),
       timeEpoch: now,
     },
-    body: body.length === 0 ? undefined : textual ? body.toString('utf8') : body.toString('base64'),
+    body: body.length === 0 || textual ? undefined : body.toString('base64'),
     isBase64Encoded: body.length > 0 && !textual,
   };
+  // Text is made from the bytes only if something asks for it: the write routes read the bytes
+  // (bodyBytes), and decoding a large body to a string costs the request thread a pass over it.
+  if (textual && body.length > 0) lazyText(event, body);
+  return event;
+}
+
+/** `event.body` as the UTF-8 text of `bytes`, decoded on first read (and assignable, as middy's parsers do). */
+function lazyText(event: HttpEvent, bytes: Buffer): void {
+  const settle = (value: unknown): void => {
+    Object.defineProperty(event, 'body', { value, writable: true, configurable: true, enumerable: true });
+  };
+  Object.defineProperty(event, 'body', {
+    configurable: true,
+    enumerable: true,
+    get(): string {
+      const text = bytes.toString('utf8');
+      settle(text);
+      return text;
+    },
+    set: settle,
+  });
+}
+
+/** Bodies from this size on are kept in shared memory. */
+const SHARED_BODY_BYTES = 32 * 1024;
+
+/**
+ * A request's chunks as one buffer. A large one is in shared memory, so the worker that decodes
+ * a write (lib/engine/worker-jobs.ts) reads these bytes in place: posting them copies nothing,
+ * and the request thread keeps them for the log.
+ */
+function joinBody(chunks: Buffer[], size: number): Buffer {
+  if (size < SHARED_BODY_BYTES) return Buffer.concat(chunks, size);
+  const body = Buffer.from(new SharedArrayBuffer(size));
+  let at = 0;
+  for (const c of chunks) {
+    body.set(c, at);
+    at += c.length;
+  }
+  return body;
 }
 
 function lambdaContext(requestId: string): Context {
@@ -136,7 +176,7 @@ export function startLocalServer(
     });
     req.on('end', () => {
       if (refused) return;
-      const body = Buffer.concat(chunks);
+      const body = joinBody(chunks, size);
       const event = toEvent(req, body);
       if (!event.isBase64Encoded) keepRawBody(event, body);
       const streamed = sink?.end();

@@ -9,7 +9,7 @@ import httpErrorHandler from '@middy/http-error-handler';
 import type { Context } from 'aws-lambda';
 import type { Logger } from '../lib/util/logger.ts';
 import { ApiError, errorBody, icebergErrorBody, toApiError } from './api-error.ts';
-import type { HttpEvent, HttpResult } from './http.ts';
+import { bodyByteLength, type HttpEvent, type HttpResult } from './http.ts';
 import type { ApiLimits } from './services.ts';
 
 type Handler = (event: HttpEvent, context: Context) => Promise<HttpResult>;
@@ -74,11 +74,7 @@ export function apiMiddleware(
             { 'Retry-After': '1' },
           );
         }
-        const size = e.body
-          ? e.isBase64Encoded
-            ? Math.floor((e.body.length * 3) / 4)
-            : Buffer.byteLength(e.body)
-          : 0;
+        const size = bodyByteLength(e);
         if (size > limits.maxBodyBytes) {
           throw new ApiError(
             413,

@@ -14,7 +14,6 @@ import { type DataFile, newDataFile, PendingDeletes } from '../lib/engine/data-f
 import { EventLoop } from '../lib/engine/event-loop.ts';
 import { FileIndex, type RowHashes } from '../lib/engine/file-index.ts';
 import { writeSliceToFile } from '../lib/engine/flusher.ts';
-import { hash64 } from '../lib/engine/key-hash.ts';
 import { KeyTable } from '../lib/engine/key-table.ts';
 import { LoadGauge } from '../lib/engine/load-gauge.ts';
 import { MemSlice } from '../lib/engine/mem-slice.ts';
@@ -24,6 +23,7 @@ import { CREATION_GRACE_MS, openTable } from '../lib/engine/table-loader.ts';
 import { asLsn } from '../lib/lsn.ts';
 import { encodeParquet } from '../lib/parquet/parquet-codec.mjs';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
+import { hash64 } from '../lib/schema/key-hash.ts';
 import { buildSchema, type TableDefinition } from '../lib/schema/table-schema.ts';
 import { LocalObjectStore } from '../lib/store/local-object-store.ts';
 import { MemoryObjectStore } from '../lib/store/memory-object-store.ts';

@@ -6,7 +6,7 @@ import { FileIndex } from '../lib/engine/file-index.ts';
 import { indexRunFor } from '../lib/engine/flusher.ts';
 import { sortByHash } from '../lib/engine/hash-sort.ts';
 import { IndexRun } from '../lib/engine/index-run.ts';
-import { hash64 } from '../lib/engine/key-hash.ts';
+import { hash64 } from '../lib/schema/key-hash.ts';
 
 const spillDir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlidx-'));
 afterAll(() => fs.rm(spillDir, { recursive: true, force: true }));

@@ -5,7 +5,7 @@
  * epochs hand each over safely), where a hash modulo N would move almost all. The read
  * functions use the same choice to find the writer that owns a table.
  */
-import { fmix } from '../engine/key-hash.ts';
+import { fmix } from '../schema/key-hash.ts';
 
 export function groupOf(table: string, groups: number): number {
   if (groups <= 1) return 0;

@@ -19,6 +19,7 @@ import { type ColumnStats, dataStats, mergeStats, NUMERIC_KINDS } from '../colum
 import { encodeParquetStream, openParquet, wasmBytes } from '../parquet/parquet-codec.mjs';
 import { inSchema, projectBatch } from '../parquet/schema-projection.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
+import { KeyHasher } from '../schema/key-hash.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
 import type { Value } from '../schema/values.ts';
 import { keyString } from '../schema/values.ts';
@@ -26,7 +27,6 @@ import { mostlyDistinctColumns } from './dictionary-choice.ts';
 import type { RowHashes } from './file-index.ts';
 import { iota } from './hash-sort.ts';
 import { IndexRun, type RunParts, runPartsBuffers } from './index-run.ts';
-import { KeyHasher } from './key-hash.ts';
 import { hasLayout, layoutRows, type RowLayout } from './row-layout.ts';
 
 export interface CompactionJobInput {

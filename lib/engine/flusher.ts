@@ -10,11 +10,11 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { ColumnStats } from '../columns/column-stats.ts';
 import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
+import { KeyHasher } from '../schema/key-hash.ts';
 import type { PartitionTuple } from '../schema/partition-spec.ts';
 import type { FileId, ObjectKey } from '../store/object-keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { IndexRun, runForFile } from './index-run.ts';
-import { KeyHasher } from './key-hash.ts';
 import type { MemSlice } from './mem-slice.ts';
 import { hasLayout, type RowLayout } from './row-layout.ts';
 import { encodeColumnsIn } from './worker-jobs.ts';

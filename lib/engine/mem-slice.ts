@@ -9,9 +9,9 @@
 import { type ColumnBuffer, columnBufferFor } from '../columns/column-buffer.ts';
 import type { Lsn } from '../lsn.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
+import { KeyHasher } from '../schema/key-hash.ts';
 import type { Value } from '../schema/values.ts';
 import type { OpBatch } from '../txn/op-batch.ts';
-import { KeyHasher } from './key-hash.ts';
 import { KeyTable } from './key-table.ts';
 
 /** Rows [start, end) of a slice, published as one tail file. */
@@ -81,7 +81,7 @@ export class MemSlice {
 
   /**
    * Appends a row; returns its row number. The caller has removed any older row with the key.
-   * `hi`/`lo` are the key's hash (key-hash.ts), computed once by the caller.
+   * `hi`/`lo` are the key's hash (schema/key-hash.ts), computed once by the caller.
    */
   append(values: Value[], key: string | undefined, hi = 0, lo = 0): number {
     for (let c = 0; c < this.columns.length; c++) this.columns[c].push(values[c]);

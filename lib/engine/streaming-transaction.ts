@@ -8,11 +8,11 @@
 import { ZERO_LSN } from '../lsn.ts';
 import { rowMapper } from '../schema/evolve-values.ts';
 import type { NestedField } from '../schema/iceberg-type.ts';
+import { KeyHasher } from '../schema/key-hash.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
 import type { FileId, ObjectKey } from '../store/object-keys.ts';
 import type { DecodedOp } from '../txn/transaction.ts';
 import type { FlushResult } from './flusher.ts';
-import { KeyHasher } from './key-hash.ts';
 import { MemSlice } from './mem-slice.ts';
 
 /** A private slice that was frozen for flushing; `result` arrives when its file is written. */

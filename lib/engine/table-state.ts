@@ -12,6 +12,7 @@
  */
 
 import type { Lsn } from '../lsn.ts';
+import { KeyHasher } from '../schema/key-hash.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
 import { asFileId, type FileId } from '../store/object-keys.ts';
 import { OP_DELETE, OpBatch, type Operations } from '../txn/op-batch.ts';
@@ -23,7 +24,6 @@ import { FileIndex } from './file-index.ts';
 import type { FlushedFile } from './flusher.ts';
 import type { CommitPlan } from './iceberg-committer.ts';
 import type { IndexRun } from './index-run.ts';
-import { KeyHasher } from './key-hash.ts';
 import { MemSlice } from './mem-slice.ts';
 import type { EngineOptions } from './options.ts';
 import type { RowLayout } from './row-layout.ts';
@@ -149,6 +149,7 @@ export class TableState {
    */
   private applyBatch(batch: OpBatch, lsn: Lsn): void {
     const { kinds, keys } = batch;
+    const hashes = batch.keyHashes;
     const h = this.hasher;
     const bySize = this.o.memSliceMaxBytes >= 1 << 20;
     let i = 0;
@@ -165,9 +166,16 @@ export class TableState {
           slice.appendKeyOnly(undefined);
           continue;
         }
-        h.hash(key);
-        const hi = h.hi;
-        const lo = h.lo;
+        let hi: number;
+        let lo: number;
+        if (hashes) {
+          hi = hashes.hi[i];
+          lo = hashes.lo[i];
+        } else {
+          h.hash(key);
+          hi = h.hi;
+          lo = h.lo;
+        }
         this.deleteHashed(key, hi, lo, lsn);
         if (kinds[i] === OP_DELETE) {
           // Values of the run so far, then the next run starts after the delete.

@@ -78,7 +78,8 @@ let schemaSeq = 0;
 
 /**
  * A JSON transaction decoded on one of the pool's workers (decode-job.ts); undefined when the
- * worker could not (the caller decodes it itself, for the error). `bytes` is copied.
+ * worker could not (the caller decodes it itself, for the error). `bytes` is copied, unless it
+ * is in shared memory (the local server keeps large bodies there).
  */
 export async function decodeRequestIn(
   pool: ParquetWorkerPool,

@@ -10,6 +10,8 @@ import { StorageIoError } from '../util/io-errors.ts';
 export interface LogFile {
   /** Writes at `position`; resolves with how many bytes were written (may be fewer than asked). */
   write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  /** Writes the buffers one after another at `position`; resolves with how many bytes were written. */
+  writev(bufs: Uint8Array[], position: number): Promise<number>;
   datasync(): Promise<void>;
   truncate(length: number): Promise<void>;
   size(): Promise<number>;
@@ -32,6 +34,9 @@ class NodeLogFile implements LogFile {
   constructor(private readonly fh: fs.FileHandle) {}
   async write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     return (await this.fh.write(buf, offset, length, position)).bytesWritten;
+  }
+  async writev(bufs: Uint8Array[], position: number): Promise<number> {
+    return (await this.fh.writev(bufs, position)).bytesWritten;
   }
   datasync(): Promise<void> {
     return this.fh.datasync();
@@ -77,6 +82,34 @@ export async function writeFully(
         `a write made no progress (${done} of ${buf.length} bytes written)`,
       );
     done += n;
+  }
+}
+
+/**
+ * Writes all of `parts`, one after another, at `position` in one call where the system takes
+ * them all (continuing after short writes): the log's records go down without being copied
+ * into one buffer first.
+ */
+export async function writePartsFully(
+  f: LogFile,
+  parts: readonly Uint8Array[],
+  position: number,
+  where: string,
+): Promise<void> {
+  let rest = parts.filter((p) => p.length > 0);
+  let at = position;
+  while (rest.length > 0) {
+    const total = rest.reduce((s, p) => s + p.length, 0);
+    const n = await f.writev(rest, at);
+    if (!(n > 0))
+      throw new StorageIoError(where, undefined, `a write made no progress (${at - position} bytes written)`);
+    at += n;
+    if (n >= total) return;
+    // Past the parts written whole, and into the one written in part.
+    let skip = n;
+    let i = 0;
+    while (skip >= rest[i].length) skip -= rest[i++].length;
+    rest = [rest[i].subarray(skip), ...rest.slice(i + 1)];
   }
 }
 

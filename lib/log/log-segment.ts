@@ -40,15 +40,25 @@ function headerBytes(format: SegmentFormat): number {
   return format === 'seg' ? V2_HEADER : V1_HEADER;
 }
 
-/** One record, framed for a `.seg` file. */
-export function frameRecord(lsn: Lsn, payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(V2_HEADER + payload.length);
+/**
+ * A record's `.seg` header: written before its payload, so the payload is written as it is
+ * (no copy of it into a framed buffer).
+ */
+export function frameHeader(lsn: Lsn, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(V2_HEADER);
   const dv = new DataView(out.buffer);
   dv.setUint32(0, payload.length, true);
   dv.setBigUint64(8, lsn, true);
-  out.set(payload, V2_HEADER);
-  dv.setUint32(4, crc32(out.subarray(V2_HEADER), crc32(out.subarray(8, 16))), true);
+  dv.setUint32(4, crc32(payload, crc32(out.subarray(8, 16))), true);
   dv.setUint32(16, crc32(out.subarray(0, 16)), true);
+  return out;
+}
+
+/** One record, framed for a `.seg` file (its header, then its payload). */
+export function frameRecord(lsn: Lsn, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(V2_HEADER + payload.length);
+  out.set(frameHeader(lsn, payload));
+  out.set(payload, V2_HEADER);
   return out;
 }
 

@@ -9,9 +9,9 @@ import { type Lsn, lsnAfter, lsnBefore, lsnFromText, ZERO_LSN } from '../lsn.ts'
 import { classifyIoError } from '../util/io-errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { type LogDamage, LogDamagedError, type LogEntry } from './durable-log.ts';
-import { concat, type LogFile, type LogFs, writeDurably, writeFully } from './log-fs.ts';
+import { type LogFile, type LogFs, writeDurably, writePartsFully } from './log-fs.ts';
 import {
-  frameRecord,
+  frameHeader,
   type LsnRange,
   parseSegmentFileName,
   type SegmentName,
@@ -42,7 +42,8 @@ export interface TableLogOwner<D = unknown> {
 
 interface Pending<D> {
   entry: LogEntry<D>;
-  frame: Uint8Array;
+  /** The record's header, written before its payload (log-segment.ts). */
+  header: Uint8Array;
   resolve: (lsn: Lsn) => void;
   reject: (e: unknown) => void;
 }
@@ -302,7 +303,7 @@ export class TableLog<D = unknown> {
     return new Promise((resolve, reject) => {
       this.queue.push({
         entry: { lsn, payload, decoded },
-        frame: frameRecord(lsn, payload),
+        header: frameHeader(lsn, payload),
         resolve,
         reject,
       });
@@ -317,10 +318,11 @@ export class TableLog<D = unknown> {
     while (this.queue.length > 0) {
       const batch = this.queue;
       this.queue = [];
-      const total = batch.reduce((s, p) => s + p.frame.length, 0);
+      const total = batch.reduce((s, p) => s + p.header.length + p.entry.payload.length, 0);
       try {
         const f = await this.handle();
-        await writeFully(f, concat(batch.map((p) => p.frame)), this.activeBytes, this.active.file);
+        const parts = batch.flatMap((p) => [p.header, p.entry.payload]);
+        await writePartsFully(f, parts, this.activeBytes, this.active.file);
         await f.datasync();
       } catch (e) {
         const err = classifyIoError(e, this.active.file);

@@ -6,6 +6,7 @@
  * request gets without a worker.
  */
 import { type ColumnImage, columnFromImage, imageBuffers } from '../columns/column-buffer.ts';
+import { KeyHasher } from '../schema/key-hash.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
 import { type DecodedOp, OpBatch, type Operations } from './op-batch.ts';
 import { decodeRequest } from './transaction.ts';
@@ -19,7 +20,15 @@ export interface DecodeJob {
 }
 
 export type DecodedParts =
-  | { kind: 'batch'; length: number; kinds: Uint8Array; keys: string[] | undefined; images: ColumnImage[] }
+  | {
+      kind: 'batch';
+      length: number;
+      kinds: Uint8Array;
+      keys: string[] | undefined;
+      /** The keys' hashes, made here so the table's thread does not. */
+      keyHashes: { hi: Uint32Array; lo: Uint32Array } | undefined;
+      images: ColumnImage[];
+    }
   | { kind: 'ops'; ops: DecodedOp[] }
   | { kind: 'refused' };
 
@@ -50,8 +59,22 @@ export function decodeToParts(job: DecodeJob): DecodedParts {
     length: ops.length,
     kinds: ops.kinds.slice(0, ops.length),
     keys: ops.keys,
+    keyHashes: ops.keys && hashesOf(ops.keys),
     images: ops.columns.map((c) => c.image()),
   };
+}
+
+const hasher = new KeyHasher();
+
+function hashesOf(keys: string[]): { hi: Uint32Array; lo: Uint32Array } {
+  const hi = new Uint32Array(keys.length);
+  const lo = new Uint32Array(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    hasher.hash(keys[i]);
+    hi[i] = hasher.hi;
+    lo[i] = hasher.lo;
+  }
+  return { hi, lo };
 }
 
 /** The operations parts stand for, in `schema` (the one the job was decoded in); undefined if refused. */
@@ -64,13 +87,21 @@ export function operationsFromParts(schema: TableSchema, parts: DecodedParts): O
     parts.kinds,
     parts.keys,
     parts.images.map((image, c) => columnFromImage(schema.fields[c].type, image)),
+    parts.keyHashes,
   );
 }
 
 /** The buffers of a batch's parts, to transfer them. */
 export function partsBuffers(parts: DecodedParts): ArrayBuffer[] {
   if (parts.kind !== 'batch') return [];
-  return [...new Set([parts.kinds.buffer as ArrayBuffer, ...parts.images.flatMap(imageBuffers)])];
+  const hashes = parts.keyHashes ? [parts.keyHashes.hi.buffer, parts.keyHashes.lo.buffer] : [];
+  return [
+    ...new Set([
+      parts.kinds.buffer as ArrayBuffer,
+      ...(hashes as ArrayBuffer[]),
+      ...parts.images.flatMap(imageBuffers),
+    ]),
+  ];
 }
 
 /** This module as a job of a pool's workers (worker-jobs.ts): a message `{ job }`. */

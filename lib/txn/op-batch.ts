@@ -34,6 +34,11 @@ export class OpBatch {
   /** Row values per column; a delete's row holds its key columns and nulls. */
   readonly columns: ColumnBuffer[];
   length = 0;
+  /**
+   * Each key's hash (schema/key-hash.ts), when whoever decoded the batch made them (a worker,
+   * so the table's thread does not). Undefined once operations are added.
+   */
+  keyHashes: { hi: Uint32Array; lo: Uint32Array } | undefined;
 
   constructor(readonly schema: TableSchema) {
     this.columns = schema.fields.map((f) => columnBufferFor(f.type));
@@ -47,12 +52,15 @@ export class OpBatch {
     kinds: Uint8Array,
     keys: string[] | undefined,
     columns: ColumnBuffer[],
+    keyHashes?: { hi: Uint32Array; lo: Uint32Array },
   ): OpBatch {
     const batch = new OpBatch(schema);
     batch.kinds = kinds.length > 0 ? kinds : new Uint8Array(64);
     batch.length = length;
     if (batch.keys && keys) batch.keys.push(...keys);
     batch.columns.splice(0, batch.columns.length, ...columns);
+    if (batch.keys && keyHashes && keyHashes.hi.length === length && keyHashes.lo.length === length)
+      batch.keyHashes = keyHashes;
     return batch;
   }
 
@@ -77,6 +85,7 @@ export class OpBatch {
     }
     this.kinds[this.length++] = kind;
     if (this.keys) this.keys.push(key!);
+    this.keyHashes = undefined;
   }
 
   /** Appends every operation of `other` (same schema), column to column. */

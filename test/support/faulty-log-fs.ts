@@ -16,6 +16,17 @@ export function errnoError(code: string, op: string, file: string): NodeJS.Errno
   return e;
 }
 
+/** The first `n` bytes of the buffers, as buffers. */
+function prefix(bufs: Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const b of bufs) {
+    if (n <= 0) break;
+    out.push(b.subarray(0, Math.min(n, b.length)));
+    n -= b.length;
+  }
+  return out;
+}
+
 export class FaultyLogFs implements LogFs {
   ops = 0;
   injected: Record<string, number> = {};
@@ -48,6 +59,16 @@ export class FaultyLogFs implements LogFs {
           outer.raise(f, 'write', file);
         }
         return inner.write(buf, offset, length, position);
+      },
+      async writev(bufs, position) {
+        const f = outer.decide('write', file);
+        const total = bufs.reduce((s, b) => s + b.length, 0);
+        if (typeof f === 'object') return inner.writev(prefix(bufs, Math.min(total, f.short)), position);
+        if (f !== 'ok') {
+          if (total > 1) await inner.writev(prefix(bufs, Math.floor(total / 2)), position);
+          outer.raise(f, 'write', file);
+        }
+        return inner.writev(bufs, position);
       },
       async datasync() {
         outer.raise(outer.decide('datasync', file), 'fdatasync', file);
