@@ -7,6 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeRequestIn } from '../lib/engine/worker-jobs.ts';
 import { ParquetWorkerPool } from '../lib/parquet/worker-pool.ts';
+import { hash64 } from '../lib/schema/key-hash.ts';
 import { buildSchema } from '../lib/schema/table-schema.ts';
 import { decodeToParts, operationsFromParts } from '../lib/txn/decode-job.ts';
 import { OpBatch, type Operations } from '../lib/txn/op-batch.ts';
@@ -72,7 +73,7 @@ const rows = Array.from({ length: 3000 }, (_, i) => ({
 const plain = (ops: Operations) => (ops instanceof OpBatch ? ops.ops() : ops);
 
 describe('decoding on a worker', () => {
-  it('rebuilds the operations decoding here gives: every type, nulls, deletes, keyless tables', async () => {
+  it('rebuilds the operations decoding here gives: every type, nulls, deletes, keyless tables, key hashes', async () => {
     for (const [schema, bytes] of [
       [keyed, body(rows)],
       [scalar, body(rows.map((r) => ({ ...r, row: { ...r.row, dec: undefined, li: undefined } })))],
@@ -101,12 +102,32 @@ describe('decoding on a worker', () => {
       expect(there instanceof OpBatch).toBe(here instanceof OpBatch);
       expect(plain(there!)).toEqual(plain(here));
       if (!(here instanceof OpBatch)) continue;
+      // The worker hashed each key as the table's thread would; a keyless batch has no hashes.
+      const hashes = (there as OpBatch).keyHashes;
+      if (here.keys) {
+        expect(hashes).toBeDefined();
+        here.keys.forEach((k, i) => {
+          expect([hashes!.hi[i], hashes!.lo[i]]).toEqual(hash64(k));
+        });
+      } else expect(hashes).toBeUndefined();
       // The rebuilt batch takes further operations (a streamed transaction appends batches).
       const grown = there as OpBatch;
       grown.append(here as OpBatch);
       expect(grown.length).toBe(2 * (here as OpBatch).length);
+      expect(grown.keyHashes).toBeUndefined(); // its hashes no longer cover every operation
       expect(grown.op(grown.length - 1)).toEqual((here as OpBatch).op((here as OpBatch).length - 1));
     }
+  });
+
+  it('reads a body in shared memory in place, as the local server keeps large ones', async () => {
+    const bytes = body(
+      rows.slice(0, 400).map((r) => ({ ...r, row: { ...r.row, dec: undefined, li: undefined } })),
+    );
+    const shared = new Uint8Array(new SharedArrayBuffer(bytes.length));
+    shared.set(bytes);
+    const there = await decodeRequestIn(pool, scalar, shared, 100_000);
+    expect(plain(there!)).toEqual(plain(decodeRequest(scalar, bytes, 100_000)));
+    expect(shared).toEqual(new Uint8Array(bytes)); // still there for the log
   });
 
   it('refuses what decoding here refuses (the caller then decodes it, for the error)', async () => {
