@@ -30,9 +30,12 @@ export function civilFromDays(z: number): [number, number, number] {
   return [m <= 2 ? y + 1 : y, m, d];
 }
 
+/** Days per month of a common year, 1-based (index 0 unused). */
+const MONTH_DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 function daysInMonth(y: number, m: number): number {
   if (m === 2) return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
-  return [4, 6, 9, 11].includes(m) ? 30 : 31;
+  return MONTH_DAYS[m];
 }
 
 const DATE_RE = /^([+-]?\d{4,6})-(\d{2})-(\d{2})$/;
@@ -190,11 +193,12 @@ export function fastTimestampMicros(b: Uint8Array, start: number, end: number, w
   if (i < end && b[i] === 46) {
     i++;
     let digits = 0;
-    while (i < end && byteDigit(b, i) >= 0) {
-      if (digits < 6) frac = frac * 10 + byteDigit(b, i);
-      else if (byteDigit(b, i) !== 0) return Number.NaN;
+    for (; i < end; i++) {
+      const digit = byteDigit(b, i);
+      if (digit < 0) break;
+      if (digits < 6) frac = frac * 10 + digit;
+      else if (digit !== 0) return Number.NaN;
       digits++;
-      i++;
     }
     if (digits === 0 || digits > 9) return Number.NaN;
     for (let k = digits; k < 6; k++) frac *= 10;

@@ -35,6 +35,7 @@ export class JsonCursor {
   skipSpace(): void {
     const b = this.b;
     let p = this.p;
+    if (b[p] > 0x20) return; // the usual case: compact JSON
     // Past the end b[p] is undefined, which is no space: no bounds check in the hot loop.
     for (;;) {
       const c = b[p];
@@ -46,12 +47,19 @@ export class JsonCursor {
 
   /** The next byte after whitespace (not consumed). */
   peek(): number {
+    const c = this.b[this.p];
+    if (c > 0x20) return c;
     this.skipSpace();
     return this.b[this.p];
   }
 
   /** The next byte after whitespace (consumed). */
   next(): number {
+    const c = this.b[this.p];
+    if (c > 0x20) {
+      this.p++;
+      return c;
+    }
     this.skipSpace();
     return this.b[this.p++];
   }
