@@ -217,9 +217,11 @@ async function appendScenario(): Promise<void> {
   const probe = startProbe(s.svc.url);
   const serviceCpu0 = processCpuSeconds(s.svc.child.pid);
   const clientCpu0 = process.cpuUsage();
+  // The rate's two parts: the writes, and the flush of what is still in memory after them.
+  let flushSecs = 0;
   const secs = await timed(async () => {
     await drive(`${s.svc.url}/tables/append/rows`, list);
-    await post(`${s.svc.url}/tables/append/flush`, '');
+    flushSecs = await timed(() => post(`${s.svc.url}/tables/append/flush`, '').then(() => undefined));
   });
   // Where the two cores went: the service (all its threads) and this client sending the requests.
   const serviceCpu = processCpuSeconds(s.svc.child.pid) - serviceCpu0;
@@ -248,6 +250,10 @@ async function appendScenario(): Promise<void> {
     vsDuckdb: +(ours / duck).toFixed(3),
     serviceCores: +(serviceCpu / secs).toFixed(2),
     clientCores: +(clientCpu / secs).toFixed(2),
+    // Service CPU per row in µs, all threads: steadier across runs than the rate (which moves
+    // with how the two cores are shared).
+    serviceCpuUsPerRow: +((serviceCpu / n) * 1e6).toFixed(2),
+    finalFlushSec: +flushSecs.toFixed(2),
     filesAtCommit: settle.filesBefore,
     filesCompacted: settle.filesAfter,
     compactedAfterSec: settle.seconds,
