@@ -4,24 +4,13 @@
  * share a 64-bit hash is about 3·10^-6 (n²/2^65); see README "Index" for what that would mean.
  */
 
-function mix(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
+import { block, finish } from './murmur3.ts';
 
-/** Murmur3's 32-bit finalizer (after mixing in `len`): every input bit moves every output bit. */
+const mix = block;
+
+/** Murmur3's 32-bit finalizer (after mixing in `len`), unsigned: every input bit moves every output bit. */
 export function fmix(h: number, len: number): number {
-  h ^= len;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return finish(h, len) >>> 0;
 }
 
 /**

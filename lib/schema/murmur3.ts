@@ -9,15 +9,15 @@ function mix(k: number): number {
   return Math.imul(k, 0x1b873593);
 }
 
-/** The hash state after one 4-byte block. */
-function block(h: number, k: number): number {
+/** The hash state after one 4-byte block (also key-hash.ts's mixing step). */
+export function block(h: number, k: number): number {
   h ^= mix(k);
   h = (h << 13) | (h >>> 19);
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
 
-/** The final mix of the state after `n` bytes. */
-function finish(h: number, n: number): number {
+/** The final mix of the state after `n` bytes (signed). */
+export function finish(h: number, n: number): number {
   h ^= n;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
