@@ -42,6 +42,25 @@ export class KeyHasher {
   }
 }
 
+/** The hashes of a batch's keys, by operation. */
+export interface KeyHashes {
+  hi: Uint32Array;
+  lo: Uint32Array;
+}
+
+/** Every key's hash (a decoder worker's, so the table's thread need not hash). */
+export function hashKeys(keys: readonly string[]): KeyHashes {
+  const h = new KeyHasher();
+  const hi = new Uint32Array(keys.length);
+  const lo = new Uint32Array(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    h.hash(keys[i]);
+    hi[i] = h.hi;
+    lo[i] = h.lo;
+  }
+  return { hi, lo };
+}
+
 /** The hash as a pair (allocates; for tests and cold paths). */
 export function hash64(key: string): [number, number] {
   const h = new KeyHasher().hash(key);

@@ -6,7 +6,7 @@
  * request gets without a worker.
  */
 import { type ColumnImage, columnFromImage, imageBuffers } from '../columns/column-buffer.ts';
-import { KeyHasher } from '../schema/key-hash.ts';
+import { hashKeys, type KeyHashes } from '../schema/key-hash.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
 import { type DecodedOp, OpBatch, type Operations } from './op-batch.ts';
 import { decodeRequest } from './transaction.ts';
@@ -26,7 +26,7 @@ export type DecodedParts =
       kinds: Uint8Array;
       keys: string[] | undefined;
       /** The keys' hashes, made here so the table's thread does not. */
-      keyHashes: { hi: Uint32Array; lo: Uint32Array } | undefined;
+      keyHashes: KeyHashes | undefined;
       images: ColumnImage[];
     }
   | { kind: 'ops'; ops: DecodedOp[] }
@@ -59,22 +59,9 @@ export function decodeToParts(job: DecodeJob): DecodedParts {
     length: ops.length,
     kinds: ops.kinds.slice(0, ops.length),
     keys: ops.keys,
-    keyHashes: ops.keys && hashesOf(ops.keys),
+    keyHashes: ops.keys && hashKeys(ops.keys),
     images: ops.columns.map((c) => c.image()),
   };
-}
-
-const hasher = new KeyHasher();
-
-function hashesOf(keys: string[]): { hi: Uint32Array; lo: Uint32Array } {
-  const hi = new Uint32Array(keys.length);
-  const lo = new Uint32Array(keys.length);
-  for (let i = 0; i < keys.length; i++) {
-    hasher.hash(keys[i]);
-    hi[i] = hasher.hi;
-    lo[i] = hasher.lo;
-  }
-  return { hi, lo };
 }
 
 /** The operations parts stand for, in `schema` (the one the job was decoded in); undefined if refused. */

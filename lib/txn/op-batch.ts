@@ -7,6 +7,7 @@
  */
 
 import { type ColumnBuffer, columnBufferFor } from '../columns/column-buffer.ts';
+import type { KeyHashes } from '../schema/key-hash.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
 import type { Value } from '../schema/values.ts';
 
@@ -38,7 +39,7 @@ export class OpBatch {
    * Each key's hash (schema/key-hash.ts), when whoever decoded the batch made them (a worker,
    * so the table's thread does not). Undefined once operations are added.
    */
-  keyHashes: { hi: Uint32Array; lo: Uint32Array } | undefined;
+  keyHashes: KeyHashes | undefined;
 
   constructor(readonly schema: TableSchema) {
     this.columns = schema.fields.map((f) => columnBufferFor(f.type));
@@ -52,7 +53,7 @@ export class OpBatch {
     kinds: Uint8Array,
     keys: string[] | undefined,
     columns: ColumnBuffer[],
-    keyHashes?: { hi: Uint32Array; lo: Uint32Array },
+    keyHashes?: KeyHashes,
   ): OpBatch {
     const batch = new OpBatch(schema);
     batch.kinds = kinds.length > 0 ? kinds : new Uint8Array(64);
