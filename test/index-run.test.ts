@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileIndex } from '../lib/engine/file-index.ts';
 import { indexRunFor } from '../lib/engine/flusher.ts';
-import { sortByHash } from '../lib/engine/hash-sort.ts';
+import { sortByHash, sortEntries } from '../lib/engine/hash-sort.ts';
 import { IndexRun } from '../lib/engine/index-run.ts';
 import { hash64 } from '../lib/schema/key-hash.ts';
 
@@ -33,7 +33,8 @@ describe('index runs', () => {
     const his = new Uint32Array(n);
     const los = new Uint32Array(n);
     for (let i = 0; i < n; i++) {
-      // Few distinct high words, so most entries tie on hi; some whole hashes repeat.
+      // Few distinct high words, so most entries tie on hi; some whole hashes repeat. Skewed
+      // like this, the sort takes its general (LSD) path.
       his[i] = (Math.imul(i % 97, 2654435761) >>> 0) % 5000;
       los[i] = Math.imul(i % 7919, 40503) >>> 0;
     }
@@ -42,6 +43,32 @@ describe('index runs', () => {
       (a, b) => his[a] - his[b] || los[a] - los[b] || a - b,
     );
     expect([...order]).toEqual(expected);
+  });
+
+  it('sorts uniform hashes of any count like a reference sort (the MSD path), ties stable', () => {
+    let x = 0x2545f491;
+    const next = (): number => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return x >>> 0;
+    };
+    for (const n of [0, 1, 2, 33, 1_000, 70_000, 150_000]) {
+      const his = new Uint32Array(n);
+      const los = new Uint32Array(n);
+      for (let i = 0; i < n; i++) {
+        // Every 50th entry repeats an earlier hash: equal hashes keep their input order.
+        const j = i % 50 === 49 ? Math.floor(i / 2) : -1;
+        his[i] = j >= 0 ? his[j] : next();
+        los[i] = j >= 0 ? los[j] : next();
+      }
+      const { order, hashes } = sortEntries(his, los);
+      const expected = Array.from({ length: n }, (_, i) => i).sort(
+        (a, b) => his[a] - his[b] || los[a] - los[b] || a - b,
+      );
+      expect([...order]).toEqual(expected);
+      expect([...hashes]).toEqual(expected.flatMap((i) => [his[i], los[i]]));
+    }
   });
 
   it('keeps Bloom false positives near 1 % and reads runs written with the version-1 layout', () => {

@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { appendFileSync } from 'node:fs';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -67,6 +68,8 @@ export async function startServiceProcess(
   });
   let out = '';
   child.stdout?.on('data', (d) => {
+    // SERVICE_OUT=FILE keeps all the service's stdout (e.g. with SERVICE_NODE_ARGS=--trace-gc).
+    if (process.env.SERVICE_OUT) appendFileSync(process.env.SERVICE_OUT, d);
     out += d;
     if (out.length > 200_000) out = out.slice(-100_000);
   });
