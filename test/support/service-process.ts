@@ -3,9 +3,9 @@
  * SIGKILLed) on a free port.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { appendFileSync } from 'node:fs';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
