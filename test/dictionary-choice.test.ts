@@ -1,7 +1,12 @@
 /**
  * Data files keep dictionary encoding for columns that repeat values and drop it for mostly
- * distinct ones; tail files use none. Checked in the Parquet metadata of files the worker writes.
+ * distinct ones; tail files use none, and no Parquet statistics either. Checked in the Parquet
+ * metadata of files the worker writes (the statistics with DuckDB's parquet_metadata).
  */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
 import * as arrow from 'apache-arrow';
 import * as pw from 'parquet-wasm/node';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -63,6 +68,23 @@ async function encodings(bytes: Uint8Array): Promise<Map<string, string[]>> {
   return out;
 }
 
+/** Column chunks of the file that carry a min/max (DuckDB reads the footer). */
+async function chunksWithStats(bytes: Uint8Array): Promise<number> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlstats-'));
+  try {
+    const file = path.join(dir, 'f.parquet');
+    await fs.writeFile(file, bytes);
+    const duck = await (await DuckDBInstance.create(':memory:')).connect();
+    const rows = await duck.runAndReadAll(
+      `SELECT count(*)::INTEGER FROM parquet_metadata('${file}') WHERE stats_min IS NOT NULL OR stats_min_value IS NOT NULL`,
+    );
+    duck.closeSync();
+    return rows.getRows()[0][0] as number;
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
 const hasDictionary = (e: string[] | undefined) => (e ?? []).some((x) => x.includes('DICTIONARY'));
 
 describe('dictionary encoding choice', () => {
@@ -108,6 +130,8 @@ describe('dictionary encoding choice', () => {
       for (const name of ['id', 'name', 'score', 'blob'])
         expect(hasDictionary(enc.get(name)), name).toBe(false);
       for (const name of ['status', 'day']) expect(hasDictionary(enc.get(name)), name).toBe(withStats);
+      // A data file's chunks all have min/max (engines prune row groups by them); a tail file's none.
+      expect(await chunksWithStats(bytes)).toBe(withStats ? schema.fields.length : 0);
       // The values are all there either way.
       const table = tableFromIpc(await pool.decode(bytes));
       expect(readColumn(schema.fields[1].type, table, 1).slice(0, 4)).toEqual([

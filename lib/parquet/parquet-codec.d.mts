@@ -4,6 +4,8 @@ export interface EncodeOptions {
   keyValue?: Record<string, string>;
   /** false: no dictionary encoding in any column (parquet-wasm's default is on). */
   dictionary?: boolean;
+  /** false: no Parquet statistics (min/max per page and column chunk). */
+  statistics?: boolean;
   /** Top-level columns written without a dictionary (their values are mostly distinct). */
   plainColumns?: string[];
 }

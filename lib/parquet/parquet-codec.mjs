@@ -16,6 +16,8 @@ function writerProperties(options) {
     .setCreatedBy('moonlink-serverless')
     .setMaxRowGroupSize(options.rowGroupSize ?? 122880);
   if (options.dictionary === false) builder = builder.setDictionaryEnabled(false);
+  // No min/max per page and column chunk (what an engine prunes row groups with).
+  if (options.statistics === false) builder = builder.setStatisticsEnabled(pw.EnabledStatistics.None);
   for (const column of options.plainColumns ?? [])
     builder = builder.setColumnDictionaryEnabled(column, false);
   if (options.keyValue && Object.keys(options.keyValue).length > 0) {
