@@ -73,19 +73,29 @@ export function importIdOf(key: string): string | undefined {
   return ID.test(id) ? id : undefined;
 }
 
-/** The newest whole version of the record (a torn newest one is passed over). */
+/**
+ * The newest whole version of the record. A newest version that cannot be read is passed over:
+ * torn (a write cut off by a crash, on a store whose writes are not atomic), deleted meanwhile,
+ * or unreadable after the store's retries (s3rver, killed with the writer mid-write, answers
+ * such an object with an error). Such a write was almost always never acknowledged; at worst
+ * the record read is one step behind, which a resumed import tolerates (it finds a commit from
+ * the table's idempotency record, import-runner.ts). When no version reads, the first such
+ * error is thrown.
+ */
 export async function readImport(store: ObjectStore, id: string): Promise<ImportRecord | undefined> {
   if (!ID.test(id)) return undefined;
   const keys: string[] = [];
   for await (const o of store.list(`${IMPORTS_PREFIX}${id}/`)) keys.push(o.key);
   keys.sort().reverse();
+  let failure: unknown;
   for (const key of keys) {
     try {
       return JSON.parse(new TextDecoder().decode(await store.get(key))) as ImportRecord;
     } catch (e) {
-      if (!(e instanceof NotFoundError) && !(e instanceof SyntaxError)) throw e;
+      if (!(e instanceof NotFoundError) && !(e instanceof SyntaxError)) failure ??= e;
     }
   }
+  if (failure !== undefined) throw failure;
   return undefined;
 }
 
