@@ -89,7 +89,33 @@ function sortUniform(his: Uint32Array, los: Uint32Array): SortedEntries | undefi
       order[at] = orderA[i];
     }
   }
-  let budget = MOVES_PER_ENTRY * n;
+  if (!insertionFinish(hi, lo, order, MOVES_PER_ENTRY * n)) return undefined;
+  return { order, hashes: interleave(hi, lo) };
+}
+
+/** The LSD sort: two stable counting passes on the 16-bit digits of `hi`, then ties by `lo`. */
+function sortAny(his: Uint32Array, los: Uint32Array): SortedEntries {
+  const n = his.length;
+  const counts = new Uint32Array(65537);
+  const hiA = new Uint32Array(n);
+  const loA = new Uint32Array(n);
+  const orderA = new Uint32Array(n);
+  radixPass(his, los, iota(n), hiA, loA, orderA, 0, counts);
+  const hi = new Uint32Array(n);
+  const lo = new Uint32Array(n);
+  const order = new Uint32Array(n);
+  radixPass(hiA, loA, orderA, hi, lo, order, 16, counts);
+  // hi is sorted now; ties by lo (groups are almost always of one or two).
+  insertionFinish(hi, lo, order, Number.POSITIVE_INFINITY);
+  return { order, hashes: interleave(hi, lo) };
+}
+
+/**
+ * Stable insertion sort of (hi, lo) pairs, carrying `order`, on input that is almost sorted.
+ * Gives up (false, arrays partly sorted) once it has moved more than `budget` entries.
+ */
+function insertionFinish(hi: Uint32Array, lo: Uint32Array, order: Uint32Array, budget: number): boolean {
+  const n = hi.length;
   for (let i = 1; i < n; i++) {
     const h = hi[i];
     const l = lo[i];
@@ -106,38 +132,9 @@ function sortUniform(his: Uint32Array, los: Uint32Array): SortedEntries | undefi
     lo[j + 1] = l;
     order[j + 1] = o;
     budget -= i - j;
-    if (budget < 0) return undefined;
+    if (budget < 0) return false;
   }
-  return { order, hashes: interleave(hi, lo) };
-}
-
-/** The LSD sort: two stable counting passes on the 16-bit digits of `hi`, then ties by `lo`. */
-function sortAny(his: Uint32Array, los: Uint32Array): SortedEntries {
-  const n = his.length;
-  const counts = new Uint32Array(65537);
-  const hiA = new Uint32Array(n);
-  const loA = new Uint32Array(n);
-  const orderA = new Uint32Array(n);
-  radixPass(his, los, iota(n), hiA, loA, orderA, 0, counts);
-  const hi = new Uint32Array(n);
-  const lo = new Uint32Array(n);
-  const order = new Uint32Array(n);
-  radixPass(hiA, loA, orderA, hi, lo, order, 16, counts);
-  // Equal hi: insertion sort by lo (stable; groups are almost always of one or two).
-  for (let i = 1; i < n; i++) {
-    if (hi[i] !== hi[i - 1] || lo[i] >= lo[i - 1]) continue;
-    const l = lo[i];
-    const o = order[i];
-    let j = i - 1;
-    while (j >= 0 && hi[j] === hi[i] && lo[j] > l) {
-      lo[j + 1] = lo[j];
-      order[j + 1] = order[j];
-      j--;
-    }
-    lo[j + 1] = l;
-    order[j + 1] = o;
-  }
-  return { order, hashes: interleave(hi, lo) };
+  return true;
 }
 
 /** [hi, lo] pairs in one array. */
