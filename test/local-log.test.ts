@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,6 +20,30 @@ const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
 describe('LocalLog', () => {
+  it.skipIf(process.platform !== 'linux')(
+    'writes its segments through a descriptor opened O_DSYNC (each write durable when it returns, no fdatasync after it)',
+    async () => {
+      const dir = await tmp();
+      const log = new LocalLog(dir);
+      await log.append('t', enc('one'));
+      // The open descriptors of this process that point at the table's segment.
+      const segDir = await fs.realpath(path.join(dir, 't'));
+      const flags: number[] = [];
+      for (const fd of await fs.readdir('/proc/self/fd')) {
+        const target = await fs.readlink(`/proc/self/fd/${fd}`).catch(() => '');
+        if (!target.startsWith(`${segDir}/`) || !target.endsWith('.seg')) continue;
+        const info = await fs.readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
+        flags.push(Number.parseInt(/flags:\s+([0-7]+)/.exec(info)?.[1] ?? '0', 8));
+      }
+      expect(flags.length).toBe(1);
+      expect(flags[0] & constants.O_DSYNC).toBe(constants.O_DSYNC);
+      await log.close();
+      const again = new LocalLog(dir);
+      expect(await again.lastLsn('t')).toBe(1n);
+      await again.close();
+    },
+  );
+
   it('startAfter: a new or behind log hands out LSNs after the given one, also after reopen; a seal refuses appends', async () => {
     const dir = await tmp();
     const log = new LocalLog(dir);

@@ -1,7 +1,7 @@
 /**
  * The embedded durable log: per table, append-only segment files on local disk (framing in
- * log-segment.ts). Appends are group-committed: one write and one fdatasync for every append
- * waiting at that moment, acknowledged only after both completed in full.
+ * log-segment.ts). Appends are group-committed: one synchronous write (O_DSYNC, log-fs.ts) for
+ * every append waiting at that moment, acknowledged only after it completed in full.
  *
  * What a disk can do to it, and what happens:
  * - A short write is continued until every byte is written; a write or sync that fails

@@ -8,6 +8,13 @@ import { fsyncDir } from '../util/fs-atomic.ts';
 import { StorageIoError } from '../util/io-errors.ts';
 
 export interface LogFile {
+  /**
+   * Each write returns only once its bytes are on stable storage (the file is open with
+   * O_DSYNC), so no {@link datasync} is needed after it. Group commit then waits for one I/O
+   * round trip instead of two: under load each costs a turn of a busy event loop, and the
+   * second added ~8 ms to the log's part of a single-row write's p99 (README, *Durability*).
+   */
+  readonly writesDurable: boolean;
   /** Writes at `position`; resolves with how many bytes were written (may be fewer than asked). */
   write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   /** Writes the buffers one after another at `position`; resolves with how many bytes were written. */
@@ -31,6 +38,7 @@ export interface LogFs {
 }
 
 class NodeLogFile implements LogFile {
+  readonly writesDurable = true;
   constructor(private readonly fh: fs.FileHandle) {}
   async write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     return (await this.fh.write(buf, offset, length, position)).bytesWritten;
@@ -54,7 +62,9 @@ class NodeLogFile implements LogFile {
 
 export const nodeLogFs: LogFs = {
   // Not O_APPEND: writes go to explicit positions, so a failed write can be overwritten in place.
-  open: async (file) => new NodeLogFile(await fs.open(file, constants.O_RDWR | constants.O_CREAT, 0o644)),
+  // O_DSYNC: a write is durable when it returns (an error, ENOSPC or EIO, fails that write).
+  open: async (file) =>
+    new NodeLogFile(await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_DSYNC, 0o644)),
   readFile: async (file) => new Uint8Array(await fs.readFile(file)),
   readdir: (dir) => fs.readdir(dir),
   mkdir: async (dir) => {

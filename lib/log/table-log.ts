@@ -323,7 +323,7 @@ export class TableLog<D = unknown> {
         const f = await this.handle();
         const parts = batch.flatMap((p) => [p.header, p.entry.payload]);
         await writePartsFully(f, parts, this.activeBytes, this.active.file);
-        await f.datasync();
+        if (!f.writesDurable) await f.datasync();
       } catch (e) {
         const err = classifyIoError(e, this.active.file);
         for (const p of batch) p.reject(err);

@@ -50,6 +50,8 @@ export class FaultyLogFs implements LogFs {
     const inner = await nodeLogFs.open(file);
     const outer = this;
     return {
+      // Every write is followed by a datasync, so a failing fdatasync can be injected too.
+      writesDurable: false,
       async write(buf, offset, length, position) {
         const f = outer.decide('write', file);
         if (typeof f === 'object') return inner.write(buf, offset, Math.min(length, f.short), position);
