@@ -80,14 +80,27 @@ async function service(
     { entry },
   );
   running = svc;
+  await ready(svc.url);
   await quiet(svc.child.pid);
   return { svc, dir };
 }
 
+/** Until `GET /health` answers 200 (its worker threads have loaded their code). */
+async function ready(url: string, maxMs = 60_000): Promise<void> {
+  const until = Date.now() + maxMs;
+  for (;;) {
+    const r = await fetch(`${url}/health`);
+    const body = await r.text();
+    if (r.ok) return;
+    if (Date.now() > until) throw new Error(`service not ready after ${maxMs} ms: ${body}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /**
- * Waits until a freshly started service is done starting: its worker threads load their
- * modules (through tsx, several CPU-seconds on this machine's two cores) after it answers, and
- * a scenario timed meanwhile would share the cores with that instead of measuring ingest.
+ * Waits until a freshly started service is quiet: besides its workers' code (which `ready`
+ * waits for), V8 compiles and collects for a while after start, and a scenario timed meanwhile
+ * would share the cores with that instead of measuring ingest.
  */
 async function quiet(pid: number | undefined, maxMs = 20_000): Promise<void> {
   const until = Date.now() + maxMs;

@@ -72,6 +72,8 @@ export async function startAwsWriter(
     owns: (table) => groupOf(table, config.writerGroups) === config.writerGroup,
   });
   void imports.resume().catch((e) => logger.error('resuming imports failed', { error: e }));
+  // Answering once the worker threads have loaded their code (see embedded-service.ts).
+  await pool.started();
   const api = await startWriterApi(writer, {
     port: listen.port,
     host: listen.host,

@@ -16,6 +16,7 @@ import type { ServiceConfig } from '../config.ts';
 import { writerStatusJson } from '../engine/table-handler.ts';
 import { decodeRequestIn } from '../engine/worker-jobs.ts';
 import { Writer } from '../engine/writer.ts';
+import { workersStarting } from '../engine/writer-health.ts';
 import { LocalLog } from '../log/local-log.ts';
 import { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { SnapshotReader } from '../read/snapshot-reader.ts';
@@ -37,7 +38,11 @@ export interface EmbeddedService {
 }
 
 /** The WriterLink of the embedded service: direct calls into the in-process writer. */
-export function inProcessWriterLink(writer: Writer, imports?: ImportRunner): WriterLink {
+export function inProcessWriterLink(
+  writer: Writer,
+  imports?: ImportRunner,
+  pools: Record<string, ParquetWorkerPool> = {},
+): WriterLink {
   return {
     ...(imports ? { startImport: (table, req) => imports.start(table, req) } : {}),
     requestSnapshot: async (table, minLsn) => {
@@ -74,7 +79,16 @@ export function inProcessWriterLink(writer: Writer, imports?: ImportRunner): Wri
     },
     writeRefusal: (table) => writer.writeRefusal(table),
     recoveryTarget: (table) => writer.recoveryTarget(table),
-    health: () => writer.health(),
+    health: async () => {
+      const h = await writer.health();
+      // Pools besides the writer's own (the request decoder's).
+      const problems = [...h.problems];
+      for (const [name, pool] of Object.entries(pools)) {
+        const p = workersStarting(pool, name);
+        if (p) problems.push(p);
+      }
+      return { ready: h.ready && problems.length === h.problems.length, problems };
+    },
   };
 }
 
@@ -99,11 +113,12 @@ export async function startEmbedded(
     logger,
     maxOpenFiles: config.logMaxOpenFiles,
   });
-  const pool = new ParquetWorkerPool();
+  // Flushes, tail files and compaction: the column encoder is needed by the first flush.
+  const pool = new ParquetWorkerPool(undefined, { eager: ['columns'] });
   pool.warm();
   // Large JSON transactions are decoded on a thread of their own, never queued behind a
   // flush's Parquet encoding (the request thread is the service's busiest).
-  const decoder = new ParquetWorkerPool(1);
+  const decoder = new ParquetWorkerPool(1, { eager: ['decode-request'] });
   decoder.warm();
   const writer = new Writer({
     store,
@@ -130,7 +145,7 @@ export async function startEmbedded(
     catalog,
     store,
     log,
-    writer: inProcessWriterLink(writer, imports),
+    writer: inProcessWriterLink(writer, imports, { 'request-decoder': decoder }),
     limits: config.limits,
     logger,
     pool: () => pool,
@@ -145,6 +160,9 @@ export async function startEmbedded(
   );
   let server: LocalServer;
   try {
+    // Listening once the worker threads have loaded their code (about two seconds through tsx),
+    // so the first writes do not wait for it and `GET /health` is ready as soon as it answers.
+    await Promise.all([pool.started(), decoder.started()]);
     server = await startLocalServer(handler, {
       port: config.port,
       host: config.host,

@@ -2,6 +2,7 @@
 
 import { LogDamagedError } from '../log/durable-log.ts';
 import { type Lsn, ZERO_LSN } from '../lsn.ts';
+import type { ParquetWorkerPool } from '../parquet/worker-pool.ts';
 import { DataFileMissingError } from '../store/object-store.ts';
 import type { TableHandler } from './table-handler.ts';
 
@@ -18,9 +19,32 @@ export interface WriterHealth {
   ready: boolean;
   problems: (
     | TableProblem
-    | { component: string; state: string; error: { code: string; message: string } }
+    | ComponentProblem
     | { table: string; state: 'source_error'; error: { code: string; message: string } }
   )[];
+}
+
+/** A component's problem in `GET /health`. */
+export interface ComponentProblem {
+  component: string;
+  state: string;
+  error: { code: string; message: string };
+}
+
+/**
+ * Worker threads still loading their code: the writer takes writes meanwhile, but the first
+ * ones wait for it, so it is not yet ready.
+ */
+export function workersStarting(
+  pool: ParquetWorkerPool,
+  component = 'workers',
+): ComponentProblem | undefined {
+  if (!pool.starting()) return undefined;
+  return {
+    component,
+    state: 'starting',
+    error: { code: 'starting', message: 'worker threads are still loading their code' },
+  };
 }
 
 /** The error a table problem reports (code and message, plus what names the damage). */

@@ -32,7 +32,13 @@ import type { IdempotencyRecord } from './idempotency.ts';
 import { LogDelivery } from './log-delivery.ts';
 import { MemoryGovernor } from './memory-governor.ts';
 import { TableSchemaChanges } from './table-schema-changes.ts';
-import { type TableProblem, type TableStanding, TableStandings, type WriterHealth } from './writer-health.ts';
+import {
+  type TableProblem,
+  type TableStanding,
+  TableStandings,
+  type WriterHealth,
+  workersStarting,
+} from './writer-health.ts';
 
 export type { TableProblem, TableStanding, WriterHealth } from './writer-health.ts';
 
@@ -250,13 +256,15 @@ export class Writer {
     return this.memory.memoryStatus();
   }
 
-  /** Ready: every owned table open and undamaged, and the log writable. */
+  /** Ready: every owned table open and undamaged, the log writable and the workers' code loaded. */
   async health(): Promise<WriterHealth> {
     const problems = this.standings.healthProblems();
     for (const [table, owned] of this.tables) {
       const problem = owned.feed && 'problem' in owned.feed ? owned.feed.problem?.() : undefined;
       if (problem) problems.push({ table, state: 'source_error', error: problem });
     }
+    const workers = workersStarting(this.deps.pool);
+    if (workers) problems.push(workers);
     const log = (await this.deps.log.health?.()) ?? { writable: true };
     if (!log.writable)
       problems.push({

@@ -4,7 +4,8 @@
 // through tsx) and as the writer's bundle runs it (lib/engine/engine-worker-bundle.ts, compiled in).
 // Messages: { id, op: 'encode', ipc, compression, rowGroupSize, keyValue } | { id, op: 'decode', parquet, columns }
 //         | { id, op: <job name>, long?, ...payload } (a registered job: `run(message)`)
-// Replies:  { id, ok: true, reply } | { id, ok: false, error }, then { held }
+//         | { op: 'ready' } (asked by the pool as the thread starts)
+// Replies:  { id, ok: true, reply } | { id, ok: false, error }, then { held }; { ready: true }
 //           (the thread's heap + external memory after the job, see worker-pool.ts)
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -45,16 +46,29 @@ async function reply(msg) {
   }
 }
 
+/** Job names this thread loads as it starts (see onMessage's 'ready'). */
+let eagerJobs = [];
+
 /**
  * Serves the pool's jobs on this thread: encode and decode, and the registered jobs that
- * `load(name)` resolves to `{ run(message), transfer(result) }`.
+ * `load(name)` resolves to `{ run(message), transfer(result) }`; `eager` names those that
+ * start loading now.
  */
-export function serveParquetJobs(load) {
+export function serveParquetJobs(load, eager = []) {
   loadJob = load;
+  eagerJobs = eager;
+  for (const name of eager) load(name).catch(() => undefined); // reported by the first job that needs it
   parentPort.on('message', onMessage);
 }
 
 async function onMessage(msg) {
+  if (msg.op === 'ready') {
+    // The pool asks as the thread starts: answered once the eager jobs are loaded (or failed to,
+    // which the first job that needs one reports).
+    await Promise.allSettled(eagerJobs.map((name) => loadJob(name)));
+    parentPort.postMessage({ ready: true });
+    return;
+  }
   const long = msg.long === true;
   await reply(msg);
   // After each reply, what the thread still holds ({ held } alone), once a long job's garbage

@@ -22,7 +22,9 @@ function load(name) {
   return p;
 }
 
-for (const [name, m] of Object.entries(modules)) {
-  if (m.eager) load(name).catch(() => undefined); // reported by the first job that needs it
-}
-serveParquetJobs(load);
+serveParquetJobs(
+  load,
+  Object.entries(modules)
+    .filter(([, m]) => m.eager)
+    .map(([name]) => name),
+);

@@ -44,11 +44,14 @@ export function registerWorkerJob(name: string, href: () => string, eager = fals
  * is (the writer's bundle sets it, infra/build-writer.mjs), else the worker beside this module,
  * told which job modules to load.
  */
-function newWorker(): Worker {
+function newWorker(eager?: readonly string[]): Worker {
   const bundled = process.env.MOONLINK_PARQUET_WORKER;
   if (bundled) return new Worker(bundled);
   const modules = Object.fromEntries(
-    [...jobModules].map(([name, m]) => [name, { href: m.href(), eager: m.eager }]),
+    [...jobModules].map(([name, m]) => [
+      name,
+      { href: m.href(), eager: eager ? eager.includes(name) : m.eager },
+    ]),
   );
   return new Worker(new URL('./parquet-worker.mjs', import.meta.url), {
     workerData: { jobModules: modules },
@@ -70,8 +73,18 @@ export class ParquetWorkerPool {
 
   /** Memory each worker said it held after its last job (heap + external, WebAssembly included). */
   private readonly held = new Map<Worker, number>();
+  /** Workers still loading their code (asked as they start, see {@link starting}). */
+  private readonly loading = new Set<Worker>();
+  private loaded: (() => void)[] = [];
 
-  constructor(readonly size = Math.max(1, Math.min(4, os.availableParallelism() - 1 || 1))) {}
+  /**
+   * `eager` names the registered jobs its workers load as they start (by default those
+   * registered eager): a pool that runs one kind of job need not load the others' code.
+   */
+  constructor(
+    readonly size = Math.max(1, Math.min(4, os.availableParallelism() - 1 || 1)),
+    private readonly options: { eager?: readonly string[] } = {},
+  ) {}
 
   /**
    * What the workers hold between jobs, as they last reported it (their WebAssembly memory
@@ -84,34 +97,76 @@ export class ParquetWorkerPool {
   }
 
   private spawn(): Worker {
-    const w = newWorker();
+    const w = newWorker(this.options.eager);
     w.unref();
-    w.on('message', (msg: { id: number; ok: boolean; error?: string; held?: number; reply?: JobReply }) => {
-      if (msg.held !== undefined) {
-        // Sent after each reply: what the worker holds now.
-        this.held.set(w, msg.held);
-        return;
-      }
-      const cur = this.inFlight.get(w);
-      this.inFlight.delete(w);
-      if (cur) {
-        if (msg.ok) cur.pending.resolve(msg.reply ?? {});
-        else cur.pending.reject(new Error(`parquet worker: ${msg.error}`));
-      }
-      // Keep the process alive only while work is in flight.
-      w.unref();
-      this.release(w);
-    });
+    w.on(
+      'message',
+      (msg: { id: number; ok: boolean; error?: string; held?: number; ready?: true; reply?: JobReply }) => {
+        if (msg.held !== undefined) {
+          // Sent after each reply: what the worker holds now.
+          this.held.set(w, msg.held);
+          return;
+        }
+        if (msg.ready) {
+          this.doneLoading(w);
+          return;
+        }
+        const cur = this.inFlight.get(w);
+        this.inFlight.delete(w);
+        if (cur) {
+          if (msg.ok) cur.pending.resolve(msg.reply ?? {});
+          else cur.pending.reject(new Error(`parquet worker: ${msg.error}`));
+        }
+        // Keep the process alive only while work is in flight.
+        w.unref();
+        this.release(w);
+      },
+    );
     w.on('error', (e) => {
       const cur = this.inFlight.get(w);
       this.inFlight.delete(w);
       cur?.pending.reject(e);
       this.workers.splice(this.workers.indexOf(w), 1);
       this.held.delete(w);
+      this.doneLoading(w);
       this.pump();
     });
+    w.on('exit', () => this.doneLoading(w));
     this.workers.push(w);
+    // Asked first, so answered once the job modules it loads as it starts are in: until then the
+    // first jobs would wait for its code (half a second to seconds on a busy machine).
+    this.loading.add(w);
+    w.postMessage({ op: 'ready' });
     return w;
+  }
+
+  private doneLoading(w: Worker): void {
+    if (!this.loading.delete(w) || this.loading.size > 0) return;
+    for (const resolve of this.loaded.splice(0)) resolve();
+  }
+
+  /**
+   * Some worker is still loading its code: jobs sent now would wait for it. A writer is not
+   * ready (`GET /health`) until its warm workers are in.
+   */
+  starting(): boolean {
+    return this.loading.size > 0;
+  }
+
+  /**
+   * Resolves once no worker is loading its code (at once when none is), or after `maxMs`
+   * whatever they do (`starting()` still tells).
+   */
+  started(maxMs = 30_000): Promise<void> {
+    if (this.loading.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, maxMs);
+      timer.unref();
+      this.loaded.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private spawnCompactor(): Worker {
@@ -292,6 +347,8 @@ export class ParquetWorkerPool {
     );
     this.compactor = undefined;
     this.held.clear();
+    this.loading.clear();
+    for (const resolve of this.loaded.splice(0)) resolve();
     this.workers.length = 0;
     this.idle.length = 0;
   }
