@@ -69,7 +69,7 @@ export async function writeSliceToFile(
     compression: job.compression,
     withStats: true,
     // The worker sorts the rows' key hashes into the file's index run.
-    indexRun: slice.rowKeys.length > 0 ? { fileId: job.fileId, ...slice.hashesOf(rows) } : undefined,
+    indexRun: slice.keyed && slice.rowCount > 0 ? { fileId: job.fileId, ...slice.hashesOf(rows) } : undefined,
     layout,
   });
   const { bytes, stats, run, groups } = await encoded;

@@ -1,8 +1,9 @@
 /**
  * The MemSlice's primary-key map: open addressing over the 64-bit key hash (computed once per
- * operation and shared with the file index), checking the key string only on a hash match.
- * Several times faster than a Map keyed by fresh strings, and no per-entry objects. A slot is
- * three adjacent words (row + 1, hash hi, hash lo), so a probe touches one cache line.
+ * operation and shared with the file index). A key is its hash here, as in the file index (see
+ * the README's *Index*): no key strings are kept per row. Several times faster than a Map keyed
+ * by fresh strings, and no per-entry objects. A slot is three adjacent words (row + 1, hash hi,
+ * hash lo), so a probe touches one cache line.
  */
 
 const EMPTY = 0;
@@ -16,10 +17,7 @@ export class KeyTable {
   private live = 0;
   private used = 0;
 
-  constructor(
-    private readonly keyOf: (row: number) => string,
-    capacity = 1024,
-  ) {
+  constructor(capacity = 1024) {
     let cap = 16;
     while (cap < capacity) cap *= 2;
     this.slots = new Int32Array(cap * W);
@@ -30,25 +28,19 @@ export class KeyTable {
     return this.live;
   }
 
-  /** The row holding `key`, or -1. */
-  get(key: string, hi: number, lo: number): number {
+  /** The row holding the key with this hash, or -1. */
+  get(hi: number, lo: number): number {
     const slots = this.slots;
     let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
     for (;;) {
       const s = slots[i * W];
       if (s === EMPTY) return -1;
-      if (
-        s > 0 &&
-        slots[i * W + 1] === (hi | 0) &&
-        slots[i * W + 2] === (lo | 0) &&
-        this.keyOf(s - 1) === key
-      )
-        return s - 1;
+      if (s > 0 && slots[i * W + 1] === (hi | 0) && slots[i * W + 2] === (lo | 0)) return s - 1;
       i = (i + 1) & this.mask;
     }
   }
 
-  /** Adds key → row; the caller guarantees the key is not present. */
+  /** Adds hash → row; the caller guarantees the hash is not present. */
   set(hi: number, lo: number, row: number): void {
     if ((this.used + 1) * 4 > (this.mask + 1) * 3) this.grow();
     const slots = this.slots;
@@ -61,18 +53,13 @@ export class KeyTable {
     this.live++;
   }
 
-  delete(key: string, hi: number, lo: number): boolean {
+  delete(hi: number, lo: number): boolean {
     const slots = this.slots;
     let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
     for (;;) {
       const s = slots[i * W];
       if (s === EMPTY) return false;
-      if (
-        s > 0 &&
-        slots[i * W + 1] === (hi | 0) &&
-        slots[i * W + 2] === (lo | 0) &&
-        this.keyOf(s - 1) === key
-      ) {
+      if (s > 0 && slots[i * W + 1] === (hi | 0) && slots[i * W + 2] === (lo | 0)) {
         slots[i * W] = TOMBSTONE;
         this.live--;
         return true;

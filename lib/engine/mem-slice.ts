@@ -46,11 +46,12 @@ export class MemSlice {
   rowCount = 0;
   liveCount = 0;
   private deleted: Uint8Array;
-  /** Each row's key hash, kept so flushing and deleting never hash again. */
+  /**
+   * Each row's key hash (primary-key tables), kept so flushing and deleting never hash again:
+   * a row's key is its hash, as in the file index (no key strings are kept).
+   */
   private rowHi: Uint32Array;
   private rowLo: Uint32Array;
-  /** Key of each row (primary-key tables), used for the index when the slice is flushed. */
-  readonly rowKeys: string[] = [];
   private readonly keys: KeyTable | undefined;
   readonly segments: TailSegment[] = [];
   /** Rows [0, sealedRows) belong to segments. */
@@ -76,24 +77,30 @@ export class MemSlice {
     this.deleted = new Uint8Array(rows);
     this.rowHi = new Uint32Array(rows);
     this.rowLo = new Uint32Array(rows);
-    this.keys = hasKey ? new KeyTable((row) => this.rowKeys[row], Math.ceil((rows * 4) / 3) + 1) : undefined;
+    this.keys = hasKey ? new KeyTable(Math.ceil((rows * 4) / 3) + 1) : undefined;
+  }
+
+  /** A primary-key table's slice (its rows have key hashes). */
+  get keyed(): boolean {
+    return this.keys !== undefined;
   }
 
   /**
    * Appends a row; returns its row number. The caller has removed any older row with the key.
-   * `hi`/`lo` are the key's hash (schema/key-hash.ts), computed once by the caller.
+   * `hi`/`lo` are the key's hash (schema/key-hash.ts), computed once by the caller (ignored
+   * without a primary key).
    */
-  append(values: Value[], key: string | undefined, hi = 0, lo = 0): number {
+  append(values: Value[], hi = 0, lo = 0): number {
     for (let c = 0; c < this.columns.length; c++) this.columns[c].push(values[c]);
-    return this.appended(key, hi, lo);
+    return this.appended(hi, lo);
   }
 
   /**
    * A row whose values follow in {@link appendColumns}: its key is in the slice at once (a
    * later operation of the same batch finds and deletes it), its values come with its run's.
    */
-  appendKeyOnly(key: string | undefined, hi = 0, lo = 0): number {
-    return this.appended(key, hi, lo);
+  appendKeyOnly(hi = 0, lo = 0): number {
+    return this.appended(hi, lo);
   }
 
   /** The values of operations [from, to) of a batch, for rows given by {@link appendKeyOnly}. */
@@ -103,7 +110,7 @@ export class MemSlice {
   }
 
   /** Bookkeeping for the row just pushed to the columns. */
-  private appended(key: string | undefined, hi: number, lo: number): number {
+  private appended(hi: number, lo: number): number {
     const row = this.rowCount;
     if (row === this.deleted.length) {
       const next = new Uint8Array(this.deleted.length * 2);
@@ -118,29 +125,39 @@ export class MemSlice {
         this.rowLo = l;
       }
     }
-    if (key !== undefined) {
-      this.rowKeys.push(key);
+    if (this.keys) {
       this.rowHi[row] = hi;
       this.rowLo[row] = lo;
-      this.keys!.set(hi, lo, row);
-      this.fixedBytes += key.length * 2 + 40;
+      this.keys.set(hi, lo, row);
+      // The hash words and the key table's slot (12 bytes at three-quarters load).
+      this.fixedBytes += 24;
     }
     this.rowCount++;
     this.liveCount++;
     return row;
   }
 
-  /** The live row with this key (hash given), or undefined. */
-  lookup(key: string, hi: number, lo: number): number | undefined {
+  /** The live row with the key of this hash, or undefined. */
+  lookup(hi: number, lo: number): number | undefined {
     if (!this.keys) return undefined;
-    const r = this.keys.get(key, hi, lo);
+    const r = this.keys.get(hi, lo);
     return r < 0 ? undefined : r;
   }
 
   /** Same, hashing the key here (cold paths). */
   lookupKey(key: string): number | undefined {
     const h = hasher.hash(key);
-    return this.lookup(key, h.hi, h.lo);
+    return this.lookup(h.hi, h.lo);
+  }
+
+  /** A row's key hash, high word (primary-key tables). */
+  hiOf(row: number): number {
+    return this.rowHi[row];
+  }
+
+  /** A row's key hash, low word (primary-key tables). */
+  loOf(row: number): number {
+    return this.rowLo[row];
   }
 
   isDeleted(row: number): boolean {
@@ -151,7 +168,7 @@ export class MemSlice {
     if (this.deleted[row] === 1) return;
     this.deleted[row] = 1;
     this.liveCount--;
-    if (this.keys) this.keys.delete(this.rowKeys[row], this.rowHi[row], this.rowLo[row]);
+    if (this.keys) this.keys.delete(this.rowHi[row], this.rowLo[row]);
     if (row < this.sealedRows) {
       const seg = this.segmentOf(row);
       seg.deletedCount++;
@@ -220,7 +237,7 @@ export class MemSlice {
     return s;
   }
 
-  /** Drops the column data once the rows are in a file (keys and deleted flags stay). */
+  /** Drops the column data once the rows are in a file (key hashes and deleted flags stay). */
   releaseColumns(): void {
     this.columns = [];
   }

@@ -115,8 +115,7 @@ export class StreamedTransactions {
     const live = s.active.liveRows();
     for (let i = 0; i < live.length; i++) {
       const row = live[i];
-      const key = state.hasKey ? s.active.rowKeys[row] : undefined;
-      state.applyOp({ op: 'insert', values: s.active.get(row), key }, lsn);
+      state.insertHashed(s.active.get(row), s.active.hiOf(row), s.active.loOf(row), lsn);
     }
   }
 

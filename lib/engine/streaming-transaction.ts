@@ -57,14 +57,7 @@ export class StreamingTransaction {
     const map = rowMapper(this.schema, schema);
     this.schema = schema;
     this.active = new MemSlice(schema.fields, this.hasKey);
-    for (const row of old.liveRows()) {
-      const key = this.hasKey ? old.rowKeys[row] : undefined;
-      if (key === undefined) this.active.append(map(old.get(row)), undefined);
-      else {
-        const h = this.hasher.hash(key);
-        this.active.append(map(old.get(row)), key, h.hi, h.lo);
-      }
-    }
+    for (const row of old.liveRows()) this.active.append(map(old.get(row)), old.hiOf(row), old.loOf(row));
   }
 
   apply(op: DecodedOp): void {
@@ -74,10 +67,10 @@ export class StreamingTransaction {
       this.deletedTableKeys.add(op.key);
     }
     if (op.op !== 'delete') {
-      if (op.key === undefined) this.active.append(op.values, undefined);
+      if (op.key === undefined) this.active.append(op.values);
       else {
         const h = this.hasher.hash(op.key);
-        this.active.append(op.values, op.key, h.hi, h.lo);
+        this.active.append(op.values, h.hi, h.lo);
       }
     }
   }
@@ -85,14 +78,14 @@ export class StreamingTransaction {
   /** Removes the transaction's own row for a key, wherever it is. */
   private removePrivate(key: string): void {
     const { hi, lo } = this.hasher.hash(key);
-    const row = this.active.lookup(key, hi, lo);
+    const row = this.active.lookup(hi, lo);
     if (row !== undefined) {
       this.active.delete(row, ZERO_LSN);
       return;
     }
     for (let i = this.spilled.length - 1; i >= 0; i--) {
       const s = this.spilled[i].slice;
-      const r = s.lookup(key, hi, lo);
+      const r = s.lookup(hi, lo);
       if (r !== undefined) {
         s.delete(r, ZERO_LSN);
         return;

@@ -14,6 +14,7 @@
 import type { Lsn } from '../lsn.ts';
 import { KeyHasher } from '../schema/key-hash.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
+import type { Value } from '../schema/values.ts';
 import { asFileId, type FileId } from '../store/object-keys.ts';
 import { OP_DELETE, OpBatch, type Operations } from '../txn/op-batch.ts';
 import { type DecodedOp, type RowCodec, rowCodec } from '../txn/transaction.ts';
@@ -148,8 +149,12 @@ export class TableState {
    * and their values copied together.
    */
   private applyBatch(batch: OpBatch, lsn: Lsn): void {
-    const { kinds, keys } = batch;
+    const kinds = batch.kinds;
     const hashes = batch.keyHashes;
+    // Key strings only when the batch has no hashes (a worker's batch sends its keys as one
+    // text, and the list is made only when asked for).
+    const keys = hashes ? undefined : batch.keys;
+    const keyed = this.hasKey;
     const h = this.hasher;
     const bySize = this.o.memSliceMaxBytes >= 1 << 20;
     let i = 0;
@@ -161,9 +166,8 @@ export class TableState {
       const end = Math.min(batch.length, i + Math.max(1, room));
       let runStart = i;
       for (; i < end; i++) {
-        const key = keys?.[i];
-        if (key === undefined) {
-          slice.appendKeyOnly(undefined);
+        if (!keyed) {
+          slice.appendKeyOnly();
           continue;
         }
         let hi: number;
@@ -172,18 +176,18 @@ export class TableState {
           hi = hashes.hi[i];
           lo = hashes.lo[i];
         } else {
-          h.hash(key);
+          h.hash(keys![i]);
           hi = h.hi;
           lo = h.lo;
         }
-        this.deleteHashed(key, hi, lo, lsn);
+        this.deleteHashed(hi, lo, lsn);
         if (kinds[i] === OP_DELETE) {
           // Values of the run so far, then the next run starts after the delete.
           slice.appendColumns(batch, runStart, i);
           runStart = i + 1;
           continue;
         }
-        slice.appendKeyOnly(key, hi, lo);
+        slice.appendKeyOnly(hi, lo);
       }
       slice.appendColumns(batch, runStart, end);
       if (slice.rowCount !== rows) this.maybeFreeze(lsn);
@@ -194,32 +198,42 @@ export class TableState {
   applyOp(op: DecodedOp, lsn: Lsn): void {
     const key = op.key;
     if (key === undefined) {
-      this.active.append(op.values, undefined);
+      this.active.append(op.values);
     } else {
       const h = this.hasher.hash(key);
       const hi = h.hi;
       const lo = h.lo;
-      this.deleteHashed(key, hi, lo, lsn);
+      this.deleteHashed(hi, lo, lsn);
       if (op.op === 'delete') return;
-      this.active.append(op.values, key, hi, lo);
+      this.active.append(op.values, hi, lo);
     }
+    this.maybeFreeze(lsn);
+  }
+
+  /**
+   * An insert of a row whose key hash is known (a streamed transaction's row joining the table:
+   * the hash its key was given when the transaction took it).
+   */
+  insertHashed(values: Value[], hi: number, lo: number, lsn: Lsn): void {
+    if (this.hasKey) this.deleteHashed(hi, lo, lsn);
+    this.active.append(values, hi, lo);
     this.maybeFreeze(lsn);
   }
 
   /** Deletes the live row with this primary key, wherever it is; a missing key is a no-op. */
   deleteKey(key: string, lsn: Lsn): void {
     const h = this.hasher.hash(key);
-    this.deleteHashed(key, h.hi, h.lo, lsn);
+    this.deleteHashed(h.hi, h.lo, lsn);
   }
 
-  private deleteHashed(key: string, hi: number, lo: number, lsn: Lsn): void {
-    const row = this.active.lookup(key, hi, lo);
+  private deleteHashed(hi: number, lo: number, lsn: Lsn): void {
+    const row = this.active.lookup(hi, lo);
     if (row !== undefined) {
       this.active.delete(row, lsn);
       return;
     }
     for (let i = this.frozen.length - 1; i >= 0; i--) {
-      const r = this.frozen[i].lookup(key, hi, lo);
+      const r = this.frozen[i].lookup(hi, lo);
       if (r !== undefined) {
         this.frozen[i].delete(r, lsn);
         return;

@@ -8,7 +8,7 @@
 import { type ColumnImage, columnFromImage, imageBuffers } from '../columns/column-buffer.ts';
 import { hashKeys, type KeyHashes } from '../schema/key-hash.ts';
 import type { TableSchema } from '../schema/table-schema.ts';
-import { type DecodedOp, OpBatch, type Operations } from './op-batch.ts';
+import { type DecodedOp, OpBatch, type Operations, type PackedKeys, packKeys } from './op-batch.ts';
 import { decodeRequest } from './transaction.ts';
 
 export interface DecodeJob {
@@ -24,7 +24,8 @@ export type DecodedParts =
       kind: 'batch';
       length: number;
       kinds: Uint8Array;
-      keys: string[] | undefined;
+      /** One text for all of them (a string per key would be posted one by one). */
+      keys: PackedKeys | undefined;
       /** The keys' hashes, made here so the table's thread does not. */
       keyHashes: KeyHashes | undefined;
       images: ColumnImage[];
@@ -58,7 +59,7 @@ export function decodeToParts(job: DecodeJob): DecodedParts {
     kind: 'batch',
     length: ops.length,
     kinds: ops.kinds.slice(0, ops.length),
-    keys: ops.keys,
+    keys: ops.keys && packKeys(ops.keys),
     keyHashes: ops.keys && hashKeys(ops.keys),
     images: ops.columns.map((c) => c.image()),
   };
@@ -82,10 +83,12 @@ export function operationsFromParts(schema: TableSchema, parts: DecodedParts): O
 export function partsBuffers(parts: DecodedParts): ArrayBuffer[] {
   if (parts.kind !== 'batch') return [];
   const hashes = parts.keyHashes ? [parts.keyHashes.hi.buffer, parts.keyHashes.lo.buffer] : [];
+  const ends = parts.keys ? [parts.keys.ends.buffer] : [];
   return [
     ...new Set([
       parts.kinds.buffer as ArrayBuffer,
       ...(hashes as ArrayBuffer[]),
+      ...(ends as ArrayBuffer[]),
       ...parts.images.flatMap(imageBuffers),
     ]),
   ];

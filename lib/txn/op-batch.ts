@@ -30,8 +30,26 @@ const KINDS: OpKind[] = ['insert', 'upsert', 'delete'];
 export class OpBatch {
   /** Per operation: {@link OP_INSERT}, {@link OP_UPSERT} or {@link OP_DELETE}. */
   kinds: Uint8Array = new Uint8Array(64);
-  /** Primary-key string per operation (tables with a key), as `keyOf` makes it. */
-  readonly keys: string[] | undefined;
+  /**
+   * Primary-key string per operation (tables with a key), as `keyOf` makes it. A batch from a
+   * worker carries them as one text (see {@link fromParts}): the list is made only when
+   * something asks for it (applying the batch uses the key hashes).
+   */
+  get keys(): string[] | undefined {
+    const packed = this.packedKeys;
+    if (packed) {
+      this.packedKeys = undefined;
+      const list = this.keyList!;
+      let start = 0;
+      for (let i = 0; i < packed.ends.length; i++) {
+        list.push(packed.text.slice(start, packed.ends[i]));
+        start = packed.ends[i];
+      }
+    }
+    return this.keyList;
+  }
+  private readonly keyList: string[] | undefined;
+  private packedKeys: PackedKeys | undefined;
   /** Row values per column; a delete's row holds its key columns and nulls. */
   readonly columns: ColumnBuffer[];
   length = 0;
@@ -43,7 +61,7 @@ export class OpBatch {
 
   constructor(readonly schema: TableSchema) {
     this.columns = schema.fields.map((f) => columnBufferFor(f.type));
-    this.keys = schema.primaryKey.length > 0 ? [] : undefined;
+    this.keyList = schema.primaryKey.length > 0 ? [] : undefined;
   }
 
   /** A batch around columns decoded elsewhere (a worker's, see decode-job.ts). */
@@ -51,14 +69,18 @@ export class OpBatch {
     schema: TableSchema,
     length: number,
     kinds: Uint8Array,
-    keys: string[] | undefined,
+    keys: string[] | PackedKeys | undefined,
     columns: ColumnBuffer[],
     keyHashes?: KeyHashes,
   ): OpBatch {
     const batch = new OpBatch(schema);
     batch.kinds = kinds.length > 0 ? kinds : new Uint8Array(64);
     batch.length = length;
-    if (batch.keys && keys) batch.keys.push(...keys);
+    if (batch.keyList && keys) {
+      if (Array.isArray(keys)) batch.keyList.push(...keys);
+      else if (keys.ends.length === length) batch.packedKeys = keys;
+      else throw new Error(`a batch of ${length} operations with ${keys.ends.length} keys`);
+    }
     batch.columns.splice(0, batch.columns.length, ...columns);
     if (batch.keys && keyHashes && keyHashes.hi.length === length && keyHashes.lo.length === length)
       batch.keyHashes = keyHashes;
@@ -85,7 +107,8 @@ export class OpBatch {
       this.kinds = next;
     }
     this.kinds[this.length++] = kind;
-    if (this.keys) this.keys.push(key!);
+    const keys = this.keys;
+    if (keys) keys.push(key!);
     this.keyHashes = undefined;
   }
 
@@ -105,6 +128,26 @@ export class OpBatch {
   ops(): DecodedOp[] {
     return Array.from({ length: this.length }, (_, i) => this.op(i));
   }
+}
+
+/**
+ * A batch's key strings as one text: key i is `text.slice(ends[i - 1] ?? 0, ends[i])`. Posting
+ * one string between threads costs far less than posting a string per operation, and the
+ * receiver keeps no string per row.
+ */
+export interface PackedKeys {
+  text: string;
+  ends: Uint32Array;
+}
+
+export function packKeys(keys: readonly string[]): PackedKeys {
+  const ends = new Uint32Array(keys.length);
+  let n = 0;
+  for (let i = 0; i < keys.length; i++) {
+    n += keys[i].length;
+    ends[i] = n;
+  }
+  return { text: keys.join(''), ends };
 }
 
 /** What a log entry or an apply event carries: operations one by one, or in columns. */
