@@ -82,7 +82,7 @@ export class OpBatch {
       else throw new Error(`a batch of ${length} operations with ${keys.ends.length} keys`);
     }
     batch.columns.splice(0, batch.columns.length, ...columns);
-    if (batch.keys && keyHashes && keyHashes.hi.length === length && keyHashes.lo.length === length)
+    if (batch.keyList && keyHashes && keyHashes.hi.length === length && keyHashes.lo.length === length)
       batch.keyHashes = keyHashes;
     return batch;
   }
